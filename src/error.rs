@@ -1,0 +1,126 @@
+//! The library's error type. Every error on user data says where (file, column, record or
+//! frame) and what was expected, so a user can find the bad byte without a debugger.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where in the user's data something went wrong. Only the parts that are known are shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Location {
+    pub file: PathBuf,
+    pub column: Option<String>,
+    /// Row within the file (0-based).
+    pub row: Option<usize>,
+    /// `key.frame_timestamp_micros` of the frame.
+    pub frame: Option<i64>,
+    /// Record index within a TFRecord file (0-based).
+    pub record: Option<usize>,
+    /// Any other context ("laser TOP", "track 12").
+    pub detail: Option<String>,
+}
+
+impl Location {
+    pub fn file(path: impl AsRef<Path>) -> Self {
+        Location { file: path.as_ref().to_path_buf(), ..Default::default() }
+    }
+    pub fn column(mut self, c: impl Into<String>) -> Self {
+        self.column = Some(c.into());
+        self
+    }
+    pub fn row(mut self, r: usize) -> Self {
+        self.row = Some(r);
+        self
+    }
+    pub fn frame(mut self, ts: i64) -> Self {
+        self.frame = Some(ts);
+        self
+    }
+    pub fn record(mut self, i: usize) -> Self {
+        self.record = Some(i);
+        self
+    }
+    pub fn detail(mut self, d: impl Into<String>) -> Self {
+        self.detail = Some(d.into());
+        self
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(r) = self.record {
+            write!(f, ", record {r}")?;
+        }
+        if let Some(c) = &self.column {
+            write!(f, ", column `{c}`")?;
+        }
+        if let Some(ts) = self.frame {
+            write!(f, ", frame {ts}")?;
+        }
+        if let Some(r) = self.row {
+            write!(f, ", row {r}")?;
+        }
+        if let Some(d) = &self.detail {
+            write!(f, ", {d}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file system refused (missing file, permissions, disk full).
+    #[error("{at}: {source}")]
+    Io {
+        at: Location,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The parquet layer could not read or write (truncated file, bad footer, corrupt page).
+    #[error("{at}: not readable as parquet: {source}")]
+    Parquet {
+        at: Location,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    #[error("{at}: {source}")]
+    Arrow {
+        at: Location,
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+    /// A required column is absent.
+    #[error("{at}: missing required column (expected {expected})")]
+    MissingColumn { at: Location, expected: String },
+    /// Data is present but not what the format allows.
+    #[error("{at}: expected {expected}, found {found}")]
+    Invalid { at: Location, expected: String, found: String },
+    /// Bytes that do not decode (protobuf, JPEG, PNG, TFRecord framing).
+    #[error("{at}: cannot decode {what}: {reason}")]
+    Decode { at: Location, what: String, reason: String },
+}
+
+impl Error {
+    pub fn invalid(at: Location, expected: impl Into<String>, found: impl Into<String>) -> Self {
+        Error::Invalid { at, expected: expected.into(), found: found.into() }
+    }
+    pub fn decode(at: Location, what: impl Into<String>, reason: impl ToString) -> Self {
+        Error::Decode { at, what: what.into(), reason: reason.to_string() }
+    }
+    pub fn io(at: Location, source: std::io::Error) -> Self {
+        Error::Io { at, source }
+    }
+    /// Where the error happened.
+    pub fn location(&self) -> &Location {
+        match self {
+            Error::Io { at, .. }
+            | Error::Parquet { at, .. }
+            | Error::Arrow { at, .. }
+            | Error::MissingColumn { at, .. }
+            | Error::Invalid { at, .. }
+            | Error::Decode { at, .. } => at,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,2 @@
+//! Reading and writing Waymo data: v2 parquet components, WOMD `Scenario` and v1 `Frame`
+//! TFRecords.

@@ -1,0 +1,12 @@
+//! scenetok: perception and motion prediction on Waymo-format data.
+//!
+//! Layers, each talking only to the one below: [`io`] (Waymo v2 parquet, WOMD and v1
+//! TFRecords) → [`scene`] (the in-memory data model) and [`geom`] (range images, camera
+//! projection, boxes) → models, pipeline, evaluation and visualisation.
+
+pub mod error;
+pub mod geom;
+pub mod io;
+pub mod scene;
+
+pub use error::{Error, Location, Result};

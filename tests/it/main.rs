@@ -1,0 +1,1 @@
+//! The one integration-test crate (one binary links faster than many); each module is one area.

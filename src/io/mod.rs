@@ -1,2 +1,8 @@
 //! Reading and writing Waymo data: v2 parquet components, WOMD `Scenario` and v1 `Frame`
 //! TFRecords.
+
+pub mod fixture;
+pub mod image;
+pub mod inspect;
+mod tfinspect;
+pub mod v2;

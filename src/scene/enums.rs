@@ -57,7 +57,7 @@ macro_rules! waymo_enum {
         }
     };
 }
-pub(crate) use waymo_enum;
+
 
 waymo_enum! {
     /// A LiDAR of the Waymo vehicle. `UNKNOWN = 0` is not a valid key and is rejected.

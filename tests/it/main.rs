@@ -1,1 +1,4 @@
 //! The one integration-test crate (one binary links faster than many); each module is one area.
+
+mod common;
+mod v2_parquet;

@@ -1,0 +1,210 @@
+//! `scenetok inspect`: what a dataset folder, a parquet file or a TFRecord file holds, and
+//! every deviation from the declared schema the reader tolerated.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::v2::normalize::type_name;
+use super::v2::{ComponentFile, Dataset, Deviation, schema::key};
+use crate::error::{Error, Location, Result};
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Inspection {
+    Dataset(DatasetReport),
+    Parquet(FileReport),
+    Tfrecord(TfRecordReport),
+}
+
+#[derive(Debug, Serialize)]
+pub struct DatasetReport {
+    pub root: PathBuf,
+    pub segments: Vec<SegmentReport>,
+    pub unknown_folders: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SegmentReport {
+    pub name: String,
+    pub frames: usize,
+    pub components: Vec<FileReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ColumnReport {
+    pub name: String,
+    /// The type stored in the file.
+    pub stored: String,
+    /// The declared type, or `None` for an extra column.
+    pub declared: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub component: String,
+    pub rows: usize,
+    pub row_groups: usize,
+    pub bytes: u64,
+    pub segments: Vec<String>,
+    /// Distinct frame timestamps (0 for segment-level components).
+    pub frames: usize,
+    pub columns: Vec<ColumnReport>,
+    pub deviations: Vec<Deviation>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TfRecordReport {
+    pub path: PathBuf,
+    pub records: usize,
+    /// "WOMD Scenario", "v1 Frame" or "unknown".
+    pub content: String,
+    /// One line per record.
+    pub summaries: Vec<String>,
+}
+
+/// Inspects a path: a dataset folder, a `.parquet` file, or a TFRecord file.
+pub fn inspect(path: &Path) -> Result<Inspection> {
+    if path.is_dir() {
+        return inspect_dataset(path).map(Inspection::Dataset);
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    if name.ends_with(".parquet") {
+        return inspect_file(&ComponentFile::open_any(path)?).map(Inspection::Parquet);
+    }
+    if name.contains(".tfrecord") || name.ends_with(".binproto") || name.ends_with(".tfr") {
+        return super::tfinspect::inspect_tfrecord(path).map(Inspection::Tfrecord);
+    }
+    if !path.exists() {
+        return Err(Error::io(Location::file(path), std::io::Error::from(std::io::ErrorKind::NotFound)));
+    }
+    Err(Error::invalid(Location::file(path), "a dataset folder, a .parquet file or a .tfrecord file", "another kind of file"))
+}
+
+fn inspect_dataset(root: &Path) -> Result<DatasetReport> {
+    let ds = Dataset::open(root)?;
+    let mut segments = Vec::new();
+    for seg in ds.segments() {
+        let mut components = Vec::new();
+        for (component, info) in ds.components(seg)? {
+            components.push(inspect_file(&ComponentFile::open(&info.path, *component)?)?);
+        }
+        segments.push(SegmentReport { name: seg.to_string(), frames: ds.frame_timestamps(seg)?.len(), components });
+    }
+    Ok(DatasetReport { root: root.to_path_buf(), segments, unknown_folders: ds.unknown_folders.clone() })
+}
+
+fn inspect_file(f: &ComponentFile) -> Result<FileReport> {
+    let component = f.component();
+    let schema = f.file_schema();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| ColumnReport {
+            name: field.name().clone(),
+            stored: type_name(field.data_type()),
+            declared: component.column(field.name()).map(|c| type_name(&c.ty.data_type())),
+        })
+        .collect();
+    // Keys only: a cheap pass that also proves every row group decodes.
+    let mut key_names = vec![key::SEGMENT];
+    if component.is_per_frame() {
+        key_names.push(key::TIMESTAMP);
+    }
+    let wanted = f.specs(Some(&key_names))?;
+    let mut segments = BTreeSet::new();
+    let mut frames = BTreeSet::new();
+    for rg in f.row_groups(&wanted) {
+        let (_, batch) = rg?;
+        use arrow::array::AsArray;
+        let segs = batch.column(0).as_string::<i32>();
+        segments.extend(segs.iter().flatten().map(str::to_string));
+        if batch.num_columns() > 1 {
+            frames.extend(batch.column(1).as_primitive::<arrow::datatypes::Int64Type>().iter().flatten());
+        }
+    }
+    Ok(FileReport {
+        path: f.path().to_path_buf(),
+        component: component.tag().to_string(),
+        rows: f.num_rows(),
+        row_groups: f.num_row_groups(),
+        bytes: std::fs::metadata(f.path()).map(|m| m.len()).unwrap_or(0),
+        segments: segments.into_iter().collect(),
+        frames: frames.len(),
+        columns,
+        deviations: f.deviations(),
+    })
+}
+
+impl Inspection {
+    /// A plain-text table for the terminal.
+    pub fn to_table(&self) -> String {
+        let mut s = String::new();
+        match self {
+            Inspection::Dataset(d) => {
+                s += &format!("v2 dataset {}\n", d.root.display());
+                s += &format!("{} segment(s)\n", d.segments.len());
+                for seg in &d.segments {
+                    s += &format!("\nsegment {}: {} frames\n", seg.name, seg.frames);
+                    s += &format!("  {:<34} {:>8} {:>7} {:>7} {:>11}  deviations\n", "component", "rows", "groups", "frames", "bytes");
+                    for c in &seg.components {
+                        s += &format!(
+                            "  {:<34} {:>8} {:>7} {:>7} {:>11}  {}\n",
+                            c.component,
+                            c.rows,
+                            c.row_groups,
+                            c.frames,
+                            c.bytes,
+                            c.deviations.len()
+                        );
+                    }
+                    for c in &seg.components {
+                        for dev in &c.deviations {
+                            s += &format!("  tolerated in {}: {dev}\n", c.component);
+                        }
+                    }
+                }
+                if !d.unknown_folders.is_empty() {
+                    s += &format!("\nignored folders: {}\n", d.unknown_folders.join(", "));
+                }
+            }
+            Inspection::Parquet(f) => {
+                s += &format!("{} ({} component)\n", f.path.display(), f.component);
+                s += &format!(
+                    "rows {}, row groups {}, bytes {}, frames {}, segments {}\n",
+                    f.rows,
+                    f.row_groups,
+                    f.bytes,
+                    f.frames,
+                    f.segments.join(", ")
+                );
+                s += "schema:\n";
+                for c in &f.columns {
+                    let note = match &c.declared {
+                        None => "  (not declared: ignored)".to_string(),
+                        Some(d) if *d != c.stored => format!("  (declared {d}: converted)"),
+                        Some(_) => String::new(),
+                    };
+                    s += &format!("  {:<90} {}{}\n", c.name, c.stored, note);
+                }
+                if f.deviations.is_empty() {
+                    s += "no deviations from the declared schema\n";
+                } else {
+                    s += "deviations tolerated:\n";
+                    for d in &f.deviations {
+                        s += &format!("  {d}\n");
+                    }
+                }
+            }
+            Inspection::Tfrecord(t) => {
+                s += &format!("{}: {} record(s) of {}\n", t.path.display(), t.records, t.content);
+                for line in &t.summaries {
+                    s += &format!("  {line}\n");
+                }
+            }
+        }
+        s
+    }
+}

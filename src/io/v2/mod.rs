@@ -1,0 +1,17 @@
+//! Waymo Open Dataset v2 parquet: `{root}/{component}/{segment}.parquet`, columns named
+//! and typed as reference/waymo.md §1.3, read tolerantly (§1.5).
+
+pub mod columns;
+pub mod dataset;
+pub mod file;
+pub mod normalize;
+pub mod records;
+pub mod schema;
+pub mod writer;
+
+pub use dataset::{Dataset, FileInfo, FrameReader, FrameRequest, SegmentWriter};
+pub use file::ComponentFile;
+pub use normalize::Deviation;
+pub use records::*;
+pub use schema::{ColType, ColumnSpec, Component};
+pub use writer::{ComponentWriter, component_path, write_component};

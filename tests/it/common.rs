@@ -1,0 +1,36 @@
+//! Helpers shared by the integration tests.
+
+use std::path::PathBuf;
+
+/// `../shared/waymo-samples`, or `None` (with a message) when this checkout has no `../shared`.
+pub fn samples() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/waymo-samples");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: ../shared/waymo-samples not found (real Waymo samples are only on the project's machines)");
+        None
+    }
+}
+
+/// Whether tools installed by `tools/setup.sh` must be present (set by `tools/test.sh`).
+pub fn tools_required() -> bool {
+    std::env::var_os("SCENETOK_REQUIRE_TOOLS").is_some()
+}
+
+/// The setup script's Python (with pyarrow), or `None` with a message. Panics when the
+/// test command promised the tools.
+pub fn python_with(module: &str) -> Option<PathBuf> {
+    let py = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let ok = py.exists()
+        && std::process::Command::new(&py)
+            .args(["-c", &format!("import {module}")])
+            .status()
+            .is_ok_and(|s| s.success());
+    if ok {
+        return Some(py);
+    }
+    assert!(!tools_required(), ".venv/bin/python with {module} missing: run tools/setup.sh");
+    eprintln!("skipping: .venv/bin/python with {module} not found (tools/setup.sh installs it)");
+    None
+}

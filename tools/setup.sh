@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs what scenetok's commands and tests need, from the package registries only.
+# Idempotent: each step checks first and does nothing when its result is already there.
+#
+#   .venv/                 Python venv with pyarrow (tests compare our parquet with pyarrow's view)
+#   .deps/onnxruntime/     libonnxruntime.so from the PyPI onnxruntime wheel (ort loads it at run time)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ORT_VERSION=1.31.1
+PYARROW_VERSION=26.0.1
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+# --- Rust ----------------------------------------------------------------------------------
+if ! command -v cargo >/dev/null 2>&1; then
+    say "cargo not found: install the Rust toolchain (rustup) first; scenetok needs Rust 1.95+"
+    exit 1
+fi
+
+# --- System packages (Debian) ----------------------------------------------------------------
+need_apt=()
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    say "installing Debian packages: ${need_apt[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# --- Python venv for the test-side tools -----------------------------------------------------
+if [ ! -x .venv/bin/python ]; then
+    say "creating .venv"
+    python3 -m venv .venv
+fi
+if ! .venv/bin/python -c "import pyarrow, sys; sys.exit(pyarrow.__version__ != '$PYARROW_VERSION')" >/dev/null 2>&1; then
+    say "installing pyarrow==$PYARROW_VERSION into .venv"
+    .venv/bin/pip install -q --disable-pip-version-check "pyarrow==$PYARROW_VERSION"
+fi
+
+# --- ONNX Runtime shared library (from the PyPI wheel; no other download source) -----------------
+ORT_DIR=.deps/onnxruntime
+ORT_LIB="$ORT_DIR/libonnxruntime.so.$ORT_VERSION"
+if [ ! -f "$ORT_LIB" ]; then
+    say "fetching libonnxruntime $ORT_VERSION from the PyPI onnxruntime wheel"
+    mkdir -p "$ORT_DIR/wheel"
+    .venv/bin/pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+        --platform manylinux_2_28_x86_64 --python-version 3.11 "onnxruntime==$ORT_VERSION" -d "$ORT_DIR/wheel"
+    .venv/bin/python - "$ORT_DIR" "$ORT_VERSION" <<'PY'
+import glob, sys, zipfile, os
+out, version = sys.argv[1], sys.argv[2]
+wheel = glob.glob(os.path.join(out, "wheel", "onnxruntime-*.whl"))[0]
+name = f"onnxruntime/capi/libonnxruntime.so.{version}"
+with zipfile.ZipFile(wheel) as z, open(os.path.join(out, f"libonnxruntime.so.{version}"), "wb") as f:
+    f.write(z.read(name))
+PY
+    rm -rf "$ORT_DIR/wheel"
+    ln -sf "libonnxruntime.so.$ORT_VERSION" "$ORT_DIR/libonnxruntime.so"
+fi
+say "ready (rust $(rustc --version | cut -d' ' -f2), pyarrow $PYARROW_VERSION, onnxruntime $ORT_VERSION)"

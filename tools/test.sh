@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: set-up, then every test. Tools the tests need are required here, so a
+# missing one fails instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup.sh
+export SCENETOK_REQUIRE_TOOLS=1
+cargo test --locked "$@"

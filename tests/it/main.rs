@@ -1,4 +1,5 @@
 //! The one integration-test crate (one binary links faster than many); each module is one area.
 
+mod cli;
 mod common;
 mod v2_parquet;

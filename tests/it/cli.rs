@@ -1,0 +1,64 @@
+//! The `scenetok` command as a user runs it.
+
+use std::process::Command;
+
+use crate::common;
+
+fn scenetok(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_scenetok")).args(args).output().expect("scenetok runs")
+}
+
+#[test]
+fn fixture_then_inspect_as_table_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ds");
+    let out = scenetok(&["fixture", "--out", root.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = scenetok(&["inspect", root.to_str().unwrap()]);
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("3 frames") && table.contains("lidar_camera_projection") && table.contains("map_feature"), "{table}");
+
+    let out = scenetok(&["inspect", "--json", root.to_str().unwrap()]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "dataset");
+    let seg = &v["segments"][0];
+    assert_eq!(seg["frames"], 3);
+    let lidar = seg["components"].as_array().unwrap().iter().find(|c| c["component"] == "lidar").unwrap();
+    assert_eq!(lidar["rows"], 6);
+    assert_eq!(lidar["deviations"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn inspect_reports_the_real_sample_deviations() {
+    let Some(samples) = common::samples() else { return };
+    let file = samples.join("v2/testdata/dataset/camera_hkp/10023947602400723454_1120_000_1140_000.parquet");
+    let out = scenetok(&["inspect", "--json", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "parquet");
+    assert_eq!(v["component"], "camera_hkp");
+    assert_eq!(v["rows"], 15_844);
+    let devs = v["deviations"].as_array().unwrap();
+    assert!(devs.iter().any(|d| d["column"] == "key.camera_name" && d["found"] == "string"), "{devs:?}");
+}
+
+#[test]
+fn inspect_of_bad_input_fails_with_a_message_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.parquet");
+    let out = scenetok(&["inspect", missing.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nope.parquet"), "{err}");
+
+    let junk = dir.path().join("junk.parquet");
+    std::fs::write(&junk, b"PAR1 not really").unwrap();
+    let out = scenetok(&["inspect", junk.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("junk.parquet") && err.contains("parquet"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -67,28 +67,18 @@ impl fmt::Display for Location {
     }
 }
 
+/// The underlying library error is part of the message (not a `source()`), so a printed
+/// error reads once, whichever way it is printed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file system refused (missing file, permissions, disk full).
-    #[error("{at}: {source}")]
-    Io {
-        at: Location,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{at}: {cause}")]
+    Io { at: Location, cause: std::io::Error },
     /// The parquet layer could not read or write (truncated file, bad footer, corrupt page).
-    #[error("{at}: not readable as parquet: {source}")]
-    Parquet {
-        at: Location,
-        #[source]
-        source: parquet::errors::ParquetError,
-    },
-    #[error("{at}: {source}")]
-    Arrow {
-        at: Location,
-        #[source]
-        source: arrow::error::ArrowError,
-    },
+    #[error("{at}: not readable as parquet: {cause}")]
+    Parquet { at: Location, cause: parquet::errors::ParquetError },
+    #[error("{at}: {cause}")]
+    Arrow { at: Location, cause: arrow::error::ArrowError },
     /// A required column is absent.
     #[error("{at}: missing required column (expected {expected})")]
     MissingColumn { at: Location, expected: String },
@@ -107,8 +97,8 @@ impl Error {
     pub fn decode(at: Location, what: impl Into<String>, reason: impl ToString) -> Self {
         Error::Decode { at, what: what.into(), reason: reason.to_string() }
     }
-    pub fn io(at: Location, source: std::io::Error) -> Self {
-        Error::Io { at, source }
+    pub fn io(at: Location, cause: std::io::Error) -> Self {
+        Error::Io { at, cause }
     }
     /// Where the error happened.
     pub fn location(&self) -> &Location {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -37,7 +37,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Inspect { paths, json } => {
             let mut reports = Vec::new();
             for p in &paths {
-                let report = scenetok::io::inspect::inspect(p).with_context(|| format!("inspecting {}", p.display()))?;
+                // Library errors already name the file and the place in it.
+                let report = scenetok::io::inspect::inspect(p)?;
                 if !json {
                     println!("{}", report.to_table());
                 }
@@ -49,7 +50,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Fixture { out } => {
-            let files = scenetok::io::fixture::write(&out).with_context(|| format!("writing the fixture to {}", out.display()))?;
+            let files = scenetok::io::fixture::write(&out)?;
             println!("wrote {} component files under {}", files.len(), out.display());
         }
     }

@@ -67,6 +67,9 @@ pub struct TfRecordReport {
 
 /// Inspects a path: a dataset folder, a `.parquet` file, or a TFRecord file.
 pub fn inspect(path: &Path) -> Result<Inspection> {
+    if !path.exists() {
+        return Err(Error::invalid(Location::file(path), "a dataset folder, a .parquet file or a .tfrecord file", "nothing at this path"));
+    }
     if path.is_dir() {
         return inspect_dataset(path).map(Inspection::Dataset);
     }
@@ -76,9 +79,6 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
     }
     if name.contains(".tfrecord") || name.ends_with(".binproto") || name.ends_with(".tfr") {
         return super::tfinspect::inspect_tfrecord(path).map(Inspection::Tfrecord);
-    }
-    if !path.exists() {
-        return Err(Error::io(Location::file(path), std::io::Error::from(std::io::ErrorKind::NotFound)));
     }
     Err(Error::invalid(Location::file(path), "a dataset folder, a .parquet file or a .tfrecord file", "another kind of file"))
 }

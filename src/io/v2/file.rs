@@ -31,7 +31,7 @@ impl ComponentFile {
         let at = Location::file(&path);
         let file = File::open(&path).map_err(|e| Error::io(at.clone(), e))?;
         let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-            .map_err(|e| Error::Parquet { at: at.clone(), source: e })?;
+            .map_err(|e| Error::Parquet { at: at.clone(), cause: e })?;
         check_required(component, metadata.schema(), &at)?;
         Ok(ComponentFile { path, component, file, metadata })
     }
@@ -51,7 +51,7 @@ impl ComponentFile {
                 let at = Location::file(path);
                 let file = File::open(path).map_err(|e| Error::io(at.clone(), e))?;
                 let md = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-                    .map_err(|e| Error::Parquet { at: at.clone(), source: e })?;
+                    .map_err(|e| Error::Parquet { at: at.clone(), cause: e })?;
                 Component::guess_from_columns(md.schema().fields().iter().map(|f| f.name().as_str())).ok_or_else(|| {
                     Error::invalid(at, "the columns of a Waymo v2 component (reference/waymo.md §1.3)", "none that match")
                 })?
@@ -118,16 +118,16 @@ impl ComponentFile {
             .with_row_groups(vec![i])
             .with_batch_size(rows.max(1))
             .build()
-            .map_err(|e| Error::Parquet { at: at.clone(), source: e })?;
+            .map_err(|e| Error::Parquet { at: at.clone(), cause: e })?;
         let mut batches = Vec::new();
         for b in reader {
-            batches.push(b.map_err(|e| Error::Arrow { at: at.clone().detail(format!("row group {i}")), source: e })?);
+            batches.push(b.map_err(|e| Error::Arrow { at: at.clone().detail(format!("row group {i}")), cause: e })?);
         }
         let batch = match batches.len() {
             1 => batches.pop().unwrap_or_else(|| unreachable!()),
             _ => {
                 let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| self.projected_schema(wanted));
-                arrow::compute::concat_batches(&schema, &batches).map_err(|e| Error::Arrow { at: at.clone(), source: e })?
+                arrow::compute::concat_batches(&schema, &batches).map_err(|e| Error::Arrow { at: at.clone(), cause: e })?
             }
         };
         normalize(&batch, self.component, wanted, &at)

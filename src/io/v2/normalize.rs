@@ -102,7 +102,7 @@ pub fn normalize(
         fields.push(Field::new(spec.name, declared, true));
         columns.push(column);
     }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| Error::Arrow { at: at.clone(), source: e })
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| Error::Arrow { at: at.clone(), cause: e })
 }
 
 fn convert(column: &ArrayRef, spec: &ColumnSpec, declared: &DataType, at: &Location) -> Result<ArrayRef> {

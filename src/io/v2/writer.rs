@@ -41,7 +41,7 @@ impl ComponentWriter {
             .set_max_row_group_row_count(Some(if component.is_bulky() { 64 } else { 64 * 1024 }))
             .build();
         let writer = ArrowWriter::try_new(file, component.schema(), Some(props))
-            .map_err(|e| Error::Parquet { at: at.clone(), source: e })?;
+            .map_err(|e| Error::Parquet { at: at.clone(), cause: e })?;
         Ok(ComponentWriter { component, path, tmp_path, writer: Some(writer), rows: 0 })
     }
 
@@ -59,9 +59,9 @@ impl ComponentWriter {
         let at = Location::file(&self.path);
         let batch = encode_all(records);
         let writer = self.writer.as_mut().ok_or_else(|| Error::invalid(at.clone(), "an open writer", "a finished one"))?;
-        writer.write(&batch).map_err(|e| Error::Parquet { at: at.clone(), source: e })?;
+        writer.write(&batch).map_err(|e| Error::Parquet { at: at.clone(), cause: e })?;
         if self.component.is_bulky() {
-            writer.flush().map_err(|e| Error::Parquet { at, source: e })?;
+            writer.flush().map_err(|e| Error::Parquet { at, cause: e })?;
         }
         self.rows += records.len();
         Ok(())
@@ -75,7 +75,7 @@ impl ComponentWriter {
     pub fn finish(mut self) -> Result<PathBuf> {
         let at = Location::file(&self.path);
         if let Some(w) = self.writer.take() {
-            w.close().map_err(|e| Error::Parquet { at: at.clone(), source: e })?;
+            w.close().map_err(|e| Error::Parquet { at: at.clone(), cause: e })?;
         }
         std::fs::rename(&self.tmp_path, &self.path).map_err(|e| Error::io(at, e))?;
         Ok(self.path.clone())

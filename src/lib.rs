@@ -8,5 +8,6 @@ pub mod error;
 pub mod geom;
 pub mod io;
 pub mod scene;
+pub mod sim;
 
 pub use error::{Error, Location, Result};

@@ -1,2 +1,6 @@
 //! Reading and writing Waymo data: v2 parquet components, WOMD `Scenario` and v1 `Frame`
 //! TFRecords.
+
+pub
+mod
+tfrecord;

@@ -3,4 +3,7 @@
 
 pub
 mod
+proto;
+pub
+mod
 tfrecord;

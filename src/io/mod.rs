@@ -3,6 +3,9 @@
 
 pub
 mod
+image;
+pub
+mod
 proto;
 pub
 mod

@@ -10,3 +10,6 @@ proto;
 pub
 mod
 tfrecord;
+pub
+mod
+womd;

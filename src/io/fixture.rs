@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use nalgebra::{Matrix4, Vector3, vector};
 
-use crate::error::{Error, Location, Result};
+use crate::error::Result;
 use crate::io::v2::SegmentWriter;
 use crate::scene::*;
 
@@ -84,11 +84,7 @@ fn range_image(h: usize, w: usize, seed: f32) -> RangeImage<f32> {
 fn jpeg(seed: u8) -> Result<Vec<u8>> {
     let [w, h] = CAMERA_SIZE;
     let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 8) as u8, (y * 10) as u8, seed.wrapping_mul(40)]));
-    let mut out = std::io::Cursor::new(Vec::new());
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-        .encode_image(&img)
-        .map_err(|e| Error::decode(Location::file("fixture"), "a JPEG (encoding)", e))?;
-    Ok(out.into_inner())
+    crate::io::image::encode_jpeg(&img, 90)
 }
 
 /// The fixture's map: one lane, its road line and a crosswalk.

@@ -1,20 +1,94 @@
-//! Image decoding and encoding for camera JPEGs and panoptic-label PNGs.
+//! Image codecs for camera data: JPEG camera images and uint16 PNG panoptic labels.
+
+use std::io::Cursor;
+
+use image::codecs::jpeg::JpegEncoder;
+use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, RgbImage};
 
 use crate::error::{Error, Location, Result};
 
-/// Decodes a 16-bit grayscale PNG (camera panoptic labels) into `(width, height, values)`.
-pub fn decode_png_u16(bytes: &[u8], at: &Location) -> Result<(u32, u32, Vec<u16>)> {
-    let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Png)
-        .map_err(|e| Error::decode(at.clone(), "a uint16 PNG", e))?;
-    let (w, h) = (img.width(), img.height());
-    Ok((w, h, img.into_luma16().into_raw()))
+/// Decodes a camera JPEG to RGB.
+pub fn decode_jpeg(bytes: &[u8], at: &Location) -> Result<RgbImage> {
+    let img = image::load_from_memory_with_format(bytes, ImageFormat::Jpeg)
+        .map_err(|e| Error::decode(at.clone(), "JPEG image", e))?;
+    Ok(img.into_rgb8())
 }
 
-/// Encodes values as a 16-bit grayscale PNG.
+/// Decodes a single-channel PNG into `(width, height, row-major values)`.
+///
+/// Panoptic labels are 16-bit; an 8-bit grey PNG is widened without scaling so that its
+/// values mean the same thing. Colour PNGs are rejected: their values are not labels.
+pub fn decode_png_u16(bytes: &[u8], at: &Location) -> Result<(u32, u32, Vec<u16>)> {
+    let img = image::load_from_memory_with_format(bytes, ImageFormat::Png)
+        .map_err(|e| Error::decode(at.clone(), "uint16 PNG", e))?;
+    let (w, h) = (img.width(), img.height());
+    match img {
+        DynamicImage::ImageLuma16(buf) => Ok((w, h, buf.into_raw())),
+        DynamicImage::ImageLuma8(buf) => Ok((w, h, buf.into_raw().into_iter().map(u16::from).collect())),
+        other => Err(Error::invalid(
+            at.clone(),
+            "a single-channel (grey) 16-bit PNG",
+            format!("a PNG of colour type {:?}", other.color()),
+        )),
+    }
+}
+
+/// Encodes `width × height` row-major values as a 16-bit grey PNG; `at` is where it will go.
 pub fn encode_png_u16(width: u32, height: u32, values: &[u16], at: &Location) -> Result<Vec<u8>> {
-    let img = image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_raw(width, height, values.to_vec())
-        .ok_or_else(|| Error::invalid(at.clone(), format!("{width}×{height} label values"), values.len().to_string()))?;
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).map_err(|e| Error::decode(at.clone(), "a uint16 PNG (encoding)", e))?;
+    let at = at.clone().detail("encoding a uint16 PNG");
+    let buf: ImageBuffer<Luma<u16>, Vec<u16>> =
+        ImageBuffer::from_raw(width, height, values.to_vec()).ok_or_else(|| {
+            Error::invalid(
+                at.clone(),
+                format!("{} values for {width}×{height}", width as u64 * height as u64),
+                values.len().to_string(),
+            )
+        })?;
+    let mut out = Cursor::new(Vec::new());
+    buf.write_to(&mut out, ImageFormat::Png).map_err(|e| Error::decode(at, "PNG encoder", e))?;
     Ok(out.into_inner())
+}
+
+/// Encodes an RGB image as JPEG; `quality` is 1-100.
+pub fn encode_jpeg(rgb: &RgbImage, quality: u8) -> Result<Vec<u8>> {
+    let at = Location::default().detail("encoding a JPEG");
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
+        .encode_image(rgb)
+        .map_err(|e| Error::decode(at, "JPEG encoder", e))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn png_u16_round_trips() {
+        let vals: Vec<u16> = (0..12).map(|i| i * 5003).collect();
+        let png = encode_png_u16(4, 3, &vals, &Location::default()).expect("encode");
+        let (w, h, back) = decode_png_u16(&png, &Location::file("x.png")).expect("decode");
+        assert_eq!((w, h), (4, 3));
+        assert_eq!(back, vals);
+        assert!(encode_png_u16(4, 4, &vals, &Location::default()).is_err());
+    }
+
+    #[test]
+    fn jpeg_round_trips_approximately() {
+        let img = RgbImage::from_fn(16, 8, |x, y| image::Rgb([(x * 16) as u8, (y * 32) as u8, 128]));
+        let jpg = encode_jpeg(&img, 95).expect("encode");
+        let back = decode_jpeg(&jpg, &Location::file("x.jpg")).expect("decode");
+        assert_eq!(back.dimensions(), (16, 8));
+        let diff = back.get_pixel(5, 5).0[2] as i32 - 128;
+        assert!(diff.abs() < 10);
+    }
+
+    #[test]
+    fn garbage_jpeg_names_location() {
+        let at = Location::file("seg.tfrecord").record(3).detail("camera FRONT");
+        let err = decode_jpeg(&[0xff, 0xd8, 0xff, 0x00, 1, 2, 3], &at).expect_err("garbage");
+        let msg = err.to_string();
+        assert!(matches!(err, Error::Decode { .. }));
+        assert!(msg.contains("record 3") && msg.contains("camera FRONT") && msg.contains("JPEG"), "{msg}");
+    }
 }

@@ -4,5 +4,9 @@
 pub mod fixture;
 pub mod image;
 pub mod inspect;
+pub mod proto;
 mod tfinspect;
+pub mod tfrecord;
+pub mod v1;
 pub mod v2;
+pub mod womd;

@@ -2,4 +2,5 @@
 
 mod cli;
 mod common;
+mod formats;
 mod v2_parquet;

@@ -1,0 +1,516 @@
+//! Range image ⇄ point cloud, exactly as reference/waymo.md §2.2 (upstream
+//! `range_image_utils.py` / `lidar_utils.py`), computed in f64.
+//!
+//! Speed: the spherical directions are separable (row → inclination, column → azimuth), so
+//! their cos/sin are computed once per row and once per column; a pixel then costs a few
+//! multiplies (plus 6 trig calls when a per-pixel pose is given). Large images are
+//! converted row-parallel with rayon; rows are concatenated in order, so the output is
+//! row-major exactly like upstream's `tf.where`.
+
+use std::f64::consts::PI;
+
+use nalgebra::{Matrix3, Vector3};
+use rayon::prelude::*;
+
+use super::error::GeomError;
+use super::pose::{normalize_angle, rotation_from_rpy, rotation_of};
+use crate::scene::{LaserFrame, LidarCalibration, RangeImage, Transform};
+
+/// Channel of the range in a LiDAR range image.
+pub const RANGE: usize = 0;
+/// Channel of the intensity in a LiDAR range image.
+pub const INTENSITY: usize = 1;
+/// Channel of the elongation in a LiDAR range image.
+pub const ELONGATION: usize = 2;
+/// Channel of the "in a no-label zone" flag in a LiDAR range image.
+pub const NO_LABEL_ZONE: usize = 3;
+
+/// Images with at least this many pixels are converted on the rayon pool; below it the
+/// fork/join overhead is larger than the work.
+const PARALLEL_MIN_PIXELS: usize = 16 * 1024;
+
+/// Points of one range image, in the order of their source pixels (row-major).
+///
+/// Coordinates are stored as f32 (the precision of the range image itself and of
+/// upstream's TF code) but computed in f64. `pixels` and `features` let callers gather any
+/// other per-pixel data with the same mask (see [`gather_pixels`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PointCloud {
+    /// x, y, z in metres, in the frame's vehicle coordinates.
+    pub xyz: Vec<[f32; 3]>,
+    /// Source pixel `[h, w]` of each point.
+    pub pixels: Vec<[u32; 2]>,
+    /// The source image's channels per point, flat `[N, channels]`: for LiDAR range images
+    /// range, intensity, elongation, no-label-zone (see [`RANGE`] and friends).
+    pub features: Vec<f32>,
+    /// Channels per point in `features` (the source image's C).
+    pub channels: usize,
+    /// Height and width of the source range image.
+    pub source_height: usize,
+    pub source_width: usize,
+}
+
+impl PointCloud {
+    pub fn len(&self) -> usize {
+        self.xyz.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.xyz.is_empty()
+    }
+    /// Point `i` as an f64 vector.
+    pub fn point(&self, i: usize) -> Vector3<f64> {
+        let [x, y, z] = self.xyz[i];
+        Vector3::new(x as f64, y as f64, z as f64)
+    }
+    /// All points as f64 vectors (e.g. for [`points_to_range_image`]).
+    pub fn points(&self) -> Vec<Vector3<f64>> {
+        (0..self.len()).map(|i| self.point(i)).collect()
+    }
+    /// The source-image channels of point `i`.
+    pub fn feature(&self, i: usize) -> &[f32] {
+        &self.features[i * self.channels..(i + 1) * self.channels]
+    }
+    /// The range of point `i` (channel 0).
+    pub fn range(&self, i: usize) -> f32 {
+        self.features[i * self.channels + RANGE]
+    }
+
+    fn with_capacity(n: usize, channels: usize, height: usize, width: usize) -> Self {
+        PointCloud {
+            xyz: Vec::with_capacity(n),
+            pixels: Vec::with_capacity(n),
+            features: Vec::with_capacity(n * channels),
+            channels,
+            source_height: height,
+            source_width: width,
+        }
+    }
+
+    fn append(&mut self, mut other: PointCloud) {
+        self.xyz.append(&mut other.xyz);
+        self.pixels.append(&mut other.pixels);
+        self.features.append(&mut other.features);
+    }
+}
+
+/// Beam inclination (radians) of each range-image row; row 0 is the highest beam.
+///
+/// Explicit calibration values (ascending, one per row) are reversed; without them (or
+/// with an empty list) rows are spaced uniformly: `min + (i + 0.5)/H · (max - min)`,
+/// reversed.
+pub fn inclinations(calib: &LidarCalibration, height: usize) -> Result<Vec<f64>, GeomError> {
+    let bi = &calib.beam_inclination;
+    match bi.values.as_deref() {
+        Some(v) if !v.is_empty() => {
+            if v.len() != height {
+                return Err(GeomError::InclinationCount {
+                    expected: height,
+                    found: v.len(),
+                });
+            }
+            Ok(v.iter().rev().copied().collect())
+        }
+        _ => {
+            let step = (bi.max - bi.min) / height as f64;
+            Ok((0..height)
+                .rev()
+                .map(|i| bi.min + (i as f64 + 0.5) * step)
+                .collect())
+        }
+    }
+}
+
+/// The yaw of the LiDAR in the vehicle frame, which upstream subtracts from the azimuths.
+fn azimuth_correction(extrinsic: &Transform) -> f64 {
+    extrinsic.yaw()
+}
+
+/// Azimuth (radians, sensor frame) of each range-image column:
+/// `π·(1 - (2w+1)/W) - atan2(E₁₀, E₀₀)`.
+pub fn azimuths(extrinsic: &Transform, width: usize) -> Vec<f64> {
+    let corr = azimuth_correction(extrinsic);
+    let w_f = width as f64;
+    (0..width)
+        .map(|w| PI * (1.0 - (2.0 * w as f64 + 1.0) / w_f) - corr)
+        .collect()
+}
+
+/// Everything needed to turn (h, w, range) into a vehicle-frame point, precomputed once.
+struct Kernel<'a> {
+    /// (cos, sin) of each row's inclination.
+    incl: Vec<(f64, f64)>,
+    /// (cos, sin) of each column's azimuth.
+    az: Vec<(f64, f64)>,
+    rot: Matrix3<f64>,
+    trans: Vector3<f64>,
+    /// Per-pixel vehicle→world poses and the frame's world→vehicle transform.
+    pose: Option<(&'a RangeImage<f32>, Matrix3<f64>, Vector3<f64>)>,
+}
+
+impl<'a> Kernel<'a> {
+    fn new(
+        ri_shape: [usize; 3],
+        calib: &LidarCalibration,
+        pixel_pose: Option<&'a RangeImage<f32>>,
+        frame_pose: Option<&Transform>,
+    ) -> Result<Self, GeomError> {
+        let [height, width, channels] = ri_shape;
+        if channels < 1 {
+            return Err(GeomError::NoChannels);
+        }
+        if let Some(p) = pixel_pose
+            && (p.height != height || p.width != width || p.channels != 6)
+        {
+            return Err(GeomError::PixelPoseShape {
+                expected: [height, width],
+                found: p.shape(),
+            });
+        }
+        let incl = inclinations(calib, height)?
+            .into_iter()
+            .map(|a| (a.cos(), a.sin()))
+            .collect();
+        let az = azimuths(&calib.extrinsic, width)
+            .into_iter()
+            .map(|a| (a.cos(), a.sin()))
+            .collect();
+        // Upstream applies per-pixel poses only when both are given (v2 lidar_utils).
+        let pose = match (pixel_pose, frame_pose) {
+            (Some(p), Some(v)) => {
+                let inv = v.inverse_rigid();
+                Some((p, rotation_of(&inv), inv.translation()))
+            }
+            _ => None,
+        };
+        Ok(Kernel {
+            incl,
+            az,
+            rot: rotation_of(&calib.extrinsic),
+            trans: calib.extrinsic.translation(),
+            pose,
+        })
+    }
+
+    #[inline]
+    fn point(&self, h: usize, w: usize, r: f64) -> Vector3<f64> {
+        let (ci, si) = self.incl[h];
+        let (ca, sa) = self.az[w];
+        let p_sensor = Vector3::new(r * ci * ca, r * ci * sa, r * si);
+        let p_vehicle = self.rot * p_sensor + self.trans;
+        match &self.pose {
+            None => p_vehicle,
+            Some((img, frame_r, frame_t)) => {
+                let px = img.pixel(h, w);
+                let r_pix = rotation_from_rpy(px[0] as f64, px[1] as f64, px[2] as f64);
+                let t_pix = Vector3::new(px[3] as f64, px[4] as f64, px[5] as f64);
+                let p_world = r_pix * p_vehicle + t_pix;
+                frame_r * p_world + frame_t
+            }
+        }
+    }
+
+    /// Appends the valid points of row `h` to `out`.
+    fn convert_row(&self, ri: &RangeImage<f32>, h: usize, out: &mut PointCloud) {
+        let c = ri.channels;
+        let row = &ri.values[h * ri.width * c..(h + 1) * ri.width * c];
+        for (w, px) in row.chunks_exact(c).enumerate() {
+            let r = px[RANGE];
+            // `r > 0` rejects NaN too; infinities would give non-finite points.
+            if !(r > 0.0 && r.is_finite()) {
+                continue;
+            }
+            let p = self.point(h, w, r as f64);
+            out.xyz.push([p.x as f32, p.y as f32, p.z as f32]);
+            out.pixels.push([h as u32, w as u32]);
+            out.features.extend_from_slice(px);
+        }
+    }
+}
+
+/// Converts a range image (`[H, W, C]`, channel 0 = range) to the points of its pixels with
+/// range > 0, in row-major pixel order, in the frame's vehicle coordinates.
+///
+/// With both `pixel_pose` (`[H, W, 6]` roll, pitch, yaw, x, y, z: the pixel's vehicle →
+/// world pose, TOP only) and `frame_pose` (the frame's vehicle → world), each point is
+/// ego-motion compensated: pixel vehicle → world → frame vehicle. With only one of them no
+/// compensation is done (upstream's rule). Non-finite ranges are skipped.
+pub fn range_image_to_points(
+    ri: &RangeImage<f32>,
+    calib: &LidarCalibration,
+    pixel_pose: Option<&RangeImage<f32>>,
+    frame_pose: Option<&Transform>,
+) -> Result<PointCloud, GeomError> {
+    let kernel = Kernel::new(ri.shape(), calib, pixel_pose, frame_pose)?;
+    let (h, w, c) = (ri.height, ri.width, ri.channels);
+    if h * w < PARALLEL_MIN_PIXELS {
+        let mut out = PointCloud::with_capacity(h * w, c, h, w);
+        for row in 0..h {
+            kernel.convert_row(ri, row, &mut out);
+        }
+        return Ok(out);
+    }
+    let rows: Vec<PointCloud> = (0..h)
+        .into_par_iter()
+        .map(|row| {
+            let mut out = PointCloud::with_capacity(w, c, h, w);
+            kernel.convert_row(ri, row, &mut out);
+            out
+        })
+        .collect();
+    let total = rows.iter().map(PointCloud::len).sum();
+    let mut out = PointCloud::with_capacity(total, c, h, w);
+    for r in rows {
+        out.append(r);
+    }
+    Ok(out)
+}
+
+/// The `[H, W, 3]` Cartesian image of every pixel (no range mask), upstream's
+/// `compute_range_image_cartesian` / `convert_range_image_to_cartesian`. Same pose rules as
+/// [`range_image_to_points`].
+pub fn range_image_to_cartesian(
+    ri: &RangeImage<f32>,
+    calib: &LidarCalibration,
+    pixel_pose: Option<&RangeImage<f32>>,
+    frame_pose: Option<&Transform>,
+) -> Result<RangeImage<f32>, GeomError> {
+    let kernel = Kernel::new(ri.shape(), calib, pixel_pose, frame_pose)?;
+    let mut out = RangeImage::<f32>::zeros(ri.height, ri.width, 3);
+    let fill_row = |(h, row): (usize, &mut [f32])| {
+        for (w, xyz) in row.chunks_exact_mut(3).enumerate() {
+            let p = kernel.point(h, w, ri.get(h, w, RANGE) as f64);
+            xyz.copy_from_slice(&[p.x as f32, p.y as f32, p.z as f32]);
+        }
+    };
+    let row_len = (ri.width * 3).max(1);
+    if ri.height * ri.width < PARALLEL_MIN_PIXELS {
+        out.values
+            .chunks_mut(row_len)
+            .enumerate()
+            .for_each(fill_row);
+    } else {
+        out.values
+            .par_chunks_mut(row_len)
+            .enumerate()
+            .for_each(fill_row);
+    }
+    Ok(out)
+}
+
+/// Gathers the pixels of `image` at the point cloud's source pixels, flat `[N, C]` in point
+/// order: the point-wise camera projection (`extract_pointwise_camera_projection`), the
+/// point-wise segmentation, or any other per-pixel data of the same range image.
+pub fn gather_pixels<T: Copy + Default>(
+    image: &RangeImage<T>,
+    cloud: &PointCloud,
+) -> Result<Vec<T>, GeomError> {
+    if image.height != cloud.source_height || image.width != cloud.source_width {
+        return Err(GeomError::GatherShape {
+            expected: [cloud.source_height, cloud.source_width],
+            found: image.shape(),
+        });
+    }
+    let mut out = Vec::with_capacity(cloud.len() * image.channels);
+    for &[h, w] in &cloud.pixels {
+        out.extend_from_slice(image.pixel(h as usize, w as usize));
+    }
+    Ok(out)
+}
+
+/// The points of both returns of one laser.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LaserPoints {
+    pub return1: Option<PointCloud>,
+    pub return2: Option<PointCloud>,
+}
+
+/// Converts both returns of a laser. Return 2 uses the return-1 pixel pose (Waymo stores
+/// only one); the pose is applied only when the laser has one and `frame_pose` is given.
+pub fn laser_frame_to_points(
+    laser: &LaserFrame,
+    frame_pose: Option<&Transform>,
+) -> Result<LaserPoints, GeomError> {
+    if laser.return1.is_none() && laser.return2.is_none() {
+        return Ok(LaserPoints::default());
+    }
+    let calib = laser
+        .calibration
+        .as_ref()
+        .ok_or_else(|| GeomError::MissingCalibration {
+            laser: laser.laser.name().to_string(),
+        })?;
+    let convert = |ri: &Option<RangeImage<f32>>| {
+        ri.as_ref()
+            .map(|ri| range_image_to_points(ri, calib, laser.pose.as_ref(), frame_pose))
+            .transpose()
+    };
+    Ok(LaserPoints {
+        return1: convert(&laser.return1)?,
+        return2: convert(&laser.return2)?,
+    })
+}
+
+/// Builds a `[H, W, 1]` range image (channel 0 = range, 0 = no return) from vehicle-frame
+/// points, as upstream `build_range_image_from_point_cloud`: the row is the nearest beam
+/// inclination, the column `round(W - 0.5 - (a + π)/(2π)·W)` wrapped into `[0, W)`, and the
+/// nearest point wins a pixel. Points at the sensor origin or non-finite are skipped.
+///
+/// Only the range channel is produced: other channels (intensity, …) have no meaning for
+/// arbitrary points. The extrinsic is assumed rigid (it is inverted by transposition).
+pub fn points_to_range_image(
+    points_vehicle: &[Vector3<f64>],
+    calib: &LidarCalibration,
+    height: usize,
+    width: usize,
+) -> Result<RangeImage<f32>, GeomError> {
+    if height == 0 || width == 0 {
+        return Err(GeomError::EmptyImage { height, width });
+    }
+    let incl = inclinations(calib, height)?;
+    let corr = azimuth_correction(&calib.extrinsic);
+    let to_sensor = calib.extrinsic.inverse_rigid();
+    let w_f = width as f64;
+    let mut out = RangeImage::<f32>::zeros(height, width, 1);
+    for p in points_vehicle {
+        let ps = to_sensor.apply(p);
+        let range = ps.norm();
+        if !(range > 0.0 && range.is_finite()) {
+            continue;
+        }
+        let inclination = ps.z.atan2(ps.x.hypot(ps.y));
+        let row = nearest_index(&incl, inclination);
+        let a = normalize_angle(ps.y.atan2(ps.x) + corr);
+        // tf.round rounds half to even.
+        let col = (w_f - 0.5 - (a + PI) / (2.0 * PI) * w_f).round_ties_even();
+        let col = (col as i64).rem_euclid(width as i64) as usize;
+        let cell = &mut out.values[row * width + col];
+        let range = range as f32;
+        if *cell == 0.0 || range < *cell {
+            *cell = range;
+        }
+    }
+    Ok(out)
+}
+
+/// Index of the value closest to `x` (first one on ties), as `argmin |values - x|`.
+fn nearest_index(values: &[f64], x: f64) -> usize {
+    let mut best = 0;
+    let mut best_d = f64::INFINITY;
+    for (i, v) in values.iter().enumerate() {
+        let d = (v - x).abs();
+        if d < best_d {
+            best = i;
+            best_d = d;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scene::{BeamInclination, LaserName};
+    use std::f64::consts::FRAC_PI_2;
+
+    fn calib(
+        values: Option<Vec<f64>>,
+        min: f64,
+        max: f64,
+        extrinsic: Transform,
+    ) -> LidarCalibration {
+        LidarCalibration {
+            laser: LaserName::Top,
+            extrinsic,
+            beam_inclination: BeamInclination { min, max, values },
+        }
+    }
+
+    #[test]
+    fn uniform_inclinations_are_reversed_centres() {
+        let c = calib(None, -1.0, 1.0, Transform::identity());
+        let inc = inclinations(&c, 4).unwrap();
+        assert_eq!(inc, vec![0.75, 0.25, -0.25, -0.75]);
+    }
+
+    #[test]
+    fn explicit_inclination_count_is_checked() {
+        let c = calib(Some(vec![0.0, 0.1]), 0.0, 0.1, Transform::identity());
+        let err = inclinations(&c, 3).unwrap_err();
+        assert_eq!(
+            err,
+            GeomError::InclinationCount {
+                expected: 3,
+                found: 2
+            }
+        );
+        assert!(err.to_string().contains("2 explicit values"));
+    }
+
+    #[test]
+    fn azimuth_columns() {
+        let az = azimuths(&Transform::identity(), 4);
+        let want = [0.75 * PI, 0.25 * PI, -0.25 * PI, -0.75 * PI];
+        for (a, b) in az.iter().zip(want) {
+            assert!((a - b).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn bad_shapes_are_errors_not_panics() {
+        let c = calib(None, -0.5, 0.5, Transform::identity());
+        let ri = RangeImage::<f32>::zeros(2, 3, 0);
+        assert_eq!(
+            range_image_to_points(&ri, &c, None, None).unwrap_err(),
+            GeomError::NoChannels
+        );
+        let ri = RangeImage::<f32>::zeros(2, 3, 4);
+        let pose = RangeImage::<f32>::zeros(2, 2, 6);
+        let err =
+            range_image_to_points(&ri, &c, Some(&pose), Some(&Transform::identity())).unwrap_err();
+        assert_eq!(
+            err,
+            GeomError::PixelPoseShape {
+                expected: [2, 3],
+                found: [2, 2, 6]
+            }
+        );
+        let other = RangeImage::<i32>::zeros(3, 3, 2);
+        let cloud = range_image_to_points(&ri, &c, None, None).unwrap();
+        assert!(matches!(
+            gather_pixels(&other, &cloud),
+            Err(GeomError::GatherShape { .. })
+        ));
+        assert!(points_to_range_image(&[], &c, 0, 5).is_err());
+    }
+
+    #[test]
+    fn non_finite_ranges_are_skipped() {
+        let c = calib(None, -0.5, 0.5, Transform::identity());
+        let vals = vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -1.0, 2.0];
+        let ri = RangeImage::new([2, 3, 1], vals).unwrap();
+        let cloud = range_image_to_points(&ri, &c, None, None).unwrap();
+        assert_eq!(cloud.len(), 1);
+        assert_eq!(cloud.pixels, vec![[1, 2]]);
+        assert_eq!(cloud.range(0), 2.0);
+    }
+
+    #[test]
+    fn nearest_index_prefers_first_on_ties() {
+        assert_eq!(nearest_index(&[1.0, 0.0, -1.0], 0.5), 0);
+        assert_eq!(nearest_index(&[1.0, 0.0, -1.0], -0.2), 1);
+        assert_eq!(nearest_index(&[1.0, 0.0, -1.0], -FRAC_PI_2), 2);
+    }
+
+    #[test]
+    fn nearest_point_wins_a_pixel() {
+        let c = calib(None, -0.5, 0.5, Transform::identity());
+        let pts = [
+            Vector3::new(10.0, 0.0, 0.0),
+            Vector3::new(5.0, 0.0, 0.0),
+            Vector3::new(7.0, 0.0, 0.0),
+        ];
+        let ri = points_to_range_image(&pts, &c, 1, 8).unwrap();
+        let nonzero: Vec<f32> = ri.values.iter().copied().filter(|v| *v != 0.0).collect();
+        assert_eq!(nonzero, vec![5.0]);
+    }
+}

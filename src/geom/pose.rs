@@ -72,7 +72,7 @@ mod tests {
 
     #[test]
     fn rpy_is_rz_ry_rx() {
-        let (r, p, y) = (0.3, -0.7, 2.1);
+        let (r, p, y): (f64, f64, f64) = (0.3, -0.7, 2.1);
         let rx = Matrix3::new(1.0, 0.0, 0.0, 0.0, r.cos(), -r.sin(), 0.0, r.sin(), r.cos());
         let ry = Matrix3::new(p.cos(), 0.0, p.sin(), 0.0, 1.0, 0.0, -p.sin(), 0.0, p.cos());
         let rz = Matrix3::new(y.cos(), -y.sin(), 0.0, y.sin(), y.cos(), 0.0, 0.0, 0.0, 1.0);

@@ -3,7 +3,7 @@
 //!
 //! Speed: the spherical directions are separable (row → inclination, column → azimuth), so
 //! their cos/sin are computed once per row and once per column; a pixel then costs a few
-//! multiplies (plus 6 trig calls when a per-pixel pose is given). Large images are
+//! multiply-adds (plus one cached affine map when a per-pixel pose is given). Large images are
 //! converted row-parallel with rayon; rows are concatenated in order, so the output is
 //! row-major exactly like upstream's `tf.where`.
 
@@ -135,16 +135,106 @@ pub fn azimuths(extrinsic: &Transform, width: usize) -> Vec<f64> {
         .collect()
 }
 
+/// A 3×3 matrix and a translation as plain arrays: the hot loop avoids generic code, which
+/// the dev profile (opt-level 1) does not fully inline.
+#[derive(Clone, Copy)]
+struct Affine {
+    m: [[f64; 3]; 3],
+    t: [f64; 3],
+}
+
+impl Affine {
+    fn new(m: &Matrix3<f64>, t: &Vector3<f64>) -> Self {
+        Affine {
+            m: [
+                [m[(0, 0)], m[(0, 1)], m[(0, 2)]],
+                [m[(1, 0)], m[(1, 1)], m[(1, 2)]],
+                [m[(2, 0)], m[(2, 1)], m[(2, 2)]],
+            ],
+            t: [t.x, t.y, t.z],
+        }
+    }
+
+    #[inline(always)]
+    fn apply(&self, p: [f64; 3]) -> [f64; 3] {
+        let m = &self.m;
+        [
+            m[0][0] * p[0] + m[0][1] * p[1] + m[0][2] * p[2] + self.t[0],
+            m[1][0] * p[0] + m[1][1] * p[1] + m[1][2] * p[2] + self.t[1],
+            m[2][0] * p[0] + m[2][1] * p[1] + m[2][2] * p[2] + self.t[2],
+        ]
+    }
+}
+
+/// Per-pixel ego-motion compensation: pixel vehicle → world → frame vehicle, folded into
+/// one affine map per distinct pixel pose.
+struct PixelPoses<'a> {
+    image: &'a RangeImage<f32>,
+    /// World → frame vehicle.
+    world_to_frame: (Matrix3<f64>, Vector3<f64>),
+    /// Per column: the pose values of row 0 and their folded map. Waymo's TOP poses vary
+    /// per column (one timestamp per azimuth), so this cache almost always hits; a pixel
+    /// whose pose differs is computed on the spot, so results never depend on the cache.
+    column_cache: Vec<([f32; 6], Affine)>,
+}
+
+impl<'a> PixelPoses<'a> {
+    fn new(image: &'a RangeImage<f32>, frame_pose: &Transform) -> Self {
+        let inv = frame_pose.inverse_rigid();
+        let mut poses = PixelPoses {
+            image,
+            world_to_frame: (rotation_of(&inv), inv.translation()),
+            column_cache: Vec::new(),
+        };
+        if image.height > 0 {
+            poses.column_cache = (0..image.width)
+                .map(|w| {
+                    let key = pose_key(image.pixel(0, w));
+                    (key, poses.fold(&key))
+                })
+                .collect();
+        }
+        poses
+    }
+
+    /// `world_to_frame ∘ pixel_pose` for one `[roll, pitch, yaw, x, y, z]`.
+    fn fold(&self, px: &[f32; 6]) -> Affine {
+        let r = rotation_from_rpy(px[0] as f64, px[1] as f64, px[2] as f64);
+        let t = Vector3::new(px[3] as f64, px[4] as f64, px[5] as f64);
+        let (fr, ft) = &self.world_to_frame;
+        Affine::new(&(fr * r), &(fr * t + ft))
+    }
+
+    #[inline]
+    fn apply(&self, h: usize, w: usize, p: [f64; 3]) -> [f64; 3] {
+        let key = pose_key(self.image.pixel(h, w));
+        let (cached_key, cached) = &self.column_cache[w];
+        if key == *cached_key {
+            cached.apply(p)
+        } else {
+            self.fold(&key).apply(p)
+        }
+    }
+}
+
+#[inline]
+fn pose_key(px: &[f32]) -> [f32; 6] {
+    [px[0], px[1], px[2], px[3], px[4], px[5]]
+}
+
 /// Everything needed to turn (h, w, range) into a vehicle-frame point, precomputed once.
+///
+/// The unit direction of pixel (h, w) in the vehicle frame is
+/// `R·(cos i·cos a, cos i·sin a, sin i) = cos i·(cos a·R₀ + sin a·R₁) + sin i·R₂`
+/// (Rₖ = columns of the extrinsic rotation), so it splits into a per-column and a per-row
+/// term and a pixel costs 6 multiply-adds.
 struct Kernel<'a> {
-    /// (cos, sin) of each row's inclination.
-    incl: Vec<(f64, f64)>,
-    /// (cos, sin) of each column's azimuth.
-    az: Vec<(f64, f64)>,
-    rot: Matrix3<f64>,
-    trans: Vector3<f64>,
-    /// Per-pixel vehicle→world poses and the frame's world→vehicle transform.
-    pose: Option<(&'a RangeImage<f32>, Matrix3<f64>, Vector3<f64>)>,
+    /// Per row: (cos i, sin i·R₂).
+    rows: Vec<(f64, [f64; 3])>,
+    /// Per column: cos a·R₀ + sin a·R₁.
+    cols: Vec<[f64; 3]>,
+    trans: [f64; 3],
+    pose: Option<PixelPoses<'a>>,
 }
 
 impl<'a> Kernel<'a> {
@@ -166,46 +256,42 @@ impl<'a> Kernel<'a> {
                 found: p.shape(),
             });
         }
-        let incl = inclinations(calib, height)?
+        let rot = rotation_of(&calib.extrinsic);
+        let col = |k: usize| [rot[(0, k)], rot[(1, k)], rot[(2, k)]];
+        let (r0, r1, r2) = (col(0), col(1), col(2));
+        let rows = inclinations(calib, height)?
             .into_iter()
-            .map(|a| (a.cos(), a.sin()))
+            .map(|i| (i.cos(), r2.map(|v| v * i.sin())))
             .collect();
-        let az = azimuths(&calib.extrinsic, width)
+        let cols = azimuths(&calib.extrinsic, width)
             .into_iter()
-            .map(|a| (a.cos(), a.sin()))
+            .map(|a| {
+                let (sa, ca) = a.sin_cos();
+                [0, 1, 2].map(|k| ca * r0[k] + sa * r1[k])
+            })
             .collect();
+        let t = calib.extrinsic.translation();
         // Upstream applies per-pixel poses only when both are given (v2 lidar_utils).
         let pose = match (pixel_pose, frame_pose) {
-            (Some(p), Some(v)) => {
-                let inv = v.inverse_rigid();
-                Some((p, rotation_of(&inv), inv.translation()))
-            }
+            (Some(p), Some(v)) => Some(PixelPoses::new(p, v)),
             _ => None,
         };
         Ok(Kernel {
-            incl,
-            az,
-            rot: rotation_of(&calib.extrinsic),
-            trans: calib.extrinsic.translation(),
+            rows,
+            cols,
+            trans: [t.x, t.y, t.z],
             pose,
         })
     }
 
     #[inline]
-    fn point(&self, h: usize, w: usize, r: f64) -> Vector3<f64> {
-        let (ci, si) = self.incl[h];
-        let (ca, sa) = self.az[w];
-        let p_sensor = Vector3::new(r * ci * ca, r * ci * sa, r * si);
-        let p_vehicle = self.rot * p_sensor + self.trans;
+    fn point(&self, h: usize, w: usize, r: f64) -> [f64; 3] {
+        let (ci, sr) = &self.rows[h];
+        let c = &self.cols[w];
+        let p = [0, 1, 2].map(|k| r * (ci * c[k] + sr[k]) + self.trans[k]);
         match &self.pose {
-            None => p_vehicle,
-            Some((img, frame_r, frame_t)) => {
-                let px = img.pixel(h, w);
-                let r_pix = rotation_from_rpy(px[0] as f64, px[1] as f64, px[2] as f64);
-                let t_pix = Vector3::new(px[3] as f64, px[4] as f64, px[5] as f64);
-                let p_world = r_pix * p_vehicle + t_pix;
-                frame_r * p_world + frame_t
-            }
+            None => p,
+            Some(poses) => poses.apply(h, w, p),
         }
     }
 
@@ -220,7 +306,7 @@ impl<'a> Kernel<'a> {
                 continue;
             }
             let p = self.point(h, w, r as f64);
-            out.xyz.push([p.x as f32, p.y as f32, p.z as f32]);
+            out.xyz.push(p.map(|v| v as f32));
             out.pixels.push([h as u32, w as u32]);
             out.features.extend_from_slice(px);
         }
@@ -279,7 +365,7 @@ pub fn range_image_to_cartesian(
     let fill_row = |(h, row): (usize, &mut [f32])| {
         for (w, xyz) in row.chunks_exact_mut(3).enumerate() {
             let p = kernel.point(h, w, ri.get(h, w, RANGE) as f64);
-            xyz.copy_from_slice(&[p.x as f32, p.y as f32, p.z as f32]);
+            xyz.copy_from_slice(&p.map(|v| v as f32));
         }
     };
     let row_len = (ri.width * 3).max(1);

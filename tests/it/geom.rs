@@ -472,8 +472,10 @@ fn camera_behind_is_not_projectable() {
         cam.project_vehicle_point(&cam.camera_to_vehicle(&Vector3::new(-1.0, 0.0, 0.0)))
             .is_none()
     );
+    // Exactly on the camera plane (x = 0) is behind too; tested in camera coordinates
+    // because a vehicle round trip would not land exactly on 0.
     assert!(
-        cam.project_vehicle_point(&cam.camera_to_vehicle(&Vector3::new(0.0, 1.0, 0.0)))
+        cam.project_camera_point(&Vector3::new(0.0, 1.0, 0.0))
             .is_none()
     );
     assert!(

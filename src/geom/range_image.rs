@@ -74,23 +74,6 @@ impl PointCloud {
     pub fn range(&self, i: usize) -> f32 {
         self.features[i * self.channels + RANGE]
     }
-
-    fn with_capacity(n: usize, channels: usize, height: usize, width: usize) -> Self {
-        PointCloud {
-            xyz: Vec::with_capacity(n),
-            pixels: Vec::with_capacity(n),
-            features: Vec::with_capacity(n * channels),
-            channels,
-            source_height: height,
-            source_width: width,
-        }
-    }
-
-    fn append(&mut self, mut other: PointCloud) {
-        self.xyz.append(&mut other.xyz);
-        self.pixels.append(&mut other.pixels);
-        self.features.append(&mut other.features);
-    }
 }
 
 /// Beam inclination (radians) of each range-image row; row 0 is the highest beam.
@@ -295,22 +278,38 @@ impl<'a> Kernel<'a> {
         }
     }
 
-    /// Appends the valid points of row `h` to `out`.
-    fn convert_row(&self, ri: &RangeImage<f32>, h: usize, out: &mut PointCloud) {
+    /// Writes the valid points of row `h` into `out`, which has exactly their number.
+    fn convert_row(&self, ri: &RangeImage<f32>, h: usize, out: RowSlices<'_>) {
         let c = ri.channels;
         let row = &ri.values[h * ri.width * c..(h + 1) * ri.width * c];
-        for (w, px) in row.chunks_exact(c).enumerate() {
-            let r = px[RANGE];
-            // `r > 0` rejects NaN too; infinities would give non-finite points.
-            if !(r > 0.0 && r.is_finite()) {
-                continue;
-            }
-            let p = self.point(h, w, r as f64);
-            out.xyz.push(p.map(|v| v as f32));
-            out.pixels.push([h as u32, w as u32]);
-            out.features.extend_from_slice(px);
+        let valid = row
+            .chunks_exact(c)
+            .enumerate()
+            .filter(|(_, px)| is_valid_range(px[RANGE]));
+        let dst = out
+            .xyz
+            .iter_mut()
+            .zip(out.pixels.iter_mut())
+            .zip(out.features.chunks_exact_mut(c));
+        for ((w, px), ((xyz, pixel), features)) in valid.zip(dst) {
+            *xyz = self.point(h, w, px[RANGE] as f64).map(|v| v as f32);
+            *pixel = [h as u32, w as u32];
+            features.copy_from_slice(px);
         }
     }
+}
+
+/// One row's share of the output point cloud.
+struct RowSlices<'a> {
+    xyz: &'a mut [[f32; 3]],
+    pixels: &'a mut [[u32; 2]],
+    features: &'a mut [f32],
+}
+
+/// A range that makes a point: `> 0` (which also rejects NaN) and finite.
+#[inline]
+fn is_valid_range(r: f32) -> bool {
+    r > 0.0 && r.is_finite()
 }
 
 /// Converts a range image (`[H, W, C]`, channel 0 = range) to the points of its pixels with
@@ -328,25 +327,52 @@ pub fn range_image_to_points(
 ) -> Result<PointCloud, GeomError> {
     let kernel = Kernel::new(ri.shape(), calib, pixel_pose, frame_pose)?;
     let (h, w, c) = (ri.height, ri.width, ri.channels);
-    if h * w < PARALLEL_MIN_PIXELS {
-        let mut out = PointCloud::with_capacity(h * w, c, h, w);
-        for row in 0..h {
-            kernel.convert_row(ri, row, &mut out);
-        }
-        return Ok(out);
+    let parallel = h * w >= PARALLEL_MIN_PIXELS;
+    // Two passes: count each row's points, then fill exact, preallocated slices, so rows
+    // can be written in parallel straight into their row-major place.
+    let count_row = |row: usize| {
+        ri.values[row * w * c..(row + 1) * w * c]
+            .chunks_exact(c)
+            .filter(|px| is_valid_range(px[RANGE]))
+            .count()
+    };
+    let counts: Vec<usize> = if parallel {
+        (0..h).into_par_iter().map(count_row).collect()
+    } else {
+        (0..h).map(count_row).collect()
+    };
+    let total: usize = counts.iter().sum();
+    let mut out = PointCloud {
+        xyz: vec![[0.0; 3]; total],
+        pixels: vec![[0; 2]; total],
+        features: vec![0.0; total * c],
+        channels: c,
+        source_height: h,
+        source_width: w,
+    };
+    let mut jobs = Vec::with_capacity(h);
+    let (mut xyz, mut pixels, mut features) =
+        (&mut out.xyz[..], &mut out.pixels[..], &mut out.features[..]);
+    for (row, &n) in counts.iter().enumerate() {
+        let (x, x_rest) = std::mem::take(&mut xyz).split_at_mut(n);
+        let (p, p_rest) = std::mem::take(&mut pixels).split_at_mut(n);
+        let (f, f_rest) = std::mem::take(&mut features).split_at_mut(n * c);
+        (xyz, pixels, features) = (x_rest, p_rest, f_rest);
+        jobs.push((
+            row,
+            RowSlices {
+                xyz: x,
+                pixels: p,
+                features: f,
+            },
+        ));
     }
-    let rows: Vec<PointCloud> = (0..h)
-        .into_par_iter()
-        .map(|row| {
-            let mut out = PointCloud::with_capacity(w, c, h, w);
-            kernel.convert_row(ri, row, &mut out);
-            out
-        })
-        .collect();
-    let total = rows.iter().map(PointCloud::len).sum();
-    let mut out = PointCloud::with_capacity(total, c, h, w);
-    for r in rows {
-        out.append(r);
+    if parallel {
+        jobs.into_par_iter()
+            .for_each(|(row, slices)| kernel.convert_row(ri, row, slices));
+    } else {
+        jobs.into_iter()
+            .for_each(|(row, slices)| kernel.convert_row(ri, row, slices));
     }
     Ok(out)
 }

@@ -80,8 +80,8 @@ impl CameraModel {
 
     /// Projects a camera-frame point (see [`CameraModel::project_vehicle_point`]).
     pub fn project_camera_point(&self, pc: &Vector3<f64>) -> Option<Projection> {
-        // `!(x > 0)` also rejects NaN.
-        if !(pc.x > 0.0) {
+        // On or behind the camera plane, or NaN.
+        if pc.x.is_nan() || pc.x <= 0.0 {
             return None;
         }
         let (u, v, valid) = self.direction_to_image(-pc.y / pc.x, -pc.z / pc.x);

@@ -95,12 +95,12 @@ fn upstream_cartesian_vector() {
         [[1.0, -2.0, 3.0], [1.0, 2.0, 3.0]],
         [[-3.0, 2.0, 3.0], [-7.0, 2.0, 3.0]],
     ];
-    for h in 0..3 {
-        for w in 0..2 {
+    for (h, want_row) in want.iter().enumerate() {
+        for (w, want_px) in want_row.iter().enumerate() {
             let p = cart.pixel(h, w);
             assert_xyz(
                 [p[0], p[1], p[2]],
-                want[h][w],
+                *want_px,
                 1e-5,
                 &format!("pixel ({h}, {w})"),
             );

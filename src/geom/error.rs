@@ -21,6 +21,14 @@ pub enum GeomError {
         expected: [usize; 2],
         found: [usize; 3],
     },
+    /// An image whose `values` do not fill its shape (its fields are public, so this can
+    /// happen despite `RangeImage::new`'s check).
+    #[error("{what} has shape {shape:?} but {found} values")]
+    ValueCount {
+        what: &'static str,
+        shape: [usize; 3],
+        found: usize,
+    },
     /// A range image to build must have at least one row and one column.
     #[error("range image size {height}×{width} is empty")]
     EmptyImage { height: usize, width: usize },

@@ -222,14 +222,18 @@ struct Kernel<'a> {
 
 impl<'a> Kernel<'a> {
     fn new(
-        ri_shape: [usize; 3],
+        ri: &RangeImage<f32>,
         calib: &LidarCalibration,
         pixel_pose: Option<&'a RangeImage<f32>>,
         frame_pose: Option<&Transform>,
     ) -> Result<Self, GeomError> {
-        let [height, width, channels] = ri_shape;
+        let [height, width, channels] = ri.shape();
         if channels < 1 {
             return Err(GeomError::NoChannels);
+        }
+        check_value_count("range image", ri)?;
+        if let Some(p) = pixel_pose {
+            check_value_count("pixel pose", p)?;
         }
         if let Some(p) = pixel_pose
             && (p.height != height || p.width != width || p.channels != 6)
@@ -299,6 +303,23 @@ impl<'a> Kernel<'a> {
     }
 }
 
+/// Rejects images whose value count does not match their shape, before any indexing.
+fn check_value_count<T>(what: &'static str, image: &RangeImage<T>) -> Result<(), GeomError> {
+    let expected = image
+        .height
+        .checked_mul(image.width)
+        .and_then(|n| n.checked_mul(image.channels));
+    if expected == Some(image.values.len()) {
+        Ok(())
+    } else {
+        Err(GeomError::ValueCount {
+            what,
+            shape: [image.height, image.width, image.channels],
+            found: image.values.len(),
+        })
+    }
+}
+
 /// One row's share of the output point cloud.
 struct RowSlices<'a> {
     xyz: &'a mut [[f32; 3]],
@@ -325,7 +346,7 @@ pub fn range_image_to_points(
     pixel_pose: Option<&RangeImage<f32>>,
     frame_pose: Option<&Transform>,
 ) -> Result<PointCloud, GeomError> {
-    let kernel = Kernel::new(ri.shape(), calib, pixel_pose, frame_pose)?;
+    let kernel = Kernel::new(ri, calib, pixel_pose, frame_pose)?;
     let (h, w, c) = (ri.height, ri.width, ri.channels);
     let parallel = h * w >= PARALLEL_MIN_PIXELS;
     // Two passes: count each row's points, then fill exact, preallocated slices, so rows
@@ -386,7 +407,7 @@ pub fn range_image_to_cartesian(
     pixel_pose: Option<&RangeImage<f32>>,
     frame_pose: Option<&Transform>,
 ) -> Result<RangeImage<f32>, GeomError> {
-    let kernel = Kernel::new(ri.shape(), calib, pixel_pose, frame_pose)?;
+    let kernel = Kernel::new(ri, calib, pixel_pose, frame_pose)?;
     let mut out = RangeImage::<f32>::zeros(ri.height, ri.width, 3);
     let fill_row = |(h, row): (usize, &mut [f32])| {
         for (w, xyz) in row.chunks_exact_mut(3).enumerate() {
@@ -416,6 +437,7 @@ pub fn gather_pixels<T: Copy + Default>(
     image: &RangeImage<T>,
     cloud: &PointCloud,
 ) -> Result<Vec<T>, GeomError> {
+    check_value_count("gathered image", image)?;
     if image.height != cloud.source_height || image.width != cloud.source_width {
         return Err(GeomError::GatherShape {
             expected: [cloud.source_height, cloud.source_width],
@@ -593,6 +615,17 @@ mod tests {
             Err(GeomError::GatherShape { .. })
         ));
         assert!(points_to_range_image(&[], &c, 0, 5).is_err());
+        let short = RangeImage::<f32> {
+            height: 2,
+            width: 3,
+            channels: 4,
+            values: vec![1.0; 5],
+        };
+        let err = range_image_to_points(&short, &c, None, None).unwrap_err();
+        assert!(
+            matches!(err, GeomError::ValueCount { found: 5, .. }),
+            "{err}"
+        );
     }
 
     #[test]

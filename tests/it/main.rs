@@ -3,4 +3,6 @@
 mod cli;
 mod common;
 mod formats;
+mod geom;
+mod geom_pvps;
 mod v2_parquet;

@@ -1,0 +1,661 @@
+//! Range image ⇄ point cloud, exactly as reference/waymo.md §2.2 (upstream
+//! `range_image_utils.py` / `lidar_utils.py`), computed in f64.
+//!
+//! Speed: the spherical directions are separable (row → inclination, column → azimuth), so
+//! their cos/sin are computed once per row and once per column; a pixel then costs a few
+//! multiply-adds (plus one cached affine map when a per-pixel pose is given). Large images are
+//! converted row-parallel with rayon; rows are concatenated in order, so the output is
+//! row-major exactly like upstream's `tf.where`.
+
+use std::f64::consts::PI;
+
+use nalgebra::{Matrix3, Vector3};
+use rayon::prelude::*;
+
+use super::error::GeomError;
+use super::pose::{normalize_angle, rotation_from_rpy, rotation_of};
+use crate::scene::{LaserFrame, LidarCalibration, RangeImage, Transform};
+
+/// Channel of the range in a LiDAR range image.
+pub const RANGE: usize = 0;
+/// Channel of the intensity in a LiDAR range image.
+pub const INTENSITY: usize = 1;
+/// Channel of the elongation in a LiDAR range image.
+pub const ELONGATION: usize = 2;
+/// Channel of the "in a no-label zone" flag in a LiDAR range image.
+pub const NO_LABEL_ZONE: usize = 3;
+
+/// Images with at least this many pixels are converted on the rayon pool; below it the
+/// fork/join overhead is larger than the work.
+const PARALLEL_MIN_PIXELS: usize = 16 * 1024;
+
+/// Points of one range image, in the order of their source pixels (row-major).
+///
+/// Coordinates are stored as f32 (the precision of the range image itself and of
+/// upstream's TF code) but computed in f64. `pixels` and `features` let callers gather any
+/// other per-pixel data with the same mask (see [`gather_pixels`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PointCloud {
+    /// x, y, z in metres, in the frame's vehicle coordinates.
+    pub xyz: Vec<[f32; 3]>,
+    /// Source pixel `[h, w]` of each point.
+    pub pixels: Vec<[u32; 2]>,
+    /// The source image's channels per point, flat `[N, channels]`: for LiDAR range images
+    /// range, intensity, elongation, no-label-zone (see [`RANGE`] and friends).
+    pub features: Vec<f32>,
+    /// Channels per point in `features` (the source image's C).
+    pub channels: usize,
+    /// Height and width of the source range image.
+    pub source_height: usize,
+    pub source_width: usize,
+}
+
+impl PointCloud {
+    pub fn len(&self) -> usize {
+        self.xyz.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.xyz.is_empty()
+    }
+    /// Point `i` as an f64 vector.
+    pub fn point(&self, i: usize) -> Vector3<f64> {
+        let [x, y, z] = self.xyz[i];
+        Vector3::new(x as f64, y as f64, z as f64)
+    }
+    /// All points as f64 vectors (e.g. for [`points_to_range_image`]).
+    pub fn points(&self) -> Vec<Vector3<f64>> {
+        (0..self.len()).map(|i| self.point(i)).collect()
+    }
+    /// The source-image channels of point `i`.
+    pub fn feature(&self, i: usize) -> &[f32] {
+        &self.features[i * self.channels..(i + 1) * self.channels]
+    }
+    /// The range of point `i` (channel 0).
+    pub fn range(&self, i: usize) -> f32 {
+        self.features[i * self.channels + RANGE]
+    }
+}
+
+/// Beam inclination (radians) of each range-image row; row 0 is the highest beam.
+///
+/// Explicit calibration values (ascending, one per row) are reversed; without them (or
+/// with an empty list) rows are spaced uniformly: `min + (i + 0.5)/H · (max - min)`,
+/// reversed.
+pub fn inclinations(calib: &LidarCalibration, height: usize) -> Result<Vec<f64>, GeomError> {
+    let bi = &calib.beam_inclination;
+    match bi.values.as_deref() {
+        Some(v) if !v.is_empty() => {
+            if v.len() != height {
+                return Err(GeomError::InclinationCount {
+                    expected: height,
+                    found: v.len(),
+                });
+            }
+            Ok(v.iter().rev().copied().collect())
+        }
+        _ => {
+            let step = (bi.max - bi.min) / height as f64;
+            Ok((0..height)
+                .rev()
+                .map(|i| bi.min + (i as f64 + 0.5) * step)
+                .collect())
+        }
+    }
+}
+
+/// The yaw of the LiDAR in the vehicle frame, which upstream subtracts from the azimuths.
+fn azimuth_correction(extrinsic: &Transform) -> f64 {
+    extrinsic.yaw()
+}
+
+/// Azimuth (radians, sensor frame) of each range-image column:
+/// `π·(1 - (2w+1)/W) - atan2(E₁₀, E₀₀)`.
+pub fn azimuths(extrinsic: &Transform, width: usize) -> Vec<f64> {
+    let corr = azimuth_correction(extrinsic);
+    let w_f = width as f64;
+    (0..width)
+        .map(|w| PI * (1.0 - (2.0 * w as f64 + 1.0) / w_f) - corr)
+        .collect()
+}
+
+/// A 3×3 matrix and a translation as plain arrays: the hot loop avoids generic code, which
+/// the dev profile (opt-level 1) does not fully inline.
+#[derive(Clone, Copy)]
+struct Affine {
+    m: [[f64; 3]; 3],
+    t: [f64; 3],
+}
+
+impl Affine {
+    fn new(m: &Matrix3<f64>, t: &Vector3<f64>) -> Self {
+        Affine {
+            m: [
+                [m[(0, 0)], m[(0, 1)], m[(0, 2)]],
+                [m[(1, 0)], m[(1, 1)], m[(1, 2)]],
+                [m[(2, 0)], m[(2, 1)], m[(2, 2)]],
+            ],
+            t: [t.x, t.y, t.z],
+        }
+    }
+
+    #[inline(always)]
+    fn apply(&self, p: [f64; 3]) -> [f64; 3] {
+        let m = &self.m;
+        [
+            m[0][0] * p[0] + m[0][1] * p[1] + m[0][2] * p[2] + self.t[0],
+            m[1][0] * p[0] + m[1][1] * p[1] + m[1][2] * p[2] + self.t[1],
+            m[2][0] * p[0] + m[2][1] * p[1] + m[2][2] * p[2] + self.t[2],
+        ]
+    }
+}
+
+/// Per-pixel ego-motion compensation: pixel vehicle → world → frame vehicle, folded into
+/// one affine map per distinct pixel pose.
+struct PixelPoses<'a> {
+    image: &'a RangeImage<f32>,
+    /// World → frame vehicle.
+    world_to_frame: (Matrix3<f64>, Vector3<f64>),
+    /// Per column: the pose values of row 0 and their folded map. Waymo's TOP poses vary
+    /// per column (one timestamp per azimuth), so this cache almost always hits; a pixel
+    /// whose pose differs is computed on the spot, so results never depend on the cache.
+    column_cache: Vec<([f32; 6], Affine)>,
+}
+
+impl<'a> PixelPoses<'a> {
+    fn new(image: &'a RangeImage<f32>, frame_pose: &Transform) -> Self {
+        let inv = frame_pose.inverse_rigid();
+        let mut poses = PixelPoses {
+            image,
+            world_to_frame: (rotation_of(&inv), inv.translation()),
+            column_cache: Vec::new(),
+        };
+        if image.height > 0 {
+            poses.column_cache = (0..image.width)
+                .map(|w| {
+                    let key = pose_key(image.pixel(0, w));
+                    (key, poses.fold(&key))
+                })
+                .collect();
+        }
+        poses
+    }
+
+    /// `world_to_frame ∘ pixel_pose` for one `[roll, pitch, yaw, x, y, z]`.
+    fn fold(&self, px: &[f32; 6]) -> Affine {
+        let r = rotation_from_rpy(px[0] as f64, px[1] as f64, px[2] as f64);
+        let t = Vector3::new(px[3] as f64, px[4] as f64, px[5] as f64);
+        let (fr, ft) = &self.world_to_frame;
+        Affine::new(&(fr * r), &(fr * t + ft))
+    }
+
+    #[inline]
+    fn apply(&self, h: usize, w: usize, p: [f64; 3]) -> [f64; 3] {
+        let key = pose_key(self.image.pixel(h, w));
+        let (cached_key, cached) = &self.column_cache[w];
+        if key == *cached_key {
+            cached.apply(p)
+        } else {
+            self.fold(&key).apply(p)
+        }
+    }
+}
+
+#[inline]
+fn pose_key(px: &[f32]) -> [f32; 6] {
+    [px[0], px[1], px[2], px[3], px[4], px[5]]
+}
+
+/// Everything needed to turn (h, w, range) into a vehicle-frame point, precomputed once.
+///
+/// The unit direction of pixel (h, w) in the vehicle frame is
+/// `R·(cos i·cos a, cos i·sin a, sin i) = cos i·(cos a·R₀ + sin a·R₁) + sin i·R₂`
+/// (Rₖ = columns of the extrinsic rotation), so it splits into a per-column and a per-row
+/// term and a pixel costs 6 multiply-adds.
+struct Kernel<'a> {
+    /// Per row: (cos i, sin i·R₂).
+    rows: Vec<(f64, [f64; 3])>,
+    /// Per column: cos a·R₀ + sin a·R₁.
+    cols: Vec<[f64; 3]>,
+    trans: [f64; 3],
+    pose: Option<PixelPoses<'a>>,
+}
+
+impl<'a> Kernel<'a> {
+    fn new(
+        ri: &RangeImage<f32>,
+        calib: &LidarCalibration,
+        pixel_pose: Option<&'a RangeImage<f32>>,
+        frame_pose: Option<&Transform>,
+    ) -> Result<Self, GeomError> {
+        let [height, width, channels] = ri.shape();
+        if channels < 1 {
+            return Err(GeomError::NoChannels);
+        }
+        check_value_count("range image", ri)?;
+        if let Some(p) = pixel_pose {
+            check_value_count("pixel pose", p)?;
+        }
+        if let Some(p) = pixel_pose
+            && (p.height != height || p.width != width || p.channels != 6)
+        {
+            return Err(GeomError::PixelPoseShape {
+                expected: [height, width],
+                found: p.shape(),
+            });
+        }
+        let rot = rotation_of(&calib.extrinsic);
+        let col = |k: usize| [rot[(0, k)], rot[(1, k)], rot[(2, k)]];
+        let (r0, r1, r2) = (col(0), col(1), col(2));
+        let rows = inclinations(calib, height)?
+            .into_iter()
+            .map(|i| (i.cos(), r2.map(|v| v * i.sin())))
+            .collect();
+        let cols = azimuths(&calib.extrinsic, width)
+            .into_iter()
+            .map(|a| {
+                let (sa, ca) = a.sin_cos();
+                [0, 1, 2].map(|k| ca * r0[k] + sa * r1[k])
+            })
+            .collect();
+        let t = calib.extrinsic.translation();
+        // Upstream applies per-pixel poses only when both are given (v2 lidar_utils).
+        let pose = match (pixel_pose, frame_pose) {
+            (Some(p), Some(v)) => Some(PixelPoses::new(p, v)),
+            _ => None,
+        };
+        Ok(Kernel {
+            rows,
+            cols,
+            trans: [t.x, t.y, t.z],
+            pose,
+        })
+    }
+
+    #[inline]
+    fn point(&self, h: usize, w: usize, r: f64) -> [f64; 3] {
+        let (ci, sr) = &self.rows[h];
+        let c = &self.cols[w];
+        let p = [0, 1, 2].map(|k| r * (ci * c[k] + sr[k]) + self.trans[k]);
+        match &self.pose {
+            None => p,
+            Some(poses) => poses.apply(h, w, p),
+        }
+    }
+
+    /// Writes the valid points of row `h` into `out`, which has exactly their number.
+    fn convert_row(&self, ri: &RangeImage<f32>, h: usize, out: RowSlices<'_>) {
+        let c = ri.channels;
+        let row = &ri.values[h * ri.width * c..(h + 1) * ri.width * c];
+        let valid = row
+            .chunks_exact(c)
+            .enumerate()
+            .filter(|(_, px)| is_valid_range(px[RANGE]));
+        let dst = out
+            .xyz
+            .iter_mut()
+            .zip(out.pixels.iter_mut())
+            .zip(out.features.chunks_exact_mut(c));
+        for ((w, px), ((xyz, pixel), features)) in valid.zip(dst) {
+            *xyz = self.point(h, w, px[RANGE] as f64).map(|v| v as f32);
+            *pixel = [h as u32, w as u32];
+            features.copy_from_slice(px);
+        }
+    }
+}
+
+/// Rejects images whose value count does not match their shape, before any indexing.
+fn check_value_count<T>(what: &'static str, image: &RangeImage<T>) -> Result<(), GeomError> {
+    let expected = image
+        .height
+        .checked_mul(image.width)
+        .and_then(|n| n.checked_mul(image.channels));
+    if expected == Some(image.values.len()) {
+        Ok(())
+    } else {
+        Err(GeomError::ValueCount {
+            what,
+            shape: [image.height, image.width, image.channels],
+            found: image.values.len(),
+        })
+    }
+}
+
+/// One row's share of the output point cloud.
+struct RowSlices<'a> {
+    xyz: &'a mut [[f32; 3]],
+    pixels: &'a mut [[u32; 2]],
+    features: &'a mut [f32],
+}
+
+/// A range that makes a point: `> 0` (which also rejects NaN) and finite.
+#[inline]
+fn is_valid_range(r: f32) -> bool {
+    r > 0.0 && r.is_finite()
+}
+
+/// Converts a range image (`[H, W, C]`, channel 0 = range) to the points of its pixels with
+/// range > 0, in row-major pixel order, in the frame's vehicle coordinates.
+///
+/// With both `pixel_pose` (`[H, W, 6]` roll, pitch, yaw, x, y, z: the pixel's vehicle →
+/// world pose, TOP only) and `frame_pose` (the frame's vehicle → world), each point is
+/// ego-motion compensated: pixel vehicle → world → frame vehicle. With only one of them no
+/// compensation is done (upstream's rule). Non-finite ranges are skipped.
+pub fn range_image_to_points(
+    ri: &RangeImage<f32>,
+    calib: &LidarCalibration,
+    pixel_pose: Option<&RangeImage<f32>>,
+    frame_pose: Option<&Transform>,
+) -> Result<PointCloud, GeomError> {
+    let kernel = Kernel::new(ri, calib, pixel_pose, frame_pose)?;
+    let (h, w, c) = (ri.height, ri.width, ri.channels);
+    let parallel = h * w >= PARALLEL_MIN_PIXELS;
+    // Two passes: count each row's points, then fill exact, preallocated slices, so rows
+    // can be written in parallel straight into their row-major place.
+    let count_row = |row: usize| {
+        ri.values[row * w * c..(row + 1) * w * c]
+            .chunks_exact(c)
+            .filter(|px| is_valid_range(px[RANGE]))
+            .count()
+    };
+    let counts: Vec<usize> = if parallel {
+        (0..h).into_par_iter().map(count_row).collect()
+    } else {
+        (0..h).map(count_row).collect()
+    };
+    let total: usize = counts.iter().sum();
+    let mut out = PointCloud {
+        xyz: vec![[0.0; 3]; total],
+        pixels: vec![[0; 2]; total],
+        features: vec![0.0; total * c],
+        channels: c,
+        source_height: h,
+        source_width: w,
+    };
+    let mut jobs = Vec::with_capacity(h);
+    let (mut xyz, mut pixels, mut features) =
+        (&mut out.xyz[..], &mut out.pixels[..], &mut out.features[..]);
+    for (row, &n) in counts.iter().enumerate() {
+        let (x, x_rest) = std::mem::take(&mut xyz).split_at_mut(n);
+        let (p, p_rest) = std::mem::take(&mut pixels).split_at_mut(n);
+        let (f, f_rest) = std::mem::take(&mut features).split_at_mut(n * c);
+        (xyz, pixels, features) = (x_rest, p_rest, f_rest);
+        jobs.push((
+            row,
+            RowSlices {
+                xyz: x,
+                pixels: p,
+                features: f,
+            },
+        ));
+    }
+    if parallel {
+        jobs.into_par_iter()
+            .for_each(|(row, slices)| kernel.convert_row(ri, row, slices));
+    } else {
+        jobs.into_iter()
+            .for_each(|(row, slices)| kernel.convert_row(ri, row, slices));
+    }
+    Ok(out)
+}
+
+/// The `[H, W, 3]` Cartesian image of every pixel (no range mask), upstream's
+/// `compute_range_image_cartesian` / `convert_range_image_to_cartesian`. Same pose rules as
+/// [`range_image_to_points`].
+pub fn range_image_to_cartesian(
+    ri: &RangeImage<f32>,
+    calib: &LidarCalibration,
+    pixel_pose: Option<&RangeImage<f32>>,
+    frame_pose: Option<&Transform>,
+) -> Result<RangeImage<f32>, GeomError> {
+    let kernel = Kernel::new(ri, calib, pixel_pose, frame_pose)?;
+    let mut out = RangeImage::<f32>::zeros(ri.height, ri.width, 3);
+    let fill_row = |(h, row): (usize, &mut [f32])| {
+        for (w, xyz) in row.chunks_exact_mut(3).enumerate() {
+            let p = kernel.point(h, w, ri.get(h, w, RANGE) as f64);
+            xyz.copy_from_slice(&p.map(|v| v as f32));
+        }
+    };
+    let row_len = (ri.width * 3).max(1);
+    if ri.height * ri.width < PARALLEL_MIN_PIXELS {
+        out.values
+            .chunks_mut(row_len)
+            .enumerate()
+            .for_each(fill_row);
+    } else {
+        out.values
+            .par_chunks_mut(row_len)
+            .enumerate()
+            .for_each(fill_row);
+    }
+    Ok(out)
+}
+
+/// Gathers the pixels of `image` at the point cloud's source pixels, flat `[N, C]` in point
+/// order: the point-wise camera projection (`extract_pointwise_camera_projection`), the
+/// point-wise segmentation, or any other per-pixel data of the same range image.
+pub fn gather_pixels<T: Copy + Default>(
+    image: &RangeImage<T>,
+    cloud: &PointCloud,
+) -> Result<Vec<T>, GeomError> {
+    check_value_count("gathered image", image)?;
+    if image.height != cloud.source_height || image.width != cloud.source_width {
+        return Err(GeomError::GatherShape {
+            expected: [cloud.source_height, cloud.source_width],
+            found: image.shape(),
+        });
+    }
+    let mut out = Vec::with_capacity(cloud.len() * image.channels);
+    for &[h, w] in &cloud.pixels {
+        out.extend_from_slice(image.pixel(h as usize, w as usize));
+    }
+    Ok(out)
+}
+
+/// The points of both returns of one laser.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LaserPoints {
+    pub return1: Option<PointCloud>,
+    pub return2: Option<PointCloud>,
+}
+
+/// Converts both returns of a laser. Return 2 uses the return-1 pixel pose (Waymo stores
+/// only one); the pose is applied only when the laser has one and `frame_pose` is given.
+pub fn laser_frame_to_points(
+    laser: &LaserFrame,
+    frame_pose: Option<&Transform>,
+) -> Result<LaserPoints, GeomError> {
+    if laser.return1.is_none() && laser.return2.is_none() {
+        return Ok(LaserPoints::default());
+    }
+    let calib = laser
+        .calibration
+        .as_ref()
+        .ok_or_else(|| GeomError::MissingCalibration {
+            laser: laser.laser.name().to_string(),
+        })?;
+    let convert = |ri: &Option<RangeImage<f32>>| {
+        ri.as_ref()
+            .map(|ri| range_image_to_points(ri, calib, laser.pose.as_ref(), frame_pose))
+            .transpose()
+    };
+    Ok(LaserPoints {
+        return1: convert(&laser.return1)?,
+        return2: convert(&laser.return2)?,
+    })
+}
+
+/// Builds a `[H, W, 1]` range image (channel 0 = range, 0 = no return) from vehicle-frame
+/// points, as upstream `build_range_image_from_point_cloud`: the row is the nearest beam
+/// inclination, the column `round(W - 0.5 - (a + π)/(2π)·W)` wrapped into `[0, W)`, and the
+/// nearest point wins a pixel. Points at the sensor origin or non-finite are skipped.
+///
+/// Only the range channel is produced: other channels (intensity, …) have no meaning for
+/// arbitrary points. The extrinsic is assumed rigid (it is inverted by transposition).
+pub fn points_to_range_image(
+    points_vehicle: &[Vector3<f64>],
+    calib: &LidarCalibration,
+    height: usize,
+    width: usize,
+) -> Result<RangeImage<f32>, GeomError> {
+    if height == 0 || width == 0 {
+        return Err(GeomError::EmptyImage { height, width });
+    }
+    let incl = inclinations(calib, height)?;
+    let corr = azimuth_correction(&calib.extrinsic);
+    let to_sensor = calib.extrinsic.inverse_rigid();
+    let w_f = width as f64;
+    let mut out = RangeImage::<f32>::zeros(height, width, 1);
+    for p in points_vehicle {
+        let ps = to_sensor.apply(p);
+        let range = ps.norm();
+        if !(range > 0.0 && range.is_finite()) {
+            continue;
+        }
+        let inclination = ps.z.atan2(ps.x.hypot(ps.y));
+        let row = nearest_index(&incl, inclination);
+        let a = normalize_angle(ps.y.atan2(ps.x) + corr);
+        // tf.round rounds half to even.
+        let col = (w_f - 0.5 - (a + PI) / (2.0 * PI) * w_f).round_ties_even();
+        let col = (col as i64).rem_euclid(width as i64) as usize;
+        let cell = &mut out.values[row * width + col];
+        let range = range as f32;
+        if *cell == 0.0 || range < *cell {
+            *cell = range;
+        }
+    }
+    Ok(out)
+}
+
+/// Index of the value closest to `x` (first one on ties), as `argmin |values - x|`.
+fn nearest_index(values: &[f64], x: f64) -> usize {
+    let mut best = 0;
+    let mut best_d = f64::INFINITY;
+    for (i, v) in values.iter().enumerate() {
+        let d = (v - x).abs();
+        if d < best_d {
+            best = i;
+            best_d = d;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scene::{BeamInclination, LaserName};
+    use std::f64::consts::FRAC_PI_2;
+
+    fn calib(
+        values: Option<Vec<f64>>,
+        min: f64,
+        max: f64,
+        extrinsic: Transform,
+    ) -> LidarCalibration {
+        LidarCalibration {
+            laser: LaserName::Top,
+            extrinsic,
+            beam_inclination: BeamInclination { min, max, values },
+        }
+    }
+
+    #[test]
+    fn uniform_inclinations_are_reversed_centres() {
+        let c = calib(None, -1.0, 1.0, Transform::identity());
+        let inc = inclinations(&c, 4).unwrap();
+        assert_eq!(inc, vec![0.75, 0.25, -0.25, -0.75]);
+    }
+
+    #[test]
+    fn explicit_inclination_count_is_checked() {
+        let c = calib(Some(vec![0.0, 0.1]), 0.0, 0.1, Transform::identity());
+        let err = inclinations(&c, 3).unwrap_err();
+        assert_eq!(
+            err,
+            GeomError::InclinationCount {
+                expected: 3,
+                found: 2
+            }
+        );
+        assert!(err.to_string().contains("2 explicit values"));
+    }
+
+    #[test]
+    fn azimuth_columns() {
+        let az = azimuths(&Transform::identity(), 4);
+        let want = [0.75 * PI, 0.25 * PI, -0.25 * PI, -0.75 * PI];
+        for (a, b) in az.iter().zip(want) {
+            assert!((a - b).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn bad_shapes_are_errors_not_panics() {
+        let c = calib(None, -0.5, 0.5, Transform::identity());
+        let ri = RangeImage::<f32>::zeros(2, 3, 0);
+        assert_eq!(
+            range_image_to_points(&ri, &c, None, None).unwrap_err(),
+            GeomError::NoChannels
+        );
+        let ri = RangeImage::<f32>::zeros(2, 3, 4);
+        let pose = RangeImage::<f32>::zeros(2, 2, 6);
+        let err =
+            range_image_to_points(&ri, &c, Some(&pose), Some(&Transform::identity())).unwrap_err();
+        assert_eq!(
+            err,
+            GeomError::PixelPoseShape {
+                expected: [2, 3],
+                found: [2, 2, 6]
+            }
+        );
+        let other = RangeImage::<i32>::zeros(3, 3, 2);
+        let cloud = range_image_to_points(&ri, &c, None, None).unwrap();
+        assert!(matches!(
+            gather_pixels(&other, &cloud),
+            Err(GeomError::GatherShape { .. })
+        ));
+        assert!(points_to_range_image(&[], &c, 0, 5).is_err());
+        let short = RangeImage::<f32> {
+            height: 2,
+            width: 3,
+            channels: 4,
+            values: vec![1.0; 5],
+        };
+        let err = range_image_to_points(&short, &c, None, None).unwrap_err();
+        assert!(
+            matches!(err, GeomError::ValueCount { found: 5, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn non_finite_ranges_are_skipped() {
+        let c = calib(None, -0.5, 0.5, Transform::identity());
+        let vals = vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -1.0, 2.0];
+        let ri = RangeImage::new([2, 3, 1], vals).unwrap();
+        let cloud = range_image_to_points(&ri, &c, None, None).unwrap();
+        assert_eq!(cloud.len(), 1);
+        assert_eq!(cloud.pixels, vec![[1, 2]]);
+        assert_eq!(cloud.range(0), 2.0);
+    }
+
+    #[test]
+    fn nearest_index_prefers_first_on_ties() {
+        assert_eq!(nearest_index(&[1.0, 0.0, -1.0], 0.5), 0);
+        assert_eq!(nearest_index(&[1.0, 0.0, -1.0], -0.2), 1);
+        assert_eq!(nearest_index(&[1.0, 0.0, -1.0], -FRAC_PI_2), 2);
+    }
+
+    #[test]
+    fn nearest_point_wins_a_pixel() {
+        let c = calib(None, -0.5, 0.5, Transform::identity());
+        let pts = [
+            Vector3::new(10.0, 0.0, 0.0),
+            Vector3::new(5.0, 0.0, 0.0),
+            Vector3::new(7.0, 0.0, 0.0),
+        ];
+        let ri = points_to_range_image(&pts, &c, 1, 8).unwrap();
+        let nonzero: Vec<f32> = ri.values.iter().copied().filter(|v| *v != 0.0).collect();
+        assert_eq!(nonzero, vec![5.0]);
+    }
+}

@@ -45,7 +45,11 @@ fn run(cli: Cli) -> Result<()> {
                 reports.push(report);
             }
             if json {
-                let out = if reports.len() == 1 { serde_json::to_string_pretty(&reports[0])? } else { serde_json::to_string_pretty(&reports)? };
+                let out = if reports.len() == 1 {
+                    serde_json::to_string_pretty(&reports[0])?
+                } else {
+                    serde_json::to_string_pretty(&reports)?
+                };
                 println!("{out}");
             }
         }

@@ -29,12 +29,8 @@ impl OrientedRect {
     pub fn corners(&self) -> [[f64; 2]; 4] {
         let (s, c) = self.heading.sin_cos();
         let (hl, hw) = (self.length / 2.0, self.width / 2.0);
-        [(hl, hw), (-hl, hw), (-hl, -hw), (hl, -hw)].map(|(dx, dy)| {
-            [
-                self.center_x + c * dx - s * dy,
-                self.center_y + s * dx + c * dy,
-            ]
-        })
+        [(hl, hw), (-hl, hw), (-hl, -hw), (hl, -hw)]
+            .map(|(dx, dy)| [self.center_x + c * dx - s * dy, self.center_y + s * dx + c * dy])
     }
 
     pub fn area(&self) -> f64 {
@@ -98,11 +94,7 @@ impl Box3d {
 
 /// See [`Box3d::transformed`].
 pub fn transform_box(b: &Box3d, t: &Transform) -> Box3d {
-    Box3d {
-        center: t.apply(&b.center),
-        size: b.size,
-        heading: normalize_angle(b.heading + t.yaw()),
-    }
+    Box3d { center: t.apply(&b.center), size: b.size, heading: normalize_angle(b.heading + t.yaw()) }
 }
 
 /// Twice the signed area (positive when counter-clockwise).
@@ -178,11 +170,7 @@ pub fn intersection_area(a: &OrientedRect, b: &OrientedRect) -> f64 {
 pub fn bev_iou(a: &Box3d, b: &Box3d) -> f64 {
     let inter = intersection_area(&a.bev(), &b.bev());
     let union = a.bev().area() + b.bev().area() - inter;
-    if union > 0.0 {
-        (inter / union).clamp(0.0, 1.0)
-    } else {
-        0.0
-    }
+    if union > 0.0 { (inter / union).clamp(0.0, 1.0) } else { 0.0 }
 }
 
 /// 3-D intersection over union of upright boxes: BEV overlap × z overlap.
@@ -195,11 +183,7 @@ pub fn iou_3d(a: &Box3d, b: &Box3d) -> f64 {
     }
     let inter = intersection_area(&a.bev(), &b.bev()) * dz;
     let union = a.volume() + b.volume() - inter;
-    if union > 0.0 {
-        (inter / union).clamp(0.0, 1.0)
-    } else {
-        0.0
-    }
+    if union > 0.0 { (inter / union).clamp(0.0, 1.0) } else { 0.0 }
 }
 
 #[cfg(test)]
@@ -207,11 +191,7 @@ mod tests {
     use super::*;
 
     fn unit_box(x: f64, y: f64, heading: f64) -> Box3d {
-        Box3d {
-            center: Vector3::new(x, y, 0.0),
-            size: Vector3::new(2.0, 2.0, 2.0),
-            heading,
-        }
+        Box3d { center: Vector3::new(x, y, 0.0), size: Vector3::new(2.0, 2.0, 2.0), heading }
     }
 
     #[test]
@@ -233,11 +213,7 @@ mod tests {
 
     #[test]
     fn degenerate_boxes_have_zero_iou() {
-        let z = Box3d {
-            center: Vector3::zeros(),
-            size: Vector3::zeros(),
-            heading: 0.0,
-        };
+        let z = Box3d { center: Vector3::zeros(), size: Vector3::zeros(), heading: 0.0 };
         assert_eq!(bev_iou(&z, &z), 0.0);
         assert_eq!(iou_3d(&z, &z), 0.0);
     }

@@ -89,28 +89,16 @@ impl CameraModel {
             return None;
         }
         let in_image = valid && (0.0..self.width).contains(&u) && (0.0..self.height).contains(&v);
-        Some(Projection {
-            u,
-            v,
-            depth: pc.x,
-            in_image,
-            valid,
-        })
+        Some(Projection { u, v, depth: pc.x, in_image, valid })
     }
 
     /// Projects many vehicle-frame points (rayon-parallel for large batches).
     pub fn project_points(&self, points: &[Vector3<f64>]) -> Vec<Option<Projection>> {
         use rayon::prelude::*;
         if points.len() < 8192 {
-            points
-                .iter()
-                .map(|p| self.project_vehicle_point(p))
-                .collect()
+            points.iter().map(|p| self.project_vehicle_point(p)).collect()
         } else {
-            points
-                .par_iter()
-                .map(|p| self.project_vehicle_point(p))
-                .collect()
+            points.par_iter().map(|p| self.project_vehicle_point(p)).collect()
         }
     }
 
@@ -197,9 +185,7 @@ mod tests {
     fn pinhole() -> CameraModel {
         CameraModel::new(&CameraCalibration {
             camera: CameraName::Front,
-            intrinsic: Intrinsics::from_array(&[
-                1000.0, 1000.0, 960.0, 640.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-            ]),
+            intrinsic: Intrinsics::from_array(&[1000.0, 1000.0, 960.0, 640.0, 0.0, 0.0, 0.0, 0.0, 0.0]),
             extrinsic: Transform::identity(),
             width: 1920,
             height: 1280,
@@ -211,9 +197,7 @@ mod tests {
     fn pinhole_axes() {
         let m = pinhole();
         // Left (+y) maps to smaller u, up (+z) to smaller v.
-        let p = m
-            .project_vehicle_point(&Vector3::new(10.0, 1.0, 2.0))
-            .unwrap();
+        let p = m.project_vehicle_point(&Vector3::new(10.0, 1.0, 2.0)).unwrap();
         assert!((p.u - (960.0 - 100.0)).abs() < 1e-9);
         assert!((p.v - (640.0 - 200.0)).abs() < 1e-9);
         assert_eq!(p.depth, 10.0);
@@ -223,17 +207,8 @@ mod tests {
     #[test]
     fn behind_and_nan_are_not_projectable() {
         let m = pinhole();
-        assert!(
-            m.project_vehicle_point(&Vector3::new(0.0, 1.0, 1.0))
-                .is_none()
-        );
-        assert!(
-            m.project_vehicle_point(&Vector3::new(-5.0, 0.0, 0.0))
-                .is_none()
-        );
-        assert!(
-            m.project_vehicle_point(&Vector3::new(f64::NAN, 0.0, 0.0))
-                .is_none()
-        );
+        assert!(m.project_vehicle_point(&Vector3::new(0.0, 1.0, 1.0)).is_none());
+        assert!(m.project_vehicle_point(&Vector3::new(-5.0, 0.0, 0.0)).is_none());
+        assert!(m.project_vehicle_point(&Vector3::new(f64::NAN, 0.0, 0.0)).is_none());
     }
 }

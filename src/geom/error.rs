@@ -11,24 +11,14 @@ pub enum GeomError {
     NoChannels,
     /// The per-pixel pose must be `[H, W, 6]` with the range image's H and W.
     #[error("pixel pose has shape {found:?}; expected [{}, {}, 6] to match the range image", expected[0], expected[1])]
-    PixelPoseShape {
-        expected: [usize; 2],
-        found: [usize; 3],
-    },
+    PixelPoseShape { expected: [usize; 2], found: [usize; 3] },
     /// An image gathered with a point cloud must have the cloud's source H and W.
     #[error("image has shape {found:?}; expected [{}, {}, C] (the point cloud's source image)", expected[0], expected[1])]
-    GatherShape {
-        expected: [usize; 2],
-        found: [usize; 3],
-    },
+    GatherShape { expected: [usize; 2], found: [usize; 3] },
     /// An image whose `values` do not fill its shape (its fields are public, so this can
     /// happen despite `RangeImage::new`'s check).
     #[error("{what} has shape {shape:?} but {found} values")]
-    ValueCount {
-        what: &'static str,
-        shape: [usize; 3],
-        found: usize,
-    },
+    ValueCount { what: &'static str, shape: [usize; 3], found: usize },
     /// A range image to build must have at least one row and one column.
     #[error("range image size {height}×{width} is empty")]
     EmptyImage { height: usize, width: usize },

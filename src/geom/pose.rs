@@ -33,14 +33,7 @@ pub fn rigid_transform(rotation: &Matrix3<f64>, translation: &Vector3<f64>) -> T
 }
 
 /// The transform of a `[roll, pitch, yaw, x, y, z]` pose (the range-image pixel pose layout).
-pub fn transform_from_rpy_xyz(
-    roll: f64,
-    pitch: f64,
-    yaw: f64,
-    x: f64,
-    y: f64,
-    z: f64,
-) -> Transform {
+pub fn transform_from_rpy_xyz(roll: f64, pitch: f64, yaw: f64, x: f64, y: f64, z: f64) -> Transform {
     rigid_transform(&rotation_from_rpy(roll, pitch, yaw), &Vector3::new(x, y, z))
 }
 

@@ -86,19 +86,13 @@ pub fn inclinations(calib: &LidarCalibration, height: usize) -> Result<Vec<f64>,
     match bi.values.as_deref() {
         Some(v) if !v.is_empty() => {
             if v.len() != height {
-                return Err(GeomError::InclinationCount {
-                    expected: height,
-                    found: v.len(),
-                });
+                return Err(GeomError::InclinationCount { expected: height, found: v.len() });
             }
             Ok(v.iter().rev().copied().collect())
         }
         _ => {
             let step = (bi.max - bi.min) / height as f64;
-            Ok((0..height)
-                .rev()
-                .map(|i| bi.min + (i as f64 + 0.5) * step)
-                .collect())
+            Ok((0..height).rev().map(|i| bi.min + (i as f64 + 0.5) * step).collect())
         }
     }
 }
@@ -113,9 +107,7 @@ fn azimuth_correction(extrinsic: &Transform) -> f64 {
 pub fn azimuths(extrinsic: &Transform, width: usize) -> Vec<f64> {
     let corr = azimuth_correction(extrinsic);
     let w_f = width as f64;
-    (0..width)
-        .map(|w| PI * (1.0 - (2.0 * w as f64 + 1.0) / w_f) - corr)
-        .collect()
+    (0..width).map(|w| PI * (1.0 - (2.0 * w as f64 + 1.0) / w_f) - corr).collect()
 }
 
 /// A 3×3 matrix and a translation as plain arrays: the hot loop avoids generic code, which
@@ -164,11 +156,8 @@ struct PixelPoses<'a> {
 impl<'a> PixelPoses<'a> {
     fn new(image: &'a RangeImage<f32>, frame_pose: &Transform) -> Self {
         let inv = frame_pose.inverse_rigid();
-        let mut poses = PixelPoses {
-            image,
-            world_to_frame: (rotation_of(&inv), inv.translation()),
-            column_cache: Vec::new(),
-        };
+        let mut poses =
+            PixelPoses { image, world_to_frame: (rotation_of(&inv), inv.translation()), column_cache: Vec::new() };
         if image.height > 0 {
             poses.column_cache = (0..image.width)
                 .map(|w| {
@@ -192,11 +181,7 @@ impl<'a> PixelPoses<'a> {
     fn apply(&self, h: usize, w: usize, p: [f64; 3]) -> [f64; 3] {
         let key = pose_key(self.image.pixel(h, w));
         let (cached_key, cached) = &self.column_cache[w];
-        if key == *cached_key {
-            cached.apply(p)
-        } else {
-            self.fold(&key).apply(p)
-        }
+        if key == *cached_key { cached.apply(p) } else { self.fold(&key).apply(p) }
     }
 }
 
@@ -238,18 +223,12 @@ impl<'a> Kernel<'a> {
         if let Some(p) = pixel_pose
             && (p.height != height || p.width != width || p.channels != 6)
         {
-            return Err(GeomError::PixelPoseShape {
-                expected: [height, width],
-                found: p.shape(),
-            });
+            return Err(GeomError::PixelPoseShape { expected: [height, width], found: p.shape() });
         }
         let rot = rotation_of(&calib.extrinsic);
         let col = |k: usize| [rot[(0, k)], rot[(1, k)], rot[(2, k)]];
         let (r0, r1, r2) = (col(0), col(1), col(2));
-        let rows = inclinations(calib, height)?
-            .into_iter()
-            .map(|i| (i.cos(), r2.map(|v| v * i.sin())))
-            .collect();
+        let rows = inclinations(calib, height)?.into_iter().map(|i| (i.cos(), r2.map(|v| v * i.sin()))).collect();
         let cols = azimuths(&calib.extrinsic, width)
             .into_iter()
             .map(|a| {
@@ -263,12 +242,7 @@ impl<'a> Kernel<'a> {
             (Some(p), Some(v)) => Some(PixelPoses::new(p, v)),
             _ => None,
         };
-        Ok(Kernel {
-            rows,
-            cols,
-            trans: [t.x, t.y, t.z],
-            pose,
-        })
+        Ok(Kernel { rows, cols, trans: [t.x, t.y, t.z], pose })
     }
 
     #[inline]
@@ -286,15 +260,8 @@ impl<'a> Kernel<'a> {
     fn convert_row(&self, ri: &RangeImage<f32>, h: usize, out: RowSlices<'_>) {
         let c = ri.channels;
         let row = &ri.values[h * ri.width * c..(h + 1) * ri.width * c];
-        let valid = row
-            .chunks_exact(c)
-            .enumerate()
-            .filter(|(_, px)| is_valid_range(px[RANGE]));
-        let dst = out
-            .xyz
-            .iter_mut()
-            .zip(out.pixels.iter_mut())
-            .zip(out.features.chunks_exact_mut(c));
+        let valid = row.chunks_exact(c).enumerate().filter(|(_, px)| is_valid_range(px[RANGE]));
+        let dst = out.xyz.iter_mut().zip(out.pixels.iter_mut()).zip(out.features.chunks_exact_mut(c));
         for ((w, px), ((xyz, pixel), features)) in valid.zip(dst) {
             *xyz = self.point(h, w, px[RANGE] as f64).map(|v| v as f32);
             *pixel = [h as u32, w as u32];
@@ -305,10 +272,7 @@ impl<'a> Kernel<'a> {
 
 /// Rejects images whose value count does not match their shape, before any indexing.
 fn check_value_count<T>(what: &'static str, image: &RangeImage<T>) -> Result<(), GeomError> {
-    let expected = image
-        .height
-        .checked_mul(image.width)
-        .and_then(|n| n.checked_mul(image.channels));
+    let expected = image.height.checked_mul(image.width).and_then(|n| n.checked_mul(image.channels));
     if expected == Some(image.values.len()) {
         Ok(())
     } else {
@@ -352,16 +316,10 @@ pub fn range_image_to_points(
     // Two passes: count each row's points, then fill exact, preallocated slices, so rows
     // can be written in parallel straight into their row-major place.
     let count_row = |row: usize| {
-        ri.values[row * w * c..(row + 1) * w * c]
-            .chunks_exact(c)
-            .filter(|px| is_valid_range(px[RANGE]))
-            .count()
+        ri.values[row * w * c..(row + 1) * w * c].chunks_exact(c).filter(|px| is_valid_range(px[RANGE])).count()
     };
-    let counts: Vec<usize> = if parallel {
-        (0..h).into_par_iter().map(count_row).collect()
-    } else {
-        (0..h).map(count_row).collect()
-    };
+    let counts: Vec<usize> =
+        if parallel { (0..h).into_par_iter().map(count_row).collect() } else { (0..h).map(count_row).collect() };
     let total: usize = counts.iter().sum();
     let mut out = PointCloud {
         xyz: vec![[0.0; 3]; total],
@@ -372,28 +330,18 @@ pub fn range_image_to_points(
         source_width: w,
     };
     let mut jobs = Vec::with_capacity(h);
-    let (mut xyz, mut pixels, mut features) =
-        (&mut out.xyz[..], &mut out.pixels[..], &mut out.features[..]);
+    let (mut xyz, mut pixels, mut features) = (&mut out.xyz[..], &mut out.pixels[..], &mut out.features[..]);
     for (row, &n) in counts.iter().enumerate() {
         let (x, x_rest) = std::mem::take(&mut xyz).split_at_mut(n);
         let (p, p_rest) = std::mem::take(&mut pixels).split_at_mut(n);
         let (f, f_rest) = std::mem::take(&mut features).split_at_mut(n * c);
         (xyz, pixels, features) = (x_rest, p_rest, f_rest);
-        jobs.push((
-            row,
-            RowSlices {
-                xyz: x,
-                pixels: p,
-                features: f,
-            },
-        ));
+        jobs.push((row, RowSlices { xyz: x, pixels: p, features: f }));
     }
     if parallel {
-        jobs.into_par_iter()
-            .for_each(|(row, slices)| kernel.convert_row(ri, row, slices));
+        jobs.into_par_iter().for_each(|(row, slices)| kernel.convert_row(ri, row, slices));
     } else {
-        jobs.into_iter()
-            .for_each(|(row, slices)| kernel.convert_row(ri, row, slices));
+        jobs.into_iter().for_each(|(row, slices)| kernel.convert_row(ri, row, slices));
     }
     Ok(out)
 }
@@ -417,15 +365,9 @@ pub fn range_image_to_cartesian(
     };
     let row_len = (ri.width * 3).max(1);
     if ri.height * ri.width < PARALLEL_MIN_PIXELS {
-        out.values
-            .chunks_mut(row_len)
-            .enumerate()
-            .for_each(fill_row);
+        out.values.chunks_mut(row_len).enumerate().for_each(fill_row);
     } else {
-        out.values
-            .par_chunks_mut(row_len)
-            .enumerate()
-            .for_each(fill_row);
+        out.values.par_chunks_mut(row_len).enumerate().for_each(fill_row);
     }
     Ok(out)
 }
@@ -433,10 +375,7 @@ pub fn range_image_to_cartesian(
 /// Gathers the pixels of `image` at the point cloud's source pixels, flat `[N, C]` in point
 /// order: the point-wise camera projection (`extract_pointwise_camera_projection`), the
 /// point-wise segmentation, or any other per-pixel data of the same range image.
-pub fn gather_pixels<T: Copy + Default>(
-    image: &RangeImage<T>,
-    cloud: &PointCloud,
-) -> Result<Vec<T>, GeomError> {
+pub fn gather_pixels<T: Copy + Default>(image: &RangeImage<T>, cloud: &PointCloud) -> Result<Vec<T>, GeomError> {
     check_value_count("gathered image", image)?;
     if image.height != cloud.source_height || image.width != cloud.source_width {
         return Err(GeomError::GatherShape {
@@ -460,28 +399,18 @@ pub struct LaserPoints {
 
 /// Converts both returns of a laser. Return 2 uses the return-1 pixel pose (Waymo stores
 /// only one); the pose is applied only when the laser has one and `frame_pose` is given.
-pub fn laser_frame_to_points(
-    laser: &LaserFrame,
-    frame_pose: Option<&Transform>,
-) -> Result<LaserPoints, GeomError> {
+pub fn laser_frame_to_points(laser: &LaserFrame, frame_pose: Option<&Transform>) -> Result<LaserPoints, GeomError> {
     if laser.return1.is_none() && laser.return2.is_none() {
         return Ok(LaserPoints::default());
     }
     let calib = laser
         .calibration
         .as_ref()
-        .ok_or_else(|| GeomError::MissingCalibration {
-            laser: laser.laser.name().to_string(),
-        })?;
+        .ok_or_else(|| GeomError::MissingCalibration { laser: laser.laser.name().to_string() })?;
     let convert = |ri: &Option<RangeImage<f32>>| {
-        ri.as_ref()
-            .map(|ri| range_image_to_points(ri, calib, laser.pose.as_ref(), frame_pose))
-            .transpose()
+        ri.as_ref().map(|ri| range_image_to_points(ri, calib, laser.pose.as_ref(), frame_pose)).transpose()
     };
-    Ok(LaserPoints {
-        return1: convert(&laser.return1)?,
-        return2: convert(&laser.return2)?,
-    })
+    Ok(LaserPoints { return1: convert(&laser.return1)?, return2: convert(&laser.return2)? })
 }
 
 /// Builds a `[H, W, 1]` range image (channel 0 = range, 0 = no return) from vehicle-frame
@@ -546,17 +475,8 @@ mod tests {
     use crate::scene::{BeamInclination, LaserName};
     use std::f64::consts::FRAC_PI_2;
 
-    fn calib(
-        values: Option<Vec<f64>>,
-        min: f64,
-        max: f64,
-        extrinsic: Transform,
-    ) -> LidarCalibration {
-        LidarCalibration {
-            laser: LaserName::Top,
-            extrinsic,
-            beam_inclination: BeamInclination { min, max, values },
-        }
+    fn calib(values: Option<Vec<f64>>, min: f64, max: f64, extrinsic: Transform) -> LidarCalibration {
+        LidarCalibration { laser: LaserName::Top, extrinsic, beam_inclination: BeamInclination { min, max, values } }
     }
 
     #[test]
@@ -570,13 +490,7 @@ mod tests {
     fn explicit_inclination_count_is_checked() {
         let c = calib(Some(vec![0.0, 0.1]), 0.0, 0.1, Transform::identity());
         let err = inclinations(&c, 3).unwrap_err();
-        assert_eq!(
-            err,
-            GeomError::InclinationCount {
-                expected: 3,
-                found: 2
-            }
-        );
+        assert_eq!(err, GeomError::InclinationCount { expected: 3, found: 2 });
         assert!(err.to_string().contains("2 explicit values"));
     }
 
@@ -593,39 +507,18 @@ mod tests {
     fn bad_shapes_are_errors_not_panics() {
         let c = calib(None, -0.5, 0.5, Transform::identity());
         let ri = RangeImage::<f32>::zeros(2, 3, 0);
-        assert_eq!(
-            range_image_to_points(&ri, &c, None, None).unwrap_err(),
-            GeomError::NoChannels
-        );
+        assert_eq!(range_image_to_points(&ri, &c, None, None).unwrap_err(), GeomError::NoChannels);
         let ri = RangeImage::<f32>::zeros(2, 3, 4);
         let pose = RangeImage::<f32>::zeros(2, 2, 6);
-        let err =
-            range_image_to_points(&ri, &c, Some(&pose), Some(&Transform::identity())).unwrap_err();
-        assert_eq!(
-            err,
-            GeomError::PixelPoseShape {
-                expected: [2, 3],
-                found: [2, 2, 6]
-            }
-        );
+        let err = range_image_to_points(&ri, &c, Some(&pose), Some(&Transform::identity())).unwrap_err();
+        assert_eq!(err, GeomError::PixelPoseShape { expected: [2, 3], found: [2, 2, 6] });
         let other = RangeImage::<i32>::zeros(3, 3, 2);
         let cloud = range_image_to_points(&ri, &c, None, None).unwrap();
-        assert!(matches!(
-            gather_pixels(&other, &cloud),
-            Err(GeomError::GatherShape { .. })
-        ));
+        assert!(matches!(gather_pixels(&other, &cloud), Err(GeomError::GatherShape { .. })));
         assert!(points_to_range_image(&[], &c, 0, 5).is_err());
-        let short = RangeImage::<f32> {
-            height: 2,
-            width: 3,
-            channels: 4,
-            values: vec![1.0; 5],
-        };
+        let short = RangeImage::<f32> { height: 2, width: 3, channels: 4, values: vec![1.0; 5] };
         let err = range_image_to_points(&short, &c, None, None).unwrap_err();
-        assert!(
-            matches!(err, GeomError::ValueCount { found: 5, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, GeomError::ValueCount { found: 5, .. }), "{err}");
     }
 
     #[test]
@@ -649,11 +542,7 @@ mod tests {
     #[test]
     fn nearest_point_wins_a_pixel() {
         let c = calib(None, -0.5, 0.5, Transform::identity());
-        let pts = [
-            Vector3::new(10.0, 0.0, 0.0),
-            Vector3::new(5.0, 0.0, 0.0),
-            Vector3::new(7.0, 0.0, 0.0),
-        ];
+        let pts = [Vector3::new(10.0, 0.0, 0.0), Vector3::new(5.0, 0.0, 0.0), Vector3::new(7.0, 0.0, 0.0)];
         let ri = points_to_range_image(&pts, &c, 1, 8).unwrap();
         let nonzero: Vec<f32> = ri.values.iter().copied().filter(|v| *v != 0.0).collect();
         assert_eq!(nonzero, vec![5.0]);

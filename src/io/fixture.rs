@@ -34,7 +34,11 @@ fn lidar_calibrations() -> Vec<LidarCalibration> {
         LidarCalibration {
             laser: LaserName::Top,
             extrinsic: translation(1.43, 0.0, 2.18, 0.0148),
-            beam_inclination: BeamInclination { min: top_incl[0], max: top_incl[TOP_SHAPE[0] - 1], values: Some(top_incl) },
+            beam_inclination: BeamInclination {
+                min: top_incl[0],
+                max: top_incl[TOP_SHAPE[0] - 1],
+                values: Some(top_incl),
+            },
         },
         LidarCalibration {
             laser: LaserName::Front,
@@ -71,7 +75,8 @@ fn range_image(h: usize, w: usize, seed: f32) -> RangeImage<f32> {
     let mut ri = RangeImage::zeros(h, w, 4);
     for r in 0..h {
         for c in 0..w {
-            let range = if (r * w + c) % 11 == 3 { 0.0 } else { 5.0 + 2.0 * r as f32 + ((c as f32 + seed) * 0.3).sin() };
+            let range =
+                if (r * w + c) % 11 == 3 { 0.0 } else { 5.0 + 2.0 * r as f32 + ((c as f32 + seed) * 0.3).sin() };
             ri.set(r, c, 0, range);
             ri.set(r, c, 1, 0.1 + 0.01 * c as f32);
             ri.set(r, c, 2, 0.05);
@@ -93,9 +98,11 @@ pub fn map() -> Vec<MapFeature> {
     let mut lane = MapFeature::new(1, MapFeatureType::LaneSurfaceStreet, line(0.0));
     lane.speed_limit_mph = Some(25.0);
     lane.exit_lanes = vec![4];
-    let mut next = MapFeature::new(4, MapFeatureType::LaneSurfaceStreet, vec![vector![50.0, 0.0, 0.0], vector![60.0, 0.0, 0.0]]);
+    let mut next =
+        MapFeature::new(4, MapFeatureType::LaneSurfaceStreet, vec![vector![50.0, 0.0, 0.0], vector![60.0, 0.0, 0.0]]);
     next.entry_lanes = vec![1];
-    let crosswalk = vec![vector![30.0, -5.0, 0.0], vector![33.0, -5.0, 0.0], vector![33.0, 5.0, 0.0], vector![30.0, 5.0, 0.0]];
+    let crosswalk =
+        vec![vector![30.0, -5.0, 0.0], vector![33.0, -5.0, 0.0], vector![33.0, 5.0, 0.0], vector![30.0, 5.0, 0.0]];
     vec![
         lane,
         MapFeature::new(2, MapFeatureType::RoadLineSolidSingleWhite, line(1.8)),
@@ -130,7 +137,13 @@ pub fn frames() -> Result<Vec<Frame>> {
                     projection.set(r, c, 1, (c * 4) as f32);
                     projection.set(r, c, 2, (r * 3) as f32);
                 }
-                let class = if r < 2 { LidarSegClass::Road } else if c % 8 == 0 { LidarSegClass::Car } else { LidarSegClass::Building };
+                let class = if r < 2 {
+                    LidarSegClass::Road
+                } else if c % 8 == 0 {
+                    LidarSegClass::Car
+                } else {
+                    LidarSegClass::Building
+                };
                 seg.set(r, c, 0, if class == LidarSegClass::Car { 1 + (c / 8) as i32 } else { 0 });
                 seg.set(r, c, 1, class.value() as i32);
             }
@@ -147,7 +160,13 @@ pub fn frames() -> Result<Vec<Frame>> {
         let values: Vec<u16> = (0..w * h)
             .map(|p| {
                 let (x, y) = (p % w, p / w);
-                let class = if y < h / 3 { CameraSegClass::Sky } else if x > w / 2 && y > h / 2 { CameraSegClass::Car } else { CameraSegClass::Road };
+                let class = if y < h / 3 {
+                    CameraSegClass::Sky
+                } else if x > w / 2 && y > h / 2 {
+                    CameraSegClass::Car
+                } else {
+                    CameraSegClass::Road
+                };
                 let instance = if class == CameraSegClass::Car { 1 } else { 0 };
                 (class.value() as u16) * divisor as u16 + instance
             })
@@ -157,7 +176,11 @@ pub fn frames() -> Result<Vec<Frame>> {
             calibration: Some(cam.clone()),
             jpeg: jpeg(i as u8)?,
             pose: Some(translation(5.0 * t, 0.0, 0.0, 0.0)),
-            motion: ImageMotion { linear_velocity: [5.0, 0.0, 0.0], pose_timestamp: ts as f64 * 1e-6, ..Default::default() },
+            motion: ImageMotion {
+                linear_velocity: [5.0, 0.0, 0.0],
+                pose_timestamp: ts as f64 * 1e-6,
+                ..Default::default()
+            },
             segmentation: Some(PanopticLabel {
                 camera: CameraName::Front,
                 divisor,
@@ -188,7 +211,10 @@ pub fn frames() -> Result<Vec<Frame>> {
             vehicle_pose: Some(translation(5.0 * t, 0.0, 0.0, 0.0)),
             lasers: vec![top, front],
             cameras: vec![camera],
-            lidar_boxes: vec![lidar_box("car_a", 15.0, 0.0, BoxType::Vehicle), lidar_box("ped_b", 12.0, 4.0, BoxType::Pedestrian)],
+            lidar_boxes: vec![
+                lidar_box("car_a", 15.0, 0.0, BoxType::Vehicle),
+                lidar_box("ped_b", 12.0, 4.0, BoxType::Pedestrian),
+            ],
             camera_boxes: vec![CameraBox {
                 camera: CameraName::Front,
                 object_id: "cam_a".into(),
@@ -205,7 +231,11 @@ pub fn frames() -> Result<Vec<Frame>> {
                 detection_difficulty: DifficultyLevel::Unknown,
                 tracking_difficulty: DifficultyLevel::Unknown,
             }],
-            associations: vec![BoxAssociation { camera: CameraName::Front, camera_object_id: "cam_a".into(), laser_object_id: "car_a".into() }],
+            associations: vec![BoxAssociation {
+                camera: CameraName::Front,
+                camera_object_id: "cam_a".into(),
+                laser_object_id: "car_a".into(),
+            }],
             stats: Some(FrameStats {
                 time_of_day: "Day".into(),
                 location: "location_fixture".into(),

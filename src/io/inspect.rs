@@ -68,7 +68,11 @@ pub struct TfRecordReport {
 /// Inspects a path: a dataset folder, a `.parquet` file, or a TFRecord file.
 pub fn inspect(path: &Path) -> Result<Inspection> {
     if !path.exists() {
-        return Err(Error::invalid(Location::file(path), "a dataset folder, a .parquet file or a .tfrecord file", "nothing at this path"));
+        return Err(Error::invalid(
+            Location::file(path),
+            "a dataset folder, a .parquet file or a .tfrecord file",
+            "nothing at this path",
+        ));
     }
     if path.is_dir() {
         return inspect_dataset(path).map(Inspection::Dataset);
@@ -80,7 +84,11 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
     if name.contains(".tfrecord") || name.ends_with(".binproto") || name.ends_with(".tfr") {
         return super::tfinspect::inspect_tfrecord(path).map(Inspection::Tfrecord);
     }
-    Err(Error::invalid(Location::file(path), "a dataset folder, a .parquet file or a .tfrecord file", "another kind of file"))
+    Err(Error::invalid(
+        Location::file(path),
+        "a dataset folder, a .parquet file or a .tfrecord file",
+        "another kind of file",
+    ))
 }
 
 fn inspect_dataset(root: &Path) -> Result<DatasetReport> {
@@ -148,7 +156,10 @@ impl Inspection {
                 s += &format!("{} segment(s)\n", d.segments.len());
                 for seg in &d.segments {
                     s += &format!("\nsegment {}: {} frames\n", seg.name, seg.frames);
-                    s += &format!("  {:<34} {:>8} {:>7} {:>7} {:>11}  deviations\n", "component", "rows", "groups", "frames", "bytes");
+                    s += &format!(
+                        "  {:<34} {:>8} {:>7} {:>7} {:>11}  deviations\n",
+                        "component", "rows", "groups", "frames", "bytes"
+                    );
                     for c in &seg.components {
                         s += &format!(
                             "  {:<34} {:>8} {:>7} {:>7} {:>11}  {}\n",

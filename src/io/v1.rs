@@ -95,7 +95,7 @@ pub fn convert_frame(msg: &proto::Frame, at: &Location) -> Result<Frame> {
         }
     }
 
-    let cameras =
+    let mut cameras =
         msg.images.iter().map(|img| camera_frame(img, &camera_calibrations, &at)).collect::<Result<Vec<_>>>()?;
 
     let lidar_boxes = msg
@@ -124,6 +124,9 @@ pub fn convert_frame(msg: &proto::Frame, at: &Location) -> Result<Frame> {
     }
 
     let stats = context.stats.as_ref().map(|s| stats(s, &at)).transpose()?;
+    // The same sensor order as the v2 frame reader, whatever order the file used.
+    lasers.sort_by_key(|l| l.laser);
+    cameras.sort_by_key(|c| c.camera);
 
     Ok(Frame {
         segment: context.name.clone().unwrap_or_default(),

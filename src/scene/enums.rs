@@ -58,7 +58,6 @@ macro_rules! waymo_enum {
     };
 }
 
-
 waymo_enum! {
     /// A LiDAR of the Waymo vehicle. `UNKNOWN = 0` is not a valid key and is rejected.
     LaserName, "laser name" {
@@ -162,16 +161,30 @@ waymo_enum! {
 
 /// The broad kind of a map feature (the `MapFeature.feature_data` oneof).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum MapFeatureKind { Lane, RoadLine, RoadEdge, StopSign, Crosswalk, SpeedBump, Driveway }
+pub enum MapFeatureKind {
+    Lane,
+    RoadLine,
+    RoadEdge,
+    StopSign,
+    Crosswalk,
+    SpeedBump,
+    Driveway,
+}
 
 impl MapFeatureType {
     pub fn kind(self) -> MapFeatureKind {
         use MapFeatureType::*;
         match self {
             LaneUndefined | LaneFreeway | LaneSurfaceStreet | LaneBikeLane => MapFeatureKind::Lane,
-            RoadLineUnknown | RoadLineBrokenSingleWhite | RoadLineSolidSingleWhite | RoadLineSolidDoubleWhite
-            | RoadLineBrokenSingleYellow | RoadLineBrokenDoubleYellow | RoadLineSolidSingleYellow
-            | RoadLineSolidDoubleYellow | RoadLinePassingDoubleYellow => MapFeatureKind::RoadLine,
+            RoadLineUnknown
+            | RoadLineBrokenSingleWhite
+            | RoadLineSolidSingleWhite
+            | RoadLineSolidDoubleWhite
+            | RoadLineBrokenSingleYellow
+            | RoadLineBrokenDoubleYellow
+            | RoadLineSolidSingleYellow
+            | RoadLineSolidDoubleYellow
+            | RoadLinePassingDoubleYellow => MapFeatureKind::RoadLine,
             RoadEdgeUnknown | RoadEdgeBoundary | RoadEdgeMedian => MapFeatureKind::RoadEdge,
             StopSign => MapFeatureKind::StopSign,
             Crosswalk => MapFeatureKind::Crosswalk,

@@ -3,9 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::enums::{BoxType, CameraName, LaserName};
-use super::sensor::{
-    CameraBox, CameraCalibration, LidarBox, LidarCalibration, PanopticLabel, RangeImage, Transform,
-};
+use super::sensor::{CameraBox, CameraCalibration, LidarBox, LidarCalibration, PanopticLabel, RangeImage, Transform};
 
 /// One LiDAR's data in a frame: range images and everything stored in range-image form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -134,7 +134,11 @@ impl Polyline {
         let n = self.pts.len();
         let pts = (0..n)
             .map(|i| {
-                let before = if i > 0 { (self.pts[i] - self.pts[i - 1]).normalize() } else { (self.pts[1] - self.pts[0]).normalize() };
+                let before = if i > 0 {
+                    (self.pts[i] - self.pts[i - 1]).normalize()
+                } else {
+                    (self.pts[1] - self.pts[0]).normalize()
+                };
                 let after = if i + 1 < n { (self.pts[i + 1] - self.pts[i]).normalize() } else { before };
                 let tangent = (before + after).try_normalize(1e-9).unwrap_or(before);
                 // Keep the offset distance constant at corners (miter), bounded for sharp ones.

@@ -161,7 +161,14 @@ impl RoadNetwork {
                 }
             }
         }
-        let mut net = RoadNetwork { nodes, roads: Vec::new(), lanes: Vec::new(), areas: Vec::new(), stop_signs: Vec::new(), sidewalks: Vec::new() };
+        let mut net = RoadNetwork {
+            nodes,
+            roads: Vec::new(),
+            lanes: Vec::new(),
+            areas: Vec::new(),
+            stop_signs: Vec::new(),
+            sidewalks: Vec::new(),
+        };
         for (e, &(a, b)) in edges.iter().enumerate() {
             if keep[e] {
                 let lanes = if rng.random_bool(0.45) { 2 } else { 1 };
@@ -207,7 +214,12 @@ impl RoadNetwork {
         let mut backward = Vec::new();
         for index in 0..lanes {
             let d = (index as f64 + 0.5) * LANE_WIDTH;
-            forward.push(self.push_lane(centre.offset(-d), LaneKind::Road { road: road_id, forward: true, index }, speed_limit, Some(b)));
+            forward.push(self.push_lane(
+                centre.offset(-d),
+                LaneKind::Road { road: road_id, forward: true, index },
+                speed_limit,
+                Some(b),
+            ));
             backward.push(self.push_lane(
                 centre.offset(d).reversed(),
                 LaneKind::Road { road: road_id, forward: false, index },
@@ -215,7 +227,8 @@ impl RoadNetwork {
                 Some(a),
             ));
         }
-        let speed_bump_at = (centre.length() > 60.0 && rng.random_bool(0.2)).then(|| centre.length() * rng.random_range(0.35..0.65));
+        let speed_bump_at =
+            (centre.length() > 60.0 && rng.random_bool(0.2)).then(|| centre.length() * rng.random_range(0.35..0.65));
         self.roads.push(Road { a, b, lanes_per_direction: lanes, shoulder, centre, forward, backward, speed_bump_at });
         self.nodes[a].roads.push(road_id);
         self.nodes[b].roads.push(road_id);
@@ -268,11 +281,9 @@ impl RoadNetwork {
                     Turn::Right
                 };
                 let pairs: Vec<(LaneId, LaneId)> = match turn {
-                    Turn::Straight => incoming
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &l)| (l, outgoing[i.min(outgoing.len() - 1)]))
-                        .collect(),
+                    Turn::Straight => {
+                        incoming.iter().enumerate().map(|(i, &l)| (l, outgoing[i.min(outgoing.len() - 1)])).collect()
+                    }
                     Turn::Left | Turn::UTurn => vec![(incoming[0], outgoing[0])],
                     Turn::Right => vec![(incoming[incoming.len() - 1], outgoing[outgoing.len() - 1])],
                 };
@@ -281,7 +292,8 @@ impl RoadNetwork {
                     let p3 = self.lanes[l_out].path.start();
                     let gap = (p3 - p0).norm();
                     let handle = if turn == Turn::UTurn { gap.max(6.0) * 0.9 + 4.0 } else { gap * 0.42 };
-                    let path = Polyline::bezier(p0, h_in, p3, self.lanes[l_out].path.start_heading(), handle, SAMPLE_STEP);
+                    let path =
+                        Polyline::bezier(p0, h_in, p3, self.lanes[l_out].path.start_heading(), handle, SAMPLE_STEP);
                     let limit = match turn {
                         Turn::Straight => self.lanes[l_in].speed_limit,
                         Turn::Left | Turn::Right => 6.5,
@@ -309,7 +321,8 @@ impl RoadNetwork {
                     self.lanes[l].stop_at_end = true;
                 }
                 let path = &self.lanes[outer].path;
-                let pos = path.end() - left(&dir(path.end_heading())) * (LANE_WIDTH / 2.0 + self.roads[r].shoulder + 0.8);
+                let pos =
+                    path.end() - left(&dir(path.end_heading())) * (LANE_WIDTH / 2.0 + self.roads[r].shoulder + 0.8);
                 self.stop_signs.push(StopSign { pos, lanes: incoming });
             }
         }
@@ -338,7 +351,10 @@ impl RoadNetwork {
             if len > 50.0 && rng.random_bool(0.5) {
                 let s = rng.random_range(15.0..len - 15.0);
                 let side = if rng.random_bool(0.5) { 1.0 } else { -1.0 };
-                areas.push(Area { kind: MapFeatureType::Driveway, corners: strip(s, s + 4.5, side * hw, side * (hw + SIDEWALK_WIDTH + 3.0)) });
+                areas.push(Area {
+                    kind: MapFeatureType::Driveway,
+                    corners: strip(s, s + 4.5, side * hw, side * (hw + SIDEWALK_WIDTH + 3.0)),
+                });
             }
             self.areas.extend(areas);
             let sw = hw + 0.3 + SIDEWALK_WIDTH / 2.0;
@@ -439,7 +455,14 @@ impl RoadNetwork {
                 let (_, _, right_edge, h_b) = ends[(i + 1) % ends.len()];
                 // Walk inward along road a's edge, then out along road b's edge.
                 let gap = (right_edge - left_edge).norm();
-                out.push(Polyline::bezier(left_edge, wrap(h_a + std::f64::consts::PI), right_edge, h_b, gap * 0.45, SAMPLE_STEP));
+                out.push(Polyline::bezier(
+                    left_edge,
+                    wrap(h_a + std::f64::consts::PI),
+                    right_edge,
+                    h_b,
+                    gap * 0.45,
+                    SAMPLE_STEP,
+                ));
             }
         }
         out
@@ -455,7 +478,13 @@ fn connected(n: usize, edges: &[(usize, usize)], keep: &[bool]) -> bool {
             if !keep[k] {
                 continue;
             }
-            let w = if a == v { b } else if b == v { a } else { continue };
+            let w = if a == v {
+                b
+            } else if b == v {
+                a
+            } else {
+                continue;
+            };
             if !seen[w] {
                 seen[w] = true;
                 stack.push(w);
@@ -485,15 +514,20 @@ mod tests {
                 assert!(!l.exit.is_empty(), "every road lane leads somewhere");
             }
         }
-        let turns: Vec<Turn> =
-            net.lanes.iter().filter_map(|l| if let LaneKind::Connector { turn, .. } = l.kind { Some(turn) } else { None }).collect();
+        let turns: Vec<Turn> = net
+            .lanes
+            .iter()
+            .filter_map(|l| if let LaneKind::Connector { turn, .. } = l.kind { Some(turn) } else { None })
+            .collect();
         for t in [Turn::Straight, Turn::Left, Turn::Right] {
             assert!(turns.contains(&t), "{t:?} missing");
         }
         let map = net.map_features();
         let ids: std::collections::BTreeSet<i64> = map.iter().map(|f| f.id).collect();
         assert_eq!(ids.len(), map.len(), "map feature ids are unique");
-        for kind in [MapFeatureType::Crosswalk, MapFeatureType::RoadEdgeBoundary, MapFeatureType::RoadLineSolidDoubleYellow] {
+        for kind in
+            [MapFeatureType::Crosswalk, MapFeatureType::RoadEdgeBoundary, MapFeatureType::RoadLineSolidDoubleYellow]
+        {
             assert!(map.iter().any(|f| f.feature_type == kind), "{kind:?} missing");
         }
     }

@@ -18,7 +18,10 @@ fn fixture_then_inspect_as_table_and_json() {
     let out = scenetok(&["inspect", root.to_str().unwrap()]);
     assert!(out.status.success());
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("3 frames") && table.contains("lidar_camera_projection") && table.contains("map_feature"), "{table}");
+    assert!(
+        table.contains("3 frames") && table.contains("lidar_camera_projection") && table.contains("map_feature"),
+        "{table}"
+    );
 
     let out = scenetok(&["inspect", "--json", root.to_str().unwrap()]);
     assert!(out.status.success());
@@ -61,4 +64,26 @@ fn inspect_of_bad_input_fails_with_a_message_naming_the_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("junk.parquet") && err.contains("parquet"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn inspect_summarises_real_tfrecords_and_rejects_a_bad_crc() {
+    let Some(samples) = common::samples() else { return };
+    let scenario = samples.join("womd/motion_data_one_scenario.tfrecord");
+    let frame = samples.join("v1/pvps_data_one_frame.tfrecord");
+    let out = scenetok(&["inspect", scenario.to_str().unwrap(), frame.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("83 tracks × 91 states") && text.contains("lane 199"), "{text}");
+    assert!(text.contains("FRONT 1920×1280") && text.contains("75 laser labels"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.tfrecord");
+    let mut bytes = std::fs::read(&scenario).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&bad, &bytes).unwrap();
+    let out = scenetok(&["inspect", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.tfrecord") && err.contains("record 0") && err.contains("CRC"), "{err}");
 }

@@ -8,7 +8,9 @@ pub fn samples() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("skipping: ../shared/waymo-samples not found (real Waymo samples are only on the project's machines)");
+        eprintln!(
+            "skipping: ../shared/waymo-samples not found (real Waymo samples are only on the project's machines)"
+        );
         None
     }
 }

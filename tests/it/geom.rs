@@ -6,14 +6,13 @@ use std::time::Instant;
 
 use nalgebra::Vector3;
 use scenetok::geom::{
-    CameraModel, GeomError, OrientedRect, azimuths, bev_iou, gather_pixels, inclinations,
-    intersection_area, iou_3d, laser_frame_to_points, points_to_range_image, project_box_to_image,
-    range_image_to_cartesian, range_image_to_points, rotation_from_rpy, transform_box,
-    transform_from_rpy_xyz,
+    CameraModel, GeomError, OrientedRect, azimuths, bev_iou, gather_pixels, inclinations, intersection_area, iou_3d,
+    laser_frame_to_points, points_to_range_image, project_box_to_image, range_image_to_cartesian,
+    range_image_to_points, rotation_from_rpy, transform_box, transform_from_rpy_xyz,
 };
 use scenetok::scene::{
-    BeamInclination, Box3d, CameraCalibration, CameraName, Intrinsics, LaserFrame, LaserName,
-    LidarCalibration, RangeImage, RollingShutterDirection, Transform,
+    BeamInclination, Box3d, CameraCalibration, CameraName, Intrinsics, LaserFrame, LaserName, LidarCalibration,
+    RangeImage, RollingShutterDirection, Transform,
 };
 
 /// A small deterministic generator (xorshift64*), so tests need no extra dependency.
@@ -35,26 +34,13 @@ impl Rng {
     }
 }
 
-fn lidar(
-    laser: LaserName,
-    extrinsic: Transform,
-    min: f64,
-    max: f64,
-    values: Option<Vec<f64>>,
-) -> LidarCalibration {
-    LidarCalibration {
-        laser,
-        extrinsic,
-        beam_inclination: BeamInclination { min, max, values },
-    }
+fn lidar(laser: LaserName, extrinsic: Transform, min: f64, max: f64, values: Option<Vec<f64>>) -> LidarCalibration {
+    LidarCalibration { laser, extrinsic, beam_inclination: BeamInclination { min, max, values } }
 }
 
 fn assert_xyz(got: [f32; 3], want: [f64; 3], tol: f64, what: &str) {
     for k in 0..3 {
-        assert!(
-            (got[k] as f64 - want[k]).abs() <= tol,
-            "{what}: got {got:?}, want {want:?}"
-        );
+        assert!((got[k] as f64 - want[k]).abs() <= tol, "{what}: got {got:?}, want {want:?}");
     }
 }
 
@@ -65,21 +51,9 @@ fn assert_xyz(got: [f32; 3], want: [f64; 3], tol: f64, what: &str) {
 /// [-π/2, 0, π/2], every pixel posed at [π/2, π/2, π/2, 1, 2, 3], identity frame pose.
 fn upstream_fixture() -> (RangeImage<f32>, LidarCalibration, RangeImage<f32>) {
     let ri = RangeImage::new([3, 2, 4], (-12..12).map(|v| v as f32).collect()).unwrap();
-    let calib = lidar(
-        LaserName::Top,
-        Transform::identity(),
-        -FRAC_PI_2,
-        FRAC_PI_2,
-        Some(vec![-FRAC_PI_2, 0.0, FRAC_PI_2]),
-    );
-    let pose_px = [
-        FRAC_PI_2 as f32,
-        FRAC_PI_2 as f32,
-        FRAC_PI_2 as f32,
-        1.0,
-        2.0,
-        3.0,
-    ];
+    let calib =
+        lidar(LaserName::Top, Transform::identity(), -FRAC_PI_2, FRAC_PI_2, Some(vec![-FRAC_PI_2, 0.0, FRAC_PI_2]));
+    let pose_px = [FRAC_PI_2 as f32, FRAC_PI_2 as f32, FRAC_PI_2 as f32, 1.0, 2.0, 3.0];
     let pose = RangeImage::new([3, 2, 6], pose_px.repeat(6)).unwrap();
     (ri, calib, pose)
 }
@@ -87,8 +61,7 @@ fn upstream_fixture() -> (RangeImage<f32>, LidarCalibration, RangeImage<f32>) {
 #[test]
 fn upstream_cartesian_vector() {
     let (ri, calib, pose) = upstream_fixture();
-    let cart =
-        range_image_to_cartesian(&ri, &calib, Some(&pose), Some(&Transform::identity())).unwrap();
+    let cart = range_image_to_cartesian(&ri, &calib, Some(&pose), Some(&Transform::identity())).unwrap();
     assert_eq!(cart.shape(), [3, 2, 3]);
     let want = [
         [[-11.0, 2.0, 3.0], [-7.0, 2.0, 3.0]],
@@ -98,12 +71,7 @@ fn upstream_cartesian_vector() {
     for (h, want_row) in want.iter().enumerate() {
         for (w, want_px) in want_row.iter().enumerate() {
             let p = cart.pixel(h, w);
-            assert_xyz(
-                [p[0], p[1], p[2]],
-                *want_px,
-                1e-5,
-                &format!("pixel ({h}, {w})"),
-            );
+            assert_xyz([p[0], p[1], p[2]], *want_px, 1e-5, &format!("pixel ({h}, {w})"));
         }
     }
 }
@@ -111,8 +79,7 @@ fn upstream_cartesian_vector() {
 #[test]
 fn upstream_point_cloud_vector() {
     let (ri, calib, pose) = upstream_fixture();
-    let cloud =
-        range_image_to_points(&ri, &calib, Some(&pose), Some(&Transform::identity())).unwrap();
+    let cloud = range_image_to_points(&ri, &calib, Some(&pose), Some(&Transform::identity())).unwrap();
     assert_eq!(cloud.len(), 2);
     assert_xyz(cloud.xyz[0], [-3.0, 2.0, 3.0], 1e-5, "point 0");
     assert_xyz(cloud.xyz[1], [-7.0, 2.0, 3.0], 1e-5, "point 1");
@@ -135,13 +102,9 @@ fn upstream_rotation_vector() {
 #[test]
 fn upstream_pointwise_camera_projection() {
     let (ri, calib, pose) = upstream_fixture();
-    let cloud =
-        range_image_to_points(&ri, &calib, Some(&pose), Some(&Transform::identity())).unwrap();
+    let cloud = range_image_to_points(&ri, &calib, Some(&pose), Some(&Transform::identity())).unwrap();
     let cp = RangeImage::new([3, 2, 6], (0..36).collect::<Vec<i32>>()).unwrap();
-    assert_eq!(
-        gather_pixels(&cp, &cloud).unwrap(),
-        (24..36).collect::<Vec<i32>>()
-    );
+    assert_eq!(gather_pixels(&cp, &cloud).unwrap(), (24..36).collect::<Vec<i32>>());
 }
 
 #[test]
@@ -149,12 +112,7 @@ fn pose_needs_both_pixel_and_frame_pose() {
     let (ri, calib, pose) = upstream_fixture();
     // Without the frame pose, upstream does no compensation: plain spherical points.
     let cloud = range_image_to_points(&ri, &calib, Some(&pose), None).unwrap();
-    assert_xyz(
-        cloud.xyz[0],
-        [0.0, 0.0, -4.0],
-        1e-5,
-        "uncompensated point 0",
-    );
+    assert_xyz(cloud.xyz[0], [0.0, 0.0, -4.0], 1e-5, "uncompensated point 0");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -194,16 +152,9 @@ fn round_trip(calib: &LidarCalibration, h: usize, w: usize, n: usize, seed: u64)
     assert_eq!(ri.shape(), [h, w, 1]);
     for ([row, col], r, _) in &pts {
         let got = ri.get(*row, *col, 0) as f64;
-        assert!(
-            (got - r).abs() < 1e-3,
-            "pixel ({row}, {col}): range {got}, want {r}"
-        );
+        assert!((got - r).abs() < 1e-3, "pixel ({row}, {col}): range {got}, want {r}");
     }
-    assert_eq!(
-        ri.values.iter().filter(|v| **v > 0.0).count(),
-        n,
-        "every point has its own pixel"
-    );
+    assert_eq!(ri.values.iter().filter(|v| **v > 0.0).count(), n, "every point has its own pixel");
 
     let cloud = range_image_to_points(&ri, calib, None, None).unwrap();
     assert_eq!(cloud.len(), n);
@@ -213,13 +164,7 @@ fn round_trip(calib: &LidarCalibration, h: usize, w: usize, n: usize, seed: u64)
     }
     for i in 0..cloud.len() {
         let want = by_pixel[&cloud.pixels[i]];
-        assert!(
-            (cloud.point(i) - want).norm() < 1e-3,
-            "pixel {:?}: {} vs {}",
-            cloud.pixels[i],
-            cloud.point(i),
-            want
-        );
+        assert!((cloud.point(i) - want).norm() < 1e-3, "pixel {:?}: {} vs {}", cloud.pixels[i], cloud.point(i), want);
     }
     // Row-major output order.
     assert!(cloud.pixels.windows(2).all(|p| p[0] < p[1]));
@@ -229,18 +174,11 @@ fn round_trip(calib: &LidarCalibration, h: usize, w: usize, n: usize, seed: u64)
 /// extrinsic.
 fn top_like() -> LidarCalibration {
     let mut rng = Rng(7);
-    let mut values: Vec<f64> = (0..64)
-        .map(|i| -0.31 + 0.35 * (i as f64 / 63.0).powf(1.3) + rng.uniform(-1e-4, 1e-4))
-        .collect();
+    let mut values: Vec<f64> =
+        (0..64).map(|i| -0.31 + 0.35 * (i as f64 / 63.0).powf(1.3) + rng.uniform(-1e-4, 1e-4)).collect();
     values.sort_by(f64::total_cmp);
     let extrinsic = transform_from_rpy_xyz(0.004, -0.006, 2.6, 1.43, 0.0, 2.18);
-    lidar(
-        LaserName::Top,
-        extrinsic,
-        values[0],
-        values[63],
-        Some(values),
-    )
+    lidar(LaserName::Top, extrinsic, values[0], values[63], Some(values))
 }
 
 #[test]
@@ -262,15 +200,7 @@ fn pixel_pose_matches_hand_computation() {
     let mut rng = Rng(3);
     let ri = RangeImage::new(
         [h, w, 4],
-        (0..h * w * 4)
-            .map(|i| {
-                if i % 4 == 0 {
-                    rng.uniform(0.5, 70.0) as f32
-                } else {
-                    0.25
-                }
-            })
-            .collect(),
+        (0..h * w * 4).map(|i| if i % 4 == 0 { rng.uniform(0.5, 70.0) as f32 } else { 0.25 }).collect(),
     )
     .unwrap();
     let pose_vals: Vec<f32> = (0..h * w)
@@ -294,17 +224,9 @@ fn pixel_pose_matches_hand_computation() {
     for i in (0..cloud.len()).step_by(97) {
         let [ph, pw] = cloud.pixels[i];
         let px = pose.pixel(ph as usize, pw as usize);
-        let pixel_pose = transform_from_rpy_xyz(
-            px[0] as f64,
-            px[1] as f64,
-            px[2] as f64,
-            px[3] as f64,
-            px[4] as f64,
-            px[5] as f64,
-        );
-        let want = frame_pose
-            .inverse_rigid()
-            .apply(&pixel_pose.apply(&plain.point(i)));
+        let pixel_pose =
+            transform_from_rpy_xyz(px[0] as f64, px[1] as f64, px[2] as f64, px[3] as f64, px[4] as f64, px[5] as f64);
+        let want = frame_pose.inverse_rigid().apply(&pixel_pose.apply(&plain.point(i)));
         assert!((cloud.point(i) - want).norm() < 1e-3, "pixel ({ph}, {pw})");
     }
 }
@@ -336,13 +258,7 @@ fn validation_errors() {
     let calib = top_like();
     let ri = RangeImage::<f32>::zeros(32, 10, 4);
     let err = range_image_to_points(&ri, &calib, None, None).unwrap_err();
-    assert_eq!(
-        err,
-        GeomError::InclinationCount {
-            expected: 32,
-            found: 64
-        }
-    );
+    assert_eq!(err, GeomError::InclinationCount { expected: 32, found: 64 });
     assert!(points_to_range_image(&[Vector3::new(1.0, 0.0, 0.0)], &calib, 32, 10).is_err());
 }
 
@@ -353,15 +269,7 @@ fn full_top_image_is_fast() {
     let mut rng = Rng(5);
     let ri = RangeImage::new(
         [h, w, 4],
-        (0..h * w * 4)
-            .map(|i| {
-                if i % 4 == 0 {
-                    rng.uniform(-1.0, 75.0) as f32
-                } else {
-                    1.0
-                }
-            })
-            .collect(),
+        (0..h * w * 4).map(|i| if i % 4 == 0 { rng.uniform(-1.0, 75.0) as f32 } else { 1.0 }).collect(),
     )
     .unwrap();
     let pose_px = [0.001f32, -0.002, 0.5, 10.0, 20.0, 0.3];
@@ -372,9 +280,7 @@ fn full_top_image_is_fast() {
     let mut n = 0;
     for _ in 0..30 {
         let t = Instant::now();
-        n = range_image_to_points(&ri, &calib, None, None)
-            .unwrap()
-            .len();
+        n = range_image_to_points(&ri, &calib, None, None).unwrap().len();
         best = best.min(t.elapsed().as_secs_f64());
         let t = Instant::now();
         let posed = range_image_to_points(&ri, &calib, Some(&pose), Some(&frame_pose)).unwrap();
@@ -397,9 +303,7 @@ fn full_top_image_is_fast() {
 fn front_camera() -> CameraModel {
     CameraModel::new(&CameraCalibration {
         camera: CameraName::Front,
-        intrinsic: Intrinsics::from_array(&[
-            2055.6, 2055.9, 939.6, 641.1, 0.032, -0.321, 0.000793, -0.000625, 0.0,
-        ]),
+        intrinsic: Intrinsics::from_array(&[2055.6, 2055.9, 939.6, 641.1, 0.032, -0.321, 0.000793, -0.000625, 0.0]),
         extrinsic: transform_from_rpy_xyz(-0.003, 0.01, 0.02, 1.54, -0.02, 2.12),
         width: 1920,
         height: 1280,
@@ -424,20 +328,11 @@ fn camera_unproject_project_round_trip() {
     let cam = front_camera();
     let mut rng = Rng(21);
     for _ in 0..2000 {
-        let (u, v, depth) = (
-            rng.uniform(0.0, 1920.0),
-            rng.uniform(0.0, 1280.0),
-            rng.uniform(1.0, 80.0),
-        );
+        let (u, v, depth) = (rng.uniform(0.0, 1920.0), rng.uniform(0.0, 1280.0), rng.uniform(1.0, 80.0));
         let p = cam.unproject(u, v, depth);
         let proj = cam.project_vehicle_point(&p).expect("in front");
         assert!(proj.valid && proj.in_image);
-        assert!(
-            (proj.u - u).abs() < 1e-6 && (proj.v - v).abs() < 1e-6,
-            "({u}, {v}) → ({}, {})",
-            proj.u,
-            proj.v
-        );
+        assert!((proj.u - u).abs() < 1e-6 && (proj.v - v).abs() < 1e-6, "({u}, {v}) → ({}, {})", proj.u, proj.v);
         assert!((proj.depth - depth).abs() < 1e-9);
     }
 }
@@ -449,11 +344,7 @@ fn camera_project_unproject_round_trip() {
     let pts: Vec<Vector3<f64>> = (0..2000)
         .map(|_| {
             let d = rng.uniform(2.0, 60.0);
-            cam.camera_to_vehicle(&Vector3::new(
-                d,
-                rng.uniform(-0.4, 0.4) * d,
-                rng.uniform(-0.3, 0.3) * d,
-            ))
+            cam.camera_to_vehicle(&Vector3::new(d, rng.uniform(-0.4, 0.4) * d, rng.uniform(-0.3, 0.3) * d))
         })
         .collect();
     let proj = cam.project_points(&pts);
@@ -468,19 +359,11 @@ fn camera_project_unproject_round_trip() {
 #[test]
 fn camera_behind_is_not_projectable() {
     let cam = front_camera();
-    assert!(
-        cam.project_vehicle_point(&cam.camera_to_vehicle(&Vector3::new(-1.0, 0.0, 0.0)))
-            .is_none()
-    );
+    assert!(cam.project_vehicle_point(&cam.camera_to_vehicle(&Vector3::new(-1.0, 0.0, 0.0))).is_none());
     // Exactly on the camera plane (x = 0) is behind too; tested in camera coordinates
     // because a vehicle round trip would not land exactly on 0.
-    assert!(
-        cam.project_camera_point(&Vector3::new(0.0, 1.0, 0.0))
-            .is_none()
-    );
-    assert!(
-        cam.project_points(&[cam.camera_to_vehicle(&Vector3::new(-3.0, 1.0, 1.0))])[0].is_none()
-    );
+    assert!(cam.project_camera_point(&Vector3::new(0.0, 1.0, 0.0)).is_none());
+    assert!(cam.project_points(&[cam.camera_to_vehicle(&Vector3::new(-3.0, 1.0, 1.0))])[0].is_none());
 }
 
 #[test]
@@ -488,25 +371,15 @@ fn camera_distortion_out_of_range_is_invalid_far_direction() {
     let cam = front_camera();
     let k = cam.intrinsics;
     // 45° to the right of the axis: r² = 1, rd = 1 + 0.032 - 0.321 = 0.711 < 0.8.
-    let pr = cam
-        .project_vehicle_point(&cam.camera_to_vehicle(&Vector3::new(3.0, -3.0, 0.0)))
-        .unwrap();
+    let pr = cam.project_vehicle_point(&cam.camera_to_vehicle(&Vector3::new(3.0, -3.0, 0.0))).unwrap();
     assert!(!pr.valid && !pr.in_image);
     let diag = 1920f64.hypot(1280.0);
-    assert!(
-        (pr.u - (k.c_u + diag)).abs() < 1e-9 && (pr.v - k.c_v).abs() < 1e-9,
-        "{pr:?}"
-    );
+    assert!((pr.u - (k.c_u + diag)).abs() < 1e-9 && (pr.v - k.c_v).abs() < 1e-9, "{pr:?}");
     // Straight up and left: direction (-1, -1)/√2.
-    let pr = cam
-        .project_vehicle_point(&cam.camera_to_vehicle(&Vector3::new(1.0, 2.0, 2.0)))
-        .unwrap();
+    let pr = cam.project_vehicle_point(&cam.camera_to_vehicle(&Vector3::new(1.0, 2.0, 2.0))).unwrap();
     assert!(!pr.valid);
     let s = diag / 2f64.sqrt();
-    assert!(
-        (pr.u - (k.c_u - s)).abs() < 1e-9 && (pr.v - (k.c_v - s)).abs() < 1e-9,
-        "{pr:?}"
-    );
+    assert!((pr.u - (k.c_u - s)).abs() < 1e-9 && (pr.v - (k.c_v - s)).abs() < 1e-9, "{pr:?}");
 }
 
 #[test]
@@ -532,17 +405,9 @@ fn camera_in_image_edges() {
 #[test]
 fn box_projection_is_clamped_min_max_of_corners() {
     let cam = dyadic_camera();
-    let b = Box3d {
-        center: Vector3::new(10.0, 0.5, 0.2),
-        size: Vector3::new(2.0, 1.0, 1.5),
-        heading: 0.3,
-    };
+    let b = Box3d { center: Vector3::new(10.0, 0.5, 0.2), size: Vector3::new(2.0, 1.0, 1.5), heading: 0.3 };
     let got = project_box_to_image(&b, &cam).unwrap().min_max();
-    let proj: Vec<_> = b
-        .corners()
-        .iter()
-        .map(|c| cam.project_vehicle_point(c).unwrap())
-        .collect();
+    let proj: Vec<_> = b.corners().iter().map(|c| cam.project_vehicle_point(c).unwrap()).collect();
     let want = [
         proj.iter().map(|p| p.u).fold(f64::INFINITY, f64::min),
         proj.iter().map(|p| p.v).fold(f64::INFINITY, f64::min),
@@ -553,24 +418,12 @@ fn box_projection_is_clamped_min_max_of_corners() {
         assert!((got[k] - want[k]).abs() < 1e-9, "{got:?} vs {want:?}");
     }
     // Partly left of the image: clamped at u = 0.
-    let b = Box3d {
-        center: Vector3::new(4.0, 2.0, 0.0),
-        size: Vector3::new(1.0, 1.0, 1.0),
-        heading: 0.0,
-    };
+    let b = Box3d { center: Vector3::new(4.0, 2.0, 0.0), size: Vector3::new(1.0, 1.0, 1.0), heading: 0.0 };
     assert_eq!(project_box_to_image(&b, &cam).unwrap().min_max()[0], 0.0);
     // Straddling the camera plane, or entirely outside the image: no box.
-    let b = Box3d {
-        center: Vector3::new(0.0, 0.0, 0.0),
-        size: Vector3::new(4.0, 1.0, 1.0),
-        heading: 0.0,
-    };
+    let b = Box3d { center: Vector3::new(0.0, 0.0, 0.0), size: Vector3::new(4.0, 1.0, 1.0), heading: 0.0 };
     assert!(project_box_to_image(&b, &cam).is_none());
-    let b = Box3d {
-        center: Vector3::new(5.0, 40.0, 0.0),
-        size: Vector3::new(1.0, 1.0, 1.0),
-        heading: 0.0,
-    };
+    let b = Box3d { center: Vector3::new(5.0, 40.0, 0.0), size: Vector3::new(1.0, 1.0, 1.0), heading: 0.0 };
     assert!(project_box_to_image(&b, &cam).is_none());
 }
 
@@ -578,11 +431,7 @@ fn box_projection_is_clamped_min_max_of_corners() {
 // Boxes.
 
 fn bx(x: f64, y: f64, z: f64, l: f64, w: f64, h: f64, heading: f64) -> Box3d {
-    Box3d {
-        center: Vector3::new(x, y, z),
-        size: Vector3::new(l, w, h),
-        heading,
-    }
+    Box3d { center: Vector3::new(x, y, z), size: Vector3::new(l, w, h), heading }
 }
 
 #[test]
@@ -617,36 +466,15 @@ fn iou_45_degree_octagon() {
 
 #[test]
 fn oriented_rect_overlap_for_womd() {
-    let car = OrientedRect {
-        center_x: 0.0,
-        center_y: 0.0,
-        length: 4.0,
-        width: 2.0,
-        heading: 0.0,
-    };
+    let car = OrientedRect { center_x: 0.0, center_y: 0.0, length: 4.0, width: 2.0, heading: 0.0 };
     // Crossing at right angles: a 2×2 overlap.
-    let crossing = OrientedRect {
-        center_x: 0.0,
-        center_y: 0.0,
-        length: 4.0,
-        width: 2.0,
-        heading: FRAC_PI_2,
-    };
+    let crossing = OrientedRect { center_x: 0.0, center_y: 0.0, length: 4.0, width: 2.0, heading: FRAC_PI_2 };
     assert!((intersection_area(&car, &crossing) - 4.0).abs() < 1e-9);
     // Nose to tail with a 10 cm gap: no overlap.
-    let ahead = OrientedRect {
-        center_x: 4.1,
-        ..car
-    };
+    let ahead = OrientedRect { center_x: 4.1, ..car };
     assert_eq!(intersection_area(&car, &ahead), 0.0);
     // Rotated so a corner just pokes into the car.
-    let poke = OrientedRect {
-        center_x: 2.8,
-        center_y: 1.2,
-        length: 2.0,
-        width: 2.0,
-        heading: FRAC_PI_4,
-    };
+    let poke = OrientedRect { center_x: 2.8, center_y: 1.2, length: 2.0, width: 2.0, heading: FRAC_PI_4 };
     assert!(intersection_area(&car, &poke) > 0.0);
 }
 
@@ -665,10 +493,7 @@ fn corners_order() {
         [3.0, 1.0, 2.5],
     ];
     for (got, want) in c.iter().zip(want) {
-        assert!(
-            (got - Vector3::from(want)).norm() < 1e-12,
-            "{got} vs {want:?}"
-        );
+        assert!((got - Vector3::from(want)).norm() < 1e-12, "{got} vs {want:?}");
     }
     // Heading 90°: front-left (+2 along, +1 across) ends up at (−1, +2) from the centre.
     let r = bx(0.0, 0.0, 0.0, 4.0, 2.0, 1.0, FRAC_PI_2).corners();
@@ -706,9 +531,5 @@ fn box_to_world() {
     let back = b.transformed(&pose).transformed(&pose.inverse_rigid());
     assert!((back.center - b.center).norm() < 1e-9 && (back.heading - b.heading).abs() < 1e-12);
     // Headings stay in [−π, π).
-    assert!(
-        (transform_box(&bx(0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 3.0), &pose).heading - (3.5 - 2.0 * PI))
-            .abs()
-            < 1e-12
-    );
+    assert!((transform_box(&bx(0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 3.0), &pose).heading - (3.5 - 2.0 * PI)).abs() < 1e-12);
 }

@@ -15,22 +15,15 @@ use scenetok::io::v1::read_frames;
 
 #[test]
 fn pvps_projected_boxes_match() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/waymo-samples/v1/pvps_data_one_frame.tfrecord");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/waymo-samples/v1/pvps_data_one_frame.tfrecord");
     if !path.exists() {
-        eprintln!(
-            "skipping pvps_projected_boxes_match: {} not found",
-            path.display()
-        );
+        eprintln!("skipping pvps_projected_boxes_match: {} not found", path.display());
         return;
     }
     let frames = read_frames(&path).expect("the pvps sample reads");
     assert_eq!(frames.len(), 1, "the pvps sample holds one frame");
     let frame = &frames[0];
-    assert!(
-        !frame.projected_lidar_boxes.is_empty(),
-        "the pvps frame has projected laser labels"
-    );
+    assert!(!frame.projected_lidar_boxes.is_empty(), "the pvps frame has projected laser labels");
 
     let mut errors = Vec::new();
     for projected in &frame.projected_lidar_boxes {
@@ -38,42 +31,22 @@ fn pvps_projected_boxes_match() {
             .lidar_boxes
             .iter()
             .find(|b| b.object_id == projected.object_id)
-            .unwrap_or_else(|| {
-                panic!("projected label {} has no laser label", projected.object_id)
-            });
+            .unwrap_or_else(|| panic!("projected label {} has no laser label", projected.object_id));
         let calib = frame
             .camera(projected.camera)
             .and_then(|c| c.calibration.as_ref())
             .unwrap_or_else(|| panic!("no calibration for camera {}", projected.camera));
         let model = CameraModel::new(calib);
-        let ours = project_box_to_image(&label.bbox, &model).unwrap_or_else(|| {
-            panic!(
-                "{} on {}: not projectable",
-                projected.object_id, projected.camera
-            )
-        });
+        let ours = project_box_to_image(&label.bbox, &model)
+            .unwrap_or_else(|| panic!("{} on {}: not projectable", projected.object_id, projected.camera));
         // Error of a box: the largest disagreement of its four edges.
-        let err = ours
-            .min_max()
-            .iter()
-            .zip(projected.bbox.min_max())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        errors.push((
-            err,
-            format!("{} on {}", projected.object_id, projected.camera),
-        ));
+        let err = ours.min_max().iter().zip(projected.bbox.min_max()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        errors.push((err, format!("{} on {}", projected.object_id, projected.camera)));
     }
     errors.sort_by(|a, b| a.0.total_cmp(&b.0));
     let median = errors[errors.len() / 2].0;
-    let (worst, worst_name) = errors
-        .last()
-        .map(|(e, n)| (*e, n.clone()))
-        .unwrap_or_default();
-    eprintln!(
-        "{} projected boxes: median error {median:.3} px, max {worst:.3} px ({worst_name})",
-        errors.len()
-    );
+    let (worst, worst_name) = errors.last().map(|(e, n)| (*e, n.clone())).unwrap_or_default();
+    eprintln!("{} projected boxes: median error {median:.3} px, max {worst:.3} px ({worst_name})", errors.len());
     assert!(median < 0.5, "median edge error {median} px");
     assert!(worst < 1.0, "box {worst_name} is off by {worst} px");
 }

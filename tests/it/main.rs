@@ -1,5 +1,8 @@
 //! The one integration-test crate (one binary links faster than many); each module is one area.
 
+// Errors carry their full location; see src/lib.rs.
+#![allow(clippy::result_large_err)]
+
 mod cli;
 mod common;
 mod formats;

@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, FixedSizeListBuilder, Float32Builder, Int32Builder, Int64Array, Int8Array, ListBuilder, RecordBatch, StringArray};
+use arrow::array::{
+    ArrayRef, FixedSizeListBuilder, Float32Builder, Int8Array, Int32Builder, Int64Array, ListBuilder, RecordBatch,
+    StringArray,
+};
 use scenetok::io::fixture;
 use scenetok::io::v2::*;
 use scenetok::scene::*;
@@ -62,7 +65,12 @@ fn frames_join_on_keys_not_row_order() {
     for f in frames.iter().rev() {
         for l in f.lasers.iter().rev() {
             let key = FrameKey { segment: fixture::SEGMENT.into(), timestamp_micros: f.timestamp_micros };
-            lidar.push(LidarRecord { key: key.clone(), laser: l.laser, return1: l.return1.clone().unwrap(), return2: None });
+            lidar.push(LidarRecord {
+                key: key.clone(),
+                laser: l.laser,
+                return1: l.return1.clone().unwrap(),
+                return2: None,
+            });
         }
     }
     for i in [1usize, 0, 2] {
@@ -194,7 +202,8 @@ fn lidar_batch(laser: ArrayRef, values_len: usize, shape: [i32; 3]) -> RecordBat
 fn write_raw(dir: &std::path::Path, tag: &str, batch: &RecordBatch) -> std::path::PathBuf {
     let path = dir.join(tag).join("seg.parquet");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None).unwrap();
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None).unwrap();
     w.write(batch).unwrap();
     w.close().unwrap();
     path
@@ -228,7 +237,8 @@ fn range_image_with_wrong_length_is_an_error_naming_column_frame_and_shape() {
 
 #[test]
 fn unknown_laser_names_are_errors_listing_the_known_ones() {
-    for laser in [Arc::new(Int8Array::from(vec![9])) as ArrayRef, Arc::new(StringArray::from(vec!["ROOF"])) as ArrayRef] {
+    for laser in [Arc::new(Int8Array::from(vec![9])) as ArrayRef, Arc::new(StringArray::from(vec!["ROOF"])) as ArrayRef]
+    {
         let dir = tempfile::tempdir().unwrap();
         write_raw(dir.path(), "lidar", &lidar_batch(laser, 24, [2, 3, 4]));
         let err = read_lidar_error(dir.path());
@@ -312,9 +322,7 @@ fn writer_leaves_no_partial_file_and_keeps_the_old_one_on_failure() {
         w.write(&[VehiclePoseRecord { key, world_from_vehicle: Transform::identity() }]).unwrap();
     }
     assert_eq!(std::fs::read(&path).unwrap(), before);
-    let leftovers: BTreeMap<_, _> = std::fs::read_dir(path.parent().unwrap())
-        .unwrap()
-        .map(|e| (e.unwrap().file_name(), ()))
-        .collect();
+    let leftovers: BTreeMap<_, _> =
+        std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| (e.unwrap().file_name(), ())).collect();
     assert_eq!(leftovers.len(), 1, "{leftovers:?}");
 }

@@ -115,7 +115,9 @@ impl<'a> Cols<'a> {
     pub fn enum_or<E: WaymoEnum>(&self, name: &str, row: usize, default: E) -> Result<E> {
         match self.opt_prim::<Int8Type>(name, row)? {
             None => Ok(default),
-            Some(v) => E::from_value(v as i64).ok_or_else(|| Error::invalid(self.at(name, row), E::expected(), v.to_string())),
+            Some(v) => {
+                E::from_value(v as i64).ok_or_else(|| Error::invalid(self.at(name, row), E::expected(), v.to_string()))
+            }
         }
     }
 
@@ -183,9 +185,9 @@ impl<'a> Cols<'a> {
             *d = usize::try_from(v)
                 .map_err(|_| Error::invalid(self.at(&shape_name, row), "non-negative dimensions", format!("{v}")))?;
         }
-        RangeImage::new(shape, values.to_vec()).map(Some).map_err(|msg| {
-            Error::invalid(self.at(&values_name, row), format!("H·W·C values for shape {shape:?}"), msg)
-        })
+        RangeImage::new(shape, values.to_vec())
+            .map(Some)
+            .map_err(|msg| Error::invalid(self.at(&values_name, row), format!("H·W·C values for shape {shape:?}"), msg))
     }
 }
 
@@ -399,6 +401,6 @@ impl TableBuilder {
 /// `f32` columns for velocities; re-exported for the component codecs.
 pub use arrow::datatypes::Float32Type as F32;
 pub use arrow::datatypes::Float64Type as F64;
+pub use arrow::datatypes::Int8Type as I8;
 pub use arrow::datatypes::Int32Type as I32;
 pub use arrow::datatypes::Int64Type as I64;
-pub use arrow::datatypes::Int8Type as I8;

@@ -91,7 +91,11 @@ impl Dataset {
     pub fn components(&self, segment: &str) -> Result<&BTreeMap<Component, FileInfo>> {
         self.segments.get(segment).ok_or_else(|| {
             let known: Vec<&str> = self.segments().collect();
-            Error::invalid(Location::file(&self.root), format!("one of the segments {known:?}"), format!("segment {segment:?}"))
+            Error::invalid(
+                Location::file(&self.root),
+                format!("one of the segments {known:?}"),
+                format!("segment {segment:?}"),
+            )
         })
     }
 
@@ -249,18 +253,18 @@ impl FrameReader {
             }
         }
         let mut lidar_calibrations = Vec::new();
-        if request.components.contains(&Component::LidarCalibration) {
-            if let Some(f) = dataset.file(segment, Component::LidarCalibration)? {
-                let rows = f.read_all::<LidarCalibrationRecord>()?;
-                lidar_calibrations = rows.into_iter().filter(|r| r.segment == segment).map(|r| r.calibration).collect();
-            }
+        if request.components.contains(&Component::LidarCalibration)
+            && let Some(f) = dataset.file(segment, Component::LidarCalibration)?
+        {
+            let rows = f.read_all::<LidarCalibrationRecord>()?;
+            lidar_calibrations = rows.into_iter().filter(|r| r.segment == segment).map(|r| r.calibration).collect();
         }
         let mut camera_calibrations = Vec::new();
-        if request.components.contains(&Component::CameraCalibration) {
-            if let Some(f) = dataset.file(segment, Component::CameraCalibration)? {
-                let rows = f.read_all::<CameraCalibrationRecord>()?;
-                camera_calibrations = rows.into_iter().filter(|r| r.segment == segment).map(|r| r.calibration).collect();
-            }
+        if request.components.contains(&Component::CameraCalibration)
+            && let Some(f) = dataset.file(segment, Component::CameraCalibration)?
+        {
+            let rows = f.read_all::<CameraCalibrationRecord>()?;
+            camera_calibrations = rows.into_iter().filter(|r| r.segment == segment).map(|r| r.calibration).collect();
         }
         let mut all = BTreeSet::new();
         for c in &cursors {
@@ -387,7 +391,11 @@ fn add_row(frame: &mut Frame, component: Component, cols: &Cols, row: usize) -> 
             let r = CameraImageRecord::decode(cols, row)?;
             let c = camera_mut(frame, r.camera);
             if !c.jpeg.is_empty() {
-                return Err(Error::invalid(cols.at(key::CAMERA, row), "one camera_image row per camera", "a duplicate"));
+                return Err(Error::invalid(
+                    cols.at(key::CAMERA, row),
+                    "one camera_image row per camera",
+                    "a duplicate",
+                ));
             }
             c.jpeg = r.jpeg;
             c.pose = r.pose;
@@ -401,8 +409,12 @@ fn add_row(frame: &mut Frame, component: Component, cols: &Cols, row: usize) -> 
         }
         Component::LidarBox => frame.lidar_boxes.push(LidarBoxRecord::decode(cols, row)?.label),
         Component::CameraBox => frame.camera_boxes.push(CameraBoxRecord::decode(cols, row)?.label),
-        Component::ProjectedLidarBox => frame.projected_lidar_boxes.push(ProjectedLidarBoxRecord::decode(cols, row)?.label),
-        Component::CameraToLidarBoxAssociation => frame.associations.push(AssociationRecord::decode(cols, row)?.association),
+        Component::ProjectedLidarBox => {
+            frame.projected_lidar_boxes.push(ProjectedLidarBoxRecord::decode(cols, row)?.label)
+        }
+        Component::CameraToLidarBoxAssociation => {
+            frame.associations.push(AssociationRecord::decode(cols, row)?.association)
+        }
         Component::VehiclePose => {
             let r = VehiclePoseRecord::decode(cols, row)?;
             once(&mut frame.vehicle_pose, r.world_from_vehicle, cols, row, "vehicle_pose")?;
@@ -481,7 +493,12 @@ impl SegmentWriter {
                 self.lidar_calibrations.entry(l.laser).or_insert_with(|| c.clone());
             }
             if let Some(r1) = &l.return1 {
-                lidar.push(LidarRecord { key: key.clone(), laser: l.laser, return1: r1.clone(), return2: l.return2.clone() });
+                lidar.push(LidarRecord {
+                    key: key.clone(),
+                    laser: l.laser,
+                    return1: r1.clone(),
+                    return2: l.return2.clone(),
+                });
             }
             if let Some(p) = &l.pose {
                 pose.push(LidarPoseRecord { key: key.clone(), laser: l.laser, return1: p.clone(), return2: None });
@@ -495,7 +512,12 @@ impl SegmentWriter {
                 });
             }
             if let Some(s1) = &l.segmentation1 {
-                seg.push(LidarSegmentationRecord { key: key.clone(), laser: l.laser, return1: s1.clone(), return2: l.segmentation2.clone() });
+                seg.push(LidarSegmentationRecord {
+                    key: key.clone(),
+                    laser: l.laser,
+                    return1: s1.clone(),
+                    return2: l.segmentation2.clone(),
+                });
             }
         }
         self.put(&lidar)?;
@@ -510,11 +532,21 @@ impl SegmentWriter {
                 self.camera_calibrations.entry(c.camera).or_insert_with(|| cal.clone());
             }
             if !c.jpeg.is_empty() {
-                images.push(CameraImageRecord { key: key.clone(), camera: c.camera, jpeg: c.jpeg.clone(), pose: c.pose, motion: c.motion });
+                images.push(CameraImageRecord {
+                    key: key.clone(),
+                    camera: c.camera,
+                    jpeg: c.jpeg.clone(),
+                    pose: c.pose,
+                    motion: c.motion,
+                });
             }
             if let Some(p) = &c.segmentation {
-                let at = Location::file(super::writer::component_path(&self.root, Component::CameraSegmentation, &self.segment))
-                    .frame(frame.timestamp_micros);
+                let at = Location::file(super::writer::component_path(
+                    &self.root,
+                    Component::CameraSegmentation,
+                    &self.segment,
+                ))
+                .frame(frame.timestamp_micros);
                 labels.push(CameraSegmentationRecord {
                     key: key.clone(),
                     camera: c.camera,
@@ -531,12 +563,17 @@ impl SegmentWriter {
         self.put(&images)?;
         self.put(&labels)?;
 
-        let boxes: Vec<_> = frame.lidar_boxes.iter().map(|b| LidarBoxRecord { key: key.clone(), label: b.clone() }).collect();
-        self.put(&boxes)?;
-        let boxes: Vec<_> = frame.camera_boxes.iter().map(|b| CameraBoxRecord { key: key.clone(), label: b.clone() }).collect();
+        let boxes: Vec<_> =
+            frame.lidar_boxes.iter().map(|b| LidarBoxRecord { key: key.clone(), label: b.clone() }).collect();
         self.put(&boxes)?;
         let boxes: Vec<_> =
-            frame.projected_lidar_boxes.iter().map(|b| ProjectedLidarBoxRecord { key: key.clone(), label: b.clone() }).collect();
+            frame.camera_boxes.iter().map(|b| CameraBoxRecord { key: key.clone(), label: b.clone() }).collect();
+        self.put(&boxes)?;
+        let boxes: Vec<_> = frame
+            .projected_lidar_boxes
+            .iter()
+            .map(|b| ProjectedLidarBoxRecord { key: key.clone(), label: b.clone() })
+            .collect();
         self.put(&boxes)?;
         let assoc: Vec<_> =
             frame.associations.iter().map(|a| AssociationRecord { key: key.clone(), association: a.clone() }).collect();
@@ -552,7 +589,8 @@ impl SegmentWriter {
 
     /// Writes the segment's map (`map_feature` extension).
     pub fn write_map(&mut self, features: &[MapFeature]) -> Result<()> {
-        let rows: Vec<_> = features.iter().map(|f| MapFeatureRecord { segment: self.segment.clone(), feature: f.clone() }).collect();
+        let rows: Vec<_> =
+            features.iter().map(|f| MapFeatureRecord { segment: self.segment.clone(), feature: f.clone() }).collect();
         self.put(&rows)
     }
 

@@ -40,11 +40,8 @@ impl ComponentFile {
     /// or else from its columns.
     pub fn open_any(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let by_folder = path
-            .parent()
-            .and_then(|p| p.file_name())
-            .and_then(|n| n.to_str())
-            .and_then(Component::from_tag);
+        let by_folder =
+            path.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).and_then(Component::from_tag);
         let component = match by_folder {
             Some(c) => c,
             None => {
@@ -52,9 +49,15 @@ impl ComponentFile {
                 let file = File::open(path).map_err(|e| Error::io(at.clone(), e))?;
                 let md = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
                     .map_err(|e| Error::Parquet { at: at.clone(), cause: e })?;
-                Component::guess_from_columns(md.schema().fields().iter().map(|f| f.name().as_str())).ok_or_else(|| {
-                    Error::invalid(at, "the columns of a Waymo v2 component (reference/waymo.md §1.3)", "none that match")
-                })?
+                Component::guess_from_columns(md.schema().fields().iter().map(|f| f.name().as_str())).ok_or_else(
+                    || {
+                        Error::invalid(
+                            at,
+                            "the columns of a Waymo v2 component (reference/waymo.md §1.3)",
+                            "none that match",
+                        )
+                    },
+                )?
             }
         };
         Self::open(path, component)
@@ -127,7 +130,8 @@ impl ComponentFile {
             1 => batches.pop().unwrap_or_else(|| unreachable!()),
             _ => {
                 let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| self.projected_schema(wanted));
-                arrow::compute::concat_batches(&schema, &batches).map_err(|e| Error::Arrow { at: at.clone(), cause: e })?
+                arrow::compute::concat_batches(&schema, &batches)
+                    .map_err(|e| Error::Arrow { at: at.clone(), cause: e })?
             }
         };
         normalize(&batch, self.component, wanted, &at)
@@ -155,7 +159,11 @@ impl ComponentFile {
     /// Decodes every row as records (for small, segment-level components and tests).
     pub fn read_all<R: Record>(&self) -> Result<Vec<R>> {
         if R::COMPONENT != self.component {
-            return Err(Error::invalid(Location::file(&self.path), format!("a `{}` file", R::COMPONENT), self.component.to_string()));
+            return Err(Error::invalid(
+                Location::file(&self.path),
+                format!("a `{}` file", R::COMPONENT),
+                self.component.to_string(),
+            ));
         }
         let wanted = self.specs(None)?;
         let mut out = Vec::with_capacity(self.num_rows());

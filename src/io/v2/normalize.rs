@@ -109,14 +109,18 @@ fn convert(column: &ArrayRef, spec: &ColumnSpec, declared: &DataType, at: &Locat
     if same_type(column.data_type(), declared) {
         return Ok(column.clone());
     }
-    if let Some(kind) = spec.enum_kind {
-        if is_string_like(column.data_type()) {
-            return enum_names_to_values(column, spec, kind, at);
-        }
+    if let Some(kind) = spec.enum_kind
+        && is_string_like(column.data_type())
+    {
+        return enum_names_to_values(column, spec, kind, at);
     }
     let options = CastOptions { safe: false, format_options: FormatOptions::default() };
     cast_with_options(column, declared, &options).map_err(|e| {
-        Error::invalid(at.clone(), type_name(declared), format!("{} that does not convert ({e})", type_name(column.data_type())))
+        Error::invalid(
+            at.clone(),
+            type_name(declared),
+            format!("{} that does not convert ({e})", type_name(column.data_type())),
+        )
     })
 }
 
@@ -161,7 +165,9 @@ fn is_string_like(t: &DataType) -> bool {
 fn same_type(a: &DataType, b: &DataType) -> bool {
     match (a, b) {
         (DataType::List(x), DataType::List(y)) => same_type(x.data_type(), y.data_type()),
-        (DataType::FixedSizeList(x, n), DataType::FixedSizeList(y, m)) => n == m && same_type(x.data_type(), y.data_type()),
+        (DataType::FixedSizeList(x, n), DataType::FixedSizeList(y, m)) => {
+            n == m && same_type(x.data_type(), y.data_type())
+        }
         _ => a == b,
     }
 }

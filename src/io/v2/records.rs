@@ -5,7 +5,7 @@
 use arrow::array::RecordBatch;
 use nalgebra::{Vector3, vector};
 
-use super::columns::{Cols, F32, F64, I32, I64, I8, TableBuilder};
+use super::columns::{Cols, F32, F64, I8, I32, I64, TableBuilder};
 use super::schema::{Component, key};
 use crate::error::{Error, Result};
 use crate::scene::*;
@@ -148,7 +148,8 @@ const LC: &str = "[LiDARCalibrationComponent]";
 impl Record for LidarCalibrationRecord {
     const COMPONENT: Component = Component::LidarCalibration;
     fn decode(cols: &Cols, row: usize) -> Result<Self> {
-        let values = cols.list::<F64>("[LiDARCalibrationComponent].beam_inclination.values", row)?.filter(|v| !v.is_empty());
+        let values =
+            cols.list::<F64>("[LiDARCalibrationComponent].beam_inclination.values", row)?.filter(|v| !v.is_empty());
         let calibration = LidarCalibration {
             laser: cols.enum_value(key::LASER, row)?,
             extrinsic: cols.transform("[LiDARCalibrationComponent].extrinsic.transform", row)?,
@@ -161,7 +162,8 @@ impl Record for LidarCalibrationRecord {
         let b = &calibration.beam_inclination;
         if b.values.is_none() && !(b.min.is_finite() && b.max.is_finite()) {
             return Err(Error::invalid(
-                cols.at("[LiDARCalibrationComponent].beam_inclination.min", row).detail(format!("laser {}", calibration.laser)),
+                cols.at("[LiDARCalibrationComponent].beam_inclination.min", row)
+                    .detail(format!("laser {}", calibration.laser)),
                 "beam_inclination.values, or finite min and max",
                 "neither",
             ));
@@ -197,15 +199,32 @@ impl Record for CameraCalibrationRecord {
         let dim = |n: &str| -> Result<u32> {
             let name = format!("{CC}.{n}");
             let v = cols.prim::<I32>(&name, row)?;
-            u32::try_from(v).ok().filter(|v| *v > 0).ok_or_else(|| Error::invalid(cols.at(&name, row), "a positive size in pixels", v.to_string()))
+            u32::try_from(v)
+                .ok()
+                .filter(|v| *v > 0)
+                .ok_or_else(|| Error::invalid(cols.at(&name, row), "a positive size in pixels", v.to_string()))
         };
         let calibration = CameraCalibration {
             camera: cols.enum_value(key::CAMERA, row)?,
-            intrinsic: Intrinsics { f_u: f("f_u")?, f_v: f("f_v")?, c_u: f("c_u")?, c_v: f("c_v")?, k1: d("k1")?, k2: d("k2")?, p1: d("p1")?, p2: d("p2")?, k3: d("k3")? },
+            intrinsic: Intrinsics {
+                f_u: f("f_u")?,
+                f_v: f("f_v")?,
+                c_u: f("c_u")?,
+                c_v: f("c_v")?,
+                k1: d("k1")?,
+                k2: d("k2")?,
+                p1: d("p1")?,
+                p2: d("p2")?,
+                k3: d("k3")?,
+            },
             extrinsic: cols.transform(&format!("{CC}.extrinsic.transform"), row)?,
             width: dim("width")?,
             height: dim("height")?,
-            rolling_shutter: cols.enum_or(&format!("{CC}.rolling_shutter_direction"), row, RollingShutterDirection::Unknown)?,
+            rolling_shutter: cols.enum_or(
+                &format!("{CC}.rolling_shutter_direction"),
+                row,
+                RollingShutterDirection::Unknown,
+            )?,
         };
         Ok(CameraCalibrationRecord { segment: cols.str(key::SEGMENT, row)?.to_string(), calibration })
     }
@@ -213,7 +232,17 @@ impl Record for CameraCalibrationRecord {
         let c = &self.calibration;
         let i = &c.intrinsic;
         t.str(key::SEGMENT, &self.segment).i8(key::CAMERA, c.camera.value() as i8);
-        for (n, v) in [("f_u", i.f_u), ("f_v", i.f_v), ("c_u", i.c_u), ("c_v", i.c_v), ("k1", i.k1), ("k2", i.k2), ("p1", i.p1), ("p2", i.p2), ("k3", i.k3)] {
+        for (n, v) in [
+            ("f_u", i.f_u),
+            ("f_v", i.f_v),
+            ("c_u", i.c_u),
+            ("c_v", i.c_v),
+            ("k1", i.k1),
+            ("k2", i.k2),
+            ("p1", i.p1),
+            ("p2", i.p2),
+            ("k3", i.k3),
+        ] {
             t.f64(&format!("{CC}.intrinsic.{n}"), v);
         }
         t.transform(&format!("{CC}.extrinsic.transform"), &c.extrinsic)
@@ -242,11 +271,20 @@ impl Record for CameraImageRecord {
     const COMPONENT: Component = Component::CameraImage;
     fn decode(cols: &Cols, row: usize) -> Result<Self> {
         let key = frame_key(cols, row)?;
-        let f32_or0 = |n: &str| -> Result<f64> { Ok(cols.opt_prim::<F32>(&format!("{CI}.{n}"), row)?.unwrap_or(0.0) as f64) };
+        let f32_or0 =
+            |n: &str| -> Result<f64> { Ok(cols.opt_prim::<F32>(&format!("{CI}.{n}"), row)?.unwrap_or(0.0) as f64) };
         let f64_or0 = |n: &str| cols.f64_or(&format!("{CI}.{n}"), row, 0.0);
         let motion = ImageMotion {
-            linear_velocity: [f32_or0("velocity.linear_velocity.x")?, f32_or0("velocity.linear_velocity.y")?, f32_or0("velocity.linear_velocity.z")?],
-            angular_velocity: [f64_or0("velocity.angular_velocity.x")?, f64_or0("velocity.angular_velocity.y")?, f64_or0("velocity.angular_velocity.z")?],
+            linear_velocity: [
+                f32_or0("velocity.linear_velocity.x")?,
+                f32_or0("velocity.linear_velocity.y")?,
+                f32_or0("velocity.linear_velocity.z")?,
+            ],
+            angular_velocity: [
+                f64_or0("velocity.angular_velocity.x")?,
+                f64_or0("velocity.angular_velocity.y")?,
+                f64_or0("velocity.angular_velocity.z")?,
+            ],
             pose_timestamp: f64_or0("pose_timestamp")?,
             shutter: f64_or0("rolling_shutter_params.shutter")?,
             camera_trigger_time: f64_or0("rolling_shutter_params.camera_trigger_time")?,
@@ -302,10 +340,17 @@ impl Record for CameraSegmentationRecord {
         let divisor_col = format!("{CS}.panoptic_label_divisor");
         let divisor = cols.prim::<I32>(&divisor_col, row)?;
         if divisor <= 0 {
-            return Err(Error::invalid(cols.at(&divisor_col, row).frame(key.timestamp_micros), "a positive divisor", divisor.to_string()));
+            return Err(Error::invalid(
+                cols.at(&divisor_col, row).frame(key.timestamp_micros),
+                "a positive divisor",
+                divisor.to_string(),
+            ));
         }
         let map = |n: &str| -> Result<Vec<i32>> {
-            Ok(cols.list::<I32>(&format!("{CS}.instance_id_to_global_id_mapping.{n}"), row)?.map(|v| v.to_vec()).unwrap_or_default())
+            Ok(cols
+                .list::<I32>(&format!("{CS}.instance_id_to_global_id_mapping.{n}"), row)?
+                .map(|v| v.to_vec())
+                .unwrap_or_default())
         };
         Ok(CameraSegmentationRecord {
             camera: cols.enum_value(key::CAMERA, row)?,
@@ -313,7 +358,9 @@ impl Record for CameraSegmentationRecord {
             png: cols.bin(&format!("{CS}.panoptic_label"), row)?.to_vec(),
             local_instance_ids: map("local_instance_ids")?,
             global_instance_ids: map("global_instance_ids")?,
-            is_tracked: cols.list_bool(&format!("{CS}.instance_id_to_global_id_mapping.is_tracked"), row)?.unwrap_or_default(),
+            is_tracked: cols
+                .list_bool(&format!("{CS}.instance_id_to_global_id_mapping.is_tracked"), row)?
+                .unwrap_or_default(),
             sequence_id: cols.opt_str(&format!("{CS}.sequence_id"), row)?.unwrap_or_default().to_string(),
             num_cameras_covered: cols.opt_bin(&format!("{CS}.num_cameras_covered"), row)?.map(|b| b.to_vec()),
             key,
@@ -371,11 +418,21 @@ impl Record for LidarBoxRecord {
             },
             kind: cols.enum_value(&format!("{LB}.type"), row)?,
             num_lidar_points_in_box: cols.opt_prim::<I64>(&format!("{LB}.num_lidar_points_in_box"), row)?.unwrap_or(0),
-            num_top_lidar_points_in_box: cols.opt_prim::<I64>(&format!("{LB}.num_top_lidar_points_in_box"), row)?.unwrap_or(0),
+            num_top_lidar_points_in_box: cols
+                .opt_prim::<I64>(&format!("{LB}.num_top_lidar_points_in_box"), row)?
+                .unwrap_or(0),
             speed: vec3(cols, &format!("{LB}.speed"), row, false)?,
             acceleration: vec3(cols, &format!("{LB}.acceleration"), row, false)?,
-            detection_difficulty: cols.enum_or(&format!("{LB}.difficulty_level.detection"), row, DifficultyLevel::Unknown)?,
-            tracking_difficulty: cols.enum_or(&format!("{LB}.difficulty_level.tracking"), row, DifficultyLevel::Unknown)?,
+            detection_difficulty: cols.enum_or(
+                &format!("{LB}.difficulty_level.detection"),
+                row,
+                DifficultyLevel::Unknown,
+            )?,
+            tracking_difficulty: cols.enum_or(
+                &format!("{LB}.difficulty_level.tracking"),
+                row,
+                DifficultyLevel::Unknown,
+            )?,
         };
         Ok(LidarBoxRecord { key, label })
     }
@@ -430,8 +487,16 @@ impl Record for CameraBoxRecord {
             object_id: cols.str(key::CAMERA_OBJECT, row)?.to_string(),
             bbox: box2d(cols, CB, row)?,
             kind: cols.enum_value(&format!("{CB}.type"), row)?,
-            detection_difficulty: cols.enum_or(&format!("{CB}.difficulty_level.detection"), row, DifficultyLevel::Unknown)?,
-            tracking_difficulty: cols.enum_or(&format!("{CB}.difficulty_level.tracking"), row, DifficultyLevel::Unknown)?,
+            detection_difficulty: cols.enum_or(
+                &format!("{CB}.difficulty_level.detection"),
+                row,
+                DifficultyLevel::Unknown,
+            )?,
+            tracking_difficulty: cols.enum_or(
+                &format!("{CB}.difficulty_level.tracking"),
+                row,
+                DifficultyLevel::Unknown,
+            )?,
         };
         Ok(CameraBoxRecord { key, label })
     }
@@ -541,7 +606,11 @@ fn counts(cols: &Cols, which: &str, row: usize) -> Result<Vec<(BoxType, i32)>> {
     let types = cols.list::<I8>(&types_name, row)?.unwrap_or_default();
     let counts = cols.list::<I32>(&format!("{ST}.{which}_object_counts.counts"), row)?.unwrap_or_default();
     if types.len() != counts.len() {
-        return Err(Error::invalid(cols.at(&types_name, row), format!("as many types as counts ({})", counts.len()), types.len().to_string()));
+        return Err(Error::invalid(
+            cols.at(&types_name, row),
+            format!("as many types as counts ({})", counts.len()),
+            types.len().to_string(),
+        ));
     }
     types
         .iter()
@@ -557,7 +626,9 @@ fn counts(cols: &Cols, which: &str, row: usize) -> Result<Vec<(BoxType, i32)>> {
 impl Record for StatsRecord {
     const COMPONENT: Component = Component::Stats;
     fn decode(cols: &Cols, row: usize) -> Result<Self> {
-        let s = |n: &str| -> Result<String> { Ok(cols.opt_str(&format!("{ST}.{n}"), row)?.unwrap_or_default().to_string()) };
+        let s = |n: &str| -> Result<String> {
+            Ok(cols.opt_str(&format!("{ST}.{n}"), row)?.unwrap_or_default().to_string())
+        };
         Ok(StatsRecord {
             key: frame_key(cols, row)?,
             stats: FrameStats {
@@ -605,7 +676,11 @@ impl Record for CameraKeypointsRecord {
         let xs = cols.list::<F64>(&xs_name, row)?.unwrap_or_default();
         let ys = cols.list::<F64>(&format!("{HKP}.keypoint_2d.location_px.y"), row)?.unwrap_or_default();
         if xs.len() != ys.len() {
-            return Err(Error::invalid(cols.at(&xs_name, row), format!("{} x values like y", ys.len()), xs.len().to_string()));
+            return Err(Error::invalid(
+                cols.at(&xs_name, row),
+                format!("{} x values like y", ys.len()),
+                xs.len().to_string(),
+            ));
         }
         Ok(CameraKeypointsRecord {
             key: frame_key(cols, row)?,
@@ -651,7 +726,9 @@ impl Record for MapFeatureRecord {
                 format!("{}, {} and {}", xs.len(), ys.len(), zs.len()),
             ));
         }
-        let ids = |n: &str| -> Result<Vec<i64>> { Ok(cols.list::<I64>(&format!("{MF}.{n}"), row)?.map(|v| v.to_vec()).unwrap_or_default()) };
+        let ids = |n: &str| -> Result<Vec<i64>> {
+            Ok(cols.list::<I64>(&format!("{MF}.{n}"), row)?.map(|v| v.to_vec()).unwrap_or_default())
+        };
         let polyline = xs.iter().zip(ys).zip(zs).map(|((x, y), z)| vector![*x, *y, *z]).collect();
         let mut feature = MapFeature::new(id, cols.enum_value(&format!("{MF}.type"), row)?, polyline);
         feature.entry_lanes = ids("entry_lanes")?;

@@ -49,9 +49,7 @@ impl ColType {
             ColType::ListF32 => list(DataType::Float32),
             ColType::ListF64 => list(DataType::Float64),
             ColType::ListBool => list(DataType::Boolean),
-            ColType::Transform => {
-                DataType::FixedSizeList(Arc::new(Field::new_list_field(DataType::Float64, true)), 16)
-            }
+            ColType::Transform => DataType::FixedSizeList(Arc::new(Field::new_list_field(DataType::Float64, true)), 16),
             ColType::Shape => DataType::FixedSizeList(Arc::new(Field::new_list_field(DataType::Int32, true)), 3),
         }
     }
@@ -464,7 +462,8 @@ impl Component {
             .iter()
             .copied()
             .map(|c| {
-                let hits = c.columns().iter().filter(|s| !s.name.starts_with("key.") && names.contains(&s.name)).count();
+                let hits =
+                    c.columns().iter().filter(|s| !s.name.starts_with("key.") && names.contains(&s.name)).count();
                 (c, hits)
             })
             .filter(|(_, hits)| *hits > 0)

@@ -58,7 +58,8 @@ impl ComponentWriter {
         }
         let at = Location::file(&self.path);
         let batch = encode_all(records);
-        let writer = self.writer.as_mut().ok_or_else(|| Error::invalid(at.clone(), "an open writer", "a finished one"))?;
+        let writer =
+            self.writer.as_mut().ok_or_else(|| Error::invalid(at.clone(), "an open writer", "a finished one"))?;
         writer.write(&batch).map_err(|e| Error::Parquet { at: at.clone(), cause: e })?;
         if self.component.is_bulky() {
             writer.flush().map_err(|e| Error::Parquet { at, cause: e })?;

@@ -116,10 +116,16 @@ fn inspect_file(f: &ComponentFile) -> Result<FileReport> {
             declared: component.column(field.name()).map(|c| type_name(&c.ty.data_type())),
         })
         .collect();
-    // Keys only: a cheap pass that also proves every row group decodes.
+    // Every key column (enum names checked): a cheap pass that also proves each row group
+    // decodes. Segment and timestamp come first, as the loop below expects.
     let mut key_names = vec![key::SEGMENT];
     if component.is_per_frame() {
         key_names.push(key::TIMESTAMP);
+    }
+    for spec in component.columns() {
+        if spec.name.starts_with("key.") && !key_names.contains(&spec.name) {
+            key_names.push(spec.name);
+        }
     }
     let wanted = f.specs(Some(&key_names))?;
     let mut segments = BTreeSet::new();
@@ -129,7 +135,7 @@ fn inspect_file(f: &ComponentFile) -> Result<FileReport> {
         use arrow::array::AsArray;
         let segs = batch.column(0).as_string::<i32>();
         segments.extend(segs.iter().flatten().map(str::to_string));
-        if batch.num_columns() > 1 {
+        if component.is_per_frame() {
             frames.extend(batch.column(1).as_primitive::<arrow::datatypes::Int64Type>().iter().flatten());
         }
     }
@@ -192,13 +198,14 @@ impl Inspection {
                     f.segments.join(", ")
                 );
                 s += "schema:\n";
+                let width = f.columns.iter().map(|c| c.name.len()).max().unwrap_or(0);
                 for c in &f.columns {
                     let note = match &c.declared {
                         None => "  (not declared: ignored)".to_string(),
                         Some(d) if *d != c.stored => format!("  (declared {d}: converted)"),
                         Some(_) => String::new(),
                     };
-                    s += &format!("  {:<90} {}{}\n", c.name, c.stored, note);
+                    s += &format!("  {:<width$}  {}{}\n", c.name, c.stored, note);
                 }
                 if f.deviations.is_empty() {
                     s += "no deviations from the declared schema\n";

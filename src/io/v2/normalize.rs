@@ -112,7 +112,7 @@ fn convert(column: &ArrayRef, spec: &ColumnSpec, declared: &DataType, at: &Locat
     if let Some(kind) = spec.enum_kind
         && is_string_like(column.data_type())
     {
-        return enum_names_to_values(column, spec, kind, at);
+        return enum_names_to_values(column, kind, at);
     }
     let options = CastOptions { safe: false, format_options: FormatOptions::default() };
     cast_with_options(column, declared, &options).map_err(|e| {
@@ -126,7 +126,6 @@ fn convert(column: &ArrayRef, spec: &ColumnSpec, declared: &DataType, at: &Locat
 
 fn enum_names_to_values(
     column: &ArrayRef,
-    spec: &ColumnSpec,
     kind: super::schema::EnumKind,
     at: &Location,
 ) -> Result<ArrayRef> {
@@ -143,7 +142,7 @@ fn enum_names_to_values(
                 None => {
                     return Err(Error::invalid(
                         at.clone().row(row),
-                        format!("a {} for `{}`", kind.expected(), spec.name),
+                        format!("a {}", kind.expected()),
                         format!("{s:?}"),
                     ));
                 }

@@ -124,6 +124,44 @@ pub fn open(path: impl AsRef<Path>) -> Result<RecordReader<BufReader<File>>> {
     Ok(RecordReader::new(BufReader::new(f), path))
 }
 
+/// Records decoded into messages one at a time, each error located at its record.
+pub struct DecodedRecords<R, T> {
+    records: RecordReader<R>,
+    file: PathBuf,
+    index: usize,
+    decode: fn(&[u8], &Location) -> Result<T>,
+}
+
+impl<R: Read, T> DecodedRecords<R, T> {
+    /// Decodes the records of any reader; `file` only names the source in errors.
+    pub fn new(inner: R, file: impl AsRef<Path>, decode: fn(&[u8], &Location) -> Result<T>) -> Self {
+        let file = file.as_ref().to_path_buf();
+        DecodedRecords { records: RecordReader::new(inner, &file), file, index: 0, decode }
+    }
+}
+
+impl<T> DecodedRecords<BufReader<File>, T> {
+    /// Opens a file for streaming decoding.
+    pub fn open(path: impl AsRef<Path>, decode: fn(&[u8], &Location) -> Result<T>) -> Result<Self> {
+        let path = path.as_ref();
+        Ok(DecodedRecords { records: open(path)?, file: path.to_path_buf(), index: 0, decode })
+    }
+}
+
+impl<R: Read, T> Iterator for DecodedRecords<R, T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let bytes = match self.records.next()? {
+            Ok(b) => b,
+            Err(e) => return Some(Err(e)),
+        };
+        let at = Location::file(&self.file).record(self.index);
+        self.index += 1;
+        Some((self.decode)(&bytes, &at))
+    }
+}
+
 /// Reads every record of a file into memory.
 pub fn read_records(path: impl AsRef<Path>) -> Result<Vec<Vec<u8>>> {
     open(path)?.collect()

@@ -5,15 +5,15 @@
 //! has none and scenetok reads LiDAR from v2 parquet, so lasers carry calibrations only.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::io::BufReader;
+use std::path::Path;
 
 use nalgebra::Vector3;
 use prost::Message;
 
 use super::image::decode_png_u16;
 use super::proto;
-use super::tfrecord::{self, RecordReader};
+use super::tfrecord::DecodedRecords;
 use crate::error::{Error, Location, Result};
 use crate::scene::{
     BeamInclination, Box2d, Box3d, BoxAssociation, BoxType, CameraBox, CameraCalibration, CameraFrame, CameraName,
@@ -28,37 +28,11 @@ pub fn read_frames(path: impl AsRef<Path>) -> Result<Vec<Frame>> {
 
 /// Streams the frames of a v1 TFRecord file (a segment file is about 1 GB: stream it).
 pub fn open_frames(path: impl AsRef<Path>) -> Result<FrameReader<BufReader<File>>> {
-    let path = path.as_ref();
-    Ok(FrameReader { records: tfrecord::open(path)?, file: path.to_path_buf(), index: 0 })
+    DecodedRecords::open(path, decode_frame)
 }
 
-/// An iterator of decoded frames.
-pub struct FrameReader<R> {
-    records: RecordReader<R>,
-    file: PathBuf,
-    index: usize,
-}
-
-impl<R: Read> FrameReader<R> {
-    /// Reads frames from any reader; `file` only names the source in errors.
-    pub fn new(inner: R, file: impl AsRef<Path>) -> Self {
-        FrameReader { records: RecordReader::new(inner, file.as_ref()), file: file.as_ref().to_path_buf(), index: 0 }
-    }
-}
-
-impl<R: Read> Iterator for FrameReader<R> {
-    type Item = Result<Frame>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let bytes = match self.records.next()? {
-            Ok(b) => b,
-            Err(e) => return Some(Err(e)),
-        };
-        let at = Location::file(&self.file).record(self.index);
-        self.index += 1;
-        Some(decode_frame(&bytes, &at))
-    }
-}
+/// An iterator of decoded frames (see [`DecodedRecords::new`] for other readers).
+pub type FrameReader<R> = DecodedRecords<R, Frame>;
 
 /// Decodes and converts one serialized v1 `Frame`.
 pub fn decode_frame(bytes: &[u8], at: &Location) -> Result<Frame> {

@@ -5,14 +5,14 @@
 //! than as a panic inside the motion model.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::io::BufReader;
+use std::path::Path;
 
 use nalgebra::Vector3;
 use prost::Message;
 
 use super::proto;
-use super::tfrecord::{self, RecordReader};
+use super::tfrecord::DecodedRecords;
 use crate::error::{Error, Location, Result};
 use crate::scene::{
     AgentState, AgentType, DifficultyLevel, MapFeature, MapFeatureType, PredictionTarget, Scenario, SignalState, Track,
@@ -28,37 +28,11 @@ pub fn read_scenarios(path: impl AsRef<Path>) -> Result<Vec<Scenario>> {
 
 /// Streams the scenarios of a TFRecord file, one record at a time.
 pub fn open_scenarios(path: impl AsRef<Path>) -> Result<ScenarioReader<BufReader<File>>> {
-    let path = path.as_ref();
-    Ok(ScenarioReader { records: tfrecord::open(path)?, file: path.to_path_buf(), index: 0 })
+    DecodedRecords::open(path, decode_scenario)
 }
 
-/// An iterator of decoded, validated scenarios.
-pub struct ScenarioReader<R> {
-    records: RecordReader<R>,
-    file: PathBuf,
-    index: usize,
-}
-
-impl<R: Read> ScenarioReader<R> {
-    /// Reads scenarios from any reader; `file` only names the source in errors.
-    pub fn new(inner: R, file: impl AsRef<Path>) -> Self {
-        ScenarioReader { records: RecordReader::new(inner, file.as_ref()), file: file.as_ref().to_path_buf(), index: 0 }
-    }
-}
-
-impl<R: Read> Iterator for ScenarioReader<R> {
-    type Item = Result<Scenario>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let bytes = match self.records.next()? {
-            Ok(b) => b,
-            Err(e) => return Some(Err(e)),
-        };
-        let at = Location::file(&self.file).record(self.index);
-        self.index += 1;
-        Some(decode_scenario(&bytes, &at))
-    }
-}
+/// An iterator of decoded scenarios (see [`DecodedRecords::new`] for other readers).
+pub type ScenarioReader<R> = DecodedRecords<R, Scenario>;
 
 /// Decodes and converts one serialized `Scenario`.
 pub fn decode_scenario(bytes: &[u8], at: &Location) -> Result<Scenario> {

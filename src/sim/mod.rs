@@ -3,3 +3,4 @@
 
 pub mod polyline;
 pub mod road;
+pub mod snapshot;

@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod error;
+pub mod eval;
 pub mod geom;
 pub mod io;
 pub mod scene;

@@ -1,6 +1,7 @@
 //! The synthetic world (`scenetok generate`): a procedural road network, agents with
 //! behaviour, and (later) the sensors that observe them, written as a Waymo v2 dataset.
 
+pub mod agents;
 pub mod polyline;
 pub mod road;
 pub mod snapshot;

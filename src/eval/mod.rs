@@ -1,0 +1,3 @@
+//! Metrics and evaluation. For now: the WOMD trajectory-type classification.
+
+pub mod trajectory_type;

@@ -2,6 +2,7 @@
 //! behaviour, and (later) the sensors that observe them, written as a Waymo v2 dataset.
 
 pub mod agents;
+pub mod generate;
 pub mod polyline;
 pub mod road;
 pub mod snapshot;

@@ -75,13 +75,20 @@ fn run(cli: Cli) -> Result<()> {
             cfg.frames = frames.unwrap_or(cfg.frames);
             anyhow::ensure!(cfg.segments > 0 && cfg.frames > 0, "--segments and --frames must be at least 1");
             let bar = indicatif::ProgressBar::new((cfg.segments * cfg.frames) as u64).with_style(
-                indicatif::ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} frames ({per_sec}, eta {eta})")?
-                    .progress_chars("=> "),
+                indicatif::ProgressStyle::with_template(
+                    "{prefix} [{bar:40}] {pos}/{len} frames ({per_sec}, eta {eta})",
+                )?
+                .progress_chars("=> "),
             );
             bar.set_prefix("generate");
             let manifest = scenetok::sim::generate::generate(&out, &cfg, |_, _| bar.inc(1))?;
             bar.finish_and_clear();
-            println!("wrote {} segment(s), {} files under {}", manifest.segments.len(), manifest.files.len(), out.display());
+            println!(
+                "wrote {} segment(s), {} files under {}",
+                manifest.segments.len(),
+                manifest.files.len(),
+                out.display()
+            );
             let total: usize = manifest.trajectory_types.values().sum();
             println!("trajectory types (WOMD classification, every agent over 9.1 s windows):");
             for (name, n) in &manifest.trajectory_types {

@@ -151,8 +151,16 @@ struct Body {
     speed: f64,
 }
 
-const VEHICLE_COLORS: [[u8; 3]; 8] =
-    [[200, 30, 30], [30, 60, 160], [220, 220, 220], [30, 30, 30], [120, 120, 130], [20, 110, 60], [230, 190, 40], [90, 40, 20]];
+const VEHICLE_COLORS: [[u8; 3]; 8] = [
+    [200, 30, 30],
+    [30, 60, 160],
+    [220, 220, 220],
+    [30, 30, 30],
+    [120, 120, 130],
+    [20, 110, 60],
+    [230, 190, 40],
+    [90, 40, 20],
+];
 
 /// Runs the simulation.
 pub fn simulate(net: &RoadNetwork, cfg: &AgentConfig, rng: &mut ChaCha8Rng) -> AgentWorld {
@@ -191,10 +199,21 @@ fn random_color(rng: &mut ChaCha8Rng) -> [u8; 3] {
 
 impl<'a> Sim<'a> {
     fn new(net: &'a RoadNetwork, cfg: &AgentConfig, rng: &mut ChaCha8Rng) -> Self {
-        let mut sim =
-            Sim { net, cfg: cfg.clone(), trajs: Vec::new(), vehicles: Vec::new(), fixed: Vec::new(), peds: Vec::new(), occupants: vec![Vec::new(); net.nodes.len()] };
-        let road_lanes: Vec<LaneId> =
-            net.lanes.iter().filter(|l| matches!(l.kind, LaneKind::Road { .. }) && l.path.length() > 30.0).map(|l| l.id).collect();
+        let mut sim = Sim {
+            net,
+            cfg: cfg.clone(),
+            trajs: Vec::new(),
+            vehicles: Vec::new(),
+            fixed: Vec::new(),
+            peds: Vec::new(),
+            occupants: vec![Vec::new(); net.nodes.len()],
+        };
+        let road_lanes: Vec<LaneId> = net
+            .lanes
+            .iter()
+            .filter(|l| matches!(l.kind, LaneKind::Road { .. }) && l.path.length() > 30.0)
+            .map(|l| l.id)
+            .collect();
         if road_lanes.is_empty() {
             return sim;
         }
@@ -208,9 +227,17 @@ impl<'a> Sim<'a> {
                 (ObjectKind::Cyclist, [1.8, 0.7, 1.7], [rng.random_range(0..255), 60, 200])
             } else {
                 match rng.random_range(0..10) {
-                    0 => (ObjectKind::Truck, [rng.random_range(6.5..9.0), 2.5, rng.random_range(2.8..3.6)], random_color(rng)),
+                    0 => (
+                        ObjectKind::Truck,
+                        [rng.random_range(6.5..9.0), 2.5, rng.random_range(2.8..3.6)],
+                        random_color(rng),
+                    ),
                     1 if i % 3 == 0 => (ObjectKind::Bus, [12.0, 2.6, 3.2], [220, 180, 30]),
-                    _ => (ObjectKind::Car, [rng.random_range(4.2..5.2), rng.random_range(1.8..2.05), rng.random_range(1.45..1.9)], random_color(rng)),
+                    _ => (
+                        ObjectKind::Car,
+                        [rng.random_range(4.2..5.2), rng.random_range(1.8..2.05), rng.random_range(1.45..1.9)],
+                        random_color(rng),
+                    ),
                 }
             };
             // A free spot: not within 12 m of another spawned vehicle on the same lane.
@@ -304,8 +331,13 @@ impl<'a> Sim<'a> {
     /// Unlabelled obstacles on road lanes: cone lines closing part of a lane, debris, a
     /// stalled truck. Drivers react to them; no label or map entry says they are there.
     fn spawn_obstacles(&mut self, rng: &mut ChaCha8Rng) {
-        let lanes: Vec<LaneId> =
-            self.net.lanes.iter().filter(|l| matches!(l.kind, LaneKind::Road { .. }) && l.path.length() > 50.0).map(|l| l.id).collect();
+        let lanes: Vec<LaneId> = self
+            .net
+            .lanes
+            .iter()
+            .filter(|l| matches!(l.kind, LaneKind::Road { .. }) && l.path.length() > 50.0)
+            .map(|l| l.id)
+            .collect();
         for _ in 0..self.cfg.obstacles {
             if lanes.is_empty() {
                 break;
@@ -319,12 +351,24 @@ impl<'a> Sim<'a> {
                     for k in 0..6 {
                         let (q, hq) = lane.path.pose_at(s + k as f64 * 3.0);
                         let off = -(LANE_WIDTH / 2.0) + (k.min(3) as f64) * 0.5;
-                        self.spawn_fixed(ObjectKind::Cone, [0.4, 0.4, 0.7], [255, 110, 0], q + left(&dir(hq)) * off, hq);
+                        self.spawn_fixed(
+                            ObjectKind::Cone,
+                            [0.4, 0.4, 0.7],
+                            [255, 110, 0],
+                            q + left(&dir(hq)) * off,
+                            hq,
+                        );
                     }
                 }
                 1 => {
                     let off = rng.random_range(-0.8..0.8);
-                    self.spawn_fixed(ObjectKind::Debris, [1.2, 0.9, 0.35], [110, 90, 70], p + left(&dir(h)) * off, h + rng.random_range(-1.0..1.0));
+                    self.spawn_fixed(
+                        ObjectKind::Debris,
+                        [1.2, 0.9, 0.35],
+                        [110, 90, 70],
+                        p + left(&dir(h)) * off,
+                        h + rng.random_range(-1.0..1.0),
+                    );
                 }
                 _ => {
                     self.spawn_fixed(ObjectKind::StalledTruck, [7.5, 2.5, 3.2], [200, 200, 190], p, h);
@@ -370,7 +414,11 @@ impl<'a> Sim<'a> {
                 }
                 _ => {}
             }
-            let traj = self.push_traj(ObjectKind::Pedestrian, [0.6, 0.6, rng.random_range(1.55..1.9)], [rng.random_range(40..220), 80, 120]);
+            let traj = self.push_traj(
+                ObjectKind::Pedestrian,
+                [0.6, 0.6, rng.random_range(1.55..1.9)],
+                [rng.random_range(40..220), 80, 120],
+            );
             self.peds.push(Pedestrian {
                 traj,
                 path: Polyline::new(pts),
@@ -397,7 +445,13 @@ impl<'a> Sim<'a> {
             out.push(Body { pos, half_length: v.length / 2.0, half_width: v.width / 2.0, traj: v.traj, speed: v.v });
         }
         for f in &self.fixed {
-            out.push(Body { pos: f.pos, half_length: f.length / 2.0, half_width: f.width / 2.0, traj: f.traj, speed: 0.0 });
+            out.push(Body {
+                pos: f.pos,
+                half_length: f.length / 2.0,
+                half_width: f.width / 2.0,
+                traj: f.traj,
+                speed: 0.0,
+            });
         }
         for p in &self.peds {
             let (pos, _) = p.path.pose_at(p.s);
@@ -473,7 +527,10 @@ impl<'a> Sim<'a> {
             if t >= when {
                 if let LaneKind::Road { road, .. } = net.lanes[v.route[v.at]].kind {
                     let r = &net.roads[road];
-                    if net.lanes[v.route[v.at]].right.is_none() && r.shoulder > 1.0 && net.lanes[v.route[v.at]].path.length() - v.s > 25.0 {
+                    if net.lanes[v.route[v.at]].right.is_none()
+                        && r.shoulder > 1.0
+                        && net.lanes[v.route[v.at]].path.length() - v.s > 25.0
+                    {
                         v.mode = Mode::PullOver;
                         v.d_target = -(LANE_WIDTH / 2.0 + r.shoulder / 2.0 + 0.2);
                     }
@@ -523,7 +580,11 @@ impl<'a> Sim<'a> {
         } else if v.mode == Mode::Drive && !v.cyclist {
             v.d_target = 0.0;
             // Overtake slow traffic now and then when a left lane exists.
-            if gap < 20.0 && leader_speed < v.desired_speed * 0.6 && t - v.last_lane_change > 6.0 && rng.random_bool(0.05) {
+            if gap < 20.0
+                && leader_speed < v.desired_speed * 0.6
+                && t - v.last_lane_change > 6.0
+                && rng.random_bool(0.05)
+            {
                 if let Some(l2) = lane.left.or(lane.right) {
                     self.change_lane(&mut v, l2, t);
                 }
@@ -535,7 +596,9 @@ impl<'a> Sim<'a> {
         if matches!(lane.kind, LaneKind::Road { .. }) {
             let must_stop = lane.stop_at_end && v.stopped_for != Some(v.at);
             let busy = lane.end_node.is_some_and(|n| {
-                self.occupants[n].iter().any(|&(j, from)| j != i && lane_road(net, from) != lane_road(net, v.route[v.at]))
+                self.occupants[n]
+                    .iter()
+                    .any(|&(j, from)| j != i && lane_road(net, from) != lane_road(net, v.route[v.at]))
             });
             if must_stop || busy {
                 let g = to_end - v.length / 2.0 - 1.0;
@@ -623,7 +686,8 @@ impl<'a> Sim<'a> {
         if s < 1.0 || s > path.length() - 5.0 {
             return;
         }
-        let rest: Vec<LaneId> = random_route(self.net, to, 300.0, &mut rand::SeedableRng::seed_from_u64(to as u64 ^ (t * 10.0) as u64));
+        let rest: Vec<LaneId> =
+            random_route(self.net, to, 300.0, &mut rand::SeedableRng::seed_from_u64(to as u64 ^ (t * 10.0) as u64));
         v.route.truncate(v.at);
         v.route.extend(rest);
         v.s = s;
@@ -666,7 +730,10 @@ impl<'a> Sim<'a> {
 }
 
 fn is_obstacle(kind: &ObjectKind) -> bool {
-    matches!(kind, ObjectKind::Cone | ObjectKind::Debris | ObjectKind::StalledTruck | ObjectKind::Barrier | ObjectKind::Car)
+    matches!(
+        kind,
+        ObjectKind::Cone | ObjectKind::Debris | ObjectKind::StalledTruck | ObjectKind::Barrier | ObjectKind::Car
+    )
 }
 
 /// Where `p` is along a corridor (metres ahead) and how far to its side, if near it.

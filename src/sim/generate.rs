@@ -150,7 +150,8 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
         files,
     };
     let path = out.join("scenetok_manifest.json");
-    let json = serde_json::to_string_pretty(&manifest).map_err(|e| Error::invalid(Location::file(&path), "a serialisable manifest", e.to_string()))?;
+    let json = serde_json::to_string_pretty(&manifest)
+        .map_err(|e| Error::invalid(Location::file(&path), "a serialisable manifest", e.to_string()))?;
     std::fs::write(&path, json).map_err(|e| Error::io(Location::file(&path), e))?;
     Ok(manifest)
 }
@@ -179,7 +180,11 @@ fn labelled_frame(world: &AgentWorld, segment: &str, step: usize, ts: i64) -> Fr
         }
         boxes.push(LidarBox {
             object_id: o.id.clone(),
-            bbox: crate::scene::Box3d { center, size: o.bbox.size, heading: crate::sim::polyline::wrap(o.bbox.heading - yaw) },
+            bbox: crate::scene::Box3d {
+                center,
+                size: o.bbox.size,
+                heading: crate::sim::polyline::wrap(o.bbox.heading - yaw),
+            },
             kind,
             num_lidar_points_in_box: 0,
             num_top_lidar_points_in_box: 0,

@@ -124,11 +124,7 @@ fn convert(column: &ArrayRef, spec: &ColumnSpec, declared: &DataType, at: &Locat
     })
 }
 
-fn enum_names_to_values(
-    column: &ArrayRef,
-    kind: super::schema::EnumKind,
-    at: &Location,
-) -> Result<ArrayRef> {
+fn enum_names_to_values(column: &ArrayRef, kind: super::schema::EnumKind, at: &Location) -> Result<ArrayRef> {
     let options = CastOptions { safe: false, format_options: FormatOptions::default() };
     let strings = cast_with_options(column, &DataType::Utf8, &options)
         .map_err(|e| Error::invalid(at.clone(), kind.expected(), format!("unreadable names ({e})")))?;

@@ -7,6 +7,7 @@
 // Errors carry their full location (file, column, row, frame); they are the cold path.
 #![allow(clippy::result_large_err)]
 
+pub mod bench;
 pub mod error;
 pub mod eval;
 pub mod geom;

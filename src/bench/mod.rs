@@ -1,0 +1,4 @@
+//! `scenetok bench`: benchmarks that measure real work against a baseline run in the same
+//! invocation (these machines are noisy; only same-run ratios mean something).
+
+pub mod io;

@@ -1,6 +1,9 @@
 //! The synthetic world (`scenetok generate`): a procedural road network, agents with
 //! behaviour, and (later) the sensors that observe them, written as a Waymo v2 dataset.
 
+pub mod bvh;
+pub mod lidar;
 pub mod polyline;
 pub mod road;
 pub mod snapshot;
+pub mod static_world;

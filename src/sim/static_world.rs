@@ -88,6 +88,7 @@ impl MeshBuilder {
     }
     /// An upright box (no bottom face): footprint centre, length along `heading`, width,
     /// from `z0` to `z1`.
+    #[allow(clippy::too_many_arguments)] // the box's natural parameters, all scalars
     pub fn upright_box(&mut self, c: P2, heading: f64, length: f64, width: f64, z0: f64, z1: f64, material: Material) {
         let (u, v) = (dir(heading) * (length / 2.0), left(&dir(heading)) * (width / 2.0));
         let ring = [c + u + v, c - u + v, c - u - v, c + u - v, c + u + v];

@@ -9,7 +9,7 @@ use nalgebra::Vector3;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use scenetok::geom::{range_image_to_points, transform_from_rpy_xyz};
-use scenetok::scene::{Box3d, LaserName, LidarSegClass, Transform};
+use scenetok::scene::{Box3d, LaserName, LidarSegClass};
 use scenetok::sim::bvh::{Ray, TriangleMesh};
 use scenetok::sim::lidar::{LidarOptions, LidarScale, RigSim, lidar_rig, simulate_rig, top_inclinations};
 use scenetok::sim::polyline::P2;
@@ -90,7 +90,7 @@ fn surface_distance(p: &Vector3<f64>, snapshot: &Snapshot) -> f64 {
     let mut d = p.z.abs().min(box_surface_distance(p, &building));
     // The low-poly sphere's faces lie within 0.3·r of the sphere; compare to its facets.
     let r = (p - Vector3::from(TREE)).norm();
-    if r <= TREE_RADIUS + 1e-3 && r >= TREE_RADIUS * 0.7 {
+    if (TREE_RADIUS * 0.7..=TREE_RADIUS + 1e-3).contains(&r) {
         d = d.min(0.0);
     }
     for o in &snapshot.objects {
@@ -345,5 +345,9 @@ fn full_frame_timing() {
         sim.points_in_box.iter().filter(|c| **c > 0).count(),
         rayon::current_num_threads(),
     );
-    let _ = Transform::identity();
+    let mut per_class = std::collections::BTreeMap::<&str, usize>::new();
+    for t in &snapshot.static_world.triangles {
+        *per_class.entry(t.material.lidar_class.name()).or_default() += 1;
+    }
+    eprintln!("triangles per class: {per_class:?}");
 }

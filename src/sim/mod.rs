@@ -2,7 +2,10 @@
 //! behaviour, and (later) the sensors that observe them, written as a Waymo v2 dataset.
 
 pub mod agents;
+pub mod bvh;
 pub mod generate;
+pub mod lidar;
 pub mod polyline;
 pub mod road;
 pub mod snapshot;
+pub mod static_world;

@@ -8,5 +8,6 @@ mod common;
 mod formats;
 mod geom;
 mod geom_pvps;
+mod sim_lidar;
 mod sim_world;
 mod v2_parquet;

@@ -39,6 +39,14 @@ enum Command {
         frames: Option<usize>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Divide the lidar range-image height and width: `H,W` (1,1 = Waymo's sizes).
+        #[arg(long, value_delimiter = ',', num_args = 2)]
+        lidar_div: Option<Vec<usize>>,
+    },
+    /// Benchmarks against a baseline measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        which: BenchKind,
     },
     /// Write scenetok's tiny built-in v2 dataset (every component, 3 frames) to a folder.
     Fixture {
@@ -47,7 +55,24 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum BenchKind {
+    /// Reading lidar columns (vs pyarrow) and range image → points (vs NumPy) on a dataset.
+    Io {
+        #[arg(long)]
+        data: PathBuf,
+        /// Python with pyarrow and numpy for the baselines (default: the setup script's venv).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Skip the baselines.
+        #[arg(long)]
+        no_baseline: bool,
+    },
+}
+
 fn run(cli: Cli) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
     match cli.command {
         Command::Inspect { paths, json } => {
             let mut reports = Vec::new();
@@ -55,7 +80,7 @@ fn run(cli: Cli) -> Result<()> {
                 // Library errors already name the file and the place in it.
                 let report = scenetok::io::inspect::inspect(p)?;
                 if !json {
-                    println!("{}", report.to_table());
+                    writeln!(stdout, "{}", report.to_table())?;
                 }
                 reports.push(report);
             }
@@ -65,14 +90,21 @@ fn run(cli: Cli) -> Result<()> {
                 } else {
                     serde_json::to_string_pretty(&reports)?
                 };
-                println!("{out}");
+                writeln!(stdout, "{out}")?;
             }
         }
-        Command::Generate { out, preset, segments, frames, seed } => {
+        Command::Generate { out, preset, segments, frames, seed, lidar_div } => {
             let mut cfg = scenetok::sim::generate::GenerateConfig::preset(preset);
             cfg.seed = seed;
             cfg.segments = segments.unwrap_or(cfg.segments);
             cfg.frames = frames.unwrap_or(cfg.frames);
+            if let Some(d) = lidar_div {
+                anyhow::ensure!(
+                    d.len() == 2 && d.iter().all(|x| *x >= 1),
+                    "--lidar-div takes two divisors ≥ 1, e.g. 8,16"
+                );
+                cfg.lidar_div = [d[0], d[1]];
+            }
             anyhow::ensure!(cfg.segments > 0 && cfg.frames > 0, "--segments and --frames must be at least 1");
             let bar = indicatif::ProgressBar::new((cfg.segments * cfg.frames) as u64).with_style(
                 indicatif::ProgressStyle::with_template(
@@ -83,21 +115,29 @@ fn run(cli: Cli) -> Result<()> {
             bar.set_prefix("generate");
             let manifest = scenetok::sim::generate::generate(&out, &cfg, |_, _| bar.inc(1))?;
             bar.finish_and_clear();
-            println!(
+            writeln!(
+                stdout,
                 "wrote {} segment(s), {} files under {}",
                 manifest.segments.len(),
                 manifest.files.len(),
                 out.display()
-            );
+            )?;
             let total: usize = manifest.trajectory_types.values().sum();
-            println!("trajectory types (WOMD classification, every agent over 9.1 s windows):");
+            writeln!(stdout, "trajectory types (WOMD classification, every agent over 9.1 s windows):")?;
             for (name, n) in &manifest.trajectory_types {
-                println!("  {name:<15} {n:>6}  {:5.1}%", 100.0 * *n as f64 / total.max(1) as f64);
+                writeln!(stdout, "  {name:<15} {n:>6}  {:5.1}%", 100.0 * *n as f64 / total.max(1) as f64)?;
             }
+        }
+        Command::Bench { which: BenchKind::Io { data, python, no_baseline } } => {
+            let python = python.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+            let python = (!no_baseline).then_some(python.as_path());
+            let script = scenetok::bench::io::default_script();
+            let result = scenetok::bench::io::run(&data, python, &script)?;
+            write!(stdout, "{}", result.report())?;
         }
         Command::Fixture { out } => {
             let files = scenetok::io::fixture::write(&out)?;
-            println!("wrote {} component files under {}", files.len(), out.display());
+            writeln!(stdout, "wrote {} component files under {}", files.len(), out.display())?;
         }
     }
     Ok(())
@@ -110,6 +150,10 @@ fn main() -> ExitCode {
         .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
+        // `scenetok inspect … | head` closes the pipe early: not an error worth a word.
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

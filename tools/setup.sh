@@ -2,13 +2,15 @@
 # Installs what scenetok's commands and tests need, from the package registries only.
 # Idempotent: each step checks first and does nothing when its result is already there.
 #
-#   .venv/                 Python venv with pyarrow (tests compare our parquet with pyarrow's view)
+#   .venv/                 Python venv with pyarrow and numpy (tests compare our parquet with pyarrow's
+#                          view; `scenetok bench io` runs its pyarrow/NumPy baselines there)
 #   .deps/onnxruntime/     libonnxruntime.so from the PyPI onnxruntime wheel (ort loads it at run time)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ORT_VERSION=1.31.1
 PYARROW_VERSION=26.0.1
+NUMPY_VERSION=2.4.6
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -35,9 +37,9 @@ if [ ! -x .venv/bin/python ]; then
     say "creating .venv"
     python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import pyarrow, sys; sys.exit(pyarrow.__version__ != '$PYARROW_VERSION')" >/dev/null 2>&1; then
-    say "installing pyarrow==$PYARROW_VERSION into .venv"
-    .venv/bin/pip install -q --disable-pip-version-check "pyarrow==$PYARROW_VERSION"
+if ! .venv/bin/python -c "import pyarrow, numpy, sys; sys.exit(pyarrow.__version__ != '$PYARROW_VERSION' or numpy.__version__ != '$NUMPY_VERSION')" >/dev/null 2>&1; then
+    say "installing pyarrow==$PYARROW_VERSION numpy==$NUMPY_VERSION into .venv"
+    .venv/bin/pip install -q --disable-pip-version-check "pyarrow==$PYARROW_VERSION" "numpy==$NUMPY_VERSION"
 fi
 
 # --- ONNX Runtime shared library (from the PyPI wheel; no other download source) -----------------
@@ -59,4 +61,4 @@ PY
     rm -rf "$ORT_DIR/wheel"
     ln -sf "libonnxruntime.so.$ORT_VERSION" "$ORT_DIR/libonnxruntime.so"
 fi
-say "ready (rust $(rustc --version | cut -d' ' -f2), pyarrow $PYARROW_VERSION, onnxruntime $ORT_VERSION)"
+say "ready (rust $(rustc --version | cut -d' ' -f2), pyarrow $PYARROW_VERSION, numpy $NUMPY_VERSION, onnxruntime $ORT_VERSION)"

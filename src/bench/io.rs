@@ -62,17 +62,29 @@ pub fn run(root: &Path, python: Option<&Path>, script: &Path) -> Result<IoBench>
         drop(batches);
         drop(records);
         // 2. The conversion, frame by frame through the joining reader (decode not timed).
-        let request = FrameRequest::only(&[Component::Lidar, Component::LidarCalibration, Component::LidarPose, Component::VehiclePose])
-            .without_second_returns();
+        let request = FrameRequest::only(&[
+            Component::Lidar,
+            Component::LidarCalibration,
+            Component::LidarPose,
+            Component::VehiclePose,
+        ])
+        .without_second_returns();
         for frame in ds.frames(seg, &request)? {
             let frame = frame?;
             frames += 1;
             let t = Instant::now();
             for laser in &frame.lasers {
                 let (Some(ri), Some(calib)) = (&laser.return1, &laser.calibration) else { continue };
-                let cloud = range_image_to_points(ri, calib, laser.pose.as_ref(), frame.vehicle_pose.as_ref()).map_err(|e| {
-                    Error::invalid(Location::file(&info.path).frame(frame.timestamp_micros).detail(format!("laser {}", laser.laser)), "a convertible range image", e.to_string())
-                })?;
+                let cloud = range_image_to_points(ri, calib, laser.pose.as_ref(), frame.vehicle_pose.as_ref())
+                    .map_err(|e| {
+                        Error::invalid(
+                            Location::file(&info.path)
+                                .frame(frame.timestamp_micros)
+                                .detail(format!("laser {}", laser.laser)),
+                            "a convertible range image",
+                            e.to_string(),
+                        )
+                    })?;
                 points += cloud.len();
                 coord_sum += cloud.xyz.iter().map(|p| p[0] as f64 + p[1] as f64 + p[2] as f64).sum::<f64>();
             }
@@ -88,9 +100,14 @@ pub fn run(root: &Path, python: Option<&Path>, script: &Path) -> Result<IoBench>
 
 fn run_baseline(python: &Path, script: &Path, root: &Path) -> Result<Baseline> {
     let at = Location::file(script);
-    let out = std::process::Command::new(python).arg(script).arg(root).output().map_err(|e| Error::io(at.clone(), e))?;
+    let out =
+        std::process::Command::new(python).arg(script).arg(root).output().map_err(|e| Error::io(at.clone(), e))?;
     if !out.status.success() {
-        return Err(Error::invalid(at, "the baseline script to succeed", String::from_utf8_lossy(&out.stderr).into_owned()));
+        return Err(Error::invalid(
+            at,
+            "the baseline script to succeed",
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
     }
     serde_json::from_slice(&out.stdout).map_err(|e| Error::invalid(at, "one JSON object on stdout", e.to_string()))
 }
@@ -116,7 +133,8 @@ impl IoBench {
             self.points as f64 / self.convert_s.max(1e-12)
         );
         if let Some(b) = &self.baseline {
-            let agree = b.points == self.points && (b.coord_sum - self.coord_sum).abs() <= 1e-3 * b.points.max(1) as f64;
+            let agree =
+                b.points == self.points && (b.coord_sum - self.coord_sum).abs() <= 1e-3 * b.points.max(1) as f64;
             s += &format!(
                 "check: NumPy made {} points (sum {:.1}), scenetok {} (sum {:.1}): {}\n",
                 b.points,

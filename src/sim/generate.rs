@@ -9,8 +9,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use std::sync::Arc;
+
 use super::agents::{AgentConfig, AgentWorld, State, simulate};
+use super::bvh::TriangleMesh;
+use super::lidar::{LidarOptions, LidarScale, lidar_rig, simulate_rig};
 use super::road::{RoadConfig, RoadNetwork};
+use super::snapshot::{Snapshot, StaticWorld};
 use crate::error::{Error, Location, Result};
 use crate::eval::trajectory_type::{TrajectoryType, classify};
 use crate::io::v2::SegmentWriter;
@@ -42,6 +47,8 @@ pub struct GenerateConfig {
     pub cyclists: usize,
     pub parked: usize,
     pub obstacles: usize,
+    /// Divisors of the lidar range-image height and width (1, 1 = Waymo's 64×2650 / 200×600).
+    pub lidar_div: [usize; 2],
 }
 
 impl GenerateConfig {
@@ -58,6 +65,7 @@ impl GenerateConfig {
                 cyclists: 2,
                 parked: 4,
                 obstacles: 3,
+                lidar_div: [8, 16],
             },
             Preset::Full => GenerateConfig {
                 segments: 1,
@@ -70,6 +78,7 @@ impl GenerateConfig {
                 cyclists: 6,
                 parked: 12,
                 obstacles: 5,
+                lidar_div: [1, 1],
             },
         }
     }
@@ -130,11 +139,40 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
                 }
             }
         }
+        let statics = Arc::new(StaticWorld::from_network(&net, &mut rng));
+        let mesh = TriangleMesh::new(&statics);
+        let scale = LidarScale::divided(cfg.lidar_div[0], cfg.lidar_div[1]);
+        let rig = lidar_rig(&scale);
         let first_ts = 1_600_000_000_000_000 + (index as i64) * 100_000_000;
         let mut writer = SegmentWriter::new(out, &name);
+        let mut previous_pose = None;
         for f in 0..cfg.frames {
-            let frame = labelled_frame(&world, &name, f, first_ts + f as i64 * 100_000);
+            let ts = first_ts + f as i64 * 100_000;
+            let mut frame = labelled_frame(&world, &name, f, ts);
+            let ego_pose = frame.vehicle_pose.unwrap_or_else(Transform::identity);
+            let snapshot = Snapshot {
+                timestamp_micros: ts,
+                static_world: statics.clone(),
+                objects: world.objects_at(f),
+                ego_pose,
+            };
+            // Each frame has its own stream, so frames do not depend on each other's draws.
+            let mut frame_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ ((index as u64) << 32) ^ f as u64 ^ 0x11da_5eed);
+            let options =
+                LidarOptions { second_return: true, sweep_start_pose: previous_pose, ..LidarOptions::default() };
+            let sensed = simulate_rig(&mesh, &snapshot, &rig, &scale, &options, &mut frame_rng)
+                .map_err(|e| Error::invalid(Location::file(out).frame(ts), "a simulated lidar sweep", e.to_string()))?;
+            for (object, (all, top)) in
+                snapshot.objects.iter().zip(sensed.points_in_box.iter().zip(&sensed.top_points_in_box))
+            {
+                if let Some(b) = frame.lidar_boxes.iter_mut().find(|b| b.object_id == object.id) {
+                    b.num_lidar_points_in_box = *all as i64;
+                    b.num_top_lidar_points_in_box = *top as i64;
+                }
+            }
+            frame.lasers = sensed.lasers;
             writer.write_frame(&frame)?;
+            previous_pose = Some(ego_pose);
             progress(index, f);
         }
         writer.write_map(&net.map_features())?;

@@ -1,6 +1,9 @@
 //! The synthetic world (`scenetok generate`): a procedural road network, agents with
 //! behaviour, and (later) the sensors that observe them, written as a Waymo v2 dataset.
 
+pub mod camera;
 pub mod polyline;
+pub mod raster;
+pub mod raster_scene;
 pub mod road;
 pub mod snapshot;

@@ -8,4 +8,5 @@ mod common;
 mod formats;
 mod geom;
 mod geom_pvps;
+mod sim_camera;
 mod v2_parquet;

@@ -34,14 +34,17 @@ pub const PROJECTION_ORDER: [CameraName; 5] =
 /// interpolated bilinearly (the distortion is a smooth polynomial: error ≪ 0.01 px).
 const REMAP_STEP: usize = 8;
 
+/// One camera of the built-in rig: name, full size, intrinsics and roof position.
+type RigEntry = (CameraName, u32, u32, [f64; 8], [f64; 4]);
+
 /// The five Waymo cameras: sizes and focal lengths divided by `scale` (1 = full size,
 /// 1920×1280 front cameras and 1920×886 side cameras). Extrinsics are on the roof, yawed
 /// 0°, ±45°, ±90°; global shutter.
 pub fn camera_rig(scale: u32) -> Vec<CameraCalibration> {
     let s = scale.max(1) as f64;
-    // (name, width, height, f_u, f_v, c_u, c_v, k1, k2, p1, p2, x, y, z, yaw°)
+    // (name, width, height, [f_u, f_v, c_u, c_v, k1, k2, p1, p2], [x, y, z, yaw°])
     #[rustfmt::skip]
-    let rig: [(CameraName, u32, u32, [f64; 8], [f64; 4]); 5] = [
+    let rig: [RigEntry; 5] = [
         (CameraName::Front, 1920, 1280, [2056.0, 2056.0, 946.0, 648.0, 0.032, -0.31, 4e-4, -2e-4], [1.54, -0.02, 2.12, 0.0]),
         (CameraName::FrontLeft, 1920, 1280, [2070.0, 2070.0, 962.0, 633.0, 0.028, -0.29, -3e-4, 3e-4], [1.50, 0.09, 2.11, 45.0]),
         (CameraName::FrontRight, 1920, 1280, [2062.0, 2062.0, 955.0, 641.0, 0.030, -0.30, 2e-4, 1e-4], [1.49, -0.10, 2.12, -45.0]),

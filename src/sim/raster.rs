@@ -149,7 +149,10 @@ where
     let tris: Vec<ScreenTri> = (0..n_faces)
         .into_par_iter()
         .with_min_len(1024)
-        .flat_map_iter(|i| setup(pinhole, world_to_cam, light, &cam_pos, i as u32, &face_at(i)))
+        .flat_map_iter(|i| {
+            let (tris, n) = setup(pinhole, world_to_cam, light, &cam_pos, i as u32, &face_at(i));
+            tris.into_iter().take(n)
+        })
         .collect();
 
     let mut shade = vec![0.0f32; n_faces];
@@ -204,11 +207,19 @@ fn v_range(t: &ScreenTri) -> (f64, f64) {
 }
 
 /// World → camera, near clipping, projection, culling and shading of one face: 0, 1 or 2
-/// screen triangles.
-fn setup(pin: &Pinhole, w2c: &Rigid, light: &Light, cam_pos: &[f64; 3], index: u32, f: &Face) -> Vec<ScreenTri> {
+/// screen triangles (the first `n` of the array: no allocation per face).
+fn setup(
+    pin: &Pinhole,
+    w2c: &Rigid,
+    light: &Light,
+    cam_pos: &[f64; 3],
+    index: u32,
+    f: &Face,
+) -> ([ScreenTri; 2], usize) {
+    const NONE: ([ScreenTri; 2], usize) = ([ScreenTri { p: [[0.0; 3]; 3], face: 0, shade: 0.0, bias: 1.0 }; 2], 0);
     let c = [w2c.apply(f.v[0]), w2c.apply(f.v[1]), w2c.apply(f.v[2])];
-    if c.iter().all(|p| p[0] <= NEAR) || c.iter().flatten().any(|x| !x.is_finite()) {
-        return Vec::new();
+    if (c[0][0] <= NEAR && c[1][0] <= NEAR && c[2][0] <= NEAR) || c.iter().flatten().any(|x| !x.is_finite()) {
+        return NONE;
     }
     // Sutherland–Hodgman against x = NEAR: a triangle becomes a triangle or a quad.
     let mut poly: [[f64; 3]; 4] = [[0.0; 3]; 4];
@@ -241,15 +252,16 @@ fn setup(pin: &Pinhole, w2c: &Rigid, light: &Light, cam_pos: &[f64; 3], index: u
         v1 = v1.max(p[1]);
     }
     if u1 < 0.0 || v1 < 0.0 || u0 > pin.width as f64 || v0 > pin.height as f64 {
-        return Vec::new();
+        return NONE;
     }
     let shade = shade_of(light, cam_pos, f);
     let bias =
         if matches!(f.class, CameraSegClass::LaneMarker | CameraSegClass::RoadMarker) { DECAL_BIAS } else { 1.0 };
-    let mut out = Vec::with_capacity(n - 2);
+    let mut out = NONE;
     for k in 1..n - 1 {
-        out.push(ScreenTri { p: [scr[0], scr[k], scr[k + 1]], face: index, shade, bias });
+        out.0[k - 1] = ScreenTri { p: [scr[0], scr[k], scr[k + 1]], face: index, shade, bias };
     }
+    out.1 = n - 2;
     out
 }
 

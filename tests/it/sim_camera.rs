@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use nalgebra::Vector3;
 use scenetok::Location;
-use scenetok::geom::{CameraModel, transform_from_rpy_xyz};
+use scenetok::geom::{CameraModel, rotation_of, transform_from_rpy_xyz};
 use scenetok::io::image::{decode_jpeg, decode_png_u16, encode_jpeg, encode_png_u16};
 use scenetok::scene::{
     Box2d, Box3d, BoxType, CameraFrame, CameraName, CameraSegClass, LidarSegClass, PanopticLabel, Transform,
@@ -15,6 +15,7 @@ use scenetok::scene::{
 use scenetok::sim::camera::{
     CameraObservation, CameraOptions, CameraSensor, camera_object_id, camera_projection_image, camera_rig,
 };
+use scenetok::sim::raster::{Rigid, rasterize};
 use scenetok::sim::raster_scene::SceneFaces;
 use scenetok::sim::snapshot::{Material, ObjectKind, SceneObject, Snapshot, StaticWorld, Triangle};
 
@@ -365,6 +366,15 @@ fn full_size_five_cameras_timing() {
     let sensor = CameraSensor::new(&camera_rig(1), CameraOptions::default());
     let setup = t.elapsed();
     let faces = SceneFaces::new(&snap);
+    {
+        // The rasterizer alone (FRONT), to split render time into raster and shading.
+        let cam = &sensor.cameras[0];
+        let c2w = snap.ego_pose.compose(&cam.calibration.extrinsic).inverse_rigid();
+        let w2c = Rigid::new(&rotation_of(&c2w), &c2w.translation());
+        let t = Instant::now();
+        let g = rasterize(&cam.pinhole, &w2c, &sensor.options.light, faces.len(), |i| faces.get(i));
+        println!("FRONT rasterize only: {:.0} ms ({} px)", t.elapsed().as_secs_f64() * 1e3, g.face.len());
+    }
     let mut render_total = 0.0;
     let mut jpeg_total = 0.0;
     for cam in &sensor.cameras {

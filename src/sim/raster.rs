@@ -323,15 +323,17 @@ fn draw(t: &ScreenTri, id: u32, row0: usize, rows: usize, w: usize, zbuf: &mut [
     }
     let r1 = r1f as usize;
     let wf = w as f64;
+    // -1/A per edge, so the span bounds need no division per row.
+    let inv = edges.map(|e| if e[0] != 0.0 { -1.0 / e[0] } else { 0.0 });
     for row in r0..=r1 {
         let yc = row as f64 + 0.5;
         let (mut lo, mut hi) = (0.5f64, wf - 0.5);
-        for e in &edges {
+        for (e, r) in edges.iter().zip(&inv) {
             let k = e[1] * yc + e[2];
             if e[0] > 0.0 {
-                lo = lo.max(-k / e[0]);
+                lo = lo.max(k * r);
             } else if e[0] < 0.0 {
-                hi = hi.min(-k / e[0]);
+                hi = hi.min(k * r);
             } else if k < 0.0 {
                 hi = -1.0;
             }
@@ -348,11 +350,12 @@ fn draw(t: &ScreenTri, id: u32, row0: usize, rows: usize, w: usize, zbuf: &mut [
         let base = (row - row0) * w;
         let mut iz = (pa * (x0 as f64 + 0.5) + pb * yc + pc) * bias;
         let step = pa * bias;
-        for x in x0..=x1 {
-            let i = base + x;
-            if iz > zbuf[i] {
-                zbuf[i] = iz;
-                face[i] = id;
+        // Slices, not indices: the span loop runs without bounds checks.
+        let span = base + x0..base + x1 + 1;
+        for (z, f) in zbuf[span.clone()].iter_mut().zip(&mut face[span]) {
+            if iz > *z {
+                *z = iz;
+                *f = id;
             }
             iz += step;
         }

@@ -3,9 +3,12 @@
 
 pub mod agents;
 pub mod bvh;
+pub mod camera;
 pub mod generate;
 pub mod lidar;
 pub mod polyline;
+pub mod raster;
+pub mod raster_scene;
 pub mod road;
 pub mod snapshot;
 pub mod static_world;

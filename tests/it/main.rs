@@ -8,6 +8,7 @@ mod common;
 mod formats;
 mod geom;
 mod geom_pvps;
+mod sim_camera;
 mod sim_lidar;
 mod sim_world;
 mod v2_parquet;

@@ -42,6 +42,9 @@ enum Command {
         /// Divide the lidar range-image height and width: `H,W` (1,1 = Waymo's sizes).
         #[arg(long, value_delimiter = ',', num_args = 2)]
         lidar_div: Option<Vec<usize>>,
+        /// Divide camera image sizes (1 = Waymo's 1920×1280 / 1920×886).
+        #[arg(long)]
+        camera_div: Option<u32>,
     },
     /// Benchmarks against a baseline measured in the same run.
     Bench {
@@ -93,7 +96,7 @@ fn run(cli: Cli) -> Result<()> {
                 writeln!(stdout, "{out}")?;
             }
         }
-        Command::Generate { out, preset, segments, frames, seed, lidar_div } => {
+        Command::Generate { out, preset, segments, frames, seed, lidar_div, camera_div } => {
             let mut cfg = scenetok::sim::generate::GenerateConfig::preset(preset);
             cfg.seed = seed;
             cfg.segments = segments.unwrap_or(cfg.segments);
@@ -104,6 +107,10 @@ fn run(cli: Cli) -> Result<()> {
                     "--lidar-div takes two divisors ≥ 1, e.g. 8,16"
                 );
                 cfg.lidar_div = [d[0], d[1]];
+            }
+            if let Some(d) = camera_div {
+                anyhow::ensure!(d >= 1, "--camera-div must be at least 1");
+                cfg.camera_div = d;
             }
             anyhow::ensure!(cfg.segments > 0 && cfg.frames > 0, "--segments and --frames must be at least 1");
             let bar = indicatif::ProgressBar::new((cfg.segments * cfg.frames) as u64).with_style(

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::agents::{AgentConfig, AgentWorld, State, simulate};
 use super::bvh::TriangleMesh;
+use super::camera::{CameraOptions, CameraSensor, camera_projection_image, camera_rig};
 use super::lidar::{LidarOptions, LidarScale, lidar_rig, simulate_rig};
 use super::road::{RoadConfig, RoadNetwork};
 use super::snapshot::{Snapshot, StaticWorld};
@@ -49,6 +50,8 @@ pub struct GenerateConfig {
     pub obstacles: usize,
     /// Divisors of the lidar range-image height and width (1, 1 = Waymo's 64×2650 / 200×600).
     pub lidar_div: [usize; 2],
+    /// Divisor of camera image sizes and focal lengths (1 = Waymo's 1920×1280 / 1920×886).
+    pub camera_div: u32,
 }
 
 impl GenerateConfig {
@@ -66,6 +69,7 @@ impl GenerateConfig {
                 parked: 4,
                 obstacles: 3,
                 lidar_div: [8, 16],
+                camera_div: 8,
             },
             Preset::Full => GenerateConfig {
                 segments: 1,
@@ -79,6 +83,7 @@ impl GenerateConfig {
                 parked: 12,
                 obstacles: 5,
                 lidar_div: [1, 1],
+                camera_div: 1,
             },
         }
     }
@@ -143,6 +148,8 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
         let mesh = TriangleMesh::new(&statics);
         let scale = LidarScale::divided(cfg.lidar_div[0], cfg.lidar_div[1]);
         let rig = lidar_rig(&scale);
+        let cameras = camera_rig(cfg.camera_div);
+        let sensor = CameraSensor::new(&cameras, CameraOptions::for_scale(cfg.camera_div));
         let first_ts = 1_600_000_000_000_000 + (index as i64) * 100_000_000;
         let mut writer = SegmentWriter::new(out, &name);
         let mut previous_pose = None;
@@ -171,6 +178,28 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
                 }
             }
             frame.lasers = sensed.lasers;
+            for laser in &mut frame.lasers {
+                laser.camera_projection1 = Some(project_laser(laser, frame.vehicle_pose.as_ref(), &cameras, out, ts)?);
+            }
+            let ego_velocity =
+                world.ego.states[f].map(|s| vector![s.vel.x, s.vel.y, 0.0]).unwrap_or_else(nalgebra::Vector3::zeros);
+            let seen = sensor.observe(&snapshot, &ego_velocity)?;
+            frame.cameras = seen.frames;
+            for c in &mut frame.cameras {
+                if let Some(label) = &mut c.segmentation {
+                    label.sequence_id = name.clone();
+                }
+            }
+            let mut camera_counts: BTreeMap<BoxType, i32> = BTreeMap::new();
+            for b in &seen.camera_boxes {
+                *camera_counts.entry(b.kind).or_default() += 1;
+            }
+            if let Some(stats) = &mut frame.stats {
+                stats.camera_object_counts = camera_counts.into_iter().collect();
+            }
+            frame.camera_boxes = seen.camera_boxes;
+            frame.projected_lidar_boxes = seen.projected_lidar_boxes;
+            frame.associations = seen.associations;
             writer.write_frame(&frame)?;
             previous_pose = Some(ego_pose);
             progress(index, f);
@@ -192,6 +221,26 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
         .map_err(|e| Error::invalid(Location::file(&path), "a serialisable manifest", e.to_string()))?;
     std::fs::write(&path, json).map_err(|e| Error::io(Location::file(&path), e))?;
     Ok(manifest)
+}
+
+/// The `lidar_camera_projection` image of a laser's first return: its points (frame vehicle
+/// frame) projected into the cameras, in Waymo's camera order.
+fn project_laser(
+    laser: &crate::scene::LaserFrame,
+    frame_pose: Option<&Transform>,
+    cameras: &[crate::scene::CameraCalibration],
+    out: &Path,
+    ts: i64,
+) -> Result<crate::scene::RangeImage<f32>> {
+    let at = || Location::file(out).frame(ts).detail(format!("laser {}", laser.laser));
+    let (Some(ri), Some(calib)) = (&laser.return1, &laser.calibration) else {
+        return Err(Error::invalid(at(), "a simulated range image with its calibration", "none"));
+    };
+    let cloud = crate::geom::range_image_to_points(ri, calib, laser.pose.as_ref(), frame_pose)
+        .map_err(|e| Error::invalid(at(), "a convertible range image", e.to_string()))?;
+    let points: Vec<(usize, usize, nalgebra::Vector3<f64>)> =
+        (0..cloud.len()).map(|i| (cloud.pixels[i][0] as usize, cloud.pixels[i][1] as usize, cloud.point(i))).collect();
+    Ok(camera_projection_image(&points, ri.height, ri.width, cameras))
 }
 
 /// A frame with pose, box labels and stats (the sensors are added by their models).

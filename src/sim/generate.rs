@@ -198,8 +198,13 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
                 stats.camera_object_counts = camera_counts.into_iter().collect();
             }
             frame.camera_boxes = seen.camera_boxes;
-            frame.projected_lidar_boxes = seen.projected_lidar_boxes;
-            frame.associations = seen.associations;
+            // Projections exist only for 3-D labels (the cameras see farther than labels go).
+            let labelled: std::collections::BTreeSet<&str> =
+                frame.lidar_boxes.iter().map(|b| b.object_id.as_str()).collect();
+            frame.projected_lidar_boxes =
+                seen.projected_lidar_boxes.into_iter().filter(|p| labelled.contains(p.object_id.as_str())).collect();
+            frame.associations =
+                seen.associations.into_iter().filter(|a| labelled.contains(a.laser_object_id.as_str())).collect();
             writer.write_frame(&frame)?;
             previous_pose = Some(ego_pose);
             progress(index, f);

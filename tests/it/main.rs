@@ -9,6 +9,7 @@ mod formats;
 mod geom;
 mod geom_pvps;
 mod sim_camera;
+mod sim_generate;
 mod sim_lidar;
 mod sim_world;
 mod v2_parquet;

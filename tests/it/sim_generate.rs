@@ -1,0 +1,99 @@
+//! `scenetok generate` end to end: what it writes reads back through our reader and pyarrow,
+//! and the labels agree with the sensors.
+
+use scenetok::geom::range_image_to_points;
+use scenetok::io::v2::{Component, Dataset, FrameRequest};
+use scenetok::sim::generate::{GenerateConfig, Preset, generate};
+
+use crate::common;
+
+fn tiny(frames: usize) -> (tempfile::TempDir, scenetok::sim::generate::Manifest) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = GenerateConfig::preset(Preset::Tiny);
+    cfg.segments = 1;
+    cfg.frames = frames;
+    cfg.seed = 5;
+    let manifest = generate(dir.path(), &cfg, |_, _| {}).unwrap();
+    (dir, manifest)
+}
+
+#[test]
+fn generated_dataset_reads_back_with_consistent_labels() {
+    let (dir, manifest) = tiny(4);
+    assert!(dir.path().join("scenetok_manifest.json").exists());
+    let ds = Dataset::open(dir.path()).unwrap();
+    let seg = &manifest.segments[0];
+    assert_eq!(ds.components(seg).unwrap().len(), 15, "every component plus the map");
+    let frames: Vec<_> = ds.frames(seg, &FrameRequest::all()).unwrap().map(|f| f.unwrap()).collect();
+    assert_eq!(frames.len(), 4);
+    assert!(!ds.read_map(seg).unwrap().is_empty());
+    let mut labelled = 0;
+    for f in &frames {
+        assert_eq!(f.lasers.len(), 5);
+        assert_eq!(f.cameras.len(), 5);
+        // Every box contains at least the points it says it holds.
+        let mut points = Vec::new();
+        for l in &f.lasers {
+            let cloud = range_image_to_points(
+                l.return1.as_ref().unwrap(),
+                l.calibration.as_ref().unwrap(),
+                l.pose.as_ref(),
+                f.vehicle_pose.as_ref(),
+            )
+            .unwrap();
+            points.extend((0..cloud.len()).map(|i| cloud.point(i)));
+            assert!(l.camera_projection1.is_some());
+        }
+        for b in &f.lidar_boxes {
+            let inside = points.iter().filter(|p| b.bbox.contains_point(p)).count() as i64;
+            assert!(inside >= b.num_lidar_points_in_box, "{}: {inside} < {}", b.object_id, b.num_lidar_points_in_box);
+            labelled += (b.num_lidar_points_in_box > 0) as usize;
+        }
+        // Projected boxes and camera boxes refer to labelled objects of this frame.
+        for p in &f.projected_lidar_boxes {
+            assert!(f.lidar_boxes.iter().any(|b| b.object_id == p.object_id), "{}", p.object_id);
+        }
+        for a in &f.associations {
+            assert!(f.camera_boxes.iter().any(|c| c.object_id == a.camera_object_id && c.camera == a.camera));
+            assert!(f.lidar_boxes.iter().any(|b| b.object_id == a.laser_object_id));
+        }
+        for c in &f.cameras {
+            let img = scenetok::io::image::decode_jpeg(&c.jpeg, &Default::default()).unwrap();
+            let cal = c.calibration.as_ref().unwrap();
+            assert_eq!((img.width(), img.height()), (cal.width, cal.height));
+        }
+    }
+    assert!(labelled > 0, "some boxes hold lidar points");
+}
+
+#[test]
+fn generation_is_deterministic_for_a_seed() {
+    let (a, ma) = tiny(2);
+    let (b, mb) = tiny(2);
+    assert_eq!(ma.segments, mb.segments);
+    for comp in [Component::Lidar, Component::CameraImage, Component::LidarBox, Component::MapFeature] {
+        let pa = scenetok::io::v2::component_path(a.path(), comp, &ma.segments[0]);
+        let pb = scenetok::io::v2::component_path(b.path(), comp, &mb.segments[0]);
+        assert_eq!(std::fs::read(pa).unwrap(), std::fs::read(pb).unwrap(), "{comp} differs between runs");
+    }
+}
+
+#[test]
+fn pyarrow_reads_generated_data_with_official_names() {
+    let Some(py) = common::python_with("pyarrow") else { return };
+    let (dir, _) = tiny(2);
+    let script = r#"
+import sys, pathlib, pyarrow.parquet as pq
+root = pathlib.Path(sys.argv[1])
+t = pq.read_table(next((root / "lidar").glob("*.parquet")))
+assert t.schema.field("[LiDARComponent].range_image_return1.values").type.value_type.bit_width == 32
+row = t.slice(0, 1).to_pylist()[0]
+h, w, c = row["[LiDARComponent].range_image_return1.shape"]
+assert len(row["[LiDARComponent].range_image_return1.values"]) == h * w * c
+b = pq.read_table(next((root / "lidar_box").glob("*.parquet")))
+assert str(b.schema.field("[LiDARBoxComponent].type").type) == "int8"
+print(t.num_rows, b.num_rows)
+"#;
+    let out = std::process::Command::new(py).args(["-c", script]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job (until `scenetok demo` arrives): write the built-in fixture dataset and inspect
-# it, then inspect the real Waymo samples when ../shared/waymo-samples is there.
+# The main job (until `scenetok demo` arrives): write the built-in fixture dataset and a tiny
+# synthetic world and inspect both, then inspect the real Waymo samples when
+# ../shared/waymo-samples is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
@@ -9,6 +10,8 @@ bin=target/debug/scenetok
 out=out/fixture
 "$bin" fixture --out "$out"
 "$bin" inspect "$out"
+"$bin" generate --preset tiny --segments 1 --out out/generated
+"$bin" inspect out/generated
 samples=../shared/waymo-samples
 if [ -d "$samples" ]; then
     "$bin" inspect "$samples"/v2/testdata/dataset \

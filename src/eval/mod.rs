@@ -1,3 +1,4 @@
 //! Metrics and evaluation. For now: the WOMD trajectory-type classification.
 
+pub mod motion;
 pub mod trajectory_type;

@@ -1,0 +1,494 @@
+//! WOMD motion metrics exactly as upstream's `motion_metrics.cc` computes them
+//! (reference/waymo.md §4.2-4.4): minADE, minFDE, miss rate, overlap rate, mAP and soft mAP
+//! per object type and measurement step, with upstream's sample rules and quirks.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::trajectory_type::{TrajectoryType, classify};
+use crate::geom::{OrientedRect, intersection_area};
+use crate::scene::{AgentType, Scenario, Track};
+
+/// One measurement step with its miss thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StepConfig {
+    /// Index into the prediction's steps (challenge: 5, 9, 15 = 3, 5, 8 s).
+    pub measurement_step: usize,
+    pub lateral_miss_threshold: f64,
+    pub longitudinal_miss_threshold: f64,
+}
+
+/// `MotionMetricsConfig`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricsConfig {
+    pub track_steps_per_second: usize,
+    pub prediction_steps_per_second: usize,
+    pub track_history_samples: usize,
+    pub track_future_samples: usize,
+    pub speed_lower_bound: f64,
+    pub speed_upper_bound: f64,
+    pub speed_scale_lower: f64,
+    pub speed_scale_upper: f64,
+    pub step_configurations: Vec<StepConfig>,
+    pub max_predictions: usize,
+}
+
+impl MetricsConfig {
+    /// `GetChallengeConfig()`.
+    pub fn challenge() -> Self {
+        let step = |m, lat, lon| StepConfig {
+            measurement_step: m,
+            lateral_miss_threshold: lat,
+            longitudinal_miss_threshold: lon,
+        };
+        MetricsConfig {
+            track_steps_per_second: 10,
+            prediction_steps_per_second: 2,
+            track_history_samples: 10,
+            track_future_samples: 80,
+            speed_lower_bound: 1.4,
+            speed_upper_bound: 11.0,
+            speed_scale_lower: 0.5,
+            speed_scale_upper: 1.0,
+            step_configurations: vec![step(5, 1.0, 2.0), step(9, 1.8, 3.6), step(15, 3.0, 6.0)],
+            max_predictions: 6,
+        }
+    }
+
+    /// Prediction steps per trajectory (challenge: 16).
+    pub fn prediction_steps(&self) -> usize {
+        self.track_future_samples * self.prediction_steps_per_second / self.track_steps_per_second.max(1)
+    }
+
+    /// The track step of prediction step `p` (challenge: 5p + 15).
+    pub fn track_step(&self, p: usize) -> usize {
+        (p + 1) * (self.track_steps_per_second / self.prediction_steps_per_second.max(1)) + self.track_history_samples
+    }
+
+    fn validate(&self) -> Result<(), MetricsError> {
+        let (t, p) = (self.track_steps_per_second, self.prediction_steps_per_second);
+        if p == 0 || p > t || t % p != 0 {
+            return Err(MetricsError::Config(format!("prediction rate {p} must divide the track rate {t}")));
+        }
+        for s in &self.step_configurations {
+            if s.measurement_step >= self.prediction_steps() {
+                return Err(MetricsError::Config(format!(
+                    "measurement step {} outside the {} prediction steps",
+                    s.measurement_step,
+                    self.prediction_steps()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One object's predicted positions at the prediction steps.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct PredictedTrajectory {
+    pub object_id: i64,
+    pub x: Vec<f64>,
+    pub y: Vec<f64>,
+}
+
+/// Trajectories of one or more objects with one confidence (`JointTrajectories`).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct JointPrediction {
+    pub trajectories: Vec<PredictedTrajectory>,
+    pub confidence: f64,
+}
+
+/// The modes predicted for one object (marginal) or one set of objects (joint).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, serde::Deserialize)]
+pub struct MultimodalPrediction {
+    pub joints: Vec<JointPrediction>,
+}
+
+/// Every prediction for one scenario.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, serde::Deserialize)]
+pub struct ScenarioPredictions {
+    pub scenario_id: String,
+    pub predictions: Vec<MultimodalPrediction>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum MetricsError {
+    #[error("metrics config: {0}")]
+    Config(String),
+    #[error("scenario {scenario}: {message}")]
+    Invalid { scenario: String, message: String },
+}
+
+/// Sums of one (object type, measurement step) breakdown.
+#[derive(Debug, Clone, Default)]
+struct Bucket {
+    min_ade: Vec<f64>,
+    min_fde: Vec<f64>,
+    miss: Vec<f64>,
+    overlap: Vec<f64>,
+    /// Per trajectory type: (confidence, true positive) samples and trajectory counts.
+    map: BTreeMap<TrajectoryType, (Vec<(f64, bool)>, usize)>,
+    soft_map: BTreeMap<TrajectoryType, (Vec<(f64, bool)>, usize)>,
+}
+
+/// Accumulates scenarios; [`MotionMetrics::finish`] gives the breakdowns.
+#[derive(Debug, Clone)]
+pub struct MotionMetrics {
+    config: MetricsConfig,
+    buckets: BTreeMap<(u8, usize), Bucket>,
+}
+
+/// One `MotionMetricsBundle`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Breakdown {
+    pub object_type: String,
+    pub measurement_step: usize,
+    pub min_ade: f64,
+    pub min_fde: f64,
+    pub miss_rate: f64,
+    pub overlap_rate: f64,
+    pub map: f64,
+    pub soft_map: f64,
+}
+
+fn type_priority(t: AgentType) -> u8 {
+    match t {
+        AgentType::Unset => 0,
+        AgentType::Other => 1,
+        AgentType::Vehicle => 2,
+        AgentType::Pedestrian => 3,
+        AgentType::Cyclist => 4,
+    }
+}
+
+fn type_name(priority: u8) -> &'static str {
+    ["TYPE_UNSET", "TYPE_OTHER", "TYPE_VEHICLE", "TYPE_PEDESTRIAN", "TYPE_CYCLIST"][priority as usize]
+}
+
+/// The mAP bucket order, which differs from the enum's.
+fn map_priority(t: TrajectoryType) -> u8 {
+    match t {
+        TrajectoryType::Stationary => 0,
+        TrajectoryType::Straight => 1,
+        TrajectoryType::StraightRight => 2,
+        TrajectoryType::StraightLeft => 3,
+        TrajectoryType::RightTurn => 4,
+        TrajectoryType::LeftTurn => 5,
+        TrajectoryType::LeftUTurn => 6,
+        TrajectoryType::RightUTurn => 7,
+    }
+}
+
+impl MotionMetrics {
+    pub fn new(config: MetricsConfig) -> Result<Self, MetricsError> {
+        config.validate()?;
+        Ok(MotionMetrics { config, buckets: BTreeMap::new() })
+    }
+
+    /// Checks predictions against the scenario as upstream's `ComputeMetricsStats` does.
+    pub fn validate(&self, scenario: &Scenario, predictions: &ScenarioPredictions) -> Result<(), MetricsError> {
+        let bad = |message: String| MetricsError::Invalid { scenario: scenario.id.clone(), message };
+        if predictions.scenario_id != scenario.id {
+            return Err(bad(format!("predictions are for scenario {:?}", predictions.scenario_id)));
+        }
+        let steps = self.config.prediction_steps();
+        let expected_states = self.config.track_history_samples + self.config.track_future_samples + 1;
+        let to_predict: std::collections::BTreeSet<i64> =
+            scenario.tracks_to_predict.iter().map(|t| scenario.tracks[t.track_index].id).collect();
+        for t in &scenario.tracks_to_predict {
+            let track = &scenario.tracks[t.track_index];
+            if track.states.len() != expected_states {
+                return Err(bad(format!(
+                    "track {} has {} states, expected {expected_states}",
+                    track.id,
+                    track.states.len()
+                )));
+            }
+        }
+        let mut predicted = std::collections::BTreeSet::new();
+        for m in &predictions.predictions {
+            let mut objects: Option<Vec<i64>> = None;
+            for j in &m.joints {
+                let mut ids: Vec<i64> = j.trajectories.iter().map(|t| t.object_id).collect();
+                ids.sort_unstable();
+                for t in &j.trajectories {
+                    if t.x.len() != steps || t.y.len() != steps {
+                        return Err(bad(format!(
+                            "object {} has a trajectory of {} points, expected {steps}",
+                            t.object_id,
+                            t.x.len()
+                        )));
+                    }
+                    if !to_predict.contains(&t.object_id) {
+                        return Err(bad(format!("object {} is not in tracks_to_predict", t.object_id)));
+                    }
+                }
+                match &objects {
+                    None => objects = Some(ids),
+                    Some(o) if *o != ids => {
+                        return Err(bad("joint predictions of one prediction cover different objects".into()));
+                    }
+                    Some(_) => {}
+                }
+            }
+            predicted.extend(objects.unwrap_or_default());
+        }
+        if predicted != to_predict {
+            let missing: Vec<_> = to_predict.difference(&predicted).collect();
+            return Err(bad(format!("no prediction for tracks_to_predict {missing:?}")));
+        }
+        Ok(())
+    }
+
+    /// Validates and accumulates one scenario.
+    pub fn add(&mut self, scenario: &Scenario, predictions: &ScenarioPredictions) -> Result<(), MetricsError> {
+        self.validate(scenario, predictions)?;
+        let by_id: BTreeMap<i64, &Track> = scenario.tracks.iter().map(|t| (t.id, t)).collect();
+        let current = self.config.track_history_samples;
+        for m in &predictions.predictions {
+            // Upstream returns here, skipping every later prediction of the scenario.
+            let Some(first) = m.joints.first() else { return Ok(()) };
+            if first.trajectories.is_empty() {
+                return Ok(());
+            }
+            let object_type = first
+                .trajectories
+                .iter()
+                .filter_map(|t| by_id.get(&t.object_id))
+                .map(|t| type_priority(t.agent_type))
+                .max()
+                .unwrap_or(0);
+            let k = m.joints.len().min(self.config.max_predictions);
+            let joints = &m.joints[..k];
+            let trajectory_type = first
+                .trajectories
+                .iter()
+                .filter_map(|t| by_id.get(&t.object_id).and_then(|tr| classify(&tr.states, current)))
+                .max_by_key(|t| map_priority(*t))
+                .map(|t| if t == TrajectoryType::RightUTurn { TrajectoryType::RightTurn } else { t });
+            for step in self.config.step_configurations.clone() {
+                let bucket = self.buckets.entry((object_type, step.measurement_step)).or_default();
+                let s = step.measurement_step;
+                // minADE / minFDE over the first K joints, input order.
+                let ade: Vec<f64> =
+                    joints.iter().filter_map(|j| joint_mean(j, &by_id, |t, tr| ade(&self.config, t, tr, s))).collect();
+                if let Some(m) = ade.iter().copied().reduce(f64::min) {
+                    bucket.min_ade.push(m);
+                }
+                let fde: Vec<f64> =
+                    joints.iter().filter_map(|j| joint_mean(j, &by_id, |t, tr| disp(&self.config, t, tr, s))).collect();
+                if let Some(m) = fde.iter().copied().reduce(f64::min) {
+                    bucket.min_fde.push(m);
+                }
+                let matches: Vec<Option<bool>> =
+                    joints.iter().map(|j| is_match(&self.config, j, &by_id, &step)).collect();
+                if matches.contains(&Some(true)) {
+                    bucket.miss.push(0.0);
+                } else if matches.iter().any(|m| m.is_some()) {
+                    bucket.miss.push(1.0);
+                }
+                bucket.overlap.push(overlap(&self.config, joints, scenario, &by_id, s));
+                if let Some(tt) = trajectory_type {
+                    let mut order: Vec<usize> = (0..k).collect();
+                    order.sort_by(|&a, &b| joints[b].confidence.total_cmp(&joints[a].confidence));
+                    let (mut found, mut taken) = (false, false);
+                    let (map_samples, _) = bucket.map.entry(tt).or_default();
+                    let mut soft = Vec::new();
+                    for &j in &order {
+                        let Some(tp) = matches[j] else { continue };
+                        let conf = joints[j].confidence;
+                        map_samples.push((conf, !found && tp));
+                        if !(tp && found) {
+                            soft.push((conf, tp));
+                        }
+                        found |= tp;
+                        taken = true;
+                    }
+                    if taken {
+                        bucket.map.entry(tt).or_default().1 += 1;
+                        let e = bucket.soft_map.entry(tt).or_default();
+                        e.0.extend(soft);
+                        e.1 += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The breakdowns for vehicles, pedestrians and cyclists at each measurement step
+    /// (a missing breakdown has zeros, as upstream).
+    pub fn finish(&self) -> Vec<Breakdown> {
+        let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+        let mut out = Vec::new();
+        for object_type in [2u8, 3, 4] {
+            for step in &self.config.step_configurations {
+                let b = self.buckets.get(&(object_type, step.measurement_step)).cloned().unwrap_or_default();
+                out.push(Breakdown {
+                    object_type: type_name(object_type).into(),
+                    measurement_step: step.measurement_step,
+                    min_ade: mean(&b.min_ade),
+                    min_fde: mean(&b.min_fde),
+                    miss_rate: mean(&b.miss),
+                    overlap_rate: mean(&b.overlap),
+                    map: mean_ap(&b.map),
+                    soft_map: mean_ap(&b.soft_map),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Mean of per-object values over a joint; `None` if any object's is `None`.
+fn joint_mean(
+    j: &JointPrediction,
+    by_id: &BTreeMap<i64, &Track>,
+    f: impl Fn(&PredictedTrajectory, &Track) -> Option<f64>,
+) -> Option<f64> {
+    let mut sum = 0.0;
+    for t in &j.trajectories {
+        sum += f(t, by_id.get(&t.object_id)?)?;
+    }
+    (!j.trajectories.is_empty()).then(|| sum / j.trajectories.len() as f64)
+}
+
+fn disp(c: &MetricsConfig, t: &PredictedTrajectory, track: &Track, p: usize) -> Option<f64> {
+    let gt = track.states.get(c.track_step(p)).filter(|s| s.valid)?;
+    Some((t.x[p] - gt.x).hypot(t.y[p] - gt.y))
+}
+
+fn ade(c: &MetricsConfig, t: &PredictedTrajectory, track: &Track, s: usize) -> Option<f64> {
+    let d: Vec<f64> = (0..=s).filter_map(|p| disp(c, t, track, p)).collect();
+    (!d.is_empty()).then(|| d.iter().sum::<f64>() / d.len() as f64)
+}
+
+/// `IsMatch`: every object within its speed-scaled lateral and longitudinal thresholds;
+/// `None` if any object's ground truth is invalid at the step.
+fn is_match(c: &MetricsConfig, j: &JointPrediction, by_id: &BTreeMap<i64, &Track>, step: &StepConfig) -> Option<bool> {
+    let s = step.measurement_step;
+    let mut all = true;
+    for t in &j.trajectories {
+        let track = by_id.get(&t.object_id)?;
+        let gt = track.states.get(c.track_step(s)).filter(|g| g.valid)?;
+        let (dx, dy) = (t.x[s] - gt.x, t.y[s] - gt.y);
+        let (sin, cos) = (-(gt.heading as f64)).sin_cos();
+        let (lon, lat) = (dx * cos - dy * sin, dx * sin + dy * cos);
+        let now = track.states.get(c.track_history_samples)?;
+        let v = (now.velocity_x as f64).hypot(now.velocity_y as f64);
+        let scale = if v < c.speed_lower_bound {
+            c.speed_scale_lower
+        } else if v > c.speed_upper_bound {
+            c.speed_scale_upper
+        } else {
+            c.speed_scale_lower
+                + (c.speed_scale_upper - c.speed_scale_lower) * (v - c.speed_lower_bound)
+                    / (c.speed_upper_bound - c.speed_lower_bound)
+        };
+        if (lat / scale).abs() > step.lateral_miss_threshold || (lon / scale).abs() > step.longitudinal_miss_threshold {
+            all = false;
+        }
+    }
+    Some(all)
+}
+
+/// `ComputeOverlapRate` for the most confident joint: 1 if any predicted box overlaps a
+/// ground-truth box of another agent valid at the current step, else 0.
+fn overlap(
+    c: &MetricsConfig,
+    joints: &[JointPrediction],
+    scenario: &Scenario,
+    by_id: &BTreeMap<i64, &Track>,
+    s: usize,
+) -> f64 {
+    let current = c.track_history_samples;
+    let sum: f64 = joints.iter().map(|j| j.confidence).sum();
+    let n = joints.len().max(1) as f64;
+    let conf: Vec<f64> = joints.iter().map(|j| if sum == 0.0 { 1.0 / n } else { j.confidence / sum }).collect();
+    let mut best = 0;
+    for (i, v) in conf.iter().enumerate() {
+        if *v > conf[best] {
+            best = i;
+        }
+    }
+    let Some(joint) = joints.get(best) else { return 0.0 };
+    let candidates: Vec<&Track> =
+        scenario.tracks.iter().filter(|t| t.states.get(current).is_some_and(|s| s.valid)).collect();
+    for t in &joint.trajectories {
+        let Some(track) = by_id.get(&t.object_id) else { continue };
+        let last = t.x.len().saturating_sub(1);
+        for p in 0..=s {
+            let angle = |a: usize, b: usize| (t.y[b] - t.y[a]).atan2(t.x[b] - t.x[a]);
+            let heading = if p == 0 {
+                angle(0, 1)
+            } else if p == last {
+                angle(last - 1, last)
+            } else {
+                let (a, b) = (angle(p, p + 1), angle(p - 1, p));
+                (a.sin() + b.sin()).atan2(a.cos() + b.cos())
+            };
+            let ts = c.track_step(p);
+            let size = track.states.get(ts).copied().unwrap_or_default();
+            let pred = OrientedRect {
+                center_x: t.x[p],
+                center_y: t.y[p],
+                length: size.length as f64,
+                width: size.width as f64,
+                heading,
+            };
+            for other in &candidates {
+                if other.id == t.object_id {
+                    continue;
+                }
+                let Some(g) = other.states.get(ts).filter(|g| g.valid) else { continue };
+                let gt = OrientedRect {
+                    center_x: g.x,
+                    center_y: g.y,
+                    length: g.length as f64,
+                    width: g.width as f64,
+                    heading: g.heading as f64,
+                };
+                if intersection_area(&pred, &gt) > 0.0 {
+                    return 1.0;
+                }
+            }
+        }
+    }
+    0.0
+}
+
+/// Mean AP over trajectory-type buckets that have samples.
+fn mean_ap(buckets: &BTreeMap<TrajectoryType, (Vec<(f64, bool)>, usize)>) -> f64 {
+    let aps: Vec<f64> =
+        buckets.values().filter(|(s, _)| !s.is_empty()).map(|(s, n)| average_precision(s, *n)).collect();
+    if aps.is_empty() { 0.0 } else { aps.iter().sum::<f64>() / aps.len() as f64 }
+}
+
+/// Upstream's AP: samples sorted by confidence (false positives first on ties), the
+/// precision envelope integrated from the highest recall down.
+pub fn average_precision(samples: &[(f64, bool)], num_trajectories: usize) -> f64 {
+    if samples.is_empty() || num_trajectories == 0 {
+        return 0.0;
+    }
+    let mut s = samples.to_vec();
+    s.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut tp = 0.0;
+    let pr: Vec<(f64, f64)> = s
+        .iter()
+        .enumerate()
+        .map(|(i, (_, t))| {
+            tp += *t as u8 as f64;
+            (tp / (i + 1) as f64, tp / num_trajectories as f64)
+        })
+        .collect();
+    let mut highest = pr[pr.len() - 1];
+    let mut area = 0.0;
+    for i in (0..pr.len()).rev() {
+        if pr[i].0 > highest.0 {
+            area += highest.0 * (highest.1 - pr[i].1);
+            highest = pr[i];
+        }
+    }
+    area + highest.1 * highest.0
+}

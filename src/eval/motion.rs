@@ -120,6 +120,9 @@ pub enum MetricsError {
     Invalid { scenario: String, message: String },
 }
 
+/// Per trajectory type: (confidence, true positive) samples and the trajectory count.
+type ApSamples = BTreeMap<TrajectoryType, (Vec<(f64, bool)>, usize)>;
+
 /// Sums of one (object type, measurement step) breakdown.
 #[derive(Debug, Clone, Default)]
 struct Bucket {
@@ -127,9 +130,8 @@ struct Bucket {
     min_fde: Vec<f64>,
     miss: Vec<f64>,
     overlap: Vec<f64>,
-    /// Per trajectory type: (confidence, true positive) samples and trajectory counts.
-    map: BTreeMap<TrajectoryType, (Vec<(f64, bool)>, usize)>,
-    soft_map: BTreeMap<TrajectoryType, (Vec<(f64, bool)>, usize)>,
+    map: ApSamples,
+    soft_map: ApSamples,
 }
 
 /// Accumulates scenarios; [`MotionMetrics::finish`] gives the breakdowns.
@@ -459,7 +461,7 @@ fn overlap(
 }
 
 /// Mean AP over trajectory-type buckets that have samples.
-fn mean_ap(buckets: &BTreeMap<TrajectoryType, (Vec<(f64, bool)>, usize)>) -> f64 {
+fn mean_ap(buckets: &ApSamples) -> f64 {
     let aps: Vec<f64> =
         buckets.values().filter(|(s, _)| !s.is_empty()).map(|(s, n)| average_precision(s, *n)).collect();
     if aps.is_empty() { 0.0 } else { aps.iter().sum::<f64>() / aps.len() as f64 }

@@ -523,18 +523,17 @@ impl<'a> Sim<'a> {
         let (pos, heading) = self.vehicle_pose(&v);
 
         // Pull over: once its time comes on a lane with a shoulder, move right and stop.
-        if let (Some(when), Mode::Drive) = (v.pull_over_at, v.mode) {
-            if t >= when {
-                if let LaneKind::Road { road, .. } = net.lanes[v.route[v.at]].kind {
-                    let r = &net.roads[road];
-                    if net.lanes[v.route[v.at]].right.is_none()
-                        && r.shoulder > 1.0
-                        && net.lanes[v.route[v.at]].path.length() - v.s > 25.0
-                    {
-                        v.mode = Mode::PullOver;
-                        v.d_target = -(LANE_WIDTH / 2.0 + r.shoulder / 2.0 + 0.2);
-                    }
-                }
+        if let (Some(when), Mode::Drive) = (v.pull_over_at, v.mode)
+            && t >= when
+            && let LaneKind::Road { road, .. } = net.lanes[v.route[v.at]].kind
+        {
+            let r = &net.roads[road];
+            if net.lanes[v.route[v.at]].right.is_none()
+                && r.shoulder > 1.0
+                && net.lanes[v.route[v.at]].path.length() - v.s > 25.0
+            {
+                v.mode = Mode::PullOver;
+                v.d_target = -(LANE_WIDTH / 2.0 + r.shoulder / 2.0 + 0.2);
             }
         }
 
@@ -584,10 +583,9 @@ impl<'a> Sim<'a> {
                 && leader_speed < v.desired_speed * 0.6
                 && t - v.last_lane_change > 6.0
                 && rng.random_bool(0.05)
+                && let Some(l2) = lane.left.or(lane.right)
             {
-                if let Some(l2) = lane.left.or(lane.right) {
-                    self.change_lane(&mut v, l2, t);
-                }
+                self.change_lane(&mut v, l2, t);
             }
         }
 
@@ -627,12 +625,12 @@ impl<'a> Sim<'a> {
                 v0 = next_limit + (v0 - next_limit) * (to_end / 30.0);
             }
         }
-        if let LaneKind::Road { road, forward, .. } = lane.kind {
-            if let Some(bump) = net.roads[road].speed_bump_at {
-                let s_on_road = if forward { v.s } else { lane.path.length() - v.s };
-                if (s_on_road - bump).abs() < 12.0 {
-                    v0 = v0.min(3.5);
-                }
+        if let LaneKind::Road { road, forward, .. } = lane.kind
+            && let Some(bump) = net.roads[road].speed_bump_at
+        {
+            let s_on_road = if forward { v.s } else { lane.path.length() - v.s };
+            if (s_on_road - bump).abs() < 12.0 {
+                v0 = v0.min(3.5);
             }
         }
         if v.mode == Mode::PullOver {
@@ -806,7 +804,7 @@ pub fn random_route(net: &RoadNetwork, start: LaneId, min_length: f64, rng: &mut
 /// A 22-character id in Waymo's style, deterministic for an instance number.
 fn object_id(instance: u32) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut x = (instance as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5DEE_CE66_D;
+    let mut x = (instance as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x0005_DEEC_E66D;
     (0..22)
         .map(|_| {
             x ^= x << 13;

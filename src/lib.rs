@@ -12,6 +12,7 @@ pub mod error;
 pub mod eval;
 pub mod geom;
 pub mod io;
+pub mod models;
 pub mod scene;
 pub mod sim;
 

@@ -46,6 +46,19 @@ enum Command {
         #[arg(long)]
         camera_div: Option<u32>,
     },
+    /// Run a motion model over scenarios (a v2 dataset folder or WOMD TFRecords) and compute
+    /// the WOMD challenge metrics into `OUT/metrics.json`.
+    Eval {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, value_enum, default_value = "ctra")]
+        model: scenetok::models::baselines::Baseline,
+        #[arg(long)]
+        out: PathBuf,
+        /// For v2 datasets: a 9.1 s scenario window every STRIDE frames.
+        #[arg(long, default_value_t = 20)]
+        stride: usize,
+    },
     /// Benchmarks against a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -141,6 +154,20 @@ fn run(cli: Cli) -> Result<()> {
             let script = scenetok::bench::io::default_script();
             let result = scenetok::bench::io::run(&data, python, &script)?;
             write!(stdout, "{}", result.report())?;
+        }
+        Command::Eval { data, model, out, stride } => {
+            let scenarios = scenetok::eval::runner::load_scenarios(&data, stride)?;
+            anyhow::ensure!(
+                !scenarios.is_empty(),
+                "{}: no scenario of 91 frames with agents to predict",
+                data.display()
+            );
+            let report = scenetok::eval::runner::evaluate(&scenarios, model)?;
+            std::fs::create_dir_all(&out)?;
+            let path = out.join("metrics.json");
+            std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+            write!(stdout, "{}", report.table())?;
+            writeln!(stdout, "wrote {}", path.display())?;
         }
         Command::Fixture { out } => {
             let files = scenetok::io::fixture::write(&out)?;

@@ -1,4 +1,5 @@
 //! Metrics and evaluation. For now: the WOMD trajectory-type classification.
 
 pub mod motion;
+pub mod runner;
 pub mod trajectory_type;

@@ -1,0 +1,139 @@
+//! Motion scenarios from a v2 dataset: agent tracks from `lidar_box` tracking ids placed in
+//! the world frame with `vehicle_pose`, the ego (SDC) from `vehicle_pose` itself, the map
+//! from scenetok's `map_feature`, cut into WOMD-shaped windows (10 history steps, the
+//! current step, 80 future steps at 10 Hz).
+
+use std::collections::BTreeMap;
+
+use super::dataset::{Dataset, FrameRequest};
+use super::schema::Component;
+use crate::error::Result;
+use crate::scene::{AgentState, AgentType, BoxType, DifficultyLevel, PredictionTarget, Scenario, Track, Transform};
+
+/// WOMD's window: 10 history steps, the current one, 80 future ones.
+pub const HISTORY: usize = 10;
+pub const FUTURE: usize = 80;
+pub const WINDOW: usize = HISTORY + 1 + FUTURE;
+/// At most this many agents to predict per scenario (WOMD: up to 8).
+pub const MAX_TO_PREDICT: usize = 8;
+
+/// The tracks of a whole segment, one state per frame, and the frame timestamps.
+pub fn segment_tracks(ds: &Dataset, segment: &str) -> Result<(Vec<i64>, Vec<Track>)> {
+    let request = FrameRequest::only(&[Component::LidarBox, Component::VehiclePose]);
+    let mut timestamps = Vec::new();
+    let mut by_object: BTreeMap<String, (AgentType, Vec<(usize, AgentState)>)> = BTreeMap::new();
+    let mut ego = Vec::new();
+    for (i, frame) in ds.frames(segment, &request)?.enumerate() {
+        let frame = frame?;
+        timestamps.push(frame.timestamp_micros);
+        let pose = frame.vehicle_pose.unwrap_or_else(Transform::identity);
+        let yaw = pose.yaw();
+        let (sin, cos) = yaw.sin_cos();
+        ego.push((i, pose));
+        for b in &frame.lidar_boxes {
+            let agent_type = match b.kind {
+                BoxType::Vehicle => AgentType::Vehicle,
+                BoxType::Pedestrian => AgentType::Pedestrian,
+                BoxType::Cyclist => AgentType::Cyclist,
+                BoxType::Sign | BoxType::Unknown => continue,
+            };
+            let c = pose.apply(&b.bbox.center);
+            let state = AgentState {
+                x: c.x,
+                y: c.y,
+                z: c.z,
+                length: b.bbox.size.x as f32,
+                width: b.bbox.size.y as f32,
+                height: b.bbox.size.z as f32,
+                heading: crate::geom::normalize_angle(b.bbox.heading + yaw) as f32,
+                velocity_x: (cos * b.speed.x - sin * b.speed.y) as f32,
+                velocity_y: (sin * b.speed.x + cos * b.speed.y) as f32,
+                valid: true,
+            };
+            by_object.entry(b.object_id.clone()).or_insert((agent_type, Vec::new())).1.push((i, state));
+        }
+    }
+    let n = timestamps.len();
+    let mut tracks = Vec::with_capacity(by_object.len() + 1);
+    // The ego: positions from the poses, velocities by finite differences.
+    let mut states = vec![AgentState::default(); n];
+    for &(i, pose) in &ego {
+        let t = pose.translation();
+        let prev = if i > 0 { ego[i - 1].1.translation() } else { t };
+        let dt = if i > 0 { (timestamps[i] - timestamps[i - 1]) as f64 * 1e-6 } else { 1.0 };
+        states[i] = AgentState {
+            x: t.x,
+            y: t.y,
+            z: t.z,
+            length: 4.8,
+            width: 2.1,
+            height: 1.8,
+            heading: pose.yaw() as f32,
+            velocity_x: ((t.x - prev.x) / dt) as f32,
+            velocity_y: ((t.y - prev.y) / dt) as f32,
+            valid: true,
+        };
+    }
+    if n > 1 {
+        states[0].velocity_x = states[1].velocity_x;
+        states[0].velocity_y = states[1].velocity_y;
+    }
+    tracks.push(Track { id: 0, source_id: "ego".into(), agent_type: AgentType::Vehicle, states });
+    for (k, (id, (agent_type, seen))) in by_object.into_iter().enumerate() {
+        let mut states = vec![AgentState::default(); n];
+        for (i, s) in seen {
+            states[i] = s;
+        }
+        tracks.push(Track { id: k as i64 + 1, source_id: id, agent_type, states });
+    }
+    Ok((timestamps, tracks))
+}
+
+/// WOMD-shaped scenarios of one segment: a window every `stride` frames. Agents to
+/// predict are valid at the current step, at ≥ 5 history steps and at the last step,
+/// moving ones first, at most [`MAX_TO_PREDICT`].
+pub fn segment_scenarios(ds: &Dataset, segment: &str, stride: usize) -> Result<Vec<Scenario>> {
+    let (timestamps, tracks) = segment_tracks(ds, segment)?;
+    let map = ds.read_map(segment)?;
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start + WINDOW <= timestamps.len() {
+        let window: Vec<Track> = tracks
+            .iter()
+            .map(|t| Track { states: t.states[start..start + WINDOW].to_vec(), ..t.clone() })
+            .filter(|t| t.states.iter().any(|s| s.valid))
+            .collect();
+        let t0 = timestamps[start];
+        let mut candidates: Vec<(f32, usize)> = window
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.id != 0)
+            .filter(|(_, t)| {
+                let s = &t.states;
+                s[HISTORY].valid && s[WINDOW - 1].valid && s[..HISTORY].iter().filter(|x| x.valid).count() >= 5
+            })
+            .map(|(i, t)| (-(t.states[HISTORY].velocity_x.hypot(t.states[HISTORY].velocity_y)), i))
+            .collect();
+        candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let tracks_to_predict = candidates
+            .iter()
+            .take(MAX_TO_PREDICT)
+            .map(|&(_, i)| PredictionTarget { track_index: i, difficulty: DifficultyLevel::Level1 })
+            .collect::<Vec<_>>();
+        if !tracks_to_predict.is_empty() {
+            out.push(Scenario {
+                id: format!("{segment}@{start}"),
+                timestamps_seconds: timestamps[start..start + WINDOW].iter().map(|t| (t - t0) as f64 * 1e-6).collect(),
+                current_time_index: HISTORY,
+                sdc_track_index: window.iter().position(|t| t.id == 0),
+                tracks: window,
+                tracks_to_predict,
+                objects_of_interest: Vec::new(),
+                map: map.clone(),
+                dynamic_map_states: Vec::new(),
+            });
+        }
+        start += stride.max(1);
+    }
+    Ok(out)
+}

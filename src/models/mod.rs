@@ -1,0 +1,3 @@
+//! Models. For now: the motion baselines.
+
+pub mod baselines;

@@ -14,9 +14,9 @@ use std::collections::HashMap;
 use nalgebra::Vector3;
 use rayon::prelude::*;
 
-use crate::error::{Error, Location, Result};
+use crate::error::Result;
 use crate::geom::{CameraModel, pose::rotation_of, project_box_to_image, transform_box};
-use crate::io::image::encode_jpeg;
+use crate::io::image::encode_jpeg_rgb;
 use crate::scene::{
     Box2d, BoxAssociation, CameraBox, CameraCalibration, CameraFrame, CameraName, CameraSegClass, DifficultyLevel,
     ImageMotion, Intrinsics, PanopticLabel, RangeImage, RollingShutterDirection, Transform,
@@ -369,10 +369,7 @@ fn observe_one(
 ) -> Result<CameraObservation> {
     let calib = &cam.calibration;
     let camera = calib.camera;
-    let rgb = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.rgb.clone()).ok_or_else(|| {
-        Error::invalid(Location::default().detail(format!("camera {camera}")), "a full RGB buffer", "a short one")
-    })?;
-    let jpeg = encode_jpeg(&rgb, opts.jpeg_quality)?;
+    let jpeg = encode_jpeg_rgb(&img.rgb, img.width as u32, img.height as u32, opts.jpeg_quality)?;
 
     let ext = extents(img, snapshot.objects.len());
     // Panoptic label: local instance ids 1.. in object order (Waymo's local ids, which

@@ -22,7 +22,7 @@ use crate::scene::{
     ImageMotion, Intrinsics, PanopticLabel, RangeImage, RollingShutterDirection, Transform,
 };
 use crate::sim::raster::{GBuffer, Light, NO_FACE, Pinhole, Rigid, rasterize};
-use crate::sim::raster_scene::{SceneFaces, lit, sky, texture};
+use crate::sim::raster_scene::{NoiseCache, SceneFaces, lit, sky, texture_cached};
 use crate::sim::snapshot::{P3, Snapshot};
 
 /// Waymo's `panoptic_label_divisor`.
@@ -182,10 +182,14 @@ impl CameraRenderer {
         let mut object = vec![0u32; w * h];
         rgb.par_chunks_mut(w * 3).zip(class.par_chunks_mut(w)).zip(object.par_chunks_mut(w)).enumerate().for_each(
             |(row, ((rgb, class), object))| {
+                let mut cache = NoiseCache::default();
+                let pw = pin.width as u32;
                 for x in 0..w {
-                    let idx = self.remap[row * w + x] as usize;
+                    let idx32 = self.remap[row * w + x];
+                    let idx = idx32 as usize;
                     // Direction of the pinhole pixel centre, camera frame (x = 1).
-                    let (iu, iv) = ((idx % pin.width) as f64 + 0.5, (idx / pin.width) as f64 + 0.5);
+                    let pv = idx32 / pw;
+                    let (iu, iv) = ((idx32 - pv * pw) as f64 + 0.5, pv as f64 + 0.5);
                     let d = [1.0, -(iu - pin.c_u) / pin.f_u, -(iv - pin.c_v) / pin.f_v];
                     let f = g.face[idx];
                     let px = if f == NO_FACE {
@@ -198,7 +202,7 @@ impl CameraRenderer {
                         let p = c2w.apply([depth, d[1] * depth, d[2] * depth]);
                         class[x] = cls;
                         object[x] = obj;
-                        lit(albedo, g.shade[f as usize] * texture(cls, p))
+                        lit(albedo, g.shade[f as usize] * texture_cached(cls, p, &mut cache))
                     };
                     rgb[x * 3..x * 3 + 3].copy_from_slice(&px);
                 }

@@ -184,13 +184,14 @@ impl CameraRenderer {
             |(row, ((rgb, class), object))| {
                 let mut cache = NoiseCache::default();
                 let pw = pin.width as u32;
+                let (inv_fu, inv_fv) = (1.0 / pin.f_u, 1.0 / pin.f_v);
                 for x in 0..w {
                     let idx32 = self.remap[row * w + x];
                     let idx = idx32 as usize;
                     // Direction of the pinhole pixel centre, camera frame (x = 1).
                     let pv = idx32 / pw;
                     let (iu, iv) = ((idx32 - pv * pw) as f64 + 0.5, pv as f64 + 0.5);
-                    let d = [1.0, -(iu - pin.c_u) / pin.f_u, -(iv - pin.c_v) / pin.f_v];
+                    let d = [1.0, -(iu - pin.c_u) * inv_fu, -(iv - pin.c_v) * inv_fv];
                     let f = g.face[idx];
                     let px = if f == NO_FACE {
                         let dw = c2w.rotate(d);

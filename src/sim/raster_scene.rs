@@ -175,7 +175,7 @@ impl Default for NoiseCache {
 }
 
 /// Bilinear value noise at `cell` metres, in `[-1, 1]`.
-#[inline]
+#[inline(always)]
 fn value_noise(x: f64, y: f64, cell: f64, seed: u64, cache: &mut NoiseCache) -> f32 {
     let (fx, fy) = (x / cell, y / cell);
     let (ix, iy) = (fast_floor(fx), fast_floor(fy));

@@ -2,7 +2,6 @@
 
 use std::io::Cursor;
 
-use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, RgbImage};
 
 use crate::error::{Error, Location, Result};
@@ -49,13 +48,29 @@ pub fn encode_png_u16(width: u32, height: u32, values: &[u16], at: &Location) ->
     Ok(out.into_inner())
 }
 
-/// Encodes an RGB image as JPEG; `quality` is 1-100.
+/// Encodes an RGB image as JPEG (baseline; `quality` is 1-100, full-resolution chroma (4:4:4)
+/// from 90 up, 4:2:0 below).
 pub fn encode_jpeg(rgb: &RgbImage, quality: u8) -> Result<Vec<u8>> {
+    let (w, h) = rgb.dimensions();
+    encode_jpeg_rgb(rgb.as_raw(), w, h, quality)
+}
+
+/// [`encode_jpeg`] of a row-major RGB buffer of `width × height` pixels.
+pub fn encode_jpeg_rgb(rgb: &[u8], width: u32, height: u32, quality: u8) -> Result<Vec<u8>> {
     let at = Location::default().detail("encoding a JPEG");
-    let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
-        .encode_image(rgb)
-        .map_err(|e| Error::decode(at, "JPEG encoder", e))?;
+    let (Ok(w), Ok(h)) = (u16::try_from(width), u16::try_from(height)) else {
+        return Err(Error::invalid(at, "a JPEG of at most 65535×65535 pixels", format!("{width}×{height}")));
+    };
+    if rgb.len() != w as usize * h as usize * 3 {
+        return Err(Error::invalid(
+            at,
+            format!("{} RGB bytes for {w}×{h}", w as usize * h as usize * 3),
+            rgb.len().to_string(),
+        ));
+    }
+    let mut out = Vec::with_capacity(rgb.len() / 8);
+    let enc = jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100));
+    enc.encode(rgb, w, h, jpeg_encoder::ColorType::Rgb).map_err(|e| Error::decode(at, "JPEG encoder", e))?;
     Ok(out)
 }
 

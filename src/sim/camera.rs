@@ -14,15 +14,15 @@ use std::collections::HashMap;
 use nalgebra::Vector3;
 use rayon::prelude::*;
 
-use crate::error::{Error, Location, Result};
+use crate::error::Result;
 use crate::geom::{CameraModel, pose::rotation_of, project_box_to_image, transform_box};
-use crate::io::image::encode_jpeg;
+use crate::io::image::encode_jpeg_rgb;
 use crate::scene::{
     Box2d, BoxAssociation, CameraBox, CameraCalibration, CameraFrame, CameraName, CameraSegClass, DifficultyLevel,
     ImageMotion, Intrinsics, PanopticLabel, RangeImage, RollingShutterDirection, Transform,
 };
 use crate::sim::raster::{GBuffer, Light, NO_FACE, Pinhole, Rigid, rasterize};
-use crate::sim::raster_scene::{SceneFaces, lit, sky, texture};
+use crate::sim::raster_scene::{NoiseCache, SceneFaces, lit, sky, texture_cached};
 use crate::sim::snapshot::{P3, Snapshot};
 
 /// Waymo's `panoptic_label_divisor`.
@@ -182,11 +182,16 @@ impl CameraRenderer {
         let mut object = vec![0u32; w * h];
         rgb.par_chunks_mut(w * 3).zip(class.par_chunks_mut(w)).zip(object.par_chunks_mut(w)).enumerate().for_each(
             |(row, ((rgb, class), object))| {
+                let mut cache = NoiseCache::default();
+                let pw = pin.width as u32;
+                let (inv_fu, inv_fv) = (1.0 / pin.f_u, 1.0 / pin.f_v);
                 for x in 0..w {
-                    let idx = self.remap[row * w + x] as usize;
+                    let idx32 = self.remap[row * w + x];
+                    let idx = idx32 as usize;
                     // Direction of the pinhole pixel centre, camera frame (x = 1).
-                    let (iu, iv) = ((idx % pin.width) as f64 + 0.5, (idx / pin.width) as f64 + 0.5);
-                    let d = [1.0, -(iu - pin.c_u) / pin.f_u, -(iv - pin.c_v) / pin.f_v];
+                    let pv = idx32 / pw;
+                    let (iu, iv) = ((idx32 - pv * pw) as f64 + 0.5, pv as f64 + 0.5);
+                    let d = [1.0, -(iu - pin.c_u) * inv_fu, -(iv - pin.c_v) * inv_fv];
                     let f = g.face[idx];
                     let px = if f == NO_FACE {
                         let dw = c2w.rotate(d);
@@ -198,7 +203,7 @@ impl CameraRenderer {
                         let p = c2w.apply([depth, d[1] * depth, d[2] * depth]);
                         class[x] = cls;
                         object[x] = obj;
-                        lit(albedo, g.shade[f as usize] * texture(cls, p))
+                        lit(albedo, g.shade[f as usize] * texture_cached(cls, p, &mut cache))
                     };
                     rgb[x * 3..x * 3 + 3].copy_from_slice(&px);
                 }
@@ -369,10 +374,7 @@ fn observe_one(
 ) -> Result<CameraObservation> {
     let calib = &cam.calibration;
     let camera = calib.camera;
-    let rgb = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.rgb.clone()).ok_or_else(|| {
-        Error::invalid(Location::default().detail(format!("camera {camera}")), "a full RGB buffer", "a short one")
-    })?;
-    let jpeg = encode_jpeg(&rgb, opts.jpeg_quality)?;
+    let jpeg = encode_jpeg_rgb(&img.rgb, img.width as u32, img.height as u32, opts.jpeg_quality)?;
 
     let ext = extents(img, snapshot.objects.len());
     // Panoptic label: local instance ids 1.. in object order (Waymo's local ids, which

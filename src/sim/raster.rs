@@ -6,10 +6,15 @@
 //!    project to pinhole pixels, cull what misses the image, compute the flat shade factor.
 //!    Output order equals input order, so everything after is deterministic.
 //! 2. *Binning* into horizontal stripes, in face order.
-//! 3. *Rasterization* (rayon over stripes): for every row the covered span of pixel centres is
-//!    solved from the three edge equations (no per-pixel edge tests), then `1/depth` — affine
-//!    in screen space, hence perspective-correct — is tested against the z-buffer. Ties keep
-//!    the earlier face, so results never depend on thread scheduling.
+//! 3. *Rasterization* (rayon over stripes): the faces of a stripe are drawn front to back
+//!    (by their nearest vertex). For every row the covered span of pixel centres is solved
+//!    from the three edge equations (no per-pixel edge tests), then `1/depth` — affine in
+//!    screen space, hence perspective-correct, clamped to the face's own range — is tested
+//!    against the z-buffer. Ties keep the earlier face in input order (an explicit tie rule,
+//!    so the result depends neither on the drawing order nor on thread scheduling).
+//!    Occlusion culling: every row is cut into `TILE`-pixel segments with a conservative
+//!    farthest depth each; a face segment entirely behind it is skipped without per-pixel
+//!    work (most of a city street is hidden behind the nearest façades).
 //!
 //! Shading reads the face id and depth per pixel afterwards (see `sim::camera`), so only
 //! visible pixels are shaded.
@@ -23,6 +28,8 @@ use crate::scene::CameraSegClass;
 pub const NEAR: f64 = 0.1;
 /// Rows per rasterization stripe (the unit of parallel work).
 const STRIPE_ROWS: usize = 16;
+/// Pixels per occlusion-culling segment of a row.
+const TILE: usize = 32;
 /// Decals (lane and road markings) win depth ties against the road under them: their
 /// `1/depth` is scaled up by this factor (≈ 2 cm at 100 m), like a polygon offset.
 const DECAL_BIAS: f64 = 1.0 + 2e-4;
@@ -98,6 +105,9 @@ struct ScreenTri {
     shade: f32,
     /// Depth-test bias ([`DECAL_BIAS`] for markings, else 1).
     bias: f64,
+    /// Range of the biased `1/depth` over the triangle (its vertices).
+    zmin: f64,
+    zmax: f64,
 }
 
 /// Lighting: a sun direction (world frame, unit) with lambertian diffuse plus ambient.
@@ -181,12 +191,18 @@ where
         .for_each(|(s, ((face, depth), bin))| {
             let row0 = s * STRIPE_ROWS;
             let rows = face.len() / w.max(1);
+            // Front to back: nearest vertex first, then input order (keys are unique, so the
+            // order is deterministic).
+            let mut order: Vec<(u64, u32)> =
+                bin.iter().map(|&ti| (u64::MAX - tris[ti as usize].zmax.to_bits(), ti)).collect();
+            order.sort_unstable();
             // f64 depth for the tests, f32 for storage: ties between coplanar faces are
             // resolved in f64, then stored.
             let mut zbuf = vec![0.0f64; rows * w];
-            for &ti in bin {
+            let mut coarse = Coarse::new(rows, w);
+            for &(_, ti) in &order {
                 let t = &tris[ti as usize];
-                draw(t, ti, row0, rows, w, &mut zbuf, face);
+                draw(t, ti, row0, rows, w, &mut zbuf, face, &mut coarse);
             }
             for (d, z) in depth.iter_mut().zip(&zbuf) {
                 *d = *z as f32;
@@ -216,7 +232,8 @@ fn setup(
     index: u32,
     f: &Face,
 ) -> ([ScreenTri; 2], usize) {
-    const NONE: ([ScreenTri; 2], usize) = ([ScreenTri { p: [[0.0; 3]; 3], face: 0, shade: 0.0, bias: 1.0 }; 2], 0);
+    const NONE: ([ScreenTri; 2], usize) =
+        ([ScreenTri { p: [[0.0; 3]; 3], face: 0, shade: 0.0, bias: 1.0, zmin: 0.0, zmax: 0.0 }; 2], 0);
     let c = [w2c.apply(f.v[0]), w2c.apply(f.v[1]), w2c.apply(f.v[2])];
     if (c[0][0] <= NEAR && c[1][0] <= NEAR && c[2][0] <= NEAR) || c.iter().flatten().any(|x| !x.is_finite()) {
         return NONE;
@@ -259,7 +276,10 @@ fn setup(
         if matches!(f.class, CameraSegClass::LaneMarker | CameraSegClass::RoadMarker) { DECAL_BIAS } else { 1.0 };
     let mut out = NONE;
     for k in 1..n - 1 {
-        out.0[k - 1] = ScreenTri { p: [scr[0], scr[k], scr[k + 1]], face: index, shade, bias };
+        let p = [scr[0], scr[k], scr[k + 1]];
+        let zmin = p[0][2].min(p[1][2]).min(p[2][2]) * bias;
+        let zmax = p[0][2].max(p[1][2]).max(p[2][2]) * bias;
+        out.0[k - 1] = ScreenTri { p, face: index, shade, bias, zmin, zmax };
     }
     out.1 = n - 2;
     out
@@ -291,7 +311,17 @@ fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
 }
 
 /// Draws one screen triangle into a stripe of `rows` rows starting at image row `row0`.
-fn draw(t: &ScreenTri, id: u32, row0: usize, rows: usize, w: usize, zbuf: &mut [f64], face: &mut [u32]) {
+#[allow(clippy::too_many_arguments)]
+fn draw(
+    t: &ScreenTri,
+    id: u32,
+    row0: usize,
+    rows: usize,
+    w: usize,
+    zbuf: &mut [f64],
+    face: &mut [u32],
+    coarse: &mut Coarse,
+) {
     let [a, b, c] = t.p;
     let bias = t.bias;
     // Signed doubled area; orient counter-clockwise in (u, v) so inside means all edges ≥ 0.
@@ -316,13 +346,22 @@ fn draw(t: &ScreenTri, id: u32, row0: usize, rows: usize, w: usize, zbuf: &mut [
     let vmin = a[1].min(b[1]).min(c[1]);
     let vmax = a[1].max(b[1]).max(c[1]);
     // Rows whose centre y + 0.5 lies in [vmin, vmax], within the stripe.
-    let r0 = ((vmin - 0.5).ceil().max(row0 as f64)) as usize;
-    let r1f = (vmax - 0.5).floor().min((row0 + rows) as f64 - 1.0);
+    let r0 = (-floor(0.5 - vmin)).max(row0 as f64) as usize;
+    let r1f = floor(vmax - 0.5).min((row0 + rows) as f64 - 1.0);
     if r1f < r0 as f64 {
         return;
     }
     let r1 = r1f as usize;
     let wf = w as f64;
+    // Whole-triangle occlusion test against the stripe's columns of segments.
+    let umin = a[0].min(b[0]).min(c[0]).max(0.0);
+    let umax = a[0].max(b[0]).max(c[0]).min(wf - 1.0);
+    if umax < umin {
+        return;
+    }
+    if (umin as usize / TILE..=umax as usize / TILE).all(|tile| coarse.column_far(tile) > t.zmax) {
+        return;
+    }
     // -1/A per edge, so the span bounds need no division per row.
     let inv = edges.map(|e| if e[0] != 0.0 { -1.0 / e[0] } else { 0.0 });
     for row in r0..=r1 {
@@ -341,25 +380,100 @@ fn draw(t: &ScreenTri, id: u32, row0: usize, rows: usize, w: usize, zbuf: &mut [
         if hi < lo {
             continue;
         }
-        let x0 = (lo - 0.5).ceil().max(0.0) as usize;
-        let x1f = (hi - 0.5).floor().min(wf - 1.0);
+        let x0 = (-floor(0.5 - lo)).max(0.0) as usize;
+        let x1f = floor(hi - 0.5).min(wf - 1.0);
         if x1f < x0 as f64 {
             continue;
         }
         let x1 = x1f as usize;
-        let base = (row - row0) * w;
-        let mut iz = (pa * (x0 as f64 + 0.5) + pb * yc + pc) * bias;
-        let step = pa * bias;
-        // Slices, not indices: the span loop runs without bounds checks.
-        let span = base + x0..base + x1 + 1;
-        for (z, f) in zbuf[span.clone()].iter_mut().zip(&mut face[span]) {
-            if iz > *z {
-                *z = iz;
-                *f = id;
+        let r = row - row0;
+        let base = r * w;
+        let row_z = pb * yc + pc;
+        let (zlo, zhi) = (t.zmin, t.zmax);
+        let mut x = x0;
+        while x <= x1 {
+            let tile = x / TILE;
+            let (t0, t1) = (tile * TILE, ((tile + 1) * TILE).min(w));
+            let end = (t1 - 1).min(x1);
+            let ci = r * coarse.per_row + tile;
+            if coarse.far[ci] > zhi {
+                x = end + 1;
+                continue;
             }
-            iz += step;
+            if coarse.dirty[ci] {
+                coarse.far[ci] = zbuf[base + t0..base + t1].iter().fold(f64::INFINITY, |m, &z| m.min(z));
+                coarse.dirty[ci] = false;
+                coarse.column_dirty[tile] = true;
+                if coarse.far[ci] > zhi {
+                    x = end + 1;
+                    continue;
+                }
+            }
+            // Slices, not indices: the span loop runs without bounds checks.
+            let span = base + x..base + end + 1;
+            let mut wrote = false;
+            let mut far = f64::INFINITY;
+            for ((z, f), px) in zbuf[span.clone()].iter_mut().zip(&mut face[span]).zip(x..) {
+                let iz = ((pa * (px as f64 + 0.5) + row_z) * bias).clamp(zlo, zhi);
+                if iz > *z || (iz == *z && id < *f) {
+                    *z = iz;
+                    *f = id;
+                    wrote = true;
+                }
+                far = far.min(*z);
+            }
+            if x == t0 && end + 1 == t1 {
+                coarse.far[ci] = far;
+                coarse.dirty[ci] = false;
+                coarse.column_dirty[tile] = true;
+            } else if wrote {
+                coarse.dirty[ci] = true;
+            }
+            x = end + 1;
         }
     }
+}
+
+/// Conservative farthest `1/depth` of every `TILE`-pixel segment of the rows of a stripe:
+/// never above the true minimum of the z-buffer over the segment; `dirty` marks segments
+/// written since it was last made exact. Per column of segments (all rows of the stripe),
+/// the minimum of `far`, recomputed when needed after a change.
+struct Coarse {
+    per_row: usize,
+    far: Vec<f64>,
+    dirty: Vec<bool>,
+    column: Vec<f64>,
+    column_dirty: Vec<bool>,
+}
+
+impl Coarse {
+    fn new(rows: usize, w: usize) -> Self {
+        let per_row = w.div_ceil(TILE);
+        Coarse {
+            per_row,
+            far: vec![0.0; rows * per_row],
+            dirty: vec![false; rows * per_row],
+            column: vec![0.0; per_row],
+            column_dirty: vec![false; per_row],
+        }
+    }
+
+    /// Conservative farthest `1/depth` of column `tile` over the stripe.
+    #[inline]
+    fn column_far(&mut self, tile: usize) -> f64 {
+        if self.column_dirty[tile] {
+            self.column_dirty[tile] = false;
+            self.column[tile] = self.far[tile..].iter().step_by(self.per_row).fold(f64::INFINITY, |m, &z| m.min(z));
+        }
+        self.column[tile]
+    }
+}
+
+/// `floor` without the libm call (not inlined without SSE4.1); exact for |x| < 2⁵².
+#[inline(always)]
+fn floor(x: f64) -> f64 {
+    let t = x as i64 as f64;
+    if t > x { t - 1.0 } else { t }
 }
 
 /// Edge from `p` to `q` as `[A, B, C]` with `A u + B v + C ≥ 0` on the inner side of a

@@ -159,31 +159,59 @@ fn fast_floor(x: f64) -> f64 {
     if t > x { t - 1.0 } else { t }
 }
 
+/// The lattice values of the last value-noise cell looked up: neighbouring pixels mostly
+/// share a cell, so a renderer keeps one per row and hashes 4× less (same values).
+#[derive(Debug, Clone, Copy)]
+pub struct NoiseCache {
+    key: (i64, i64, u64),
+    corners: [f32; 4],
+}
+
+impl Default for NoiseCache {
+    fn default() -> Self {
+        // Seed 0 is never used, so the first lookup always misses.
+        NoiseCache { key: (0, 0, 0), corners: [0.0; 4] }
+    }
+}
+
 /// Bilinear value noise at `cell` metres, in `[-1, 1]`.
-fn value_noise(x: f64, y: f64, cell: f64, seed: u64) -> f32 {
+#[inline(always)]
+fn value_noise(x: f64, y: f64, cell: f64, seed: u64, cache: &mut NoiseCache) -> f32 {
     let (fx, fy) = (x / cell, y / cell);
     let (ix, iy) = (fast_floor(fx), fast_floor(fy));
     let (tx, ty) = ((fx - ix) as f32, (fy - iy) as f32);
     let (ix, iy) = (ix as i64, iy as i64);
-    let a = hash2(ix, iy, seed) * (1.0 - tx) + hash2(ix + 1, iy, seed) * tx;
-    let b = hash2(ix, iy + 1, seed) * (1.0 - tx) + hash2(ix + 1, iy + 1, seed) * tx;
+    if cache.key != (ix, iy, seed) {
+        cache.key = (ix, iy, seed);
+        cache.corners =
+            [hash2(ix, iy, seed), hash2(ix + 1, iy, seed), hash2(ix, iy + 1, seed), hash2(ix + 1, iy + 1, seed)];
+    }
+    let [h00, h10, h01, h11] = cache.corners;
+    let a = h00 * (1.0 - tx) + h10 * tx;
+    let b = h01 * (1.0 - tx) + h11 * tx;
     (a * (1.0 - ty) + b * ty) * 2.0 - 1.0
 }
 
 /// Texture factor of a surface at a world point: asphalt grain and patches on the ground,
 /// leaf clumps on vegetation, weathering on buildings; 1 elsewhere.
 pub fn texture(class: CameraSegClass, p: [f64; 3]) -> f32 {
+    texture_cached(class, p, &mut NoiseCache::default())
+}
+
+/// [`texture`] with a [`NoiseCache`] kept between calls (identical values).
+#[inline]
+pub fn texture_cached(class: CameraSegClass, p: [f64; 3], cache: &mut NoiseCache) -> f32 {
     use CameraSegClass as C;
     match class {
         C::Road | C::Ground | C::Sidewalk => {
             let grain = hash2(fast_floor(p[0] * 20.0) as i64, fast_floor(p[1] * 20.0) as i64, 1) * 2.0 - 1.0;
-            1.0 + 0.07 * grain + 0.08 * value_noise(p[0], p[1], 2.5, 2)
+            1.0 + 0.07 * grain + 0.08 * value_noise(p[0], p[1], 2.5, 2, cache)
         }
         C::LaneMarker | C::RoadMarker => {
             1.0 + 0.04 * (hash2(fast_floor(p[0] * 20.0) as i64, fast_floor(p[1] * 20.0) as i64, 3) * 2.0 - 1.0)
         }
-        C::Vegetation => 1.0 + 0.25 * value_noise(p[0] + p[2], p[1] - p[2], 0.4, 4),
-        C::Building => 1.0 + 0.06 * value_noise(p[0] + p[1], p[2], 1.5, 5),
+        C::Vegetation => 1.0 + 0.25 * value_noise(p[0] + p[2], p[1] - p[2], 0.4, 4, cache),
+        C::Building => 1.0 + 0.06 * value_noise(p[0] + p[1], p[2], 1.5, 5, cache),
         _ => 1.0,
     }
 }

@@ -100,6 +100,9 @@ pub struct Manifest {
     /// every second of each segment.
     pub trajectory_types: BTreeMap<String, usize>,
     pub files: Vec<PathBuf>,
+    /// Seconds spent per stage over all frames (world set-up, lidars, cameras, writing).
+    pub seconds: BTreeMap<String, f64>,
+    pub frames_written: usize,
 }
 
 /// A Waymo-style segment name (`{20 digits}_{start}_{000}_{end}_{000}`), from the seed.
@@ -122,7 +125,13 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
     let mut segments = Vec::new();
     let mut files = Vec::new();
     let mut hist: BTreeMap<TrajectoryType, usize> = BTreeMap::new();
+    let mut seconds: BTreeMap<String, f64> = BTreeMap::new();
+    let mut clock = |stage: &str, since: &mut std::time::Instant| {
+        *seconds.entry(stage.to_string()).or_default() += since.elapsed().as_secs_f64();
+        *since = std::time::Instant::now();
+    };
     for index in 0..cfg.segments {
+        let mut t = std::time::Instant::now();
         let name = segment_name(cfg.seed, index);
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003).wrapping_add(index as u64));
         let net = RoadNetwork::generate(&RoadConfig { grid: cfg.grid, ..RoadConfig::default() }, &mut rng);
@@ -150,6 +159,7 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
         let rig = lidar_rig(&scale);
         let cameras = camera_rig(cfg.camera_div);
         let sensor = CameraSensor::new(&cameras, CameraOptions::for_scale(cfg.camera_div));
+        clock("setup (map, agents, static world, BVH, camera tables)", &mut t);
         let first_ts = 1_600_000_000_000_000 + (index as i64) * 100_000_000;
         let mut writer = SegmentWriter::new(out, &name);
         let mut previous_pose = None;
@@ -178,12 +188,15 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
                 }
             }
             frame.lasers = sensed.lasers;
+            clock("lidars", &mut t);
             for laser in &mut frame.lasers {
                 laser.camera_projection1 = Some(project_laser(laser, frame.vehicle_pose.as_ref(), &cameras, out, ts)?);
             }
+            clock("lidar-camera projection", &mut t);
             let ego_velocity =
                 world.ego.states[f].map(|s| vector![s.vel.x, s.vel.y, 0.0]).unwrap_or_else(nalgebra::Vector3::zeros);
             let seen = sensor.observe(&snapshot, &ego_velocity)?;
+            clock("cameras", &mut t);
             frame.cameras = seen.frames;
             for c in &mut frame.cameras {
                 if let Some(label) = &mut c.segmentation {
@@ -206,11 +219,13 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
             frame.associations =
                 seen.associations.into_iter().filter(|a| labelled.contains(a.laser_object_id.as_str())).collect();
             writer.write_frame(&frame)?;
+            clock("writing parquet", &mut t);
             previous_pose = Some(ego_pose);
             progress(index, f);
         }
         writer.write_map(&net.map_features())?;
         files.extend(writer.finish()?);
+        clock("writing parquet", &mut t);
         segments.push(name);
     }
     let manifest = Manifest {
@@ -220,6 +235,8 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
         segments,
         trajectory_types: hist.iter().map(|(k, n)| (k.name().to_string(), *n)).collect(),
         files,
+        seconds,
+        frames_written: cfg.segments * cfg.frames,
     };
     let path = out.join("scenetok_manifest.json");
     let json = serde_json::to_string_pretty(&manifest)

@@ -109,12 +109,29 @@ impl ComponentFile {
 
     /// Reads row group `i`, only the columns `wanted`, converted to the declared types.
     pub fn read_row_group(&self, i: usize, wanted: &[&'static ColumnSpec]) -> Result<RecordBatch> {
+        let file = self.file.try_clone().map_err(|e| Error::io(Location::file(&self.path), e))?;
+        self.read_row_group_from(file, i, wanted)
+    }
+
+    /// Reads every row group on the rayon pool (each with its own file handle: clones of
+    /// one handle share a cursor). For whole-file reads where memory is not the limit.
+    pub fn read_row_groups_parallel(&self, wanted: &[&'static ColumnSpec]) -> Result<Vec<(usize, RecordBatch)>> {
+        use rayon::prelude::*;
+        (0..self.num_row_groups())
+            .into_par_iter()
+            .map(|i| {
+                let file = File::open(&self.path).map_err(|e| Error::io(Location::file(&self.path), e))?;
+                Ok((i, self.read_row_group_from(file, i, wanted)?))
+            })
+            .collect()
+    }
+
+    fn read_row_group_from(&self, file: File, i: usize, wanted: &[&'static ColumnSpec]) -> Result<RecordBatch> {
         let at = Location::file(&self.path);
         let schema = self.metadata.schema();
         // Parquet root fields line up with the Arrow schema's top-level fields.
         let roots: Vec<usize> = wanted.iter().filter_map(|s| schema.index_of(s.name).ok()).collect();
         let mask = ProjectionMask::roots(self.metadata.metadata().file_metadata().schema_descr(), roots);
-        let file = self.file.try_clone().map_err(|e| Error::io(at.clone(), e))?;
         let rows = self.row_group_rows(i);
         let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
             .with_projection(mask)

@@ -36,8 +36,11 @@ impl ComponentWriter {
         }
         let tmp_path = path.with_extension("parquet.partial");
         let file = File::create(&tmp_path).map_err(|e| Error::io(Location::file(&tmp_path), e))?;
+        // Range images and encoded images do not repeat: a dictionary would be built and
+        // thrown away for every page, which made writing slower than simulating.
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
+            .set_dictionary_enabled(!component.is_bulky())
             .set_max_row_group_row_count(Some(if component.is_bulky() { 64 } else { 64 * 1024 }))
             .build();
         let writer = ArrowWriter::try_new(file, component.schema(), Some(props))

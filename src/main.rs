@@ -143,10 +143,16 @@ fn run(cli: Cli) -> Result<()> {
                 out.display()
             )?;
             let frames = manifest.frames_written.max(1) as f64;
-            let per_frame: f64 = manifest.seconds.iter().filter(|(k, _)| !k.starts_with("setup")).map(|(_, v)| v).sum::<f64>() / frames;
+            let per_frame: f64 =
+                manifest.seconds.iter().filter(|(k, _)| !k.starts_with("setup")).map(|(_, v)| v).sum::<f64>() / frames;
             writeln!(stdout, "time per frame {:.0} ms:", per_frame * 1e3)?;
             for (stage, secs) in &manifest.seconds {
-                writeln!(stdout, "  {stage:<58} {:>8.0} ms{}", secs * 1e3 / if stage.starts_with("setup") { 1.0 } else { frames }, if stage.starts_with("setup") { " (once per segment)" } else { " per frame" })?;
+                writeln!(
+                    stdout,
+                    "  {stage:<58} {:>8.0} ms{}",
+                    secs * 1e3 / if stage.starts_with("setup") { 1.0 } else { frames },
+                    if stage.starts_with("setup") { " (once per segment)" } else { " per frame" }
+                )?;
             }
             let total: usize = manifest.trajectory_types.values().sum();
             writeln!(stdout, "trajectory types (WOMD classification, every agent over 9.1 s windows):")?;

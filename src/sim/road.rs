@@ -425,34 +425,40 @@ impl RoadNetwork {
         out
     }
 
+    /// Where the roads of intersection `n` begin, sorted counter-clockwise by their outward
+    /// heading: (heading out, curb point on the left looking out, curb point on the right).
+    pub fn road_ends(&self, n: NodeId) -> Vec<(f64, P2, P2)> {
+        let mut ends: Vec<(f64, P2, P2)> = self.nodes[n]
+            .roads
+            .iter()
+            .map(|&r| {
+                let road = &self.roads[r];
+                let (p, h_out) = if road.a == n {
+                    road.centre.pose_at(0.0)
+                } else {
+                    let (p, h) = road.centre.pose_at(road.centre.length());
+                    (p, wrap(h + std::f64::consts::PI))
+                };
+                let hw = road.half_width();
+                (wrap(h_out), p + left(&dir(h_out)) * hw, p - left(&dir(h_out)) * hw)
+            })
+            .collect();
+        ends.sort_by(|a, b| a.0.total_cmp(&b.0));
+        ends
+    }
+
     /// Curb lines around each intersection corner: from one road's edge to the next road's
     /// edge counter-clockwise.
     pub fn corner_edges(&self) -> Vec<Polyline> {
         let mut out = Vec::new();
-        for (n, node) in self.nodes.iter().enumerate() {
-            // (angle, edge point on the left looking out, heading out, edge on the right)
-            let mut ends: Vec<(f64, P2, P2, f64)> = node
-                .roads
-                .iter()
-                .map(|&r| {
-                    let road = &self.roads[r];
-                    let (p, h_out) = if road.a == n {
-                        road.centre.pose_at(0.0)
-                    } else {
-                        let (p, h) = road.centre.pose_at(road.centre.length());
-                        (p, wrap(h + std::f64::consts::PI))
-                    };
-                    let hw = road.half_width();
-                    (wrap(h_out), p + left(&dir(h_out)) * hw, p - left(&dir(h_out)) * hw, h_out)
-                })
-                .collect();
-            ends.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for n in 0..self.nodes.len() {
+            let ends = self.road_ends(n);
             if ends.len() < 2 {
                 continue;
             }
             for i in 0..ends.len() {
-                let (_, left_edge, _, h_a) = ends[i];
-                let (_, _, right_edge, h_b) = ends[(i + 1) % ends.len()];
+                let (h_a, left_edge, _) = ends[i];
+                let (h_b, _, right_edge) = ends[(i + 1) % ends.len()];
                 // Walk inward along road a's edge, then out along road b's edge.
                 let gap = (right_edge - left_edge).norm();
                 out.push(Polyline::bezier(

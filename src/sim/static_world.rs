@@ -8,7 +8,7 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::polyline::{P2, Polyline, dir, left, wrap};
+use super::polyline::{P2, Polyline, dir, left};
 use super::road::{LANE_WIDTH, Road, RoadNetwork};
 use super::snapshot::{Material, P3, StaticWorld, Triangle};
 use crate::scene::{CameraSegClass, LidarSegClass};
@@ -256,28 +256,6 @@ fn sidewalks(road: &Road, mb: &mut MeshBuilder) {
     }
 }
 
-/// Road end points at one intersection: (heading out, left edge, right edge, half width).
-fn road_ends(net: &RoadNetwork, n: usize) -> Vec<(f64, P2, P2)> {
-    let node = &net.nodes[n];
-    let mut ends: Vec<(f64, P2, P2)> = node
-        .roads
-        .iter()
-        .map(|&r| {
-            let road = &net.roads[r];
-            let (p, h_out) = if road.a == n {
-                road.centre.pose_at(0.0)
-            } else {
-                let (p, h) = road.centre.pose_at(road.centre.length());
-                (p, wrap(h + std::f64::consts::PI))
-            };
-            let hw = road.half_width();
-            (wrap(h_out), p + left(&dir(h_out)) * hw, p - left(&dir(h_out)) * hw)
-        })
-        .collect();
-    ends.sort_by(|a, b| a.0.total_cmp(&b.0));
-    ends
-}
-
 /// Intersection road surfaces (fans from the centre to the road mouths and the corner
 /// curbs) and the corner sidewalks, following the network's `corner_edges` construction.
 fn intersections(net: &RoadNetwork, mb: &mut MeshBuilder) {
@@ -285,7 +263,7 @@ fn intersections(net: &RoadNetwork, mb: &mut MeshBuilder) {
     let mut corner_i = 0;
     for n in 0..net.nodes.len() {
         let centre = net.nodes[n].pos;
-        let ends = road_ends(net, n);
+        let ends = net.road_ends(n);
         if ends.len() < 2 {
             continue;
         }

@@ -47,7 +47,8 @@ enum Command {
         camera_div: Option<u32>,
     },
     /// Run a motion model over scenarios (a v2 dataset folder or WOMD TFRecords) and compute
-    /// the WOMD challenge metrics into `OUT/metrics.json`.
+    /// the WOMD challenge metrics: `OUT/metrics.json`, `OUT/predictions.parquet` and the
+    /// official `OUT/submission.binproto`.
     Eval {
         #[arg(long)]
         data: PathBuf,
@@ -178,8 +179,16 @@ fn run(cli: Cli) -> Result<()> {
             std::fs::create_dir_all(&out)?;
             let path = out.join("metrics.json");
             std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+            scenetok::eval::outputs::write_predictions_parquet(&out.join("predictions.parquet"), &report.predictions)?;
+            let method = format!("scenetok-{}", serde_json::to_value(model)?.as_str().unwrap_or("model"));
+            let submission = scenetok::eval::outputs::to_submission(&report.predictions, &method)?;
+            scenetok::eval::outputs::write_submission(&out.join("submission.binproto"), &submission)?;
             write!(stdout, "{}", report.table())?;
-            writeln!(stdout, "wrote {}", path.display())?;
+            writeln!(
+                stdout,
+                "wrote {} (metrics), predictions.parquet and submission.binproto beside it",
+                path.display()
+            )?;
         }
         Command::Fixture { out } => {
             let files = scenetok::io::fixture::write(&out)?;

@@ -45,6 +45,9 @@ pub struct EvalReport {
     pub breakdowns: Vec<Breakdown>,
     /// Means over the breakdowns that had agents (object types present).
     pub mean: Breakdown,
+    /// The predictions the metrics were computed on (written separately, not in the JSON).
+    #[serde(skip)]
+    pub predictions: Vec<super::motion::ScenarioPredictions>,
 }
 
 /// Runs a baseline over scenarios and computes the challenge metrics.
@@ -53,6 +56,7 @@ pub fn evaluate(scenarios: &[Scenario], model: Baseline) -> Result<EvalReport, E
     let mut metrics = MotionMetrics::new(cfg.clone())?;
     let mut predicted_agents = 0;
     let mut types = std::collections::BTreeSet::new();
+    let mut predictions = Vec::with_capacity(scenarios.len());
     for s in scenarios {
         let p = predict(model, s, &cfg);
         predicted_agents += p.predictions.len();
@@ -60,6 +64,7 @@ pub fn evaluate(scenarios: &[Scenario], model: Baseline) -> Result<EvalReport, E
             types.insert(format!("TYPE_{}", s.tracks[t.track_index].agent_type.name()));
         }
         metrics.add(s, &p)?;
+        predictions.push(p);
     }
     let breakdowns = metrics.finish();
     let present: Vec<&Breakdown> = breakdowns.iter().filter(|b| types.contains(&b.object_type)).collect();
@@ -75,7 +80,7 @@ pub fn evaluate(scenarios: &[Scenario], model: Baseline) -> Result<EvalReport, E
         map: avg(|b| b.map),
         soft_map: avg(|b| b.soft_map),
     };
-    Ok(EvalReport { model, scenarios: scenarios.len(), predicted_agents, breakdowns, mean })
+    Ok(EvalReport { model, scenarios: scenarios.len(), predicted_agents, breakdowns, mean, predictions })
 }
 
 impl EvalReport {

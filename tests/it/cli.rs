@@ -87,3 +87,45 @@ fn inspect_summarises_real_tfrecords_and_rejects_a_bad_crc() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.tfrecord") && err.contains("record 0") && err.contains("CRC"), "{err}");
 }
+
+#[test]
+fn eval_writes_metrics_predictions_and_the_official_submission() {
+    use prost::Message;
+    let Some(samples) = common::samples() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = samples.join("womd/motion_data_one_scenario.tfrecord");
+    let out = scenetok(&[
+        "eval",
+        "--data",
+        scenario.to_str().unwrap(),
+        "--model",
+        "ctra",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["scenarios"], 1);
+    assert_eq!(metrics["breakdowns"].as_array().unwrap().len(), 9);
+
+    let bytes = std::fs::read(dir.path().join("submission.binproto")).unwrap();
+    let sub = scenetok::io::proto::submission::MotionChallengeSubmission::decode(bytes.as_slice()).unwrap();
+    assert_eq!(sub.scenario_predictions.len(), 1);
+    assert_eq!(sub.scenario_predictions[0].scenario_id.as_deref(), Some("637f20cafde22ff8"));
+    let Some(scenetok::io::proto::submission::PredictionSetKind::SinglePredictions(set)) =
+        &sub.scenario_predictions[0].prediction_set
+    else {
+        panic!("marginal predictions expected")
+    };
+    assert_eq!(set.predictions.len(), 3);
+    for p in &set.predictions {
+        assert_eq!(p.trajectories.len(), 6);
+        assert!(p.trajectories.iter().all(|t| t.trajectory.as_ref().unwrap().center_x.len() == 16));
+    }
+
+    let file = std::fs::File::open(dir.path().join("predictions.parquet")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 3 * 6);
+}

@@ -8,6 +8,7 @@
 pub mod boxes;
 pub mod camera;
 pub mod error;
+pub mod polyline;
 pub mod pose;
 pub mod range_image;
 

@@ -14,6 +14,9 @@ pub enum Baseline {
     /// Constant turn rate and acceleration: six modes (the estimate, then braking,
     /// accelerating, turning left and right, and stopping), decreasing confidence.
     Ctra,
+    /// Follows the map's lanes: one mode per branch of the lane graph ahead, plus speed
+    /// variants ([`super::lane_follower`]); CTRA off the lanes.
+    LaneFollower,
 }
 
 /// Heading, speed, turn rate and acceleration at the current step, from the history.
@@ -74,6 +77,9 @@ fn roll(m: &Motion, yaw_rate: f64, accel: f64, cfg: &MetricsConfig, id: i64) -> 
 
 /// Predicts every track to predict of a scenario.
 pub fn predict(baseline: Baseline, scenario: &Scenario, cfg: &MetricsConfig) -> ScenarioPredictions {
+    if baseline == Baseline::LaneFollower {
+        return super::lane_follower::predict(scenario, cfg);
+    }
     let current = scenario.current_time_index;
     let predictions = scenario
         .tracks_to_predict
@@ -90,7 +96,7 @@ pub fn predict(baseline: Baseline, scenario: &Scenario, cfg: &MetricsConfig) -> 
             });
             let joints = match baseline {
                 Baseline::ConstantVelocity => vec![(roll(&m, 0.0, 0.0, cfg, track.id), 1.0)],
-                Baseline::Ctra => vec![
+                Baseline::Ctra | Baseline::LaneFollower => vec![
                     (roll(&m, m.yaw_rate, m.accel, cfg, track.id), 0.4),
                     (roll(&m, m.yaw_rate, m.accel - 1.5, cfg, track.id), 0.15),
                     (roll(&m, m.yaw_rate, m.accel + 1.0, cfg, track.id), 0.15),

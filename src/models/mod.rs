@@ -1,3 +1,4 @@
 //! Models. For now: the motion baselines.
 
 pub mod baselines;
+pub mod lane_follower;

@@ -8,9 +8,9 @@ use nalgebra::vector;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::polyline::{P2, Polyline, dir, left, wrap};
 use super::road::{LANE_WIDTH, LaneId, LaneKind, RoadNetwork, Turn};
 use super::snapshot::{ObjectKind, P3, SceneObject};
+use crate::geom::polyline::{P2, Polyline, dir, left, wrap};
 use crate::scene::Box3d;
 
 /// Counts and timing of a simulation.

@@ -292,7 +292,7 @@ fn labelled_frame(world: &AgentWorld, segment: &str, step: usize, ts: i64) -> Fr
             bbox: crate::scene::Box3d {
                 center,
                 size: o.bbox.size,
-                heading: crate::sim::polyline::wrap(o.bbox.heading - yaw),
+                heading: crate::geom::polyline::wrap(o.bbox.heading - yaw),
             },
             kind,
             num_lidar_points_in_box: 0,

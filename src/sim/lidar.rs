@@ -25,8 +25,8 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::bvh::{Aabb, Bvh, Ray, TriangleMesh, V3, add, dot, normalized, sub};
-use super::polyline::P2;
 use super::snapshot::{ObjectKind, SceneObject, Snapshot};
+use crate::geom::polyline::P2;
 use crate::geom::{GeomError, azimuths, inclinations, rotation_from_rpy, rotation_of, transform_from_rpy_xyz};
 use crate::scene::{BeamInclination, LaserFrame, LaserName, LidarCalibration, LidarSegClass, RangeImage, Transform};
 

@@ -6,7 +6,6 @@ pub mod bvh;
 pub mod camera;
 pub mod generate;
 pub mod lidar;
-pub mod polyline;
 pub mod raster;
 pub mod raster_scene;
 pub mod road;

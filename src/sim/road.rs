@@ -6,7 +6,7 @@ use nalgebra::vector;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::polyline::{P2, Polyline, dir, left, wrap};
+use crate::geom::polyline::{P2, Polyline, dir, left, wrap};
 use crate::scene::{MapFeature, MapFeatureType};
 
 pub const LANE_WIDTH: f64 = 3.6;

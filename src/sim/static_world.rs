@@ -8,9 +8,9 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::polyline::{P2, Polyline, dir, left};
 use super::road::{LANE_WIDTH, Road, RoadNetwork};
 use super::snapshot::{Material, P3, StaticWorld, Triangle};
+use crate::geom::polyline::{P2, Polyline, dir, left};
 use crate::scene::{CameraSegClass, LidarSegClass};
 
 /// Grass and other ground between the roads, slightly below the road surface.

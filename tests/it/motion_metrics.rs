@@ -140,9 +140,14 @@ fn scenarios_from_a_generated_dataset_evaluate() {
         m.add(s, &gt_copy(s, &cfgm, 1)).unwrap();
         assert!(m.finish().iter().all(|b| b.min_ade == 0.0 && b.miss_rate == 0.0));
     }
-    for model in [Baseline::ConstantVelocity, Baseline::Ctra] {
+    let mut ade = Vec::new();
+    for model in [Baseline::ConstantVelocity, Baseline::Ctra, Baseline::LaneFollower] {
         let report = evaluate(&scenarios, model).unwrap();
         assert_eq!(report.breakdowns.len(), 9);
         assert!(report.mean.min_ade > 0.0 && report.mean.min_ade.is_finite());
+        ade.push(report.breakdowns[0].min_ade);
     }
+    eprintln!("vehicle minADE@3s: constant velocity {:.2}, CTRA {:.2}, lane follower {:.2}", ade[0], ade[1], ade[2]);
+    // Vehicles in the synthetic world follow lanes; the map-aware baseline must know it.
+    assert!(ade[2] < ade[0] && ade[2] < ade[1], "{ade:?}");
 }

@@ -56,7 +56,7 @@ fn lane_offset(net: &RoadNetwork, x: f64, y: f64, heading: f64) -> f64 {
         .iter()
         .filter_map(|l| {
             let (s, d) = l.path.project(&p);
-            let dh = scenetok::sim::polyline::wrap(l.path.heading_at(s) - heading).abs();
+            let dh = scenetok::geom::polyline::wrap(l.path.heading_at(s) - heading).abs();
             (dh < 0.8).then_some(d.abs())
         })
         .fold(f64::INFINITY, f64::min)

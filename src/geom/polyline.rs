@@ -1,4 +1,4 @@
-//! 2-D polylines parameterised by arc length: lane centrelines, sidewalks, paths.
+//! 2-D polylines parameterised by arc length: lane centrelines, sidewalks, predicted paths.
 
 use nalgebra::Vector2;
 

@@ -151,3 +151,196 @@ fn scenarios_from_a_generated_dataset_evaluate() {
     // Vehicles in the synthetic world follow lanes; the map-aware baseline must know it.
     assert!(ade[2] < ade[0] && ade[2] < ade[1], "{ade:?}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Hand-computed cases with the numbers of upstream's motion_metrics_test.cc (joint
+// predictions of two vehicles; 10 Hz predictions, no history, 4 future steps).
+
+mod upstream_cases {
+    use scenetok::eval::motion::*;
+    use scenetok::scene::{AgentState, AgentType, DifficultyLevel, PredictionTarget, Scenario, Track};
+
+    fn state(x: f64, y: f64, heading: f32, vx: f32, vy: f32) -> AgentState {
+        AgentState { x, y, heading, velocity_x: vx, velocity_y: vy, valid: true, ..Default::default() }
+    }
+
+    fn scenario() -> Scenario {
+        let diag = 0.785_398_16;
+        let one = (0..5).map(|i| {
+            let p = 2.0 + 2.0 * i as f64;
+            if i == 0 { state(p, p, diag, 20.0, 20.0) } else { state(p, p, diag, 0.0, 0.0) }
+        });
+        let two = (0..5).map(|i| {
+            let x = -1.0 - i as f64;
+            if i == 0 { state(x, 0.0, 3.14159, -10.0, 0.0) } else { state(x, 0.0, 3.14159, 0.0, 0.0) }
+        });
+        let track = |id, states: Vec<AgentState>| Track {
+            id,
+            source_id: id.to_string(),
+            agent_type: AgentType::Vehicle,
+            states,
+        };
+        Scenario {
+            id: "test".into(),
+            timestamps_seconds: vec![0.1, 0.2, 0.3, 0.4, 0.5],
+            current_time_index: 0,
+            sdc_track_index: None,
+            tracks: vec![track(1, one.collect()), track(2, two.collect())],
+            tracks_to_predict: (0..2)
+                .map(|i| PredictionTarget { track_index: i, difficulty: DifficultyLevel::Level1 })
+                .collect(),
+            objects_of_interest: Vec::new(),
+            map: Vec::new(),
+            dynamic_map_states: Vec::new(),
+        }
+    }
+
+    fn config() -> MetricsConfig {
+        MetricsConfig {
+            track_steps_per_second: 10,
+            prediction_steps_per_second: 10,
+            track_history_samples: 0,
+            track_future_samples: 4,
+            speed_lower_bound: 1.4,
+            speed_upper_bound: 11.0,
+            speed_scale_lower: 1.0,
+            speed_scale_upper: 1.0,
+            step_configurations: vec![StepConfig {
+                measurement_step: 3,
+                lateral_miss_threshold: 1.0,
+                longitudinal_miss_threshold: 2.0,
+            }],
+            max_predictions: 6,
+        }
+    }
+
+    fn joint(one: ([f64; 4], [f64; 4]), two: ([f64; 4], [f64; 4])) -> ScenarioPredictions {
+        let t = |id, (x, y): ([f64; 4], [f64; 4])| PredictedTrajectory { object_id: id, x: x.to_vec(), y: y.to_vec() };
+        ScenarioPredictions {
+            scenario_id: "test".into(),
+            predictions: vec![MultimodalPrediction {
+                joints: vec![JointPrediction { trajectories: vec![t(1, one), t(2, two)], confidence: 0.5 }],
+            }],
+        }
+    }
+
+    const ONE: ([f64; 4], [f64; 4]) = ([4.0, 6.0, 8.0, 10.0], [4.0, 6.0, 8.0, 10.0]);
+    const TWO: ([f64; 4], [f64; 4]) = ([-2.0, -3.0, -4.0, -5.0], [0.0; 4]);
+
+    fn miss_and_map(cfg: &MetricsConfig, s: &Scenario, p: &ScenarioPredictions) -> (f64, f64) {
+        let mut m = MotionMetrics::new(cfg.clone()).unwrap();
+        m.add(s, p).unwrap();
+        let b = &m.finish()[0];
+        assert_eq!((b.object_type.as_str(), b.measurement_step), ("TYPE_VEHICLE", 3));
+        (b.miss_rate, b.map)
+    }
+
+    #[test]
+    fn no_misses() {
+        assert_eq!(miss_and_map(&config(), &scenario(), &joint(ONE, TWO)), (0.0, 1.0));
+    }
+
+    #[test]
+    fn lateral_and_longitudinal_misses() {
+        let cases = [
+            (joint(ONE, (TWO.0, [1.01; 4])), (1.0, 0.0)),
+            (joint(([4.0, 6.0, 8.0, 9.292], [4.0, 6.0, 8.0, 10.708]), TWO), (1.0, 0.0)),
+            (joint(ONE, ([-2.0, -3.0, -4.0, -7.01], [0.0; 4])), (1.0, 0.0)),
+            (joint(([4.0, 6.0, 8.0, 11.415], [4.0, 6.0, 8.0, 11.415]), TWO), (1.0, 0.0)),
+            (joint(([4.0, 6.0, 8.0, 11.414], [4.0, 6.0, 8.0, 11.414]), TWO), (0.0, 1.0)),
+        ];
+        for (i, (p, expected)) in cases.iter().enumerate() {
+            assert_eq!(miss_and_map(&config(), &scenario(), p), *expected, "case {i}");
+        }
+    }
+
+    #[test]
+    fn velocity_scaling_lateral() {
+        let mut cfg = config();
+        (cfg.speed_scale_lower, cfg.speed_scale_upper, cfg.speed_lower_bound, cfg.speed_upper_bound) =
+            (0.5, 1.0, 1.0, 3.0);
+        let p = joint(ONE, (TWO.0, [0.0, 0.0, 0.0, 0.75]));
+        let mut s = scenario();
+        assert_eq!(miss_and_map(&cfg, &s, &p), (0.0, 1.0));
+        for (vx, miss) in [(0.0, 1.0), (1.9999, 1.0), (2.001, 0.0)] {
+            s.tracks[1].states[0].velocity_x = vx;
+            s.tracks[1].states[0].velocity_y = 0.0;
+            assert_eq!(miss_and_map(&cfg, &s, &p).0, miss, "speed {vx}");
+        }
+    }
+
+    fn two_joints(
+        a: (([f64; 4], [f64; 4]), ([f64; 4], [f64; 4]), f64),
+        b: (([f64; 4], [f64; 4]), ([f64; 4], [f64; 4]), f64),
+    ) -> ScenarioPredictions {
+        let mut p = joint(a.0, a.1);
+        p.predictions[0].joints[0].confidence = a.2;
+        let second = joint(b.0, b.1).predictions[0].joints[0].clone();
+        p.predictions[0].joints.push(JointPrediction { confidence: b.2, ..second });
+        p
+    }
+
+    const FAR_TWO: ([f64; 4], [f64; 4]) = ([-2.0, -3.0, -4.0, -7.01], [0.0; 4]);
+
+    #[test]
+    fn no_miss_lateral_and_two_joint_cases() {
+        let lateral_ok = joint(([4.0, 6.0, 8.0, 9.294], [4.0, 6.0, 8.0, 10.706]), TWO);
+        assert_eq!(miss_and_map(&config(), &scenario(), &lateral_ok), (0.0, 1.0));
+        // The confident joint misses, the second hits: no miss, mAP 0.5.
+        let p = two_joints((ONE, FAR_TWO, 0.8), (ONE, TWO, 0.5));
+        assert_eq!(miss_and_map(&config(), &scenario(), &p), (0.0, 0.5));
+        // Both miss.
+        let p = two_joints((ONE, FAR_TWO, 0.8), (([4.0, 6.0, 8.0, 14.0], [4.0, 6.0, 8.0, 14.0]), TWO, 0.5));
+        assert_eq!(miss_and_map(&config(), &scenario(), &p), (1.0, 0.0));
+    }
+
+    #[test]
+    fn object_and_trajectory_types_come_from_the_highest_priority_object() {
+        let mut s = scenario();
+        for st in &mut s.tracks[0].states {
+            (st.x, st.y, st.velocity_x, st.velocity_y) = (0.0, 0.0, 0.0, 0.0);
+        }
+        s.tracks[1].agent_type = AgentType::Pedestrian;
+        let still = ([0.0; 4], [0.0; 4]);
+        let p = two_joints((still, FAR_TWO, 0.8), (still, TWO, 0.5));
+        let mut m = MotionMetrics::new(config()).unwrap();
+        m.add(&s, &p).unwrap();
+        let out = m.finish();
+        let ped = out.iter().find(|b| b.object_type == "TYPE_PEDESTRIAN").unwrap();
+        assert_eq!((ped.miss_rate, ped.map), (0.0, 0.5));
+        let veh = out.iter().find(|b| b.object_type == "TYPE_VEHICLE").unwrap();
+        assert_eq!((veh.min_ade, veh.miss_rate, veh.map), (0.0, 0.0, 0.0), "no vehicle breakdown");
+    }
+
+    #[test]
+    fn inconsistent_or_unknown_objects_are_errors() {
+        let mut p = two_joints((ONE, FAR_TWO, 0.8), (([4.0, 6.0, 8.0, 14.0], [4.0, 6.0, 8.0, 14.0]), TWO, 0.5));
+        p.predictions[0].joints[1].trajectories[1].object_id = 1;
+        assert!(MotionMetrics::new(config()).unwrap().add(&scenario(), &p).is_err());
+        let mut p = joint(ONE, FAR_TWO);
+        p.predictions[0].joints[0].trajectories[0].object_id = 3;
+        p.predictions[0].joints[0].trajectories[1].object_id = 4;
+        assert!(MotionMetrics::new(config()).unwrap().add(&scenario(), &p).is_err());
+    }
+
+    #[test]
+    fn min_ade_and_min_fde() {
+        let p = two_joints(
+            (([4.0, 6.0, 8.0, 10.0], [0.0; 4]), ([0.0; 4], [2.0, 3.0, 4.0, 5.0]), 0.5),
+            (([14.0, 16.0, 18.0, 20.0], [0.0; 4]), ([0.0; 4], [22.0, 23.0, 24.0, 25.0]), 0.5),
+        );
+        let mut m = MotionMetrics::new(config()).unwrap();
+        m.add(&scenario(), &p).unwrap();
+        let b = &m.finish()[0];
+        assert!((b.min_ade - 5.97487).abs() < 1e-4, "{}", b.min_ade);
+        assert!((b.min_fde - 8.53553).abs() < 1e-4, "{}", b.min_fde);
+    }
+
+    #[test]
+    fn average_precision_cases() {
+        let s = [(0.3, true), (0.7, true), (0.4, false), (0.8, true), (0.5, false), (0.2, false)];
+        assert!((average_precision(&s, 4) - 0.65).abs() < 1e-4);
+        let s = [(0.8, true), (0.5, false), (0.5, true), (0.5, true), (0.5, false), (0.5, false)];
+        assert!((average_precision(&s, 6) - 1.0 / 3.0).abs() < 1e-4);
+    }
+}

@@ -156,6 +156,8 @@ fn scenarios_from_a_generated_dataset_evaluate() {
 // Hand-computed cases with the numbers of upstream's motion_metrics_test.cc (joint
 // predictions of two vehicles; 10 Hz predictions, no history, 4 future steps).
 
+// Upstream's literal values (0.78539816, 3.14159) are kept as they are.
+#[allow(clippy::approx_constant, clippy::excessive_precision)]
 mod upstream_cases {
     use scenetok::eval::motion::*;
     use scenetok::scene::{AgentState, AgentType, DifficultyLevel, PredictionTarget, Scenario, Track};

@@ -271,10 +271,10 @@ mod upstream_cases {
         }
     }
 
-    fn two_joints(
-        a: (([f64; 4], [f64; 4]), ([f64; 4], [f64; 4]), f64),
-        b: (([f64; 4], [f64; 4]), ([f64; 4], [f64; 4]), f64),
-    ) -> ScenarioPredictions {
+    /// (object 1's (x, y), object 2's (x, y), confidence).
+    type Joint = (([f64; 4], [f64; 4]), ([f64; 4], [f64; 4]), f64);
+
+    fn two_joints(a: Joint, b: Joint) -> ScenarioPredictions {
         let mut p = joint(a.0, a.1);
         p.predictions[0].joints[0].confidence = a.2;
         let second = joint(b.0, b.1).predictions[0].joints[0].clone();

@@ -60,6 +60,15 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         stride: usize,
     },
+    /// The main job: generate a small synthetic world (unless OUT/world exists), evaluate every
+    /// motion baseline on it and on the real WOMD sample when present, and say where it all is.
+    Demo {
+        #[arg(long, default_value = "runs/demo")]
+        out: PathBuf,
+        /// Frames of the generated segment (≥ 91 for one motion window).
+        #[arg(long, default_value_t = 131)]
+        frames: usize,
+    },
     /// Benchmarks against a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -176,13 +185,7 @@ fn run(cli: Cli) -> Result<()> {
                 data.display()
             );
             let report = scenetok::eval::runner::evaluate(&scenarios, model)?;
-            std::fs::create_dir_all(&out)?;
-            let path = out.join("metrics.json");
-            std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
-            scenetok::eval::outputs::write_predictions_parquet(&out.join("predictions.parquet"), &report.predictions)?;
-            let method = format!("scenetok-{}", serde_json::to_value(model)?.as_str().unwrap_or("model"));
-            let submission = scenetok::eval::outputs::to_submission(&report.predictions, &method)?;
-            scenetok::eval::outputs::write_submission(&out.join("submission.binproto"), &submission)?;
+            let path = scenetok::eval::runner::write_run(&out, &report)?;
             write!(stdout, "{}", report.table())?;
             writeln!(
                 stdout,
@@ -190,11 +193,61 @@ fn run(cli: Cli) -> Result<()> {
                 path.display()
             )?;
         }
+        Command::Demo { out, frames } => demo(&out, frames, &mut stdout)?,
         Command::Fixture { out } => {
             let files = scenetok::io::fixture::write(&out)?;
             writeln!(stdout, "wrote {} component files under {}", files.len(), out.display())?;
         }
     }
+    Ok(())
+}
+
+fn demo(out: &std::path::Path, frames: usize, stdout: &mut impl std::io::Write) -> Result<()> {
+    use scenetok::eval::runner::{evaluate, load_scenarios, write_run};
+    use scenetok::models::baselines::Baseline;
+    let world = out.join("world");
+    if world.join("scenetok_manifest.json").exists() {
+        writeln!(stdout, "using the world already generated in {}", world.display())?;
+    } else {
+        let mut cfg = scenetok::sim::generate::GenerateConfig::preset(scenetok::sim::generate::Preset::Tiny);
+        (cfg.segments, cfg.frames) = (1, frames);
+        let bar = indicatif::ProgressBar::new(frames as u64);
+        let manifest = scenetok::sim::generate::generate(&world, &cfg, |_, _| bar.inc(1))?;
+        bar.finish_and_clear();
+        writeln!(stdout, "generated {} segment(s) of {frames} frames in {}", manifest.segments.len(), world.display())?;
+    }
+    let mut inputs = vec![("generated world", world.clone())];
+    let sample = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/waymo-samples/womd/motion_data_one_scenario.tfrecord");
+    if sample.exists() {
+        inputs.push(("real WOMD scenario", sample));
+    }
+    for (label, data) in inputs {
+        let scenarios = load_scenarios(&data, 20)?;
+        writeln!(stdout, "\n{label}: {} scenario(s)", scenarios.len())?;
+        writeln!(
+            stdout,
+            "  {:<18} {:>8} {:>8} {:>6} {:>6} {:>8}",
+            "model", "minADE", "minFDE", "MR", "mAP", "softmAP"
+        )?;
+        for model in Baseline::ALL {
+            let report = evaluate(&scenarios, model)?;
+            let dir = out.join(if label.starts_with("real") { "womd" } else { "generated" }).join(model.name());
+            write_run(&dir, &report)?;
+            let m = &report.mean;
+            writeln!(
+                stdout,
+                "  {:<18} {:>8.3} {:>8.3} {:>6.3} {:>6.3} {:>8.3}",
+                model.name(),
+                m.min_ade,
+                m.min_fde,
+                m.miss_rate,
+                m.map,
+                m.soft_map
+            )?;
+        }
+    }
+    writeln!(stdout, "\nmetrics, predictions and submissions under {}", out.display())?;
     Ok(())
 }
 

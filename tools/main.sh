@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# The main job (until `scenetok demo` arrives): write the built-in fixture dataset and a tiny
-# synthetic world and inspect both, then inspect the real Waymo samples when
-# ../shared/waymo-samples is there.
+# The main job: `scenetok demo` (a small synthetic world, every motion baseline evaluated on it
+# and on the real WOMD sample), then inspect the built-in fixture, the generated world and the
+# real Waymo samples when ../shared/waymo-samples is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
 cargo build --locked --bin scenetok
 bin=target/debug/scenetok
+"$bin" demo --out out/demo
 out=out/fixture
 "$bin" fixture --out "$out"
 "$bin" inspect "$out"
-"$bin" generate --preset tiny --segments 1 --out out/generated
-"$bin" inspect out/generated
+"$bin" inspect out/demo/world
 samples=../shared/waymo-samples
 if [ -d "$samples" ]; then
     "$bin" inspect "$samples"/v2/testdata/dataset \

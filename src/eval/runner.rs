@@ -98,3 +98,18 @@ impl EvalReport {
         s
     }
 }
+
+/// Writes a run's outputs into `out`: `metrics.json`, `predictions.parquet` and the official
+/// `submission.binproto`. Returns the metrics path.
+pub fn write_run(out: &Path, report: &EvalReport) -> Result<std::path::PathBuf, EvalError> {
+    let at = crate::Location::file(out);
+    std::fs::create_dir_all(out).map_err(|e| crate::Error::io(at.clone(), e))?;
+    let path = out.join("metrics.json");
+    let json = serde_json::to_string_pretty(report).map_err(|e| EvalError::Other(format!("metrics JSON: {e}")))?;
+    std::fs::write(&path, json).map_err(|e| crate::Error::io(crate::Location::file(&path), e))?;
+    super::outputs::write_predictions_parquet(&out.join("predictions.parquet"), &report.predictions)?;
+    let method = format!("scenetok-{}", report.model.name());
+    let submission = super::outputs::to_submission(&report.predictions, &method)?;
+    super::outputs::write_submission(&out.join("submission.binproto"), &submission)?;
+    Ok(path)
+}

@@ -19,6 +19,19 @@ pub enum Baseline {
     LaneFollower,
 }
 
+impl Baseline {
+    pub const ALL: [Baseline; 3] = [Baseline::ConstantVelocity, Baseline::Ctra, Baseline::LaneFollower];
+
+    /// The name used on the command line and in outputs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Baseline::ConstantVelocity => "constant-velocity",
+            Baseline::Ctra => "ctra",
+            Baseline::LaneFollower => "lane-follower",
+        }
+    }
+}
+
 /// Heading, speed, turn rate and acceleration at the current step, from the history.
 #[derive(Debug, Clone, Copy)]
 struct Motion {

@@ -129,3 +129,20 @@ fn eval_writes_metrics_predictions_and_the_official_submission() {
     let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
     assert_eq!(rows, 3 * 6);
 }
+
+#[test]
+fn demo_generates_a_world_and_evaluates_every_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = scenetok(&["demo", "--out", dir.path().to_str().unwrap(), "--frames", "95"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("generated world: 1 scenario(s)") && text.contains("lane-follower"), "{text}");
+    for model in ["constant-velocity", "ctra", "lane-follower"] {
+        for file in ["metrics.json", "predictions.parquet", "submission.binproto"] {
+            assert!(dir.path().join("generated").join(model).join(file).exists(), "{model}/{file}");
+        }
+    }
+    // A second run reuses the world.
+    let again = scenetok(&["demo", "--out", dir.path().to_str().unwrap(), "--frames", "95"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("using the world already generated"));
+}

@@ -292,6 +292,8 @@ impl MotionMetrics {
                 }
                 bucket.overlap.push(overlap(&self.config, joints, scenario, &by_id, s));
                 if let Some(tt) = trajectory_type {
+                    // Upstream uses std::sort, whose order among equal confidences is
+                    // unspecified; a stable sort keeps input order there, deterministically.
                     let mut order: Vec<usize> = (0..k).collect();
                     order.sort_by(|&a, &b| joints[b].confidence.total_cmp(&joints[a].confidence));
                     let (mut found, mut taken) = (false, false);

@@ -346,3 +346,122 @@ mod upstream_cases {
         assert!((average_precision(&s, 6) - 1.0 / 3.0).abs() < 1e-4);
     }
 }
+
+/// Trajectory types with the point sets of upstream's motion_metrics_utils_test.cc: each must
+/// classify the same at every rotation (current step 1; headings and velocities from the
+/// point deltas at 10 Hz, the last state copying the one before).
+mod upstream_trajectory_types {
+    use scenetok::eval::trajectory_type::{TrajectoryType, TrajectoryType::*, classify};
+    use scenetok::scene::AgentState;
+
+    fn track(points: &[(f64, f64)], angle: f64) -> Vec<AgentState> {
+        let (s, c) = angle.sin_cos();
+        let pts: Vec<(f64, f64)> = points.iter().map(|&(x, y)| (c * x - s * y, s * x + c * y)).collect();
+        let mut states: Vec<AgentState> =
+            pts.iter().map(|&(x, y)| AgentState { x, y, valid: true, ..Default::default() }).collect();
+        for i in 0..pts.len() {
+            let (dx, dy) = if i + 1 < pts.len() {
+                (pts[i + 1].0 - pts[i].0, pts[i + 1].1 - pts[i].1)
+            } else {
+                (pts[i].0 - pts[i - 1].0, pts[i].1 - pts[i - 1].1)
+            };
+            states[i].heading = dy.atan2(dx) as f32;
+            states[i].velocity_x = (dx * 10.0) as f32;
+            states[i].velocity_y = (dy * 10.0) as f32;
+        }
+        states
+    }
+
+    fn check(points: &[(f64, f64)], expected: TrajectoryType) {
+        let mut angle = -std::f64::consts::PI;
+        while angle <= std::f64::consts::PI {
+            assert_eq!(classify(&track(points, angle), 1), Some(expected), "rotated by {angle}");
+            angle += std::f64::consts::PI / 32.0;
+        }
+        for angle in [0.52, -1.0] {
+            assert_eq!(classify(&track(points, angle), 1), Some(expected));
+        }
+    }
+
+    #[test]
+    fn every_type_at_every_rotation() {
+        check(&[(0.0, 0.0), (0.0, 0.1), (0.0, 0.2), (0.0, 0.3), (0.0, 0.4)], Stationary);
+        check(&[(0.0, 0.0), (0.0, 1.0), (0.0, 2.0), (0.0, 3.0), (0.0, 4.0)], Straight);
+        check(&[(0.0, 0.0), (-1.0, 0.05), (-2.0, 0.0), (-3.0, -0.5), (-4.0, -0.5)], Straight);
+        let bend = |sign: f64| -> Vec<(f64, f64)> {
+            [
+                (0.0, 0.0),
+                (0.0, 2.0),
+                (0.0, 4.0),
+                (0.5, 6.0),
+                (1.5, 8.0),
+                (2.0, 10.0),
+                (2.5, 12.0),
+                (3.0, 14.0),
+                (4.0, 16.0),
+                (5.0, 18.0),
+                (5.5, 20.0),
+            ]
+            .iter()
+            .map(|&(x, y)| (sign * x, y))
+            .collect()
+        };
+        check(&bend(-1.0), StraightLeft);
+        check(&bend(1.0), StraightRight);
+        let turn = |sign: f64| -> Vec<(f64, f64)> {
+            [
+                (0.0, 0.0),
+                (0.0, 2.0),
+                (0.0, 4.0),
+                (0.5, 6.0),
+                (2.0, 8.0),
+                (4.0, 10.0),
+                (6.0, 12.0),
+                (8.0, 14.0),
+                (10.0, 16.0),
+                (12.0, 18.0),
+                (14.0, 20.0),
+            ]
+            .iter()
+            .map(|&(x, y)| (sign * x, y))
+            .collect()
+        };
+        check(&turn(1.0), RightTurn);
+        check(&turn(-1.0), LeftTurn);
+        let u = [
+            (0.0, 0.0),
+            (-2.0, 2.0),
+            (-2.0, 4.0),
+            (-4.0, 4.0),
+            (-6.0, 2.0),
+            (-7.0, 0.0),
+            (-8.0, -2.0),
+            (-9.0, -4.0),
+            (-10.0, -6.0),
+            (-12.0, -8.0),
+            (-14.0, -10.0),
+        ];
+        check(&u, LeftUTurn);
+        check(&u.map(|(x, y)| (-x, y)), RightUTurn);
+        let half = [
+            (0.0, 0.0),
+            (-2.0, 0.0),
+            (-4.0, 0.0),
+            (-6.0, -2.0),
+            (-6.0, -4.0),
+            (-4.0, -6.0),
+            (-2.0, -8.0),
+            (0.0, -10.0),
+            (2.0, -10.0),
+        ];
+        for tail in [[(4.0, -10.0), (6.0, -10.0)], [(4.0, -9.0), (6.0, -8.0)], [(4.0, -10.0), (6.0, -11.0)]] {
+            let pts: Vec<(f64, f64)> = half.iter().chain(&tail).copied().collect();
+            check(&pts, LeftUTurn);
+            let mirrored: Vec<(f64, f64)> = pts.iter().map(|&(x, y)| (x, -y)).collect();
+            check(&mirrored, RightUTurn);
+        }
+        // Upstream's right U-turn under 180° is not quite the mirror of the left one.
+        let right_lt: Vec<(f64, f64)> = half.iter().map(|&(x, y)| (x, -y)).chain([(4.0, 11.0), (6.0, 12.0)]).collect();
+        check(&right_lt, RightUTurn);
+    }
+}

@@ -22,6 +22,8 @@ pub struct ComponentFile {
     component: Component,
     file: File,
     metadata: ArrowReaderMetadata,
+    /// First row of each row group within the file (looked up for every frame read).
+    group_starts: Vec<usize>,
 }
 
 impl ComponentFile {
@@ -33,7 +35,17 @@ impl ComponentFile {
         let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
             .map_err(|e| Error::Parquet { at: at.clone(), cause: e })?;
         check_required(component, metadata.schema(), &at)?;
-        Ok(ComponentFile { path, component, file, metadata })
+        let group_starts = metadata
+            .metadata()
+            .row_groups()
+            .iter()
+            .scan(0usize, |start, g| {
+                let this = *start;
+                *start += g.num_rows().max(0) as usize;
+                Some(this)
+            })
+            .collect();
+        Ok(ComponentFile { path, component, file, metadata, group_starts })
     }
 
     /// Opens a file and works out its component from the folder name (`{root}/{tag}/x.parquet`),
@@ -162,7 +174,7 @@ impl ComponentFile {
 
     /// The first row of row group `i` within the file.
     pub fn row_group_start(&self, i: usize) -> usize {
-        (0..i).map(|g| self.row_group_rows(g)).sum()
+        self.group_starts.get(i).copied().unwrap_or_else(|| self.num_rows())
     }
 
     /// Streams the normalised row groups, one at a time.

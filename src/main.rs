@@ -47,8 +47,8 @@ enum Command {
         camera_div: Option<u32>,
     },
     /// Run a motion model over scenarios (a v2 dataset folder or WOMD TFRecords) and compute
-    /// the WOMD challenge metrics: `OUT/metrics.json`, `OUT/predictions.parquet` and the
-    /// official `OUT/submission.binproto`.
+    /// the WOMD challenge metrics: `OUT/metrics.json`, `OUT/predictions.parquet`, the official
+    /// `OUT/submission.binproto`, and the report `OUT/report.html` + `OUT/report.md`.
     Eval {
         #[arg(long)]
         data: PathBuf,
@@ -68,6 +68,19 @@ enum Command {
         /// Frames of the generated segment (≥ 91 for one motion window).
         #[arg(long, default_value_t = 131)]
         frames: usize,
+    },
+    /// Redraw a run's report from its folder, or compare two runs side by side (B against A).
+    Report {
+        /// A run folder written by `scenetok eval` (or `demo`).
+        run_a: PathBuf,
+        /// A second run folder: writes a comparison of B against A.
+        run_b: Option<PathBuf>,
+        /// Where the comparison goes (default: `A/../compare-A-vs-B`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also render the report in headless Chromium to this PNG and fail on console errors.
+        #[arg(long)]
+        screenshot: Option<PathBuf>,
     },
     /// Benchmarks against a baseline measured in the same run.
     Bench {
@@ -93,6 +106,14 @@ enum BenchKind {
         /// Skip the baselines.
         #[arg(long)]
         no_baseline: bool,
+    },
+    /// Motion-metric throughput (scenarios/s) on the scenarios of a dataset or TFRecord.
+    Metrics {
+        #[arg(long)]
+        data: PathBuf,
+        /// Evaluate the scenarios this many times (more stable timings).
+        #[arg(long, default_value_t = 20)]
+        repeat: usize,
     },
 }
 
@@ -184,14 +205,52 @@ fn run(cli: Cli) -> Result<()> {
                 "{}: no scenario of 91 frames with agents to predict",
                 data.display()
             );
-            let report = scenetok::eval::runner::evaluate(&scenarios, model)?;
+            let report = scenetok::eval::runner::evaluate(&scenarios, model, &data.display().to_string())?;
             let path = scenetok::eval::runner::write_run(&out, &report)?;
             write!(stdout, "{}", report.table())?;
             writeln!(
                 stdout,
-                "wrote {} (metrics), predictions.parquet and submission.binproto beside it",
+                "wrote {} (metrics), report.html, report.md, predictions.parquet and submission.binproto beside it",
                 path.display()
             )?;
+        }
+        Command::Report { run_a, run_b, out, screenshot } => {
+            let (a, data_a) = scenetok::eval::report::load_run(&run_a)?;
+            let path = match run_b {
+                None => scenetok::eval::report::write_report(&run_a, &a, &data_a)?,
+                Some(run_b) => {
+                    let (b, _) = scenetok::eval::report::load_run(&run_b)?;
+                    let name =
+                        |p: &std::path::Path| p.file_name().map_or("run".into(), |n| n.to_string_lossy().to_string());
+                    let (na, nb) = (name(&run_a), name(&run_b));
+                    let out = out.unwrap_or_else(|| {
+                        run_a.parent().unwrap_or(std::path::Path::new(".")).join(format!("compare-{na}-vs-{nb}"))
+                    });
+                    scenetok::eval::report::write_comparison(&out, (&na, &a), (&nb, &b))?
+                }
+            };
+            writeln!(stdout, "wrote {} and report.md beside it", path.display())?;
+            if let Some(png) = screenshot {
+                let check = scenetok::eval::report::browser::check_page(&path, &png, 1280, 2400)?;
+                anyhow::ensure!(
+                    check.console_errors.is_empty(),
+                    "{} logged console errors in Chromium:\n{}",
+                    path.display(),
+                    check.console_errors.join("\n")
+                );
+                writeln!(
+                    stdout,
+                    "rendered in Chromium without console errors: {} ({:.0}% inked, {} colours)",
+                    png.display(),
+                    100.0 * check.ink,
+                    check.colours
+                )?;
+            }
+        }
+        Command::Bench { which: BenchKind::Metrics { data, repeat } } => {
+            let scenarios = scenetok::eval::runner::load_scenarios(&data, 20)?;
+            let result = scenetok::bench::metrics::run(&scenarios, repeat)?;
+            write!(stdout, "{}", result.report())?;
         }
         Command::Demo { out, frames } => demo(&out, frames, &mut stdout)?,
         Command::Fixture { out } => {
@@ -222,6 +281,7 @@ fn demo(out: &std::path::Path, frames: usize, stdout: &mut impl std::io::Write) 
     if sample.exists() {
         inputs.push(("real WOMD scenario", sample));
     }
+    let mut reports = Vec::new();
     for (label, data) in inputs {
         let scenarios = load_scenarios(&data, 20)?;
         writeln!(stdout, "\n{label}: {} scenario(s)", scenarios.len())?;
@@ -231,10 +291,11 @@ fn demo(out: &std::path::Path, frames: usize, stdout: &mut impl std::io::Write) 
             "model", "minADE", "minFDE", "MR", "mAP", "softmAP"
         )?;
         for model in Baseline::ALL {
-            let report = evaluate(&scenarios, model)?;
+            let report = evaluate(&scenarios, model, &data.display().to_string())?;
             let dir = out.join(if label.starts_with("real") { "womd" } else { "generated" }).join(model.name());
             write_run(&dir, &report)?;
             let m = &report.mean;
+            reports.push((dir.clone(), label));
             writeln!(
                 stdout,
                 "  {:<18} {:>8.3} {:>8.3} {:>6.3} {:>6.3} {:>8.3}",
@@ -247,7 +308,25 @@ fn demo(out: &std::path::Path, frames: usize, stdout: &mut impl std::io::Write) 
             )?;
         }
     }
-    writeln!(stdout, "\nmetrics, predictions and submissions under {}", out.display())?;
+    // The map-aware baseline against constant velocity, on the generated world.
+    let generated: Vec<&std::path::PathBuf> =
+        reports.iter().filter(|(_, l)| *l == "generated world").map(|(d, _)| d).collect();
+    let run = |name: &str| generated.iter().find(|d| d.ends_with(name)).copied();
+    if let (Some(a), Some(b)) = (run(Baseline::ConstantVelocity.name()), run(Baseline::LaneFollower.name())) {
+        let (ra, _) = scenetok::eval::report::load_run(a)?;
+        let (rb, _) = scenetok::eval::report::load_run(b)?;
+        let cmp = out.join("compare-constant-velocity-vs-lane-follower");
+        scenetok::eval::report::write_comparison(&cmp, ("constant-velocity", &ra), ("lane-follower", &rb))?;
+    }
+    writeln!(stdout, "\nreports (report.html, report.md), metrics, predictions and submissions:")?;
+    for (dir, label) in &reports {
+        writeln!(stdout, "  {}  ({label})", dir.join("report.html").display())?;
+    }
+    writeln!(
+        stdout,
+        "  {}  (comparison)",
+        out.join("compare-constant-velocity-vs-lane-follower/report.html").display()
+    )?;
     Ok(())
 }
 

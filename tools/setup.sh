@@ -5,6 +5,7 @@
 #   .venv/                 Python venv with pyarrow and numpy (tests compare our parquet with pyarrow's
 #                          view; `scenetok bench io` runs its pyarrow/NumPy baselines there)
 #   .deps/onnxruntime/     libonnxruntime.so from the PyPI onnxruntime wheel (ort loads it at run time)
+#   Debian packages        python3-venv and gcc when missing; chromium (headless report rendering)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,8 @@ need_apt=()
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+# Headless Chromium renders report.html in the tests and the main job (scenetok report --screenshot).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
     say "installing Debian packages: ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 /// Summary of one stage's samples. Percentiles are nearest-rank (the smallest sample with at
 /// least p% of the samples at or below it).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct LatencyStats {
     pub count: usize,
     pub mean_ms: f64,

@@ -7,6 +7,7 @@ pub mod detection3d;
 pub mod latency;
 pub mod motion;
 pub mod outputs;
+pub mod report;
 pub mod runner;
 pub mod segmentation;
 pub mod trajectory_type;

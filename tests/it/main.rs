@@ -9,6 +9,7 @@ mod formats;
 mod geom;
 mod geom_pvps;
 mod motion_metrics;
+mod report;
 mod sim_camera;
 mod sim_generate;
 mod sim_lidar;

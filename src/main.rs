@@ -248,8 +248,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Bench { which: BenchKind::Metrics { data, repeat } } => {
-            let scenarios = scenetok::eval::runner::load_scenarios(&data, 20)?;
-            let result = scenetok::bench::metrics::run(&scenarios, repeat)?;
+            let result = scenetok::bench::metrics::run(&data, repeat)?;
             write!(stdout, "{}", result.report())?;
         }
         Command::Demo { out, frames } => demo(&out, frames, &mut stdout)?,

@@ -7,12 +7,13 @@ use std::time::Instant;
 use crate::eval::motion::{MetricsConfig, MotionMetrics};
 use crate::eval::runner::EvalError;
 use crate::models::baselines::{Baseline, predict};
-use crate::scene::Scenario;
 
 /// Per-scenario times in microseconds.
 #[derive(Debug, Clone)]
 pub struct MetricsBench {
     pub scenarios: usize,
+    /// Reading the scenarios (v2 components or TFRecords), per scenario.
+    pub load_us: f64,
     pub agents: usize,
     pub repeat: usize,
     /// Metrics (add + finish) per scenario.
@@ -21,9 +22,14 @@ pub struct MetricsBench {
     pub models_us: Vec<(&'static str, f64)>,
 }
 
-/// Times the metrics over `repeat` passes of the scenarios (predictions of the constant-velocity
-/// baseline, made once beforehand), and every baseline's predictions.
-pub fn run(scenarios: &[Scenario], repeat: usize) -> Result<MetricsBench, EvalError> {
+/// Reads the scenarios of `data` (timed), then times the metrics over `repeat` passes
+/// (predictions of the constant-velocity baseline, made once beforehand) and every baseline's
+/// predictions.
+pub fn run(data: &std::path::Path, repeat: usize) -> Result<MetricsBench, EvalError> {
+    let t = Instant::now();
+    let scenarios = crate::eval::runner::load_scenarios(data, 20)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let scenarios = &scenarios[..];
     if scenarios.is_empty() {
         return Err(EvalError::Other("no scenario to benchmark on".into()));
     }
@@ -54,6 +60,7 @@ pub fn run(scenarios: &[Scenario], repeat: usize) -> Result<MetricsBench, EvalEr
     }
     Ok(MetricsBench {
         scenarios: scenarios.len(),
+        load_us: load_s * 1e6 / scenarios.len() as f64,
         agents: scenarios.iter().map(|s| s.tracks_to_predict.len()).sum(),
         repeat,
         metrics_us: total * 1e6 / (repeat * scenarios.len()) as f64,
@@ -72,6 +79,7 @@ impl MetricsBench {
             self.metrics_us,
             1e6 / self.metrics_us
         );
+        s += &format!("reading the scenarios:  {:>10.1} µs/scenario  (once, not repeated)\n", self.load_us);
         for (name, us) in &self.models_us {
             s += &format!(
                 "model {:<16} {:>10.1} µs/scenario  (metrics = {:.2}× this model's time)\n",

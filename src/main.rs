@@ -205,7 +205,12 @@ fn run(cli: Cli) -> Result<()> {
                 "{}: no scenario of 91 frames with agents to predict",
                 data.display()
             );
-            let report = scenetok::eval::runner::evaluate(&scenarios, model, &data.display().to_string())?;
+            let bar = indicatif::ProgressBar::new(scenarios.len() as u64);
+            let report =
+                scenetok::eval::runner::evaluate_with_progress(&scenarios, model, &data.display().to_string(), || {
+                    bar.inc(1)
+                })?;
+            bar.finish_and_clear();
             let path = scenetok::eval::runner::write_run(&out, &report)?;
             write!(stdout, "{}", report.table())?;
             writeln!(

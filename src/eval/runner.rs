@@ -81,6 +81,16 @@ const REPORT_SCENES: usize = 4;
 
 /// Runs a baseline over scenarios and computes the challenge metrics; `data` names the input.
 pub fn evaluate(scenarios: &[Scenario], model: Baseline, data: &str) -> Result<EvalReport, EvalError> {
+    evaluate_with_progress(scenarios, model, data, || {})
+}
+
+/// [`evaluate`], calling `tick` after every scenario (a progress bar).
+pub fn evaluate_with_progress(
+    scenarios: &[Scenario],
+    model: Baseline,
+    data: &str,
+    mut tick: impl FnMut(),
+) -> Result<EvalReport, EvalError> {
     let cfg = MetricsConfig::challenge();
     let mut metrics = MotionMetrics::new(cfg.clone())?;
     let mut predicted_agents = 0;
@@ -95,6 +105,7 @@ pub fn evaluate(scenarios: &[Scenario], model: Baseline, data: &str) -> Result<E
         }
         times.time("metrics", || metrics.add(s, &p))?;
         predictions.push(p);
+        tick();
     }
     let breakdowns = metrics.finish();
     let present: Vec<&Breakdown> = breakdowns.iter().filter(|b| types.contains(&b.object_type)).collect();

@@ -112,3 +112,75 @@ pub fn point_features(
         .map_err(|e| Error::invalid(Location::default().detail("point features"), "an [N, C] array", e.to_string()))?;
     Ok(PointFeatures { camera, uv, features })
 }
+
+#[cfg(test)]
+mod tests {
+    use ndarray::Array4;
+
+    use super::*;
+    use crate::models::image_encoder::preprocess::ImageGeometry;
+    use crate::scene::{CameraCalibration, Intrinsics, RollingShutterDirection, Transform};
+
+    /// A 200×100 pinhole camera (f = 100, centre (100, 50)) at the origin looking along
+    /// `yaw` (radians, vehicle frame).
+    fn camera(name: CameraName, yaw: f64) -> (CameraName, CameraModel) {
+        let (c, s) = (yaw.cos(), yaw.sin());
+        let extrinsic =
+            Transform::from_row_major(&[c, -s, 0.0, 0.0, s, c, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+        let calib = CameraCalibration {
+            camera: name,
+            intrinsic: Intrinsics::from_array(&[100.0, 100.0, 100.0, 50.0, 0.0, 0.0, 0.0, 0.0, 0.0]),
+            extrinsic,
+            width: 200,
+            height: 100,
+            rolling_shutter: RollingShutterDirection::GlobalShutter,
+        };
+        (name, CameraModel::new(&calib))
+    }
+
+    /// Image n's channel 0 holds n, channel 1 holds the cell column: a sample tells which
+    /// image it came from and where.
+    fn map(n: usize) -> FeatureMap {
+        let g = ImageGeometry::new(200, 100, 200, 100);
+        let data = Array4::from_shape_fn((n, 2, 10, 20), |(b, k, _, q)| if k == 0 { b as f32 } else { q as f32 });
+        FeatureMap::new("m".into(), 10, data, vec![g; n])
+    }
+
+    #[test]
+    fn hand_made_points_take_the_first_camera_in_waymo_order() {
+        // Given in the "wrong" order: FRONT_LEFT (looking 45° left) first, then FRONT.
+        let cams = vec![camera(CameraName::FrontLeft, std::f64::consts::FRAC_PI_4), camera(CameraName::Front, 0.0)];
+        let pts = [
+            [10.0, 0.0, 0.0],                // straight ahead: FRONT, principal point
+            [10.0, 9.0, 0.0],                // 42° left: both see it, FRONT wins (u = 100 - 90 = 10)
+            [1.736_481_8, 9.848_077_5, 0.0], // 80° left: only FRONT_LEFT (35° off its axis)
+            [-10.0, 0.0, 0.0],               // behind both
+            [10.0, 0.0, 100.0],              // far above: outside both images
+        ];
+        let f = point_features(&pts, &cams, &map(2)).unwrap();
+        assert_eq!(
+            f.camera,
+            vec![Some(CameraName::Front), Some(CameraName::Front), Some(CameraName::FrontLeft), None, None]
+        );
+        assert!((f.uv[0][0] - 100.0).abs() < 1e-4 && (f.uv[0][1] - 50.0).abs() < 1e-4, "{:?}", f.uv[0]);
+        assert!((f.uv[1][0] - 10.0).abs() < 1e-4);
+        let want = 100.0 - 100.0 * 35f32.to_radians().tan();
+        assert!((f.uv[2][0] - want).abs() < 1e-3, "{:?} {want}", f.uv[2]);
+        // FRONT is image 1 of the batch; the principal point is cell x = 100/10 - 0.5 = 9.5.
+        assert_eq!(f.features.row(0).to_vec(), vec![1.0, 9.5]);
+        assert_eq!(f.features[[2, 0]], 0.0);
+        assert!(f.uv[3][0].is_nan() && f.features.row(3).iter().all(|v| *v == 0.0));
+        assert_eq!(f.seen_count(), 3);
+    }
+
+    #[test]
+    fn a_batch_that_does_not_fit_the_cameras_is_an_error() {
+        let cams = vec![camera(CameraName::Front, 0.0)];
+        let e = point_features(&[[1.0, 0.0, 0.0]], &cams, &map(2)).unwrap_err().to_string();
+        assert!(e.contains("one camera per image of the batch (2)"), "{e}");
+        let mut m = map(1);
+        m.geometry[0] = ImageGeometry::new(100, 100, 100, 100);
+        let e = point_features(&[[1.0, 0.0, 0.0]], &cams, &m).unwrap_err().to_string();
+        assert!(e.contains("camera FRONT") && e.contains("200x100") && e.contains("100x100"), "{e}");
+    }
+}

@@ -249,3 +249,67 @@ fn bad_models_and_images_are_clear_errors() {
     let e = decode_frame_images(&frame, &Location::file("pvps.tfrecord")).unwrap_err().to_string();
     assert!(e.contains("camera SIDE_LEFT") && e.contains("1920x886") && e.contains("1920x1280"), "{e}");
 }
+
+fn scenetok(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scenetok"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("scenetok runs")
+}
+
+#[test]
+fn features_command_writes_points_and_cameras() {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float32Type, Int8Type};
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dir.path().join("ds");
+    let out = scenetok(&["fixture", "--out", ds.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let file = dir.path().join("f.parquet");
+    let args =
+        ["features", "--data", ds.to_str().unwrap(), "--out", file.to_str().unwrap(), "--map", "s8", "--threads", "2"];
+    let out = scenetok(&args, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("3 frames") && text.contains("40 channels per point"), "{text}");
+
+    let read = |p: &Path| {
+        let f = std::fs::File::open(p).unwrap();
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap();
+        r.map(|b| b.unwrap()).collect::<Vec<_>>()
+    };
+    let (mut rows, mut seen) = (0, 0);
+    for b in read(&file) {
+        rows += b.num_rows();
+        let cam = b.column_by_name("camera").unwrap().as_primitive::<Int8Type>();
+        let u = b.column_by_name("u").unwrap().as_primitive::<Float32Type>();
+        let feat = b.column_by_name("feature").unwrap().as_fixed_size_list();
+        assert_eq!(feat.value_length(), 40);
+        for i in 0..b.num_rows() {
+            let c = cam.value(i);
+            assert!((0..=5).contains(&c));
+            let f = feat.value(i);
+            let f = f.as_primitive::<Float32Type>();
+            if c == 0 {
+                assert!(u.value(i).is_nan() && f.values().iter().all(|v| *v == 0.0));
+            } else {
+                seen += 1;
+                assert!(u.value(i) >= 0.0 && f.values().iter().any(|v| *v != 0.0));
+            }
+        }
+    }
+    assert!(rows > 100 && seen > 0, "{rows} rows, {seen} seen");
+    let cams = read(&dir.path().join("f.cameras.parquet"));
+    let n: usize = cams.iter().map(|b| b.num_rows()).sum();
+    assert!(n >= 3, "{n} camera rows");
+    let pooled = cams[0].column_by_name("pooled").unwrap().as_list::<i32>();
+    assert_eq!(pooled.value(0).len(), 1280);
+
+    // No ONNX Runtime library: a clear error naming the path, not a crash.
+    let out = scenetok(&args, &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/libonnxruntime.so") && err.contains("ONNX Runtime library not found"), "{err}");
+}

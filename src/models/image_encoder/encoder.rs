@@ -73,6 +73,8 @@ pub struct ImageEncoder {
     io: Option<BoundIo>,
     /// The last batch (its buffer is reused).
     batch: Batch,
+    /// Seconds spent inside the last `Session::run` (benchmarks split time with it).
+    last_session_s: f64,
 }
 
 impl std::fmt::Debug for ImageEncoder {
@@ -121,13 +123,18 @@ impl ImageEncoder {
             .map_err(|e| ort_err("session options", e.to_string()))?
             .commit_from_file(file)
             .map_err(|e| ort_err("cannot load the model", e.to_string()))?;
-        let enc = ImageEncoder { config, session, io: None, batch: empty_batch() };
+        let enc = ImageEncoder { config, session, io: None, batch: empty_batch(), last_session_s: 0.0 };
         enc.check_signature()?;
         Ok(enc)
     }
 
     pub fn config(&self) -> &ModelConfig {
         &self.config
+    }
+
+    /// Seconds the last run spent inside ONNX Runtime (not preprocessing or copying).
+    pub fn last_session_seconds(&self) -> f64 {
+        self.last_session_s
     }
 
     /// Checks the model's declared input and outputs against the config.
@@ -216,7 +223,10 @@ impl ImageEncoder {
         }
         let Some(io) = self.io.as_mut() else { unreachable!("bound just above") };
         io.input.extract_tensor_mut().1.copy_from_slice(&batch.data);
-        let outputs = self.session.run_binding(&io.binding).map_err(|e| {
+        let t = std::time::Instant::now();
+        let outputs = self.session.run_binding(&io.binding);
+        self.last_session_s = t.elapsed().as_secs_f64();
+        let outputs = outputs.map_err(|e| {
             Error::model(
                 at(),
                 format!(

@@ -50,11 +50,14 @@ pub struct EncoderOptions {
     pub threads: usize,
     /// Graph optimisations: all (constant folding, fusions, NCHWc layout transforms).
     pub optimization: GraphOptimizationLevel,
+    /// Let idle intra-op threads spin between runs. Off: between runs the CPU belongs to
+    /// decoding, preprocessing and sampling (rayon), which spinning threads would slow.
+    pub spin: bool,
 }
 
 impl Default for EncoderOptions {
     fn default() -> Self {
-        EncoderOptions { threads: 0, optimization: GraphOptimizationLevel::All }
+        EncoderOptions { threads: 0, optimization: GraphOptimizationLevel::All, spin: false }
     }
 }
 
@@ -120,6 +123,7 @@ impl ImageEncoder {
             // planning so that repeated runs of one shape reuse one arena layout.
             .and_then(|b| b.with_parallel_execution(false))
             .and_then(|b| b.with_memory_pattern(true))
+            .and_then(|b| b.with_intra_op_spinning(options.spin))
             .map_err(|e| ort_err("session options", e.to_string()))?
             .commit_from_file(file)
             .map_err(|e| ort_err("cannot load the model", e.to_string()))?;

@@ -40,15 +40,57 @@ impl PointFeatures {
     }
 }
 
+/// Points on the border of the image checked to bound its field of view.
+const BORDER_SAMPLES: usize = 64;
+/// Safety margin on that bound (the distortion is smooth: the bound between samples is
+/// off by far less).
+const CULL_MARGIN: f64 = 1.05;
+
+/// A conservative bound of a camera's field of view in normalised (undistorted)
+/// coordinates: a point outside it cannot land in the image, so most of the points behind
+/// or beside a camera are rejected without the distortion polynomial.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FieldOfView {
+    max_u: f64,
+    max_v: f64,
+}
+
+impl FieldOfView {
+    pub fn of(model: &CameraModel) -> Self {
+        let (w, h) = (model.width, model.height);
+        let (mut max_u, mut max_v) = (0.0f64, 0.0f64);
+        for i in 0..=BORDER_SAMPLES {
+            let t = i as f64 / BORDER_SAMPLES as f64;
+            for (u, v) in [(t * w, 0.0), (t * w, h), (0.0, t * h), (w, t * h)] {
+                let (un, vn) = model.image_to_direction(u, v);
+                max_u = max_u.max(un.abs());
+                max_v = max_v.max(vn.abs());
+            }
+        }
+        FieldOfView { max_u: max_u * CULL_MARGIN, max_v: max_v * CULL_MARGIN }
+    }
+    /// False only for camera-frame points that certainly miss the image.
+    fn may_see(&self, pc: &Vector3<f64>) -> bool {
+        pc.x > 0.0 && pc.y.abs() <= self.max_u * pc.x && pc.z.abs() <= self.max_v * pc.x
+    }
+}
+
 /// The first camera (in [`CAMERA_ORDER`]) whose image holds the vehicle-frame point `p`:
-/// `(index into cameras, u, v)`.
+/// `(index into cameras, u, v)`. `order` comes from [`projection_order`], `fov[i]` from
+/// [`FieldOfView::of`] for camera `i`.
 pub fn choose_camera(
     cameras: &[(CameraName, CameraModel)],
     order: &[usize],
+    fov: &[FieldOfView],
     p: &Vector3<f64>,
 ) -> Option<(usize, f64, f64)> {
     order.iter().find_map(|&i| {
-        let pr = cameras[i].1.project_vehicle_point(p)?;
+        let model = &cameras[i].1;
+        let pc = model.vehicle_to_camera(p);
+        if !fov[i].may_see(&pc) {
+            return None;
+        }
+        let pr = model.project_camera_point(&pc)?;
         pr.in_image.then_some((i, pr.u, pr.v))
     })
 }
@@ -87,6 +129,7 @@ pub fn point_features(
         }
     }
     let order = projection_order(cameras);
+    let fov: Vec<FieldOfView> = cameras.iter().map(|(_, m)| FieldOfView::of(m)).collect();
     let grids: Vec<_> = (0..batch).map(|n| map.channels_last(n)).collect();
     let c = map.channels();
     let n = points.len();
@@ -101,7 +144,7 @@ pub fn point_features(
         .for_each(|(((f, cam), uv), pts)| {
             for (j, p) in pts.iter().enumerate() {
                 let pv = Vector3::new(p[0] as f64, p[1] as f64, p[2] as f64);
-                let Some((i, u, v)) = choose_camera(cameras, &order, &pv) else { continue };
+                let Some((i, u, v)) = choose_camera(cameras, &order, &fov, &pv) else { continue };
                 cam[j] = Some(cameras[i].0);
                 uv[j] = [u as f32, v as f32];
                 let (x, y) = map.cell_of(i, u, v);
@@ -171,6 +214,32 @@ mod tests {
         assert_eq!(f.features[[2, 0]], 0.0);
         assert!(f.uv[3][0].is_nan() && f.features.row(3).iter().all(|v| *v == 0.0));
         assert_eq!(f.seen_count(), 3);
+    }
+
+    #[test]
+    fn the_field_of_view_cull_never_rejects_a_point_in_the_image() {
+        // A distorted camera: every pixel's ray must pass the cull (and project back).
+        let (name, _) = camera(CameraName::Front, 0.0);
+        let mut calib = CameraCalibration {
+            camera: name,
+            intrinsic: Intrinsics::from_array(&[100.0, 100.0, 100.0, 50.0, -0.15, 0.05, 0.001, -0.001, 0.0]),
+            extrinsic: Transform::identity(),
+            width: 200,
+            height: 100,
+            rolling_shutter: RollingShutterDirection::GlobalShutter,
+        };
+        calib.extrinsic.0[(0, 3)] = 1.5;
+        let m = CameraModel::new(&calib);
+        let fov = FieldOfView::of(&m);
+        let cams = [(name, m.clone())];
+        for v in (0..100).map(|i| i as f64 + 0.5) {
+            for u in (0..200).map(|i| i as f64 + 0.5) {
+                let (un, vn) = m.image_to_direction(u, v);
+                let p = m.camera_to_vehicle(&Vector3::new(7.0, -un * 7.0, -vn * 7.0));
+                let (_, pu, pv) = choose_camera(&cams, &[0], &[fov], &p).expect("an image pixel is seen");
+                assert!((pu - u).abs() < 1e-6 && (pv - v).abs() < 1e-6);
+            }
+        }
     }
 
     #[test]

@@ -158,7 +158,16 @@ pub fn preprocess_into(config: &ModelConfig, images: &[RgbView<'_>], batch: &mut
 
     // One output row: horizontal then vertical interpolation of the two source rows, in
     // f32, in the same order as the reference.
-    let row_values = |n: usize, y: usize, out: &mut dyn FnMut(usize, usize, f32)| {
+    fn row_values(
+        images: &[RgbView<'_>],
+        xtaps: &[Vec<(usize, usize, f32)>],
+        ytaps: &[Vec<(usize, usize, f32)>],
+        norm: &([usize; 3], [f32; 3], [f32; 3]),
+        n: usize,
+        y: usize,
+        mut out: impl FnMut(usize, usize, f32),
+    ) {
+        let (src, mean, std) = norm;
         let im = &images[n];
         let stride = im.width as usize * 3;
         let (y0, y1, wy) = ytaps[n][y];
@@ -172,11 +181,12 @@ pub fn preprocess_into(config: &ModelConfig, images: &[RgbView<'_>], batch: &mut
                 out(x, c, (v - mean[c]) / std[c]);
             }
         }
-    };
+    }
+    let norm = (src, mean, std);
 
     match layout {
         Layout::Nhwc => rows.into_par_iter().for_each(|(n, y, row)| {
-            row_values(n, y, &mut |x, c, v| row[x * 3 + c] = v);
+            row_values(images, &xtaps, &ytaps, &norm, n, y, |x, c, v| row[x * 3 + c] = v);
         }),
         Layout::Nchw => {
             // Split each image into its three planes, then each plane into rows, so that a
@@ -193,7 +203,7 @@ pub fn preprocess_into(config: &ModelConfig, images: &[RgbView<'_>], batch: &mut
                 }
             }
             tasks.into_par_iter().for_each(|(n, y, mut planes)| {
-                row_values(n, y, &mut |x, c, v| planes[c][x] = v);
+                row_values(images, &xtaps, &ytaps, &norm, n, y, |x, c, v| planes[c][x] = v);
             });
         }
     }

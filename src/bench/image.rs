@@ -78,10 +78,12 @@ fn frame_points(frame: &Frame) -> Result<Option<Vec<[f32; 3]>>> {
     Ok((!pts.is_empty()).then_some(pts))
 }
 
-/// A deterministic stand-in for a Waymo TOP + side cloud (about 170k points, 2-75 m, all
-/// around the car) for frames without LiDAR (the pvps sample has empty range images).
+/// A stand-in for a Waymo TOP return (64 beams × 2650 columns, +2.4° to −17.6°, the
+/// sensor 2 m up) for frames without LiDAR (the pvps sample has empty range images), in
+/// range-image order as real clouds are: beams that hit the ground do so, the others end
+/// 10-75 m away (deterministic pseudo-random ranges).
 fn synthetic_points() -> Vec<[f32; 3]> {
-    let n = 170_000;
+    let (rows, cols, height) = (64usize, 2650usize, 2.0f64);
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
     let mut next = || {
         state ^= state << 13;
@@ -89,13 +91,18 @@ fn synthetic_points() -> Vec<[f32; 3]> {
         state ^= state << 17;
         (state >> 11) as f64 / (1u64 << 53) as f64
     };
-    (0..n)
-        .map(|_| {
-            let a = next() * std::f64::consts::TAU;
-            let r = 2.0 + 73.0 * next() * next();
-            [(r * a.cos()) as f32, (r * a.sin()) as f32, (-2.0 + 6.0 * next()) as f32]
-        })
-        .collect()
+    let mut pts = Vec::with_capacity(rows * cols);
+    for r in 0..rows {
+        let incl = (2.4 - 20.0 * r as f64 / (rows - 1) as f64).to_radians();
+        for c in 0..cols {
+            let az = std::f64::consts::PI - std::f64::consts::TAU * (c as f64 + 0.5) / cols as f64;
+            let ground = if incl < 0.0 { height / -incl.sin() } else { f64::INFINITY };
+            let range = ground.min(10.0 + 65.0 * next());
+            let (h, z) = (range * incl.cos(), height + range * incl.sin());
+            pts.push([(h * az.cos()) as f32, (h * az.sin()) as f32, z as f32]);
+        }
+    }
+    pts
 }
 
 fn load_frame(source: &Path) -> Result<Frame> {

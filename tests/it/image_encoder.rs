@@ -143,7 +143,8 @@ fn generated_frame_points_take_the_camera_of_lidar_camera_projection() {
     let mut enc = encoder(0.5);
     let r = frame_features(&mut enc, &frame, "s16", &Location::default()).unwrap();
     let (mut total, mut seen, mut mismatched) = (0usize, 0usize, Vec::new());
-    for (laser, ret, _xyz, pixels, f) in r.clouds.iter().filter(|c| c.1 == 1) {
+    for c in r.clouds.iter().filter(|c| c.ret == 1) {
+        let (laser, ret, pixels, f) = (&c.laser, c.ret, &c.pixels, &c.features);
         let l = frame.lasers.iter().find(|l| l.laser.value() as i8 == *laser).unwrap();
         let proj = l.camera_projection1.as_ref().expect("generated lasers carry lidar_camera_projection");
         for (i, px) in pixels.iter().enumerate() {
@@ -180,7 +181,7 @@ fn generated_frame_features_match_python_onnxruntime() {
     let mut manifest = write_case(dir.path(), enc.config(), &views, &r.outputs);
     // All points of all lasers and returns, with the camera index the Rust side chose.
     let (mut img, mut u, mut v, mut feats) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (_, _, _, _, f) in &r.clouds {
+    for f in r.clouds.iter().map(|c| &c.features) {
         for i in 0..f.camera.len() {
             let k = f.camera[i].map_or(-1, |c| r.images.cameras.iter().position(|(n, _)| *n == c).unwrap() as i32);
             img.extend(k.to_le_bytes());

@@ -61,12 +61,25 @@ pub fn cameras_path(out: &Path) -> PathBuf {
     out.with_file_name(format!("{stem}.cameras.parquet"))
 }
 
+/// One return of one laser with its points' image features.
+pub struct LaserCloud {
+    /// `LaserName` value.
+    pub laser: i8,
+    /// 1 or 2.
+    pub ret: u8,
+    /// Vehicle-frame points.
+    pub xyz: Vec<[f32; 3]>,
+    /// Source range-image pixel `[row, col]` of each point.
+    pub pixels: Vec<[u32; 2]>,
+    pub features: PointFeatures,
+}
+
 /// One frame's images run through the encoder and its points' features.
 pub struct FrameResult {
     pub images: FrameImages,
     pub outputs: Outputs,
-    /// Per laser and return: (laser value, return 1|2, points, pixels, features).
-    pub clouds: Vec<(i8, u8, Vec<[f32; 3]>, Vec<[u32; 2]>, PointFeatures)>,
+    /// Per laser and return.
+    pub clouds: Vec<LaserCloud>,
 }
 
 /// Encodes a frame's cameras in one run and samples `map` for every LiDAR point.
@@ -93,7 +106,13 @@ pub fn frame_features(encoder: &mut ImageEncoder, frame: &Frame, map: &str, at: 
         for (ret, cloud) in [(1u8, pts.return1), (2u8, pts.return2)] {
             let Some(cloud) = cloud else { continue };
             let f = point_features(&cloud.xyz, &images.cameras, fmap)?;
-            clouds.push((laser.laser.value() as i8, ret, cloud.xyz, cloud.pixels, f));
+            clouds.push(LaserCloud {
+                laser: laser.laser.value() as i8,
+                ret,
+                xyz: cloud.xyz,
+                pixels: cloud.pixels,
+                features: f,
+            });
         }
     }
     Ok(FrameResult { images, outputs, clouds })
@@ -151,10 +170,10 @@ pub fn export_features(
             let at = Location::file(ds.root()).detail(format!("segment {seg}"));
             let r = frame_features(encoder, &frame, &map, &at)?;
             cw.push(seg, ts, &r, &map)?;
-            for (laser, ret, xyz, pixels, f) in &r.clouds {
-                summary.points += xyz.len();
-                summary.points_seen += f.seen_count();
-                pw.push(seg, ts, *laser, *ret, xyz, pixels, f)?;
+            for c in &r.clouds {
+                summary.points += c.xyz.len();
+                summary.points_seen += c.features.seen_count();
+                pw.push(seg, ts, c)?;
             }
             summary.frames += 1;
             summary.images += r.images.images.len();
@@ -187,17 +206,9 @@ impl PointWriter {
         Ok(PointWriter { path: path.to_path_buf(), channels, w: None })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn push(
-        &mut self,
-        seg: &str,
-        ts: i64,
-        laser: i8,
-        ret: u8,
-        xyz: &[[f32; 3]],
-        pixels: &[[u32; 2]],
-        f: &PointFeatures,
-    ) -> Result<()> {
+    fn push(&mut self, seg: &str, ts: i64, cloud: &LaserCloud) -> Result<()> {
+        let LaserCloud { laser, ret, xyz, pixels, features: f } = cloud;
+        let (laser, ret) = (*laser, *ret);
         let n = xyz.len();
         let mut segment = StringBuilder::new();
         let mut time = Int64Builder::with_capacity(n);

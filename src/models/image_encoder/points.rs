@@ -194,11 +194,11 @@ mod tests {
         // Given in the "wrong" order: FRONT_LEFT (looking 45° left) first, then FRONT.
         let cams = vec![camera(CameraName::FrontLeft, std::f64::consts::FRAC_PI_4), camera(CameraName::Front, 0.0)];
         let pts = [
-            [10.0, 0.0, 0.0],                // straight ahead: FRONT, principal point
-            [10.0, 9.0, 0.0],                // 42° left: both see it, FRONT wins (u = 100 - 90 = 10)
-            [1.736_481_8, 9.848_077_5, 0.0], // 80° left: only FRONT_LEFT (35° off its axis)
-            [-10.0, 0.0, 0.0],               // behind both
-            [10.0, 0.0, 100.0],              // far above: outside both images
+            [10.0, 0.0, 0.0],            // straight ahead: FRONT, principal point
+            [10.0, 9.0, 0.0],            // 42° left: both see it, FRONT wins (u = 100 - 90 = 10)
+            [1.736_482, 9.848_078, 0.0], // 80° left: only FRONT_LEFT (35° off its axis)
+            [-10.0, 0.0, 0.0],           // behind both
+            [10.0, 0.0, 100.0],          // far above: outside both images
         ];
         let f = point_features(&pts, &cams, &map(2)).unwrap();
         assert_eq!(

@@ -87,6 +87,28 @@ enum Command {
         #[command(subcommand)]
         which: BenchKind,
     },
+    /// Image features of a v2 dataset: per camera (pooled vector, top-5 classes, optionally
+    /// the feature map) and per LiDAR point (the chosen camera, pixel and sampled feature),
+    /// as parquet: OUT (points) and OUT's stem + `.cameras.parquet`.
+    Features {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        segment: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        model: ImageModelArgs,
+        /// The feature map sampled per point (default: the config's `sample`).
+        #[arg(long)]
+        map: Option<String>,
+        /// At most this many frames per segment.
+        #[arg(long)]
+        frames: Option<usize>,
+        /// Also store every camera's sampled feature map (large).
+        #[arg(long)]
+        with_maps: bool,
+    },
     /// Write scenetok's tiny built-in v2 dataset (every component, 3 frames) to a folder.
     Fixture {
         #[arg(long)]
@@ -115,6 +137,106 @@ enum BenchKind {
         #[arg(long, default_value_t = 20)]
         repeat: usize,
     },
+    /// The image encoder on a frame's five full-size cameras (decode, preprocess, session,
+    /// per-point sampling) vs Python onnxruntime on the same batch.
+    Image {
+        /// A v1 `.tfrecord` or v2 dataset folder (default: the real pvps sample frame).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        model: ImageModelArgs,
+        /// Timed runs per side (after a warm-up run).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Python with onnxruntime for the baseline (default: the setup script's venv).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long)]
+        no_baseline: bool,
+    },
+}
+
+// ---- image encoder (scenetok features, scenetok bench image) --------------------------------
+
+/// Which image model and how to run it.
+#[derive(clap::Args)]
+struct ImageModelArgs {
+    /// Model config (default: data/models/efficientnet_lite0.toml).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Override the config's resize factor (e.g. 1 for full resolution).
+    #[arg(long)]
+    scale: Option<f64>,
+    /// ONNX Runtime intra-op threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+impl ImageModelArgs {
+    fn config_path(&self) -> PathBuf {
+        self.model.clone().unwrap_or_else(scenetok::models::image_encoder::default_config_path)
+    }
+    fn encoder(&self) -> Result<scenetok::models::image_encoder::ImageEncoder> {
+        use scenetok::models::image_encoder::{EncoderOptions, ImageEncoder, ModelConfig};
+        let mut cfg = ModelConfig::load(self.config_path())?;
+        if let Some(s) = self.scale {
+            cfg = cfg.with_scale(s)?;
+        }
+        Ok(ImageEncoder::load(cfg, EncoderOptions { threads: self.threads, ..Default::default() })?)
+    }
+}
+
+fn features_command(
+    data: &std::path::Path,
+    out: &std::path::Path,
+    opts: scenetok::models::image_encoder::export::ExportOptions,
+    model: &ImageModelArgs,
+    stdout: &mut impl std::io::Write,
+) -> Result<()> {
+    let mut enc = model.encoder()?;
+    let s = scenetok::models::image_encoder::export::export_features(&mut enc, data, out, &opts)?;
+    writeln!(
+        stdout,
+        "{} frames, {} camera images, {} points ({} seen by a camera, {:.1}%), {} channels per point\nwrote {} and {}",
+        s.frames,
+        s.images,
+        s.points,
+        s.points_seen,
+        100.0 * s.points_seen as f64 / s.points.max(1) as f64,
+        s.channels,
+        s.points_file.display(),
+        s.cameras_file.display()
+    )?;
+    Ok(())
+}
+
+fn bench_image_command(
+    data: Option<PathBuf>,
+    model: &ImageModelArgs,
+    runs: usize,
+    python: Option<PathBuf>,
+    no_baseline: bool,
+    stdout: &mut impl std::io::Write,
+) -> Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let source = data.unwrap_or_else(|| root.join("../shared/waymo-samples/v1/pvps_data_one_frame.tfrecord"));
+    anyhow::ensure!(
+        source.exists(),
+        "{}: not found (pass --data: a v1 .tfrecord or a v2 dataset folder)",
+        source.display()
+    );
+    let python = python.unwrap_or_else(|| root.join(".venv/bin/python"));
+    let opts = scenetok::bench::image::ImageBenchOptions {
+        source,
+        config: model.config_path(),
+        scale: model.scale,
+        threads: model.threads,
+        runs,
+        python: (!no_baseline).then_some(python),
+        script: root.join("tools/image_reference.py"),
+    };
+    write!(stdout, "{}", scenetok::bench::image::run(&opts)?.report())?;
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -255,6 +377,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench { which: BenchKind::Metrics { data, repeat } } => {
             let result = scenetok::bench::metrics::run(&data, repeat)?;
             write!(stdout, "{}", result.report())?;
+        }
+        Command::Bench { which: BenchKind::Image { data, model, runs, python, no_baseline } } => {
+            bench_image_command(data, &model, runs, python, no_baseline, &mut stdout)?
+        }
+        Command::Features { data, segment, out, model, map, frames, with_maps } => {
+            let opts =
+                scenetok::models::image_encoder::export::ExportOptions { segment, max_frames: frames, map, with_maps };
+            features_command(&data, &out, opts, &model, &mut stdout)?
         }
         Command::Demo { out, frames } => demo(&out, frames, &mut stdout)?,
         Command::Fixture { out } => {

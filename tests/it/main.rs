@@ -8,6 +8,7 @@ mod common;
 mod formats;
 mod geom;
 mod geom_pvps;
+mod image_encoder;
 mod motion_metrics;
 mod report;
 mod sim_camera;

@@ -321,7 +321,9 @@ fn run(cli: Cli) -> Result<()> {
             write!(stdout, "{}", result.report())?;
         }
         Command::Eval { data, model, out, stride } => {
+            let started = std::time::Instant::now();
             let scenarios = scenetok::eval::runner::load_scenarios(&data, stride)?;
+            let read_s = started.elapsed().as_secs_f64();
             anyhow::ensure!(
                 !scenarios.is_empty(),
                 "{}: no scenario of 91 frames with agents to predict",
@@ -335,6 +337,20 @@ fn run(cli: Cli) -> Result<()> {
             bar.finish_and_clear();
             let path = scenetok::eval::runner::write_run(&out, &report)?;
             write!(stdout, "{}", report.table())?;
+            let stage_s = |name: &str| {
+                report
+                    .latency
+                    .iter()
+                    .find(|l| l.stage == name)
+                    .map_or(0.0, |l| l.stats.mean_ms * l.stats.count as f64 / 1e3)
+            };
+            writeln!(
+                stdout,
+                "time: reading {read_s:.3} s, model {:.3} s, metrics {:.3} s, total {:.3} s",
+                stage_s("model"),
+                stage_s("metrics"),
+                started.elapsed().as_secs_f64()
+            )?;
             writeln!(
                 stdout,
                 "wrote {} (metrics), report.html, report.md, predictions.parquet and submission.binproto beside it",

@@ -32,12 +32,14 @@ pub enum EvalError {
 pub fn load_scenarios(path: &Path, stride: usize) -> Result<Vec<Scenario>, EvalError> {
     if path.is_dir() {
         let ds = Dataset::open(path)?;
-        let mut out = Vec::new();
         let segments: Vec<String> = ds.segments().map(str::to_string).collect();
-        for seg in &segments {
-            out.extend(crate::io::v2::motion::segment_scenarios(&ds, seg, stride)?);
-        }
-        Ok(out)
+        // Segments are independent files: read them on every core, keep the segment order.
+        use rayon::prelude::*;
+        let per_segment: Vec<Vec<Scenario>> = segments
+            .par_iter()
+            .map(|seg| crate::io::v2::motion::segment_scenarios(&ds, seg, stride))
+            .collect::<Result<_, _>>()?;
+        Ok(per_segment.into_iter().flatten().collect())
     } else {
         Ok(crate::io::womd::read_scenarios(path)?)
     }

@@ -2,3 +2,4 @@
 
 pub mod baselines;
 pub mod lane_follower;
+pub mod lidar_seg;

@@ -3,12 +3,14 @@
 //! one backend trait, layers, networks and the autotuner.
 
 pub mod dataflow;
+pub mod export;
 pub mod gemm;
 pub mod hash;
 pub mod kmap;
 pub mod layers;
 pub mod nets;
 pub mod tensor;
+pub mod tune;
 pub mod voxelize;
 pub mod weights;
 

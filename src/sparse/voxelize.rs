@@ -98,6 +98,9 @@ pub fn voxelize(frames: &[PointsRef<'_>], voxel_size: f32) -> Voxelized {
             range[a] = range[a].max(c[a + 1] + 1);
         }
     }
+    // A multiple of 16: four stride-2 k2 levels (spconv's valid-conv range rule) then keep
+    // every voxel, none falls off an odd-sized edge.
+    let range = range.map(|r| (r + 15) / 16 * 16);
     Voxelized {
         tensor: SparseTensor::new(sorted, feats, channels, range),
         point_to_voxel: p2v,

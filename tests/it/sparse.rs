@@ -340,3 +340,94 @@ fn voxelization_equals_a_map_based_reference() {
     assert_eq!(v.point_to_voxel[0][3], None, "a NaN point has no voxel");
     assert_eq!(v.point_to_voxel[1][3], None);
 }
+
+/// Reads the golden file written by `tools/train/make_golden.py`.
+fn golden() -> Option<(Vec<[i32; 4]>, Vec<f32>, [i32; 3], Vec<f32>)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/lidar_seg_minkunet.safetensors");
+    let bytes = std::fs::read(&path).ok()?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("golden file parses");
+    let f32s = |n: &str| -> Vec<f32> {
+        st.tensor(n).unwrap().data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    };
+    let i32s = |n: &str| -> Vec<i32> {
+        st.tensor(n).unwrap().data().chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    };
+    let coords = i32s("coords").chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
+    let r = i32s("range");
+    Some((coords, f32s("feats"), [r[0], r[1], r[2]], f32s("logits")))
+}
+
+#[test]
+fn minkunet_with_shipped_weights_reproduces_the_pytorch_twin() {
+    use scenetok::models::lidar_seg::LidarSegModel;
+    use scenetok::sparse::layers::RunCtx;
+    let (coords, feats, range, want) = golden().expect("tests/golden/lidar_seg_minkunet.safetensors is committed");
+    let model = LidarSegModel::load(&LidarSegModel::default_path()).expect("shipped weights load");
+    let x = SparseTensor::new(coords, feats, 4, range);
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    for df in Dataflow::representatives() {
+        let ctx = RunCtx { default: df, ..RunCtx::default() };
+        let out = model.net.forward(&scenetok::sparse::tune::fresh(&x), &ctx);
+        assert_eq!(out.logits.len(), want.len());
+        let err = out.logits.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max) / scale;
+        assert!(err < 1e-4, "{}: max relative error {err:e}", df.label());
+    }
+}
+
+#[test]
+fn weights_with_a_wrong_shape_or_missing_tensor_are_named_in_the_error() {
+    use scenetok::sparse::nets::{MinkUNet, MinkUNetConfig};
+    use scenetok::sparse::weights::Params;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.safetensors");
+    let data = vec![0u8; 4 * 3];
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![3], &data).unwrap();
+    let bytes = safetensors::serialize([("stem.0.conv.kernel".to_string(), view)], None).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    let mut p = Params::load(&path).unwrap();
+    let err = MinkUNet::build(MinkUNetConfig { in_channels: 4, num_classes: 23, width: 0.25 }, &mut p)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("w.safetensors") && err.contains("stem.0.conv.kernel") && err.contains("[27, 4, 8]"), "{err}");
+    std::fs::write(&path, b"not a safetensors file").unwrap();
+    assert!(Params::load(&path).is_err());
+}
+
+#[test]
+fn bn_folding_equals_conv_then_batch_norm() {
+    use scenetok::sparse::layers::{BatchNorm, RunCtx, SparseConv3d};
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let range = [6, 6, 6];
+    let coords = grid(&mut rng, 1, range, 0.4);
+    let (cin, cout) = (3, 5);
+    let g = ConvGeom::cube(3, 1);
+    let conv = SparseConv3d {
+        name: "c".into(),
+        cin,
+        cout,
+        geom: g,
+        transposed: false,
+        generative: false,
+        weight: randn(&mut rng, 27 * cin * cout),
+        bias: None,
+    };
+    let bn = BatchNorm {
+        weight: randn(&mut rng, cout),
+        bias: randn(&mut rng, cout),
+        mean: randn(&mut rng, cout),
+        var: (0..cout).map(|i| 0.5 + i as f32).collect(),
+        eps: 1e-5,
+    };
+    let x = SparseTensor::new(coords.clone(), randn(&mut rng, coords.len() * cin), cin, range);
+    let ctx = RunCtx::default();
+    let plain = conv.forward(&x, &ctx, false);
+    let mut folded = conv.clone();
+    folded.fold_bn(&bn);
+    let got = folded.forward(&x, &ctx, false);
+    for (row, (a, b)) in plain.feats.chunks(cout).zip(got.feats.chunks(cout)).enumerate() {
+        for c in 0..cout {
+            let want = (a[c] - bn.mean[c]) / (bn.var[c] + bn.eps).sqrt() * bn.weight[c] + bn.bias[c];
+            assert!((b[c] - want).abs() < 1e-4, "row {row} channel {c}");
+        }
+    }
+}

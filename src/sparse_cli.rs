@@ -1,5 +1,8 @@
 //! `scenetok eval --task lidar-seg`, `scenetok tune` and `scenetok bench sparse`.
 
+// Library errors carry their full location (see src/lib.rs); they are the cold path.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -79,6 +82,9 @@ pub fn eval_lidar_seg(
     }
     Ok(())
 }
+
+/// Per layer over the timed runs: cin, cout, FLOPs, seconds, group label.
+type LayerSum = (usize, usize, f64, f64, String);
 
 /// A network with random weights at a width, as one forward closure.
 enum Net {
@@ -221,7 +227,7 @@ pub fn bench(args: BenchArgs, stdout: &mut impl Write) -> Result<()> {
             writeln!(stdout, "  tuned / best single dataflow: {:.2}", tuned / best)?;
             // Per-layer GFLOP/s of the tuned run.
             let (_, _, stats) = rows.last().expect("tuned row");
-            let mut per: BTreeMap<(usize, String), (usize, usize, f64, f64, String)> = BTreeMap::new();
+            let mut per: BTreeMap<(usize, String), LayerSum> = BTreeMap::new();
             for (i, s) in stats.iter().enumerate() {
                 let idx = i % (stats.len() / runs as usize).max(1);
                 let e = per.entry((idx, s.name.clone())).or_insert((

@@ -17,9 +17,9 @@ impl Ravel {
         let mut min = [0i32, 0, 0, 0];
         let mut max = [0i32, range[0] - 1, range[1] - 1, range[2] - 1];
         for c in coords {
-            for a in 0..4 {
-                min[a] = min[a].min(c[a]);
-                max[a] = max[a].max(c[a]);
+            for (a, &v) in c.iter().enumerate() {
+                min[a] = min[a].min(v);
+                max[a] = max[a].max(v);
             }
         }
         let size = std::array::from_fn(|a| (max[a] as i64 - min[a] as i64 + 1).max(1) as u64);

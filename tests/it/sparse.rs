@@ -342,7 +342,10 @@ fn voxelization_equals_a_map_based_reference() {
 }
 
 /// Reads the golden file written by `tools/train/make_golden.py`.
-fn golden() -> Option<(Vec<[i32; 4]>, Vec<f32>, [i32; 3], Vec<f32>)> {
+/// Golden input (coords, feats, range) and the twin's logits.
+type Golden = (Vec<[i32; 4]>, Vec<f32>, [i32; 3], Vec<f32>);
+
+fn golden() -> Option<Golden> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/lidar_seg_minkunet.safetensors");
     let bytes = std::fs::read(&path).ok()?;
     let st = safetensors::SafeTensors::deserialize(&bytes).expect("golden file parses");

@@ -18,6 +18,9 @@ use scenetok::sparse::voxelize::voxelize;
 use scenetok::sparse::weights::Params;
 use scenetok::sparse::{ConvBackend, Cpu, Dataflow, SparseTensor};
 
+/// Where `scenetok tune` stores its choices and `eval` looks for them.
+const TUNING_DIR: &str = "runs/tuning";
+
 /// `scenetok tune` options.
 #[derive(clap::Args)]
 pub struct TuneArgs {
@@ -36,7 +39,7 @@ pub struct TuneArgs {
     #[arg(long, default_value_t = 1)]
     reps: usize,
     /// Where tunings are stored (one JSON per network, device and input scale).
-    #[arg(long, default_value = "runs/tuning")]
+    #[arg(long, default_value = TUNING_DIR)]
     dir: PathBuf,
 }
 
@@ -71,7 +74,19 @@ pub fn eval_lidar_seg(
 ) -> Result<()> {
     let path = weights.unwrap_or_else(LidarSegModel::default_path);
     let model = LidarSegModel::load(&path)?;
-    let report = lidar_seg::evaluate(data, &model, max_frames)?;
+    // A stored `scenetok tune` result for this network, device and scale is reused.
+    let tuned = TuneRecord::load(
+        Path::new(TUNING_DIR),
+        &format!("minkunet-w{}", model.net.config.width),
+        &Cpu.device(),
+        &scale_label(model.voxel_size),
+    )?;
+    let mut ctx = RunCtx::default();
+    if let Some(t) = &tuned {
+        ctx.choices = t.choices();
+        writeln!(stdout, "using the dataflows tuned for {} on {}", t.network, t.device)?;
+    }
+    let report = lidar_seg::evaluate_with(data, &model, max_frames, &ctx)?;
     write!(stdout, "{}", report.table())?;
     if let Some(out) = out {
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -210,7 +225,8 @@ pub fn bench(args: BenchArgs, stdout: &mut impl Write) -> Result<()> {
                 rows.push((df.label(), ms, stats));
             }
             let t = Instant::now();
-            let groups = autotune(&backend, &inputs, &Dataflow::candidates(), 1, &|x, c| net.forward(x, c));
+            // The bench tunes over one config per dataflow kind (the full space is `scenetok tune`).
+            let groups = autotune(&backend, &inputs, &Dataflow::representatives(), 1, &|x, c| net.forward(x, c));
             let tune_s = t.elapsed().as_secs_f64();
             let choices = groups.iter().map(|g| (g.key, g.dataflow)).collect();
             let ctx = RunCtx { backend: &backend, choices, default: Dataflow::DEFAULT, stats: None };

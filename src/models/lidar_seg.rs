@@ -238,10 +238,19 @@ impl SegReport {
 
 /// Evaluates the model on the TOP lidar's labelled points of every frame.
 pub fn evaluate(root: &Path, model: &LidarSegModel, max_frames: Option<usize>) -> Result<SegReport> {
-    let ctx = RunCtx::default();
+    evaluate_with(root, model, max_frames, &RunCtx::default())
+}
+
+/// [`evaluate`] with a run context (e.g. a stored tuning's dataflow choices).
+pub fn evaluate_with(
+    root: &Path,
+    model: &LidarSegModel,
+    max_frames: Option<usize>,
+    ctx: &RunCtx<'_>,
+) -> Result<SegReport> {
     let mut conf = Confusion::default();
     for_each_frame(root, &[LaserName::Top], max_frames, |_, _, pts| {
-        let pred = model.predict(&pts, &ctx);
+        let pred = model.predict(&pts, ctx);
         conf.add(&pred, &pts.labels);
         Ok(())
     })?;

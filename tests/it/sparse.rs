@@ -434,3 +434,40 @@ fn bn_folding_equals_conv_then_batch_norm() {
         }
     }
 }
+
+#[test]
+fn lidar_seg_eval_runs_on_the_fixture_dataset() {
+    use scenetok::models::lidar_seg::{LidarSegModel, evaluate};
+    let dir = tempfile::tempdir().unwrap();
+    scenetok::io::fixture::write(dir.path()).unwrap();
+    let model = LidarSegModel::load(&LidarSegModel::default_path()).unwrap();
+    let report = evaluate(dir.path(), &model, None).unwrap();
+    assert!(report.frames > 0);
+    assert!((0.0..=1.0).contains(&report.miou));
+    assert!(report.classes.iter().all(|(_, iou, _)| (0.0..=1.0).contains(iou)));
+}
+
+#[test]
+fn autotuner_picks_one_dataflow_per_kernel_map_group_and_stores_it() {
+    use scenetok::sparse::nets::{MinkUNet, MinkUNetConfig};
+    use scenetok::sparse::tune::{TuneRecord, tune};
+    use scenetok::sparse::weights::Params;
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let range = [32, 32, 16];
+    let coords = grid(&mut rng, 1, range, 0.05);
+    let x = SparseTensor::new(coords.clone(), randn(&mut rng, coords.len() * 4), 4, range);
+    let net = MinkUNet::build(MinkUNetConfig { in_channels: 4, num_classes: 5, width: 0.125 }, &mut Params::random(1))
+        .unwrap();
+    let cands = Dataflow::representatives();
+    let groups = tune(&Cpu, std::slice::from_ref(&x), &cands, 1, &|x, c| {
+        net.forward(x, c);
+    });
+    // Stem + 4 levels of k3 submanifold, 4 downsampling and 4 transposed groups.
+    assert_eq!(groups.len(), 13, "{:?}", groups.iter().map(|g| g.key.label()).collect::<Vec<_>>());
+    assert!(groups.iter().all(|g| cands.contains(&g.dataflow) && g.ms <= g.default_ms + 1e-9));
+    let dir = tempfile::tempdir().unwrap();
+    let rec = TuneRecord { network: "minkunet-w0.125".into(), device: Cpu.device(), scale: "test".into(), groups };
+    rec.save(dir.path()).unwrap();
+    let back = TuneRecord::load(dir.path(), &rec.network, &rec.device, "test").unwrap().unwrap();
+    assert_eq!(back.choices(), rec.choices());
+}

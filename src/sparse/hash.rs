@@ -30,12 +30,12 @@ impl Ravel {
     #[inline]
     pub fn key(&self, c: [i32; 4]) -> Option<u64> {
         let mut k = 0u64;
-        for a in 0..4 {
-            let d = c[a] as i64 - self.min[a] as i64;
-            if d < 0 || d as u64 >= self.size[a] {
+        for ((&v, &min), &size) in c.iter().zip(&self.min).zip(&self.size) {
+            let d = v as i64 - min as i64;
+            if d < 0 || d as u64 >= size {
                 return None;
             }
-            k = k * self.size[a] + d as u64;
+            k = k * size + d as u64;
         }
         Some(k)
     }

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod sparse_cli;
+
 #[derive(Parser)]
 #[command(name = "scenetok", version, about = "Perception and motion prediction on Waymo-format data")]
 struct Cli {
@@ -52,14 +54,32 @@ enum Command {
     Eval {
         #[arg(long)]
         data: PathBuf,
+        /// What to evaluate: motion prediction, or LiDAR segmentation (per-class IoU, mIoU
+        /// of the sparse-conv LiDAR encoder on the TOP lidar's labelled points).
+        #[arg(long, value_enum, default_value = "motion")]
+        task: EvalTask,
         #[arg(long, value_enum, default_value = "ctra")]
         model: scenetok::models::baselines::Baseline,
+        /// Output folder (required for motion; for lidar-seg, metrics.json goes there).
         #[arg(long)]
-        out: PathBuf,
+        out: Option<PathBuf>,
         /// For v2 datasets: a 9.1 s scenario window every STRIDE frames.
         #[arg(long, default_value_t = 20)]
         stride: usize,
+        /// lidar-seg: the weights (default: the shipped data/weights file).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// lidar-seg: at most this many frames per segment.
+        #[arg(long)]
+        max_frames: Option<usize>,
     },
+    /// Sparse-conv tools: export LiDAR training data for tools/train/.
+    Sparse {
+        #[command(subcommand)]
+        which: SparseCmd,
+    },
+    /// Autotune the sparse-conv dataflows of a network on real frames and store the choice.
+    Tune(sparse_cli::TuneArgs),
     /// The main job: generate a small synthetic world (unless OUT/world exists), evaluate every
     /// motion baseline on it and on the real WOMD sample when present, and say where it all is.
     Demo {
@@ -116,8 +136,29 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum EvalTask {
+    Motion,
+    LidarSeg,
+}
+
+#[derive(Subcommand)]
+enum SparseCmd {
+    /// Write the TOP lidar's points, features and segmentation labels of every frame as
+    /// safetensors files (the PyTorch trainer's input).
+    Export {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
 #[derive(Subcommand)]
 enum BenchKind {
+    /// The sparse-conv engine: MinkUNet per dataflow and tuned, per-layer GFLOP/s against
+    /// SGEMM, and spconv's CPU build on the same voxels when available.
+    Sparse(sparse_cli::BenchArgs),
     /// Reading lidar columns (vs pyarrow) and range image → points (vs NumPy) on a dataset.
     Io {
         #[arg(long)]
@@ -320,7 +361,17 @@ fn run(cli: Cli) -> Result<()> {
             let result = scenetok::bench::io::run(&data, python, &script)?;
             write!(stdout, "{}", result.report())?;
         }
-        Command::Eval { data, model, out, stride } => {
+        Command::Eval { data, task: EvalTask::LidarSeg, out, weights, max_frames, .. } => {
+            sparse_cli::eval_lidar_seg(&data, weights, out, max_frames, &mut stdout)?
+        }
+        Command::Sparse { which: SparseCmd::Export { data, out } } => {
+            let n = scenetok::models::lidar_seg::export(&data, &out)?;
+            writeln!(stdout, "wrote {n} frame file(s) under {}", out.display())?;
+        }
+        Command::Tune(args) => sparse_cli::tune(args, &mut stdout)?,
+        Command::Bench { which: BenchKind::Sparse(args) } => sparse_cli::bench(args, &mut stdout)?,
+        Command::Eval { data, task: EvalTask::Motion, model, out, stride, .. } => {
+            let out = out.ok_or_else(|| anyhow::anyhow!("eval --task motion needs --out DIR"))?;
             let started = std::time::Instant::now();
             let scenarios = scenetok::eval::runner::load_scenarios(&data, stride)?;
             let read_s = started.elapsed().as_secs_f64();

@@ -3,3 +3,4 @@
 pub mod baselines;
 pub mod image_encoder;
 pub mod lane_follower;
+pub mod lidar_seg;

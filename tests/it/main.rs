@@ -15,4 +15,5 @@ mod sim_camera;
 mod sim_generate;
 mod sim_lidar;
 mod sim_world;
+mod sparse;
 mod v2_parquet;

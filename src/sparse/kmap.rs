@@ -1,0 +1,352 @@
+//! Kernel maps (reference/algorithms.md §A.2): the `out_in_map` contract that drives every
+//! dataflow, built by hashing for submanifold, strided, transposed and generative convs.
+//!
+//! Coordinates follow the spconv output rule ("range-shrinking"): a stride-`s` conv maps
+//! output `o` to inputs `o·s − p + k'·d`, so every level lives on a compact integer grid and
+//! a dense conv3d over that grid is an exact oracle.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rayon::prelude::*;
+
+use super::hash::{CoordHash, Ravel};
+
+/// Rows of `out_in_map` are padded to a multiple of this (the GPU CTA M tile).
+pub const ROW_TILE: usize = 128;
+
+/// Kernel size, stride, padding and dilation of a conv, per axis (x, y, z).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConvGeom {
+    pub kernel: [usize; 3],
+    pub stride: [usize; 3],
+    pub padding: [usize; 3],
+    pub dilation: [usize; 3],
+}
+
+impl ConvGeom {
+    /// A cubic kernel `k` with stride `s`; padding `(k−1)/2` for odd `k` with stride 1
+    /// (submanifold), 0 otherwise (spconv semantics).
+    pub fn cube(k: usize, s: usize) -> Self {
+        let p = if s == 1 && k % 2 == 1 { (k - 1) / 2 } else { 0 };
+        ConvGeom { kernel: [k; 3], stride: [s; 3], padding: [p; 3], dilation: [1; 3] }
+    }
+    /// Kernel volume K.
+    pub fn volume(&self) -> usize {
+        self.kernel.iter().product()
+    }
+    /// Whether the conv keeps the coordinate set (all strides 1).
+    pub fn is_submanifold(&self) -> bool {
+        self.stride == [1, 1, 1]
+    }
+    /// Output spatial range of a strided conv: `(R + 2p − d(k−1) − 1)/s + 1` per axis.
+    pub fn down_range(&self, range: [i32; 3]) -> [i32; 3] {
+        std::array::from_fn(|a| {
+            let span = range[a] as i64 + 2 * self.padding[a] as i64 - (self.dilation[a] * (self.kernel[a] - 1)) as i64;
+            ((span - 1).div_euclid(self.stride[a] as i64) + 1).max(1) as i32
+        })
+    }
+    /// Output spatial range of a transposed conv: `(R − 1)·s − 2p + d(k−1) + 1`.
+    pub fn up_range(&self, range: [i32; 3]) -> [i32; 3] {
+        std::array::from_fn(|a| {
+            ((range[a] as i64 - 1) * self.stride[a] as i64 - 2 * self.padding[a] as i64
+                + (self.dilation[a] * (self.kernel[a] - 1)) as i64
+                + 1)
+            .max(1) as i32
+        })
+    }
+}
+
+/// The kernel offsets in weight order, per axis `0..k` (not centred). Odd kernels on every
+/// axis run x fastest, then y, then z (`idx = x + kx·(y + ky·z)`, MinkowskiEngine's order);
+/// a kernel with an even axis runs z fastest (TorchSparse's even-kernel order).
+pub fn kernel_indices(kernel: [usize; 3]) -> Vec<[usize; 3]> {
+    let [kx, ky, kz] = kernel;
+    let mut out = Vec::with_capacity(kx * ky * kz);
+    if kernel.iter().all(|k| k % 2 == 1) {
+        for z in 0..kz {
+            for y in 0..ky {
+                for x in 0..kx {
+                    out.push([x, y, z]);
+                }
+            }
+        }
+    } else {
+        for x in 0..kx {
+            for y in 0..ky {
+                for z in 0..kz {
+                    out.push([x, y, z]);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The gather map of one conv: `out_in_map[o·K + k]` = the input row feeding output `o`
+/// through weight `k`, or −1; rows padded with −1 to a multiple of [`ROW_TILE`].
+#[derive(Debug)]
+pub struct KernelMap {
+    pub n_in: usize,
+    pub n_out: usize,
+    /// Kernel volume K.
+    pub volume: usize,
+    pub out_in_map: Vec<i32>,
+    /// `Some(k)` when weight `k` maps every output to the input of the same row (the centre
+    /// of an odd submanifold conv): dataflows run it as one plain GEMM.
+    pub identity: Option<usize>,
+    pairs: OnceLock<Arc<PairList>>,
+    sorted: Mutex<HashMap<usize, Arc<SortedMap>>>,
+}
+
+/// The pair-list form (gather/scatter, fetch-on-demand): per offset k, the (input, output)
+/// pairs with a neighbour, sorted by output.
+#[derive(Debug, Default)]
+pub struct PairList {
+    pub inputs: Vec<Vec<u32>>,
+    pub outputs: Vec<Vec<u32>>,
+}
+
+impl PairList {
+    /// Pair count of offset `k` (`nbsizes[k]`).
+    pub fn size(&self, k: usize) -> usize {
+        self.inputs[k].len()
+    }
+}
+
+/// The sorted implicit-GEMM form with `split` offset groups (§A.3.4): per group, the rows
+/// ordered by descending bitmask (`reorder_loc`), and per 128-row tile of that order the
+/// OR of the bitmasks (`reduced_mask`).
+#[derive(Debug)]
+pub struct SortedMap {
+    /// Offsets per group, `L = ceil(K / split)`.
+    pub group_len: usize,
+    /// Per group: sorted position → original output row.
+    pub reorder: Vec<Vec<u32>>,
+    /// Per group: per tile of [`ROW_TILE`] sorted rows, bit `i` = offset `s·L + i` is used.
+    pub reduced_mask: Vec<Vec<u32>>,
+}
+
+impl KernelMap {
+    /// A map from its dense rows (`n_out × K`, unpadded). The padding is added here.
+    pub fn from_rows(n_in: usize, n_out: usize, volume: usize, mut rows: Vec<i32>, identity: Option<usize>) -> Self {
+        debug_assert_eq!(rows.len(), n_out * volume);
+        rows.resize(n_out.div_ceil(ROW_TILE) * ROW_TILE * volume, -1);
+        KernelMap {
+            n_in,
+            n_out,
+            volume,
+            out_in_map: rows,
+            identity,
+            pairs: OnceLock::new(),
+            sorted: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Row `o` of the map.
+    #[inline]
+    pub fn row(&self, o: usize) -> &[i32] {
+        &self.out_in_map[o * self.volume..(o + 1) * self.volume]
+    }
+
+    /// Number of (input, output, offset) triples: the conv's real work.
+    pub fn n_pairs(&self) -> usize {
+        self.out_in_map.iter().filter(|&&v| v >= 0).count()
+    }
+
+    /// The pair-list form (`nonzero(out_in_map.T != −1)`), built once.
+    pub fn pairs(&self) -> Arc<PairList> {
+        self.pairs
+            .get_or_init(|| {
+                let (inputs, outputs) = (0..self.volume)
+                    .into_par_iter()
+                    .map(|k| {
+                        let (mut ins, mut outs) = (Vec::new(), Vec::new());
+                        for o in 0..self.n_out {
+                            let i = self.out_in_map[o * self.volume + k];
+                            if i >= 0 {
+                                ins.push(i as u32);
+                                outs.push(o as u32);
+                            }
+                        }
+                        (ins, outs)
+                    })
+                    .unzip();
+                Arc::new(PairList { inputs, outputs })
+            })
+            .clone()
+    }
+
+    /// The sorted form with `split` groups (1..=4), built once per split.
+    pub fn sorted(&self, split: usize) -> Arc<SortedMap> {
+        let split = split.clamp(1, self.volume.max(1));
+        let mut cache = self.sorted.lock().unwrap_or_else(|p| p.into_inner());
+        cache.entry(split).or_insert_with(|| Arc::new(self.build_sorted(split))).clone()
+    }
+
+    fn build_sorted(&self, split: usize) -> SortedMap {
+        let group_len = self.volume.div_ceil(split);
+        assert!(group_len <= 32, "a bitmask group holds at most 32 offsets (K = {}, split {split})", self.volume);
+        let mut reorder = Vec::with_capacity(split);
+        let mut reduced_mask = Vec::with_capacity(split);
+        for s in 0..split {
+            let ks = s * group_len..((s + 1) * group_len).min(self.volume);
+            let masks: Vec<u32> = (0..self.n_out)
+                .into_par_iter()
+                .map(|o| {
+                    let row = self.row(o);
+                    ks.clone().enumerate().fold(0u32, |m, (i, k)| m | (((row[k] >= 0) as u32) << i))
+                })
+                .collect();
+            let mut order: Vec<u32> = (0..self.n_out as u32).collect();
+            // Descending mask; stable, so equal masks keep their (spatially coherent) order.
+            order.par_sort_by_key(|&o| std::cmp::Reverse(masks[o as usize]));
+            let tiles = order.chunks(ROW_TILE).map(|t| t.iter().fold(0, |m, &o| m | masks[o as usize])).collect();
+            reorder.push(order);
+            reduced_mask.push(tiles);
+        }
+        SortedMap { group_len, reorder, reduced_mask }
+    }
+
+    /// The map of the transposed conv (§A.2): `t[i, k] = o` wherever `self[o, k] = i`.
+    /// Its outputs are this map's inputs.
+    pub fn transposed(&self) -> KernelMap {
+        let k = self.volume;
+        let mut rows = vec![-1i32; self.n_in * k];
+        for o in 0..self.n_out {
+            for (kk, &i) in self.row(o).iter().enumerate() {
+                if i >= 0 {
+                    rows[i as usize * k + kk] = o as i32;
+                }
+            }
+        }
+        KernelMap::from_rows(self.n_out, self.n_in, k, rows, self.identity)
+    }
+}
+
+/// Submanifold map: outputs = inputs, neighbour of `c` at offset `k` = `c + (k − c₀)·d`
+/// with `c₀ = (k−1)/2` per odd axis and 0 per even axis. With every axis odd only half the
+/// offsets are queried: a hit `j` of `i` at `k` also fills the mirror `map[j, K−1−k] = i`.
+pub fn submanifold(coords: &[[i32; 4]], range: [i32; 3], geom: &ConvGeom) -> KernelMap {
+    let idx = kernel_indices(geom.kernel);
+    let kv = idx.len();
+    let odd = geom.kernel.iter().all(|k| k % 2 == 1);
+    let offsets: Vec<[i32; 3]> = idx
+        .iter()
+        .map(|ix| {
+            std::array::from_fn(|a| {
+                let c0 = if geom.kernel[a] % 2 == 1 { (geom.kernel[a] - 1) / 2 } else { 0 };
+                (ix[a] as i32 - c0 as i32) * geom.dilation[a] as i32
+            })
+        })
+        .collect();
+    let table = CoordHash::build(coords, Ravel::covering(coords, range));
+    let n = coords.len();
+    let query = |c: [i32; 4], off: [i32; 3]| table.get([c[0], c[1] + off[0], c[2] + off[1], c[3] + off[2]]);
+    let mut rows = vec![-1i32; n * kv];
+    if odd {
+        let centre = kv / 2;
+        // Half the offsets, queried in parallel; the mirror writes go to other rows, so
+        // they are applied afterwards in one sequential pass.
+        let hits: Vec<Vec<(u32, u32)>> = coords
+            .par_iter()
+            .map(|&c| (0..centre).filter_map(|k| query(c, offsets[k]).map(|j| (k as u32, j))).collect::<Vec<_>>())
+            .collect();
+        for (i, h) in hits.iter().enumerate() {
+            rows[i * kv + centre] = i as i32;
+            for &(k, j) in h {
+                rows[i * kv + k as usize] = j as i32;
+                rows[j as usize * kv + kv - 1 - k as usize] = i as i32;
+            }
+        }
+        KernelMap::from_rows(n, n, kv, rows, Some(centre))
+    } else {
+        rows.par_chunks_mut(kv).zip(coords.par_iter()).for_each(|(row, &c)| {
+            for (k, off) in offsets.iter().enumerate() {
+                if let Some(j) = query(c, *off) {
+                    row[k] = j as i32;
+                }
+            }
+        });
+        KernelMap::from_rows(n, n, kv, rows, None)
+    }
+}
+
+/// Strided (downsampling) map with the spconv output rule: input `i` feeds output
+/// `o = (c_i + p − k'·d) / s` where divisible and `0 ≤ o < range_out`; outputs are the
+/// sorted unique such `o`. Returns the output coordinates, their range and the map.
+pub fn strided(coords: &[[i32; 4]], range: [i32; 3], geom: &ConvGeom) -> (Vec<[i32; 4]>, [i32; 3], KernelMap) {
+    let out_range = geom.down_range(range);
+    let idx = kernel_indices(geom.kernel);
+    let emit = |c: [i32; 4], ix: [usize; 3]| -> Option<[i32; 4]> {
+        let mut o = [c[0], 0, 0, 0];
+        for a in 0..3 {
+            let v = c[a + 1] + geom.padding[a] as i32 - (ix[a] * geom.dilation[a]) as i32;
+            let s = geom.stride[a] as i32;
+            if v < 0 || v % s != 0 || v / s >= out_range[a] {
+                return None;
+            }
+            o[a + 1] = v / s;
+        }
+        Some(o)
+    };
+    scatter_map(coords, out_range, &idx, emit)
+}
+
+/// Generative transposed map: every input `i` reaches `o = c_i·s − p + k'·d` inside the
+/// output range; the outputs are all such `o` (sorted), as a dense conv_transpose3d would
+/// produce them.
+pub fn generative(coords: &[[i32; 4]], range: [i32; 3], geom: &ConvGeom) -> (Vec<[i32; 4]>, [i32; 3], KernelMap) {
+    let out_range = geom.up_range(range);
+    let idx = kernel_indices(geom.kernel);
+    let emit = |c: [i32; 4], ix: [usize; 3]| -> Option<[i32; 4]> {
+        let mut o = [c[0], 0, 0, 0];
+        for a in 0..3 {
+            let v = c[a + 1] * geom.stride[a] as i32 - geom.padding[a] as i32 + (ix[a] * geom.dilation[a]) as i32;
+            if v < 0 || v >= out_range[a] {
+                return None;
+            }
+            o[a + 1] = v;
+        }
+        Some(o)
+    };
+    scatter_map(coords, out_range, &idx, emit)
+}
+
+/// Shared by [`strided`] and [`generative`]: emit (output key, offset, input) for every
+/// input and offset, take the sorted unique outputs, fill the map.
+fn scatter_map(
+    coords: &[[i32; 4]],
+    out_range: [i32; 3],
+    idx: &[[usize; 3]],
+    emit: impl Fn([i32; 4], [usize; 3]) -> Option<[i32; 4]> + Sync,
+) -> (Vec<[i32; 4]>, [i32; 3], KernelMap) {
+    let kv = idx.len();
+    let batches = coords.iter().map(|c| c[0]).max().map_or(1, |b| b + 1);
+    let ravel =
+        Ravel { min: [0; 4], size: [batches as u64, out_range[0] as u64, out_range[1] as u64, out_range[2] as u64] };
+    let triples: Vec<(u64, u32, u32)> = coords
+        .par_iter()
+        .enumerate()
+        .flat_map_iter(|(i, &c)| {
+            let emit = &emit;
+            idx.iter().enumerate().filter_map(move |(k, &ix)| {
+                let o = emit(c, ix)?;
+                Some((ravel.key(o)?, k as u32, i as u32))
+            })
+        })
+        .collect();
+    let mut keys: Vec<u64> = triples.par_iter().map(|t| t.0).collect();
+    keys.par_sort_unstable();
+    keys.dedup();
+    let out: Vec<[i32; 4]> = keys.par_iter().map(|&k| ravel.unravel(k)).collect();
+    let mut rows = vec![-1i32; out.len() * kv];
+    for &(key, k, i) in &triples {
+        // `keys` is sorted: the output row is its position.
+        if let Ok(o) = keys.binary_search(&key) {
+            rows[o * kv + k as usize] = i as i32;
+        }
+    }
+    let n_out = out.len();
+    (out, out_range, KernelMap::from_rows(coords.len(), n_out, kv, rows, None))
+}

@@ -1,0 +1,473 @@
+//! The sparse-conv engine against simple oracles: a dense conv3d / conv_transpose3d
+//! evaluated at the sparse sites, a brute-force neighbour search for kernel maps, and a
+//! map-based voxelizer.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use scenetok::sparse::kmap::{self, ConvGeom, ROW_TILE, kernel_indices};
+use scenetok::sparse::voxelize::{PointsRef, voxelize};
+use scenetok::sparse::{ConvBackend, ConvProblem, Cpu, Dataflow, SparseTensor};
+
+/// A random sparse grid: unique coordinates in `[0, range)` over `batches`, with `density`.
+fn grid(rng: &mut ChaCha8Rng, batches: i32, range: [i32; 3], density: f64) -> Vec<[i32; 4]> {
+    let mut v = Vec::new();
+    for b in 0..batches {
+        for x in 0..range[0] {
+            for y in 0..range[1] {
+                for z in 0..range[2] {
+                    if rng.random_bool(density) {
+                        v.push([b, x, y, z]);
+                    }
+                }
+            }
+        }
+    }
+    if v.is_empty() {
+        v.push([0, 0, 0, 0]);
+    }
+    v
+}
+
+fn randn(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+/// Dense cross-correlation at output `o`: `Σ_k' x[o·s − p + k'·d]·W[k']` (zero outside).
+fn dense_conv_at(
+    sites: &BTreeMap<[i32; 4], usize>,
+    x: &[f32],
+    cin: usize,
+    w: &[f32],
+    cout: usize,
+    g: &ConvGeom,
+    o: [i32; 4],
+) -> Vec<f32> {
+    let mut y = vec![0.0f64; cout];
+    for (k, ix) in kernel_indices(g.kernel).iter().enumerate() {
+        let c: [i32; 4] = [
+            o[0],
+            o[1] * g.stride[0] as i32 - g.padding[0] as i32 + (ix[0] * g.dilation[0]) as i32,
+            o[2] * g.stride[1] as i32 - g.padding[1] as i32 + (ix[1] * g.dilation[1]) as i32,
+            o[3] * g.stride[2] as i32 - g.padding[2] as i32 + (ix[2] * g.dilation[2]) as i32,
+        ];
+        if let Some(&i) = sites.get(&c) {
+            for a in 0..cin {
+                for b in 0..cout {
+                    y[b] += x[i * cin + a] as f64 * w[(k * cin + a) * cout + b] as f64;
+                }
+            }
+        }
+    }
+    y.into_iter().map(|v| v as f32).collect()
+}
+
+/// Dense transposed conv at fine position `f`: `Σ_{o,k': o·s − p + k'·d = f} x[o]·W[k']`.
+fn dense_transposed_at(
+    sites: &BTreeMap<[i32; 4], usize>,
+    x: &[f32],
+    cin: usize,
+    w: &[f32],
+    cout: usize,
+    g: &ConvGeom,
+    f: [i32; 4],
+) -> Vec<f32> {
+    let mut y = vec![0.0f64; cout];
+    for (k, ix) in kernel_indices(g.kernel).iter().enumerate() {
+        let mut o = [f[0], 0, 0, 0];
+        let mut ok = true;
+        for a in 0..3 {
+            let v = f[a + 1] + g.padding[a] as i32 - (ix[a] * g.dilation[a]) as i32;
+            ok &= v >= 0 && v % g.stride[a] as i32 == 0;
+            o[a + 1] = v / g.stride[a] as i32;
+        }
+        if let (true, Some(&i)) = (ok, sites.get(&o)) {
+            for a in 0..cin {
+                for b in 0..cout {
+                    y[b] += x[i * cin + a] as f64 * w[(k * cin + a) * cout + b] as f64;
+                }
+            }
+        }
+    }
+    y.into_iter().map(|v| v as f32).collect()
+}
+
+fn index(coords: &[[i32; 4]]) -> BTreeMap<[i32; 4], usize> {
+    coords.iter().enumerate().map(|(i, c)| (*c, i)).collect()
+}
+
+/// Every dataflow on `map` equals `want` (rows × cout) to fp32 rounding.
+fn check_dataflows(
+    what: &str,
+    map: &scenetok::sparse::KernelMap,
+    x: &[f32],
+    cin: usize,
+    w: &[f32],
+    cout: usize,
+    want: &[f32],
+) {
+    assert_eq!(want.len(), map.n_out * cout);
+    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    for df in Dataflow::candidates() {
+        let got = Cpu.conv(&df, &ConvProblem { map, x, cin, w, cout });
+        let err = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(
+            err <= 1e-5 * scale * (cin as f32).sqrt().max(1.0) * 4.0,
+            "{what}: {} differs by {err} (scale {scale})",
+            df.label()
+        );
+    }
+}
+
+fn geom(kernel: [usize; 3], stride: [usize; 3], padding: [usize; 3], dilation: [usize; 3]) -> ConvGeom {
+    ConvGeom { kernel, stride, padding, dilation }
+}
+
+#[test]
+fn submanifold_conv_equals_dense_conv_at_active_sites_for_every_dataflow() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let cases = [
+        ([3, 3, 3], [1, 1, 1], 2, [7, 6, 5], 0.3, 3, 5),
+        ([3, 3, 3], [2, 2, 2], 1, [8, 8, 6], 0.25, 4, 4),
+        ([1, 3, 1], [1, 1, 1], 1, [5, 7, 4], 0.4, 2, 3),
+        ([5, 1, 3], [1, 1, 1], 1, [9, 4, 6], 0.2, 3, 2),
+        ([2, 2, 2], [1, 1, 1], 2, [6, 6, 6], 0.3, 3, 4),
+        ([3, 2, 1], [1, 1, 1], 1, [6, 5, 4], 0.5, 2, 3),
+        // Many tiles of 128 rows and wide channels: exercises tiling, sorting and splits.
+        ([3, 3, 3], [1, 1, 1], 2, [20, 20, 10], 0.15, 32, 24),
+    ];
+    for (kernel, dilation, batches, range, density, cin, cout) in cases {
+        let coords = grid(&mut rng, batches, range, density);
+        let padding = std::array::from_fn(|a| if kernel[a] % 2 == 1 { (kernel[a] - 1) / 2 * dilation[a] } else { 0 });
+        let g = geom(kernel, [1; 3], padding, dilation);
+        let x = randn(&mut rng, coords.len() * cin);
+        let w = randn(&mut rng, g.volume() * cin * cout);
+        let sites = index(&coords);
+        let want: Vec<f32> = coords.iter().flat_map(|&c| dense_conv_at(&sites, &x, cin, &w, cout, &g, c)).collect();
+        let map = kmap::submanifold(&coords, range, &g);
+        assert_eq!(map.n_out, coords.len());
+        check_dataflows(&format!("submanifold {kernel:?} d{dilation:?}"), &map, &x, cin, &w, cout, &want);
+    }
+}
+
+#[test]
+fn kernel_maps_equal_brute_force_neighbour_search() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    for (kernel, dilation) in
+        [([3, 3, 3], [1, 1, 1]), ([2, 2, 2], [1, 1, 1]), ([3, 1, 5], [2, 1, 1]), ([4, 3, 2], [1, 1, 1])]
+    {
+        let range = [9, 8, 7];
+        let coords = grid(&mut rng, 2, range, 0.3);
+        let g = geom(kernel, [1; 3], [0; 3], dilation);
+        let map = kmap::submanifold(&coords, range, &g);
+        assert_eq!(map.out_in_map.len() % (ROW_TILE * map.volume), 0, "rows padded to 128");
+        assert!(map.out_in_map[coords.len() * map.volume..].iter().all(|&v| v == -1));
+        let idx = kernel_indices(kernel);
+        for (o, c) in coords.iter().enumerate() {
+            for (k, ix) in idx.iter().enumerate() {
+                let off: [i32; 3] = std::array::from_fn(|a| {
+                    let c0 = if kernel[a] % 2 == 1 { (kernel[a] - 1) / 2 } else { 0 };
+                    (ix[a] as i32 - c0 as i32) * dilation[a] as i32
+                });
+                let n = [c[0], c[1] + off[0], c[2] + off[1], c[3] + off[2]];
+                let want = coords.iter().position(|&d| d == n).map_or(-1, |i| i as i32);
+                assert_eq!(map.row(o)[k], want, "{kernel:?}: output {c:?} offset {k}");
+            }
+        }
+    }
+}
+
+#[test]
+fn strided_conv_follows_the_spconv_output_rule_and_equals_dense_conv() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let cases = [
+        ([2, 2, 2], [2, 2, 2], [0, 0, 0], [9, 8, 7], 0.3),
+        ([3, 3, 3], [2, 2, 2], [1, 1, 1], [9, 9, 6], 0.25),
+        ([3, 3, 3], [2, 2, 2], [0, 0, 0], [8, 7, 9], 0.3),
+        ([1, 3, 1], [1, 2, 1], [0, 0, 0], [5, 9, 4], 0.4),
+        ([3, 2, 3], [3, 2, 1], [1, 0, 1], [10, 7, 5], 0.3),
+    ];
+    for (kernel, stride, padding, range, density) in cases {
+        let coords = grid(&mut rng, 2, range, density);
+        let g = geom(kernel, stride, padding, [1; 3]);
+        let (cin, cout) = (3, 4);
+        let (out, out_range, map) = kmap::strided(&coords, range, &g);
+        // Output set: every o in range with at least one input in its receptive field.
+        let sites = index(&coords);
+        let mut expect = BTreeSet::new();
+        for b in 0..2 {
+            for x in 0..out_range[0] {
+                for y in 0..out_range[1] {
+                    for z in 0..out_range[2] {
+                        let o = [b, x, y, z];
+                        let any = kernel_indices(kernel).iter().any(|ix| {
+                            sites.contains_key(&[
+                                b,
+                                x * stride[0] as i32 - padding[0] as i32 + ix[0] as i32,
+                                y * stride[1] as i32 - padding[1] as i32 + ix[1] as i32,
+                                z * stride[2] as i32 - padding[2] as i32 + ix[2] as i32,
+                            ])
+                        });
+                        if any {
+                            expect.insert(o);
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(out, expect.into_iter().collect::<Vec<_>>(), "{kernel:?} s{stride:?}: output coordinates (sorted)");
+        for a in 0..3 {
+            assert_eq!(out_range[a], (range[a] + 2 * padding[a] as i32 - kernel[a] as i32) / stride[a] as i32 + 1);
+        }
+        let x = randn(&mut rng, coords.len() * cin);
+        let w = randn(&mut rng, g.volume() * cin * cout);
+        let want: Vec<f32> = out.iter().flat_map(|&o| dense_conv_at(&sites, &x, cin, &w, cout, &g, o)).collect();
+        check_dataflows(&format!("strided {kernel:?} s{stride:?}"), &map, &x, cin, &w, cout, &want);
+
+        // The transposed conv back to the fine coordinates (transposed cached map).
+        let t = map.transposed();
+        assert_eq!((t.n_in, t.n_out), (out.len(), coords.len()));
+        let xc = randn(&mut rng, out.len() * cout);
+        let wt = randn(&mut rng, g.volume() * cout * cin);
+        let coarse = index(&out);
+        let want: Vec<f32> =
+            coords.iter().flat_map(|&f| dense_transposed_at(&coarse, &xc, cout, &wt, cin, &g, f)).collect();
+        check_dataflows(&format!("transposed {kernel:?} s{stride:?}"), &t, &xc, cout, &wt, cin, &want);
+    }
+}
+
+#[test]
+fn generative_transposed_conv_equals_dense_conv_transpose() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    for (kernel, stride, padding) in
+        [([2, 2, 2], [2, 2, 2], [0, 0, 0]), ([3, 3, 3], [2, 2, 2], [1, 1, 1]), ([3, 1, 2], [1, 1, 2], [0, 0, 0])]
+    {
+        let range = [5, 4, 6];
+        let coords = grid(&mut rng, 1, range, 0.3);
+        let g = geom(kernel, stride, padding, [1; 3]);
+        let (out, out_range, map) = kmap::generative(&coords, range, &g);
+        let (cin, cout) = (4, 3);
+        let x = randn(&mut rng, coords.len() * cin);
+        let w = randn(&mut rng, g.volume() * cin * cout);
+        let sites = index(&coords);
+        // Every position of the dense output that receives a contribution, and nothing else.
+        let mut expect = Vec::new();
+        for xx in 0..out_range[0] {
+            for y in 0..out_range[1] {
+                for z in 0..out_range[2] {
+                    let f = [0, xx, y, z];
+                    let reached = kernel_indices(kernel).iter().any(|ix| {
+                        (0..3).all(|a| {
+                            let v = f[a + 1] + padding[a] as i32 - ix[a] as i32;
+                            v >= 0 && v % stride[a] as i32 == 0
+                        }) && sites.contains_key(&[
+                            0,
+                            (f[1] + padding[0] as i32 - ix[0] as i32) / stride[0] as i32,
+                            (f[2] + padding[1] as i32 - ix[1] as i32) / stride[1] as i32,
+                            (f[3] + padding[2] as i32 - ix[2] as i32) / stride[2] as i32,
+                        ])
+                    });
+                    if reached {
+                        expect.push(f);
+                    }
+                }
+            }
+        }
+        assert_eq!(out, expect, "{kernel:?} s{stride:?}: generated coordinates");
+        let want: Vec<f32> = out.iter().flat_map(|&f| dense_transposed_at(&sites, &x, cin, &w, cout, &g, f)).collect();
+        check_dataflows(&format!("generative {kernel:?}"), &map, &x, cin, &w, cout, &want);
+    }
+}
+
+#[test]
+fn tensor_plans_reuse_cached_maps_and_return_to_fine_coordinates() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let range = [12, 10, 8];
+    let coords = grid(&mut rng, 1, range, 0.2);
+    let t = SparseTensor::new(coords.clone(), vec![0.0; coords.len()], 1, range);
+    let down = ConvGeom::cube(2, 2);
+    let p1 = t.plan(&down, false, false);
+    let p2 = t.plan(&down, false, false);
+    assert!(std::sync::Arc::ptr_eq(&p1.map, &p2.map), "second plan comes from the cache");
+    assert_eq!(p1.out_stride, [2, 2, 2]);
+    let coarse = t.on_plan(&p1, vec![0.0; p1.out.coords.len()], 1);
+    let up = coarse.plan(&down, true, false);
+    assert_eq!(*up.out.coords, coords, "transposed conv returns to the fine coordinates");
+    assert_eq!(up.out_stride, [1, 1, 1]);
+    assert_eq!(up.map.n_out, coords.len());
+}
+
+#[test]
+fn voxelization_equals_a_map_based_reference() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let voxel = 0.5f32;
+    let frames: Vec<(Vec<[f32; 3]>, Vec<f32>)> = (0..2)
+        .map(|_| {
+            let n = 500;
+            let mut xyz: Vec<[f32; 3]> = (0..n)
+                .map(|_| [rng.random_range(-4.0..4.0), rng.random_range(-3.0..5.0), rng.random_range(-1.0..2.0)])
+                .collect();
+            xyz[3] = [f32::NAN, 0.0, 0.0];
+            (xyz, randn(&mut rng, n * 2))
+        })
+        .collect();
+    let refs: Vec<PointsRef> = frames.iter().map(|(x, f)| PointsRef { xyz: x, feats: f, channels: 2 }).collect();
+    let v = voxelize(&refs, voxel);
+    // Reference: group points by (b, floor(p/voxel)) in a BTreeMap, average features.
+    let mut groups: BTreeMap<[i64; 4], Vec<(usize, usize)>> = BTreeMap::new();
+    for (b, (xyz, _)) in frames.iter().enumerate() {
+        for (i, p) in xyz.iter().enumerate() {
+            if p.iter().all(|v| v.is_finite()) {
+                let c = p.map(|v| (v / voxel).floor() as i64);
+                groups.entry([b as i64, c[0], c[1], c[2]]).or_default().push((b, i));
+            }
+        }
+    }
+    let lo: [i64; 3] = std::array::from_fn(|a| groups.keys().map(|k| k[a + 1]).min().unwrap());
+    assert_eq!(v.tensor.len(), groups.len());
+    for (row, (key, pts)) in groups.iter().enumerate() {
+        let c = [key[0] as i32, (key[1] - lo[0]) as i32, (key[2] - lo[1]) as i32, (key[3] - lo[2]) as i32];
+        assert_eq!(v.tensor.coords[row], c);
+        for ch in 0..2 {
+            let mean = pts.iter().map(|&(b, i)| frames[b].1[i * 2 + ch] as f64).sum::<f64>() / pts.len() as f64;
+            assert!((v.tensor.feats[row * 2 + ch] as f64 - mean).abs() < 1e-5);
+        }
+        for &(b, i) in pts {
+            assert_eq!(v.point_to_voxel[b][i], Some(row as u32));
+        }
+    }
+    assert_eq!(v.point_to_voxel[0][3], None, "a NaN point has no voxel");
+    assert_eq!(v.point_to_voxel[1][3], None);
+}
+
+/// Reads the golden file written by `tools/train/make_golden.py`.
+/// Golden input (coords, feats, range) and the twin's logits.
+type Golden = (Vec<[i32; 4]>, Vec<f32>, [i32; 3], Vec<f32>);
+
+fn golden() -> Option<Golden> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/lidar_seg_minkunet.safetensors");
+    let bytes = std::fs::read(&path).ok()?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("golden file parses");
+    let f32s = |n: &str| -> Vec<f32> {
+        st.tensor(n).unwrap().data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    };
+    let i32s = |n: &str| -> Vec<i32> {
+        st.tensor(n).unwrap().data().chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    };
+    let coords = i32s("coords").chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
+    let r = i32s("range");
+    Some((coords, f32s("feats"), [r[0], r[1], r[2]], f32s("logits")))
+}
+
+#[test]
+fn minkunet_with_shipped_weights_reproduces_the_pytorch_twin() {
+    use scenetok::models::lidar_seg::LidarSegModel;
+    use scenetok::sparse::layers::RunCtx;
+    let (coords, feats, range, want) = golden().expect("tests/golden/lidar_seg_minkunet.safetensors is committed");
+    let model = LidarSegModel::load(&LidarSegModel::default_path()).expect("shipped weights load");
+    let x = SparseTensor::new(coords, feats, 4, range);
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    for df in Dataflow::representatives() {
+        let ctx = RunCtx { default: df, ..RunCtx::default() };
+        let out = model.net.forward(&scenetok::sparse::tune::fresh(&x), &ctx);
+        assert_eq!(out.logits.len(), want.len());
+        let err = out.logits.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max) / scale;
+        assert!(err < 1e-4, "{}: max relative error {err:e}", df.label());
+    }
+}
+
+#[test]
+fn weights_with_a_wrong_shape_or_missing_tensor_are_named_in_the_error() {
+    use scenetok::sparse::nets::{MinkUNet, MinkUNetConfig};
+    use scenetok::sparse::weights::Params;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.safetensors");
+    let data = vec![0u8; 4 * 3];
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![3], &data).unwrap();
+    let bytes = safetensors::serialize([("stem.0.conv.kernel".to_string(), view)], None).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    let mut p = Params::load(&path).unwrap();
+    let err = MinkUNet::build(MinkUNetConfig { in_channels: 4, num_classes: 23, width: 0.25 }, &mut p)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("w.safetensors") && err.contains("stem.0.conv.kernel") && err.contains("[27, 4, 8]"), "{err}");
+    std::fs::write(&path, b"not a safetensors file").unwrap();
+    assert!(Params::load(&path).is_err());
+}
+
+#[test]
+fn bn_folding_equals_conv_then_batch_norm() {
+    use scenetok::sparse::layers::{BatchNorm, RunCtx, SparseConv3d};
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let range = [6, 6, 6];
+    let coords = grid(&mut rng, 1, range, 0.4);
+    let (cin, cout) = (3, 5);
+    let g = ConvGeom::cube(3, 1);
+    let conv = SparseConv3d {
+        name: "c".into(),
+        cin,
+        cout,
+        geom: g,
+        transposed: false,
+        generative: false,
+        weight: randn(&mut rng, 27 * cin * cout),
+        bias: None,
+    };
+    let bn = BatchNorm {
+        weight: randn(&mut rng, cout),
+        bias: randn(&mut rng, cout),
+        mean: randn(&mut rng, cout),
+        var: (0..cout).map(|i| 0.5 + i as f32).collect(),
+        eps: 1e-5,
+    };
+    let x = SparseTensor::new(coords.clone(), randn(&mut rng, coords.len() * cin), cin, range);
+    let ctx = RunCtx::default();
+    let plain = conv.forward(&x, &ctx, false);
+    let mut folded = conv.clone();
+    folded.fold_bn(&bn);
+    let got = folded.forward(&x, &ctx, false);
+    for (row, (a, b)) in plain.feats.chunks(cout).zip(got.feats.chunks(cout)).enumerate() {
+        for c in 0..cout {
+            let want = (a[c] - bn.mean[c]) / (bn.var[c] + bn.eps).sqrt() * bn.weight[c] + bn.bias[c];
+            assert!((b[c] - want).abs() < 1e-4, "row {row} channel {c}");
+        }
+    }
+}
+
+#[test]
+fn lidar_seg_eval_runs_on_the_fixture_dataset() {
+    use scenetok::models::lidar_seg::{LidarSegModel, evaluate};
+    let dir = tempfile::tempdir().unwrap();
+    scenetok::io::fixture::write(dir.path()).unwrap();
+    let model = LidarSegModel::load(&LidarSegModel::default_path()).unwrap();
+    let report = evaluate(dir.path(), &model, None).unwrap();
+    assert!(report.frames > 0);
+    assert!((0.0..=1.0).contains(&report.miou));
+    assert!(report.classes.iter().all(|(_, iou, _)| (0.0..=1.0).contains(iou)));
+}
+
+#[test]
+fn autotuner_picks_one_dataflow_per_kernel_map_group_and_stores_it() {
+    use scenetok::sparse::nets::{MinkUNet, MinkUNetConfig};
+    use scenetok::sparse::tune::{TuneRecord, tune};
+    use scenetok::sparse::weights::Params;
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let range = [32, 32, 16];
+    let coords = grid(&mut rng, 1, range, 0.05);
+    let x = SparseTensor::new(coords.clone(), randn(&mut rng, coords.len() * 4), 4, range);
+    let net = MinkUNet::build(MinkUNetConfig { in_channels: 4, num_classes: 5, width: 0.125 }, &mut Params::random(1))
+        .unwrap();
+    let cands = Dataflow::representatives();
+    let groups = tune(&Cpu, std::slice::from_ref(&x), &cands, 1, &|x, c| {
+        net.forward(x, c);
+    });
+    // Stem + 4 levels of k3 submanifold, 4 downsampling and 4 transposed groups.
+    assert_eq!(groups.len(), 13, "{:?}", groups.iter().map(|g| g.key.label()).collect::<Vec<_>>());
+    assert!(groups.iter().all(|g| cands.contains(&g.dataflow) && g.ms <= g.default_ms + 1e-9));
+    let dir = tempfile::tempdir().unwrap();
+    let rec = TuneRecord { network: "minkunet-w0.125".into(), device: Cpu.device(), scale: "test".into(), groups };
+    rec.save(dir.path()).unwrap();
+    let back = TuneRecord::load(dir.path(), &rec.network, &rec.device, "test").unwrap().unwrap();
+    assert_eq!(back.choices(), rec.choices());
+}

@@ -15,5 +15,6 @@ pub mod io;
 pub mod models;
 pub mod scene;
 pub mod sim;
+pub mod viz;
 
 pub use error::{Error, Location, Result};

@@ -5,6 +5,8 @@
 #   .venv/                 Python venv with pyarrow and numpy (tests compare our parquet with pyarrow's
 #                          view; `scenetok bench io` runs its pyarrow/NumPy baselines there)
 #   .deps/onnxruntime/     libonnxruntime.so from the PyPI onnxruntime wheel (ort loads it at run time)
+#   .venv/ rerun-sdk       the rerun viewer and CLI matching the rerun crate (tests read .rrd files back;
+#                          `rerun out.rrd` views a recording), with analytics turned off
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,4 +63,13 @@ PY
     rm -rf "$ORT_DIR/wheel"
     ln -sf "libonnxruntime.so.$ORT_VERSION" "$ORT_DIR/libonnxruntime.so"
 fi
-say "ready (rust $(rustc --version | cut -d' ' -f2), pyarrow $PYARROW_VERSION, numpy $NUMPY_VERSION, onnxruntime $ORT_VERSION)"
+# --- rerun viewer / CLI, the same version as the rerun crate -------------------------------------
+RERUN_VERSION=0.36.3
+if ! .venv/bin/python -c "import rerun, sys; sys.exit(rerun.__version__ != '$RERUN_VERSION')" >/dev/null 2>&1; then
+    say "installing rerun-sdk==$RERUN_VERSION into .venv"
+    .venv/bin/pip install -q --disable-pip-version-check "rerun-sdk==$RERUN_VERSION"
+fi
+# The SDK and viewer would otherwise send usage data; this machine and CI have no use for it.
+.venv/bin/rerun analytics disable >/dev/null 2>&1 || true
+
+say "ready (rust $(rustc --version | cut -d' ' -f2), pyarrow $PYARROW_VERSION, numpy $NUMPY_VERSION, onnxruntime $ORT_VERSION, rerun $RERUN_VERSION)"

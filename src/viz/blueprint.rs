@@ -15,7 +15,7 @@ pub const CAMERA_ROW: [CameraName; 5] =
     [CameraName::SideLeft, CameraName::FrontLeft, CameraName::Front, CameraName::FrontRight, CameraName::SideRight];
 
 /// Perception layout: the five cameras in a row on top (each with the 3-D boxes projected
-/// through its pinhole), the 3-D view below with the metrics time series and the range images
+/// through its pinhole), the 3-D view below (following the vehicle) with the metrics time series and the range images
 /// beside it. Timeline: the frame timestamp.
 pub fn perception() -> Blueprint {
     let cameras = CAMERA_ROW.map(|c| {
@@ -28,8 +28,9 @@ pub fn perception() -> Blueprint {
     let ranges = LaserName::ALL
         .iter()
         .map(|l| Spatial2DView::new(format!("range {}", l.name())).with_origin(paths::range_image(*l).as_str()).into());
-    let view_3d = Spatial3DView::new("3D").with_origin(paths::WORLD).with_contents([
-        "$origin/**",
+    // Origin at the vehicle: the view follows the car, as driving viewers do.
+    let view_3d = Spatial3DView::new("3D").with_origin(paths::EGO).with_contents([
+        "/world/**",
         // The camera images are shown in their own views; in 3-D they would hide the scene.
         "- /world/ego/cameras/**/image",
         "- /world/ego/cameras/**/segmentation",

@@ -51,7 +51,7 @@ pub fn motion() -> Blueprint {
     let view_3d = Spatial3DView::new("scenario").with_origin(paths::WORLD);
     let side = Vertical::new([
         TimeSeriesView::new("metrics").with_origin(paths::METRICS).into(),
-        TextDocumentView::new("summary").with_origin(paths::METRICS).into(),
+        TextDocumentView::new("summary").with_origin(format!("{}/summary", paths::METRICS).as_str()).into(),
     ]);
     Blueprint::new(Horizontal::new([view_3d.into(), side.into()]).with_column_shares([3.0, 1.0]))
         .with_time_panel(TimePanel::new().with_timeline(super::motion::TIMELINE))

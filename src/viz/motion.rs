@@ -73,7 +73,7 @@ pub fn record_motion(
             if step == scenario.current_time_index {
                 for run in runs {
                     let Some(p) = run.predictions.iter().find(|p| p.scenario_id == scenario.id) else { continue };
-                    let (agents, modes) = log_predictions(rec, scenario, run.model, p, &cfg)?;
+                    let (agents, modes) = log_predictions(rec, scenario, run.model, p)?;
                     counts.predicted_agents += agents;
                     counts.modes += modes;
                     if let Some((ade, fde)) = scenario_errors(scenario, p, &cfg) {
@@ -88,13 +88,10 @@ pub fn record_motion(
         counts.scenarios += 1;
         offset = at(steps.saturating_sub(1)) + 1.0;
     }
-    for run in runs {
-        if let Some(report) = run.report {
-            rec.log_static(
-                format!("{}/{}/summary", paths::METRICS, run.model),
-                &rerun::TextDocument::from_markdown(summary_markdown(report)),
-            )?;
-        }
+    // One document for every model: the text view shows one document at a time.
+    let tables: Vec<String> = runs.iter().filter_map(|r| r.report.map(summary_markdown)).collect();
+    if !tables.is_empty() {
+        rec.log_static(format!("{}/summary", paths::METRICS), &rerun::TextDocument::from_markdown(tables.join("\n")))?;
     }
     Ok(counts)
 }
@@ -185,7 +182,6 @@ fn log_predictions(
     scenario: &Scenario,
     model: &str,
     p: &ScenarioPredictions,
-    cfg: &MetricsConfig,
 ) -> Result<(usize, usize), VizError> {
     let now = scenario.current_time_index;
     let by_id: HashMap<i64, &crate::scene::Track> = scenario.tracks.iter().map(|t| (t.id, t)).collect();
@@ -213,7 +209,6 @@ fn log_predictions(
             }
         }
     }
-    let _ = cfg;
     let n = strips.len();
     rec.log(
         format!("{}/predictions/{model}", paths::MOTION),

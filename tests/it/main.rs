@@ -14,3 +14,4 @@ mod sim_generate;
 mod sim_lidar;
 mod sim_world;
 mod v2_parquet;
+mod viz;

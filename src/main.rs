@@ -185,6 +185,21 @@ fn viz(args: VizArgs, stdout: &mut impl std::io::Write) -> Result<()> {
 
 #[derive(Subcommand)]
 enum BenchKind {
+    /// Logging one full-size frame to rerun (target ≤ 50 ms) vs reading it; a long segment
+    /// recorded frame by frame with the memory watched.
+    Viz {
+        /// A dataset whose first frame is logged (default: one generated full-size frame).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Where generated data and recordings go (kept for reruns).
+        #[arg(long, default_value = "runs/bench-viz")]
+        work: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        /// Frames of the tiny-preset segment recorded for the streaming check (0 = skip).
+        #[arg(long, default_value_t = 200)]
+        stream_frames: usize,
+    },
     /// Reading lidar columns (vs pyarrow) and range image → points (vs NumPy) on a dataset.
     Io {
         #[arg(long)]
@@ -271,6 +286,10 @@ fn run(cli: Cli) -> Result<()> {
             for (name, n) in &manifest.trajectory_types {
                 writeln!(stdout, "  {name:<15} {n:>6}  {:5.1}%", 100.0 * *n as f64 / total.max(1) as f64)?;
             }
+        }
+        Command::Bench { which: BenchKind::Viz { data, work, repeats, stream_frames } } => {
+            let r = scenetok::bench::viz::run(&work, data.as_deref(), repeats, stream_frames)?;
+            write!(stdout, "{}", r.report())?;
         }
         Command::Bench { which: BenchKind::Io { data, python, no_baseline } } => {
             let python = python.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));

@@ -2,3 +2,4 @@
 //! invocation (these machines are noisy; only same-run ratios mean something).
 
 pub mod io;
+pub mod viz;

@@ -160,9 +160,10 @@ mod tests {
     }
 
     #[test]
-    fn turbo_runs_dark_blue_to_dark_red() {
+    fn turbo_runs_blue_green_red() {
         let lut = turbo_lut();
-        assert!(lut[0][2] > lut[0][0], "low end is blue");
+        assert!(lut[0].iter().all(|c| *c < 50), "starts dark");
+        assert!(lut[30][2] > 200 && lut[30][0] < 100, "then blue");
         assert!(lut[255][0] > lut[255][2], "high end is red");
         assert!(lut[128][1] > 200, "middle is green-yellow");
     }

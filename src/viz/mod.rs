@@ -140,7 +140,9 @@ pub fn write_blueprints(dir: &Path) -> Result<Vec<PathBuf>, VizError> {
     let mut out = Vec::new();
     for (name, layout) in [("perception.rbl", Layout::Perception), ("motion.rbl", Layout::Motion)] {
         let path = dir.join(name);
-        let rec = rerun::RecordingStreamBuilder::new(APP_ID).blueprint().save(&path)?;
+        // The stream's own (empty) blueprint store carries no properties; the layout goes into the
+        // store `send` creates, with the command that makes it active.
+        let rec = rerun::RecordingStreamBuilder::new(APP_ID).blueprint().send_properties(false).save(&path)?;
         layout
             .blueprint()
             .send(&rec, rerun::blueprint::BlueprintActivation { make_active: true, make_default: true })?;

@@ -36,6 +36,8 @@ pub struct StreamCheck {
     /// Resident memory before recording, and the most seen after any frame.
     pub rss_before: u64,
     pub rss_max: u64,
+    /// Resident memory after each quarter of the segment: flat when the recording streams.
+    pub rss_quarters: Vec<(usize, u64)>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -178,10 +180,17 @@ pub fn run(work: &Path, data: Option<&Path>, repeats: usize, stream_frames: usiz
         let mut logger = FrameLogger::new(&opts);
         logger.log_static(&rec).map_err(viz_err)?;
         let mut frames = 0;
-        for f in ds.frames(&segment, &FrameRequest::all().without_second_returns())? {
+        let mut rss_quarters = Vec::new();
+        let reader = ds.frames(&segment, &FrameRequest::all().without_second_returns())?;
+        let total = reader.timestamps().len();
+        for f in reader {
             logger.log_frame(&rec, &f?).map_err(viz_err)?;
             frames += 1;
-            rss_max = rss_max.max(rss());
+            let now = rss();
+            rss_max = rss_max.max(now);
+            if frames * 4 % total.max(1) < 4 && frames * 4 >= total.max(1) {
+                rss_quarters.push((frames, now));
+            }
         }
         rec.flush_blocking().map_err(|e| viz_err(e.into()))?;
         drop(rec);
@@ -193,6 +202,7 @@ pub fn run(work: &Path, data: Option<&Path>, repeats: usize, stream_frames: usiz
             dataset_bytes: dir_bytes(&d),
             rss_before: before,
             rss_max,
+            rss_quarters,
         })
     } else {
         None
@@ -240,6 +250,9 @@ impl VizBench {
                 st.rss_max as f64 / 1e6,
                 st.rss_max.saturating_sub(st.rss_before) as f64 / 1e6
             );
+            let q: Vec<String> =
+                st.rss_quarters.iter().map(|(f, b)| format!("{:.0} MB after {f}", *b as f64 / 1e6)).collect();
+            s += &format!("  resident memory along the segment: {}\n", q.join(", "));
         }
         s
     }

@@ -3,9 +3,11 @@
 //! `scenetok viz --write-blueprints viz/` writes them as `.rbl` files too (committed under
 //! `viz/`), for recordings made without one or to reset a layout: `rerun rec.rrd viz/perception.rbl`.
 
+use rerun::blueprint::components::PanelState;
 use rerun::blueprint::{
     Blueprint, Horizontal, Spatial2DView, Spatial3DView, Tabs, TextDocumentView, TimePanel, TimeSeriesView, Vertical,
 };
+use rerun::blueprint::{BlueprintPanel, SelectionPanel};
 
 use super::paths;
 use crate::scene::{CameraName, LaserName};
@@ -42,7 +44,11 @@ pub fn perception() -> Blueprint {
         Horizontal::new([view_3d.into(), side.into()]).with_column_shares([3.0, 1.0]).into(),
     ])
     .with_row_shares([1.0, 2.5]);
-    Blueprint::new(root).with_time_panel(TimePanel::new().with_timeline(super::frame::TIMELINE))
+    Blueprint::new(root)
+        .with_time_panel(TimePanel::new().with_timeline(super::frame::TIMELINE))
+        // The side panels start collapsed: the views need the room.
+        .with_blueprint_panel(BlueprintPanel::new().with_state(PanelState::Collapsed))
+        .with_selection_panel(SelectionPanel::new().with_state(PanelState::Collapsed))
 }
 
 /// Motion layout: the scenario in 3-D, the per-scenario metrics and each model's challenge
@@ -55,4 +61,6 @@ pub fn motion() -> Blueprint {
     ]);
     Blueprint::new(Horizontal::new([view_3d.into(), side.into()]).with_column_shares([3.0, 1.0]))
         .with_time_panel(TimePanel::new().with_timeline(super::motion::TIMELINE))
+        .with_blueprint_panel(BlueprintPanel::new().with_state(PanelState::Collapsed))
+        .with_selection_panel(SelectionPanel::new().with_state(PanelState::Collapsed))
 }

@@ -138,7 +138,7 @@ impl FrameLogger {
         for (name, n) in &counts.points {
             rec.log(format!("{}/points/{name}", paths::METRICS), &rerun::Scalars::single(*n as f64))?;
         }
-        rec.log(format!("{}/boxes/lidar", paths::METRICS), &rerun::Scalars::single(counts.lidar_boxes as f64))?;
+        rec.log(format!("{}/labels/boxes_3d", paths::METRICS), &rerun::Scalars::single(counts.lidar_boxes as f64))?;
         Ok(counts)
     }
 

@@ -38,6 +38,8 @@ pub struct StreamCheck {
     pub rss_max: u64,
     /// Resident memory after each quarter of the segment: flat when the recording streams.
     pub rss_quarters: Vec<(usize, u64)>,
+    /// The same, reading the frames without logging them (the baseline: the reader's share).
+    pub rss_quarters_read_only: Vec<(usize, u64)>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -169,6 +171,16 @@ pub fn run(work: &Path, data: Option<&Path>, repeats: usize, stream_frames: usiz
         drop(frame);
         let ds = Dataset::open(&d)?;
         let segment = ds.segments().next().map(str::to_string).unwrap_or_default();
+        let quarter = |frames: usize, total: usize| frames * 4 % total.max(1) < 4 && frames * 4 >= total.max(1);
+        let mut rss_quarters_read_only = Vec::new();
+        let reader = ds.frames(&segment, &FrameRequest::all().without_second_returns())?;
+        let total = reader.timestamps().len();
+        for (i, f) in reader.enumerate() {
+            drop(f?);
+            if quarter(i + 1, total) {
+                rss_quarters_read_only.push((i + 1, rss()));
+            }
+        }
         let out = work.join("bench_segment.rrd");
         let before = rss();
         let mut rss_max = before;
@@ -188,7 +200,7 @@ pub fn run(work: &Path, data: Option<&Path>, repeats: usize, stream_frames: usiz
             frames += 1;
             let now = rss();
             rss_max = rss_max.max(now);
-            if frames * 4 % total.max(1) < 4 && frames * 4 >= total.max(1) {
+            if quarter(frames, total) {
                 rss_quarters.push((frames, now));
             }
         }
@@ -203,6 +215,7 @@ pub fn run(work: &Path, data: Option<&Path>, repeats: usize, stream_frames: usiz
             rss_before: before,
             rss_max,
             rss_quarters,
+            rss_quarters_read_only,
         })
     } else {
         None
@@ -250,9 +263,11 @@ impl VizBench {
                 st.rss_max as f64 / 1e6,
                 st.rss_max.saturating_sub(st.rss_before) as f64 / 1e6
             );
-            let q: Vec<String> =
-                st.rss_quarters.iter().map(|(f, b)| format!("{:.0} MB after {f}", *b as f64 / 1e6)).collect();
-            s += &format!("  resident memory along the segment: {}\n", q.join(", "));
+            let q = |v: &[(usize, u64)]| {
+                v.iter().map(|(f, b)| format!("{:.0} MB after {f}", *b as f64 / 1e6)).collect::<Vec<_>>().join(", ")
+            };
+            s += &format!("  resident memory, reading only (baseline): {}\n", q(&st.rss_quarters_read_only));
+            s += &format!("  resident memory, reading and recording:  {}\n", q(&st.rss_quarters));
         }
         s
     }

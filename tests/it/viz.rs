@@ -196,3 +196,53 @@ fn real_womd_scenario_with_predictions_reads_back() {
         .count() as u64;
     assert_eq!(map + stop_signs, expected, "every map feature with geometry");
 }
+
+/// `--connect`: the recording streams over gRPC to a running receiver (`rerun --save`, the
+/// headless viewer of the same version), which writes what it got.
+#[test]
+fn connect_streams_to_a_running_receiver() {
+    let Some(samples) = common::samples() else { return };
+    if common::python_with("rerun").is_none() {
+        return;
+    }
+    // The viewer binary itself: `.venv/bin/rerun` is a Python wrapper whose child would
+    // outlive a kill.
+    let lib = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/lib");
+    let viewer = std::fs::read_dir(&lib)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("site-packages/rerun_sdk/rerun_cli/rerun"))
+        .find(|p| p.exists())
+        .expect("the rerun viewer binary in .venv");
+    let dir = tempfile::tempdir().unwrap();
+    let received = dir.path().join("received.rrd");
+    // A port of our own, away from the default 9876 a user's viewer may hold.
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let mut receiver = std::process::Command::new(viewer)
+        .args(["--port", &port.to_string(), "--save"])
+        .arg(&received)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let scenarios = scenetok::io::womd::read_scenarios(samples.join("womd/motion_data_one_scenario.tfrecord")).unwrap();
+    let mut result = None;
+    for _ in 0..50 {
+        // The receiver needs a moment to listen; connecting retries, flushing tells.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let sink = VizSink::Connect(format!("127.0.0.1:{port}"));
+        let Ok(rec) = viz::open_recording("connect", &sink, Layout::Motion) else { continue };
+        let counts = viz::record_motion(&rec, &scenarios, &[]).unwrap();
+        if rec.flush_with_timeout(std::time::Duration::from_secs(10)).is_ok() {
+            result = Some(counts);
+            break;
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SIGTERM (not Child::kill's SIGKILL), so the receiver finishes its file.
+    let _ = std::process::Command::new("kill").arg(receiver.id().to_string()).status();
+    receiver.wait().unwrap();
+    assert_eq!(result.expect("streamed to the receiver").steps, 91);
+    let Some(s) = read_back(&received) else { return };
+    assert_eq!(component(&s, "/world/motion/agents", "Boxes3D:centers").1, 91);
+}

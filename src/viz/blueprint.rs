@@ -16,15 +16,20 @@ use crate::scene::{CameraName, LaserName};
 pub const CAMERA_ROW: [CameraName; 5] =
     [CameraName::SideLeft, CameraName::FrontLeft, CameraName::Front, CameraName::FrontRight, CameraName::SideRight];
 
-/// Perception layout: the five cameras in a row on top (each with the 3-D boxes projected
-/// through its pinhole), the 3-D view below (following the vehicle) with the metrics time series and the range images
+/// Perception layout: the five cameras in a row on top (each with the 3-D boxes and the TOP
+/// points projected through its pinhole), the 3-D view below (following the vehicle) with the metrics time series and the range images
 /// beside it. Timeline: the frame timestamp.
 pub fn perception() -> Blueprint {
     let cameras = CAMERA_ROW.map(|c| {
         let origin = paths::camera(c);
         Spatial2DView::new(c.name())
             .with_origin(origin.as_str())
-            .with_contents(["$origin/**".to_string(), format!("{}/**", paths::BOXES)])
+            // The 3-D labels and the TOP points, projected through the camera's pinhole.
+            .with_contents([
+                "$origin/**".to_string(),
+                format!("{}/**", paths::BOXES),
+                paths::points(LaserName::Top, false),
+            ])
             .into()
     });
     let ranges = LaserName::ALL

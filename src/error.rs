@@ -88,6 +88,10 @@ pub enum Error {
     /// Bytes that do not decode (protobuf, JPEG, PNG, TFRecord framing).
     #[error("{at}: cannot decode {what}: {reason}")]
     Decode { at: Location, what: String, reason: String },
+    /// An ONNX model or the ONNX Runtime library refused (missing library, a model whose
+    /// inputs or outputs do not match its config, a failed run).
+    #[error("{at}: {reason}")]
+    Model { at: Location, reason: String },
 }
 
 impl Error {
@@ -96,6 +100,9 @@ impl Error {
     }
     pub fn decode(at: Location, what: impl Into<String>, reason: impl ToString) -> Self {
         Error::Decode { at, what: what.into(), reason: reason.to_string() }
+    }
+    pub fn model(at: Location, reason: impl Into<String>) -> Self {
+        Error::Model { at, reason: reason.into() }
     }
     pub fn io(at: Location, cause: std::io::Error) -> Self {
         Error::Io { at, cause }
@@ -108,7 +115,8 @@ impl Error {
             | Error::Arrow { at, .. }
             | Error::MissingColumn { at, .. }
             | Error::Invalid { at, .. }
-            | Error::Decode { at, .. } => at,
+            | Error::Decode { at, .. }
+            | Error::Model { at, .. } => at,
         }
     }
 }

@@ -47,8 +47,8 @@ enum Command {
         camera_div: Option<u32>,
     },
     /// Run a motion model over scenarios (a v2 dataset folder or WOMD TFRecords) and compute
-    /// the WOMD challenge metrics: `OUT/metrics.json`, `OUT/predictions.parquet` and the
-    /// official `OUT/submission.binproto`.
+    /// the WOMD challenge metrics: `OUT/metrics.json`, `OUT/predictions.parquet`, the official
+    /// `OUT/submission.binproto`, and the report `OUT/report.html` + `OUT/report.md`.
     Eval {
         #[arg(long)]
         data: PathBuf,
@@ -69,10 +69,45 @@ enum Command {
         #[arg(long, default_value_t = 131)]
         frames: usize,
     },
+    /// Redraw a run's report from its folder, or compare two runs side by side (B against A).
+    Report {
+        /// A run folder written by `scenetok eval` (or `demo`).
+        run_a: PathBuf,
+        /// A second run folder: writes a comparison of B against A.
+        run_b: Option<PathBuf>,
+        /// Where the comparison goes (default: `A/../compare-A-vs-B`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also render the report in headless Chromium to this PNG and fail on console errors.
+        #[arg(long)]
+        screenshot: Option<PathBuf>,
+    },
     /// Benchmarks against a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
         which: BenchKind,
+    },
+    /// Image features of a v2 dataset: per camera (pooled vector, top-5 classes, optionally
+    /// the feature map) and per LiDAR point (the chosen camera, pixel and sampled feature),
+    /// as parquet: OUT (points) and OUT's stem + `.cameras.parquet`.
+    Features {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        segment: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        model: ImageModelArgs,
+        /// The feature map sampled per point (default: the config's `sample`).
+        #[arg(long)]
+        map: Option<String>,
+        /// At most this many frames per segment.
+        #[arg(long)]
+        frames: Option<usize>,
+        /// Also store every camera's sampled feature map (large).
+        #[arg(long)]
+        with_maps: bool,
     },
     /// Show a dataset, a v1 Frame or WOMD Scenario TFRecord, and motion predictions in rerun.
     Viz(VizArgs),
@@ -211,6 +246,114 @@ enum BenchKind {
         #[arg(long)]
         no_baseline: bool,
     },
+    /// Motion-metric throughput (scenarios/s) on the scenarios of a dataset or TFRecord.
+    Metrics {
+        #[arg(long)]
+        data: PathBuf,
+        /// Evaluate the scenarios this many times (more stable timings).
+        #[arg(long, default_value_t = 20)]
+        repeat: usize,
+    },
+    /// The image encoder on a frame's five full-size cameras (decode, preprocess, session,
+    /// per-point sampling) vs Python onnxruntime on the same batch.
+    Image {
+        /// A v1 `.tfrecord` or v2 dataset folder (default: the real pvps sample frame).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        model: ImageModelArgs,
+        /// Timed runs per side (after a warm-up run).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Python with onnxruntime for the baseline (default: the setup script's venv).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long)]
+        no_baseline: bool,
+    },
+}
+
+// ---- image encoder (scenetok features, scenetok bench image) --------------------------------
+
+/// Which image model and how to run it.
+#[derive(clap::Args)]
+struct ImageModelArgs {
+    /// Model config (default: data/models/efficientnet_lite0.toml).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Override the config's resize factor (e.g. 1 for full resolution).
+    #[arg(long)]
+    scale: Option<f64>,
+    /// ONNX Runtime intra-op threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+impl ImageModelArgs {
+    fn config_path(&self) -> PathBuf {
+        self.model.clone().unwrap_or_else(scenetok::models::image_encoder::default_config_path)
+    }
+    fn encoder(&self) -> Result<scenetok::models::image_encoder::ImageEncoder> {
+        use scenetok::models::image_encoder::{EncoderOptions, ImageEncoder, ModelConfig};
+        let mut cfg = ModelConfig::load(self.config_path())?;
+        if let Some(s) = self.scale {
+            cfg = cfg.with_scale(s)?;
+        }
+        Ok(ImageEncoder::load(cfg, EncoderOptions { threads: self.threads, ..Default::default() })?)
+    }
+}
+
+fn features_command(
+    data: &std::path::Path,
+    out: &std::path::Path,
+    opts: scenetok::models::image_encoder::export::ExportOptions,
+    model: &ImageModelArgs,
+    stdout: &mut impl std::io::Write,
+) -> Result<()> {
+    let mut enc = model.encoder()?;
+    let s = scenetok::models::image_encoder::export::export_features(&mut enc, data, out, &opts)?;
+    writeln!(
+        stdout,
+        "{} frames, {} camera images, {} points ({} seen by a camera, {:.1}%), {} channels per point\nwrote {} and {}",
+        s.frames,
+        s.images,
+        s.points,
+        s.points_seen,
+        100.0 * s.points_seen as f64 / s.points.max(1) as f64,
+        s.channels,
+        s.points_file.display(),
+        s.cameras_file.display()
+    )?;
+    Ok(())
+}
+
+fn bench_image_command(
+    data: Option<PathBuf>,
+    model: &ImageModelArgs,
+    runs: usize,
+    python: Option<PathBuf>,
+    no_baseline: bool,
+    stdout: &mut impl std::io::Write,
+) -> Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let source = data.unwrap_or_else(|| root.join("../shared/waymo-samples/v1/pvps_data_one_frame.tfrecord"));
+    anyhow::ensure!(
+        source.exists(),
+        "{}: not found (pass --data: a v1 .tfrecord or a v2 dataset folder)",
+        source.display()
+    );
+    let python = python.unwrap_or_else(|| root.join(".venv/bin/python"));
+    let opts = scenetok::bench::image::ImageBenchOptions {
+        source,
+        config: model.config_path(),
+        scale: model.scale,
+        threads: model.threads,
+        runs,
+        python: (!no_baseline).then_some(python),
+        script: root.join("tools/image_reference.py"),
+    };
+    write!(stdout, "{}", scenetok::bench::image::run(&opts)?.report())?;
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -299,20 +442,86 @@ fn run(cli: Cli) -> Result<()> {
             write!(stdout, "{}", result.report())?;
         }
         Command::Eval { data, model, out, stride } => {
+            let started = std::time::Instant::now();
             let scenarios = scenetok::eval::runner::load_scenarios(&data, stride)?;
+            let read_s = started.elapsed().as_secs_f64();
             anyhow::ensure!(
                 !scenarios.is_empty(),
                 "{}: no scenario of 91 frames with agents to predict",
                 data.display()
             );
-            let report = scenetok::eval::runner::evaluate(&scenarios, model)?;
+            let bar = indicatif::ProgressBar::new(scenarios.len() as u64);
+            let report =
+                scenetok::eval::runner::evaluate_with_progress(&scenarios, model, &data.display().to_string(), || {
+                    bar.inc(1)
+                })?;
+            bar.finish_and_clear();
             let path = scenetok::eval::runner::write_run(&out, &report)?;
             write!(stdout, "{}", report.table())?;
+            let stage_s = |name: &str| {
+                report
+                    .latency
+                    .iter()
+                    .find(|l| l.stage == name)
+                    .map_or(0.0, |l| l.stats.mean_ms * l.stats.count as f64 / 1e3)
+            };
             writeln!(
                 stdout,
-                "wrote {} (metrics), predictions.parquet and submission.binproto beside it",
+                "time: reading {read_s:.3} s, model {:.3} s, metrics {:.3} s, total {:.3} s",
+                stage_s("model"),
+                stage_s("metrics"),
+                started.elapsed().as_secs_f64()
+            )?;
+            writeln!(
+                stdout,
+                "wrote {} (metrics), report.html, report.md, predictions.parquet and submission.binproto beside it",
                 path.display()
             )?;
+        }
+        Command::Report { run_a, run_b, out, screenshot } => {
+            let (a, data_a) = scenetok::eval::report::load_run(&run_a)?;
+            let path = match run_b {
+                None => scenetok::eval::report::write_report(&run_a, &a, &data_a)?,
+                Some(run_b) => {
+                    let (b, _) = scenetok::eval::report::load_run(&run_b)?;
+                    let name =
+                        |p: &std::path::Path| p.file_name().map_or("run".into(), |n| n.to_string_lossy().to_string());
+                    let (na, nb) = (name(&run_a), name(&run_b));
+                    let out = out.unwrap_or_else(|| {
+                        run_a.parent().unwrap_or(std::path::Path::new(".")).join(format!("compare-{na}-vs-{nb}"))
+                    });
+                    scenetok::eval::report::write_comparison(&out, (&na, &a), (&nb, &b))?
+                }
+            };
+            writeln!(stdout, "wrote {} and report.md beside it", path.display())?;
+            if let Some(png) = screenshot {
+                let check = scenetok::eval::report::browser::check_page(&path, &png, 1280, 2400)?;
+                anyhow::ensure!(
+                    check.console_errors.is_empty(),
+                    "{} logged console errors in Chromium:\n{}",
+                    path.display(),
+                    check.console_errors.join("\n")
+                );
+                writeln!(
+                    stdout,
+                    "rendered in Chromium without console errors: {} ({:.0}% inked, {} colours)",
+                    png.display(),
+                    100.0 * check.ink,
+                    check.colours
+                )?;
+            }
+        }
+        Command::Bench { which: BenchKind::Metrics { data, repeat } } => {
+            let result = scenetok::bench::metrics::run(&data, repeat)?;
+            write!(stdout, "{}", result.report())?;
+        }
+        Command::Bench { which: BenchKind::Image { data, model, runs, python, no_baseline } } => {
+            bench_image_command(data, &model, runs, python, no_baseline, &mut stdout)?
+        }
+        Command::Features { data, segment, out, model, map, frames, with_maps } => {
+            let opts =
+                scenetok::models::image_encoder::export::ExportOptions { segment, max_frames: frames, map, with_maps };
+            features_command(&data, &out, opts, &model, &mut stdout)?
         }
         Command::Demo { out, frames } => demo(&out, frames, &mut stdout)?,
         Command::Viz(args) => viz(args, &mut stdout)?,
@@ -344,6 +553,7 @@ fn demo(out: &std::path::Path, frames: usize, stdout: &mut impl std::io::Write) 
     if sample.exists() {
         inputs.push(("real WOMD scenario", sample));
     }
+    let mut reports = Vec::new();
     for (label, data) in inputs {
         let scenarios = load_scenarios(&data, 20)?;
         writeln!(stdout, "\n{label}: {} scenario(s)", scenarios.len())?;
@@ -353,10 +563,11 @@ fn demo(out: &std::path::Path, frames: usize, stdout: &mut impl std::io::Write) 
             "model", "minADE", "minFDE", "MR", "mAP", "softmAP"
         )?;
         for model in Baseline::ALL {
-            let report = evaluate(&scenarios, model)?;
+            let report = evaluate(&scenarios, model, &data.display().to_string())?;
             let dir = out.join(if label.starts_with("real") { "womd" } else { "generated" }).join(model.name());
             write_run(&dir, &report)?;
             let m = &report.mean;
+            reports.push((dir.clone(), label));
             writeln!(
                 stdout,
                 "  {:<18} {:>8.3} {:>8.3} {:>6.3} {:>6.3} {:>8.3}",
@@ -369,7 +580,25 @@ fn demo(out: &std::path::Path, frames: usize, stdout: &mut impl std::io::Write) 
             )?;
         }
     }
-    writeln!(stdout, "\nmetrics, predictions and submissions under {}", out.display())?;
+    // The map-aware baseline against constant velocity, on the generated world.
+    let generated: Vec<&std::path::PathBuf> =
+        reports.iter().filter(|(_, l)| *l == "generated world").map(|(d, _)| d).collect();
+    let run = |name: &str| generated.iter().find(|d| d.ends_with(name)).copied();
+    if let (Some(a), Some(b)) = (run(Baseline::ConstantVelocity.name()), run(Baseline::LaneFollower.name())) {
+        let (ra, _) = scenetok::eval::report::load_run(a)?;
+        let (rb, _) = scenetok::eval::report::load_run(b)?;
+        let cmp = out.join("compare-constant-velocity-vs-lane-follower");
+        scenetok::eval::report::write_comparison(&cmp, ("constant-velocity", &ra), ("lane-follower", &rb))?;
+    }
+    writeln!(stdout, "\nreports (report.html, report.md), metrics, predictions and submissions:")?;
+    for (dir, label) in &reports {
+        writeln!(stdout, "  {}  ({label})", dir.join("report.html").display())?;
+    }
+    writeln!(
+        stdout,
+        "  {}  (comparison)",
+        out.join("compare-constant-velocity-vs-lane-follower/report.html").display()
+    )?;
     Ok(())
 }
 

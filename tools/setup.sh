@@ -4,7 +4,10 @@
 #
 #   .venv/                 Python venv with pyarrow and numpy (tests compare our parquet with pyarrow's
 #                          view; `scenetok bench io` runs its pyarrow/NumPy baselines there)
-#   .deps/onnxruntime/     libonnxruntime.so from the PyPI onnxruntime wheel (ort loads it at run time)
+#   .deps/onnxruntime/     libonnxruntime.so from the PyPI onnxruntime wheel (ort loads it at run time);
+#                          the wheel is kept and installed into .venv (tests and `scenetok bench image`
+#                          compare with Python onnxruntime)
+#   Debian packages        python3-venv and gcc when missing; chromium (headless report rendering)
 #   .venv/ rerun-sdk       the rerun viewer and CLI matching the rerun crate (tests read .rrd files back;
 #                          `rerun out.rrd` views a recording), with analytics turned off
 set -euo pipefail
@@ -27,6 +30,8 @@ need_apt=()
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+# Headless Chromium renders report.html in the tests and the main job (scenetok report --screenshot).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
     say "installing Debian packages: ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -60,8 +65,14 @@ name = f"onnxruntime/capi/libonnxruntime.so.{version}"
 with zipfile.ZipFile(wheel) as z, open(os.path.join(out, f"libonnxruntime.so.{version}"), "wb") as f:
     f.write(z.read(name))
 PY
-    rm -rf "$ORT_DIR/wheel"
     ln -sf "libonnxruntime.so.$ORT_VERSION" "$ORT_DIR/libonnxruntime.so"
+fi
+# --- Python onnxruntime (the same version as the library; image-encoder tests and bench) --------
+if ! .venv/bin/python -c "import onnxruntime, sys; sys.exit(onnxruntime.__version__ != '$ORT_VERSION')" >/dev/null 2>&1; then
+    say "installing onnxruntime==$ORT_VERSION into .venv"
+    # Reuse the wheel the library came from when it is still there (cp311 = .venv's Python).
+    links=(); [ -d "$ORT_DIR/wheel" ] && links=(--find-links "$ORT_DIR/wheel")
+    .venv/bin/pip install -q --disable-pip-version-check "${links[@]}" "onnxruntime==$ORT_VERSION"
 fi
 # --- rerun viewer / CLI, the same version as the rerun crate -------------------------------------
 RERUN_VERSION=0.36.3

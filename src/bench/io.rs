@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::error::{Error, Location, Result};
-use crate::geom::range_image_to_points;
+use crate::geom::{PointCloud, range_image_to_points_into};
 use crate::io::v2::{Component, ComponentFile, Dataset, FrameRequest, LidarRecord, columns::Cols, records::decode_all};
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,14 +68,19 @@ pub fn run(root: &Path, python: Option<&Path>, script: &Path) -> Result<IoBench>
             Component::VehiclePose,
         ])
         .without_second_returns();
+        // One cloud per laser, reused frame after frame as a streaming pipeline would.
+        let mut clouds: Vec<PointCloud> = Vec::new();
         for frame in ds.frames(seg, &request)? {
             let frame = frame?;
             frames += 1;
             let t = Instant::now();
-            let mut clouds = Vec::with_capacity(frame.lasers.len());
-            for laser in &frame.lasers {
-                let (Some(ri), Some(calib)) = (&laser.return1, &laser.calibration) else { continue };
-                let cloud = range_image_to_points(ri, calib, laser.pose.as_ref(), frame.vehicle_pose.as_ref())
+            clouds.resize_with(frame.lasers.len(), PointCloud::default);
+            for (laser, cloud) in frame.lasers.iter().zip(clouds.iter_mut()) {
+                let (Some(ri), Some(calib)) = (&laser.return1, &laser.calibration) else {
+                    *cloud = PointCloud::default();
+                    continue;
+                };
+                range_image_to_points_into(ri, calib, laser.pose.as_ref(), frame.vehicle_pose.as_ref(), cloud)
                     .map_err(|e| {
                         Error::invalid(
                             Location::file(&info.path)
@@ -85,7 +90,6 @@ pub fn run(root: &Path, python: Option<&Path>, script: &Path) -> Result<IoBench>
                             e.to_string(),
                         )
                     })?;
-                clouds.push(cloud);
             }
             convert_s += t.elapsed().as_secs_f64();
             for cloud in &clouds {

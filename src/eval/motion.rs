@@ -142,7 +142,7 @@ pub struct MotionMetrics {
 }
 
 /// One `MotionMetricsBundle`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Breakdown {
     pub object_type: String,
     pub measurement_step: usize,
@@ -269,6 +269,8 @@ impl MotionMetrics {
                 .filter_map(|t| by_id.get(&t.object_id).and_then(|tr| classify(&tr.states, current)))
                 .max_by_key(|t| map_priority(*t))
                 .map(|t| if t == TrajectoryType::RightUTurn { TrajectoryType::RightTurn } else { t });
+            let last_step = self.config.step_configurations.iter().map(|s| s.measurement_step).max().unwrap_or(0);
+            let first_overlap = first_overlap(&self.config, joints, scenario, &by_id, last_step);
             for step in self.config.step_configurations.clone() {
                 let bucket = self.buckets.entry((object_type, step.measurement_step)).or_default();
                 let s = step.measurement_step;
@@ -290,7 +292,7 @@ impl MotionMetrics {
                 } else if matches.iter().any(|m| m.is_some()) {
                     bucket.miss.push(1.0);
                 }
-                bucket.overlap.push(overlap(&self.config, joints, scenario, &by_id, s));
+                bucket.overlap.push(if first_overlap.is_some_and(|f| f <= s) { 1.0 } else { 0.0 });
                 if let Some(tt) = trajectory_type {
                     // Upstream uses std::sort, whose order among equal confidences is
                     // unspecified; a stable sort keeps input order there, deterministically.
@@ -397,15 +399,16 @@ fn is_match(c: &MetricsConfig, j: &JointPrediction, by_id: &BTreeMap<i64, &Track
     Some(all)
 }
 
-/// `ComputeOverlapRate` for the most confident joint: 1 if any predicted box overlaps a
-/// ground-truth box of another agent valid at the current step, else 0.
-fn overlap(
+/// `ComputeOverlapRate` for the most confident joint, for every measurement step at once: the
+/// first prediction step (≤ `max_step`) at which a predicted box overlaps a ground-truth box of
+/// another agent valid at the current step. Upstream's overlap at step s is 1 iff this is ≤ s.
+fn first_overlap(
     c: &MetricsConfig,
     joints: &[JointPrediction],
     scenario: &Scenario,
     by_id: &BTreeMap<i64, &Track>,
-    s: usize,
-) -> f64 {
+    max_step: usize,
+) -> Option<usize> {
     let current = c.track_history_samples;
     let sum: f64 = joints.iter().map(|j| j.confidence).sum();
     let n = joints.len().max(1) as f64;
@@ -416,13 +419,14 @@ fn overlap(
             best = i;
         }
     }
-    let Some(joint) = joints.get(best) else { return 0.0 };
+    let joint = joints.get(best)?;
     let candidates: Vec<&Track> =
         scenario.tracks.iter().filter(|t| t.states.get(current).is_some_and(|s| s.valid)).collect();
+    let mut first: Option<usize> = None;
     for t in &joint.trajectories {
         let Some(track) = by_id.get(&t.object_id) else { continue };
         let last = t.x.len().saturating_sub(1);
-        for p in 0..=s {
+        for p in 0..=max_step.min(first.unwrap_or(usize::MAX).saturating_sub(1)) {
             let angle = |a: usize, b: usize| (t.y[b] - t.y[a]).atan2(t.x[b] - t.x[a]);
             let heading = if p == 0 {
                 angle(0, 1)
@@ -454,12 +458,16 @@ fn overlap(
                     heading: g.heading as f64,
                 };
                 if intersection_area(&pred, &gt) > 0.0 {
-                    return 1.0;
+                    first = Some(p);
+                    break;
                 }
+            }
+            if first == Some(p) {
+                break;
             }
         }
     }
-    0.0
+    first
 }
 
 /// Mean AP over trajectory-type buckets that have samples.

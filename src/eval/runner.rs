@@ -3,9 +3,14 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
+use super::latency::{LatencyStats, StageTimes};
 use super::motion::{Breakdown, MetricsConfig, MetricsError, MotionMetrics};
+use super::report::data::{StepErrors, example_scenes, step_errors, trajectory_type_histogram};
+use super::report::{ReportData, ReportError};
 use crate::io::v2::Dataset;
 use crate::models::baselines::{Baseline, predict};
 use crate::scene::Scenario;
@@ -16,6 +21,8 @@ pub enum EvalError {
     Data(#[from] crate::Error),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
     #[error("{0}")]
     Other(String),
 }
@@ -25,46 +32,82 @@ pub enum EvalError {
 pub fn load_scenarios(path: &Path, stride: usize) -> Result<Vec<Scenario>, EvalError> {
     if path.is_dir() {
         let ds = Dataset::open(path)?;
-        let mut out = Vec::new();
         let segments: Vec<String> = ds.segments().map(str::to_string).collect();
-        for seg in &segments {
-            out.extend(crate::io::v2::motion::segment_scenarios(&ds, seg, stride)?);
-        }
-        Ok(out)
+        // Segments are independent files: read them on every core, keep the segment order.
+        use rayon::prelude::*;
+        let per_segment: Vec<Vec<Scenario>> = segments
+            .par_iter()
+            .map(|seg| crate::io::v2::motion::segment_scenarios(&ds, seg, stride))
+            .collect::<Result<_, _>>()?;
+        Ok(per_segment.into_iter().flatten().collect())
     } else {
         Ok(crate::io::womd::read_scenarios(path)?)
     }
 }
 
+/// Latency of one stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageLatency {
+    pub stage: String,
+    pub stats: LatencyStats,
+}
+
 /// What `metrics.json` holds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalReport {
-    pub model: Baseline,
+    /// The model's name.
+    pub model: String,
+    /// What was evaluated (the data path as given).
+    pub data: String,
     pub scenarios: usize,
     pub predicted_agents: usize,
     pub breakdowns: Vec<Breakdown>,
     /// Means over the breakdowns that had agents (object types present).
     pub mean: Breakdown,
+    /// WOMD trajectory types of the agents to predict.
+    pub trajectory_types: BTreeMap<String, usize>,
+    /// Mean min-over-modes displacement at every prediction step, per object type.
+    pub step_errors: Vec<StepErrors>,
+    /// Per-scenario wall time of each stage.
+    pub latency: Vec<StageLatency>,
     /// The predictions the metrics were computed on (written separately, not in the JSON).
     #[serde(skip)]
     pub predictions: Vec<super::motion::ScenarioPredictions>,
+    /// What the report draws beyond these numbers (`report_data.json`).
+    #[serde(skip)]
+    pub report_data: ReportData,
 }
 
-/// Runs a baseline over scenarios and computes the challenge metrics.
-pub fn evaluate(scenarios: &[Scenario], model: Baseline) -> Result<EvalReport, EvalError> {
+/// Example scenes drawn in a report.
+const REPORT_SCENES: usize = 4;
+
+/// Runs a baseline over scenarios and computes the challenge metrics; `data` names the input.
+pub fn evaluate(scenarios: &[Scenario], model: Baseline, data: &str) -> Result<EvalReport, EvalError> {
+    evaluate_with_progress(scenarios, model, data, || {})
+}
+
+/// [`evaluate`], calling `tick` after every scenario (a progress bar).
+pub fn evaluate_with_progress(
+    scenarios: &[Scenario],
+    model: Baseline,
+    data: &str,
+    mut tick: impl FnMut(),
+) -> Result<EvalReport, EvalError> {
     let cfg = MetricsConfig::challenge();
     let mut metrics = MotionMetrics::new(cfg.clone())?;
     let mut predicted_agents = 0;
     let mut types = std::collections::BTreeSet::new();
     let mut predictions = Vec::with_capacity(scenarios.len());
+    let mut times = StageTimes::default();
     for s in scenarios {
-        let p = predict(model, s, &cfg);
+        let p = times.time("model", || predict(model, s, &cfg));
         predicted_agents += p.predictions.len();
         for t in &s.tracks_to_predict {
             types.insert(format!("TYPE_{}", s.tracks[t.track_index].agent_type.name()));
         }
-        metrics.add(s, &p)?;
+        times.time("metrics", || metrics.add(s, &p))?;
         predictions.push(p);
+        tick();
     }
     let breakdowns = metrics.finish();
     let present: Vec<&Breakdown> = breakdowns.iter().filter(|b| types.contains(&b.object_type)).collect();
@@ -80,10 +123,37 @@ pub fn evaluate(scenarios: &[Scenario], model: Baseline) -> Result<EvalReport, E
         map: avg(|b| b.map),
         soft_map: avg(|b| b.soft_map),
     };
-    Ok(EvalReport { model, scenarios: scenarios.len(), predicted_agents, breakdowns, mean, predictions })
+    let report_data = ReportData {
+        // Nanosecond resolution: exact through the JSON round trip.
+        latency_samples_ms: times
+            .stages()
+            .map(|s| (s.to_string(), times.samples(s).iter().map(|v| (v * 1e6).round() / 1e6).collect()))
+            .collect(),
+        scenes: example_scenes(scenarios, &predictions, &cfg, REPORT_SCENES),
+    };
+    Ok(EvalReport {
+        model: model.name().to_string(),
+        data: data.to_string(),
+        scenarios: scenarios.len(),
+        predicted_agents,
+        breakdowns,
+        mean,
+        trajectory_types: trajectory_type_histogram(scenarios),
+        step_errors: step_errors(scenarios, &predictions, &cfg),
+        latency: times.stats().into_iter().map(|(stage, stats)| StageLatency { stage, stats }).collect(),
+        predictions,
+        report_data,
+    })
 }
 
 impl EvalReport {
+    /// The object types that had agents to predict (the breakdowns worth showing).
+    pub fn object_types(&self) -> Vec<String> {
+        let mut t: Vec<String> = self.step_errors.iter().map(|e| e.object_type.clone()).collect();
+        t.sort();
+        t
+    }
+
     pub fn table(&self) -> String {
         let mut s = format!(
             "{} scenarios, {} agents predicted\n{:<16} {:>4} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
@@ -99,17 +169,26 @@ impl EvalReport {
     }
 }
 
-/// Writes a run's outputs into `out`: `metrics.json`, `predictions.parquet` and the official
-/// `submission.binproto`. Returns the metrics path.
+/// Writes a run's outputs into `out`: `metrics.json`, `report_data.json`, `predictions.parquet`,
+/// the official `submission.binproto`, `report.html` and `report.md`. Returns the metrics path.
 pub fn write_run(out: &Path, report: &EvalReport) -> Result<std::path::PathBuf, EvalError> {
     let at = crate::Location::file(out);
     std::fs::create_dir_all(out).map_err(|e| crate::Error::io(at.clone(), e))?;
     let path = out.join("metrics.json");
-    let json = serde_json::to_string_pretty(report).map_err(|e| EvalError::Other(format!("metrics JSON: {e}")))?;
-    std::fs::write(&path, json).map_err(|e| crate::Error::io(crate::Location::file(&path), e))?;
+    crate::io::atomic_write(&path, pretty(report)?.as_bytes())?;
+    crate::io::atomic_write(&out.join("report_data.json"), compact(&report.report_data)?.as_bytes())?;
     super::outputs::write_predictions_parquet(&out.join("predictions.parquet"), &report.predictions)?;
-    let method = format!("scenetok-{}", report.model.name());
+    let method = format!("scenetok-{}", report.model);
     let submission = super::outputs::to_submission(&report.predictions, &method)?;
     super::outputs::write_submission(&out.join("submission.binproto"), &submission)?;
+    super::report::write_report(out, report, &report.report_data)?;
     Ok(path)
+}
+
+fn pretty<T: Serialize>(v: &T) -> Result<String, EvalError> {
+    serde_json::to_string_pretty(v).map_err(|e| EvalError::Other(format!("JSON: {e}")))
+}
+
+fn compact<T: Serialize>(v: &T) -> Result<String, EvalError> {
+    serde_json::to_string(v).map_err(|e| EvalError::Other(format!("JSON: {e}")))
 }

@@ -162,6 +162,12 @@ pub fn convex_polygon_intersection(subject: &[[f64; 2]], clip: &[[f64; 2]]) -> V
 /// Overlap area of two oriented rectangles (0 when disjoint or only touching, up to
 /// rounding of ~1e-9 m²).
 pub fn intersection_area(a: &OrientedRect, b: &OrientedRect) -> f64 {
+    // Rectangles whose circumscribed circles are apart cannot meet: most pairs in a scene
+    // (the motion metrics' overlap test, detection matching) end here without clipping.
+    let reach = a.length.hypot(a.width) / 2.0 + b.length.hypot(b.width) / 2.0;
+    if (a.center_x - b.center_x).hypot(a.center_y - b.center_y) > reach + 1e-6 {
+        return 0.0;
+    }
     polygon_area(&convex_polygon_intersection(&a.corners(), &b.corners()))
 }
 

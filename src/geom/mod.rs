@@ -20,5 +20,5 @@ pub use error::GeomError;
 pub use pose::{normalize_angle, rigid_transform, rotation_from_rpy, rotation_of, transform_from_rpy_xyz};
 pub use range_image::{
     LaserPoints, PointCloud, azimuths, gather_pixels, inclinations, laser_frame_to_points, points_to_range_image,
-    range_image_to_cartesian, range_image_to_points,
+    range_image_to_cartesian, range_image_to_points, range_image_to_points_into,
 };

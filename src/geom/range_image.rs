@@ -310,6 +310,21 @@ pub fn range_image_to_points(
     pixel_pose: Option<&RangeImage<f32>>,
     frame_pose: Option<&Transform>,
 ) -> Result<PointCloud, GeomError> {
+    let mut out = PointCloud::default();
+    range_image_to_points_into(ri, calib, pixel_pose, frame_pose, &mut out)?;
+    Ok(out)
+}
+
+/// [`range_image_to_points`] into an existing cloud, reusing its buffers: a stream of frames
+/// converted into the same clouds touches no fresh memory after the first frame (fresh pages
+/// cost a kernel fault each, which is a large share of the conversion on a VM).
+pub fn range_image_to_points_into(
+    ri: &RangeImage<f32>,
+    calib: &LidarCalibration,
+    pixel_pose: Option<&RangeImage<f32>>,
+    frame_pose: Option<&Transform>,
+    out: &mut PointCloud,
+) -> Result<(), GeomError> {
     let kernel = Kernel::new(ri, calib, pixel_pose, frame_pose)?;
     let (h, w, c) = (ri.height, ri.width, ri.channels);
     let parallel = h * w >= PARALLEL_MIN_PIXELS;
@@ -321,14 +336,11 @@ pub fn range_image_to_points(
     let counts: Vec<usize> =
         if parallel { (0..h).into_par_iter().map(count_row).collect() } else { (0..h).map(count_row).collect() };
     let total: usize = counts.iter().sum();
-    let mut out = PointCloud {
-        xyz: vec![[0.0; 3]; total],
-        pixels: vec![[0; 2]; total],
-        features: vec![0.0; total * c],
-        channels: c,
-        source_height: h,
-        source_width: w,
-    };
+    // Every element below `total` is overwritten by its row; resizing only fills the growth.
+    out.xyz.resize(total, [0.0; 3]);
+    out.pixels.resize(total, [0; 2]);
+    out.features.resize(total * c, 0.0);
+    (out.channels, out.source_height, out.source_width) = (c, h, w);
     let mut jobs = Vec::with_capacity(h);
     let (mut xyz, mut pixels, mut features) = (&mut out.xyz[..], &mut out.pixels[..], &mut out.features[..]);
     for (row, &n) in counts.iter().enumerate() {
@@ -343,7 +355,7 @@ pub fn range_image_to_points(
     } else {
         jobs.into_iter().for_each(|(row, slices)| kernel.convert_row(ri, row, slices));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The `[H, W, 3]` Cartesian image of every pixel (no range mask), upstream's

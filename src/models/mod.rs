@@ -1,4 +1,5 @@
-//! Models. For now: the motion baselines.
+//! Models: the motion baselines and the image encoder.
 
 pub mod baselines;
+pub mod image_encoder;
 pub mod lane_follower;

@@ -12,9 +12,11 @@
 //!   [`LidarOptions::no_label_zones`] (world x/y polygons), `-1.0` otherwise.
 //! - TOP spins once per 0.1 s; column `w` fires at fraction `(w + 0.5)/W` of the sweep,
 //!   which ends at the snapshot time. Its pixel pose interpolates the ego pose between
-//!   [`LidarOptions::sweep_start_pose`] and the snapshot's pose. Objects are taken as still
-//!   during the sweep. The short-range lasers are cast from the snapshot's pose (they have
-//!   no pose image, so readers use the frame pose).
+//!   [`LidarOptions::sweep_start_pose`] and the snapshot's pose. Objects move during the
+//!   sweep too: a TOP column sees each object where its velocity put it when the column
+//!   fired (exactly, per column), so fast objects are skewed as on a real spinning lidar,
+//!   while their labels stay at the snapshot time. The short-range lasers are cast from the
+//!   snapshot's pose and time (they have no pose image, so readers use the frame pose).
 //! - Return 2 is the first non-vegetation surface behind a vegetation (canopy) hit; all
 //!   other pixels have no second return.
 //! - Point counts cover return-1 points on the object that lie inside its box.
@@ -151,6 +153,14 @@ struct Part {
     half: V3,
     cos: f64,
     sin: f64,
+    /// The object's velocity: at time offset `dt` the part is centred at `centre + vel·dt`.
+    vel: V3,
+}
+
+impl Part {
+    fn at(&self, dt: f64) -> Part {
+        Part { centre: add(self.centre, [self.vel[0] * dt, self.vel[1] * dt, self.vel[2] * dt]), ..*self }
+    }
 }
 
 /// Inset of shape parts from the label box, so every hit lies strictly inside the box.
@@ -198,7 +208,8 @@ impl ObjectScene {
                     (size[1] * b.size.y / 2.0 - PART_INSET).max(PART_INSET),
                     (size[2] * b.size.z / 2.0 - PART_INSET).max(PART_INSET),
                 ];
-                parts.push(Part { object: i, centre, half, cos, sin });
+                let vel = [o.velocity.x, o.velocity.y, o.velocity.z];
+                parts.push(Part { object: i, centre, half, cos, sin, vel });
             }
         }
         let boxes: Vec<Aabb> = parts
@@ -207,7 +218,11 @@ impl ObjectScene {
                 let ex = p.cos.abs() * p.half[0] + p.sin.abs() * p.half[1];
                 let ey = p.sin.abs() * p.half[0] + p.cos.abs() * p.half[1];
                 let e = [ex, ey, p.half[2]];
-                Aabb { min: sub(p.centre, e), max: add(p.centre, e) }
+                // Cover every position of the part over one sweep before the snapshot.
+                let (a, b) = (p.at(-SWEEP_SECONDS).centre, p.centre);
+                let lo = [0, 1, 2].map(|k| a[k].min(b[k]) - e[k]);
+                let hi = [0, 1, 2].map(|k| a[k].max(b[k]) + e[k]);
+                Aabb { min: lo, max: hi }
             })
             .collect();
         ObjectScene { bvh: Bvh::build(&boxes), parts }
@@ -215,10 +230,16 @@ impl ObjectScene {
 
     /// The closest object hit before `t_max`: (t, object index, unit normal facing the ray).
     pub fn intersect(&self, ray: &Ray, t_max: f64) -> Option<(f64, usize, V3)> {
-        let (t, p) = self.bvh.closest(ray, 0.0, t_max, |i, _| ray_box(&self.parts[i], ray).map(|(t, _)| t))?;
-        let part = &self.parts[p];
-        let (_, normal) = ray_box(part, ray)?;
-        Some((t, part.object, normal))
+        self.intersect_at(ray, t_max, 0.0)
+    }
+
+    /// [`ObjectScene::intersect`] with every object moved by its velocity over `dt` seconds
+    /// (`-0.1 ≤ dt ≤ 0`: during the sweep that ends at the snapshot).
+    pub fn intersect_at(&self, ray: &Ray, t_max: f64, dt: f64) -> Option<(f64, usize, V3)> {
+        let part = |i: usize| if dt == 0.0 { self.parts[i] } else { self.parts[i].at(dt) };
+        let (t, p) = self.bvh.closest(ray, 0.0, t_max, |i, _| ray_box(&part(i), ray).map(|(t, _)| t))?;
+        let (_, normal) = ray_box(&part(p), ray)?;
+        Some((t, self.parts[p].object, normal))
     }
 }
 
@@ -423,7 +444,10 @@ pub fn simulate_lidar(
     let row_dir: Vec<(f64, f64)> = incl.iter().map(|i| (i.cos(), i.sin())).collect();
     let col_dir: Vec<(f64, f64)> = az.iter().map(|a| (a.cos(), a.sin())).collect();
 
-    let cast = |ray: &Ray, t_min: f64, skip_vegetation: bool| -> Option<Surface> {
+    // When each column fired, relative to the snapshot (TOP with a sweep only).
+    let sweeping = is_top && options.sweep_start_pose.is_some();
+    let col_dt = |w: usize| if sweeping { -(1.0 - (w as f64 + 0.5) / width as f64) * SWEEP_SECONDS } else { 0.0 };
+    let cast = |ray: &Ray, t_min: f64, skip_vegetation: bool, dt: f64| -> Option<Surface> {
         let mut from = t_min;
         let mut stat = None;
         // Skipping vegetation (for return 2) walks through the canopy's triangles.
@@ -439,7 +463,7 @@ pub fn simulate_lidar(
             }
         }
         let stat_t = stat.map_or(max_range, |h| h.t);
-        if let Some((t, obj, normal)) = objects.intersect(ray, stat_t)
+        if let Some((t, obj, normal)) = objects.intersect_at(ray, stat_t, dt)
             && t >= t_min
         {
             let o = &snapshot.objects[obj];
@@ -494,19 +518,21 @@ pub fn simulate_lidar(
                     let ray = Ray { origin: pose.apply(ext.t), dir: normalized(pose.rotate(dir_v)) };
                     let mut px = PixelOut::default();
                     let idx = (h * width + w) as u64;
-                    let Some(s1) = cast(&ray, 0.0, false) else { return px };
+                    let dt = col_dt(w);
+                    let Some(s1) = cast(&ray, 0.0, false, dt) else { return px };
                     let (c1, seg1, r1) = channels(&s1, &ray, idx * 2);
                     px.r1 = c1;
                     px.seg1 = seg1;
                     if let Some(obj) = s1.object {
                         let p = ray.at(r1);
+                        // Counted against the label box, at the snapshot time (as Waymo's counts).
                         if snapshot.objects[obj].bbox.contains_point(&Vector3::new(p[0], p[1], p[2])) {
                             px.counted = Some(obj);
                         }
                     }
                     if options.second_return
                         && s1.class == LidarSegClass::Vegetation
-                        && let Some(s2) = cast(&ray, s1.t + 0.05, true)
+                        && let Some(s2) = cast(&ray, s1.t + 0.05, true, dt)
                     {
                         let (c2, seg2, _) = channels(&s2, &ray, idx * 2 + 1);
                         px.r2 = c2;

@@ -40,6 +40,8 @@ pub mod materials {
     pub const LANE_YELLOW: Material = mat(LidarSegClass::LaneMarker, CameraSegClass::LaneMarker, 0.65, [226, 186, 40]);
     pub const CROSSWALK: Material = mat(LidarSegClass::LaneMarker, CameraSegClass::RoadMarker, 0.7, [236, 236, 236]);
     pub const SPEED_BUMP: Material = mat(LidarSegClass::Road, CameraSegClass::RoadMarker, 0.3, [210, 180, 50]);
+    /// Concrete driveways across the sidewalk and into the lots (drivable: road classes).
+    pub const DRIVEWAY: Material = mat(LidarSegClass::Road, CameraSegClass::Road, 0.22, [150, 148, 140]);
     pub const SIDEWALK: Material = mat(LidarSegClass::Sidewalk, CameraSegClass::Sidewalk, 0.25, [172, 170, 164]);
     pub const CURB: Material = mat(LidarSegClass::Curb, CameraSegClass::Sidewalk, 0.3, [190, 188, 182]);
     pub const GRASS: Material = mat(LidarSegClass::OtherGround, CameraSegClass::Ground, 0.2, [88, 124, 60]);
@@ -159,8 +161,7 @@ impl StaticWorld {
             match area.kind {
                 T::Crosswalk => mb.polygon(&area.corners, PAINT_Z, m::CROSSWALK),
                 T::SpeedBump => mb.polygon(&area.corners, 0.05, m::SPEED_BUMP),
-                // Driveways are road-coloured paths across the sidewalk; leaving them to the
-                // road and sidewalk surfaces avoids a raised slab on the road.
+                T::Driveway => driveway(&area.corners, &mut mb),
                 _ => {}
             }
         }
@@ -170,6 +171,24 @@ impl StaticWorld {
         stop_signs(net, &mut mb);
         StaticWorld { triangles: mb.triangles }
     }
+}
+
+/// A driveway strip `[road edge a, road edge b, far b, far a]`: concrete on top of the
+/// sidewalk, then down at lot level beyond it (no slab floating over the grass).
+fn driveway(corners: &[P2], mb: &mut MeshBuilder) {
+    let [c0, c1, c2, c3] = match corners {
+        [a, b, c, d] => [*a, *b, *c, *d],
+        _ => return,
+    };
+    let depth = (c3 - c0).norm();
+    if depth <= SIDEWALK_WIDTH {
+        mb.polygon(corners, SIDEWALK_Z + 0.005, m::DRIVEWAY);
+        return;
+    }
+    let f = SIDEWALK_WIDTH / depth;
+    let (m0, m1) = (c0 + (c3 - c0) * f, c1 + (c2 - c1) * f);
+    mb.polygon(&[c0, c1, m1, m0], SIDEWALK_Z + 0.005, m::DRIVEWAY);
+    mb.polygon(&[m0, m1, c2, c3], GRASS_Z + 0.01, m::DRIVEWAY);
 }
 
 fn ground(net: &RoadNetwork, mb: &mut MeshBuilder) {
@@ -412,6 +431,13 @@ mod tests {
         ] {
             assert!(world.triangles.iter().any(|t| t.material.lidar_class == class), "{class:?} missing");
         }
+        // Every driveway of the map is paved: on the sidewalk and down at lot level beyond it.
+        let driveways = net.areas.iter().filter(|a| a.kind == crate::scene::MapFeatureType::Driveway).count();
+        assert!(driveways > 0);
+        let paved: Vec<&Triangle> = world.triangles.iter().filter(|t| t.material == m::DRIVEWAY).collect();
+        assert_eq!(paved.len(), driveways * 4, "two quads per driveway");
+        let on_sidewalk = paved.iter().filter(|t| t.v.iter().all(|v| (v.z - SIDEWALK_Z - 0.005).abs() < 1e-9)).count();
+        assert_eq!(on_sidewalk, driveways * 2);
         let again = StaticWorld::from_network(&net, &mut ChaCha8Rng::seed_from_u64(1));
         let again2 = StaticWorld::from_network(&net, &mut ChaCha8Rng::seed_from_u64(1));
         assert_eq!(again.triangles, again2.triangles);

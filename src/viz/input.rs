@@ -62,7 +62,7 @@ pub fn record_path(
             let frames = super::record_dataset(&ds, opts, &rec)?;
             if !models.is_empty() {
                 let scenarios = crate::io::v2::motion::segment_scenarios(&ds, &frames.segment, stride)?;
-                summary.motion = Some(record_models(&rec, &scenarios, models)?);
+                summary.motion = Some(record_models(&rec, &scenarios, models, path)?);
             }
             summary.input = Some(format!("v2 dataset, segment {}", frames.segment));
             summary.frames = Some(frames);
@@ -78,7 +78,7 @@ pub fn record_path(
         Input::Scenarios(file) => {
             let scenarios = crate::io::womd::read_scenarios(&file)?;
             let rec = super::open_recording(&name, sink, Layout::Motion)?;
-            summary.motion = Some(record_models(&rec, &scenarios, models)?);
+            summary.motion = Some(record_models(&rec, &scenarios, models, path)?);
             summary.input = Some(format!("WOMD Scenario TFRecord, {} scenario(s)", scenarios.len()));
             rec.flush_blocking()?;
         }
@@ -90,10 +90,14 @@ fn record_models(
     rec: &rerun::RecordingStream,
     scenarios: &[crate::scene::Scenario],
     models: &[Baseline],
+    data: &Path,
 ) -> Result<super::MotionCounts, VizError> {
     let mut reports = Vec::with_capacity(models.len());
+    let data = data.display().to_string();
     for &m in models {
-        reports.push(evaluate(scenarios, m).map_err(|e| VizError::Invalid(format!("evaluating {}: {e}", m.name())))?);
+        reports.push(
+            evaluate(scenarios, m, &data).map_err(|e| VizError::Invalid(format!("evaluating {}: {e}", m.name())))?,
+        );
     }
     let runs: Vec<MotionRun> = reports.iter().map(MotionRun::from_report).collect();
     super::record_motion(rec, scenarios, &runs)

@@ -34,7 +34,7 @@ pub struct MotionRun<'a> {
 impl<'a> MotionRun<'a> {
     /// A run from an evaluation report (which carries its predictions).
     pub fn from_report(report: &'a EvalReport) -> Self {
-        MotionRun { model: report.model.name(), predictions: &report.predictions, report: Some(report) }
+        MotionRun { model: &report.model, predictions: &report.predictions, report: Some(report) }
     }
 }
 
@@ -257,9 +257,7 @@ pub fn scenario_errors(scenario: &Scenario, p: &ScenarioPredictions, cfg: &Metri
 fn summary_markdown(report: &EvalReport) -> String {
     let mut s = format!(
         "## {} — WOMD challenge metrics\n\n{} scenarios, {} agents predicted\n\n| type | step | minADE | minFDE | MR | OR | mAP | soft mAP |\n|---|---|---|---|---|---|---|---|\n",
-        report.model.name(),
-        report.scenarios,
-        report.predicted_agents
+        report.model, report.scenarios, report.predicted_agents
     );
     for b in report.breakdowns.iter().chain(std::iter::once(&report.mean)) {
         s += &format!(

@@ -142,7 +142,7 @@ fn scenarios_from_a_generated_dataset_evaluate() {
     }
     let mut ade = Vec::new();
     for model in [Baseline::ConstantVelocity, Baseline::Ctra, Baseline::LaneFollower] {
-        let report = evaluate(&scenarios, model).unwrap();
+        let report = evaluate(&scenarios, model, "generated").unwrap();
         assert_eq!(report.breakdowns.len(), 9);
         assert!(report.mean.min_ade > 0.0 && report.mean.min_ade.is_finite());
         ade.push(report.breakdowns[0].min_ade);

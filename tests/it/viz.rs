@@ -159,7 +159,7 @@ fn real_womd_scenario_with_predictions_reads_back() {
     use scenetok::models::baselines::Baseline;
     let Some(samples) = common::samples() else { return };
     let scenarios = scenetok::io::womd::read_scenarios(samples.join("womd/motion_data_one_scenario.tfrecord")).unwrap();
-    let report = evaluate(&scenarios, Baseline::Ctra).unwrap();
+    let report = evaluate(&scenarios, Baseline::Ctra, "womd").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let rrd = dir.path().join("womd.rrd");
     let mut counts = None;

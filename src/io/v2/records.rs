@@ -393,12 +393,16 @@ pub struct LidarBoxRecord {
 
 const LB: &str = "[LiDARBoxComponent]";
 
-fn vec3(cols: &Cols, prefix: &str, row: usize, required: bool) -> Result<Vector3<f64>> {
-    let get = |axis: &str| {
-        let n = format!("{prefix}.{axis}");
-        if required { cols.f64(&n, row) } else { cols.f64_or(&n, row, 0.0) }
+/// The x, y, z column names under a prefix, spelled out once (decoding runs per row).
+macro_rules! xyz_names {
+    ($prefix:expr) => {
+        [concat!($prefix, ".x"), concat!($prefix, ".y"), concat!($prefix, ".z")]
     };
-    Ok(vector![get("x")?, get("y")?, get("z")?])
+}
+
+fn vec3(cols: &Cols, names: [&str; 3], row: usize, required: bool) -> Result<Vector3<f64>> {
+    let get = |n: &str| if required { cols.f64(n, row) } else { cols.f64_or(n, row, 0.0) };
+    Ok(vector![get(names[0])?, get(names[1])?, get(names[2])?])
 }
 
 fn put_vec3(t: &mut TableBuilder, prefix: &str, v: &Vector3<f64>) {
@@ -412,24 +416,26 @@ impl Record for LidarBoxRecord {
         let label = LidarBox {
             object_id: cols.str(key::LASER_OBJECT, row)?.to_string(),
             bbox: Box3d {
-                center: vec3(cols, &format!("{LB}.box.center"), row, true)?,
-                size: vec3(cols, &format!("{LB}.box.size"), row, true)?,
-                heading: cols.f64(&format!("{LB}.box.heading"), row)?,
+                center: vec3(cols, xyz_names!("[LiDARBoxComponent].box.center"), row, true)?,
+                size: vec3(cols, xyz_names!("[LiDARBoxComponent].box.size"), row, true)?,
+                heading: cols.f64("[LiDARBoxComponent].box.heading", row)?,
             },
-            kind: cols.enum_value(&format!("{LB}.type"), row)?,
-            num_lidar_points_in_box: cols.opt_prim::<I64>(&format!("{LB}.num_lidar_points_in_box"), row)?.unwrap_or(0),
-            num_top_lidar_points_in_box: cols
-                .opt_prim::<I64>(&format!("{LB}.num_top_lidar_points_in_box"), row)?
+            kind: cols.enum_value("[LiDARBoxComponent].type", row)?,
+            num_lidar_points_in_box: cols
+                .opt_prim::<I64>("[LiDARBoxComponent].num_lidar_points_in_box", row)?
                 .unwrap_or(0),
-            speed: vec3(cols, &format!("{LB}.speed"), row, false)?,
-            acceleration: vec3(cols, &format!("{LB}.acceleration"), row, false)?,
+            num_top_lidar_points_in_box: cols
+                .opt_prim::<I64>("[LiDARBoxComponent].num_top_lidar_points_in_box", row)?
+                .unwrap_or(0),
+            speed: vec3(cols, xyz_names!("[LiDARBoxComponent].speed"), row, false)?,
+            acceleration: vec3(cols, xyz_names!("[LiDARBoxComponent].acceleration"), row, false)?,
             detection_difficulty: cols.enum_or(
-                &format!("{LB}.difficulty_level.detection"),
+                "[LiDARBoxComponent].difficulty_level.detection",
                 row,
                 DifficultyLevel::Unknown,
             )?,
             tracking_difficulty: cols.enum_or(
-                &format!("{LB}.difficulty_level.tracking"),
+                "[LiDARBoxComponent].difficulty_level.tracking",
                 row,
                 DifficultyLevel::Unknown,
             )?,

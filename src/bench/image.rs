@@ -1,0 +1,303 @@
+//! `scenetok bench image`: the image encoder on the five full-size cameras of a frame,
+//! stage by stage (JPEG decode, preprocessing, the ONNX Runtime session, output copies,
+//! per-point sampling), against Python onnxruntime running the same model on the same
+//! preprocessed batch in the same invocation (`tools/image_reference.py bench`).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::error::{Error, Location, Result};
+use crate::geom::range_image::laser_frame_to_points;
+use crate::io::v2::{Component, Dataset, FrameRequest};
+use crate::models::image_encoder::preprocess::preprocess_into;
+use crate::models::image_encoder::{
+    Batch, EncoderOptions, ImageEncoder, ModelConfig, RgbView, decode_frame_images, point_features,
+};
+use crate::scene::Frame;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct ImageBenchOptions {
+    /// A v1 `.tfrecord` (first frame) or a v2 dataset folder (first frame of the first segment).
+    pub source: PathBuf,
+    pub config: PathBuf,
+    /// Override the config's resize factor.
+    pub scale: Option<f64>,
+    /// Intra-op threads for both sides (0 = one per core).
+    pub threads: usize,
+    /// Timed runs per side (after one warm-up run); medians are reported.
+    pub runs: usize,
+    /// Python with onnxruntime (None: no baseline).
+    pub python: Option<PathBuf>,
+    pub script: PathBuf,
+}
+
+/// Median seconds per frame of each stage.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stages {
+    pub decode: f64,
+    pub preprocess: f64,
+    pub session: f64,
+    pub outputs: f64,
+    pub sampling: f64,
+}
+
+impl Stages {
+    pub fn total(&self) -> f64 {
+        self.decode + self.preprocess + self.session + self.outputs + self.sampling
+    }
+}
+
+/// The result.
+#[derive(Debug, Clone)]
+pub struct ImageBench {
+    pub source: String,
+    pub cameras: Vec<String>,
+    pub input_shape: [usize; 4],
+    pub threads: usize,
+    pub runs: usize,
+    pub points: usize,
+    /// True when the frame had no LiDAR and a synthetic cloud was sampled instead.
+    pub synthetic_points: bool,
+    pub stages: Stages,
+    /// Median seconds of Python onnxruntime's `run` on the same batch.
+    pub python_session: Option<f64>,
+}
+
+/// Points of a frame: every laser, both returns. None when it has no LiDAR data.
+fn frame_points(frame: &Frame) -> Result<Option<Vec<[f32; 3]>>> {
+    let mut pts = Vec::new();
+    for laser in &frame.lasers {
+        let lp = laser_frame_to_points(laser, frame.vehicle_pose.as_ref()).map_err(|e| {
+            Error::invalid(Location::default().frame(frame.timestamp_micros), "convertible range images", e.to_string())
+        })?;
+        for cloud in [lp.return1, lp.return2].into_iter().flatten() {
+            pts.extend_from_slice(&cloud.xyz);
+        }
+    }
+    Ok((!pts.is_empty()).then_some(pts))
+}
+
+/// A stand-in for a Waymo TOP return (64 beams × 2650 columns, +2.4° to −17.6°, the
+/// sensor 2 m up) for frames without LiDAR (the pvps sample has empty range images), in
+/// range-image order as real clouds are: beams that hit the ground do so, the others end
+/// 10-75 m away (deterministic pseudo-random ranges).
+fn synthetic_points() -> Vec<[f32; 3]> {
+    let (rows, cols, height) = (64usize, 2650usize, 2.0f64);
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut pts = Vec::with_capacity(rows * cols);
+    for r in 0..rows {
+        let incl = (2.4 - 20.0 * r as f64 / (rows - 1) as f64).to_radians();
+        for c in 0..cols {
+            let az = std::f64::consts::PI - std::f64::consts::TAU * (c as f64 + 0.5) / cols as f64;
+            let ground = if incl < 0.0 { height / -incl.sin() } else { f64::INFINITY };
+            let range = ground.min(10.0 + 65.0 * next());
+            let (h, z) = (range * incl.cos(), height + range * incl.sin());
+            pts.push([(h * az.cos()) as f32, (h * az.sin()) as f32, z as f32]);
+        }
+    }
+    pts
+}
+
+fn load_frame(source: &Path) -> Result<Frame> {
+    if source.is_dir() {
+        let ds = Dataset::open(source)?;
+        let seg = ds
+            .segments()
+            .next()
+            .ok_or_else(|| Error::invalid(Location::file(source), "a dataset with a segment", "none"))?
+            .to_string();
+        let request = FrameRequest::only(&[
+            Component::Lidar,
+            Component::LidarCalibration,
+            Component::LidarPose,
+            Component::CameraImage,
+            Component::CameraCalibration,
+            Component::VehiclePose,
+        ]);
+        let mut reader = ds.frames(&seg, &request)?;
+        let ts = *reader
+            .timestamps()
+            .first()
+            .ok_or_else(|| Error::invalid(Location::file(source), "a segment with frames", "none"))?;
+        reader.read_frame(ts)
+    } else {
+        let mut frames = crate::io::v1::read_frames(source)?;
+        if frames.is_empty() {
+            return Err(Error::invalid(Location::file(source), "a TFRecord with a frame", "none"));
+        }
+        Ok(frames.swap_remove(0))
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Runs the benchmark.
+pub fn run(opts: &ImageBenchOptions) -> Result<ImageBench> {
+    let frame = load_frame(&opts.source)?;
+    let (points, synthetic) = match frame_points(&frame)? {
+        Some(p) => (p, false),
+        None => (synthetic_points(), true),
+    };
+    let mut config = ModelConfig::load(&opts.config)?;
+    if let Some(s) = opts.scale {
+        config = config.with_scale(s)?;
+    }
+    let mut enc = ImageEncoder::load(config, EncoderOptions { threads: opts.threads, ..Default::default() })?;
+    let map_name = enc.config().sample.clone();
+    let at = Location::file(&opts.source);
+    let mut batch = Batch { data: Vec::new(), shape: [0; 4], input_width: 0, input_height: 0, geometry: Vec::new() };
+    let mut samples: Vec<Stages> = Vec::new();
+    let mut cameras = Vec::new();
+    for run in 0..=opts.runs.max(1) {
+        let t = Instant::now();
+        let images = decode_frame_images(&frame, &at)?;
+        let decode = t.elapsed().as_secs_f64();
+        let views: Vec<RgbView<'_>> = images.images.iter().map(RgbView::from).collect();
+        let t = Instant::now();
+        preprocess_into(enc.config(), &views, &mut batch)?;
+        let preprocess = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let out = enc.run(&batch)?;
+        let run_s = t.elapsed().as_secs_f64();
+        let session = enc.last_session_seconds();
+        let fmap = out.map(&map_name).ok_or_else(|| {
+            Error::invalid(Location::file(&enc.config().path), "the sampled map among the outputs", map_name.clone())
+        })?;
+        let t = Instant::now();
+        let pf = point_features(&points, &images.cameras, fmap)?;
+        let sampling = t.elapsed().as_secs_f64();
+        std::hint::black_box(&pf);
+        cameras = images
+            .cameras
+            .iter()
+            .zip(&images.images)
+            .map(|((n, _), im)| format!("{n} {}x{}", im.width(), im.height()))
+            .collect();
+        // Run 0 warms up (arena planning, kernel selection, page faults).
+        if run > 0 {
+            samples.push(Stages { decode, preprocess, session, outputs: run_s - session, sampling });
+        }
+    }
+    let pick = |f: fn(&Stages) -> f64| median(samples.iter().map(f).collect());
+    let stages = Stages {
+        decode: pick(|s| s.decode),
+        preprocess: pick(|s| s.preprocess),
+        session: pick(|s| s.session),
+        outputs: pick(|s| s.outputs),
+        sampling: pick(|s| s.sampling),
+    };
+    let python_session = match &opts.python {
+        Some(py) => Some(python_baseline(py, &opts.script, enc.config(), &batch, opts.threads, opts.runs.max(1))?),
+        None => None,
+    };
+    Ok(ImageBench {
+        source: opts.source.display().to_string(),
+        cameras,
+        input_shape: batch.shape,
+        threads: opts.threads,
+        runs: opts.runs.max(1),
+        points: points.len(),
+        synthetic_points: synthetic,
+        stages,
+        python_session,
+    })
+}
+
+/// Python onnxruntime on the same batch: median seconds of `InferenceSession.run`.
+fn python_baseline(
+    py: &Path,
+    script: &Path,
+    cfg: &ModelConfig,
+    batch: &Batch,
+    threads: usize,
+    runs: usize,
+) -> Result<f64> {
+    let dir = std::env::temp_dir().join(format!("scenetok-bench-image-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(Location::file(&dir), e))?;
+    let input = dir.join("input.f32");
+    let bytes: Vec<u8> = batch.data.iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(&input, bytes).map_err(|e| Error::io(Location::file(&input), e))?;
+    let outputs: Vec<_> = cfg.outputs.iter().map(|o| serde_json::json!({"name": o.name})).collect();
+    let manifest = serde_json::json!({
+        "config": cfg.path, "input": {"file": "input.f32", "shape": batch.shape},
+        "outputs": outputs, "threads": threads, "runs": runs,
+    });
+    let mpath = dir.join("manifest.json");
+    std::fs::write(&mpath, manifest.to_string()).map_err(|e| Error::io(Location::file(&mpath), e))?;
+    let at = Location::file(script);
+    let out = std::process::Command::new(py).arg(script).arg("bench").arg(&dir).output();
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = out.map_err(|e| Error::io(at.clone(), e))?;
+    if !out.status.success() {
+        return Err(Error::invalid(
+            at,
+            "the Python baseline to succeed (tools/setup.sh installs onnxruntime into .venv)",
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| Error::invalid(at.clone(), "one JSON object", e.to_string()))?;
+    let secs: Vec<f64> =
+        v["seconds"].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default();
+    if secs.is_empty() {
+        return Err(Error::invalid(at, "timings under `seconds`", v.to_string()));
+    }
+    Ok(median(secs))
+}
+
+impl ImageBench {
+    pub fn report(&self) -> String {
+        let s = &self.stages;
+        let total = s.total();
+        let mut r = format!(
+            "{} cameras ({}) from {}\nmodel input {:?}, {} intra-op threads ({}), median of {} runs\n",
+            self.cameras.len(),
+            self.cameras.join(", "),
+            self.source,
+            self.input_shape,
+            if self.threads == 0 { "all".into() } else { self.threads.to_string() },
+            if self.threads == 0 { "one per core" } else { "fixed" },
+            self.runs
+        );
+        let pts = format!(
+            "per-point sampling ({} {}points)",
+            self.points,
+            if self.synthetic_points { "synthetic " } else { "" }
+        );
+        for (name, v) in [
+            ("JPEG decode", s.decode),
+            ("preprocess (resize, normalise, layout)", s.preprocess),
+            ("ONNX Runtime session", s.session),
+            ("output copies", s.outputs),
+            (pts.as_str(), s.sampling),
+        ] {
+            r += &format!("  {name:<44} {:>9.1} ms {:>6.1}%\n", v * 1e3, 100.0 * v / total.max(1e-12));
+        }
+        r += &format!("  {:<44} {:>9.1} ms   → {:.2} frames/s\n", "total", total * 1e3, 1.0 / total.max(1e-12));
+        r += &format!(
+            "outside the session: {:.1}% of the frame (goal < 15%)\n",
+            100.0 * (total - s.session) / total.max(1e-12)
+        );
+        if let Some(p) = self.python_session {
+            r += &format!(
+                "Python onnxruntime, same model and batch: {:.1} ms ({:.2} frames/s)\n\
+                 scenetok session vs Python: {:.2}× (goal ≥ 1.0×); scenetok end to end vs Python session alone: {:.2}×\n",
+                p * 1e3,
+                1.0 / p.max(1e-12),
+                p / s.session.max(1e-12),
+                p / total.max(1e-12)
+            );
+        }
+        r
+    }
+}

@@ -1,0 +1,32 @@
+//! The image foundation model through ONNX Runtime (the camera half of the scene tokens).
+//!
+//! * [`config`]: the model config (`data/models/*.toml`): input size policy, normalisation,
+//!   channel order and layout, which outputs are feature maps (and their strides), ViT
+//!   patch tokens (and their grid) or vectors.
+//! * [`preprocess`]: decoded RGB → the model's input batch (bilinear resize, normalise,
+//!   layout, batch padding), with each image's geometry.
+//! * [`encoder`]: the ONNX Runtime session (tuned options, pre-allocated reused I/O),
+//!   checked against its config at load.
+//! * [`features`]: outputs as tensors with their pixel ↔ cell geometry; bilinear sampling.
+//! * [`points`]: an image feature for every LiDAR point (camera chosen as Waymo's
+//!   `lidar_camera_projection` does).
+//! * [`frame`]: a frame's five cameras as one batch.
+//! * [`export`]: `scenetok features` (per-camera and per-point parquet files).
+//!
+//! The default backbone is EfficientNet-Lite0 (ImageNet), `data/models/efficientnet_lite0.*`,
+//! exported by `tools/export_image_model.py`.
+
+pub mod config;
+pub mod encoder;
+pub mod export;
+pub mod features;
+pub mod frame;
+pub mod points;
+pub mod preprocess;
+
+pub use config::{ModelConfig, default_config_path};
+pub use encoder::{EncoderOptions, ImageEncoder, runtime_library_path};
+pub use features::{FeatureMap, Outputs};
+pub use frame::{FrameImages, decode_frame_images};
+pub use points::{PointFeatures, point_features};
+pub use preprocess::{Batch, ImageGeometry, RgbView, preprocess};

@@ -1,0 +1,316 @@
+//! The image encoder against Python onnxruntime (same inputs, real pvps JPEGs and generated
+//! frames), the per-point camera choice against `lidar_camera_projection`, and the errors.
+//! Images are downscaled (scale 1/8 or the tiny preset): the properties do not depend on
+//! the size, and the full-size model is slow on CI's two cores (`scenetok bench image`
+//! runs full size).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use scenetok::io::v2::{Component, Dataset, FrameRequest};
+use scenetok::models::image_encoder::config::SizePolicy;
+use scenetok::models::image_encoder::export::frame_features;
+use scenetok::models::image_encoder::{
+    EncoderOptions, ImageEncoder, ModelConfig, Outputs, RgbView, decode_frame_images, default_config_path, preprocess,
+};
+use scenetok::sim::generate::{GenerateConfig, Preset, generate};
+use scenetok::{Error, Location};
+
+use crate::common;
+
+fn config(scale: f64) -> ModelConfig {
+    ModelConfig::load(default_config_path()).unwrap().with_scale(scale).unwrap()
+}
+
+fn encoder(scale: f64) -> ImageEncoder {
+    ImageEncoder::load(config(scale), EncoderOptions { threads: 2, ..Default::default() }).unwrap()
+}
+
+fn write_f32(path: &Path, v: &[f32]) {
+    std::fs::write(path, v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+}
+
+/// Writes what `tools/image_reference.py check` reads; returns the manifest.
+fn write_case(dir: &Path, cfg: &ModelConfig, images: &[RgbView<'_>], out: &Outputs) -> serde_json::Value {
+    let mut imgs = Vec::new();
+    for (i, im) in images.iter().enumerate() {
+        let f = format!("image{i}.rgb");
+        std::fs::write(dir.join(&f), im.pixels).unwrap();
+        imgs.push(serde_json::json!({"file": f, "width": im.width, "height": im.height}));
+    }
+    let batch = preprocess(cfg, images).unwrap();
+    write_f32(&dir.join("input.f32"), &batch.data);
+    let mut outs = Vec::new();
+    for m in &out.maps {
+        let f = format!("{}.f32", m.name);
+        write_f32(&dir.join(&f), m.data.as_slice().unwrap());
+        outs.push(serde_json::json!({"name": m.name, "file": f, "shape": m.data.shape()}));
+    }
+    for (name, a) in &out.vectors {
+        let f = format!("{name}.f32");
+        write_f32(&dir.join(&f), a.as_slice().unwrap());
+        outs.push(serde_json::json!({"name": name, "file": f, "shape": a.shape()}));
+    }
+    // The test may have changed the config's scale: tell the reference.
+    let size = match cfg.size {
+        SizePolicy::Scale { scale, multiple } => {
+            serde_json::json!({"policy": "scale", "scale": scale, "multiple": multiple})
+        }
+        SizePolicy::Fixed { width, height } => serde_json::json!({"policy": "fixed", "width": width, "height": height}),
+    };
+    serde_json::json!({
+        "config": cfg.path, "input_size": size, "images": imgs, "threads": 2,
+        "input": {"file": "input.f32", "shape": batch.shape}, "outputs": outs,
+    })
+}
+
+fn run_reference(py: &Path, dir: &Path, manifest: &serde_json::Value) -> serde_json::Value {
+    std::fs::write(dir.join("manifest.json"), serde_json::to_string(manifest).unwrap()).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/image_reference.py");
+    let out = Command::new(py).arg(script).arg("check").arg(dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "reference failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn assert_matches_reference(res: &serde_json::Value) {
+    eprintln!("reference: {res}");
+    assert!(res.get("error").is_none(), "{res}");
+    let pre = res["preprocess_max_abs"].as_f64().unwrap();
+    assert!(pre <= 1e-5, "preprocessing differs by {pre}");
+    for (name, d) in res["outputs"].as_object().unwrap() {
+        let d = d.as_f64().unwrap_or_else(|| panic!("output {name}: {d}"));
+        assert!(d <= 1e-4, "output {name} differs from Python onnxruntime by {d}");
+    }
+}
+
+#[test]
+fn pvps_cameras_match_python_onnxruntime() {
+    let Some(samples) = common::samples() else { return };
+    let frames = scenetok::io::v1::read_frames(samples.join("v1/pvps_data_one_frame.tfrecord")).unwrap();
+    let imgs = decode_frame_images(&frames[0], &Location::default()).unwrap();
+    assert_eq!(imgs.images.len(), 5);
+    let views: Vec<RgbView<'_>> = imgs.images.iter().map(RgbView::from).collect();
+    let mut enc = encoder(0.125);
+    let out = enc.encode(&views).unwrap();
+    // 1920×1280 and 1920×886 at 1/8: 240×160 and 240×111, batched as 256×160.
+    assert_eq!(out.input_size, (256, 160));
+    let s16 = out.map("s16").unwrap();
+    assert_eq!(s16.data.shape(), &[5, 112, 10, 16]);
+    assert_eq!(s16.content_cells(3), (15, 7));
+    // Same batch twice: the bound I/O is reused and gives the same answer.
+    let again = enc.encode(&views).unwrap();
+    assert_eq!(again, out);
+
+    let Some(py) = common::python_with("onnxruntime") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_case(dir.path(), enc.config(), &views, &out);
+    assert_matches_reference(&run_reference(&py, dir.path(), &manifest));
+}
+
+/// One tiny generated frame with everything the features need and the projection oracle.
+fn generated_frame() -> (tempfile::TempDir, scenetok::scene::Frame) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = GenerateConfig::preset(Preset::Tiny);
+    cfg.segments = 1;
+    cfg.frames = 1;
+    cfg.seed = 3;
+    generate(dir.path(), &cfg, |_, _| {}).unwrap();
+    let ds = Dataset::open(dir.path()).unwrap();
+    let seg = ds.segments().next().unwrap().to_string();
+    let request = FrameRequest::only(&[
+        Component::Lidar,
+        Component::LidarCalibration,
+        Component::LidarPose,
+        Component::LidarCameraProjection,
+        Component::CameraImage,
+        Component::CameraCalibration,
+        Component::VehiclePose,
+    ]);
+    let mut reader = ds.frames(&seg, &request).unwrap();
+    let ts = reader.timestamps()[0];
+    let frame = reader.read_frame(ts).unwrap();
+    (dir, frame)
+}
+
+#[test]
+fn generated_frame_points_take_the_camera_of_lidar_camera_projection() {
+    let (_dir, frame) = generated_frame();
+    let mut enc = encoder(0.5);
+    let r = frame_features(&mut enc, &frame, "s16", &Location::default()).unwrap();
+    let (mut total, mut seen, mut mismatched) = (0usize, 0usize, Vec::new());
+    for c in r.clouds.iter().filter(|c| c.ret == 1) {
+        let (laser, ret, pixels, f) = (&c.laser, c.ret, &c.pixels, &c.features);
+        let l = frame.lasers.iter().find(|l| l.laser.value() as i8 == *laser).unwrap();
+        let proj = l.camera_projection1.as_ref().expect("generated lasers carry lidar_camera_projection");
+        for (i, px) in pixels.iter().enumerate() {
+            let (h, w) = (px[0] as usize, px[1] as usize);
+            let want = proj.get(h, w, 0) as i64;
+            let got = f.camera[i].map_or(0, |c| c.value());
+            total += 1;
+            if got != want {
+                mismatched.push(format!("laser {laser}/{ret} pixel ({h},{w}): {got} vs {want}"));
+                continue;
+            }
+            if got != 0 {
+                seen += 1;
+                let (du, dv) = (f.uv[i][0] - proj.get(h, w, 1), f.uv[i][1] - proj.get(h, w, 2));
+                assert!(du.abs() < 1.0 && dv.abs() < 1.0, "pixel ({h},{w}): uv off by ({du}, {dv})");
+            } else {
+                assert!(f.features.row(i).iter().all(|v| *v == 0.0), "an unseen point has a feature");
+            }
+        }
+    }
+    eprintln!("{total} points, {seen} seen by a camera, {} camera mismatches", mismatched.len());
+    assert!(total > 1000 && seen > total / 10, "too few points ({total}) or seen ({seen}) to mean something");
+    assert!(mismatched.is_empty(), "{:?}", &mismatched[..mismatched.len().min(5)]);
+}
+
+#[test]
+fn generated_frame_features_match_python_onnxruntime() {
+    let Some(py) = common::python_with("onnxruntime") else { return };
+    let (_dir, frame) = generated_frame();
+    let mut enc = encoder(0.5);
+    let r = frame_features(&mut enc, &frame, "s8", &Location::default()).unwrap();
+    let views: Vec<RgbView<'_>> = r.images.images.iter().map(RgbView::from).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut manifest = write_case(dir.path(), enc.config(), &views, &r.outputs);
+    // All points of all lasers and returns, with the camera index the Rust side chose.
+    let (mut img, mut u, mut v, mut feats) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for f in r.clouds.iter().map(|c| &c.features) {
+        for i in 0..f.camera.len() {
+            let k = f.camera[i].map_or(-1, |c| r.images.cameras.iter().position(|(n, _)| *n == c).unwrap() as i32);
+            img.extend(k.to_le_bytes());
+            u.push(f.uv[i][0]);
+            v.push(f.uv[i][1]);
+        }
+        feats.extend_from_slice(f.features.as_slice().unwrap());
+    }
+    let n = u.len();
+    std::fs::write(dir.path().join("p_image.i32"), img).unwrap();
+    write_f32(&dir.path().join("p_u.f32"), &u);
+    write_f32(&dir.path().join("p_v.f32"), &v);
+    write_f32(&dir.path().join("p_feat.f32"), &feats);
+    manifest["points"] = serde_json::json!({
+        "map": "s8", "n": n, "image": "p_image.i32", "u": "p_u.f32", "v": "p_v.f32", "features": "p_feat.f32"
+    });
+    let res = run_reference(&py, dir.path(), &manifest);
+    assert_matches_reference(&res);
+    assert!(res["points_seen"].as_u64().unwrap() > 100, "{res}");
+    let d = res["points_max_abs"].as_f64().unwrap();
+    assert!(d <= 1e-4, "per-point features differ from the NumPy sampling by {d}");
+    assert_eq!(res["points_unseen_nonzero"], 0);
+}
+
+#[test]
+fn bad_models_and_images_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(default_config_path()).unwrap();
+    let model = default_config_path().with_file_name("efficientnet_lite0.onnx");
+    let write = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text.replace("\"efficientnet_lite0.onnx\"", &format!("{:?}", model.display().to_string())))
+            .unwrap();
+        ModelConfig::load(&p).unwrap()
+    };
+    let opts = EncoderOptions { threads: 1, ..Default::default() };
+
+    // Missing model file.
+    let missing = ModelConfig::parse(&base, &dir.path().join("m.toml")).unwrap();
+    let e = ImageEncoder::load(missing, opts).unwrap_err().to_string();
+    assert!(e.contains("efficientnet_lite0.onnx") && e.contains("model file not found"), "{e}");
+
+    // An output the model does not have; a channel count the model does not have.
+    let e = ImageEncoder::load(write("a.toml", base.replace("name = \"s32\"", "name = \"s64\"")), opts)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("output `s64`") && e.contains("s32"), "{e}");
+    let e = ImageEncoder::load(write("b.toml", base.replace("channels = 112", "channels = 96")), opts)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("output `s16`") && e.contains("96 channels"), "{e}");
+
+    // A stride the model does not have: the load passes (shapes are dynamic), the run says so.
+    let mut enc = ImageEncoder::load(write("c.toml", base.replace("stride = 8", "stride = 4")), opts).unwrap();
+    let px = vec![128u8; 64 * 64 * 3];
+    let e = enc.encode(&[RgbView::new(64, 64, &px).unwrap()]).unwrap_err();
+    assert!(matches!(e, Error::Model { .. }), "{e}");
+    assert!(e.to_string().contains("outputs match"), "{e}");
+
+    // An image whose size is not its calibration's: a real pvps JPEG under another camera.
+    let Some(samples) = common::samples() else { return };
+    let mut frame = scenetok::io::v1::read_frames(samples.join("v1/pvps_data_one_frame.tfrecord")).unwrap().remove(0);
+    let side = frame.cameras.iter().position(|c| c.camera == scenetok::scene::CameraName::SideLeft).unwrap();
+    let front = frame.cameras.iter().position(|c| c.camera == scenetok::scene::CameraName::Front).unwrap();
+    frame.cameras[side].jpeg = frame.cameras[front].jpeg.clone();
+    let e = decode_frame_images(&frame, &Location::file("pvps.tfrecord")).unwrap_err().to_string();
+    assert!(e.contains("camera SIDE_LEFT") && e.contains("1920x886") && e.contains("1920x1280"), "{e}");
+}
+
+fn scenetok(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scenetok"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("scenetok runs")
+}
+
+#[test]
+fn features_command_writes_points_and_cameras() {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float32Type, Int8Type};
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dir.path().join("ds");
+    let out = scenetok(&["fixture", "--out", ds.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let file = dir.path().join("f.parquet");
+    let args =
+        ["features", "--data", ds.to_str().unwrap(), "--out", file.to_str().unwrap(), "--map", "s8", "--threads", "2"];
+    let out = scenetok(&args, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("3 frames") && text.contains("40 channels per point"), "{text}");
+
+    let read = |p: &Path| {
+        let f = std::fs::File::open(p).unwrap();
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap();
+        r.map(|b| b.unwrap()).collect::<Vec<_>>()
+    };
+    let (mut rows, mut seen) = (0, 0);
+    for b in read(&file) {
+        rows += b.num_rows();
+        let cam = b.column_by_name("camera").unwrap().as_primitive::<Int8Type>();
+        let u = b.column_by_name("u").unwrap().as_primitive::<Float32Type>();
+        let feat = b.column_by_name("feature").unwrap().as_fixed_size_list();
+        assert_eq!(feat.value_length(), 40);
+        for i in 0..b.num_rows() {
+            let c = cam.value(i);
+            assert!((0..=5).contains(&c));
+            let f = feat.value(i);
+            let f = f.as_primitive::<Float32Type>();
+            if c == 0 {
+                assert!(u.value(i).is_nan() && f.values().iter().all(|v| *v == 0.0));
+            } else {
+                seen += 1;
+                assert!(u.value(i) >= 0.0 && f.values().iter().any(|v| *v != 0.0));
+            }
+        }
+    }
+    assert!(rows > 100 && seen > 0, "{rows} rows, {seen} seen");
+    let cams = read(&dir.path().join("f.cameras.parquet"));
+    let n: usize = cams.iter().map(|b| b.num_rows()).sum();
+    assert!(n >= 3, "{n} camera rows");
+    let pooled = cams[0].column_by_name("pooled").unwrap().as_list::<i32>();
+    assert_eq!(pooled.value(0).len(), 1280);
+
+    // No ONNX Runtime library: a clear error naming the path, not a crash.
+    let out = scenetok(&args, &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/libonnxruntime.so") && err.contains("ONNX Runtime library not found"), "{err}");
+}

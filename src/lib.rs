@@ -16,5 +16,6 @@ pub mod models;
 pub mod scene;
 pub mod sim;
 pub mod sparse;
+pub mod viz;
 
 pub use error::{Error, Location, Result};

@@ -129,6 +129,8 @@ enum Command {
         #[arg(long)]
         with_maps: bool,
     },
+    /// Show a dataset, a v1 Frame or WOMD Scenario TFRecord, and motion predictions in rerun.
+    Viz(VizArgs),
     /// Write scenetok's tiny built-in v2 dataset (every component, 3 frames) to a folder.
     Fixture {
         #[arg(long)]
@@ -154,11 +156,126 @@ enum SparseCmd {
     },
 }
 
+// ---- scenetok viz ------------------------------------------------------------------------------
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("sink").required(true).args(["save", "spawn", "connect", "write_blueprints"])))]
+struct VizArgs {
+    /// A v2 dataset folder, a v1 `Frame` TFRecord or a WOMD `Scenario` TFRecord.
+    #[arg(long, required_unless_present = "write_blueprints")]
+    data: Option<PathBuf>,
+    /// The segment of a v2 dataset (default: the first).
+    #[arg(long)]
+    segment: Option<String>,
+    /// Frame indices: `A..B`, `A..`, `..B` or `N`.
+    #[arg(long, value_parser = scenetok::viz::parse_frame_range)]
+    frames: Option<std::ops::Range<usize>>,
+    /// Write the recording to an .rrd file (with the blueprint).
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Start a viewer and stream to it (`rerun` on PATH, else .venv/bin/rerun).
+    #[arg(long)]
+    spawn: bool,
+    /// Stream to a running viewer: `host:port` or a `rerun+http://…/proxy` URL.
+    #[arg(long)]
+    connect: Option<String>,
+    /// Write the blueprints (perception.rbl, motion.rbl) into this folder and exit.
+    #[arg(long)]
+    write_blueprints: Option<PathBuf>,
+    /// Colour points by intensity or by LiDAR segmentation class.
+    #[arg(long, value_enum, default_value = "intensity")]
+    color: scenetok::viz::PointColors,
+    /// Also log the second returns.
+    #[arg(long)]
+    second_returns: bool,
+    /// Skip the range images.
+    #[arg(long)]
+    no_range_images: bool,
+    /// Skip camera images and panoptic labels.
+    #[arg(long)]
+    no_cameras: bool,
+    /// Motion baselines to run on the input's scenarios; their predictions and metrics join
+    /// the recording (a WOMD file without --model shows the scenario alone).
+    #[arg(long = "model", value_enum)]
+    models: Vec<scenetok::models::baselines::Baseline>,
+    /// For v2 datasets with --model: a 9.1 s scenario window every STRIDE frames.
+    #[arg(long, default_value_t = 20)]
+    stride: usize,
+}
+
+fn viz(args: VizArgs, stdout: &mut impl std::io::Write) -> Result<()> {
+    use scenetok::viz::{VizOptions, VizSink};
+    if let Some(dir) = &args.write_blueprints {
+        for p in scenetok::viz::write_blueprints(dir)? {
+            writeln!(stdout, "wrote {}", p.display())?;
+        }
+        return Ok(());
+    }
+    let Some(data) = args.data else { anyhow::bail!("--data is required") };
+    let sink = match (args.save, args.spawn, args.connect) {
+        (Some(p), _, _) => VizSink::Save(p),
+        (_, true, _) => VizSink::Spawn,
+        (_, _, Some(a)) => VizSink::Connect(a),
+        _ => anyhow::bail!("one of --save, --spawn, --connect is required"),
+    };
+    let opts = VizOptions {
+        segment: args.segment,
+        frames: args.frames,
+        point_colors: args.color,
+        second_returns: args.second_returns,
+        range_images: !args.no_range_images,
+        cameras: !args.no_cameras,
+        segmentation: !args.no_cameras,
+        ..VizOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let summary = scenetok::viz::input::record_path(&data, &opts, &sink, &args.models, args.stride)?;
+    writeln!(stdout, "{}", summary.input.as_deref().unwrap_or("?"))?;
+    if let Some(f) = &summary.frames {
+        writeln!(
+            stdout,
+            "logged {} frame(s): {} points, {} camera images, {} panoptic labels, {} 3-D boxes, {} map features",
+            f.frames, f.points, f.images, f.panoptic_labels, f.lidar_boxes, f.map_features
+        )?;
+    }
+    if let Some(m) = &summary.motion {
+        writeln!(
+            stdout,
+            "logged {} scenario(s), {} steps, {} predicted agents, {} modes",
+            m.scenarios, m.steps, m.predicted_agents, m.modes
+        )?;
+    }
+    let dest = match &sink {
+        VizSink::Save(p) => p.display().to_string(),
+        VizSink::Spawn => "a spawned viewer".into(),
+        VizSink::Connect(a) => a.clone(),
+    };
+    writeln!(stdout, "to {dest} in {:.1} s", started.elapsed().as_secs_f64())?;
+    Ok(())
+}
+
+// ---- end of scenetok viz -----------------------------------------------------------------------
+
 #[derive(Subcommand)]
 enum BenchKind {
     /// The sparse-conv engine: MinkUNet per dataflow and tuned, per-layer GFLOP/s against
     /// SGEMM, and spconv's CPU build on the same voxels when available.
     Sparse(sparse_cli::BenchArgs),
+    /// Logging one full-size frame to rerun (target ≤ 50 ms) vs reading it; a long segment
+    /// recorded frame by frame with the memory watched.
+    Viz {
+        /// A dataset whose first frame is logged (default: one generated full-size frame).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Where generated data and recordings go (kept for reruns).
+        #[arg(long, default_value = "runs/bench-viz")]
+        work: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        /// Frames of the tiny-preset segment recorded for the streaming check (0 = skip).
+        #[arg(long, default_value_t = 200)]
+        stream_frames: usize,
+    },
     /// Reading lidar columns (vs pyarrow) and range image → points (vs NumPy) on a dataset.
     Io {
         #[arg(long)]
@@ -354,6 +471,10 @@ fn run(cli: Cli) -> Result<()> {
                 writeln!(stdout, "  {name:<15} {n:>6}  {:5.1}%", 100.0 * *n as f64 / total.max(1) as f64)?;
             }
         }
+        Command::Bench { which: BenchKind::Viz { data, work, repeats, stream_frames } } => {
+            let r = scenetok::bench::viz::run(&work, data.as_deref(), repeats, stream_frames)?;
+            write!(stdout, "{}", r.report())?;
+        }
         Command::Bench { which: BenchKind::Io { data, python, no_baseline } } => {
             let python = python.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
             let python = (!no_baseline).then_some(python.as_path());
@@ -454,6 +575,7 @@ fn run(cli: Cli) -> Result<()> {
             features_command(&data, &out, opts, &model, &mut stdout)?
         }
         Command::Demo { out, frames } => demo(&out, frames, &mut stdout)?,
+        Command::Viz(args) => viz(args, &mut stdout)?,
         Command::Fixture { out } => {
             let files = scenetok::io::fixture::write(&out)?;
             writeln!(stdout, "wrote {} component files under {}", files.len(), out.display())?;

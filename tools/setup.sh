@@ -8,6 +8,8 @@
 #                          the wheel is kept and installed into .venv (tests and `scenetok bench image`
 #                          compare with Python onnxruntime)
 #   Debian packages        python3-venv and gcc when missing; chromium (headless report rendering)
+#   .venv/ rerun-sdk       the rerun viewer and CLI matching the rerun crate (tests read .rrd files back;
+#                          `rerun out.rrd` views a recording), with analytics turned off
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -72,4 +74,13 @@ if ! .venv/bin/python -c "import onnxruntime, sys; sys.exit(onnxruntime.__versio
     links=(); [ -d "$ORT_DIR/wheel" ] && links=(--find-links "$ORT_DIR/wheel")
     .venv/bin/pip install -q --disable-pip-version-check "${links[@]}" "onnxruntime==$ORT_VERSION"
 fi
-say "ready (rust $(rustc --version | cut -d' ' -f2), pyarrow $PYARROW_VERSION, numpy $NUMPY_VERSION, onnxruntime $ORT_VERSION)"
+# --- rerun viewer / CLI, the same version as the rerun crate -------------------------------------
+RERUN_VERSION=0.36.3
+if ! .venv/bin/python -c "import rerun, sys; sys.exit(rerun.__version__ != '$RERUN_VERSION')" >/dev/null 2>&1; then
+    say "installing rerun-sdk==$RERUN_VERSION into .venv"
+    .venv/bin/pip install -q --disable-pip-version-check "rerun-sdk==$RERUN_VERSION"
+fi
+# The SDK and viewer would otherwise send usage data; this machine and CI have no use for it.
+.venv/bin/rerun analytics disable >/dev/null 2>&1 || true
+
+say "ready (rust $(rustc --version | cut -d' ' -f2), pyarrow $PYARROW_VERSION, numpy $NUMPY_VERSION, onnxruntime $ORT_VERSION, rerun $RERUN_VERSION)"

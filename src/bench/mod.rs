@@ -4,3 +4,4 @@
 pub mod image;
 pub mod io;
 pub mod metrics;
+pub mod viz;

@@ -17,3 +17,4 @@ mod sim_lidar;
 mod sim_world;
 mod sparse;
 mod v2_parquet;
+mod viz;

@@ -1,0 +1,285 @@
+//! Visualisation in rerun: every input (v2 datasets, v1 `Frame`s, WOMD `Scenario`s) and every
+//! output (motion predictions, metrics; detections and scene tokens through the hooks in
+//! [`hooks`]) logged on rerun's conventions, with a blueprint that lays out the views.
+//!
+//! Entry points: [`record_dataset`] (a v2 dataset, streamed frame by frame: a segment is never
+//! held in memory), [`record_frames`] (any frame iterator, e.g. a v1 TFRecord), and
+//! [`record_motion`] (scenarios with predictions and metrics). Open a recording with
+//! [`open_recording`] on a [`VizSink`]; entity paths are in [`paths`].
+
+pub mod blueprint;
+pub mod classes;
+pub mod frame;
+pub mod hooks;
+pub mod input;
+pub mod map;
+pub mod motion;
+pub mod paths;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use rerun::RecordingStream;
+
+pub use frame::{FrameCounts, FrameLogger, PointColors};
+pub use motion::{MotionCounts, MotionRun, record_motion};
+
+use crate::io::v2::{Dataset, FrameRequest};
+use crate::scene::Frame;
+
+/// The rerun application id of scenetok recordings (blueprints apply per application id).
+pub const APP_ID: &str = "scenetok";
+
+#[derive(Debug, thiserror::Error)]
+pub enum VizError {
+    #[error(transparent)]
+    Data(#[from] crate::Error),
+    #[error(transparent)]
+    Geom(#[from] crate::geom::GeomError),
+    #[error("rerun: {0}")]
+    Rerun(#[from] rerun::RecordingStreamError),
+    #[error("rerun: {0}")]
+    Flush(#[from] rerun::sink::SinkFlushError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What to log and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VizOptions {
+    /// The segment to show (default: the first).
+    pub segment: Option<String>,
+    /// Frame indices within the segment (default: all).
+    pub frames: Option<Range<usize>>,
+    pub point_colors: PointColors,
+    /// Point radius in UI points.
+    pub point_radius: f32,
+    pub second_returns: bool,
+    pub range_images: bool,
+    pub cameras: bool,
+    pub segmentation: bool,
+    /// Positions drawn behind each labelled object (frames; 0 = none).
+    pub track_history: usize,
+}
+
+impl Default for VizOptions {
+    fn default() -> Self {
+        VizOptions {
+            segment: None,
+            frames: None,
+            point_colors: PointColors::Intensity,
+            point_radius: 1.0,
+            second_returns: false,
+            range_images: true,
+            cameras: true,
+            segmentation: true,
+            track_history: 20,
+        }
+    }
+}
+
+/// Where a recording goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VizSink {
+    /// An `.rrd` file.
+    Save(PathBuf),
+    /// A viewer started for it (`rerun` on PATH, else the setup script's `.venv/bin/rerun`).
+    Spawn,
+    /// A running viewer or server: `host:port` or a `rerun+http://…/proxy` URL.
+    Connect(String),
+}
+
+/// Which layout to send with a recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    Perception,
+    Motion,
+}
+
+impl Layout {
+    pub fn blueprint(self) -> rerun::blueprint::Blueprint {
+        match self {
+            Layout::Perception => blueprint::perception(),
+            Layout::Motion => blueprint::motion(),
+        }
+    }
+}
+
+/// Opens a recording on `sink`, with the layout's blueprint sent first (made active).
+pub fn open_recording(name: &str, sink: &VizSink, layout: Layout) -> Result<RecordingStream, VizError> {
+    let builder = rerun::RecordingStreamBuilder::new(APP_ID).recording_name(name).with_blueprint(layout.blueprint());
+    Ok(match sink {
+        VizSink::Save(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(crate::Location::file(dir), e))?;
+            }
+            builder.save(path)?
+        }
+        VizSink::Spawn => {
+            let mut opts = rerun::SpawnOptions::default();
+            let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/rerun");
+            if !on_path("rerun") && venv.exists() {
+                opts.executable_path = Some(venv.to_string_lossy().into_owned());
+            }
+            builder.spawn_opts(&opts)?
+        }
+        VizSink::Connect(addr) => {
+            let url = if addr.contains("://") { addr.clone() } else { format!("rerun+http://{addr}/proxy") };
+            builder.connect_grpc_opts(url)?
+        }
+    })
+}
+
+fn on_path(exe: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(exe).is_file()))
+}
+
+/// Writes the layouts as `.rbl` blueprint files into `dir` (`perception.rbl`, `motion.rbl`).
+pub fn write_blueprints(dir: &Path) -> Result<Vec<PathBuf>, VizError> {
+    std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(crate::Location::file(dir), e))?;
+    let mut out = Vec::new();
+    for (name, layout) in [("perception.rbl", Layout::Perception), ("motion.rbl", Layout::Motion)] {
+        let path = dir.join(name);
+        // The stream's own (empty) blueprint store carries no properties; the layout goes into the
+        // store `send` creates, with the command that makes it active.
+        let rec = rerun::RecordingStreamBuilder::new(APP_ID).blueprint().send_properties(false).save(&path)?;
+        layout
+            .blueprint()
+            .send(&rec, rerun::blueprint::BlueprintActivation { make_active: true, make_default: true })?;
+        rec.flush_blocking()?;
+        out.push(path);
+    }
+    Ok(out)
+}
+
+/// What [`record_dataset`] / [`record_frames`] logged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordSummary {
+    pub segment: String,
+    pub frames: usize,
+    pub points: usize,
+    pub images: usize,
+    pub panoptic_labels: usize,
+    pub lidar_boxes: usize,
+    pub map_features: usize,
+}
+
+impl RecordSummary {
+    fn add(&mut self, c: &FrameCounts) {
+        self.frames += 1;
+        self.points += c.points.values().sum::<usize>();
+        self.images += c.cameras;
+        self.panoptic_labels += c.panoptic_labels;
+        self.lidar_boxes += c.lidar_boxes;
+    }
+}
+
+/// Parses `A..B`, `A..`, `..B` or `N` (one frame) into frame indices.
+pub fn parse_frame_range(s: &str) -> Result<Range<usize>, String> {
+    let num = |t: &str, default: usize| -> Result<usize, String> {
+        if t.is_empty() { Ok(default) } else { t.trim().parse().map_err(|_| format!("`{t}` is not a frame index")) }
+    };
+    let r = match s.split_once("..") {
+        Some((a, b)) => num(a, 0)?..num(b, usize::MAX)?,
+        None => {
+            let n = num(s, 0)?;
+            n..n + 1
+        }
+    };
+    if r.start >= r.end {
+        return Err(format!("frame range `{s}` is empty; expected A..B with A < B"));
+    }
+    Ok(r)
+}
+
+/// Logs one segment of a v2 dataset: the map (static), then every selected frame, read and
+/// logged one at a time through [`crate::io::v2::FrameReader`], so memory holds one frame.
+pub fn record_dataset(ds: &Dataset, opts: &VizOptions, rec: &RecordingStream) -> Result<RecordSummary, VizError> {
+    let segment = match &opts.segment {
+        Some(s) => {
+            ds.components(s)?;
+            s.clone()
+        }
+        None => ds
+            .segments()
+            .next()
+            .ok_or_else(|| VizError::Invalid(format!("{}: no segment", ds.root().display())))?
+            .to_string(),
+    };
+    let map = ds.read_map(&segment)?;
+    let map_features = map::log_map(rec, paths::MAP, &map, true)?;
+    let mut request = FrameRequest::all();
+    if !opts.second_returns {
+        request = request.without_second_returns();
+    }
+    let mut reader = ds.frames(&segment, &request)?;
+    let timestamps: Vec<i64> = select(reader.timestamps(), opts.frames.as_ref()).to_vec();
+    if timestamps.is_empty() {
+        return Err(VizError::Invalid(format!(
+            "segment {segment}: no frame in range {:?} (the segment has {} frames)",
+            opts.frames,
+            reader.timestamps().len()
+        )));
+    }
+    let mut logger = FrameLogger::new(opts);
+    logger.log_static(rec)?;
+    let mut summary = RecordSummary { segment: segment.clone(), map_features, ..Default::default() };
+    for ts in timestamps {
+        let frame = reader.read_frame(ts)?;
+        summary.add(&logger.log_frame(rec, &frame)?);
+    }
+    Ok(summary)
+}
+
+fn select<'a>(all: &'a [i64], range: Option<&Range<usize>>) -> &'a [i64] {
+    match range {
+        Some(r) => {
+            let start = r.start.min(all.len());
+            &all[start..r.end.min(all.len())]
+        }
+        None => all,
+    }
+}
+
+/// Logs frames from any source (e.g. [`crate::io::v1::open_frames`]), one at a time; frames
+/// outside `opts.frames` are skipped (their indices count from 0 in iteration order).
+pub fn record_frames(
+    frames: impl IntoIterator<Item = crate::Result<Frame>>,
+    opts: &VizOptions,
+    rec: &RecordingStream,
+) -> Result<RecordSummary, VizError> {
+    let mut logger = FrameLogger::new(opts);
+    logger.log_static(rec)?;
+    let mut summary = RecordSummary::default();
+    for (i, frame) in frames.into_iter().enumerate() {
+        if opts.frames.as_ref().is_some_and(|r| !r.contains(&i)) {
+            if opts.frames.as_ref().is_some_and(|r| i >= r.end) {
+                break;
+            }
+            continue;
+        }
+        let frame = frame?;
+        if summary.segment.is_empty() {
+            summary.segment = frame.segment.clone();
+        }
+        summary.add(&logger.log_frame(rec, &frame)?);
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_ranges() {
+        assert_eq!(parse_frame_range("3..7"), Ok(3..7));
+        assert_eq!(parse_frame_range("..4"), Ok(0..4));
+        assert_eq!(parse_frame_range("5"), Ok(5..6));
+        assert_eq!(parse_frame_range("2..").map(|r| r.start), Ok(2));
+        assert!(parse_frame_range("7..3").is_err());
+        assert!(parse_frame_range("a..b").unwrap_err().contains("not a frame index"));
+        assert_eq!(select(&[1, 2, 3], Some(&(1..10))), &[2, 3]);
+        assert!(select(&[1, 2, 3], Some(&(5..10))).is_empty());
+    }
+}

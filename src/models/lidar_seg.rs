@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Location, Result};
+use crate::eval::segmentation::ConfusionMatrix;
 use crate::geom::range_image::{gather_pixels, range_image_to_points};
 use crate::io::v2::{Component, Dataset, FrameRequest};
-use crate::scene::enums::{LaserName, LidarSegClass};
+use crate::scene::enums::LaserName;
 use crate::scene::frame::Frame;
 use crate::sparse::layers::RunCtx;
 use crate::sparse::nets::{MinkUNet, MinkUNetConfig};
@@ -163,23 +164,23 @@ pub struct SegReport {
     pub points: usize,
     /// `(class, IoU, labelled points)` for every class that occurs in labels or predictions.
     pub classes: Vec<(String, f64, u64)>,
-    /// Mean IoU over classes present in the labels.
+    /// Mean IoU over the classes present in the labels or the predictions.
     pub miou: f64,
 }
 
-/// Confusion counts → report.
+/// Confusion counts → report, on the shared segmentation metric
+/// ([`crate::eval::segmentation::ConfusionMatrix`]: per-class IoU, mean over the classes in
+/// the labels or the predictions, as upstream).
 #[derive(Debug, Clone)]
 pub struct Confusion {
-    tp: Vec<u64>,
-    fp: Vec<u64>,
-    fn_: Vec<u64>,
+    matrix: ConfusionMatrix,
     frames: usize,
     points: usize,
 }
 
 impl Default for Confusion {
     fn default() -> Self {
-        Confusion { tp: vec![0; CLASSES], fp: vec![0; CLASSES], fn_: vec![0; CLASSES], frames: 0, points: 0 }
+        Confusion { matrix: ConfusionMatrix::new(CLASSES), frames: 0, points: 0 }
     }
 }
 
@@ -192,34 +193,14 @@ impl Confusion {
                 continue;
             }
             self.points += 1;
-            let (p, l) = (p.clamp(0, CLASSES as i32 - 1) as usize, l as usize);
-            if p == l {
-                self.tp[l] += 1;
-            } else {
-                self.fn_[l] += 1;
-                self.fp[p] += 1;
-            }
+            self.matrix.add(l as usize, p.clamp(0, CLASSES as i32 - 1) as usize);
         }
     }
 
     pub fn report(&self) -> SegReport {
-        let mut classes = Vec::new();
-        let mut ious = Vec::new();
-        for c in 1..CLASSES {
-            let denom = self.tp[c] + self.fp[c] + self.fn_[c];
-            if denom == 0 {
-                continue;
-            }
-            let iou = self.tp[c] as f64 / denom as f64;
-            let labelled = self.tp[c] + self.fn_[c];
-            if labelled > 0 {
-                ious.push(iou);
-            }
-            let name = LidarSegClass::from_value(c as i64).map_or_else(|| c.to_string(), |k| k.name().to_string());
-            classes.push((name, iou, labelled));
-        }
-        let miou = if ious.is_empty() { 0.0 } else { ious.iter().sum::<f64>() / ious.len() as f64 };
-        SegReport { frames: self.frames, points: self.points, classes, miou }
+        let r = self.matrix.lidar_report();
+        let classes = r.classes.into_iter().filter_map(|c| Some((c.class, c.iou?, c.support))).collect();
+        SegReport { frames: self.frames, points: self.points, classes, miou: r.miou }
     }
 }
 

@@ -31,7 +31,7 @@ use crate::io::v2::{Component, Dataset, FrameRequest};
 use crate::scene::Frame;
 
 /// What to export.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ExportOptions {
     /// Only this segment (default: all).
     pub segment: Option<String>,

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::inspect::TfRecordReport;
 use super::{tfrecord, v1, womd};
 use crate::error::{Location, Result};
-use crate::scene::{Frame, MapFeatureKind, Scenario};
+use crate::scene::{Frame, Scenario};
 
 /// Reads every record (checking both CRCs) and says what each holds.
 pub fn inspect_tfrecord(path: &Path) -> Result<TfRecordReport> {
@@ -36,15 +36,7 @@ pub fn inspect_tfrecord(path: &Path) -> Result<TfRecordReport> {
 fn scenario_line(s: &Scenario) -> String {
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
     for f in &s.map {
-        let k = match f.feature_type.kind() {
-            MapFeatureKind::Lane => "lane",
-            MapFeatureKind::RoadLine => "road_line",
-            MapFeatureKind::RoadEdge => "road_edge",
-            MapFeatureKind::StopSign => "stop_sign",
-            MapFeatureKind::Crosswalk => "crosswalk",
-            MapFeatureKind::SpeedBump => "speed_bump",
-            MapFeatureKind::Driveway => "driveway",
-        };
+        let k = f.feature_type.kind().name();
         *kinds.entry(k).or_default() += 1;
     }
     let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();

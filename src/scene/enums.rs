@@ -171,6 +171,21 @@ pub enum MapFeatureKind {
     Driveway,
 }
 
+impl MapFeatureKind {
+    /// The WOMD oneof field name (`lane`, `road_line`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            MapFeatureKind::Lane => "lane",
+            MapFeatureKind::RoadLine => "road_line",
+            MapFeatureKind::RoadEdge => "road_edge",
+            MapFeatureKind::StopSign => "stop_sign",
+            MapFeatureKind::Crosswalk => "crosswalk",
+            MapFeatureKind::SpeedBump => "speed_bump",
+            MapFeatureKind::Driveway => "driveway",
+        }
+    }
+}
+
 impl MapFeatureType {
     pub fn kind(self) -> MapFeatureKind {
         use MapFeatureType::*;

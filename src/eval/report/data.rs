@@ -119,18 +119,6 @@ pub fn trajectory_type_histogram(scenarios: &[Scenario]) -> BTreeMap<String, usi
     h
 }
 
-fn kind_name(k: MapFeatureKind) -> &'static str {
-    match k {
-        MapFeatureKind::Lane => "lane",
-        MapFeatureKind::RoadLine => "road_line",
-        MapFeatureKind::RoadEdge => "road_edge",
-        MapFeatureKind::StopSign => "stop_sign",
-        MapFeatureKind::Crosswalk => "crosswalk",
-        MapFeatureKind::SpeedBump => "speed_bump",
-        MapFeatureKind::Driveway => "driveway",
-    }
-}
-
 /// The scene of one scenario: map features within `radius` m of the predicted agents' current
 /// positions, their history, ground truth and modes, and the other agents at the current step.
 pub fn scene_view(s: &Scenario, p: &ScenarioPredictions, cfg: &MetricsConfig, radius: f64) -> SceneView {
@@ -148,7 +136,7 @@ pub fn scene_view(s: &Scenario, p: &ScenarioPredictions, cfg: &MetricsConfig, ra
         .map(|f| {
             let kind = f.feature_type.kind();
             MapLine {
-                kind: kind_name(kind).to_string(),
+                kind: kind.name().to_string(),
                 closed: matches!(
                     kind,
                     MapFeatureKind::Crosswalk | MapFeatureKind::SpeedBump | MapFeatureKind::Driveway

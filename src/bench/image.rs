@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::error::{Error, Location, Result};
 use crate::geom::range_image::laser_frame_to_points;
-use crate::io::v2::{Component, Dataset, FrameRequest};
+use crate::io::v2::Dataset;
 use crate::models::image_encoder::preprocess::preprocess_into;
 use crate::models::image_encoder::{
     Batch, EncoderOptions, ImageEncoder, ModelConfig, RgbView, decode_frame_images, point_features,
@@ -113,14 +113,7 @@ fn load_frame(source: &Path) -> Result<Frame> {
             .next()
             .ok_or_else(|| Error::invalid(Location::file(source), "a dataset with a segment", "none"))?
             .to_string();
-        let request = FrameRequest::only(&[
-            Component::Lidar,
-            Component::LidarCalibration,
-            Component::LidarPose,
-            Component::CameraImage,
-            Component::CameraCalibration,
-            Component::VehiclePose,
-        ]);
+        let request = crate::models::image_encoder::export::points_and_images();
         let mut reader = ds.frames(&seg, &request)?;
         let ts = *reader
             .timestamps()

@@ -30,6 +30,19 @@ use crate::geom::range_image::laser_frame_to_points;
 use crate::io::v2::{Component, Dataset, FrameRequest};
 use crate::scene::Frame;
 
+/// The components per-point image features need: the lidars with their calibrations and
+/// poses, the camera images with theirs, and the vehicle pose.
+pub fn points_and_images() -> FrameRequest {
+    FrameRequest::only(&[
+        Component::Lidar,
+        Component::LidarCalibration,
+        Component::LidarPose,
+        Component::CameraImage,
+        Component::CameraCalibration,
+        Component::VehiclePose,
+    ])
+}
+
 /// What to export.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ExportOptions {
@@ -141,14 +154,7 @@ pub fn export_features(
             ));
         }
     };
-    let request = FrameRequest::only(&[
-        Component::Lidar,
-        Component::LidarCalibration,
-        Component::LidarPose,
-        Component::CameraImage,
-        Component::CameraCalibration,
-        Component::VehiclePose,
-    ]);
+    let request = points_and_images();
     let mut pw = PointWriter::new(out, channels)?;
     let cameras_file = cameras_path(out);
     let mut cw = CameraWriter::new(&cameras_file, opts.with_maps)?;

@@ -190,7 +190,11 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
             frame.lasers = sensed.lasers;
             clock("lidars", &mut t);
             for laser in &mut frame.lasers {
-                laser.camera_projection1 = Some(project_laser(laser, frame.vehicle_pose.as_ref(), &cameras, out, ts)?);
+                let pose = frame.vehicle_pose.as_ref();
+                laser.camera_projection1 = Some(project_laser(laser, Return::First, pose, &cameras, out, ts)?);
+                if laser.return2.is_some() {
+                    laser.camera_projection2 = Some(project_laser(laser, Return::Second, pose, &cameras, out, ts)?);
+                }
             }
             clock("lidar-camera projection", &mut t);
             let ego_velocity =
@@ -245,17 +249,29 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
     Ok(manifest)
 }
 
-/// The `lidar_camera_projection` image of a laser's first return: its points (frame vehicle
+/// Which of a laser's two returns.
+#[derive(Clone, Copy, Debug)]
+enum Return {
+    First,
+    Second,
+}
+
+/// The `lidar_camera_projection` image of one of a laser's returns: its points (frame vehicle
 /// frame) projected into the cameras, in Waymo's camera order.
 fn project_laser(
     laser: &crate::scene::LaserFrame,
+    which: Return,
     frame_pose: Option<&Transform>,
     cameras: &[crate::scene::CameraCalibration],
     out: &Path,
     ts: i64,
 ) -> Result<crate::scene::RangeImage<f32>> {
-    let at = || Location::file(out).frame(ts).detail(format!("laser {}", laser.laser));
-    let (Some(ri), Some(calib)) = (&laser.return1, &laser.calibration) else {
+    let at = || Location::file(out).frame(ts).detail(format!("laser {} {which:?} return", laser.laser));
+    let range_image = match which {
+        Return::First => &laser.return1,
+        Return::Second => &laser.return2,
+    };
+    let (Some(ri), Some(calib)) = (range_image, &laser.calibration) else {
         return Err(Error::invalid(at(), "a simulated range image with its calibration", "none"));
     };
     let cloud = crate::geom::range_image_to_points(ri, calib, laser.pose.as_ref(), frame_pose)

@@ -28,6 +28,7 @@ fn generated_dataset_reads_back_with_consistent_labels() {
     assert_eq!(frames.len(), 4);
     assert!(!ds.read_map(seg).unwrap().is_empty());
     let mut labelled = 0;
+    let mut second_returns_projected = 0;
     for f in &frames {
         assert_eq!(f.lasers.len(), 5);
         assert_eq!(f.cameras.len(), 5);
@@ -43,6 +44,7 @@ fn generated_dataset_reads_back_with_consistent_labels() {
             .unwrap();
             points.extend((0..cloud.len()).map(|i| cloud.point(i)));
             assert!(l.camera_projection1.is_some());
+            second_returns_projected += second_return_projection_matches_cameras(l, f);
         }
         for b in &f.lidar_boxes {
             let inside = points.iter().filter(|p| b.bbox.contains_point(p)).count() as i64;
@@ -64,6 +66,47 @@ fn generated_dataset_reads_back_with_consistent_labels() {
         }
     }
     assert!(labelled > 0, "some boxes hold lidar points");
+    assert!(second_returns_projected > 0, "second returns through vegetation reach the cameras");
+}
+
+/// Checks a laser's second-return `lidar_camera_projection` against its second-return points
+/// projected by the camera models; returns how many points some camera sees.
+fn second_return_projection_matches_cameras(l: &scenetok::scene::LaserFrame, f: &scenetok::scene::Frame) -> usize {
+    let (Some(ri), Some(proj)) = (&l.return2, &l.camera_projection2) else {
+        assert!(
+            l.return2.is_none() && l.camera_projection2.is_none(),
+            "{}: a second return needs its projection",
+            l.laser
+        );
+        return 0;
+    };
+    assert_eq!((proj.height, proj.width), (ri.height, ri.width));
+    let cloud =
+        range_image_to_points(ri, l.calibration.as_ref().unwrap(), l.pose.as_ref(), f.vehicle_pose.as_ref()).unwrap();
+    let models: Vec<_> = f
+        .cameras
+        .iter()
+        .filter_map(|c| c.calibration.as_ref())
+        .map(|c| (c.camera, scenetok::geom::CameraModel::new(c)))
+        .collect();
+    let mut seen = 0;
+    for i in 0..cloud.len() {
+        let [h, w] = cloud.pixels[i];
+        let (h, w) = (h as usize, w as usize);
+        let camera = proj.get(h, w, 0);
+        if camera == 0.0 {
+            continue;
+        }
+        let (_, model) = models.iter().find(|(n, _)| n.value() as f32 == camera).expect("a known camera");
+        let p = model.project_vehicle_point(&cloud.point(i)).expect("the projected point is in front of its camera");
+        assert!((p.u as f32 - proj.get(h, w, 1)).abs() < 0.01 && (p.v as f32 - proj.get(h, w, 2)).abs() < 0.01);
+        seen += 1;
+    }
+    // Pixels without a second return project nowhere.
+    let projected =
+        (0..ri.height).flat_map(|h| (0..ri.width).map(move |w| (h, w))).filter(|&(h, w)| proj.get(h, w, 0) != 0.0);
+    assert_eq!(projected.count(), seen, "{}: projections only for second-return points", l.laser);
+    seen
 }
 
 #[test]

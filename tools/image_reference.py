@@ -4,7 +4,9 @@
 Used by the integration tests and by `scenetok bench image`.
 
     image_reference.py check DIR     compare what the Rust side wrote into DIR
-    image_reference.py bench DIR     time onnxruntime on the batch the Rust side wrote
+    image_reference.py serve DIR     time onnxruntime on the batch the Rust side wrote: one
+                                     run per `run` line on stdin, so that `scenetok bench
+                                     image` interleaves Python's runs with its own
 
 DIR/manifest.json (written by the Rust side) names:
   config            the model config (.toml)
@@ -14,7 +16,7 @@ DIR/manifest.json (written by the Rust side) names:
   outputs           [{"name", "file", "shape"}]: the Rust model outputs (float32)
   points (optional) {"map", "n", "image", "u", "v", "features"}: per-point image index
                     (int32, -1 = unseen), pixel u and v (float32) and sampled features
-  threads, runs     (bench) intra-op threads and timed runs
+  threads           (serve) intra-op threads
 
 `check` prints one JSON object: max |difference| of the preprocessing (NumPy vs Rust,
 on the same decoded pixels), of every output (onnxruntime on the Rust input vs Rust) and of
@@ -173,25 +175,28 @@ def check(d):
     return 0
 
 
-def bench(d):
+def serve(d):
+    """Warm up, print `ready`, then answer each `run` line with {"seconds": s} of one run."""
     man = json.load(open(os.path.join(d, "manifest.json")))
     cfg, model_file = load_config(man["config"])
     x = read(d, man["input"])
     sess = session(model_file, man.get("threads", 0))
     names = [o["name"] for o in man["outputs"]]
     feed = {cfg["model"]["input"]: x}
-    sess.run(names, feed)  # warm-up (arena, kernels)
-    times = []
-    for _ in range(man.get("runs", 3)):
+    sess.run(names, feed)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
         t = time.perf_counter()
         sess.run(names, feed)
-        times.append(time.perf_counter() - t)
-    print(json.dumps({"seconds": times}))
+        print(json.dumps({"seconds": time.perf_counter() - t}), flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("check", "bench"):
+    modes = {"check": check, "serve": serve}
+    if len(sys.argv) != 3 or sys.argv[1] not in modes:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    sys.exit(check(sys.argv[2]) if sys.argv[1] == "check" else bench(sys.argv[2]))
+    sys.exit(modes[sys.argv[1]](sys.argv[2]))

@@ -62,6 +62,8 @@ pub struct ImageBench {
     pub stages: Stages,
     /// Median seconds of Python onnxruntime's `run` on the same batch.
     pub python_session: Option<f64>,
+    /// Lowest and highest ratio of Python's run to scenetok's over the interleaved pairs.
+    pub session_ratio_range: Option<(f64, f64)>,
 }
 
 /// Points of a frame: every laser, both returns. None when it has no LiDAR data.
@@ -134,7 +136,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// Runs the benchmark.
+/// Runs the benchmark: each timed scenetok run is followed by one Python run on the same
+/// batch, so both sides see the same machine load over the same minutes.
 pub fn run(opts: &ImageBenchOptions) -> Result<ImageBench> {
     let frame = load_frame(&opts.source)?;
     let (points, synthetic) = match frame_points(&frame)? {
@@ -150,6 +153,8 @@ pub fn run(opts: &ImageBenchOptions) -> Result<ImageBench> {
     let at = Location::file(&opts.source);
     let mut batch = Batch { data: Vec::new(), shape: [0; 4], input_width: 0, input_height: 0, geometry: Vec::new() };
     let mut samples: Vec<Stages> = Vec::new();
+    let mut python_samples = Vec::new();
+    let mut python: Option<PythonWorker> = None;
     let mut cameras = Vec::new();
     for run in 0..=opts.runs.max(1) {
         let t = Instant::now();
@@ -176,11 +181,20 @@ pub fn run(opts: &ImageBenchOptions) -> Result<ImageBench> {
             .zip(&images.images)
             .map(|((n, _), im)| format!("{n} {}x{}", im.width(), im.height()))
             .collect();
-        // Run 0 warms up (arena planning, kernel selection, page faults).
-        if run > 0 {
-            samples.push(Stages { decode, preprocess, session, outputs: run_s - session, sampling });
+        // Run 0 warms up (arena planning, kernel selection, page faults); the Python worker
+        // starts after it, on the batch it produced, and warms up on its own.
+        if run == 0 {
+            if let Some(py) = &opts.python {
+                python = Some(PythonWorker::start(py, &opts.script, enc.config(), &batch, opts.threads)?);
+            }
+            continue;
+        }
+        samples.push(Stages { decode, preprocess, session, outputs: run_s - session, sampling });
+        if let Some(worker) = python.as_mut() {
+            python_samples.push(worker.time_one_run()?);
         }
     }
+    drop(python);
     let pick = |f: fn(&Stages) -> f64| median(samples.iter().map(f).collect());
     let stages = Stages {
         decode: pick(|s| s.decode),
@@ -189,10 +203,7 @@ pub fn run(opts: &ImageBenchOptions) -> Result<ImageBench> {
         outputs: pick(|s| s.outputs),
         sampling: pick(|s| s.sampling),
     };
-    let python_session = match &opts.python {
-        Some(py) => Some(python_baseline(py, &opts.script, enc.config(), &batch, opts.threads, opts.runs.max(1))?),
-        None => None,
-    };
+    let session_ratios: Vec<f64> = python_samples.iter().zip(&samples).map(|(p, s)| p / s.session.max(1e-12)).collect();
     Ok(ImageBench {
         source: opts.source.display().to_string(),
         cameras,
@@ -202,50 +213,102 @@ pub fn run(opts: &ImageBenchOptions) -> Result<ImageBench> {
         points: points.len(),
         synthetic_points: synthetic,
         stages,
-        python_session,
+        python_session: (!python_samples.is_empty()).then(|| median(python_samples)),
+        session_ratio_range: session_ratios
+            .iter()
+            .copied()
+            .reduce(f64::min)
+            .zip(session_ratios.iter().copied().reduce(f64::max)),
     })
 }
 
-/// Python onnxruntime on the same batch: median seconds of `InferenceSession.run`.
-fn python_baseline(
-    py: &Path,
-    script: &Path,
-    cfg: &ModelConfig,
-    batch: &Batch,
-    threads: usize,
-    runs: usize,
-) -> Result<f64> {
-    let dir = std::env::temp_dir().join(format!("scenetok-bench-image-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(Location::file(&dir), e))?;
-    let input = dir.join("input.f32");
-    let bytes: Vec<u8> = batch.data.iter().flat_map(|x| x.to_le_bytes()).collect();
-    std::fs::write(&input, bytes).map_err(|e| Error::io(Location::file(&input), e))?;
-    let outputs: Vec<_> = cfg.outputs.iter().map(|o| serde_json::json!({"name": o.name})).collect();
-    let manifest = serde_json::json!({
-        "config": cfg.path, "input": {"file": "input.f32", "shape": batch.shape},
-        "outputs": outputs, "threads": threads, "runs": runs,
-    });
-    let mpath = dir.join("manifest.json");
-    std::fs::write(&mpath, manifest.to_string()).map_err(|e| Error::io(Location::file(&mpath), e))?;
-    let at = Location::file(script);
-    let out = std::process::Command::new(py).arg(script).arg("bench").arg(&dir).output();
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = out.map_err(|e| Error::io(at.clone(), e))?;
-    if !out.status.success() {
-        return Err(Error::invalid(
-            at,
-            "the Python baseline to succeed (tools/setup.sh installs onnxruntime into .venv)",
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        ));
+/// Python onnxruntime on the same batch (`tools/image_reference.py serve`): a long-lived
+/// process that times one `InferenceSession.run` per request.
+struct PythonWorker {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    dir: PathBuf,
+    at: Location,
+}
+
+impl PythonWorker {
+    fn start(py: &Path, script: &Path, cfg: &ModelConfig, batch: &Batch, threads: usize) -> Result<Self> {
+        use std::process::{Command, Stdio};
+        let dir = std::env::temp_dir().join(format!("scenetok-bench-image-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(Location::file(&dir), e))?;
+        let input = dir.join("input.f32");
+        let bytes: Vec<u8> = batch.data.iter().flat_map(|x| x.to_le_bytes()).collect();
+        std::fs::write(&input, bytes).map_err(|e| Error::io(Location::file(&input), e))?;
+        let outputs: Vec<_> = cfg.outputs.iter().map(|o| serde_json::json!({"name": o.name})).collect();
+        let manifest = serde_json::json!({
+            "config": cfg.path, "input": {"file": "input.f32", "shape": batch.shape},
+            "outputs": outputs, "threads": threads,
+        });
+        let mpath = dir.join("manifest.json");
+        std::fs::write(&mpath, manifest.to_string()).map_err(|e| Error::io(Location::file(&mpath), e))?;
+        let at = Location::file(script);
+        let mut child = Command::new(py)
+            .arg(script)
+            .arg("serve")
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::io(at.clone(), e))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(Error::invalid(at, "piped standard streams", "none"));
+        };
+        let mut worker = PythonWorker { child, stdin: Some(stdin), stdout: std::io::BufReader::new(stdout), dir, at };
+        let line = worker.read_line()?;
+        if line.trim() != "ready" {
+            return Err(worker.failed("`ready` after the warm-up run", &line));
+        }
+        Ok(worker)
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| Error::invalid(at.clone(), "one JSON object", e.to_string()))?;
-    let secs: Vec<f64> =
-        v["seconds"].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default();
-    if secs.is_empty() {
-        return Err(Error::invalid(at, "timings under `seconds`", v.to_string()));
+
+    /// Seconds of one Python run.
+    fn time_one_run(&mut self) -> Result<f64> {
+        use std::io::Write;
+        let Some(stdin) = self.stdin.as_mut() else { return Err(self.failed("a running worker", "closed input")) };
+        stdin.write_all(b"run\n").and_then(|()| stdin.flush()).map_err(|e| Error::io(self.at.clone(), e))?;
+        let line = self.read_line()?;
+        let v: serde_json::Value =
+            serde_json::from_str(&line).map_err(|_| self.failed("one JSON object with `seconds`", &line))?;
+        v["seconds"].as_f64().ok_or_else(|| self.failed("one JSON object with `seconds`", &line))
     }
-    Ok(median(secs))
+
+    fn read_line(&mut self) -> Result<String> {
+        use std::io::BufRead;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).map_err(|e| Error::io(self.at.clone(), e))?;
+        Ok(line)
+    }
+
+    /// An error with the worker's stderr (it has exited or said something unexpected).
+    fn failed(&mut self, expected: &str, got: &str) -> Error {
+        use std::io::Read;
+        let _ = self.child.kill();
+        let mut stderr = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut stderr);
+        }
+        Error::invalid(
+            self.at.clone(),
+            format!("{expected} from the Python baseline (tools/setup.sh installs onnxruntime into .venv)"),
+            format!("{:?}; stderr: {}", got.trim(), stderr.trim()),
+        )
+    }
+}
+
+impl Drop for PythonWorker {
+    /// Ends the worker (end of input) and removes its folder, on success and on errors alike.
+    fn drop(&mut self) {
+        let _ = self.stdin.take();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl ImageBench {
@@ -284,10 +347,12 @@ impl ImageBench {
         if let Some(p) = self.python_session {
             r += &format!(
                 "Python onnxruntime, same model and batch: {:.1} ms ({:.2} frames/s)\n\
-                 scenetok session vs Python: {:.2}× (goal ≥ 1.0×); scenetok end to end vs Python session alone: {:.2}×\n",
+                 scenetok session vs Python: {:.2}× (goal ≥ 1.0×; {} over the interleaved runs); \
+                 scenetok end to end vs Python session alone: {:.2}×\n",
                 p * 1e3,
                 1.0 / p.max(1e-12),
                 p / s.session.max(1e-12),
+                self.session_ratio_range.map(|(lo, hi)| format!("{lo:.2}-{hi:.2}×")).unwrap_or_default(),
                 p / total.max(1e-12)
             );
         }

@@ -131,6 +131,16 @@ impl Affine {
     }
 
     #[inline(always)]
+    fn rotate(&self, p: [f64; 3]) -> [f64; 3] {
+        let m = &self.m;
+        [
+            m[0][0] * p[0] + m[0][1] * p[1] + m[0][2] * p[2],
+            m[1][0] * p[0] + m[1][1] * p[1] + m[1][2] * p[2],
+            m[2][0] * p[0] + m[2][1] * p[1] + m[2][2] * p[2],
+        ]
+    }
+
+    #[inline(always)]
     fn apply(&self, p: [f64; 3]) -> [f64; 3] {
         let m = &self.m;
         [
@@ -176,13 +186,6 @@ impl<'a> PixelPoses<'a> {
         let (fr, ft) = &self.world_to_frame;
         Affine::new(&(fr * r), &(fr * t + ft))
     }
-
-    #[inline]
-    fn apply(&self, h: usize, w: usize, p: [f64; 3]) -> [f64; 3] {
-        let key = pose_key(self.image.pixel(h, w));
-        let (cached_key, cached) = &self.column_cache[w];
-        if key == *cached_key { cached.apply(p) } else { self.fold(&key).apply(p) }
-    }
 }
 
 #[inline]
@@ -194,15 +197,42 @@ fn pose_key(px: &[f32]) -> [f32; 6] {
 ///
 /// The unit direction of pixel (h, w) in the vehicle frame is
 /// `R·(cos i·cos a, cos i·sin a, sin i) = cos i·(cos a·R₀ + sin a·R₁) + sin i·R₂`
-/// (Rₖ = columns of the extrinsic rotation), so it splits into a per-column and a per-row
-/// term and a pixel costs 6 multiply-adds.
+/// (Rₖ = columns of the extrinsic rotation). A column's pixel pose `(M, t)` is affine, so it
+/// folds into the column's terms too: `M·(r·d + T) + t = r·(cos i·A + sin i·B) + T'` with
+/// `A = M·(cos a·R₀ + sin a·R₁)`, `B = M·R₂`, `T' = M·T + t`, and a pixel costs 9 multiply-adds
+/// whether or not it has a pose.
 struct Kernel<'a> {
-    /// Per row: (cos i, sin i·R₂).
-    rows: Vec<(f64, [f64; 3])>,
-    /// Per column: cos a·R₀ + sin a·R₁.
-    cols: Vec<[f64; 3]>,
-    trans: [f64; 3],
+    /// Per row: (cos i, sin i).
+    rows: Vec<(f64, f64)>,
+    /// Per column: A, B and T' above (the pose of the column's row 0 folded in).
+    cols: Vec<ColumnTerms>,
+    /// The unfolded terms, for pixels whose pose differs from their column's row 0.
+    extrinsic: ColumnFree,
     pose: Option<PixelPoses<'a>>,
+}
+
+#[derive(Clone, Copy)]
+struct ColumnTerms {
+    a: [f64; 3],
+    b: [f64; 3],
+    t: [f64; 3],
+}
+
+/// The extrinsic's part of the column terms: `cos a·R₀ + sin a·R₁` per column, `R₂`, `T`.
+struct ColumnFree {
+    horizontal: Vec<[f64; 3]>,
+    r2: [f64; 3],
+    t: [f64; 3],
+}
+
+impl ColumnFree {
+    fn terms(&self, w: usize, pose: Option<&Affine>) -> ColumnTerms {
+        let a = self.horizontal[w];
+        match pose {
+            None => ColumnTerms { a, b: self.r2, t: self.t },
+            Some(m) => ColumnTerms { a: m.rotate(a), b: m.rotate(self.r2), t: m.apply(self.t) },
+        }
+    }
 }
 
 impl<'a> Kernel<'a> {
@@ -228,8 +258,8 @@ impl<'a> Kernel<'a> {
         let rot = rotation_of(&calib.extrinsic);
         let col = |k: usize| [rot[(0, k)], rot[(1, k)], rot[(2, k)]];
         let (r0, r1, r2) = (col(0), col(1), col(2));
-        let rows = inclinations(calib, height)?.into_iter().map(|i| (i.cos(), r2.map(|v| v * i.sin()))).collect();
-        let cols = azimuths(&calib.extrinsic, width)
+        let rows = inclinations(calib, height)?.into_iter().map(|i| (i.cos(), i.sin())).collect();
+        let horizontal = azimuths(&calib.extrinsic, width)
             .into_iter()
             .map(|a| {
                 let (sa, ca) = a.sin_cos();
@@ -237,35 +267,71 @@ impl<'a> Kernel<'a> {
             })
             .collect();
         let t = calib.extrinsic.translation();
+        let extrinsic = ColumnFree { horizontal, r2, t: [t.x, t.y, t.z] };
         // Upstream applies per-pixel poses only when both are given (v2 lidar_utils).
         let pose = match (pixel_pose, frame_pose) {
             (Some(p), Some(v)) => Some(PixelPoses::new(p, v)),
             _ => None,
         };
-        Ok(Kernel { rows, cols, trans: [t.x, t.y, t.z], pose })
+        let cols = (0..width).map(|w| extrinsic.terms(w, pose.as_ref().map(|p| &p.column_cache[w].1))).collect();
+        Ok(Kernel { rows, cols, extrinsic, pose })
     }
 
-    #[inline]
-    fn point(&self, h: usize, w: usize, r: f64) -> [f64; 3] {
-        let (ci, sr) = &self.rows[h];
-        let c = &self.cols[w];
-        let p = [0, 1, 2].map(|k| r * (ci * c[k] + sr[k]) + self.trans[k]);
+    /// The terms of pixel (h, w): its column's, unless its own pose differs from the column's.
+    #[inline(always)]
+    fn terms(&self, h: usize, w: usize) -> ColumnTerms {
         match &self.pose {
-            None => p,
-            Some(poses) => poses.apply(h, w, p),
+            None => self.cols[w],
+            Some(poses) => {
+                let key = pose_key(poses.image.pixel(h, w));
+                if key == poses.column_cache[w].0 {
+                    self.cols[w]
+                } else {
+                    self.extrinsic.terms(w, Some(&poses.fold(&key)))
+                }
+            }
         }
+    }
+
+    #[inline(always)]
+    fn point(&self, h: usize, w: usize, r: f64) -> [f64; 3] {
+        let (ci, si) = self.rows[h];
+        let c = self.terms(h, w);
+        // Written out: `array::map` with a closure is not reliably inlined in the hot loop.
+        [
+            r * (ci * c.a[0] + si * c.b[0]) + c.t[0],
+            r * (ci * c.a[1] + si * c.b[1]) + c.t[1],
+            r * (ci * c.a[2] + si * c.b[2]) + c.t[2],
+        ]
     }
 
     /// Writes the valid points of row `h` into `out`, which has exactly their number.
     fn convert_row(&self, ri: &RangeImage<f32>, h: usize, out: RowSlices<'_>) {
-        let c = ri.channels;
+        // Waymo's lidars have 4 channels; a fixed count turns the feature copy into plain moves.
+        match ri.channels {
+            4 => self.convert_row_with::<4>(ri, h, out),
+            _ => self.convert_row_with::<0>(ri, h, out),
+        }
+    }
+
+    /// [`Kernel::convert_row`] for `C` channels (0: any count, read from the image).
+    #[inline(always)]
+    fn convert_row_with<const C: usize>(&self, ri: &RangeImage<f32>, h: usize, out: RowSlices<'_>) {
+        let c = if C == 0 { ri.channels } else { C };
         let row = &ri.values[h * ri.width * c..(h + 1) * ri.width * c];
-        let valid = row.chunks_exact(c).enumerate().filter(|(_, px)| is_valid_range(px[RANGE]));
-        let dst = out.xyz.iter_mut().zip(out.pixels.iter_mut()).zip(out.features.chunks_exact_mut(c));
-        for ((w, px), ((xyz, pixel), features)) in valid.zip(dst) {
-            *xyz = self.point(h, w, px[RANGE] as f64).map(|v| v as f32);
-            *pixel = [h as u32, w as u32];
-            features.copy_from_slice(px);
+        let mut n = 0;
+        for (w, px) in row.chunks_exact(c).enumerate() {
+            let r = px[RANGE];
+            if !is_valid_range(r) {
+                continue;
+            }
+            // `out` holds exactly the row's valid points (counted by the same test).
+            let Some(xyz) = out.xyz.get_mut(n) else { break };
+            let p = self.point(h, w, r as f64);
+            *xyz = [p[0] as f32, p[1] as f32, p[2] as f32];
+            out.pixels[n] = [h as u32, w as u32];
+            out.features[n * c..(n + 1) * c].copy_from_slice(px);
+            n += 1;
         }
     }
 }

@@ -107,7 +107,7 @@ enum Command {
         #[command(subcommand)]
         which: BenchKind,
     },
-    /// Image features of a v2 dataset: per camera (pooled vector, top-5 classes, optionally
+    /// Image features of a v2 dataset or a v1 TFRecord: per camera (pooled vector, top-5 classes, optionally
     /// the feature map) and per LiDAR point (the chosen camera, pixel and sampled feature),
     /// as parquet: OUT (points) and OUT's stem + `.cameras.parquet`.
     Features {

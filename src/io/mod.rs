@@ -8,6 +8,7 @@ pub mod proto;
 mod tfinspect;
 pub mod tfrecord;
 pub mod v1;
+mod v1_range_image;
 pub mod v2;
 pub mod womd;
 

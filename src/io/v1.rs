@@ -1,8 +1,8 @@
 //! v1 perception `Frame` TFRecords → [`scene::Frame`].
 //!
-//! Calibrations, camera images (still JPEG-encoded), panoptic labels (decoded), 3-D labels,
-//! projected and native 2-D labels, and stats. Range images are not decoded: the v1 sample
-//! has none and scenetok reads LiDAR from v2 parquet, so lasers carry calibrations only.
+//! Calibrations, range images (both returns, TOP's pixel pose, camera projections and
+//! segmentation: see `v1_range_image`), camera images (still JPEG-encoded), panoptic labels
+//! (decoded), 3-D labels, projected and native 2-D labels, and stats.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -64,9 +64,14 @@ pub fn convert_frame(msg: &proto::Frame, at: &Location) -> Result<Frame> {
     // its range images stripped); skip those rather than reject the frame.
     for l in msg.lasers.iter().filter(|l| l.name.is_some()) {
         let name = laser_name(l.name, &at.clone().column("lasers"))?;
-        if !lasers.iter().any(|x| x.laser == name) {
-            lasers.push(LaserFrame::new(name));
-        }
+        let i = match lasers.iter().position(|x| x.laser == name) {
+            Some(i) => i,
+            None => {
+                lasers.push(LaserFrame::new(name));
+                lasers.len() - 1
+            }
+        };
+        super::v1_range_image::fill_laser(&mut lasers[i], l, &at)?;
     }
 
     let mut cameras =
@@ -366,7 +371,7 @@ mod tests {
             }),
             timestamp_micros: Some(5),
             // An empty laser entry, as in the public sample: skipped, not an error.
-            lasers: vec![proto::Laser { name: None }],
+            lasers: vec![proto::Laser { name: None, ..Default::default() }],
             pose: Some(ident()),
             laser_labels: vec![label("abc")],
             projected_lidar_labels: vec![proto::CameraLabels { name: Some(2), labels: vec![label("abc_FRONT_LEFT")] }],

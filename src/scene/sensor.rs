@@ -104,6 +104,16 @@ impl<T: Copy + Default> RangeImage<T> {
         let i = (h * self.width + w) * self.channels;
         &self.values[i..i + self.channels]
     }
+    /// The same image with every value converted (e.g. v1's int32 camera projections to the
+    /// float image v2 stores).
+    pub fn map<U>(&self, f: impl Fn(T) -> U) -> RangeImage<U> {
+        RangeImage {
+            height: self.height,
+            width: self.width,
+            channels: self.channels,
+            values: self.values.iter().map(|&v| f(v)).collect(),
+        }
+    }
 }
 
 /// Beam inclinations of a LiDAR: explicit per-row values (TOP) or a uniform [min, max] range.

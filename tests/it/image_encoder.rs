@@ -314,3 +314,72 @@ fn features_command_writes_points_and_cameras() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/libonnxruntime.so") && err.contains("ONNX Runtime library not found"), "{err}");
 }
+
+/// The real pvps frame with a TOP return added the way v1 stores it (a zlib-compressed
+/// `MatrixFloat`): every beam at 20 m.
+fn pvps_with_top_return(samples: &Path, dir: &Path) -> PathBuf {
+    use prost::Message;
+    use scenetok::io::proto;
+    use std::io::Write;
+    let records = scenetok::io::tfrecord::read_records(samples.join("v1/pvps_data_one_frame.tfrecord")).unwrap();
+    let mut frame = proto::Frame::decode(records[0].as_slice()).unwrap();
+    let (h, w) = (64, 2650);
+    let values: Vec<f32> = (0..h * w).flat_map(|_| [20.0, 0.5, 0.0, 0.0]).collect();
+    let matrix = proto::MatrixFloat { data: values, shape: Some(proto::MatrixShape { dims: vec![h, w, 4] }) };
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    z.write_all(&matrix.encode_to_vec()).unwrap();
+    frame.lasers = vec![proto::Laser {
+        name: Some(1),
+        ri_return1: Some(proto::RangeImage { range_image_compressed: Some(z.finish().unwrap()), ..Default::default() }),
+        ri_return2: None,
+    }];
+    let path = dir.join("pvps_with_top.tfrecord");
+    scenetok::io::tfrecord::write_records(&path, [frame.encode_to_vec()]).unwrap();
+    path
+}
+
+#[test]
+fn features_command_reads_v1_tfrecords() {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Float32Type, Int8Type};
+    let Some(samples) = common::samples() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = pvps_with_top_return(&samples, dir.path());
+    let file = dir.path().join("f.parquet");
+    let args = [
+        "features",
+        "--data",
+        v1.to_str().unwrap(),
+        "--out",
+        file.to_str().unwrap(),
+        "--scale",
+        "0.125",
+        "--threads",
+        "2",
+    ];
+    let out = scenetok(&args, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1 frames, 5 camera images, 169600 points"), "{text}");
+
+    // Every point lies 20 m from the TOP lidar, and the ring around the car is seen by cameras.
+    let frame = scenetok::io::v1::read_frames(&v1).unwrap().remove(0);
+    let top = frame.laser(scenetok::scene::LaserName::Top).unwrap();
+    let origin = top.calibration.as_ref().unwrap().extrinsic.translation();
+    let f = std::fs::File::open(&file).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap();
+    let (mut rows, mut seen) = (0, 0);
+    for b in reader.map(|b| b.unwrap()) {
+        let col = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Float32Type>().clone();
+        let (x, y, z) = (col("x"), col("y"), col("z"));
+        let cam = b.column_by_name("camera").unwrap().as_primitive::<Int8Type>();
+        for i in 0..b.num_rows() {
+            let p = nalgebra::Vector3::new(x.value(i) as f64, y.value(i) as f64, z.value(i) as f64);
+            assert!(((p - origin).norm() - 20.0).abs() < 1e-3, "point {i} at {p:?}");
+            seen += (cam.value(i) != 0) as usize;
+        }
+        rows += b.num_rows();
+    }
+    assert_eq!(rows, 169_600);
+    assert!(seen > 10_000 && seen < rows, "{seen} of {rows} seen");
+}

@@ -167,12 +167,59 @@ pub struct CameraLabels {
     pub labels: Vec<Label>,
 }
 
-/// One LiDAR's entry in a frame; only its name is read (range images are not decoded).
+/// One LiDAR's entry in a frame.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Laser {
     /// `LaserName.Name`.
     #[prost(int32, optional, tag = "1")]
     pub name: Option<i32>,
+    #[prost(message, optional, tag = "2")]
+    pub ri_return1: Option<RangeImage>,
+    #[prost(message, optional, tag = "3")]
+    pub ri_return2: Option<RangeImage>,
+}
+
+/// One return of a LiDAR: zlib-compressed, serialized `MatrixFloat` / `MatrixInt32` images
+/// (the deprecated uncompressed `range_image` (1) and the flow image (5) are not read).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RangeImage {
+    /// `[H, W, 4]` MatrixFloat: range, intensity, elongation, no-label-zone.
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub range_image_compressed: Option<Vec<u8>>,
+    /// `[H, W, 6]` MatrixInt32: (camera, x, y) of the first two cameras.
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub camera_projection_compressed: Option<Vec<u8>>,
+    /// `[H, W, 6]` MatrixFloat: roll, pitch, yaw, x, y, z per pixel (first return only).
+    #[prost(bytes = "vec", optional, tag = "4")]
+    pub range_image_pose_compressed: Option<Vec<u8>>,
+    /// `[H, W, 2]` MatrixInt32: instance id, semantic class (TOP only).
+    #[prost(bytes = "vec", optional, tag = "6")]
+    pub segmentation_label_compressed: Option<Vec<u8>>,
+}
+
+/// `MatrixShape`: dims, outermost first.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MatrixShape {
+    #[prost(int32, repeated, packed = "false", tag = "1")]
+    pub dims: Vec<i32>,
+}
+
+/// Row-major float matrix.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MatrixFloat {
+    #[prost(float, repeated, tag = "1")]
+    pub data: Vec<f32>,
+    #[prost(message, optional, tag = "2")]
+    pub shape: Option<MatrixShape>,
+}
+
+/// Row-major int32 matrix.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MatrixInt32 {
+    #[prost(int32, repeated, tag = "1")]
+    pub data: Vec<i32>,
+    #[prost(message, optional, tag = "2")]
+    pub shape: Option<MatrixShape>,
 }
 
 /// One v1 frame.

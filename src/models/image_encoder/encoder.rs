@@ -126,7 +126,10 @@ impl ImageEncoder {
             .and_then(|b| b.with_memory_pattern(true))
             .and_then(|b| b.with_intra_op_spinning(options.spin))
             .and_then(|b| {
-                b.with_config_entry("session.force_spinning_stop", if std::env::var_os("XSTOP").is_some() { "1" } else { "0" })
+                b.with_config_entry(
+                    "session.force_spinning_stop",
+                    if std::env::var_os("XSTOP").is_some() { "1" } else { "0" },
+                )
             })
             .map_err(|e| ort_err("session options", e.to_string()))?
             .commit_from_file(file)

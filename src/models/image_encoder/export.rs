@@ -1,5 +1,5 @@
-//! `scenetok features`: per-camera and per-point image features of a v2 dataset, written
-//! as parquet for inspection and for training later models.
+//! `scenetok features`: per-camera and per-point image features of a v2 dataset or a v1
+//! TFRecord, written as parquet for inspection and for training later models.
 //!
 //! * `OUT` (per point, one row per LiDAR point of both returns of every laser):
 //!   `segment, timestamp_micros, laser, return, row, col, x, y, z, camera, u, v, feature`
@@ -131,18 +131,14 @@ pub fn frame_features(encoder: &mut ImageEncoder, frame: &Frame, map: &str, at: 
     Ok(FrameResult { images, outputs, clouds })
 }
 
-/// Runs the encoder over a dataset and writes the two parquet files.
+/// Runs the encoder over a v2 dataset folder or a v1 `.tfrecord` segment file and writes the
+/// two parquet files.
 pub fn export_features(
     encoder: &mut ImageEncoder,
     data: &Path,
     out: &Path,
     opts: &ExportOptions,
 ) -> Result<ExportSummary> {
-    let ds = Dataset::open(data)?;
-    let segments: Vec<String> = match &opts.segment {
-        Some(s) => vec![s.clone()],
-        None => ds.segments().map(str::to_string).collect(),
-    };
     let map = opts.map.clone().unwrap_or_else(|| encoder.config().sample.clone());
     let channels = match encoder.config().output(&map) {
         Some(o) if o.is_spatial() => o.channels,
@@ -154,7 +150,6 @@ pub fn export_features(
             ));
         }
     };
-    let request = points_and_images();
     let mut pw = PointWriter::new(out, channels)?;
     let cameras_file = cameras_path(out);
     let mut cw = CameraWriter::new(&cameras_file, opts.with_maps)?;
@@ -167,22 +162,48 @@ pub fn export_features(
         images: 0,
         channels,
     };
-    for seg in &segments {
-        let mut reader = ds.frames(seg, &request)?;
-        let timestamps: Vec<i64> = reader.timestamps().to_vec();
-        let take = opts.max_frames.unwrap_or(usize::MAX);
-        for &ts in timestamps.iter().take(take) {
-            let frame = reader.read_frame(ts)?;
-            let at = Location::file(ds.root()).detail(format!("segment {seg}"));
-            let r = frame_features(encoder, &frame, &map, &at)?;
-            cw.push(seg, ts, &r, &map)?;
-            for c in &r.clouds {
-                summary.points += c.xyz.len();
-                summary.points_seen += c.features.seen_count();
-                pw.push(seg, ts, c)?;
+    let mut one_frame = |seg: &str, frame: &Frame, at: &Location| -> Result<()> {
+        let r = frame_features(encoder, frame, &map, at)?;
+        cw.push(seg, frame.timestamp_micros, &r, &map)?;
+        for c in &r.clouds {
+            summary.points += c.xyz.len();
+            summary.points_seen += c.features.seen_count();
+            pw.push(seg, frame.timestamp_micros, c)?;
+        }
+        summary.frames += 1;
+        summary.images += r.images.images.len();
+        Ok(())
+    };
+    let take = opts.max_frames.unwrap_or(usize::MAX);
+    if data.is_file() {
+        // A v1 TFRecord: one segment's frames in order, streamed.
+        let mut taken = 0;
+        for frame in crate::io::v1::open_frames(data)? {
+            let frame = frame?;
+            if opts.segment.as_ref().is_some_and(|s| *s != frame.segment) {
+                continue;
             }
-            summary.frames += 1;
-            summary.images += r.images.images.len();
+            if taken == take {
+                break;
+            }
+            let at = Location::file(data).detail(format!("segment {}", frame.segment));
+            one_frame(&frame.segment.clone(), &frame, &at)?;
+            taken += 1;
+        }
+    } else {
+        let ds = Dataset::open(data)?;
+        let segments: Vec<String> = match &opts.segment {
+            Some(s) => vec![s.clone()],
+            None => ds.segments().map(str::to_string).collect(),
+        };
+        let request = points_and_images();
+        for seg in &segments {
+            let mut reader = ds.frames(seg, &request)?;
+            let timestamps: Vec<i64> = reader.timestamps().to_vec();
+            for &ts in timestamps.iter().take(take) {
+                let frame = reader.read_frame(ts)?;
+                one_frame(seg, &frame, &Location::file(ds.root()).detail(format!("segment {seg}")))?;
+            }
         }
     }
     pw.finish()?;

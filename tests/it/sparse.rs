@@ -377,6 +377,54 @@ fn minkunet_with_shipped_weights_reproduces_the_pytorch_twin() {
     }
 }
 
+/// `tools/train/make_golden.py --network resnet21d`: the input, and every stage's output
+/// coordinates and features from the PyTorch twin (float64) with the weights beside it.
+#[test]
+fn resnet21d_reproduces_the_pytorch_twin_at_every_stage() {
+    use scenetok::sparse::layers::RunCtx;
+    use scenetok::sparse::nets::SparseResNet21D;
+    use scenetok::sparse::weights::Params;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let bytes = std::fs::read(dir.join("resnet21d.safetensors")).expect("the golden file is committed");
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let words = |n: &str| -> Vec<[u8; 4]> {
+        st.tensor(n).unwrap().data().chunks_exact(4).map(|b| [b[0], b[1], b[2], b[3]]).collect()
+    };
+    let f32s = |n: &str| -> Vec<f32> { words(n).into_iter().map(f32::from_le_bytes).collect() };
+    let coords = |n: &str| -> Vec<[i32; 4]> {
+        let v: Vec<i32> = words(n).into_iter().map(i32::from_le_bytes).collect();
+        v.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect()
+    };
+    let r: Vec<i32> = words("range").into_iter().map(i32::from_le_bytes).collect();
+    let x = SparseTensor::new(coords("coords"), f32s("feats"), 4, [r[0], r[1], r[2]]);
+    let mut params = Params::load(&dir.join("resnet21d_weights.safetensors")).unwrap();
+    let net = SparseResNet21D::build(4, 0.125, &mut params).unwrap();
+    for df in Dataflow::representatives() {
+        let ctx = RunCtx { default: df, ..RunCtx::default() };
+        let stages = net.forward(&scenetok::sparse::tune::fresh(&x), &ctx);
+        assert_eq!(stages.len(), 5);
+        for (i, got) in stages.iter().enumerate() {
+            let (want_coords, want) = (coords(&format!("stage{i}.coords")), f32s(&format!("stage{i}.feats")));
+            // Same output set (spconv's rule for the strided convs), compared by coordinate.
+            let row: std::collections::HashMap<[i32; 4], usize> =
+                got.coords.iter().enumerate().map(|(r, c)| (*c, r)).collect();
+            assert_eq!(got.len(), want_coords.len(), "{} stage {i}: voxel count", df.label());
+            let c = got.channels;
+            assert_eq!(want.len(), want_coords.len() * c, "stage {i}: channels");
+            let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            assert!(scale > 0.0, "stage {i}: the twin's features are not all zero");
+            let mut err = 0.0f32;
+            for (w, wc) in want_coords.iter().enumerate() {
+                let g = *row.get(wc).unwrap_or_else(|| panic!("stage {i}: voxel {wc:?} missing"));
+                for ch in 0..c {
+                    err = err.max((got.feats[g * c + ch] - want[w * c + ch]).abs());
+                }
+            }
+            assert!(err / scale < 1e-4, "{} stage {i}: max relative error {:e}", df.label(), err / scale);
+        }
+    }
+}
+
 #[test]
 fn weights_with_a_wrong_shape_or_missing_tensor_are_named_in_the_error() {
     use scenetok::sparse::nets::{MinkUNet, MinkUNetConfig};

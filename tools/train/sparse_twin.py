@@ -1,4 +1,5 @@
-"""PyTorch twin of scenetok's sparse-conv MinkUNet (src/sparse/nets.rs).
+"""PyTorch twins of scenetok's sparse-conv networks (src/sparse/nets.rs): MinkUNet and the
+SECOND-style SparseResNet21D.
 
 Its own gather-scatter sparse conv with the same kernel-map semantics as the Rust engine
 (src/sparse/kmap.rs; reference/algorithms.md section A.2): spconv output rule, kernel
@@ -107,7 +108,7 @@ class SparseConv(nn.Module):
 
     def __init__(self, cin, cout, k, transposed=False):
         super().__init__()
-        kv = k ** 3
+        kv = k ** 3 if isinstance(k, int) else k[0] * k[1] * k[2]
         fan = (cout if transposed else cin) * kv
         self.kernel = nn.Parameter(torch.empty(kv, cin, cout).uniform_(-fan ** -0.5, fan ** -0.5))
 
@@ -127,10 +128,10 @@ class ConvBN(nn.Module):
 
 
 class ResBlock(nn.Module):
-    def __init__(self, cin, cout):
+    def __init__(self, cin, cout, k=3):
         super().__init__()
-        self.c1 = ConvBN(cin, cout, 3)
-        self.c2 = ConvBN(cout, cout, 3)
+        self.c1 = ConvBN(cin, cout, k)
+        self.c2 = ConvBN(cout, cout, k)
         self.proj = ConvBN(cin, cout, 1) if cin != cout else None
 
     def forward(self, x, m3, m1):
@@ -205,6 +206,49 @@ class MinkUNet(nn.Module):
             for b in st.res:
                 h = b(h, m3s[lvl], m1s[lvl])
         return self.head(h)
+
+
+class SparseResNet21D(nn.Module):
+    """Stages (n, C, kernel, stride): (3,16,3,1), (3,32,3,2), (3,64,3,2), (3,128,3,2),
+    (1,128,(1,3,1),(1,2,1)); a strided stage starts with conv-BN-ReLU (padding (k-1)/2,
+    spconv output rule), then n residual blocks (submanifold, same kernel)."""
+
+    SPEC = [(3, 16, (3, 3, 3), (1, 1, 1)), (3, 32, (3, 3, 3), (2, 2, 2)), (3, 64, (3, 3, 3), (2, 2, 2)),
+            (3, 128, (3, 3, 3), (2, 2, 2)), (1, 128, (1, 3, 1), (1, 2, 1))]
+
+    def __init__(self, in_channels=4, width=1.0):
+        super().__init__()
+        self.stage = nn.ModuleList()
+        cin = in_channels
+        for n, c, k, s in self.SPEC:
+            c = max(1, int(c * width))
+            st = nn.Module()
+            if s != (1, 1, 1):
+                st.down = ConvBN(cin, c, k)
+                cin = c
+            st.res = nn.ModuleList()
+            for _ in range(n):
+                st.res.append(ResBlock(cin, c, k))
+                cin = c
+            self.stage.append(st)
+
+    def forward(self, coords, feats, rng):
+        """Returns [(coords, feats)] of every stage."""
+        h, c, r = feats, coords, list(rng)
+        outs = []
+        for (n, _, k, s), st in zip(self.SPEC, self.stage):
+            if s != (1, 1, 1):
+                pad = tuple((k[a] - 1) // 2 for a in range(3))
+                n_in = len(c)
+                c, r, m = strided_map(c, r, kernel=k, stride=s, padding=pad)
+                h = torch.relu(st.down(h, (m, transpose_map(m, n_in))))
+            m3 = submanifold_map(c, r, kernel=k)
+            m3 = (m3, transpose_map(m3, len(c)))
+            m1 = torch.arange(len(c)).unsqueeze(1)
+            for b in st.res:
+                h = b(h, m3, (m1, m1))
+            outs.append((c, h))
+        return outs
 
 
 def voxelize(xyz, feats, voxel):

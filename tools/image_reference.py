@@ -94,10 +94,15 @@ def preprocess(cfg, images):
     return out, sizes
 
 
-def session(model_file, threads):
+def session(model_file, threads, stop_spinning=False):
+    """onnxruntime's defaults (all graph optimisations, sequential, spinning threads)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
+    if stop_spinning:
+        # The interleaved benchmark: threads still spinning after this run would steal the
+        # cores from the scenetok run that follows (scenetok's session does the same).
+        so.add_session_config_entry("session.force_spinning_stop", "1")
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     if threads:
@@ -180,7 +185,7 @@ def serve(d):
     man = json.load(open(os.path.join(d, "manifest.json")))
     cfg, model_file = load_config(man["config"])
     x = read(d, man["input"])
-    sess = session(model_file, man.get("threads", 0))
+    sess = session(model_file, man.get("threads", 0), stop_spinning=True)
     names = [o["name"] for o in man["outputs"]]
     feed = {cfg["model"]["input"]: x}
     sess.run(names, feed)

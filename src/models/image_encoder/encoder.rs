@@ -50,9 +50,9 @@ pub struct EncoderOptions {
     pub threads: usize,
     /// Graph optimisations: all (constant folding, fusions, NCHWc layout transforms).
     pub optimization: GraphOptimizationLevel,
-    /// Let intra-op threads spin while waiting for work (ONNX Runtime's default). On: without
-    /// it every one of the model's many small ops pays a thread wake-up, and the session ran
-    /// 1.4× slower than Python's on two cores (scenetok bench image, quiet machine).
+    /// Let intra-op threads spin while waiting for work during a run (ONNX Runtime's default).
+    /// On: without it every one of the model's many small ops pays a thread wake-up, and the
+    /// session ran 1.4× slower than Python's on two cores (scenetok bench image, quiet machine).
     pub spin: bool,
 }
 
@@ -125,12 +125,10 @@ impl ImageEncoder {
             .and_then(|b| b.with_parallel_execution(false))
             .and_then(|b| b.with_memory_pattern(true))
             .and_then(|b| b.with_intra_op_spinning(options.spin))
-            .and_then(|b| {
-                b.with_config_entry(
-                    "session.force_spinning_stop",
-                    if std::env::var_os("XSTOP").is_some() { "1" } else { "0" },
-                )
-            })
+            // ... but only within a run: once it ends the threads block, leaving the cores to
+            // what runs between sessions (decoding, sampling; the Python baseline in the
+            // interleaved benchmark).
+            .and_then(|b| b.with_config_entry("session.force_spinning_stop", "1"))
             .map_err(|e| ort_err("session options", e.to_string()))?
             .commit_from_file(file)
             .map_err(|e| ort_err("cannot load the model", e.to_string()))?;

@@ -1,6 +1,7 @@
 //! Agents with behaviour on a [`RoadNetwork`]: vehicles that follow routes through the lane
 //! graph with an IDM speed controller, stop at stop signs, take turns at intersections one
-//! road at a time, turn, U-turn, change lanes, swerve around unlabelled obstacles and pull
+//! road at a time, turn (moving over to the lane a left-turn pocket branches from when they
+//! plan a left turn), U-turn, change lanes, swerve around unlabelled obstacles and pull
 //! over to park; cyclists keeping right; pedestrians on sidewalks and crosswalks (some
 //! jaywalking, some turning back); parked cars. The ego vehicle is a vehicle like the others.
 

@@ -1,6 +1,7 @@
 //! Agents with behaviour on a [`RoadNetwork`]: vehicles that follow routes through the lane
 //! graph with an IDM speed controller, stop at stop signs, take turns at intersections one
-//! road at a time, turn, U-turn, change lanes, swerve around unlabelled obstacles and pull
+//! road at a time, turn (moving over to the lane a left-turn pocket branches from when they
+//! plan a left turn), U-turn, change lanes, swerve around unlabelled obstacles and pull
 //! over to park; cyclists keeping right; pedestrians on sidewalks and crosswalks (some
 //! jaywalking, some turning back); parked cars. The ego vehicle is a vehicle like the others.
 
@@ -118,6 +119,8 @@ struct Vehicle {
     pull_over_at: Option<f64>,
     cyclist: bool,
     last_lane_change: f64,
+    /// The lane on which this driver last decided whether to move over for a left turn.
+    turn_plan_on: Option<LaneId>,
 }
 
 /// A static obstacle or parked car: fixed pose.
@@ -187,10 +190,16 @@ struct Sim<'a> {
 }
 
 fn lane_road(net: &RoadNetwork, lane: LaneId) -> Option<usize> {
-    match net.lanes[lane].kind {
-        LaneKind::Road { road, .. } => Some(road),
-        LaneKind::Connector { .. } => None,
-    }
+    net.lanes[lane].kind.road()
+}
+
+/// The left-turn pocket that `lane` branches into, if any.
+fn left_pocket_after(net: &RoadNetwork, lane: LaneId) -> Option<LaneId> {
+    net.lanes[lane]
+        .exit
+        .iter()
+        .copied()
+        .find(|&e| matches!(net.lanes[e].kind, LaneKind::TurnLane { turn: Turn::Left, .. }))
 }
 
 fn random_color(rng: &mut ChaCha8Rng) -> [u8; 3] {
@@ -285,6 +294,7 @@ impl<'a> Sim<'a> {
                 pull_over_at,
                 cyclist,
                 last_lane_change: -10.0,
+                turn_plan_on: None,
             });
         }
         sim.spawn_parked(rng);
@@ -321,7 +331,8 @@ impl<'a> Sim<'a> {
             let side = if rng.random_bool(0.5) { 1.0 } else { -1.0 };
             let s = rng.random_range(8.0..(r.centre.length() - 8.0).max(9.0));
             let (p, h) = r.centre.pose_at(s);
-            let d = side * (r.lanes_per_direction as f64 * LANE_WIDTH + r.shoulder / 2.0);
+            // Mid-shoulder, which moves out with the curb where turn pockets widen the road.
+            let d = r.edge_offset(side, s) - side * r.shoulder / 2.0;
             let heading = if side > 0.0 { wrap(h + std::f64::consts::PI) } else { h };
             let color = random_color(rng);
             self.spawn_fixed(ObjectKind::Car, [4.5, 1.9, 1.5], color, p + left(&dir(h)) * d, heading);
@@ -578,12 +589,28 @@ impl<'a> Sim<'a> {
             }
         } else if v.mode == Mode::Drive && !v.cyclist {
             v.d_target = 0.0;
-            // Overtake slow traffic now and then when a left lane exists.
-            if gap < 20.0
+            let is_pocket = |l: LaneId| matches!(net.lanes[l].kind, LaneKind::TurnLane { .. });
+            let remaining = lane.path.length() - v.s;
+            // A driver who plans to turn left at the next junction moves over, before the
+            // pocket opens, to the lane it branches from; one decision per lane.
+            if v.turn_plan_on != Some(v.route[v.at])
+                && v.s > 2.0
+                && remaining > 10.0
+                && let Some(l2) = lane.left
+                && let Some(pocket) = left_pocket_after(net, l2)
+            {
+                v.turn_plan_on = Some(v.route[v.at]);
+                if t - v.last_lane_change > 3.0 && rng.random_bool(0.4) {
+                    self.change_lane_towards(&mut v, l2, Some(pocket), t);
+                }
+            } else if gap < 20.0
                 && leader_speed < v.desired_speed * 0.6
                 && t - v.last_lane_change > 6.0
                 && rng.random_bool(0.05)
                 && let Some(l2) = lane.left.or(lane.right)
+                // Pockets are entered where they branch off, for a turn, not to overtake.
+                && !is_pocket(l2)
+                && !is_pocket(v.route[v.at])
             {
                 self.change_lane(&mut v, l2, t);
             }
@@ -591,7 +618,7 @@ impl<'a> Sim<'a> {
 
         // Stop lines: a stop sign, or an intersection another road is using.
         let to_end = lane.path.length() - v.s;
-        if matches!(lane.kind, LaneKind::Road { .. }) {
+        if !matches!(lane.kind, LaneKind::Connector { .. }) {
             let must_stop = lane.stop_at_end && v.stopped_for != Some(v.at);
             let busy = lane.end_node.is_some_and(|n| {
                 self.occupants[n]
@@ -625,10 +652,11 @@ impl<'a> Sim<'a> {
                 v0 = next_limit + (v0 - next_limit) * (to_end / 30.0);
             }
         }
-        if let LaneKind::Road { road, forward, .. } = lane.kind
+        if let Some(road) = lane.kind.road()
             && let Some(bump) = net.roads[road].speed_bump_at
         {
-            let s_on_road = if forward { v.s } else { lane.path.length() - v.s };
+            // Lanes may cover only part of the road (split where pockets branch off).
+            let (s_on_road, _) = net.roads[road].centre.project(&pos);
             if (s_on_road - bump).abs() < 12.0 {
                 v0 = v0.min(3.5);
             }
@@ -678,14 +706,23 @@ impl<'a> Sim<'a> {
     /// A lane change: continue on the neighbour lane from the same place, starting with the
     /// lateral offset that keeps the car where it is, and glide to its centre.
     fn change_lane(&self, v: &mut Vehicle, to: LaneId, t: f64) {
+        self.change_lane_towards(v, to, None, t);
+    }
+
+    /// A lane change onto `to` whose route goes on through `via` (one of `to`'s exits) when
+    /// given, else a random route from `to`.
+    fn change_lane_towards(&self, v: &mut Vehicle, to: LaneId, via: Option<LaneId>, t: f64) {
         let (pos, _) = self.vehicle_pose(v);
         let path = &self.net.lanes[to].path;
         let (s, d) = path.project(&pos);
         if s < 1.0 || s > path.length() - 5.0 {
             return;
         }
-        let rest: Vec<LaneId> =
-            random_route(self.net, to, 300.0, &mut rand::SeedableRng::seed_from_u64(to as u64 ^ (t * 10.0) as u64));
+        let mut rng = rand::SeedableRng::seed_from_u64(to as u64 ^ (t * 10.0) as u64);
+        let rest: Vec<LaneId> = match via {
+            Some(next) => std::iter::once(to).chain(random_route(self.net, next, 300.0, &mut rng)).collect(),
+            None => random_route(self.net, to, 300.0, &mut rng),
+        };
         v.route.truncate(v.at);
         v.route.extend(rest);
         v.s = s;
@@ -776,15 +813,7 @@ pub fn random_route(net: &RoadNetwork, start: LaneId, min_length: f64, rng: &mut
         if exits.is_empty() {
             break;
         }
-        let weights: Vec<f64> = exits
-            .iter()
-            .map(|&e| match net.lanes[e].kind {
-                LaneKind::Connector { turn: Turn::Straight, .. } => 4.0,
-                LaneKind::Connector { turn: Turn::Left | Turn::Right, .. } => 2.5,
-                LaneKind::Connector { turn: Turn::UTurn, .. } => 0.8,
-                LaneKind::Road { .. } => 4.0,
-            })
-            .collect();
+        let weights: Vec<f64> = exits.iter().map(|&e| route_weight(net, e)).collect();
         let total: f64 = weights.iter().sum();
         let mut pick = rng.random_range(0.0..total);
         let mut next = exits[0];
@@ -799,6 +828,29 @@ pub fn random_route(net: &RoadNetwork, start: LaneId, min_length: f64, rng: &mut
         length += net.lanes[next].path.length();
     }
     route
+}
+
+/// How likely a route takes lane `e` among its siblings: by turn for connectors; a lane
+/// before a junction (a turn pocket, or a through lane where pockets branch off) weighs
+/// what its turns weigh together, so the turn mix is the same with or without pockets.
+fn route_weight(net: &RoadNetwork, e: LaneId) -> f64 {
+    let by_turn = |l: LaneId| match net.lanes[l].kind {
+        LaneKind::Connector { turn: Turn::Straight, .. } => 4.0,
+        LaneKind::Connector { turn: Turn::Left | Turn::Right, .. } => 2.5,
+        LaneKind::Connector { turn: Turn::UTurn, .. } => 0.8,
+        LaneKind::Road { .. } | LaneKind::TurnLane { .. } => 4.0,
+    };
+    match net.lanes[e].kind {
+        LaneKind::Connector { .. } => by_turn(e),
+        _ => {
+            let exits = &net.lanes[e].exit;
+            if exits.iter().all(|&x| matches!(net.lanes[x].kind, LaneKind::Connector { .. })) && !exits.is_empty() {
+                exits.iter().map(|&x| by_turn(x)).sum()
+            } else {
+                4.0
+            }
+        }
+    }
 }
 
 /// A 22-character id in Waymo's style, deterministic for an instance number.
@@ -862,4 +914,62 @@ fn to_track(t: &Trajectory) -> crate::scene::Track {
         })
         .collect();
     Track { id: t.instance as i64, source_id: t.id.clone(), agent_type, states }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::road::RoadConfig;
+    use rand::SeedableRng;
+
+    /// Drivers use the turn pockets as drivers do: whoever is in a left pocket turns left
+    /// (or U-turns) at its end, through traffic does not enter pockets, and drivers on an
+    /// outer lane who plan a left turn move over to the lane the pocket branches from.
+    #[test]
+    fn left_turners_move_into_pockets_and_turn() {
+        let (mut in_pockets, mut moved_over) = (0, 0);
+        for seed in 0..3 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let net = RoadNetwork::generate(&RoadConfig::default(), &mut rng);
+            let cfg = AgentConfig { obstacles: 0, ..AgentConfig::default() };
+            let mut sim = Sim::new(&net, &cfg, &mut rng);
+            let mut visited: Vec<Vec<LaneId>> = vec![Vec::new(); sim.vehicles.len()];
+            for step in 0..cfg.steps {
+                for (i, v) in sim.vehicles.iter().enumerate() {
+                    let lane = v.route[v.at];
+                    if visited[i].last() != Some(&lane) {
+                        visited[i].push(lane);
+                    }
+                }
+                sim.advance(step as f64 * cfg.dt, &mut rng);
+            }
+            let is_left_pocket = |l: LaneId| matches!(net.lanes[l].kind, LaneKind::TurnLane { turn: Turn::Left, .. });
+            for lanes in &visited {
+                for (k, &l) in lanes.iter().enumerate() {
+                    if !is_left_pocket(l) {
+                        continue;
+                    }
+                    in_pockets += 1;
+                    if let Some(&next) = lanes.get(k + 1) {
+                        assert!(
+                            matches!(net.lanes[next].kind, LaneKind::Connector { turn: Turn::Left | Turn::UTurn, .. }),
+                            "a left pocket leads into a left turn, not {:?}",
+                            net.lanes[next].kind
+                        );
+                    }
+                    // Where from: an outer lane of the same road, then the pocket's feeder.
+                    if k >= 2
+                        && net.lanes[l].entry.contains(&lanes[k - 1])
+                        && matches!(net.lanes[lanes[k - 2]].kind, LaneKind::Road { index, .. } if index > 0)
+                        && net.lanes[lanes[k - 2]].left == Some(lanes[k - 1])
+                    {
+                        moved_over += 1;
+                    }
+                }
+            }
+        }
+        eprintln!("{in_pockets} vehicles in left pockets, {moved_over} of them moved over from an outer lane first");
+        assert!(in_pockets >= 5, "{in_pockets} vehicles used left pockets");
+        assert!(moved_over >= 1, "no driver moved over for a left turn");
+    }
 }

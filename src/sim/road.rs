@@ -1,6 +1,16 @@
 //! The procedural road network of a segment: a jittered grid of 3- and 4-way intersections
 //! (some all-way stops) joined by curved multi-lane two-way roads, with turn connectors,
-//! U-turns, crosswalks, sidewalks, speed bumps and driveways; and its WOMD-style map.
+//! U-turns, left- and right-turn pockets on junction approaches, crosswalks, sidewalks, speed
+//! bumps and driveways; and its WOMD-style map.
+//!
+//! A turn pocket is a real extra lane: on its approach the road widens on that side, the
+//! through lanes shift outward over a short taper (left pocket) or the pocket opens beside
+//! them (right pocket), and the through lanes are split where the pocket branches off, so
+//! every lane keeps one entry point, one exit point and one neighbour per side. Road lines
+//! ([`Road::lines`]) and road edges ([`Road::edge_offset`]) follow the widening; the map and
+//! the rendered world are both drawn from them.
+
+use std::f64::consts::PI;
 
 use nalgebra::vector;
 use rand::Rng;
@@ -14,6 +24,8 @@ pub const LANE_WIDTH: f64 = 3.6;
 const NODE_RADIUS: f64 = 16.0;
 const SIDEWALK_WIDTH: f64 = 3.0;
 const SAMPLE_STEP: f64 = 1.0;
+/// Length over which a turn pocket opens beside the through lanes, m.
+pub const POCKET_TAPER: f64 = 12.0;
 
 pub type LaneId = usize;
 pub type NodeId = usize;
@@ -31,8 +43,52 @@ pub enum Turn {
 pub enum LaneKind {
     /// A lane of a road; `forward` is the road's a→b direction; `index` 0 is next to the centre line.
     Road { road: RoadId, forward: bool, index: usize },
+    /// A dedicated turn lane (pocket) on the approach to a road's end: `turn` is
+    /// [`Turn::Left`] (its exits are the left turns and U-turns) or [`Turn::Right`].
+    TurnLane { road: RoadId, forward: bool, turn: Turn },
     /// A path through an intersection.
     Connector { node: NodeId, turn: Turn },
+}
+
+impl LaneKind {
+    /// The road a road or turn lane belongs to.
+    pub fn road(&self) -> Option<RoadId> {
+        match *self {
+            LaneKind::Road { road, .. } | LaneKind::TurnLane { road, .. } => Some(road),
+            LaneKind::Connector { .. } => None,
+        }
+    }
+}
+
+/// Dedicated turn lanes on one approach to an intersection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pockets {
+    pub left: bool,
+    pub right: bool,
+    /// Distance before the stop line (the road's end) where the pocket lanes branch off.
+    pub start: f64,
+}
+
+impl Pockets {
+    /// How far open (0 to 1) the pockets are `u` metres before the stop line: a smooth
+    /// taper over [`POCKET_TAPER`] from where they branch off.
+    pub fn opening(&self, u: f64) -> f64 {
+        let t = ((self.start - u) / POCKET_TAPER).clamp(0.0, 1.0);
+        t * t * (3.0 - 2.0 * t)
+    }
+    /// Where (before the stop line) the line between a pocket and the through lanes turns
+    /// from broken (lane changes allowed) to solid.
+    pub fn solid_from(&self) -> f64 {
+        (self.start - POCKET_TAPER) * 0.6
+    }
+}
+
+/// A painted line along a road, as written to the map and drawn in the world.
+#[derive(Debug, Clone)]
+pub struct RoadLine {
+    /// One of the `RoadLine*` map feature types.
+    pub kind: MapFeatureType,
+    pub path: Polyline,
 }
 
 #[derive(Debug, Clone)]
@@ -69,17 +125,127 @@ pub struct Road {
     /// Parking / shoulder strip beyond the outermost lane on each side.
     pub shoulder: f64,
     pub centre: Polyline,
-    /// a→b lanes, index 0 next to the centre line.
+    /// m/s.
+    pub speed_limit: f64,
+    /// a→b through lanes as they leave a, index 0 next to the centre line.
     pub forward: Vec<LaneId>,
-    /// b→a lanes, index 0 next to the centre line.
+    /// b→a through lanes as they leave b, index 0 next to the centre line.
     pub backward: Vec<LaneId>,
+    /// The a→b lanes arriving at b, from the centre line outward: the left pocket (if any),
+    /// the through lanes, the right pocket (if any). Equal to `forward` without pockets.
+    pub forward_end: Vec<LaneId>,
+    /// The b→a lanes arriving at a, as `forward_end`.
+    pub backward_end: Vec<LaneId>,
+    /// Turn pockets on the approach to b (`[0]`) and to a (`[1]`).
+    pub pockets: [Option<Pockets>; 2],
     pub speed_bump_at: Option<f64>,
 }
 
 impl Road {
-    /// Distance from the centre line to the road edge (curb).
+    /// Distance from the centre line to the road edge (curb) where no pocket widens it.
     pub fn half_width(&self) -> f64 {
         self.lanes_per_direction as f64 * LANE_WIDTH + self.shoulder
+    }
+
+    /// Distance before the stop line of the approach in direction `forward`, at arc length `s`.
+    fn approach_u(&self, forward: bool, s: f64) -> f64 {
+        if forward { self.centre.length() - s } else { s }
+    }
+
+    /// How far the pockets of the approach in direction `forward` push the through lanes
+    /// outward (left pocket) and how wide the right pocket is, at arc length `s`.
+    pub fn widening(&self, forward: bool, s: f64) -> (f64, f64) {
+        let Some(p) = self.pockets[if forward { 0 } else { 1 }] else { return (0.0, 0.0) };
+        let open = p.opening(self.approach_u(forward, s)) * LANE_WIDTH;
+        (if p.left { open } else { 0.0 }, if p.right { open } else { 0.0 })
+    }
+
+    /// Signed offset (left positive) of the road edge on `side` (+1 left of the centre line,
+    /// where the b→a lanes run; −1 right) at arc length `s`, pockets included.
+    pub fn edge_offset(&self, side: f64, s: f64) -> f64 {
+        let (l, r) = self.widening(side < 0.0, s);
+        side * (self.half_width() + l + r)
+    }
+
+    /// The line at signed offset `d(s)` (left positive) from the centre line between arc
+    /// lengths `s0 < s1`: the centre's vertices moved along their mitred normals (as
+    /// [`Polyline::offset`] does), with exact end points at `s0` and `s1`.
+    pub fn offset_line(&self, s0: f64, s1: f64, d: impl Fn(f64) -> f64) -> Polyline {
+        let pts = self.centre.points();
+        let n = pts.len();
+        let at = |s: f64| {
+            let (p, h) = self.centre.pose_at(s);
+            p + left(&dir(h)) * d(s)
+        };
+        let mut out = vec![at(s0)];
+        let mut s = 0.0;
+        for i in 0..n {
+            if i > 0 {
+                s += (pts[i] - pts[i - 1]).norm();
+            }
+            // Vertices close to the cut ends would make tiny, noisy segments.
+            if i == 0 || i + 1 == n || s <= s0 + 0.3 || s >= s1 - 0.3 {
+                continue;
+            }
+            let before = (pts[i] - pts[i - 1]).normalize();
+            let after = (pts[i + 1] - pts[i]).normalize();
+            let tangent = (before + after).try_normalize(1e-9).unwrap_or(before);
+            let cos_half = tangent.dot(&before).max(0.5);
+            out.push(pts[i] + left(&tangent) * (d(s) / cos_half));
+        }
+        out.push(at(s1));
+        Polyline::new(out)
+    }
+
+    /// The painted lines: the double yellow centre line, broken white lines between lanes
+    /// going one way, lines between turn pockets and through lanes (broken where a pocket
+    /// opens, solid near the stop line), and the solid line of a parking shoulder.
+    pub fn lines(&self) -> Vec<RoadLine> {
+        use MapFeatureType as T;
+        let len = self.centre.length();
+        let n = self.lanes_per_direction as f64;
+        let mut out = vec![RoadLine { kind: T::RoadLineSolidDoubleYellow, path: self.centre.clone() }];
+        for forward in [true, false] {
+            let sign = if forward { -1.0 } else { 1.0 };
+            // Arc lengths of the stretch from `u_hi` to `u_lo` metres before the stop line.
+            let span = |u_hi: f64, u_lo: f64| if forward { (len - u_hi, len - u_lo) } else { (u_lo, u_hi) };
+            let line = |kind, (s0, s1): (f64, f64), d: &dyn Fn(f64) -> f64| RoadLine {
+                kind,
+                path: self.offset_line(s0, s1, |s| sign * d(s)),
+            };
+            for i in 1..self.lanes_per_direction {
+                let d = |s: f64| i as f64 * LANE_WIDTH + self.widening(forward, s).0;
+                out.push(line(T::RoadLineBrokenSingleWhite, (0.0, len), &d));
+            }
+            if let Some(p) = self.pockets[if forward { 0 } else { 1 }] {
+                let open = p.start - POCKET_TAPER;
+                let solid = p.solid_from();
+                let mut pocket_line = |d: &dyn Fn(f64) -> f64| {
+                    out.push(line(T::RoadLineBrokenSingleWhite, span(open, solid), d));
+                    out.push(line(T::RoadLineSolidSingleWhite, span(solid, 0.0), d));
+                };
+                if p.left {
+                    pocket_line(&|_| LANE_WIDTH);
+                }
+                if p.right {
+                    pocket_line(&|s| n * LANE_WIDTH + self.widening(forward, s).0);
+                }
+            }
+            if self.shoulder > 1.0 {
+                let d = |s: f64| {
+                    let (l, r) = self.widening(forward, s);
+                    n * LANE_WIDTH + l + r
+                };
+                out.push(line(T::RoadLineSolidSingleWhite, (0.0, len), &d));
+            }
+        }
+        out
+    }
+
+    /// The two road edges (curbs): right of the centre line, then left.
+    pub fn edges(&self) -> [Polyline; 2] {
+        let len = self.centre.length();
+        [-1.0, 1.0].map(|side| self.offset_line(0.0, len, |s| self.edge_offset(side, s)))
     }
 }
 
@@ -182,13 +348,180 @@ impl RoadNetwork {
             net.nodes[n].all_way_stop = degree >= 3 && rng.random_bool(0.45);
             net.nodes[n].allow_u_turn = degree >= 3 && rng.random_bool(0.5);
         }
+        for r in 0..net.roads.len() {
+            net.choose_pockets(r, rng);
+            net.build_lanes(r);
+        }
         for n in 0..net.nodes.len() {
             net.connect_node(n);
         }
         net.add_stop_signs();
         net.add_areas(rng);
-        net.link_neighbours();
         net
+    }
+
+    /// The turn from road `r_in` (arriving at `node`) onto road `r_out` (leaving it), if
+    /// that move is allowed; from the road centre lines' headings where they meet the node.
+    fn turn_between(&self, node: NodeId, r_in: RoadId, r_out: RoadId) -> Option<Turn> {
+        let (a, b) = (&self.roads[r_in], &self.roads[r_out]);
+        let h_in = if a.b == node { a.centre.end_heading() } else { wrap(a.centre.start_heading() + PI) };
+        let h_out = if b.a == node { b.centre.start_heading() } else { wrap(b.centre.end_heading() + PI) };
+        let delta = wrap(h_out - h_in);
+        Some(if r_in == r_out {
+            if !self.nodes[node].allow_u_turn {
+                return None;
+            }
+            Turn::UTurn
+        } else if self.nodes[node].roads.len() == 2 || delta.abs() < 0.6 {
+            Turn::Straight
+        } else if delta > 0.0 {
+            Turn::Left
+        } else {
+            Turn::Right
+        })
+    }
+
+    /// Decides the turn pockets of both approaches of road `r`: only into real junctions
+    /// with that turn to make, on roads long enough for the pocket and a stretch before it.
+    /// A one-lane road may get both pockets, a two-lane road one, so the widened mouth stays
+    /// within the intersection's reach.
+    fn choose_pockets(&mut self, r: RoadId, rng: &mut ChaCha8Rng) {
+        let len = self.roads[r].centre.length();
+        let lanes = self.roads[r].lanes_per_direction;
+        for (k, node) in [(0, self.roads[r].b), (1, self.roads[r].a)] {
+            if self.nodes[node].roads.len() < 3 {
+                continue;
+            }
+            let turns: Vec<Turn> =
+                self.nodes[node].roads.iter().filter_map(|&out| self.turn_between(node, r, out)).collect();
+            let start = rng.random_range(30.0..45.0f64).min(len - 12.0);
+            let mut left = turns.contains(&Turn::Left) && rng.random_bool(0.6);
+            let mut right = turns.contains(&Turn::Right) && (lanes == 1 || !left) && rng.random_bool(0.45);
+            // The through lanes must keep a way on: a move no pocket takes.
+            let keeps_a_move = |left: bool, right: bool| {
+                turns.iter().any(|t| match t {
+                    Turn::Straight => true,
+                    Turn::Left | Turn::UTurn => !left,
+                    Turn::Right => !right,
+                })
+            };
+            if !keeps_a_move(left, right) {
+                right = false;
+            }
+            if !keeps_a_move(left, right) {
+                left = false;
+            }
+            // With several through lanes each keeps its own move only if straight on exists
+            // (the inner lane turns left, the outer right, when the approach has no pocket).
+            if lanes > 1 && !turns.contains(&Turn::Straight) {
+                (left, right) = (false, false);
+            }
+            if (left || right) && start >= POCKET_TAPER + 12.0 {
+                self.roads[r].pockets[k] = Some(Pockets { left, right, start });
+            }
+        }
+    }
+
+    /// The lanes of road `r` in both directions: through lanes split where pockets branch
+    /// off, the pocket lanes, their connections and same-direction neighbours.
+    fn build_lanes(&mut self, r: RoadId) {
+        let road = self.roads[r].clone();
+        let len = road.centre.length();
+        let n = road.lanes_per_direction;
+        for forward in [true, false] {
+            let pockets = road.pockets[if forward { 0 } else { 1 }];
+            let end_node = if forward { road.b } else { road.a };
+            let sign = if forward { -1.0 } else { 1.0 };
+            // The lane from `u_hi` to `u_lo` metres before the stop line, in driving
+            // direction, at distance `d(s)` from the centre line.
+            let piece = |u_hi: f64, u_lo: f64, d: &dyn Fn(f64) -> f64| {
+                let (s0, s1) = if forward { (len - u_hi, len - u_lo) } else { (u_lo, u_hi) };
+                let line = road.offset_line(s0, s1, |s| sign * d(s));
+                if forward { line } else { line.reversed() }
+            };
+            let through = |i: usize, s: f64| (i as f64 + 0.5) * LANE_WIDTH + road.widening(forward, s).0;
+            let kind = |index| LaneKind::Road { road: r, forward, index };
+            let (starts, ends) = match pockets {
+                None => {
+                    let lanes: Vec<LaneId> = (0..n)
+                        .map(|i| {
+                            self.push_lane(
+                                piece(len, 0.0, &|s| through(i, s)),
+                                kind(i),
+                                road.speed_limit,
+                                Some(end_node),
+                            )
+                        })
+                        .collect();
+                    (lanes.clone(), lanes)
+                }
+                Some(p) => {
+                    let up: Vec<LaneId> = (0..n)
+                        .map(|i| {
+                            self.push_lane(piece(len, p.start, &|s| through(i, s)), kind(i), road.speed_limit, None)
+                        })
+                        .collect();
+                    let down: Vec<LaneId> = (0..n)
+                        .map(|i| {
+                            self.push_lane(
+                                piece(p.start, 0.0, &|s| through(i, s)),
+                                kind(i),
+                                road.speed_limit,
+                                Some(end_node),
+                            )
+                        })
+                        .collect();
+                    for i in 0..n {
+                        self.link(up[i], down[i]);
+                    }
+                    let mut ends = Vec::new();
+                    if p.left {
+                        let l = self.push_lane(
+                            piece(p.start, 0.0, &|_| 0.5 * LANE_WIDTH),
+                            LaneKind::TurnLane { road: r, forward, turn: Turn::Left },
+                            road.speed_limit,
+                            Some(end_node),
+                        );
+                        self.link(up[0], l);
+                        ends.push(l);
+                    }
+                    ends.extend(&down);
+                    if p.right {
+                        let d = |s: f64| {
+                            let (l, r) = road.widening(forward, s);
+                            (n as f64 - 0.5) * LANE_WIDTH + l + r
+                        };
+                        let l = self.push_lane(
+                            piece(p.start, 0.0, &d),
+                            LaneKind::TurnLane { road: r, forward, turn: Turn::Right },
+                            road.speed_limit,
+                            Some(end_node),
+                        );
+                        self.link(up[n - 1], l);
+                        ends.push(l);
+                    }
+                    (up, ends)
+                }
+            };
+            // Side by side rows, the centre line's side first: left/right neighbours.
+            for row in [&starts, &ends] {
+                for w in row.windows(2) {
+                    self.lanes[w[0]].right = Some(w[1]);
+                    self.lanes[w[1]].left = Some(w[0]);
+                }
+            }
+            let road = &mut self.roads[r];
+            if forward {
+                (road.forward, road.forward_end) = (starts, ends);
+            } else {
+                (road.backward, road.backward_end) = (starts, ends);
+            }
+        }
+    }
+
+    fn link(&mut self, from: LaneId, to: LaneId) {
+        self.lanes[from].exit.push(to);
+        self.lanes[to].entry.push(from);
     }
 
     fn add_road(&mut self, a: NodeId, b: NodeId, lanes: usize, shoulder: f64, bend: f64, rng: &mut ChaCha8Rng) {
@@ -210,26 +543,22 @@ impl RoadNetwork {
         let centre = Polyline::new(pts).resampled(SAMPLE_STEP);
         let road_id = self.roads.len();
         let speed_limit = if lanes == 2 { rng.random_range(13.0..15.7) } else { rng.random_range(10.0..13.5) };
-        let mut forward = Vec::new();
-        let mut backward = Vec::new();
-        for index in 0..lanes {
-            let d = (index as f64 + 0.5) * LANE_WIDTH;
-            forward.push(self.push_lane(
-                centre.offset(-d),
-                LaneKind::Road { road: road_id, forward: true, index },
-                speed_limit,
-                Some(b),
-            ));
-            backward.push(self.push_lane(
-                centre.offset(d).reversed(),
-                LaneKind::Road { road: road_id, forward: false, index },
-                speed_limit,
-                Some(a),
-            ));
-        }
         let speed_bump_at =
             (centre.length() > 60.0 && rng.random_bool(0.2)).then(|| centre.length() * rng.random_range(0.35..0.65));
-        self.roads.push(Road { a, b, lanes_per_direction: lanes, shoulder, centre, forward, backward, speed_bump_at });
+        self.roads.push(Road {
+            a,
+            b,
+            lanes_per_direction: lanes,
+            shoulder,
+            centre,
+            speed_limit,
+            forward: Vec::new(),
+            backward: Vec::new(),
+            forward_end: Vec::new(),
+            backward_end: Vec::new(),
+            pockets: [None, None],
+            speed_bump_at,
+        });
         self.nodes[a].roads.push(road_id);
         self.nodes[b].roads.push(road_id);
     }
@@ -251,41 +580,43 @@ impl RoadNetwork {
         id
     }
 
-    /// Lanes of `road` that end at `node` (index order), and those that start there.
+    /// Lanes of `road` that end at `node` (from the centre line outward, turn pockets
+    /// included), and the through lanes that start there (index order).
     pub fn lanes_at(&self, road: RoadId, node: NodeId) -> (&[LaneId], &[LaneId]) {
         let r = &self.roads[road];
-        if r.b == node { (&r.forward, &r.backward) } else { (&r.backward, &r.forward) }
+        if r.b == node { (&r.forward_end, &r.backward) } else { (&r.backward_end, &r.forward) }
     }
 
     fn connect_node(&mut self, node: NodeId) {
         let roads = self.nodes[node].roads.clone();
-        let degree = roads.len();
         for &r_in in &roads {
             let incoming: Vec<LaneId> = self.lanes_at(r_in, node).0.to_vec();
+            let pocket = |turn: Turn| {
+                incoming
+                    .iter()
+                    .copied()
+                    .find(|&l| matches!(self.lanes[l].kind, LaneKind::TurnLane { turn: t, .. } if t == turn))
+            };
+            let (left_pocket, right_pocket) = (pocket(Turn::Left), pocket(Turn::Right));
+            let through: Vec<LaneId> =
+                incoming.iter().copied().filter(|&l| matches!(self.lanes[l].kind, LaneKind::Road { .. })).collect();
             for &r_out in &roads {
                 let outgoing: Vec<LaneId> = self.lanes_at(r_out, node).1.to_vec();
-                let (Some(&in0), Some(&out0)) = (incoming.first(), outgoing.first()) else { continue };
-                let h_in = self.lanes[in0].path.end_heading();
-                let h_out = self.lanes[out0].path.start_heading();
-                let delta = wrap(h_out - h_in);
-                let turn = if r_in == r_out {
-                    if !self.nodes[node].allow_u_turn {
-                        continue;
-                    }
-                    Turn::UTurn
-                } else if degree == 2 || delta.abs() < 0.6 {
-                    Turn::Straight
-                } else if delta > 0.0 {
-                    Turn::Left
-                } else {
-                    Turn::Right
+                let (Some(&in0), false, Some(turn)) =
+                    (through.first(), outgoing.is_empty(), self.turn_between(node, r_in, r_out))
+                else {
+                    continue;
                 };
+                let h_in = self.lanes[in0].path.end_heading();
+                // Dedicated pockets take their turns away from the through lanes.
                 let pairs: Vec<(LaneId, LaneId)> = match turn {
                     Turn::Straight => {
-                        incoming.iter().enumerate().map(|(i, &l)| (l, outgoing[i.min(outgoing.len() - 1)])).collect()
+                        through.iter().enumerate().map(|(i, &l)| (l, outgoing[i.min(outgoing.len() - 1)])).collect()
                     }
-                    Turn::Left | Turn::UTurn => vec![(incoming[0], outgoing[0])],
-                    Turn::Right => vec![(incoming[incoming.len() - 1], outgoing[outgoing.len() - 1])],
+                    Turn::Left | Turn::UTurn => vec![(left_pocket.unwrap_or(through[0]), outgoing[0])],
+                    Turn::Right => {
+                        vec![(right_pocket.unwrap_or(through[through.len() - 1]), outgoing[outgoing.len() - 1])]
+                    }
                 };
                 for (l_in, l_out) in pairs {
                     let p0 = self.lanes[l_in].path.end();
@@ -300,10 +631,8 @@ impl RoadNetwork {
                         Turn::UTurn => 3.5,
                     };
                     let c = self.push_lane(path, LaneKind::Connector { node, turn }, limit, None);
-                    self.lanes[c].entry.push(l_in);
-                    self.lanes[c].exit.push(l_out);
-                    self.lanes[l_in].exit.push(c);
-                    self.lanes[l_out].entry.push(c);
+                    self.link(l_in, c);
+                    self.link(c, l_out);
                 }
             }
         }
@@ -331,48 +660,45 @@ impl RoadNetwork {
     fn add_areas(&mut self, rng: &mut ChaCha8Rng) {
         for r in 0..self.roads.len() {
             let road = &self.roads[r];
-            let hw = road.half_width();
             let len = road.centre.length();
-            let strip = |s0: f64, s1: f64, d0: f64, d1: f64| -> Vec<P2> {
+            // A strip across the road from `s0` to `s1`, between lateral offsets `d0(s)` and `d1(s)`.
+            let strip = |s0: f64, s1: f64, d0: &dyn Fn(f64) -> f64, d1: &dyn Fn(f64) -> f64| -> Vec<P2> {
                 let (a, ha) = road.centre.pose_at(s0);
                 let (b, hb) = road.centre.pose_at(s1);
-                vec![a + left(&dir(ha)) * d0, b + left(&dir(hb)) * d0, b + left(&dir(hb)) * d1, a + left(&dir(ha)) * d1]
+                let (na, nb) = (left(&dir(ha)), left(&dir(hb)));
+                vec![a + na * d0(s0), b + nb * d0(s1), b + nb * d1(s1), a + na * d1(s0)]
             };
+            let right_edge = |s: f64| road.edge_offset(-1.0, s);
+            let left_edge = |s: f64| road.edge_offset(1.0, s);
             let mut areas = Vec::new();
             // Crosswalks at both ends where the intersection is a real junction.
             for (node, s0) in [(road.a, 0.5), (road.b, len - 4.5)] {
                 if self.nodes[node].roads.len() >= 3 {
-                    areas.push(Area { kind: MapFeatureType::Crosswalk, corners: strip(s0, s0 + 4.0, -hw, hw) });
+                    areas.push(Area {
+                        kind: MapFeatureType::Crosswalk,
+                        corners: strip(s0, s0 + 4.0, &right_edge, &left_edge),
+                    });
                 }
             }
             if let Some(s) = road.speed_bump_at {
-                areas.push(Area { kind: MapFeatureType::SpeedBump, corners: strip(s - 0.5, s + 0.5, -hw, hw) });
+                areas.push(Area {
+                    kind: MapFeatureType::SpeedBump,
+                    corners: strip(s - 0.5, s + 0.5, &right_edge, &left_edge),
+                });
             }
             if len > 50.0 && rng.random_bool(0.5) {
                 let s = rng.random_range(15.0..len - 15.0);
                 let side = if rng.random_bool(0.5) { 1.0 } else { -1.0 };
-                areas.push(Area {
-                    kind: MapFeatureType::Driveway,
-                    corners: strip(s, s + 4.5, side * hw, side * (hw + SIDEWALK_WIDTH + 3.0)),
-                });
+                let edge = |s: f64| road.edge_offset(side, s);
+                let far = |s: f64| road.edge_offset(side, s) + side * (SIDEWALK_WIDTH + 3.0);
+                areas.push(Area { kind: MapFeatureType::Driveway, corners: strip(s, s + 4.5, &edge, &far) });
             }
             self.areas.extend(areas);
-            let sw = hw + 0.3 + SIDEWALK_WIDTH / 2.0;
-            let (c1, c2) = (road.centre.offset(sw), road.centre.offset(-sw));
+            let sw = 0.3 + SIDEWALK_WIDTH / 2.0;
+            let c1 = road.offset_line(0.0, len, |s| road.edge_offset(1.0, s) + sw);
+            let c2 = road.offset_line(0.0, len, |s| road.edge_offset(-1.0, s) - sw);
             self.sidewalks.push(c1);
             self.sidewalks.push(c2);
-        }
-    }
-
-    fn link_neighbours(&mut self) {
-        for r in 0..self.roads.len() {
-            for lanes in [self.roads[r].forward.clone(), self.roads[r].backward.clone()] {
-                for w in lanes.windows(2) {
-                    // Index 0 is next to the centre line, i.e. leftmost in driving direction.
-                    self.lanes[w[0]].right = Some(w[1]);
-                    self.lanes[w[1]].left = Some(w[0]);
-                }
-            }
         }
     }
 
@@ -396,19 +722,12 @@ impl RoadNetwork {
             next_id += 1;
         };
         for road in &self.roads {
-            push(&mut out, MapFeatureType::RoadLineSolidDoubleYellow, to3(&road.centre));
-            for i in 1..road.lanes_per_direction {
-                let d = i as f64 * LANE_WIDTH;
-                push(&mut out, MapFeatureType::RoadLineBrokenSingleWhite, to3(&road.centre.offset(-d)));
-                push(&mut out, MapFeatureType::RoadLineBrokenSingleWhite, to3(&road.centre.offset(d)));
+            for line in road.lines() {
+                push(&mut out, line.kind, to3(&line.path));
             }
-            if road.shoulder > 1.0 {
-                let d = road.lanes_per_direction as f64 * LANE_WIDTH;
-                push(&mut out, MapFeatureType::RoadLineSolidSingleWhite, to3(&road.centre.offset(-d)));
-                push(&mut out, MapFeatureType::RoadLineSolidSingleWhite, to3(&road.centre.offset(d)));
+            for edge in road.edges() {
+                push(&mut out, MapFeatureType::RoadEdgeBoundary, to3(&edge));
             }
-            push(&mut out, MapFeatureType::RoadEdgeBoundary, to3(&road.centre.offset(-road.half_width())));
-            push(&mut out, MapFeatureType::RoadEdgeBoundary, to3(&road.centre.offset(road.half_width())));
         }
         for corner in self.corner_edges() {
             push(&mut out, MapFeatureType::RoadEdgeBoundary, to3(&corner));
@@ -433,14 +752,15 @@ impl RoadNetwork {
             .iter()
             .map(|&r| {
                 let road = &self.roads[r];
-                let (p, h_out) = if road.a == n {
-                    road.centre.pose_at(0.0)
-                } else {
-                    let (p, h) = road.centre.pose_at(road.centre.length());
-                    (p, wrap(h + std::f64::consts::PI))
-                };
-                let hw = road.half_width();
-                (wrap(h_out), p + left(&dir(h_out)) * hw, p - left(&dir(h_out)) * hw)
+                let len = road.centre.length();
+                let (s, out_side) = if road.a == n { (0.0, 1.0) } else { (len, -1.0) };
+                let (p, h) = road.centre.pose_at(s);
+                let h_out = if road.a == n { h } else { wrap(h + PI) };
+                // Looking out of the node, the road's left edge is its own left edge at a and
+                // its right edge at b; pockets widen the edge of the side arriving here.
+                let normal = left(&dir(h));
+                let (l, r) = (road.edge_offset(out_side, s), road.edge_offset(-out_side, s));
+                (wrap(h_out), p + normal * l, p + normal * r)
             })
             .collect();
         ends.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -517,7 +837,7 @@ mod tests {
                 assert!((net.lanes[e].path.start() - l.path.end()).norm() < 1e-6);
             }
             if let LaneKind::Road { .. } = l.kind {
-                assert!(!l.exit.is_empty(), "every road lane leads somewhere");
+                assert!(!l.exit.is_empty(), "every road lane leads somewhere: {:?}", l.kind);
             }
         }
         let turns: Vec<Turn> = net
@@ -536,6 +856,134 @@ mod tests {
         {
             assert!(map.iter().any(|f| f.feature_type == kind), "{kind:?} missing");
         }
+    }
+
+    fn is_turn(net: &RoadNetwork, l: LaneId, turns: &[Turn]) -> bool {
+        matches!(net.lanes[l].kind, LaneKind::Connector { turn, .. } if turns.contains(&turn))
+    }
+
+    /// Left and right pockets exist, branch off the through lane next to them, lead only to
+    /// their own turns, take those turns away from the through lanes, and sit beside the
+    /// through lanes one lane width apart at the stop line.
+    #[test]
+    fn turn_pockets_branch_off_and_carry_only_their_turns() {
+        let (mut lefts, mut rights) = (0, 0);
+        for seed in 0..4 {
+            let net = RoadNetwork::generate(&RoadConfig::default(), &mut ChaCha8Rng::seed_from_u64(seed));
+            for road in &net.roads {
+                for (k, ends) in [(0, &road.forward_end), (1, &road.backward_end)] {
+                    let Some(p) = road.pockets[k] else {
+                        assert!(ends.iter().all(|&l| matches!(net.lanes[l].kind, LaneKind::Road { .. })));
+                        continue;
+                    };
+                    let through: Vec<LaneId> =
+                        ends.iter().copied().filter(|&l| matches!(net.lanes[l].kind, LaneKind::Road { .. })).collect();
+                    assert_eq!(through.len(), road.lanes_per_direction);
+                    assert_eq!(ends.len(), through.len() + p.left as usize + p.right as usize);
+                    for &l in &through {
+                        assert!(!net.lanes[l].exit.is_empty());
+                        if p.left {
+                            assert!(!net.lanes[l].exit.iter().any(|&e| is_turn(&net, e, &[Turn::Left, Turn::UTurn])));
+                        }
+                        if p.right {
+                            assert!(!net.lanes[l].exit.iter().any(|&e| is_turn(&net, e, &[Turn::Right])));
+                        }
+                    }
+                    for (turn, pocket, beside) in [
+                        (Turn::Left, p.left.then(|| ends[0]), through[0]),
+                        (Turn::Right, p.right.then(|| ends[ends.len() - 1]), through[through.len() - 1]),
+                    ] {
+                        let Some(pocket) = pocket else { continue };
+                        let lane = &net.lanes[pocket];
+                        assert!(matches!(lane.kind, LaneKind::TurnLane { turn: t, .. } if t == turn));
+                        let allowed: &[Turn] =
+                            if turn == Turn::Left { &[Turn::Left, Turn::UTurn] } else { &[Turn::Right] };
+                        assert!(!lane.exit.is_empty() && lane.exit.iter().all(|&e| is_turn(&net, e, allowed)));
+                        // It branches off the through lane it lies beside, where that lane is split.
+                        let [from] = lane.entry[..] else { panic!("one entry: {:?}", lane.entry) };
+                        assert_eq!(net.lanes[beside].entry, vec![from]);
+                        assert!(net.lanes[from].exit.contains(&beside));
+                        assert!((lane.path.start() - net.lanes[beside].path.start()).norm() < 1e-6);
+                        assert!((lane.path.length() - p.start).abs() < 3.0, "{} vs {}", lane.path.length(), p.start);
+                        let gap = (lane.path.end() - net.lanes[beside].path.end()).norm();
+                        assert!((gap - LANE_WIDTH).abs() < 0.05, "pocket {gap} m from the through lane");
+                        let (l, r) = if turn == Turn::Left { (pocket, beside) } else { (beside, pocket) };
+                        assert_eq!((net.lanes[l].right, net.lanes[r].left), (Some(r), Some(l)));
+                        assert!(lane.end_node.is_some() && net.lanes[from].end_node.is_none());
+                        if turn == Turn::Left { lefts += 1 } else { rights += 1 }
+                    }
+                }
+            }
+        }
+        assert!(lefts >= 4 && rights >= 4, "{lefts} left and {rights} right pockets");
+    }
+
+    /// Every lane of a road lies on its paved surface: between the curbs, pockets included.
+    #[test]
+    fn road_lanes_lie_between_the_curbs() {
+        let net = RoadNetwork::generate(&RoadConfig::default(), &mut ChaCha8Rng::seed_from_u64(2));
+        assert!(net.roads.iter().any(|r| r.pockets.iter().any(Option::is_some)));
+        for l in &net.lanes {
+            let Some(r) = l.kind.road() else { continue };
+            let road = &net.roads[r];
+            for p in l.path.points() {
+                let (s, d) = road.centre.project(p);
+                let edge = road.edge_offset(d.signum(), s).abs();
+                assert!(d.abs() + LANE_WIDTH / 2.0 <= edge + 0.05, "lane {} at {d} m, curb at {edge} m", l.id);
+                assert!(d.abs() >= LANE_WIDTH / 2.0 - 0.05, "lane {} crosses the centre line", l.id);
+            }
+        }
+    }
+
+    /// The map carries the pockets (as surface-street lanes with their connectivity) and the
+    /// lines beside them: broken where the pocket opens, solid up to the stop line, midway
+    /// between the pocket and the through lane.
+    #[test]
+    fn map_carries_pockets_and_their_lines() {
+        let net = RoadNetwork::generate(&RoadConfig::default(), &mut ChaCha8Rng::seed_from_u64(1));
+        let map = net.map_features();
+        let by_id: std::collections::BTreeMap<i64, &MapFeature> = map.iter().map(|f| (f.id, f)).collect();
+        let mut checked = 0;
+        for road in &net.roads {
+            for (k, ends) in [(0, &road.forward_end), (1, &road.backward_end)] {
+                let Some(p) = road.pockets[k] else { continue };
+                let pockets = ends.iter().filter(|&&l| matches!(net.lanes[l].kind, LaneKind::TurnLane { .. }));
+                for &pocket in pockets {
+                    let lane = &net.lanes[pocket];
+                    let f = by_id[&(pocket as i64)];
+                    assert_eq!(f.feature_type, MapFeatureType::LaneSurfaceStreet);
+                    let ids = |v: &[LaneId]| v.iter().map(|x| *x as i64).collect::<Vec<_>>();
+                    assert_eq!(f.entry_lanes, ids(&lane.entry));
+                    assert_eq!(f.exit_lanes, ids(&lane.exit));
+                    assert_eq!(f.left_neighbors, ids(&lane.left.into_iter().collect::<Vec<_>>()));
+                    assert_eq!(f.right_neighbors, ids(&lane.right.into_iter().collect::<Vec<_>>()));
+                    assert_eq!(f.left_neighbors.len() + f.right_neighbors.len(), 1);
+                    let beside = lane.left.or(lane.right).expect("a pocket has a through lane beside it");
+                    let mid_end = (lane.path.end() + net.lanes[beside].path.end()) / 2.0;
+                    let near = |q: &nalgebra::Vector3<f64>, at: &P2| (P2::new(q.x, q.y) - at).norm() < 0.3;
+                    let solid = map
+                        .iter()
+                        .find(|f| {
+                            f.feature_type == MapFeatureType::RoadLineSolidSingleWhite
+                                && f.polyline.iter().any(|q| near(q, &mid_end))
+                        })
+                        .expect("a solid white line between pocket and through lane at the stop line");
+                    let solid_len: f64 = solid.polyline.windows(2).map(|w| (w[1] - w[0]).norm()).sum();
+                    assert!((solid_len - p.solid_from()).abs() < 2.0, "solid for {solid_len} m");
+                    // The broken part meets the solid part.
+                    let joint = [solid.polyline[0], solid.polyline[solid.polyline.len() - 1]];
+                    let broken = map.iter().any(|f| {
+                        f.feature_type == MapFeatureType::RoadLineBrokenSingleWhite
+                            && [f.polyline[0], f.polyline[f.polyline.len() - 1]]
+                                .iter()
+                                .any(|a| joint.iter().any(|b| (a - b).norm() < 1e-6))
+                    });
+                    assert!(broken, "the line is broken where the pocket opens");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 2, "{checked} pockets checked");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::road::{LANE_WIDTH, Road, RoadNetwork};
+use super::road::{Road, RoadNetwork};
 use super::snapshot::{Material, P3, StaticWorld, Triangle};
 use crate::geom::polyline::{P2, Polyline, dir, left};
 use crate::scene::{CameraSegClass, LidarSegClass};
@@ -128,13 +128,13 @@ impl MeshBuilder {
     }
 }
 
-/// Points at signed lateral offset `d` (left positive) of `line` at arc lengths `s`, from the
-/// line's local heading: exact offsets of the smooth road curves, one per `s`.
-fn offset_at(line: &Polyline, s: &[f64], d: f64) -> Vec<P2> {
+/// Points at signed lateral offset `d(s)` (left positive) of `line` at arc lengths `s`, from
+/// the line's local heading: exact offsets of the smooth road curves, one per `s`.
+fn offset_at(line: &Polyline, s: &[f64], d: impl Fn(f64) -> f64) -> Vec<P2> {
     s.iter()
         .map(|&s| {
             let (p, h) = line.pose_at(s);
-            p + left(&dir(h)) * d
+            p + left(&dir(h)) * d(s)
         })
         .collect()
 }
@@ -218,10 +218,14 @@ fn ground(net: &RoadNetwork, mb: &mut MeshBuilder) {
     }
 }
 
+/// The paved surface between the two curbs, widened where turn pockets open.
 fn road_surface(road: &Road, mb: &mut MeshBuilder) {
     let s = stations(0.0, road.centre.length());
-    let hw = road.half_width();
-    mb.band(&offset_at(&road.centre, &s, hw), &offset_at(&road.centre, &s, -hw), 0.0, m::ROAD);
+    let (l, r) = (
+        offset_at(&road.centre, &s, |s| road.edge_offset(1.0, s)),
+        offset_at(&road.centre, &s, |s| road.edge_offset(-1.0, s)),
+    );
+    mb.band(&l, &r, 0.0, m::ROAD);
 }
 
 /// A painted strip between lateral offsets `d0 < d1`, optionally dashed (`dash`, `gap`).
@@ -241,34 +245,32 @@ fn paint(line: &Polyline, d0: f64, d1: f64, dash: Option<(f64, f64)>, material: 
     };
     for (a, b) in pieces {
         let s = stations(a, b);
-        mb.band(&offset_at(line, &s, d1), &offset_at(line, &s, d0), PAINT_Z, material);
+        mb.band(&offset_at(line, &s, |_| d1), &offset_at(line, &s, |_| d0), PAINT_Z, material);
     }
 }
 
+/// Paint along the road's lines ([`Road::lines`], the same the map carries): the double
+/// yellow centre line, broken and solid white lines, turn pocket lines.
 fn markings(road: &Road, mb: &mut MeshBuilder) {
-    let c = &road.centre;
-    paint(c, 0.06, 0.18, None, m::LANE_YELLOW, mb);
-    paint(c, -0.18, -0.06, None, m::LANE_YELLOW, mb);
-    for i in 1..road.lanes_per_direction {
-        let d = i as f64 * LANE_WIDTH;
-        for side in [-1.0, 1.0] {
-            paint(c, side * d - 0.075, side * d + 0.075, Some((3.0, 6.0)), m::LANE_WHITE, mb);
-        }
-    }
-    if road.shoulder > 1.0 {
-        let d = road.lanes_per_direction as f64 * LANE_WIDTH;
-        for side in [-1.0, 1.0] {
-            paint(c, side * d - 0.075, side * d + 0.075, None, m::LANE_WHITE, mb);
+    use crate::scene::MapFeatureType as T;
+    for line in road.lines() {
+        let path = &line.path;
+        match line.kind {
+            T::RoadLineSolidDoubleYellow => {
+                paint(path, 0.06, 0.18, None, m::LANE_YELLOW, mb);
+                paint(path, -0.18, -0.06, None, m::LANE_YELLOW, mb);
+            }
+            T::RoadLineBrokenSingleWhite => paint(path, -0.075, 0.075, Some((3.0, 6.0)), m::LANE_WHITE, mb),
+            _ => paint(path, -0.075, 0.075, None, m::LANE_WHITE, mb),
         }
     }
 }
 
 fn sidewalks(road: &Road, mb: &mut MeshBuilder) {
     let s = stations(0.0, road.centre.length());
-    let hw = road.half_width();
     for side in [-1.0, 1.0] {
-        let curb = offset_at(&road.centre, &s, side * hw);
-        let outer = offset_at(&road.centre, &s, side * (hw + SIDEWALK_WIDTH));
+        let curb = offset_at(&road.centre, &s, |s| road.edge_offset(side, s));
+        let outer = offset_at(&road.centre, &s, |s| road.edge_offset(side, s) + side * SIDEWALK_WIDTH);
         mb.band(&curb, &outer, SIDEWALK_Z, m::SIDEWALK);
         mb.wall(&curb, 0.0, SIDEWALK_Z, m::CURB);
         mb.wall(&outer, GRASS_Z, SIDEWALK_Z, m::CURB);
@@ -318,8 +320,8 @@ fn intersections(net: &RoadNetwork, mb: &mut MeshBuilder) {
 /// Whether a ground point is clear of every road (with its sidewalk) and intersection.
 fn clear_of_roads(net: &RoadNetwork, p: &P2, margin: f64) -> bool {
     let roads_clear = net.roads.iter().all(|r| {
-        let (_, d) = r.centre.project(p);
-        d.abs() > r.half_width() + SIDEWALK_WIDTH + margin
+        let (s, d) = r.centre.project(p);
+        d.abs() > r.edge_offset(d.signum(), s).abs() + SIDEWALK_WIDTH + margin
     });
     roads_clear && net.nodes.iter().all(|n| (n.pos - p).norm() > NODE_CLEARANCE + SIDEWALK_WIDTH + margin)
 }
@@ -327,7 +329,6 @@ fn clear_of_roads(net: &RoadNetwork, p: &P2, margin: f64) -> bool {
 /// Buildings, trees and street lights along both sides of a road.
 fn roadside(net: &RoadNetwork, road: &Road, rng: &mut ChaCha8Rng, mb: &mut MeshBuilder) {
     let len = road.centre.length();
-    let hw = road.half_width();
     for side in [-1.0f64, 1.0] {
         // Buildings: a row with gaps, set back from the sidewalk, facing the road.
         let mut s = 4.0;
@@ -338,6 +339,8 @@ fn roadside(net: &RoadNetwork, road: &Road, rng: &mut ChaCha8Rng, mb: &mut MeshB
             let setback = rng.random_range(1.5..6.0);
             let place = rng.random_bool(0.8);
             let (p, h) = road.centre.pose_at((s + length / 2.0).min(len));
+            // The curb along the building's frontage, pockets included.
+            let hw = (0..=4).map(|k| road.edge_offset(side, s + length * k as f64 / 4.0).abs()).fold(0.0, f64::max);
             let d = side * (hw + SIDEWALK_WIDTH + setback + depth / 2.0);
             let c = p + left(&dir(h)) * d;
             let footprint = {
@@ -358,7 +361,7 @@ fn roadside(net: &RoadNetwork, road: &Road, rng: &mut ChaCha8Rng, mb: &mut MeshB
         while s < len - 6.0 {
             if rng.random_bool(0.6) {
                 let (p, h) = road.centre.pose_at(s);
-                let c = p + left(&dir(h)) * (side * (hw + SIDEWALK_WIDTH * 0.65));
+                let c = p + left(&dir(h)) * (road.edge_offset(side, s) + side * SIDEWALK_WIDTH * 0.65);
                 let trunk = rng.random_range(2.2..3.4);
                 let radius = rng.random_range(1.3..2.4);
                 mb.cylinder(c, 0.16, SIDEWALK_Z, SIDEWALK_Z + trunk, 6, m::TRUNK);
@@ -370,7 +373,7 @@ fn roadside(net: &RoadNetwork, road: &Road, rng: &mut ChaCha8Rng, mb: &mut MeshB
         let mut s = rng.random_range(5.0..20.0);
         while s < len - 5.0 {
             let (p, h) = road.centre.pose_at(s);
-            let c = p + left(&dir(h)) * (side * (hw + 0.45));
+            let c = p + left(&dir(h)) * (road.edge_offset(side, s) + side * 0.45);
             mb.cylinder(c, 0.11, SIDEWALK_Z, 7.0, 6, m::POLE);
             s += rng.random_range(28.0..40.0);
         }
@@ -410,6 +413,13 @@ mod tests {
     use crate::sim::road::RoadConfig;
     use rand::SeedableRng;
 
+    /// Whether `p` lies inside the triangle's ground projection.
+    fn inside_xy(v: &[P3; 3], p: &P2) -> bool {
+        let cross = |a: &P3, b: &P3| (b.x - a.x) * (p.y - a.y) - (b.y - a.y) * (p.x - a.x);
+        let (c0, c1, c2) = (cross(&v[0], &v[1]), cross(&v[1], &v[2]), cross(&v[2], &v[0]));
+        (c0 >= 0.0 && c1 >= 0.0 && c2 >= 0.0) || (c0 <= 0.0 && c1 <= 0.0 && c2 <= 0.0)
+    }
+
     #[test]
     fn network_world_has_every_static_class_and_a_sane_size() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -438,6 +448,35 @@ mod tests {
         assert_eq!(paved.len(), driveways * 4, "two quads per driveway");
         let on_sidewalk = paved.iter().filter(|t| t.v.iter().all(|v| (v.z - SIDEWALK_Z - 0.005).abs() < 1e-9)).count();
         assert_eq!(on_sidewalk, driveways * 2);
+        // Paint follows the map's road lines, turn pocket lines included; the paved road
+        // reaches the widened curbs.
+        let covered = |p: &P2, mat: Material| world.triangles.iter().any(|t| t.material == mat && inside_xy(&t.v, p));
+        let mut pocket_lines = 0;
+        for road in &net.roads {
+            for line in road.lines() {
+                let len = line.path.length();
+                let (mat, step) = match line.kind {
+                    crate::scene::MapFeatureType::RoadLineSolidSingleWhite => (m::LANE_WHITE, 2.5),
+                    _ => continue,
+                };
+                pocket_lines += road.pockets.iter().flatten().count();
+                let mut s = 0.5;
+                while s < len - 0.5 {
+                    let p = line.path.pose_at(s).0;
+                    assert!(covered(&p, mat), "no paint on a solid line at {p:?}");
+                    s += step;
+                }
+            }
+            for (k, s) in [(0, road.centre.length() - 3.0), (1, 3.0)] {
+                if road.pockets[k].is_some() {
+                    let side = if k == 0 { -1.0 } else { 1.0 };
+                    let (p, h) = road.centre.pose_at(s);
+                    let q = p + left(&dir(h)) * (road.edge_offset(side, s) - side * 0.3);
+                    assert!(covered(&q, m::ROAD), "the widened road is paved at {q:?}");
+                }
+            }
+        }
+        assert!(pocket_lines > 0);
         let again = StaticWorld::from_network(&net, &mut ChaCha8Rng::seed_from_u64(1));
         let again2 = StaticWorld::from_network(&net, &mut ChaCha8Rng::seed_from_u64(1));
         assert_eq!(again.triangles, again2.triangles);

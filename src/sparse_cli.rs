@@ -63,6 +63,10 @@ pub struct BenchArgs {
     /// Skip the spconv baseline.
     #[arg(long)]
     no_baseline: bool,
+    /// Keep the spconv case files here (network cases and per-layer check cases, for
+    /// `tools/bench/sparse_spconv.py --check`); a temporary folder otherwise.
+    #[arg(long)]
+    keep_cases: Option<PathBuf>,
 }
 
 pub fn eval_lidar_seg(
@@ -280,15 +284,22 @@ pub fn bench(args: BenchArgs, stdout: &mut impl Write) -> Result<()> {
     let python =
         args.python.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-train/bin/python"));
     writeln!(stdout, "\nspconv (CPU build) on the same voxels and weights:")?;
-    spconv_baseline(&python, &spconv_inputs, reps, stdout)
+    spconv_baseline(&python, &spconv_inputs, reps, args.keep_cases.as_deref(), stdout)
 }
 
+/// Relative difference (max |Δ| / max |value|) below which spconv's logits count as agreeing.
+const SPCONV_TOL: f64 = 1e-3;
+
 /// Runs `tools/bench/sparse_spconv.py` on each input with the same random weights; reports
-/// its ms per frame, the ratio, and the output agreement (second correctness oracle).
+/// its ms per frame, the ratio, and the output agreement (second correctness oracle). Per
+/// voxel size it also runs the script's per-layer check (one conv of each kind on scenetok's
+/// own inputs, output coordinate sets compared). A ratio whose outputs disagree is marked
+/// invalid.
 fn spconv_baseline(
     python: &Path,
     inputs: &[(f32, f32, SparseTensor, f64)],
     reps: usize,
+    keep: Option<&Path>,
     stdout: &mut impl Write,
 ) -> Result<()> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/bench/sparse_spconv.py");
@@ -310,21 +321,57 @@ fn spconv_baseline(
             return Ok(());
         }
     }
-    let dir = std::env::temp_dir().join(format!("scenetok-spconv-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let dir = keep.map_or_else(
+        || std::env::temp_dir().join(format!("scenetok-spconv-{}", std::process::id())),
+        Path::to_path_buf,
+    );
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let run = |args: &[&std::ffi::OsStr]| -> Result<std::process::Output> {
+        std::process::Command::new(python)
+            .arg(&script)
+            .args(args)
+            .output()
+            .with_context(|| format!("running {}", script.display()))
+    };
+    let mut checked = Vec::new();
     for (width, voxel, x, ours_ms) in inputs {
+        if !checked.contains(voxel) {
+            checked.push(*voxel);
+            let file = dir.join(format!("layers_v{voxel}.safetensors"));
+            scenetok::sparse::export::write_layer_case(&file, x, 7)?;
+            let out = run(&["--check".as_ref(), file.as_os_str()])?;
+            writeln!(stdout, "  per-layer check, voxel {voxel} m ({}):", file.display())?;
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                writeln!(
+                    stdout,
+                    "    {:<18} outputs {} / spconv {}, same coordinates {}, max abs {:.2e}, max rel {:.2e}: {}",
+                    v["layer"].as_str().unwrap_or("?"),
+                    v["outputs"],
+                    v["spconv_outputs"],
+                    v["same_coords"],
+                    v["max_abs"].as_f64().unwrap_or(f64::NAN),
+                    v["max_rel"].as_f64().unwrap_or(f64::NAN),
+                    if v["agree"].as_bool() == Some(true) { "agree" } else { "DISAGREE" }
+                )?;
+            }
+            if !out.status.success() {
+                writeln!(
+                    stdout,
+                    "    per-layer check FAILED: {}",
+                    String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("a layer disagrees")
+                )?;
+            }
+        }
+        // Our output on the same input, written into the case for the script to compare.
         let net = MinkUNet::build(
             MinkUNetConfig { in_channels: FEATURES, num_classes: CLASSES, width: *width },
             &mut Params::random(0),
         )?;
-        let file = dir.join("input.safetensors");
-        scenetok::sparse::export::write_minkunet_case(&file, &net, x)?;
-        let out = std::process::Command::new(python)
-            .arg(&script)
-            .arg(&file)
-            .arg(reps.to_string())
-            .output()
-            .with_context(|| format!("running {}", script.display()))?;
+        let ours = net.forward(&fresh(x), &RunCtx::default());
+        let file = dir.join(format!("minkunet_w{width}_v{voxel}.safetensors"));
+        scenetok::sparse::export::write_minkunet_case(&file, &net, x, &ours.logits)?;
+        let out = run(&[file.as_os_str(), reps.to_string().as_ref()])?;
         if !out.status.success() {
             writeln!(
                 stdout,
@@ -334,24 +381,36 @@ fn spconv_baseline(
             continue;
         }
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("spconv script output")?;
-        let ms = v["ms"].as_f64().unwrap_or(f64::NAN);
-        // Our output on the same input, against spconv's logits.
-        let ours = net.forward(&fresh(x), &RunCtx::default());
-        let theirs: Vec<f32> = std::fs::read(dir.join("input.safetensors.out"))
-            .map(|b| b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
-            .unwrap_or_default();
-        let scale = ours.logits.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-        let err = if theirs.len() == ours.logits.len() {
-            ours.logits.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max) / scale
-        } else {
-            f32::NAN
-        };
         writeln!(
             stdout,
-            "  width {width} voxel {voxel}: spconv {ms:.1} ms/frame, scenetok tuned {ours_ms:.1} ms/frame, speed-up {:.2}×, max rel. difference {err:.2e}",
-            ms / ours_ms
+            "  width {width} voxel {voxel}: scenetok tuned {ours_ms:.1} ms/frame; spconv {}:",
+            v["spconv"].as_str().unwrap_or("?")
         )?;
+        for r in v["runs"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            let ms = r["ms"].as_f64().unwrap_or(f64::NAN);
+            let rel = r["max_rel"].as_f64().unwrap_or(f64::NAN);
+            let agree = r["agree"].as_bool() == Some(true) && rel < SPCONV_TOL;
+            writeln!(
+                stdout,
+                "    {} thread(s): {ms:.1} ms/frame; logits vs scenetok: max abs {:.2e}, max rel {rel:.2e}, argmax agreement {:.4}{}",
+                r["threads"],
+                r["max_abs"].as_f64().unwrap_or(f64::NAN),
+                r["argmax_agree"].as_f64().unwrap_or(f64::NAN),
+                r["error"].as_str().map(|e| format!(" ({e})")).unwrap_or_default()
+            )?;
+            if agree {
+                writeln!(stdout, "      agree: speed-up (spconv ms / scenetok tuned ms) {:.2}×", ms / ours_ms)?;
+            } else {
+                writeln!(
+                    stdout,
+                    "      OUTPUTS DISAGREE (tolerance {SPCONV_TOL:.0e}): the ratio {:.2}× is INVALID",
+                    ms / ours_ms
+                )?;
+            }
+        }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Ok(())
 }

@@ -382,7 +382,9 @@ fn spconv_baseline(
             MinkUNetConfig { in_channels: FEATURES, num_classes: CLASSES, width: *width },
             &mut Params::random(0),
         )?;
-        let ours = net.forward(&fresh(x), &RunCtx::default());
+        // Any dataflow gives the same logits; not the default (unsorted implicit GEMM, the slowest).
+        let ctx = RunCtx { default: Dataflow::representatives()[0], ..RunCtx::default() };
+        let ours = net.forward(&fresh(x), &ctx);
         let file = dir.join(format!("minkunet_w{width}_v{voxel}.safetensors"));
         scenetok::sparse::export::write_minkunet_case(&file, &net, x, &ours.logits)?;
         let out = run(&[file.as_os_str(), reps.to_string().as_ref()])?;

@@ -1,5 +1,6 @@
 //! Writes a network's (folded) weights and an input as safetensors for the external
-//! baselines in `tools/bench/` (spconv): same voxels, same weights, same arithmetic.
+//! baselines in `tools/bench/` (spconv): same voxels, same weights, same arithmetic, and
+//! scenetok's own outputs so the baseline doubles as a correctness oracle.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -7,66 +8,120 @@ use std::path::Path;
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 
-use super::layers::{ResBlock, SparseConv3d};
+use super::kmap::ConvGeom;
+use super::layers::{ResBlock, RunCtx, SparseConv3d};
 use super::nets::MinkUNet;
 use super::tensor::SparseTensor;
+use super::weights::{Init, Params};
 use crate::error::{Error, Location, Result};
 
-fn le<T: Copy>(v: &[T], f: impl Fn(T) -> [u8; 4]) -> Vec<u8> {
-    v.iter().flat_map(|x| f(*x)).collect()
+/// Named tensors waiting to be serialised: name, dtype, shape, little-endian bytes.
+#[derive(Default)]
+struct Blobs(Vec<(String, Dtype, Vec<usize>, Vec<u8>)>);
+
+impl Blobs {
+    fn f32(&mut self, name: impl Into<String>, shape: Vec<usize>, v: &[f32]) {
+        self.0.push((name.into(), Dtype::F32, shape, v.iter().flat_map(|x| x.to_le_bytes()).collect()));
+    }
+    fn i32(&mut self, name: impl Into<String>, shape: Vec<usize>, v: &[i32]) {
+        self.0.push((name.into(), Dtype::I32, shape, v.iter().flat_map(|x| x.to_le_bytes()).collect()));
+    }
+    fn coords(&mut self, name: impl Into<String>, c: &[[i32; 4]]) {
+        self.i32(name, vec![c.len(), 4], &c.iter().flatten().copied().collect::<Vec<_>>());
+    }
+    fn conv(&mut self, c: &SparseConv3d) {
+        self.f32(format!("{}.weight", c.name), vec![c.geom.volume(), c.cin, c.cout], &c.weight);
+        let b = c.bias.clone().unwrap_or_else(|| vec![0.0; c.cout]);
+        self.f32(format!("{}.bias", c.name), vec![c.cout], &b);
+    }
+    fn write(self, path: &Path, meta: HashMap<String, String>) -> Result<()> {
+        let at = || Location::file(path);
+        let mut views = HashMap::new();
+        for (name, dt, shape, data) in &self.0 {
+            views.insert(
+                name.clone(),
+                TensorView::new(*dt, shape.clone(), data).map_err(|e| Error::decode(at(), "tensor", e))?,
+            );
+        }
+        let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| Error::decode(at(), "safetensors", e))?;
+        std::fs::write(path, bytes).map_err(|e| Error::io(at(), e))
+    }
 }
 
-/// `coords [N,4] i32`, `feats [N,C]`, `range [3]`, and per conv `NAME.weight [K,cin,cout]`,
-/// `NAME.bias [cout]` (batch norm folded), `head.weight [C,classes]`, `head.bias`.
-pub fn write_minkunet_case(path: &Path, net: &MinkUNet, x: &SparseTensor) -> Result<()> {
-    let mut blobs: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = vec![
-        (
-            "coords".into(),
-            Dtype::I32,
-            vec![x.len(), 4],
-            le(&x.coords.iter().flatten().copied().collect::<Vec<_>>(), i32::to_le_bytes),
-        ),
-        ("feats".into(), Dtype::F32, vec![x.len(), x.channels], le(&x.feats, f32::to_le_bytes)),
-        ("range".into(), Dtype::I32, vec![3], le(&x.range, i32::to_le_bytes)),
-    ];
-    let mut conv = |c: &SparseConv3d| {
-        blobs.push((
-            format!("{}.weight", c.name),
-            Dtype::F32,
-            vec![c.geom.volume(), c.cin, c.cout],
-            le(&c.weight, f32::to_le_bytes),
-        ));
-        let b = c.bias.clone().unwrap_or_else(|| vec![0.0; c.cout]);
-        blobs.push((format!("{}.bias", c.name), Dtype::F32, vec![c.cout], le(&b, f32::to_le_bytes)));
-    };
-    let block = |b: &ResBlock, conv: &mut dyn FnMut(&SparseConv3d)| {
-        conv(&b.conv1);
-        conv(&b.conv2);
-        if let Some(p) = &b.proj {
-            conv(p);
+/// `coords [N,4] i32` (b,x,y,z), `feats [N,C]`, `range [3]`, and per conv `NAME.weight
+/// [K,cin,cout]` (kernel offsets in [`super::kmap::kernel_indices`] order), `NAME.bias
+/// [cout]` (batch norm folded), `head.weight [C,classes]`, `head.bias`, and scenetok's own
+/// `ours.logits [N,classes]` on this input (rows in input voxel order).
+pub fn write_minkunet_case(path: &Path, net: &MinkUNet, x: &SparseTensor, logits: &[f32]) -> Result<()> {
+    let mut b = Blobs::default();
+    b.coords("coords", &x.coords);
+    b.f32("feats", vec![x.len(), x.channels], &x.feats);
+    b.i32("range", vec![3], &x.range);
+    let block = |r: &ResBlock, b: &mut Blobs| {
+        b.conv(&r.conv1);
+        b.conv(&r.conv2);
+        if let Some(p) = &r.proj {
+            b.conv(p);
         }
     };
     for c in &net.stem {
-        conv(c);
+        b.conv(c);
     }
     for s in net.encoder.iter().chain(&net.decoder) {
-        conv(&s.resample);
-        for b in &s.blocks {
-            block(b, &mut conv);
+        b.conv(&s.resample);
+        for r in &s.blocks {
+            block(r, &mut b);
         }
     }
     let k = net.config.num_classes;
-    blobs.push(("head.weight".into(), Dtype::F32, vec![net.head_w.len() / k, k], le(&net.head_w, f32::to_le_bytes)));
-    blobs.push(("head.bias".into(), Dtype::F32, vec![k], le(&net.head_b, f32::to_le_bytes)));
-    let at = || Location::file(path);
-    let mut views = HashMap::new();
-    for (name, dt, shape, data) in &blobs {
-        views.insert(
-            name.clone(),
-            TensorView::new(*dt, shape.clone(), data).map_err(|e| Error::decode(at(), "tensor", e))?,
-        );
+    b.f32("head.weight", vec![net.head_w.len() / k, k], &net.head_w);
+    b.f32("head.bias", vec![k], &net.head_b);
+    b.f32("ours.logits", vec![logits.len() / k, k], logits);
+    b.write(path, HashMap::from([("width".to_string(), net.config.width.to_string())]))
+}
+
+/// The conv kinds of MinkUNet, one each, with seeded random weights, chained on `x`:
+/// `subm` (k3, stride 1), `proj` (1×1), `down` (k2, stride 2: the spconv output-coordinate rule),
+/// `subm2` (k3 on the coarse level), `up` (k2 transposed, back onto `x`'s coordinates).
+/// Writes the input (`coords`, `feats`, `range`), every conv's weights and bias, and every
+/// conv's output coordinates `NAME.coords [M,4]` and features `NAME.out [M,cout]`, so
+/// `tools/bench/sparse_spconv.py --check` can compare each kind on scenetok's own inputs.
+pub fn write_layer_case(path: &Path, x: &SparseTensor, seed: u64) -> Result<()> {
+    let mut p = Params::random(seed);
+    let mut conv = |name: &str, cin: usize, cout: usize, geom: ConvGeom, transposed: bool| -> Result<SparseConv3d> {
+        let k = geom.volume();
+        let bound = 1.0 / ((cin * k) as f32).sqrt();
+        Ok(SparseConv3d {
+            name: name.to_string(),
+            cin,
+            cout,
+            geom,
+            transposed,
+            generative: false,
+            weight: p.get(&format!("{name}.weight"), &[k, cin, cout], Init::Uniform(bound))?,
+            bias: Some(p.get(&format!("{name}.bias"), &[cout], Init::Uniform(bound))?),
+        })
+    };
+    let (c1, c2) = (16, 24);
+    let layers = [
+        conv("subm", x.channels, c1, ConvGeom::cube(3, 1), false)?,
+        conv("proj", c1, c1, ConvGeom::cube(1, 1), false)?,
+        conv("down", c1, c2, ConvGeom::cube(2, 2), false)?,
+        conv("subm2", c2, c2, ConvGeom::cube(3, 1), false)?,
+        conv("up", c2, c1, ConvGeom::cube(2, 2), true)?,
+    ];
+    let mut b = Blobs::default();
+    b.coords("coords", &x.coords);
+    b.f32("feats", vec![x.len(), x.channels], &x.feats);
+    b.i32("range", vec![3], &x.range);
+    let ctx = RunCtx::default();
+    let mut h = super::tune::fresh(x);
+    for l in &layers {
+        // No ReLU: each kind is compared on its own, linear output.
+        h = l.forward(&h, &ctx, false);
+        b.conv(l);
+        b.coords(format!("{}.coords", l.name), &h.coords);
+        b.f32(format!("{}.out", l.name), vec![h.len(), h.channels], &h.feats);
     }
-    let meta = HashMap::from([("width".to_string(), net.config.width.to_string())]);
-    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| Error::decode(at(), "safetensors", e))?;
-    std::fs::write(path, bytes).map_err(|e| Error::io(at(), e))
+    b.write(path, HashMap::new())
 }

@@ -67,8 +67,13 @@ impl TuneRecord {
 }
 
 /// Times `forward` on fresh copies of `inputs` (caches cleared, as upstream) for every
-/// candidate and returns the best dataflow per kernel-map group. `reps` runs per input and
-/// candidate after one warm-up run.
+/// candidate and returns the best dataflow per kernel-map group.
+///
+/// The candidates are timed interleaved, `reps` rounds of every candidate on every input
+/// (after one warm-up run), and a group's time for a candidate is its fastest round: on a
+/// shared machine a burst of other work then slows one round of every candidate rather than
+/// every round of one candidate, and the minimum drops the burst. Timing candidates one
+/// after another with a mean let such bursts pick the wrong dataflow.
 pub fn tune(
     backend: &dyn ConvBackend,
     inputs: &[SparseTensor],
@@ -76,48 +81,52 @@ pub fn tune(
     reps: usize,
     forward: &(dyn Fn(&SparseTensor, &RunCtx<'_>) + Sync),
 ) -> Vec<GroupChoice> {
-    let time = |df: Dataflow| -> BTreeMap<KmapKey, (f64, usize)> {
-        let ctx = RunCtx { backend, choices: BTreeMap::new(), default: df, stats: None };
-        forward(&fresh(&inputs[0]), &ctx);
-        let ctx = RunCtx { stats: Some(Mutex::new(Vec::new())), ..ctx };
-        for _ in 0..reps.max(1) {
-            for x in inputs {
-                forward(&fresh(x), &ctx);
-            }
+    let mut cands = vec![Dataflow::DEFAULT];
+    cands.extend(candidates.iter().copied().filter(|d| *d != Dataflow::DEFAULT));
+    // One round of one candidate over every input: per group, (ms per input, layers per input).
+    let round = |df: Dataflow| -> BTreeMap<KmapKey, (f64, usize)> {
+        let ctx = RunCtx { backend, choices: BTreeMap::new(), default: df, stats: Some(Mutex::new(Vec::new())) };
+        for x in inputs {
+            forward(&fresh(x), &ctx);
         }
         let stats: Vec<LayerStat> =
             ctx.stats.map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).unwrap_or_default();
-        let runs = (reps.max(1) * inputs.len()) as f64;
+        let n = inputs.len().max(1) as f64;
         let mut per: BTreeMap<KmapKey, (f64, usize)> = BTreeMap::new();
         for s in stats {
             if let Some(k) = s.key {
                 let e = per.entry(k).or_default();
-                e.0 += s.seconds * 1e3 / runs;
+                e.0 += s.seconds * 1e3 / n;
                 e.1 += 1;
             }
         }
-        per.values_mut().for_each(|v| v.1 = (v.1 as f64 / runs).round() as usize);
+        per.values_mut().for_each(|v| v.1 = (v.1 as f64 / n).round() as usize);
         per
     };
-    let default = time(Dataflow::DEFAULT);
-    let mut best: BTreeMap<KmapKey, (Dataflow, f64)> =
-        default.iter().map(|(k, (ms, _))| (*k, (Dataflow::DEFAULT, *ms))).collect();
-    for &df in candidates.iter().filter(|d| **d != Dataflow::DEFAULT) {
-        for (k, (ms, _)) in time(df) {
-            if let Some(b) = best.get_mut(&k)
-                && ms < b.1
-            {
-                *b = (df, ms);
+    if let Some(x) = inputs.first() {
+        let ctx = RunCtx { backend, choices: BTreeMap::new(), default: cands[cands.len() - 1], stats: None };
+        forward(&fresh(x), &ctx);
+    }
+    // Per candidate, per group: the fastest round.
+    let mut fastest: Vec<BTreeMap<KmapKey, (f64, usize)>> = vec![BTreeMap::new(); cands.len()];
+    for _ in 0..reps.max(1) {
+        for (c, &df) in cands.iter().enumerate() {
+            for (k, (ms, layers)) in round(df) {
+                let e = fastest[c].entry(k).or_insert((f64::INFINITY, layers));
+                e.0 = e.0.min(ms);
             }
         }
     }
-    best.into_iter()
-        .map(|(key, (dataflow, ms))| GroupChoice {
-            key,
-            layers: default[&key].1,
-            dataflow,
-            ms,
-            default_ms: default[&key].0,
+    let default = &fastest[0];
+    default
+        .iter()
+        .map(|(key, &(default_ms, layers))| {
+            let (dataflow, ms) = cands
+                .iter()
+                .zip(&fastest)
+                .filter_map(|(df, f)| f.get(key).map(|v| (*df, v.0)))
+                .fold((Dataflow::DEFAULT, default_ms), |b, c| if c.1 < b.1 { c } else { b });
+            GroupChoice { key: *key, layers, dataflow, ms, default_ms }
         })
         .collect()
 }

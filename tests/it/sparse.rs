@@ -519,3 +519,48 @@ fn autotuner_picks_one_dataflow_per_kernel_map_group_and_stores_it() {
     let back = TuneRecord::load(dir.path(), &rec.network, &rec.device, "test").unwrap().unwrap();
     assert_eq!(back.choices(), rec.choices());
 }
+
+/// The spconv layer case (`tools/bench/sparse_spconv.py --check` reads it): its weights are
+/// the ones the written outputs were computed with, in kernel-index order, and its
+/// coordinates follow the strided / transposed rules.
+#[test]
+fn spconv_layer_case_holds_the_weights_and_outputs_it_claims() {
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let range = [9, 8, 7];
+    let coords = grid(&mut rng, 1, range, 0.3);
+    let x = SparseTensor::new(coords.clone(), randn(&mut rng, coords.len() * 4), 4, range);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("layers.safetensors");
+    scenetok::sparse::export::write_layer_case(&path, &x, 3).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let f32s = |n: &str| -> Vec<f32> {
+        st.tensor(n).unwrap().data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+    };
+    let coords_of = |n: &str| -> Vec<[i32; 4]> {
+        let v: Vec<i32> =
+            st.tensor(n).unwrap().data().chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap())).collect();
+        v.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect()
+    };
+    assert_eq!(coords_of("coords"), coords);
+    // Submanifold k3: the dense oracle with the written weights and bias.
+    let (w, b) = (f32s("subm.weight"), f32s("subm.bias"));
+    let cout = b.len();
+    let sites = index(&coords);
+    let g = ConvGeom::cube(3, 1);
+    let want: Vec<f32> = coords
+        .iter()
+        .flat_map(|&c| dense_conv_at(&sites, &x.feats, 4, &w, cout, &g, c).into_iter().zip(&b).map(|(v, b)| v + b))
+        .collect();
+    let got = f32s("subm.out");
+    let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(err < 1e-4, "subm.out differs from the dense conv with subm.weight by {err}");
+    // Strided k2 s2: outputs are the sorted unique floor(c/2); transposed returns onto x.
+    let down: BTreeSet<[i32; 4]> = coords.iter().map(|c| [c[0], c[1] / 2, c[2] / 2, c[3] / 2]).collect();
+    let range_out = ConvGeom::cube(2, 2).down_range(range);
+    let down: Vec<[i32; 4]> = down.into_iter().filter(|c| (0..3).all(|a| c[a + 1] < range_out[a])).collect();
+    assert_eq!(coords_of("down.coords"), down);
+    assert_eq!(coords_of("subm2.coords"), down);
+    assert_eq!(coords_of("up.coords"), coords);
+    assert_eq!(f32s("up.out").len(), coords.len() * f32s("up.bias").len());
+}

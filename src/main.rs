@@ -325,7 +325,7 @@ struct ImageModelArgs {
     /// Override the config's resize factor (e.g. 1 for full resolution).
     #[arg(long)]
     scale: Option<f64>,
-    /// ONNX Runtime intra-op threads (0 = one per core).
+    /// ONNX Runtime intra-op threads (0 = ONNX Runtime's default: one per physical core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
 }

@@ -23,7 +23,7 @@ pub struct ImageBenchOptions {
     pub config: PathBuf,
     /// Override the config's resize factor.
     pub scale: Option<f64>,
-    /// Intra-op threads for both sides (0 = one per core).
+    /// Intra-op threads for both sides (0 = ONNX Runtime's default: one per physical core).
     pub threads: usize,
     /// Timed runs per side (after one warm-up run); medians are reported.
     pub runs: usize,
@@ -322,7 +322,7 @@ impl ImageBench {
             self.source,
             self.input_shape,
             if self.threads == 0 { "all".into() } else { self.threads.to_string() },
-            if self.threads == 0 { "one per core" } else { "fixed" },
+            if self.threads == 0 { "one per physical core" } else { "fixed" },
             self.runs
         );
         let pts = format!(

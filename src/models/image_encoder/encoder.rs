@@ -46,7 +46,7 @@ pub fn runtime(library: &Path) -> Result<&'static ort::environment::Environment>
 /// Session options. The defaults suit one encoder per process on a CPU.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EncoderOptions {
-    /// Intra-op threads (0 = one per core).
+    /// Intra-op threads (0 = ONNX Runtime's default: one per physical core, pinned).
     pub threads: usize,
     /// Graph optimisations: all (constant folding, fusions, NCHWc layout transforms).
     pub optimization: GraphOptimizationLevel,
@@ -111,11 +111,9 @@ impl ImageEncoder {
             return Err(Error::model(at(), format!("model file not found (named by {})", config.path.display())));
         }
         let ort_err = |what: &str, e: String| Error::model(at(), format!("{what}: {e}"));
-        let threads = if options.threads == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-        } else {
-            options.threads
-        };
+        // 0 is passed on: ONNX Runtime then picks one thread per physical core and pins each
+        // to its core, which a fixed count does not do.
+        let threads = options.threads;
         let session = Session::builder(env)
             .map_err(|e| ort_err("session options", e.to_string()))?
             .with_optimization_level(options.optimization)

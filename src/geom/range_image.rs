@@ -360,15 +360,10 @@ struct RowSlices<'a> {
     features: &'a mut [f32],
 }
 
-/// The number of pixels with a valid range in `row` (`c` values a pixel); branch-free, as
-/// it runs over every pixel before the conversion.
+/// The number of pixels with a valid range in `row` (`c ≥ 1` values a pixel).
 #[inline]
 fn count_valid(row: &[f32], c: usize) -> usize {
-    if c == 4 {
-        row.chunks_exact(4).map(|px| is_valid_range(px[RANGE]) as usize).sum()
-    } else {
-        row.chunks_exact(c.max(1)).map(|px| is_valid_range(px[RANGE]) as usize).sum()
-    }
+    row.chunks_exact(c.max(1)).map(|px| is_valid_range(px[RANGE]) as usize).sum()
 }
 
 /// A range that makes a point: `> 0` and finite (NaN fails both comparisons).

@@ -17,23 +17,28 @@ const MAX_DECOMPRESSED_BYTES: u64 = 512 << 20;
 /// Fills `laser` from its v1 returns: range images, TOP's pixel pose (stored with return 1
 /// only), camera projections and segmentation. Absent or empty fields stay `None`.
 pub fn fill_laser(laser: &mut LaserFrame, msg: &proto::Laser, at: &Location) -> Result<()> {
-    let at = at.clone().column(format!("lasers[{}]", laser.laser));
+    let name = laser.laser;
+    let at_return = |n: u8| at.clone().column(format!("lasers[{name}].ri_return{n}"));
     if let Some(r) = &msg.ri_return1 {
-        let at = at.clone().column(format!("lasers[{}].ri_return1", laser.laser));
-        laser.return1 = float_image(&r.range_image_compressed, 4, &at, "range_image_compressed")?;
+        let at = at_return(1);
+        (laser.return1, laser.camera_projection1, laser.segmentation1) = return_images(r, &at)?;
         laser.pose = float_image(&r.range_image_pose_compressed, 6, &at, "range_image_pose_compressed")?;
-        laser.camera_projection1 = int_image(&r.camera_projection_compressed, 6, &at, "camera_projection_compressed")?
-            .map(|p| p.map(|v| v as f32));
-        laser.segmentation1 = int_image(&r.segmentation_label_compressed, 2, &at, "segmentation_label_compressed")?;
     }
     if let Some(r) = &msg.ri_return2 {
-        let at = at.column(format!("lasers[{}].ri_return2", laser.laser));
-        laser.return2 = float_image(&r.range_image_compressed, 4, &at, "range_image_compressed")?;
-        laser.camera_projection2 = int_image(&r.camera_projection_compressed, 6, &at, "camera_projection_compressed")?
-            .map(|p| p.map(|v| v as f32));
-        laser.segmentation2 = int_image(&r.segmentation_label_compressed, 2, &at, "segmentation_label_compressed")?;
+        (laser.return2, laser.camera_projection2, laser.segmentation2) = return_images(r, &at_return(2))?;
     }
     Ok(())
+}
+
+/// Range image, camera projection (as the float image v2 stores) and segmentation of a return.
+type ReturnImages = (Option<RangeImage<f32>>, Option<RangeImage<f32>>, Option<RangeImage<i32>>);
+
+fn return_images(r: &proto::RangeImage, at: &Location) -> Result<ReturnImages> {
+    Ok((
+        float_image(&r.range_image_compressed, 4, at, "range_image_compressed")?,
+        int_image(&r.camera_projection_compressed, 6, at, "camera_projection_compressed")?.map(|p| p.map(|v| v as f32)),
+        int_image(&r.segmentation_label_compressed, 2, at, "segmentation_label_compressed")?,
+    ))
 }
 
 fn float_image(

@@ -187,7 +187,7 @@ pub fn export_features(
                 break;
             }
             let at = Location::file(data).detail(format!("segment {}", frame.segment));
-            one_frame(&frame.segment.clone(), &frame, &at)?;
+            one_frame(&frame.segment, &frame, &at)?;
             taken += 1;
         }
     } else {

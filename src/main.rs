@@ -286,6 +286,9 @@ enum BenchKind {
         /// Skip the baselines.
         #[arg(long)]
         no_baseline: bool,
+        /// Runs, each ours then the baselines; medians are reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
     },
     /// Motion-metric throughput (scenarios/s) on the scenarios of a dataset or TFRecord.
     Metrics {
@@ -475,11 +478,11 @@ fn run(cli: Cli) -> Result<()> {
             let r = scenetok::bench::viz::run(&work, data.as_deref(), repeats, stream_frames)?;
             write!(stdout, "{}", r.report())?;
         }
-        Command::Bench { which: BenchKind::Io { data, python, no_baseline } } => {
+        Command::Bench { which: BenchKind::Io { data, python, no_baseline, runs } } => {
             let python = python.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
             let python = (!no_baseline).then_some(python.as_path());
             let script = scenetok::bench::io::default_script();
-            let result = scenetok::bench::io::run(&data, python, &script)?;
+            let result = scenetok::bench::io::run(&data, python, &script, runs)?;
             write!(stdout, "{}", result.report())?;
         }
         Command::Eval { data, task: EvalTask::LidarSeg, out, weights, max_frames, .. } => {

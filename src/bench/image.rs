@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::median;
 use crate::error::{Error, Location, Result};
 use crate::geom::range_image::laser_frame_to_points;
 use crate::io::v2::Dataset;
@@ -129,11 +130,6 @@ fn load_frame(source: &Path) -> Result<Frame> {
         }
         Ok(frames.swap_remove(0))
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Runs the benchmark: each timed scenetok run is followed by one Python run on the same

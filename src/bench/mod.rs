@@ -5,3 +5,9 @@ pub mod image;
 pub mod io;
 pub mod metrics;
 pub mod viz;
+
+/// The median of `v` (the upper one for an even count); 0 for none.
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::median;
 use crate::error::{Error, Location, Result};
 use crate::geom::range_image_to_points;
 use crate::io::v2::{Dataset, FrameRequest};
@@ -40,11 +41,6 @@ pub struct StreamCheck {
     pub rss_quarters: Vec<(usize, u64)>,
     /// The same, reading the frames without logging them (the baseline: the reader's share).
     pub rss_quarters_read_only: Vec<(usize, u64)>,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn viz_err(e: viz::VizError) -> Error {

@@ -7,6 +7,7 @@
 
 pub mod boxes;
 pub mod camera;
+mod chunk_chain;
 pub mod error;
 pub mod polyline;
 pub mod pose;

@@ -4,14 +4,17 @@
 //! Speed: the spherical directions are separable (row → inclination, column → azimuth), so
 //! their cos/sin are computed once per row and once per column; a pixel then costs a few
 //! multiply-adds (plus one cached affine map when a per-pixel pose is given). Large images are
-//! converted row-parallel with rayon; rows are concatenated in order, so the output is
-//! row-major exactly like upstream's `tf.where`.
+//! converted by the rayon pool in chunks of rows, each read from memory once and written
+//! straight into its row-major place (a chained scan, see [`ChunkChain`]), so the output is
+//! row-major exactly like upstream's `tf.where`. The conversion is bound by memory traffic:
+//! 16 bytes read a pixel (24 more for a pixel pose), 36 written a point.
 
 use std::f64::consts::PI;
 
 use nalgebra::{Matrix3, Vector3};
 use rayon::prelude::*;
 
+use super::chunk_chain::ChunkChain;
 use super::error::GeomError;
 use super::pose::{normalize_angle, rotation_from_rpy, rotation_of};
 use crate::scene::{LaserFrame, LidarCalibration, RangeImage, Transform};
@@ -28,6 +31,10 @@ pub const NO_LABEL_ZONE: usize = 3;
 /// Images with at least this many pixels are converted on the rayon pool; below it the
 /// fork/join overhead is larger than the work.
 const PARALLEL_MIN_PIXELS: usize = 16 * 1024;
+
+/// Pixels per chunk of rows: a chunk's range (and pose) values stay in the core's cache
+/// between its scan and its writes (see [`ChunkChain`]).
+const CHUNK_PIXELS: usize = 4096;
 
 /// Points of one range image, in the order of their source pixels (row-major).
 ///
@@ -157,30 +164,32 @@ struct PixelPoses<'a> {
     image: &'a RangeImage<f32>,
     /// World → frame vehicle.
     world_to_frame: (Matrix3<f64>, Vector3<f64>),
-    /// Per column: the pose values of row 0 and their folded map. Waymo's TOP poses vary
-    /// per column (one timestamp per azimuth), so this cache almost always hits; a pixel
-    /// whose pose differs is computed on the spot, so results never depend on the cache.
-    column_cache: Vec<([f32; 6], Affine)>,
+    /// Per column: the pose of row 0 and its folded map. Waymo's TOP poses vary per column
+    /// (one timestamp per azimuth), so this cache almost always hits; a pixel whose pose
+    /// differs is computed on the spot, so results never depend on the cache.
+    column_keys: Vec<PoseKey>,
+    column_maps: Vec<Affine>,
 }
 
 impl<'a> PixelPoses<'a> {
     fn new(image: &'a RangeImage<f32>, frame_pose: &Transform) -> Self {
         let inv = frame_pose.inverse_rigid();
-        let mut poses =
-            PixelPoses { image, world_to_frame: (rotation_of(&inv), inv.translation()), column_cache: Vec::new() };
+        let mut poses = PixelPoses {
+            image,
+            world_to_frame: (rotation_of(&inv), inv.translation()),
+            column_keys: Vec::new(),
+            column_maps: Vec::new(),
+        };
         if image.height > 0 {
-            poses.column_cache = (0..image.width)
-                .map(|w| {
-                    let key = pose_key(image.pixel(0, w));
-                    (key, poses.fold(&key))
-                })
-                .collect();
+            poses.column_keys = per_column(image, |w| PoseKey::of(image.pixel(0, w)));
+            poses.column_maps = per_column(image, |w| poses.fold(&poses.column_keys[w]));
         }
         poses
     }
 
     /// `world_to_frame ∘ pixel_pose` for one `[roll, pitch, yaw, x, y, z]`.
-    fn fold(&self, px: &[f32; 6]) -> Affine {
+    fn fold(&self, key: &PoseKey) -> Affine {
+        let px = key.0.map(f32::from_bits);
         let r = rotation_from_rpy(px[0] as f64, px[1] as f64, px[2] as f64);
         let t = Vector3::new(px[3] as f64, px[4] as f64, px[5] as f64);
         let (fr, ft) = &self.world_to_frame;
@@ -188,9 +197,17 @@ impl<'a> PixelPoses<'a> {
     }
 }
 
-#[inline]
-fn pose_key(px: &[f32]) -> [f32; 6] {
-    [px[0], px[1], px[2], px[3], px[4], px[5]]
+/// A pixel pose's six values by their bits: comparing bits is exact (a NaN matches the
+/// cached NaN, -0 falls back to its own fold, both giving what the pose's own fold gives)
+/// and cheaper than six float comparisons.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct PoseKey([u32; 6]);
+
+impl PoseKey {
+    #[inline(always)]
+    fn of(px: &[f32]) -> Self {
+        PoseKey([px[0], px[1], px[2], px[3], px[4], px[5]].map(f32::to_bits))
+    }
 }
 
 /// Everything needed to turn (h, w, range) into a vehicle-frame point, precomputed once.
@@ -273,7 +290,7 @@ impl<'a> Kernel<'a> {
             (Some(p), Some(v)) => Some(PixelPoses::new(p, v)),
             _ => None,
         };
-        let cols = (0..width).map(|w| extrinsic.terms(w, pose.as_ref().map(|p| &p.column_cache[w].1))).collect();
+        let cols = per_column(ri, |w| extrinsic.terms(w, pose.as_ref().map(|p| &p.column_maps[w])));
         Ok(Kernel { rows, cols, extrinsic, pose })
     }
 
@@ -282,8 +299,8 @@ impl<'a> Kernel<'a> {
     #[inline(always)]
     fn own_terms(&self, h: usize, w: usize) -> Option<ColumnTerms> {
         let poses = self.pose.as_ref()?;
-        let key = pose_key(poses.image.pixel(h, w));
-        (key != poses.column_cache[w].0).then(|| self.extrinsic.terms(w, Some(&poses.fold(&key))))
+        let key = PoseKey::of(poses.image.pixel(h, w));
+        (key != poses.column_keys[w]).then(|| self.extrinsic.terms(w, Some(&poses.fold(&key))))
     }
 
     #[inline(always)]
@@ -297,34 +314,131 @@ impl<'a> Kernel<'a> {
         }
     }
 
-    /// Writes the valid points of row `h` into `out`, which has exactly their number.
-    fn convert_row(&self, ri: &RangeImage<f32>, h: usize, out: RowSlices<'_>) {
+    /// Converts chunks claimed from `chain` until none is left (one worker's share).
+    fn convert_chunks(&self, ri: &RangeImage<f32>, chain: &ChunkChain, rows_per_chunk: usize, out: &PointSink) {
         // Waymo's lidars have 4 channels; a fixed count turns the feature copy into plain moves.
         match ri.channels {
-            4 => self.convert_row_with::<4>(ri, h, out),
-            _ => self.convert_row_with::<0>(ri, h, out),
+            4 => self.convert_chunks_with::<4>(ri, chain, rows_per_chunk, out),
+            _ => self.convert_chunks_with::<0>(ri, chain, rows_per_chunk, out),
         }
     }
 
-    /// [`Kernel::convert_row`] for `C` channels (0: any count, read from the image).
+    /// [`Kernel::convert_chunks`] for `C` channels (0: any count, read from the image).
     #[inline(always)]
-    fn convert_row_with<const C: usize>(&self, ri: &RangeImage<f32>, h: usize, out: RowSlices<'_>) {
+    fn convert_chunks_with<const C: usize>(
+        &self,
+        ri: &RangeImage<f32>,
+        chain: &ChunkChain,
+        rows_per_chunk: usize,
+        out: &PointSink,
+    ) {
+        let (height, width) = (ri.height, ri.width);
         let c = if C == 0 { ri.channels } else { C };
-        let row = &ri.values[h * ri.width * c..(h + 1) * ri.width * c];
-        let mut n = 0;
-        for (w, px) in row.chunks_exact(c).enumerate() {
-            let r = px[RANGE];
-            if !is_valid_range(r) {
-                continue;
+        // The chunk's valid columns, row after row (one spare slot: written before the test).
+        let mut valid = vec![0u32; rows_per_chunk * width + 1];
+        let mut row_ends = Vec::with_capacity(rows_per_chunk);
+        while let Some(k) = chain.claim() {
+            let rows = k * rows_per_chunk..((k + 1) * rows_per_chunk).min(height);
+            let chunk = &ri.values[rows.start * width * c..rows.end * width * c];
+            // 1. Scan: branch-free compaction of the valid columns.
+            row_ends.clear();
+            let mut n = 0;
+            for row in chunk.chunks_exact(width * c) {
+                for (w, px) in row.chunks_exact(c).enumerate() {
+                    valid[n] = w as u32;
+                    n += is_valid_range(px[RANGE]) as usize;
+                }
+                row_ends.push(n);
             }
-            // `out` holds exactly the row's valid points (counted by the same test).
-            let Some(xyz) = out.xyz.get_mut(n) else { break };
-            let p = self.point(h, w, r as f64);
-            *xyz = [p[0] as f32, p[1] as f32, p[2] as f32];
-            out.pixels[n] = [h as u32, w as u32];
-            out.features[n * c..(n + 1) * c].copy_from_slice(px);
-            n += 1;
+            // 2. The chunk's place in the output, after every earlier chunk's points.
+            let mut at = chain.place(k, n);
+            // 3. Write, from cache.
+            let mut from = 0;
+            for (h, &to) in rows.zip(&row_ends) {
+                let row = &chunk[(h - k * rows_per_chunk) * width * c..][..width * c];
+                for &w in &valid[from..to] {
+                    let w = w as usize;
+                    let px = &row[w * c..(w + 1) * c];
+                    let p = self.point(h, w, px[RANGE] as f64);
+                    // SAFETY: `at` runs over this chunk's own slots, [start, start + n), which
+                    // the chain gives to no other chunk; n ≤ the chunk's pixels, so in bounds.
+                    unsafe { out.write(at, [p[0] as f32, p[1] as f32, p[2] as f32], [h as u32, w as u32], px) };
+                    at += 1;
+                }
+                from = to;
+            }
         }
+    }
+}
+
+/// The output cloud's storage while workers fill it: each writes only its own chunk's slots.
+struct PointSink {
+    xyz: *mut [f32; 3],
+    pixels: *mut [u32; 2],
+    features: *mut f32,
+    capacity: usize,
+    channels: usize,
+}
+
+// SAFETY: workers write disjoint slots (see `write`); the cloud is not read until all are done.
+unsafe impl Send for PointSink {}
+unsafe impl Sync for PointSink {}
+
+impl PointSink {
+    /// Empties `cloud` and makes room for `capacity` points of `channels` features.
+    fn new(cloud: &mut PointCloud, capacity: usize, channels: usize) -> Self {
+        cloud.xyz.clear();
+        cloud.pixels.clear();
+        cloud.features.clear();
+        cloud.xyz.reserve(capacity);
+        cloud.pixels.reserve(capacity);
+        cloud.features.reserve(capacity * channels);
+        PointSink {
+            xyz: cloud.xyz.as_mut_ptr(),
+            pixels: cloud.pixels.as_mut_ptr(),
+            features: cloud.features.as_mut_ptr(),
+            capacity,
+            channels,
+        }
+    }
+
+    /// Writes point `i`.
+    ///
+    /// # Safety
+    /// No other thread may write point `i`.
+    #[inline(always)]
+    unsafe fn write(&self, i: usize, xyz: [f32; 3], pixel: [u32; 2], features: &[f32]) {
+        assert!(i < self.capacity && features.len() == self.channels);
+        // SAFETY: in bounds of the reserved capacity (checked above); exclusive per the contract.
+        unsafe {
+            self.xyz.add(i).write(xyz);
+            self.pixels.add(i).write(pixel);
+            std::ptr::copy_nonoverlapping(features.as_ptr(), self.features.add(i * self.channels), self.channels);
+        }
+    }
+
+    /// Sets the cloud's length to the `total` points written.
+    ///
+    /// # Safety
+    /// Points `0..total` must all have been written.
+    unsafe fn finish(self, cloud: &mut PointCloud, total: usize) {
+        assert!(total <= self.capacity);
+        // SAFETY: within the reserved capacity, all initialised per the caller's contract.
+        unsafe {
+            cloud.xyz.set_len(total);
+            cloud.pixels.set_len(total);
+            cloud.features.set_len(total * self.channels);
+        }
+    }
+}
+
+/// `f` of every column of `image`, on the pool for large images: a wide image's set-up (a
+/// pose fold, a few sin/cos per column) is otherwise a tenth of its conversion, on one core.
+fn per_column<T: Send, I>(image: &RangeImage<I>, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+    if image.height * image.width >= PARALLEL_MIN_PIXELS {
+        (0..image.width).into_par_iter().map(f).collect()
+    } else {
+        (0..image.width).map(f).collect()
     }
 }
 
@@ -351,19 +465,6 @@ fn check_value_count<T>(what: &'static str, image: &RangeImage<T>) -> Result<(),
             found: image.values.len(),
         })
     }
-}
-
-/// One row's share of the output point cloud.
-struct RowSlices<'a> {
-    xyz: &'a mut [[f32; 3]],
-    pixels: &'a mut [[u32; 2]],
-    features: &'a mut [f32],
-}
-
-/// The number of pixels with a valid range in `row` (`c ≥ 1` values a pixel).
-#[inline]
-fn count_valid(row: &[f32], c: usize) -> usize {
-    row.chunks_exact(c.max(1)).map(|px| is_valid_range(px[RANGE]) as usize).sum()
 }
 
 /// A range that makes a point: `> 0` and finite (NaN fails both comparisons).
@@ -402,32 +503,21 @@ pub fn range_image_to_points_into(
 ) -> Result<(), GeomError> {
     let kernel = Kernel::new(ri, calib, pixel_pose, frame_pose)?;
     let (h, w, c) = (ri.height, ri.width, ri.channels);
-    let parallel = h * w >= PARALLEL_MIN_PIXELS;
-    // Two passes: count each row's points, then fill exact, preallocated slices, so rows
-    // can be written in parallel straight into their row-major place.
-    let count_row = |row: usize| count_valid(&ri.values[row * w * c..(row + 1) * w * c], c);
-    let counts: Vec<usize> =
-        if parallel { (0..h).into_par_iter().map(count_row).collect() } else { (0..h).map(count_row).collect() };
-    let total: usize = counts.iter().sum();
-    // Every element below `total` is overwritten by its row; resizing only fills the growth.
-    out.xyz.resize(total, [0.0; 3]);
-    out.pixels.resize(total, [0; 2]);
-    out.features.resize(total * c, 0.0);
-    (out.channels, out.source_height, out.source_width) = (c, h, w);
-    let mut jobs = Vec::with_capacity(h);
-    let (mut xyz, mut pixels, mut features) = (&mut out.xyz[..], &mut out.pixels[..], &mut out.features[..]);
-    for (row, &n) in counts.iter().enumerate() {
-        let (x, x_rest) = std::mem::take(&mut xyz).split_at_mut(n);
-        let (p, p_rest) = std::mem::take(&mut pixels).split_at_mut(n);
-        let (f, f_rest) = std::mem::take(&mut features).split_at_mut(n * c);
-        (xyz, pixels, features) = (x_rest, p_rest, f_rest);
-        jobs.push((row, RowSlices { xyz: x, pixels: p, features: f }));
-    }
-    if parallel {
-        jobs.into_par_iter().for_each(|(row, slices)| kernel.convert_row(ri, row, slices));
+    let rows_per_chunk = CHUNK_PIXELS.div_ceil(w.max(1)).clamp(1, h.max(1));
+    // A zero-width image has no pixels (and rows of zero values cannot be cut into chunks).
+    let chain = ChunkChain::new(if w == 0 { 0 } else { h.div_ceil(rows_per_chunk) });
+    let sink = PointSink::new(out, h * w, c);
+    let workers = if h * w >= PARALLEL_MIN_PIXELS { rayon::current_num_threads().min(chain.chunks()) } else { 1 };
+    if workers > 1 {
+        (0..workers).into_par_iter().for_each(|_| kernel.convert_chunks(ri, &chain, rows_per_chunk, &sink));
     } else {
-        jobs.into_iter().for_each(|(row, slices)| kernel.convert_row(ri, row, slices));
+        kernel.convert_chunks(ri, &chain, rows_per_chunk, &sink);
     }
+    // Every chunk was claimed, placed and written by a worker that has returned.
+    let total = chain.total().unwrap_or(0);
+    // SAFETY: the chain's offsets tile [0, total) with the chunks' points, all written above.
+    unsafe { sink.finish(out, total) };
+    (out.channels, out.source_height, out.source_width) = (c, h, w);
     Ok(())
 }
 

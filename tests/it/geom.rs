@@ -231,6 +231,62 @@ fn pixel_pose_matches_hand_computation() {
     }
 }
 
+/// The chunked, multi-threaded conversion (a TOP-sized image) against the per-pixel
+/// Cartesian image: same points in row-major order, same pixels and channels, bit-identical
+/// coordinates, with invalid ranges scattered everywhere, empty rows, and pixels whose pose
+/// differs from their column's; with more workers than cores, so chunks wait on each other.
+#[test]
+fn chunked_conversion_equals_the_per_pixel_image() {
+    let calib = top_like();
+    let (h, w) = (64, 2650);
+    let mut rng = Rng(17);
+    let values: Vec<f32> = (0..h * w)
+        .flat_map(|i| {
+            let range = match rng.below(10) {
+                _ if (i / w) % 13 == 5 => 0.0, // whole empty rows
+                0 => f32::NAN,
+                1 => -1.0,
+                2 => 0.0,
+                3 => f32::INFINITY,
+                _ => rng.uniform(0.5, 75.0) as f32,
+            };
+            [range, rng.uniform(0.0, 1.0) as f32, rng.uniform(0.0, 2.0) as f32, (i % 2) as f32]
+        })
+        .collect();
+    let ri = RangeImage::new([h, w, 4], values).unwrap();
+    let mut pose_vals = Vec::with_capacity(h * w * 6);
+    for _ in 0..h {
+        for col in 0..w {
+            let t = col as f32 * 1e-4;
+            let own = rng.below(50) == 0;
+            let yaw = if own { 0.7 } else { 0.5 + t };
+            pose_vals.extend_from_slice(&[0.001, -0.002, yaw, 10.0 + t, 20.0, 0.3]);
+        }
+    }
+    let pose = RangeImage::new([h, w, 6], pose_vals).unwrap();
+    let frame_pose = transform_from_rpy_xyz(0.001, -0.002, 0.5, 10.0, 20.0, 0.3);
+    let image = range_image_to_cartesian(&ri, &calib, Some(&pose), Some(&frame_pose)).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(5).build().unwrap();
+    for _ in 0..3 {
+        let cloud = pool.install(|| range_image_to_points(&ri, &calib, Some(&pose), Some(&frame_pose)).unwrap());
+        let mut i = 0;
+        for row in 0..h {
+            for col in 0..w {
+                let px = ri.pixel(row, col);
+                if !(px[0] > 0.0 && px[0].is_finite()) {
+                    continue;
+                }
+                assert_eq!(cloud.pixels[i], [row as u32, col as u32], "point {i}");
+                assert_eq!(cloud.feature(i), px, "point {i}");
+                assert_eq!(cloud.xyz[i], [0, 1, 2].map(|k| image.get(row, col, k)), "point {i}");
+                i += 1;
+            }
+        }
+        assert_eq!(cloud.len(), i);
+        assert_eq!(cloud.features.len(), 4 * i);
+    }
+}
+
 #[test]
 fn laser_frame_both_returns_share_the_pose() {
     let (ri, calib, pose) = upstream_fixture();

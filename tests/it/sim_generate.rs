@@ -140,3 +140,23 @@ print(t.num_rows, b.num_rows)
     let out = std::process::Command::new(py).args(["-c", script]).arg(dir.path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `scenetok bench io` end to end: every run converts the same points, and the NumPy port of
+/// reference/waymo.md §2.2 (with and without polar features) makes exactly those points.
+#[test]
+fn bench_io_agrees_with_the_numpy_port() {
+    let (dir, _) = tiny(2);
+    let python = common::python_with("pyarrow");
+    let script = scenetok::bench::io::default_script();
+    let result = scenetok::bench::io::run(dir.path(), python.as_deref(), &script, 2).unwrap();
+    assert_eq!(result.runs.len(), 2);
+    let first = &result.runs[0];
+    assert!(first.frames == 2 && first.points > 1000, "{first:?}");
+    assert_eq!((result.runs[1].points, result.runs[1].coord_sum), (first.points, first.coord_sum));
+    let report = result.report();
+    assert!(report.contains("range image → points"), "{report}");
+    if python.is_some() {
+        assert!(first.baseline.is_some() && !report.contains("DISAGREE"), "{report}");
+        assert_eq!(report.matches(": agree").count(), 2, "{report}");
+    }
+}

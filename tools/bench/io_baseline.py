@@ -4,9 +4,11 @@
 
 For every segment with a `lidar` file: (1) pyarrow reads the same lidar columns scenetok
 reads; (2) a NumPy port of reference/waymo.md §2.2 converts every first-return range image to
-points (TOP with per-pixel pose and the inverse frame pose). Prints one JSON object: seconds
-for each part, and the point count and coordinate sum, so the caller can check that both
-implementations produced the same points.
+points (TOP with per-pixel pose and the inverse frame pose), once as upstream does by default
+(xyz only) and once with upstream's `keep_polar_features` (range, intensity and elongation
+kept beside xyz, as scenetok's conversion always keeps the pixel's channels). Prints one JSON
+object: seconds for each part, and the point count, coordinate sum and polar-feature sum, so
+the caller can check that both implementations produced the same points.
 """
 import json
 import pathlib
@@ -43,7 +45,7 @@ def rotation_rpy(roll, pitch, yaw):
     return r
 
 
-def to_points(ri, extrinsic, incl_values, incl_min, incl_max, pixel_pose, frame_pose):
+def to_points(ri, extrinsic, incl_values, incl_min, incl_max, pixel_pose, frame_pose, keep_polar_features=False):
     h, w, _ = ri.shape
     if incl_values is not None and len(incl_values) > 0:
         incl = np.asarray(incl_values, dtype=np.float64)
@@ -63,12 +65,16 @@ def to_points(ri, extrinsic, incl_values, incl_min, incl_max, pixel_pose, frame_
         inv = np.linalg.inv(frame_pose)
         p = p @ inv[:3, :3].T + inv[:3, 3]
     mask = r > 0
+    if keep_polar_features:
+        # upstream: concat([range, intensity, elongation], xyz) of the kept pixels
+        return np.concatenate([ri[..., :3][mask].astype(np.float64), p[mask]], axis=-1)
     return p[mask]
 
 
 def main(root):
     root = pathlib.Path(root)
-    out = {"read_s": 0.0, "convert_s": 0.0, "rows": 0, "points": 0, "coord_sum": 0.0}
+    out = {"read_s": 0.0, "convert_s": 0.0, "convert_features_s": 0.0, "rows": 0, "points": 0, "coord_sum": 0.0,
+           "feature_sum": 0.0}
     for lidar in sorted((root / "lidar").glob("*.parquet")):
         seg = lidar.name
         t0 = time.perf_counter()
@@ -94,17 +100,25 @@ def main(root):
         lasers = table.column("key.laser_name").to_pylist()
         stamps = table.column("key.frame_timestamp_micros").to_pylist()
         images = [values[i].values.to_numpy(zero_copy_only=False).reshape(shapes[i]) for i in range(table.num_rows)]
-        t0 = time.perf_counter()
-        for ri, laser, ts in zip(images, lasers, stamps):
+        args = []
+        for laser, ts in zip(lasers, stamps):
             c = calib[laser]
             ext = np.asarray(c["[LiDARCalibrationComponent].extrinsic.transform"]).reshape(4, 4)
-            pts = to_points(ri, ext, c["[LiDARCalibrationComponent].beam_inclination.values"],
-                            c["[LiDARCalibrationComponent].beam_inclination.min"],
-                            c["[LiDARCalibrationComponent].beam_inclination.max"],
-                            pixel_poses.get((ts, laser)), poses.get(ts))
+            args.append((ext, c["[LiDARCalibrationComponent].beam_inclination.values"],
+                         c["[LiDARCalibrationComponent].beam_inclination.min"],
+                         c["[LiDARCalibrationComponent].beam_inclination.max"],
+                         pixel_poses.get((ts, laser)), poses.get(ts)))
+        t0 = time.perf_counter()
+        for ri, a in zip(images, args):
+            pts = to_points(ri, *a)
             out["points"] += int(pts.shape[0])
             out["coord_sum"] += float(pts.sum())
         out["convert_s"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for ri, a in zip(images, args):
+            pts = to_points(ri, *a, keep_polar_features=True)
+            out["feature_sum"] += float(pts[:, :3].sum())
+        out["convert_features_s"] += time.perf_counter() - t0
     print(json.dumps(out))
 
 

@@ -5,7 +5,7 @@
 //! their cos/sin are computed once per row and once per column; a pixel then costs a few
 //! multiply-adds (plus one cached affine map when a per-pixel pose is given). Large images are
 //! converted by the rayon pool in chunks of rows, each read from memory once and written
-//! straight into its row-major place (a chained scan, see [`ChunkChain`]), so the output is
+//! straight into its row-major place (a chained scan, see `chunk_chain`), so the output is
 //! row-major exactly like upstream's `tf.where`. The conversion is bound by memory traffic:
 //! 16 bytes read a pixel (24 more for a pixel pose), 36 written a point.
 

@@ -22,6 +22,9 @@ pub enum GeomError {
     /// A range image to build must have at least one row and one column.
     #[error("range image size {height}×{width} is empty")]
     EmptyImage { height: usize, width: usize },
+    /// Point pixels are stored as 16-bit row and column.
+    #[error("range image size {height}×{width} is too large; at most 65536 rows and columns are supported")]
+    TooLarge { height: usize, width: usize },
     /// A laser has range images but no calibration to interpret them.
     #[error("laser {laser} has a range image but no calibration")]
     MissingCalibration { laser: String },

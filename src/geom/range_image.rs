@@ -32,6 +32,9 @@ pub const NO_LABEL_ZONE: usize = 3;
 /// fork/join overhead is larger than the work.
 const PARALLEL_MIN_PIXELS: usize = 16 * 1024;
 
+/// Rows and columns a point's 16-bit source pixel can name.
+const PIXEL_INDEX_LIMIT: usize = 1 << 16;
+
 /// Pixels per chunk of rows: a chunk's range (and pose) values stay in the core's cache
 /// between its scan and its writes (see [`ChunkChain`]).
 const CHUNK_PIXELS: usize = 4096;
@@ -45,8 +48,9 @@ const CHUNK_PIXELS: usize = 4096;
 pub struct PointCloud {
     /// x, y, z in metres, in the frame's vehicle coordinates.
     pub xyz: Vec<[f32; 3]>,
-    /// Source pixel `[h, w]` of each point.
-    pub pixels: Vec<[u32; 2]>,
+    /// Source pixel `[h, w]` of each point (16 bits each: Waymo's largest image is 64×2650,
+    /// and every byte written per point is conversion time).
+    pub pixels: Vec<[u16; 2]>,
     /// The source image's channels per point, flat `[N, channels]`: for LiDAR range images
     /// range, intensity, elongation, no-label-zone (see [`RANGE`] and friends).
     pub features: Vec<f32>,
@@ -263,6 +267,9 @@ impl<'a> Kernel<'a> {
         if channels < 1 {
             return Err(GeomError::NoChannels);
         }
+        if height > PIXEL_INDEX_LIMIT || width > PIXEL_INDEX_LIMIT {
+            return Err(GeomError::TooLarge { height, width });
+        }
         check_value_count("range image", ri)?;
         if let Some(p) = pixel_pose {
             check_value_count("pixel pose", p)?;
@@ -362,7 +369,7 @@ impl<'a> Kernel<'a> {
                     let p = self.point(h, w, px[RANGE] as f64);
                     // SAFETY: `at` runs over this chunk's own slots, [start, start + n), which
                     // the chain gives to no other chunk; n ≤ the chunk's pixels, so in bounds.
-                    unsafe { out.write(at, [p[0] as f32, p[1] as f32, p[2] as f32], [h as u32, w as u32], px) };
+                    unsafe { out.write(at, [p[0] as f32, p[1] as f32, p[2] as f32], [h as u16, w as u16], px) };
                     at += 1;
                 }
                 from = to;
@@ -374,7 +381,7 @@ impl<'a> Kernel<'a> {
 /// The output cloud's storage while workers fill it: each writes only its own chunk's slots.
 struct PointSink {
     xyz: *mut [f32; 3],
-    pixels: *mut [u32; 2],
+    pixels: *mut [u16; 2],
     features: *mut f32,
     capacity: usize,
     channels: usize,
@@ -407,7 +414,7 @@ impl PointSink {
     /// # Safety
     /// No other thread may write point `i`.
     #[inline(always)]
-    unsafe fn write(&self, i: usize, xyz: [f32; 3], pixel: [u32; 2], features: &[f32]) {
+    unsafe fn write(&self, i: usize, xyz: [f32; 3], pixel: [u16; 2], features: &[f32]) {
         assert!(i < self.capacity && features.len() == self.channels);
         // SAFETY: in bounds of the reserved capacity (checked above); exclusive per the contract.
         unsafe {
@@ -691,6 +698,9 @@ mod tests {
         let cloud = range_image_to_points(&ri, &c, None, None).unwrap();
         assert!(matches!(gather_pixels(&other, &cloud), Err(GeomError::GatherShape { .. })));
         assert!(points_to_range_image(&[], &c, 0, 5).is_err());
+        let wide = RangeImage::<f32>::zeros(1, 70_000, 1);
+        let err = range_image_to_points(&wide, &c, None, None).unwrap_err();
+        assert_eq!(err, GeomError::TooLarge { height: 1, width: 70_000 });
         let short = RangeImage::<f32> { height: 2, width: 3, channels: 4, values: vec![1.0; 5] };
         let err = range_image_to_points(&short, &c, None, None).unwrap_err();
         assert!(matches!(err, GeomError::ValueCount { found: 5, .. }), "{err}");

@@ -160,7 +160,7 @@ fn round_trip(calib: &LidarCalibration, h: usize, w: usize, n: usize, seed: u64)
     assert_eq!(cloud.len(), n);
     let mut by_pixel = std::collections::HashMap::new();
     for (px, _, p) in &pts {
-        by_pixel.insert([px[0] as u32, px[1] as u32], *p);
+        by_pixel.insert([px[0] as u16, px[1] as u16], *p);
     }
     for i in 0..cloud.len() {
         let want = by_pixel[&cloud.pixels[i]];
@@ -276,7 +276,7 @@ fn chunked_conversion_equals_the_per_pixel_image() {
                 if !(px[0] > 0.0 && px[0].is_finite()) {
                     continue;
                 }
-                assert_eq!(cloud.pixels[i], [row as u32, col as u32], "point {i}");
+                assert_eq!(cloud.pixels[i], [row as u16, col as u16], "point {i}");
                 assert_eq!(cloud.feature(i), px, "point {i}");
                 assert_eq!(cloud.xyz[i], [0, 1, 2].map(|k| image.get(row, col, k)), "point {i}");
                 i += 1;

@@ -83,7 +83,7 @@ pub struct LaserCloud {
     /// Vehicle-frame points.
     pub xyz: Vec<[f32; 3]>,
     /// Source range-image pixel `[row, col]` of each point.
-    pub pixels: Vec<[u32; 2]>,
+    pub pixels: Vec<[u16; 2]>,
     pub features: PointFeatures,
 }
 
@@ -257,8 +257,8 @@ impl PointWriter {
             time.append_value(ts);
             lasers.append_value(laser);
             returns.append_value(ret as i8);
-            row.append_value(pixels[i][0] as u16);
-            col.append_value(pixels[i][1] as u16);
+            row.append_value(pixels[i][0]);
+            col.append_value(pixels[i][1]);
             x.append_value(xyz[i][0]);
             y.append_value(xyz[i][1]);
             z.append_value(xyz[i][2]);

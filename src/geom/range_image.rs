@@ -7,7 +7,7 @@
 //! converted by the rayon pool in chunks of rows, each read from memory once and written
 //! straight into its row-major place (a chained scan, see `chunk_chain`), so the output is
 //! row-major exactly like upstream's `tf.where`. The conversion is bound by memory traffic:
-//! 16 bytes read a pixel (24 more for a pixel pose), 36 written a point.
+//! 16 bytes read a pixel (24 more for a pixel pose), 32 written a point.
 
 use std::f64::consts::PI;
 
@@ -357,7 +357,8 @@ impl<'a> Kernel<'a> {
                 }
                 row_ends.push(n);
             }
-            // 2. The chunk's place in the output, after every earlier chunk's points.
+            // 2. The chunk's place in the output, after every earlier chunk's points (published
+            //    before any write, so later chunks never wait on this one's writing).
             let mut at = chain.place(k, n);
             // 3. Write, from cache.
             let mut from = 0;

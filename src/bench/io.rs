@@ -139,8 +139,9 @@ pub fn run_once(root: &Path, python: Option<&Path>, script: &Path) -> Result<IoB
             for cloud in &conv.clouds {
                 points += cloud.len();
                 coord_sum += cloud.xyz.iter().map(|p| p[0] as f64 + p[1] as f64 + p[2] as f64).sum::<f64>();
-                feature_sum +=
-                    (0..cloud.len()).map(|i| cloud.feature(i)[..3].iter().map(|&v| v as f64).sum::<f64>()).sum::<f64>();
+                feature_sum += (0..cloud.len())
+                    .map(|i| cloud.feature(i).iter().take(3).map(|&v| v as f64).sum::<f64>())
+                    .sum::<f64>();
             }
             batch.push(frame);
             // As the NumPy baseline times it: decoded images converted back to back.

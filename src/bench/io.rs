@@ -96,7 +96,7 @@ pub fn run(root: &Path, python: Option<&Path>, script: &Path, runs: usize) -> Re
 }
 
 /// One run of ours and the baselines.
-pub fn run_once(root: &Path, python: Option<&Path>, script: &Path) -> Result<IoBench> {
+fn run_once(root: &Path, python: Option<&Path>, script: &Path) -> Result<IoBench> {
     let ds = Dataset::open(root)?;
     let segments: Vec<String> = ds.segments().map(str::to_string).collect();
     let (mut rows, mut frames, mut points, mut coord_sum, mut feature_sum) = (0, 0, 0, 0.0, 0.0);

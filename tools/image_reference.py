@@ -21,7 +21,8 @@ DIR/manifest.json (written by the Rust side) names:
 `check` prints one JSON object: max |difference| of the preprocessing (NumPy vs Rust,
 on the same decoded pixels), of every output (onnxruntime on the Rust input vs Rust) and of
 the per-point features (bilinear sampling, in NumPy, of onnxruntime's map at the Rust
-pixel positions vs Rust).
+pixel positions vs Rust). Patch-token outputs are compared as maps [N, C, gh, gw] (prefix
+tokens dropped, patches row-major), as scenetok reads them.
 """
 
 import json
@@ -128,6 +129,19 @@ def sample(fmap, stride, content, scale, u, v):
     return (1 - wy) * top + wy * bottom
 
 
+def as_map(spec, out, in_h, in_w):
+    """A patch-token output [N, prefix + gh·gw, C] as the map [N, C, gh, gw] scenetok reads
+    (prefix tokens dropped, patches row-major); other outputs unchanged."""
+    if spec["kind"] != "patch_tokens":
+        return out
+    p = spec["patch"]
+    gh, gw = in_h // p, in_w // p
+    grid = out[:, spec.get("prefix_tokens", 0) :]
+    if grid.shape[1] != gh * gw:
+        return grid  # a shape the comparison reports
+    return np.ascontiguousarray(grid.reshape(out.shape[0], gh, gw, out.shape[2]).transpose(0, 3, 1, 2))
+
+
 def read(d, spec, dtype=np.float32):
     return np.fromfile(os.path.join(d, spec["file"]), dtype=dtype).reshape(spec["shape"])
 
@@ -151,6 +165,9 @@ def check(d):
     sess = session(model_file, man.get("threads", 0))
     names = [o["name"] for o in man["outputs"]]
     got = dict(zip(names, sess.run(names, {cfg["model"]["input"]: rust_input})))
+    in_h, in_w = rust_input.shape[1:3] if cfg["model"]["layout"] == "nhwc" else rust_input.shape[2:4]
+    specs = {o["name"]: o for o in cfg["outputs"]}
+    got = {name: as_map(specs[name], out, in_h, in_w) for name, out in got.items()}
     res["outputs"] = {}
     for o in man["outputs"]:
         r = read(d, o)
@@ -160,7 +177,7 @@ def check(d):
         )
     pts = man.get("points")
     if pts:
-        spec = next(o for o in cfg["outputs"] if o["name"] == pts["map"])
+        spec = specs[pts["map"]]
         stride = spec.get("stride") or spec.get("patch")
         n = pts["n"]
         img = np.fromfile(os.path.join(d, pts["image"]), dtype=np.int32)

@@ -170,12 +170,11 @@ fn generated_frame_points_take_the_camera_of_lidar_camera_projection() {
     assert!(mismatched.is_empty(), "{:?}", &mismatched[..mismatched.len().min(5)]);
 }
 
-#[test]
-fn generated_frame_features_match_python_onnxruntime() {
-    let Some(py) = common::python_with("onnxruntime") else { return };
+/// Features of a generated frame, sampled from `map`, against Python: preprocessing, every
+/// output, and every point's feature (NumPy's bilinear sampling at the Rust pixel).
+fn assert_frame_features_match_python(py: &Path, enc: &mut ImageEncoder, map: &str) {
     let (_dir, frame) = generated_frame();
-    let mut enc = encoder(0.5);
-    let r = frame_features(&mut enc, &frame, "s8", &Location::default()).unwrap();
+    let r = frame_features(enc, &frame, map, &Location::default()).unwrap();
     let views: Vec<RgbView<'_>> = r.images.images.iter().map(RgbView::from).collect();
     let dir = tempfile::tempdir().unwrap();
     let mut manifest = write_case(dir.path(), enc.config(), &views, &r.outputs);
@@ -196,14 +195,60 @@ fn generated_frame_features_match_python_onnxruntime() {
     write_f32(&dir.path().join("p_v.f32"), &v);
     write_f32(&dir.path().join("p_feat.f32"), &feats);
     manifest["points"] = serde_json::json!({
-        "map": "s8", "n": n, "image": "p_image.i32", "u": "p_u.f32", "v": "p_v.f32", "features": "p_feat.f32"
+        "map": map, "n": n, "image": "p_image.i32", "u": "p_u.f32", "v": "p_v.f32", "features": "p_feat.f32"
     });
-    let res = run_reference(&py, dir.path(), &manifest);
+    let res = run_reference(py, dir.path(), &manifest);
     assert_matches_reference(&res);
     assert!(res["points_seen"].as_u64().unwrap() > 100, "{res}");
     let d = res["points_max_abs"].as_f64().unwrap();
     assert!(d <= 1e-4, "per-point features differ from the NumPy sampling by {d}");
     assert_eq!(res["points_unseen_nonzero"], 0);
+}
+
+#[test]
+fn generated_frame_features_match_python_onnxruntime() {
+    let Some(py) = common::python_with("onnxruntime") else { return };
+    assert_frame_features_match_python(&py, &mut encoder(0.5), "s8");
+}
+
+fn tiny_vit_config() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/tiny_vit.toml")
+}
+
+/// The other half of the config format, on a tiny random ViT (tools/export_test_vit.py):
+/// NHWC input in BGR order at a fixed size, patch tokens after a CLS and 4 registers, a
+/// vector output; read and sampled exactly as Python onnxruntime + NumPy do.
+#[test]
+fn patch_token_model_matches_python_onnxruntime() {
+    let cfg = ModelConfig::load(tiny_vit_config()).unwrap();
+    let mut enc = ImageEncoder::load(cfg, EncoderOptions { threads: 2, ..Default::default() }).unwrap();
+    let (_dir, frame) = generated_frame();
+    let imgs = decode_frame_images(&frame, &Location::default()).unwrap();
+    let views: Vec<RgbView<'_>> = imgs.images.iter().map(RgbView::from).collect();
+    let out = enc.encode(&views).unwrap();
+    // Every camera resized to exactly 64×48 (the side cameras' aspect changes): 8×6 patches.
+    assert_eq!(out.input_size, (64, 48));
+    let tokens = out.map("tokens").unwrap();
+    assert_eq!(tokens.stride, 8);
+    assert_eq!(tokens.data.shape(), &[views.len(), 32, 6, 8]);
+    for k in 0..views.len() {
+        assert_eq!(tokens.content_cells(k), (8, 6));
+    }
+    let cls = &out.vectors.iter().find(|(n, _)| n == "cls").unwrap().1;
+    assert_eq!(cls.shape(), &[views.len(), 32]);
+    // A map read with the wrong prefix or order would repeat cells; these all differ.
+    let cells: Vec<Vec<f32>> =
+        (0..48).map(|t| (0..32).map(|c| tokens.data[[0, c, t / 8, t % 8]]).collect::<Vec<f32>>()).collect();
+    for a in 0..48 {
+        for b in a + 1..48 {
+            assert_ne!(cells[a], cells[b], "cells {a} and {b} are equal");
+        }
+    }
+    // The CLS token is the vector, not a cell.
+    assert!(cells.iter().all(|c| c.as_slice() != cls.row(0).as_slice().unwrap()));
+
+    let Some(py) = common::python_with("onnxruntime") else { return };
+    assert_frame_features_match_python(&py, &mut enc, "tokens");
 }
 
 #[test]
@@ -307,6 +352,22 @@ fn features_command_writes_points_and_cameras() {
     assert!(n >= 3, "{n} camera rows");
     let pooled = cams[0].column_by_name("pooled").unwrap().as_list::<i32>();
     assert_eq!(pooled.value(0).len(), 1280);
+
+    // Another backbone by its config alone (README step 3 of adding one): the tiny ViT's
+    // patch tokens per point, its CLS vector per camera, no classes.
+    let vit = dir.path().join("vit.parquet");
+    let cfg = tiny_vit_config();
+    let vit_args = ["features", "--data", ds.to_str().unwrap(), "--out", vit.to_str().unwrap(), "--threads", "2"];
+    let out = scenetok(&[&vit_args[..], &["--model", cfg.to_str().unwrap()]].concat(), &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("3 frames") && text.contains("32 channels per point"), "{text}");
+    let vit_rows: usize = read(&vit).iter().map(|b| b.num_rows()).sum();
+    assert_eq!(vit_rows, rows, "the same points whatever the backbone");
+    let cams = read(&dir.path().join("vit.cameras.parquet"));
+    let pooled = cams[0].column_by_name("pooled").unwrap().as_list::<i32>();
+    assert_eq!(pooled.value(0).len(), 32);
+    assert_eq!(cams[0].column_by_name("top5_class").unwrap().null_count(), cams[0].num_rows());
 
     // No ONNX Runtime library: a clear error naming the path, not a crash.
     let out = scenetok(&args, &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")]);

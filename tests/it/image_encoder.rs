@@ -279,6 +279,12 @@ fn bad_models_and_images_are_clear_errors() {
         .to_string();
     assert!(e.contains("output `s16`") && e.contains("96 channels"), "{e}");
 
+    // The wrong layout: the model's input is [N, 3, H, W] with H and W dynamic.
+    let e = ImageEncoder::load(write("d.toml", base.replace("layout = \"nchw\"", "layout = \"nhwc\"")), opts)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("input `image`") && e.contains("Nhwc") && e.contains("3 channels"), "{e}");
+
     // A stride the model does not have: the load passes (shapes are dynamic), the run says so.
     let mut enc = ImageEncoder::load(write("c.toml", base.replace("stride = 8", "stride = 4")), opts).unwrap();
     let px = vec![128u8; 64 * 64 * 3];

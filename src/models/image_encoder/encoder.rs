@@ -157,11 +157,14 @@ impl ImageEncoder {
             ));
         };
         let ishape = shape_of(input.dtype()).unwrap_or_default();
-        let cdim = match cfg.layout {
-            Layout::Nchw => 1,
-            Layout::Nhwc => 3,
+        let (cdim, other) = match cfg.layout {
+            Layout::Nchw => (1, 3),
+            Layout::Nhwc => (3, 1),
         };
-        if ishape.len() != 4 || !(ishape[cdim] == 3 || ishape[cdim] < 0) {
+        // A dynamic channel axis would let the wrong layout through to a confusing run-time
+        // failure: 3 fixed where the other layout keeps its channels says which one it is.
+        let other_layout = ishape.len() == 4 && ishape[cdim] < 0 && ishape[other] == 3;
+        if ishape.len() != 4 || !(ishape[cdim] == 3 || ishape[cdim] < 0) || other_layout {
             return Err(Error::model(
                 at(),
                 format!(

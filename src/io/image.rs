@@ -13,6 +13,29 @@ pub fn decode_jpeg(bytes: &[u8], at: &Location) -> Result<RgbImage> {
     Ok(img.into_rgb8())
 }
 
+/// Decodes a camera JPEG to RGB into `img`, reusing its memory when the size allows (a
+/// stream of same-sized frames then decodes without fresh pages: on these machines
+/// first-touch page faults cost as much as a third of the decode). Grey JPEGs are widened
+/// as [`decode_jpeg`] does. On error `img` is left empty.
+pub fn decode_jpeg_into(bytes: &[u8], at: &Location, img: &mut RgbImage) -> Result<()> {
+    use image::ImageDecoder;
+    let bad = |e: image::ImageError| Error::decode(at.clone(), "JPEG image", e);
+    let mut buf = std::mem::take(img).into_raw();
+    let decoder = image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes)).map_err(bad)?;
+    if decoder.color_type() != image::ColorType::Rgb8 {
+        *img = decode_jpeg(bytes, at)?;
+        return Ok(());
+    }
+    let (w, h) = decoder.dimensions();
+    let len = usize::try_from(decoder.total_bytes())
+        .map_err(|_| Error::invalid(at.clone(), "a JPEG that fits in memory", format!("{w}x{h}")))?;
+    buf.resize(len, 0);
+    decoder.read_image(&mut buf).map_err(bad)?;
+    *img = RgbImage::from_raw(w, h, buf)
+        .ok_or_else(|| Error::invalid(at.clone(), format!("{len} bytes of RGB for {w}x{h}"), "fewer"))?;
+    Ok(())
+}
+
 /// Decodes a single-channel PNG into `(width, height, row-major values)`.
 ///
 /// Panoptic labels are 16-bit; an 8-bit grey PNG is widened without scaling so that its

@@ -58,6 +58,7 @@ fn v1_sample_frame_loads() {
     assert!(f.vehicle_pose.is_some());
 
     assert_eq!(f.cameras.len(), 5);
+    let mut reused = ::image::RgbImage::new(0, 0);
     for cam in &f.cameras {
         let cal = cam.calibration.as_ref().expect("every camera is calibrated");
         let expected = match cam.camera {
@@ -68,6 +69,9 @@ fn v1_sample_frame_loads() {
         assert_eq!((cal.width, cal.height), expected, "{}", cam.camera);
         let rgb = image::decode_jpeg(&cam.jpeg, &Location::file("sample")).expect("JPEG decodes");
         assert_eq!(rgb.dimensions(), expected, "{}", cam.camera);
+        // Into the memory of the previous camera's image (other size or same): the same pixels.
+        image::decode_jpeg_into(&cam.jpeg, &Location::file("sample"), &mut reused).expect("JPEG decodes");
+        assert!(reused == rgb, "{}", cam.camera);
         assert!(cam.pose.is_some());
 
         let seg = cam.segmentation.as_ref().expect("panoptic label");
@@ -129,6 +133,16 @@ fn undecodable_jpeg_is_a_decode_error() {
     let err = image::decode_jpeg(b"\xff\xd8\xff\xe0 not really a jpeg", &at).expect_err("bad jpeg");
     assert!(matches!(err, Error::Decode { .. }));
     assert!(err.to_string().contains("frame.tfrecord"));
+    let mut img = ::image::RgbImage::new(4, 4);
+    let err = image::decode_jpeg_into(b"\xff\xd8\xff\xe0 not really a jpeg", &at, &mut img).expect_err("bad jpeg");
+    assert!(matches!(err, Error::Decode { .. }) && err.to_string().contains("camera FRONT"), "{err}");
+    // A grey JPEG is widened to RGB as by `decode_jpeg`.
+    let grey = ::image::GrayImage::from_fn(16, 8, |x, y| ::image::Luma([(x * 16 + y) as u8]));
+    let mut bytes = Vec::new();
+    grey.write_to(&mut std::io::Cursor::new(&mut bytes), ::image::ImageFormat::Jpeg).unwrap();
+    image::decode_jpeg_into(&bytes, &at, &mut img).unwrap();
+    assert_eq!(img, image::decode_jpeg(&bytes, &at).unwrap());
+    assert_eq!(img.dimensions(), (16, 8));
 }
 
 fn scenario() -> proto::Scenario {

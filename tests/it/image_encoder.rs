@@ -9,7 +9,7 @@ use std::process::Command;
 
 use scenetok::io::v2::{Component, Dataset, FrameRequest};
 use scenetok::models::image_encoder::config::SizePolicy;
-use scenetok::models::image_encoder::export::frame_features;
+use scenetok::models::image_encoder::export::{FrameResult, frame_features, frame_features_into};
 use scenetok::models::image_encoder::{
     EncoderOptions, ImageEncoder, ModelConfig, Outputs, RgbView, decode_frame_images, default_config_path, preprocess,
 };
@@ -112,12 +112,12 @@ fn pvps_cameras_match_python_onnxruntime() {
     assert_matches_reference(&run_reference(&py, dir.path(), &manifest));
 }
 
-/// One tiny generated frame with everything the features need and the projection oracle.
-fn generated_frame() -> (tempfile::TempDir, scenetok::scene::Frame) {
+/// Tiny generated frames with everything the features need and the projection oracle.
+fn generated_frames(n: usize) -> (tempfile::TempDir, Vec<scenetok::scene::Frame>) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = GenerateConfig::preset(Preset::Tiny);
     cfg.segments = 1;
-    cfg.frames = 1;
+    cfg.frames = n;
     cfg.seed = 3;
     generate(dir.path(), &cfg, |_, _| {}).unwrap();
     let ds = Dataset::open(dir.path()).unwrap();
@@ -132,9 +132,47 @@ fn generated_frame() -> (tempfile::TempDir, scenetok::scene::Frame) {
         Component::VehiclePose,
     ]);
     let mut reader = ds.frames(&seg, &request).unwrap();
-    let ts = reader.timestamps()[0];
-    let frame = reader.read_frame(ts).unwrap();
-    (dir, frame)
+    let frames = reader.timestamps().to_vec().into_iter().map(|ts| reader.read_frame(ts).unwrap()).collect();
+    (dir, frames)
+}
+
+fn generated_frame() -> (tempfile::TempDir, scenetok::scene::Frame) {
+    let (dir, mut frames) = generated_frames(1);
+    (dir, frames.remove(0))
+}
+
+/// A stream reuses one result's memory frame after frame (images, outputs, per-point
+/// features); whatever came before (other points, other image sizes, no LiDAR), the result
+/// is the one a fresh run gives.
+#[test]
+fn reused_buffers_give_the_same_features_as_fresh_ones() {
+    let (_dir, frames) = generated_frames(2);
+    let mut sequence = vec![frames[0].clone(), frames[1].clone()];
+    if let Some(samples) = common::samples() {
+        sequence.extend(scenetok::io::v1::read_frames(samples.join("v1/pvps_data_one_frame.tfrecord")).unwrap());
+    }
+    sequence.push(frames[0].clone());
+    let mut enc = encoder(0.125);
+    let at = Location::default();
+    let mut r = FrameResult::default();
+    for f in &sequence {
+        frame_features_into(&mut enc, f, "s16", &at, &mut r).unwrap();
+    }
+    let fresh = frame_features(&mut enc, &frames[0], "s16", &at).unwrap();
+    assert_eq!(r.images.images, fresh.images.images);
+    assert_eq!(r.outputs, fresh.outputs);
+    assert_eq!(r.clouds.len(), fresh.clouds.len());
+    assert!(fresh.clouds.iter().any(|c| c.features.seen_count() > 0));
+    for (a, b) in r.clouds.iter().zip(&fresh.clouds) {
+        assert_eq!((a.laser, a.ret, &a.xyz), (b.laser, b.ret, &b.xyz));
+        let (fa, fb) = (&a.features, &b.features);
+        assert_eq!((&fa.camera, &fa.features), (&fb.camera, &fb.features), "laser {} return {}", a.laser, a.ret);
+        // Unseen points' pixels are NaN: compare bits.
+        let bits = |f: &scenetok::models::image_encoder::PointFeatures| {
+            f.uv.iter().map(|p| p.map(f32::to_bits)).collect::<Vec<_>>()
+        };
+        assert_eq!(bits(fa), bits(fb));
+    }
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use ndarray::{Array2, Array4};
+use ndarray::{Array, Dimension, Ix2, Ix4};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionOutputs};
 use ort::value::{Tensor, ValueType};
@@ -205,14 +205,29 @@ impl ImageEncoder {
 
     /// Preprocesses and runs one batch (e.g. the five cameras of a frame) in one session run.
     pub fn encode(&mut self, images: &[RgbView<'_>]) -> Result<Outputs> {
+        let mut out = Outputs::default();
+        self.encode_into(images, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`ImageEncoder::encode`] into `out`, reusing its arrays where the shapes allow (a
+    /// stream of frames then copies the outputs into warm memory instead of fresh pages).
+    pub fn encode_into(&mut self, images: &[RgbView<'_>], out: &mut Outputs) -> Result<()> {
         let mut batch = std::mem::replace(&mut self.batch, empty_batch());
-        let r = preprocess_into(&self.config, images, &mut batch).and_then(|()| self.run(&batch));
+        let r = preprocess_into(&self.config, images, &mut batch).and_then(|()| self.run_into(&batch, out));
         self.batch = batch;
         r
     }
 
     /// Runs an already preprocessed batch.
     pub fn run(&mut self, batch: &Batch) -> Result<Outputs> {
+        let mut out = Outputs::default();
+        self.run_into(batch, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`ImageEncoder::run`] into `out`, reusing its arrays where the shapes allow.
+    pub fn run_into(&mut self, batch: &Batch, out: &mut Outputs) -> Result<()> {
         let at = || Location::file(&self.config.model_file);
         let err = |what: &str, e: ort::Error| Error::model(at(), format!("{what}: {e}"));
         if self.io.as_ref().is_none_or(|io| io.shape != batch.shape) {
@@ -245,7 +260,7 @@ impl ImageEncoder {
                 ),
             )
         })?;
-        collect_outputs(&self.config, &outputs, batch).map_err(|reason| Error::model(at(), reason))
+        fill_outputs(&self.config, &outputs, batch, out).map_err(|reason| Error::model(at(), reason))
     }
 }
 
@@ -270,12 +285,24 @@ fn expected_shape(spec: &OutputSpec, batch: &Batch) -> Vec<usize> {
     }
 }
 
-/// Copies the bound outputs into [`Outputs`], checking their shapes.
-fn collect_outputs(
+/// `spare`'s memory when it has `shape`, otherwise fresh zeros.
+fn reuse<D: Dimension>(spare: Option<Array<f32, D>>, shape: D) -> Array<f32, D> {
+    match spare {
+        Some(a) if a.raw_dim() == shape && a.is_standard_layout() => a,
+        _ => Array::zeros(shape),
+    }
+}
+
+/// Copies the bound outputs into `out` (reusing its arrays of the same name and shape),
+/// checking their shapes.
+fn fill_outputs(
     cfg: &ModelConfig,
     outputs: &SessionOutputs<'_>,
     batch: &Batch,
-) -> std::result::Result<Outputs, String> {
+    out: &mut Outputs,
+) -> std::result::Result<(), String> {
+    let mut old_maps = std::mem::take(&mut out.maps);
+    let mut old_vectors = std::mem::take(&mut out.vectors);
     let mut maps = Vec::new();
     let mut vectors = Vec::new();
     for spec in &cfg.outputs {
@@ -287,21 +314,24 @@ fn collect_outputs(
         if dims != want {
             return Err(format!("output `{}` has shape {dims:?}, the config implies {want:?}", spec.name));
         }
+        let spare_map = old_maps.iter().position(|m| m.name == spec.name).map(|i| old_maps.swap_remove(i).data);
         match spec.kind {
             OutputKind::Vector => {
-                let a = Array2::from_shape_vec((dims[0], dims[1]), data.to_vec()).map_err(|e| e.to_string())?;
+                let spare = old_vectors.iter().position(|(n, _)| *n == spec.name).map(|i| old_vectors.swap_remove(i).1);
+                let mut a = reuse(spare, Ix2(dims[0], dims[1]));
+                a.as_slice_mut().ok_or("a standard-layout vector output")?.copy_from_slice(data);
                 vectors.push((spec.name.clone(), a));
             }
             OutputKind::FeatureMap => {
-                let a = Array4::from_shape_vec((dims[0], dims[1], dims[2], dims[3]), data.to_vec())
-                    .map_err(|e| e.to_string())?;
+                let mut a = reuse(spare_map, Ix4(dims[0], dims[1], dims[2], dims[3]));
+                a.as_slice_mut().ok_or("a standard-layout map")?.copy_from_slice(data);
                 maps.push(FeatureMap::new(spec.name.clone(), spec.stride.unwrap_or(1), a, batch.geometry.clone()));
             }
             OutputKind::PatchTokens => {
                 let p = spec.patch.unwrap_or(1) as usize;
                 let (gh, gw) = (batch.input_height as usize / p, batch.input_width as usize / p);
                 let (n, c) = (dims[0], dims[2]);
-                let mut a = Array4::<f32>::zeros((n, c, gh, gw));
+                let mut a = reuse(spare_map, Ix4(n, c, gh, gw));
                 for b in 0..n {
                     for t in 0..gh * gw {
                         let row = &data[(b * dims[1] + spec.prefix_tokens + t) * c..][..c];
@@ -314,7 +344,13 @@ fn collect_outputs(
             }
         }
     }
-    Ok(Outputs { maps, vectors, geometry: batch.geometry.clone(), input_size: (batch.input_width, batch.input_height) })
+    *out = Outputs {
+        maps,
+        vectors,
+        geometry: batch.geometry.clone(),
+        input_size: (batch.input_width, batch.input_height),
+    };
+    Ok(())
 }
 
 /// Geometry helper for callers that preprocess themselves.

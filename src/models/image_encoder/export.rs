@@ -22,8 +22,8 @@ use parquet::file::properties::WriterProperties;
 
 use super::encoder::ImageEncoder;
 use super::features::Outputs;
-use super::frame::{FrameImages, decode_frame_images};
-use super::points::{PointFeatures, point_features};
+use super::frame::{FrameImages, decode_frame_images_into};
+use super::points::{PointFeatures, point_features_into};
 use super::preprocess::RgbView;
 use crate::error::{Error, Location, Result};
 use crate::geom::range_image::laser_frame_to_points;
@@ -75,6 +75,7 @@ pub fn cameras_path(out: &Path) -> PathBuf {
 }
 
 /// One return of one laser with its points' image features.
+#[derive(Debug)]
 pub struct LaserCloud {
     /// `LaserName` value.
     pub laser: i8,
@@ -88,6 +89,7 @@ pub struct LaserCloud {
 }
 
 /// One frame's images run through the encoder and its points' features.
+#[derive(Debug, Default)]
 pub struct FrameResult {
     pub images: FrameImages,
     pub outputs: Outputs,
@@ -97,17 +99,34 @@ pub struct FrameResult {
 
 /// Encodes a frame's cameras in one run and samples `map` for every LiDAR point.
 pub fn frame_features(encoder: &mut ImageEncoder, frame: &Frame, map: &str, at: &Location) -> Result<FrameResult> {
-    let images = decode_frame_images(frame, at)?;
+    let mut r = FrameResult::default();
+    frame_features_into(encoder, frame, map, at, &mut r)?;
+    Ok(r)
+}
+
+/// [`frame_features`] into `r`, reusing the memory of the previous frame's result (decoded
+/// images, model outputs, per-point features): a stream of frames then runs without fresh
+/// pages, which cost as much as the sampling itself.
+pub fn frame_features_into(
+    encoder: &mut ImageEncoder,
+    frame: &Frame,
+    map: &str,
+    at: &Location,
+    r: &mut FrameResult,
+) -> Result<()> {
+    decode_frame_images_into(frame, at, &mut r.images)?;
     let at_frame = || at.clone().frame(frame.timestamp_micros);
-    if images.images.is_empty() {
+    if r.images.images.is_empty() {
         return Err(Error::invalid(at_frame(), "at least one camera image with its calibration", "none"));
     }
-    let views: Vec<RgbView<'_>> = images.images.iter().map(RgbView::from).collect();
-    let outputs = encoder.encode(&views)?;
-    let fmap = outputs
+    let views: Vec<RgbView<'_>> = r.images.images.iter().map(RgbView::from).collect();
+    encoder.encode_into(&views, &mut r.outputs)?;
+    let fmap = r
+        .outputs
         .map(map)
         .ok_or_else(|| Error::invalid(at_frame(), "the name of a spatial output of the model", map.to_string()))?;
-    let mut clouds = Vec::new();
+    // Lasers come in the same order frame after frame: cloud k reuses the last frame's k-th.
+    let mut spare = std::mem::take(&mut r.clouds).into_iter().map(|c| c.features);
     for laser in &frame.lasers {
         let pts = laser_frame_to_points(laser, frame.vehicle_pose.as_ref()).map_err(|e| {
             Error::invalid(
@@ -118,17 +137,18 @@ pub fn frame_features(encoder: &mut ImageEncoder, frame: &Frame, map: &str, at: 
         })?;
         for (ret, cloud) in [(1u8, pts.return1), (2u8, pts.return2)] {
             let Some(cloud) = cloud else { continue };
-            let f = point_features(&cloud.xyz, &images.cameras, fmap)?;
-            clouds.push(LaserCloud {
+            let mut features = spare.next().unwrap_or_default();
+            point_features_into(&cloud.xyz, &r.images.cameras, fmap, &mut features)?;
+            r.clouds.push(LaserCloud {
                 laser: laser.laser.value() as i8,
                 ret,
                 xyz: cloud.xyz,
                 pixels: cloud.pixels,
-                features: f,
+                features,
             });
         }
     }
-    Ok(FrameResult { images, outputs, clouds })
+    Ok(())
 }
 
 /// Runs the encoder over a v2 dataset folder or a v1 `.tfrecord` segment file and writes the
@@ -162,8 +182,9 @@ pub fn export_features(
         images: 0,
         channels,
     };
+    let mut r = FrameResult::default();
     let mut one_frame = |seg: &str, frame: &Frame, at: &Location| -> Result<()> {
-        let r = frame_features(encoder, frame, &map, at)?;
+        frame_features_into(encoder, frame, &map, at, &mut r)?;
         cw.push(seg, frame.timestamp_micros, &r, &map)?;
         for c in &r.clouds {
             summary.points += c.xyz.len();

@@ -120,7 +120,7 @@ impl ChannelsLast {
 }
 
 /// Everything one batch run returns.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Outputs {
     /// Spatial outputs in config order.
     pub maps: Vec<FeatureMap>,

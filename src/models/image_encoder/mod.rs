@@ -27,6 +27,6 @@ pub mod preprocess;
 pub use config::{ModelConfig, default_config_path};
 pub use encoder::{EncoderOptions, ImageEncoder, runtime_library_path};
 pub use features::{FeatureMap, Outputs};
-pub use frame::{FrameImages, decode_frame_images};
-pub use points::{PointFeatures, point_features};
+pub use frame::{FrameImages, decode_frame_images, decode_frame_images_into};
+pub use points::{PointFeatures, point_features, point_features_into};
 pub use preprocess::{Batch, ImageGeometry, RgbView, preprocess};

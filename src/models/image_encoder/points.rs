@@ -21,7 +21,7 @@ pub const CAMERA_ORDER: [CameraName; 5] =
 const CHUNK: usize = 4096;
 
 /// The image feature of each point.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct PointFeatures {
     /// The camera that sees each point (`None` when none does).
     pub camera: Vec<Option<CameraName>>,
@@ -110,6 +110,19 @@ pub fn point_features(
     cameras: &[(CameraName, CameraModel)],
     map: &FeatureMap,
 ) -> Result<PointFeatures> {
+    let mut out = PointFeatures::default();
+    point_features_into(points, cameras, map, &mut out)?;
+    Ok(out)
+}
+
+/// [`point_features`] into `out`, reusing its memory (the features of a TOP return at 112
+/// channels are ~75 MB: fresh pages each frame cost more than the sampling).
+pub fn point_features_into(
+    points: &[[f32; 3]],
+    cameras: &[(CameraName, CameraModel)],
+    map: &FeatureMap,
+    out: &mut PointFeatures,
+) -> Result<()> {
     let batch = map.data.shape()[0];
     if cameras.len() != batch {
         return Err(Error::invalid(
@@ -133,27 +146,38 @@ pub fn point_features(
     let grids: Vec<_> = (0..batch).map(|n| map.channels_last(n)).collect();
     let c = map.channels();
     let n = points.len();
-    let mut features = vec![0.0f32; n * c];
-    let mut camera = vec![None; n];
-    let mut uv = vec![[f32::NAN; 2]; n];
+    // Every element below is written for every point, so stale values cannot survive.
+    let (mut features, _) = std::mem::take(&mut out.features).into_raw_vec_and_offset();
+    features.resize(n * c, 0.0);
+    out.camera.resize(n, None);
+    out.uv.resize(n, [f32::NAN; 2]);
     features
         .par_chunks_mut(CHUNK * c)
-        .zip(camera.par_chunks_mut(CHUNK))
-        .zip(uv.par_chunks_mut(CHUNK))
+        .zip(out.camera.par_chunks_mut(CHUNK))
+        .zip(out.uv.par_chunks_mut(CHUNK))
         .zip(points.par_chunks(CHUNK))
         .for_each(|(((f, cam), uv), pts)| {
             for (j, p) in pts.iter().enumerate() {
                 let pv = Vector3::new(p[0] as f64, p[1] as f64, p[2] as f64);
-                let Some((i, u, v)) = choose_camera(cameras, &order, &fov, &pv) else { continue };
-                cam[j] = Some(cameras[i].0);
-                uv[j] = [u as f32, v as f32];
-                let (x, y) = map.cell_of(i, u, v);
-                grids[i].sample(x, y, &mut f[j * c..(j + 1) * c]);
+                let feature = &mut f[j * c..(j + 1) * c];
+                match choose_camera(cameras, &order, &fov, &pv) {
+                    Some((i, u, v)) => {
+                        cam[j] = Some(cameras[i].0);
+                        uv[j] = [u as f32, v as f32];
+                        let (x, y) = map.cell_of(i, u, v);
+                        grids[i].sample(x, y, feature);
+                    }
+                    None => {
+                        cam[j] = None;
+                        uv[j] = [f32::NAN; 2];
+                        feature.fill(0.0);
+                    }
+                }
             }
         });
-    let features = Array2::from_shape_vec((n, c), features)
+    out.features = Array2::from_shape_vec((n, c), features)
         .map_err(|e| Error::invalid(Location::default().detail("point features"), "an [N, C] array", e.to_string()))?;
-    Ok(PointFeatures { camera, uv, features })
+    Ok(())
 }
 
 #[cfg(test)]
@@ -214,6 +238,23 @@ mod tests {
         assert_eq!(f.features[[2, 0]], 0.0);
         assert!(f.uv[3][0].is_nan() && f.features.row(3).iter().all(|v| *v == 0.0));
         assert_eq!(f.seen_count(), 3);
+    }
+
+    #[test]
+    fn reused_memory_keeps_nothing_of_the_last_call() {
+        let cams = vec![camera(CameraName::FrontLeft, std::f64::consts::FRAC_PI_4), camera(CameraName::Front, 0.0)];
+        let seen: Vec<[f32; 3]> = (0..5000).map(|i| [10.0, (i % 17) as f32 - 8.0, 0.0]).collect();
+        let mixed: Vec<[f32; 3]> = (0..3000).map(|i| [if i % 3 == 0 { -10.0 } else { 10.0 }, 1.0, 0.0]).collect();
+        let mut out = PointFeatures::default();
+        for pts in [&seen, &mixed] {
+            point_features_into(pts, &cams, &map(2), &mut out).unwrap();
+            let fresh = point_features(pts, &cams, &map(2)).unwrap();
+            assert_eq!((&out.camera, &out.features), (&fresh.camera, &fresh.features));
+            // Unseen points' pixels are NaN: compare bits.
+            let bits = |f: &PointFeatures| f.uv.iter().map(|p| p.map(f32::to_bits)).collect::<Vec<_>>();
+            assert_eq!(bits(&out), bits(&fresh));
+        }
+        assert_eq!(out.seen_count(), 2000);
     }
 
     #[test]

@@ -10,7 +10,6 @@ use super::median;
 use crate::error::{Error, Location, Result};
 use crate::geom::range_image::laser_frame_to_points;
 use crate::io::v2::Dataset;
-use crate::models::image_encoder::preprocess::preprocess_into;
 use crate::models::image_encoder::{
     Batch, EncoderOptions, FrameImages, ImageEncoder, ModelConfig, Outputs, PointFeatures, RgbView,
     decode_frame_images_into, point_features_into,
@@ -148,6 +147,7 @@ pub fn run(opts: &ImageBenchOptions) -> Result<ImageBench> {
     let mut enc = ImageEncoder::load(config, EncoderOptions { threads: opts.threads, ..Default::default() })?;
     let map_name = enc.config().sample.clone();
     let at = Location::file(&opts.source);
+    // The batch of the warm-up run: Python's input, and the input shape reported.
     let mut batch = Batch { data: Vec::new(), shape: [0; 4], input_width: 0, input_height: 0, geometry: Vec::new() };
     let mut samples: Vec<Stages> = Vec::new();
     let mut python_samples = Vec::new();
@@ -160,13 +160,11 @@ pub fn run(opts: &ImageBenchOptions) -> Result<ImageBench> {
         decode_frame_images_into(&frame, &at, &mut images)?;
         let decode = t.elapsed().as_secs_f64();
         let views: Vec<RgbView<'_>> = images.images.iter().map(RgbView::from).collect();
+        // Preprocessing writes straight into the session's bound input.
         let t = Instant::now();
-        preprocess_into(enc.config(), &views, &mut batch)?;
-        let preprocess = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        enc.run_into(&batch, &mut out)?;
-        let run_s = t.elapsed().as_secs_f64();
-        let session = enc.last_session_seconds();
+        enc.encode_into(&views, &mut out)?;
+        let encode = t.elapsed().as_secs_f64();
+        let (preprocess, session) = (enc.last_preprocess_seconds(), enc.last_session_seconds());
         let fmap = out.map(&map_name).ok_or_else(|| {
             Error::invalid(Location::file(&enc.config().path), "the sampled map among the outputs", map_name.clone())
         })?;
@@ -183,12 +181,13 @@ pub fn run(opts: &ImageBenchOptions) -> Result<ImageBench> {
         // Run 0 warms up (arena planning, kernel selection, page faults); the Python worker
         // starts after it, on the batch it produced, and warms up on its own.
         if run == 0 {
+            batch = crate::models::image_encoder::preprocess(enc.config(), &views)?;
             if let Some(py) = &opts.python {
                 python = Some(PythonWorker::start(py, &opts.script, enc.config(), &batch, opts.threads)?);
             }
             continue;
         }
-        samples.push(Stages { decode, preprocess, session, outputs: run_s - session, sampling });
+        samples.push(Stages { decode, preprocess, session, outputs: encode - preprocess - session, sampling });
         if let Some(worker) = python.as_mut() {
             python_samples.push(worker.time_one_run()?);
         }

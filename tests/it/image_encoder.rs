@@ -488,3 +488,26 @@ fn features_command_reads_v1_tfrecords() {
     assert_eq!(rows, 169_600);
     assert!(seen > 10_000 && seen < rows, "{seen} of {rows} seen");
 }
+
+/// `scenetok bench image` end to end, small: every stage timed, Python's run on the same batch.
+#[test]
+fn bench_image_times_every_stage_and_python() {
+    let Some(samples) = common::samples() else { return };
+    let Some(py) = common::python_with("onnxruntime") else { return };
+    let data = samples.join("v1/pvps_data_one_frame.tfrecord");
+    let args =
+        ["bench", "image", "--data", data.to_str().unwrap(), "--scale", "0.125", "--runs", "2", "--threads", "2"];
+    let out = scenetok(&[&args[..], &["--python", py.to_str().unwrap()]].concat(), &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "model input [5, 3, 160, 256]",
+        "JPEG decode",
+        "per-point sampling (169600 synthetic points)",
+        "outside the session",
+        "Python onnxruntime, same model and batch",
+        "scenetok session vs Python",
+    ] {
+        assert!(text.contains(want), "no `{want}` in:\n{text}");
+    }
+}

@@ -11,7 +11,7 @@ use ort::value::{Tensor, ValueType};
 
 use super::config::{Layout, ModelConfig, OutputKind, OutputSpec};
 use super::features::{FeatureMap, Outputs};
-use super::preprocess::{Batch, ImageGeometry, RgbView, preprocess_into};
+use super::preprocess::{Batch, ImageGeometry, RgbView, plan_batch, write_batch};
 use crate::error::{Error, Location, Result};
 
 /// The ONNX Runtime library: `ORT_DYLIB_PATH` if set (cargo sets it for `cargo run` and
@@ -79,6 +79,8 @@ pub struct ImageEncoder {
     batch: Batch,
     /// Seconds spent inside the last `Session::run` (benchmarks split time with it).
     last_session_s: f64,
+    /// Seconds the last [`ImageEncoder::encode_into`] spent preprocessing.
+    last_preprocess_s: f64,
 }
 
 impl std::fmt::Debug for ImageEncoder {
@@ -130,7 +132,14 @@ impl ImageEncoder {
             .map_err(|e| ort_err("session options", e.to_string()))?
             .commit_from_file(file)
             .map_err(|e| ort_err("cannot load the model", e.to_string()))?;
-        let enc = ImageEncoder { config, session, io: None, batch: empty_batch(), last_session_s: 0.0 };
+        let enc = ImageEncoder {
+            config,
+            session,
+            io: None,
+            batch: empty_batch(),
+            last_session_s: 0.0,
+            last_preprocess_s: 0.0,
+        };
         enc.check_signature()?;
         Ok(enc)
     }
@@ -142,6 +151,11 @@ impl ImageEncoder {
     /// Seconds the last run spent inside ONNX Runtime (not preprocessing or copying).
     pub fn last_session_seconds(&self) -> f64 {
         self.last_session_s
+    }
+
+    /// Seconds the last [`ImageEncoder::encode_into`] (or `encode`) spent preprocessing.
+    pub fn last_preprocess_seconds(&self) -> f64 {
+        self.last_preprocess_s
     }
 
     /// Checks the model's declared input and outputs against the config.
@@ -212,9 +226,17 @@ impl ImageEncoder {
 
     /// [`ImageEncoder::encode`] into `out`, reusing its arrays where the shapes allow (a
     /// stream of frames then copies the outputs into warm memory instead of fresh pages).
+    /// The images are preprocessed straight into the model's bound input tensor.
     pub fn encode_into(&mut self, images: &[RgbView<'_>], out: &mut Outputs) -> Result<()> {
+        let t = std::time::Instant::now();
+        // The batch's shape and geometry only: its data is the bound input tensor.
         let mut batch = std::mem::replace(&mut self.batch, empty_batch());
-        let r = preprocess_into(&self.config, images, &mut batch).and_then(|()| self.run_into(&batch, out));
+        let r = plan_batch(&self.config, images, &mut batch).and_then(|()| {
+            self.bind(&batch)?;
+            write_batch(&self.config, images, &batch, Self::bound_input(&mut self.io));
+            self.last_preprocess_s = t.elapsed().as_secs_f64();
+            self.run_bound(&batch, out)
+        });
         self.batch = batch;
         r
     }
@@ -228,26 +250,55 @@ impl ImageEncoder {
 
     /// [`ImageEncoder::run`] into `out`, reusing its arrays where the shapes allow.
     pub fn run_into(&mut self, batch: &Batch, out: &mut Outputs) -> Result<()> {
+        let len: usize = batch.shape.iter().product();
+        if batch.data.len() != len {
+            return Err(Error::invalid(
+                Location::file(&self.config.path).detail("preprocessed batch"),
+                format!("{len} values for shape {:?}", batch.shape),
+                format!("{} values", batch.data.len()),
+            ));
+        }
+        self.bind(batch)?;
+        Self::bound_input(&mut self.io).copy_from_slice(&batch.data);
+        self.run_bound(batch, out)
+    }
+
+    /// Binds an input and outputs for `batch`'s shape unless they are bound already.
+    fn bind(&mut self, batch: &Batch) -> Result<()> {
+        if self.io.as_ref().is_some_and(|io| io.shape == batch.shape) {
+            return Ok(());
+        }
+        self.io = None;
         let at = || Location::file(&self.config.model_file);
         let err = |what: &str, e: ort::Error| Error::model(at(), format!("{what}: {e}"));
-        if self.io.as_ref().is_none_or(|io| io.shape != batch.shape) {
-            self.io = None;
-            let input = Tensor::<f32>::new(self.session.allocator(), batch.shape)
-                .map_err(|e| err("cannot allocate the input", e))?;
-            let mut binding = self.session.create_binding().map_err(|e| err("cannot bind I/O", e))?;
-            // An owned tensor is bound by reference (no copy): later writes into it are
-            // what the next run reads.
-            binding.bind_input(&self.config.input, &input).map_err(|e| err("cannot bind the input", e))?;
-            for spec in &self.config.outputs {
-                let shape = expected_shape(spec, batch);
-                let t = Tensor::<f32>::new(self.session.allocator(), shape.clone())
-                    .map_err(|e| err("cannot allocate an output", e))?;
-                binding.bind_output(&spec.name, t).map_err(|e| err("cannot bind an output", e))?;
-            }
-            self.io = Some(BoundIo { shape: batch.shape, input, binding });
+        let input = Tensor::<f32>::new(self.session.allocator(), batch.shape)
+            .map_err(|e| err("cannot allocate the input", e))?;
+        let mut binding = self.session.create_binding().map_err(|e| err("cannot bind I/O", e))?;
+        // An owned tensor is bound by reference (no copy): later writes into it are what
+        // the next run reads.
+        binding.bind_input(&self.config.input, &input).map_err(|e| err("cannot bind the input", e))?;
+        for spec in &self.config.outputs {
+            let shape = expected_shape(spec, batch);
+            let t = Tensor::<f32>::new(self.session.allocator(), shape.clone())
+                .map_err(|e| err("cannot allocate an output", e))?;
+            binding.bind_output(&spec.name, t).map_err(|e| err("cannot bind an output", e))?;
         }
-        let Some(io) = self.io.as_mut() else { unreachable!("bound just above") };
-        io.input.extract_tensor_mut().1.copy_from_slice(&batch.data);
+        self.io = Some(BoundIo { shape: batch.shape, input, binding });
+        Ok(())
+    }
+
+    /// The bound input tensor's data (after [`ImageEncoder::bind`]).
+    fn bound_input(io: &mut Option<BoundIo>) -> &mut [f32] {
+        match io {
+            Some(io) => io.input.extract_tensor_mut().1,
+            None => unreachable!("bound before"),
+        }
+    }
+
+    /// Runs the session on the bound input and copies the outputs into `out`.
+    fn run_bound(&mut self, batch: &Batch, out: &mut Outputs) -> Result<()> {
+        let at = || Location::file(&self.config.model_file);
+        let Some(io) = self.io.as_ref() else { unreachable!("run_bound follows bind") };
         let t = std::time::Instant::now();
         let outputs = self.session.run_binding(&io.binding);
         self.last_session_s = t.elapsed().as_secs_f64();

@@ -106,17 +106,22 @@ pub fn preprocess(config: &ModelConfig, images: &[RgbView<'_>]) -> Result<Batch>
 
 /// As [`preprocess`], reusing `batch`'s buffer (no allocation when the size is unchanged).
 pub fn preprocess_into(config: &ModelConfig, images: &[RgbView<'_>], batch: &mut Batch) -> Result<()> {
+    plan_batch(config, images, batch)?;
+    let mut data = std::mem::take(&mut batch.data);
+    data.resize(batch.shape.iter().product(), 0.0);
+    write_batch(config, images, batch, &mut data);
+    batch.data = data;
+    Ok(())
+}
+
+/// Sets `batch`'s shape, input size and geometry for `images` (its data is left alone).
+pub fn plan_batch(config: &ModelConfig, images: &[RgbView<'_>], batch: &mut Batch) -> Result<()> {
     if images.is_empty() {
         return Err(Error::invalid(Location::file(&config.path), "at least one image", "an empty batch"));
     }
     let sizes: Vec<(u32, u32)> = images.iter().map(|im| config.resized_size(im.width, im.height)).collect();
     let (w, h) = config.batch_size(&sizes);
     let (wu, hu) = (w as usize, h as usize);
-    let plane = wu * hu;
-    let per_image = plane * 3;
-    batch.data.clear();
-    // Padding is 0 after normalisation, i.e. the mean colour.
-    batch.data.resize(per_image * images.len(), 0.0);
     batch.input_width = w;
     batch.input_height = h;
     batch.shape = match config.layout {
@@ -125,39 +130,34 @@ pub fn preprocess_into(config: &ModelConfig, images: &[RgbView<'_>], batch: &mut
     };
     batch.geometry =
         images.iter().zip(&sizes).map(|(im, &(cw, ch))| ImageGeometry::new(im.width, im.height, cw, ch)).collect();
+    Ok(())
+}
+
+/// Writes the batch that [`plan_batch`] planned into `data` (its shape's element count):
+/// every element, padding included, so `data` may hold anything before (e.g. the model's
+/// bound input tensor, written in place to save a copy of the whole batch).
+pub fn write_batch(config: &ModelConfig, images: &[RgbView<'_>], batch: &Batch, data: &mut [f32]) {
+    let (wu, hu) = (batch.input_width as usize, batch.input_height as usize);
+    let plane = wu * hu;
+    let per_image = plane * 3;
+    debug_assert_eq!(data.len(), per_image * images.len());
+    let sizes: Vec<(usize, usize)> =
+        batch.geometry.iter().map(|g| (g.content_width as usize, g.content_height as usize)).collect();
 
     // Model channel c reads source channel src[c]; scale/offset fold mean and std.
     let src: [usize; 3] = match config.channel_order {
         ChannelOrder::Rgb => [0, 1, 2],
         ChannelOrder::Bgr => [2, 1, 0],
     };
-    let mean = config.mean;
-    let std = config.std;
-    let layout = config.layout;
-
-    // One task per (image, output row): rows are independent and images differ in size.
-    let mut rows: Vec<(usize, usize, &mut [f32])> = Vec::with_capacity(images.len() * hu);
-    for (n, chunk) in batch.data.chunks_mut(per_image).enumerate() {
-        match layout {
-            // NCHW rows are split across three planes: hand each task the whole image and
-            // let it index; done below per image instead.
-            Layout::Nchw => rows.push((n, usize::MAX, chunk)),
-            Layout::Nhwc => {
-                for (y, row) in chunk.chunks_mut(wu * 3).enumerate() {
-                    if y < sizes[n].1 as usize {
-                        rows.push((n, y, row));
-                    }
-                }
-            }
-        }
-    }
+    let norm = (src, config.mean, config.std);
     let xtaps: Vec<Vec<(usize, usize, f32)>> =
-        images.iter().zip(&sizes).map(|(im, &(cw, _))| taps(im.width, cw)).collect();
+        images.iter().zip(&sizes).map(|(im, &(cw, _))| taps(im.width, cw as u32)).collect();
     let ytaps: Vec<Vec<(usize, usize, f32)>> =
-        images.iter().zip(&sizes).map(|(im, &(_, ch))| taps(im.height, ch)).collect();
+        images.iter().zip(&sizes).map(|(im, &(_, ch))| taps(im.height, ch as u32)).collect();
 
     // One output row: horizontal then vertical interpolation of the two source rows, in
-    // f32, in the same order as the reference.
+    // f32, in the same order as the reference. Rows below the content and columns right of
+    // it are padding: 0 after normalisation, i.e. the mean colour.
     fn row_values(
         images: &[RgbView<'_>],
         xtaps: &[Vec<(usize, usize, f32)>],
@@ -182,32 +182,43 @@ pub fn preprocess_into(config: &ModelConfig, images: &[RgbView<'_>], batch: &mut
             }
         }
     }
-    let norm = (src, mean, std);
 
-    match layout {
-        Layout::Nhwc => rows.into_par_iter().for_each(|(n, y, row)| {
-            row_values(images, &xtaps, &ytaps, &norm, n, y, |x, c, v| row[x * 3 + c] = v);
-        }),
+    // One task per (image, output row): rows are independent and images differ in size.
+    match config.layout {
+        Layout::Nhwc => {
+            let rows = data.par_chunks_mut(wu * 3).enumerate().map(|(i, row)| (i / hu, i % hu, row));
+            rows.for_each(|(n, y, row)| {
+                let (cw, ch) = sizes[n];
+                if y >= ch {
+                    row.fill(0.0);
+                    return;
+                }
+                row_values(images, &xtaps, &ytaps, &norm, n, y, |x, c, v| row[x * 3 + c] = v);
+                row[cw * 3..].fill(0.0);
+            })
+        }
         Layout::Nchw => {
-            // Split each image into its three planes, then each plane into rows, so that a
-            // task owns one output row of all three planes.
-            let mut tasks: Vec<(usize, usize, [&mut [f32]; 3])> = Vec::new();
-            for (n, _, chunk) in rows {
+            // NCHW rows are split across three planes: a task owns one output row of all
+            // three planes of an image.
+            let mut tasks: Vec<(usize, usize, [&mut [f32]; 3])> = Vec::with_capacity(images.len() * hu);
+            for (n, chunk) in data.chunks_mut(per_image).enumerate() {
                 let (p0, rest) = chunk.split_at_mut(plane);
                 let (p1, p2) = rest.split_at_mut(plane);
-                let ch = sizes[n].1 as usize;
-                for (y, ((a, b), c)) in
-                    p0.chunks_mut(wu).zip(p1.chunks_mut(wu)).zip(p2.chunks_mut(wu)).enumerate().take(ch)
-                {
+                for (y, ((a, b), c)) in p0.chunks_mut(wu).zip(p1.chunks_mut(wu)).zip(p2.chunks_mut(wu)).enumerate() {
                     tasks.push((n, y, [a, b, c]));
                 }
             }
             tasks.into_par_iter().for_each(|(n, y, mut planes)| {
+                let (cw, ch) = sizes[n];
+                if y >= ch {
+                    planes.iter_mut().for_each(|p| p.fill(0.0));
+                    return;
+                }
                 row_values(images, &xtaps, &ytaps, &norm, n, y, |x, c, v| planes[c][x] = v);
+                planes.iter_mut().for_each(|p| p[cw..].fill(0.0));
             });
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -254,6 +265,26 @@ mod tests {
                     assert_eq!(x.data[(c * h + r) * w + q], y.data[(r * w + q) * 3 + (2 - c)]);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn writing_over_old_data_leaves_nothing_of_it() {
+        // Two images of different sizes (padding right and below), both layouts.
+        let px1: Vec<u8> = (0..(37 * 23 * 3)).map(|i| (i * 7 % 251) as u8).collect();
+        let px2: Vec<u8> = (0..(50 * 11 * 3)).map(|i| (i * 13 % 241) as u8).collect();
+        let imgs = [RgbView::new(37, 23, &px1).unwrap(), RgbView::new(50, 11, &px2).unwrap()];
+        for layout in [Layout::Nchw, Layout::Nhwc] {
+            let mut cfg = config();
+            cfg.layout = layout;
+            let fresh = preprocess(&cfg, &imgs).unwrap();
+            let mut planned = fresh.clone();
+            planned.data.clear();
+            plan_batch(&cfg, &imgs, &mut planned).unwrap();
+            let mut data = vec![f32::NAN; fresh.data.len()];
+            write_batch(&cfg, &imgs, &planned, &mut data);
+            assert!(data == fresh.data, "{layout:?}");
+            assert!(fresh.data.iter().filter(|v| **v == 0.0).count() > fresh.data.len() / 2);
         }
     }
 

@@ -314,6 +314,10 @@ enum BenchKind {
         python: Option<PathBuf>,
         #[arg(long)]
         no_baseline: bool,
+        /// Give the Python baseline huge pages too (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`):
+        /// the two sides on an equal footing.
+        #[arg(long)]
+        baseline_huge_pages: bool,
     },
 }
 
@@ -331,19 +335,30 @@ struct ImageModelArgs {
     /// ONNX Runtime intra-op threads (0 = ONNX Runtime's default: one per physical core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Keep the session's memory on 4 KiB pages (by default it moves to transparent huge
+    /// pages after the first run: faster).
+    #[arg(long)]
+    no_huge_pages: bool,
 }
 
 impl ImageModelArgs {
+    fn options(&self) -> scenetok::models::image_encoder::EncoderOptions {
+        scenetok::models::image_encoder::EncoderOptions {
+            threads: self.threads,
+            huge_pages: !self.no_huge_pages,
+            ..Default::default()
+        }
+    }
     fn config_path(&self) -> PathBuf {
         self.model.clone().unwrap_or_else(scenetok::models::image_encoder::default_config_path)
     }
     fn encoder(&self) -> Result<scenetok::models::image_encoder::ImageEncoder> {
-        use scenetok::models::image_encoder::{EncoderOptions, ImageEncoder, ModelConfig};
+        use scenetok::models::image_encoder::{ImageEncoder, ModelConfig};
         let mut cfg = ModelConfig::load(self.config_path())?;
         if let Some(s) = self.scale {
             cfg = cfg.with_scale(s)?;
         }
-        Ok(ImageEncoder::load(cfg, EncoderOptions { threads: self.threads, ..Default::default() })?)
+        Ok(ImageEncoder::load(cfg, self.options())?)
     }
 }
 
@@ -371,12 +386,17 @@ fn features_command(
     Ok(())
 }
 
+/// The Python side of `bench image`.
+struct Baseline {
+    python: Option<PathBuf>,
+    huge_pages: bool,
+}
+
 fn bench_image_command(
     data: Option<PathBuf>,
     model: &ImageModelArgs,
     runs: usize,
-    python: Option<PathBuf>,
-    no_baseline: bool,
+    baseline: Option<Baseline>,
     stdout: &mut impl std::io::Write,
 ) -> Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -386,14 +406,14 @@ fn bench_image_command(
         "{}: not found (pass --data: a v1 .tfrecord or a v2 dataset folder)",
         source.display()
     );
-    let python = python.unwrap_or_else(|| root.join(".venv/bin/python"));
     let opts = scenetok::bench::image::ImageBenchOptions {
         source,
         config: model.config_path(),
         scale: model.scale,
-        threads: model.threads,
+        encoder: model.options(),
         runs,
-        python: (!no_baseline).then_some(python),
+        python: baseline.as_ref().map(|b| b.python.clone().unwrap_or_else(|| root.join(".venv/bin/python"))),
+        python_huge_pages: baseline.is_some_and(|b| b.huge_pages),
         script: root.join("tools/image_reference.py"),
     };
     write!(stdout, "{}", scenetok::bench::image::run(&opts)?.report())?;
@@ -569,8 +589,9 @@ fn run(cli: Cli) -> Result<()> {
             let result = scenetok::bench::metrics::run(&data, repeat)?;
             write!(stdout, "{}", result.report())?;
         }
-        Command::Bench { which: BenchKind::Image { data, model, runs, python, no_baseline } } => {
-            bench_image_command(data, &model, runs, python, no_baseline, &mut stdout)?
+        Command::Bench { which: BenchKind::Image { data, model, runs, python, no_baseline, baseline_huge_pages } } => {
+            let baseline = (!no_baseline).then_some(Baseline { python, huge_pages: baseline_huge_pages });
+            bench_image_command(data, &model, runs, baseline, &mut stdout)?
         }
         Command::Features { data, segment, out, model, map, frames, with_maps } => {
             let opts =

@@ -10,6 +10,7 @@ use super::median;
 use crate::error::{Error, Location, Result};
 use crate::geom::range_image::laser_frame_to_points;
 use crate::io::v2::Dataset;
+use crate::models::image_encoder::huge_pages::HugePages;
 use crate::models::image_encoder::{
     Batch, EncoderOptions, FrameImages, ImageEncoder, ModelConfig, Outputs, PointFeatures, RgbView,
     decode_frame_images_into, point_features_into,
@@ -24,12 +25,15 @@ pub struct ImageBenchOptions {
     pub config: PathBuf,
     /// Override the config's resize factor.
     pub scale: Option<f64>,
-    /// Intra-op threads for both sides (0 = ONNX Runtime's default: one per physical core).
-    pub threads: usize,
+    /// Session options; the intra-op thread count goes to both sides (0 = ONNX Runtime's
+    /// default: one per physical core).
+    pub encoder: EncoderOptions,
     /// Timed runs per side (after one warm-up run); medians are reported.
     pub runs: usize,
     /// Python with onnxruntime (None: no baseline).
     pub python: Option<PathBuf>,
+    /// Run Python with glibc's huge pages for large allocations, as scenetok's session has.
+    pub python_huge_pages: bool,
     pub script: PathBuf,
 }
 
@@ -56,6 +60,10 @@ pub struct ImageBench {
     pub cameras: Vec<String>,
     pub input_shape: [usize; 4],
     pub threads: usize,
+    /// What the encoder moved to huge pages (None: asked not to).
+    pub huge_pages: Option<HugePages>,
+    /// Python ran with glibc's huge pages.
+    pub python_huge_pages: bool,
     pub runs: usize,
     pub points: usize,
     /// True when the frame had no LiDAR and a synthetic cloud was sampled instead.
@@ -144,7 +152,7 @@ pub fn run(opts: &ImageBenchOptions) -> Result<ImageBench> {
     if let Some(s) = opts.scale {
         config = config.with_scale(s)?;
     }
-    let mut enc = ImageEncoder::load(config, EncoderOptions { threads: opts.threads, ..Default::default() })?;
+    let mut enc = ImageEncoder::load(config, opts.encoder)?;
     let map_name = enc.config().sample.clone();
     let at = Location::file(&opts.source);
     // The batch of the warm-up run: Python's input, and the input shape reported.
@@ -183,7 +191,9 @@ pub fn run(opts: &ImageBenchOptions) -> Result<ImageBench> {
         if run == 0 {
             batch = crate::models::image_encoder::preprocess(enc.config(), &views)?;
             if let Some(py) = &opts.python {
-                python = Some(PythonWorker::start(py, &opts.script, enc.config(), &batch, opts.threads)?);
+                let threads = opts.encoder.threads;
+                python =
+                    Some(PythonWorker::start(py, &opts.script, enc.config(), &batch, threads, opts.python_huge_pages)?);
             }
             continue;
         }
@@ -206,7 +216,9 @@ pub fn run(opts: &ImageBenchOptions) -> Result<ImageBench> {
         source: opts.source.display().to_string(),
         cameras,
         input_shape: batch.shape,
-        threads: opts.threads,
+        threads: opts.encoder.threads,
+        huge_pages: opts.encoder.huge_pages.then(|| enc.huge_pages()),
+        python_huge_pages: opts.python_huge_pages,
         runs: opts.runs.max(1),
         points: points.len(),
         synthetic_points: synthetic,
@@ -231,7 +243,14 @@ struct PythonWorker {
 }
 
 impl PythonWorker {
-    fn start(py: &Path, script: &Path, cfg: &ModelConfig, batch: &Batch, threads: usize) -> Result<Self> {
+    fn start(
+        py: &Path,
+        script: &Path,
+        cfg: &ModelConfig,
+        batch: &Batch,
+        threads: usize,
+        huge_pages: bool,
+    ) -> Result<Self> {
         use std::process::{Command, Stdio};
         let dir = std::env::temp_dir().join(format!("scenetok-bench-image-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(Location::file(&dir), e))?;
@@ -246,7 +265,13 @@ impl PythonWorker {
         let mpath = dir.join("manifest.json");
         std::fs::write(&mpath, manifest.to_string()).map_err(|e| Error::io(Location::file(&mpath), e))?;
         let at = Location::file(script);
-        let mut child = Command::new(py)
+        let mut cmd = Command::new(py);
+        // Python as installed unless asked: glibc's huge pages only with the tunable.
+        match huge_pages {
+            true => cmd.env("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1"),
+            false => cmd.env_remove("GLIBC_TUNABLES"),
+        };
+        let mut child = cmd
             .arg(script)
             .arg("serve")
             .arg(&dir)
@@ -323,6 +348,18 @@ impl ImageBench {
             if self.threads == 0 { "one per physical core" } else { "fixed" },
             self.runs
         );
+        r += &match self.huge_pages {
+            Some(h) => format!(
+                "session memory on transparent huge pages: {} mappings, {} MB ({} collapsed at once)
+",
+                h.mappings,
+                h.bytes >> 20,
+                h.collapsed
+            ),
+            None => "session memory on 4 KiB pages (--no-huge-pages)
+"
+            .to_string(),
+        };
         let pts = format!(
             "per-point sampling ({} {}points)",
             self.points,
@@ -344,9 +381,10 @@ impl ImageBench {
         );
         if let Some(p) = self.python_session {
             r += &format!(
-                "Python onnxruntime, same model and batch: {:.1} ms ({:.2} frames/s)\n\
+                "Python onnxruntime ({}), same model and batch: {:.1} ms ({:.2} frames/s)\n\
                  scenetok session vs Python: {:.2}× (goal ≥ 1.0×; {} over the interleaved runs); \
                  scenetok end to end vs Python session alone: {:.2}×\n",
+                if self.python_huge_pages { "glibc huge pages" } else { "as installed: 4 KiB pages" },
                 p * 1e3,
                 1.0 / p.max(1e-12),
                 p / s.session.max(1e-12),

@@ -505,7 +505,8 @@ fn bench_image_times_every_stage_and_python() {
         "JPEG decode",
         "per-point sampling (169600 synthetic points)",
         "outside the session",
-        "Python onnxruntime, same model and batch",
+        "Python onnxruntime (as installed: 4 KiB pages), same model and batch",
+        "session memory on transparent huge pages",
         "scenetok session vs Python",
     ] {
         assert!(text.contains(want), "no `{want}` in:\n{text}");

@@ -11,6 +11,7 @@
 //! * [`points`]: an image feature for every LiDAR point (camera chosen as Waymo's
 //!   `lidar_camera_projection` does).
 //! * [`frame`]: a frame's five cameras as one batch.
+//! * [`huge_pages`]: transparent huge pages for the session's arena.
 //! * [`export`]: `scenetok features` (per-camera and per-point parquet files).
 //!
 //! The default backbone is EfficientNet-Lite0 (ImageNet), `data/models/efficientnet_lite0.*`,
@@ -21,6 +22,7 @@ pub mod encoder;
 pub mod export;
 pub mod features;
 pub mod frame;
+pub mod huge_pages;
 pub mod points;
 pub mod preprocess;
 

@@ -15,7 +15,7 @@ pub fn decode_jpeg(bytes: &[u8], at: &Location) -> Result<RgbImage> {
 
 /// Decodes a camera JPEG to RGB into `img`, reusing its memory when the size allows (a
 /// stream of same-sized frames then decodes without fresh pages: on these machines
-/// first-touch page faults cost as much as a third of the decode). Grey JPEGs are widened
+/// first-touch page faults cost about a sixth of the decode). Grey JPEGs are widened
 /// as [`decode_jpeg`] does. On error `img` is left empty.
 pub fn decode_jpeg_into(bytes: &[u8], at: &Location, img: &mut RgbImage) -> Result<()> {
     use image::ImageDecoder;

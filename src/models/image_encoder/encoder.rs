@@ -55,8 +55,9 @@ pub struct EncoderOptions {
     /// On: without it every one of the model's many small ops pays a thread wake-up, and the
     /// session ran 1.4× slower than Python's on two cores (scenetok bench image, quiet machine).
     pub spin: bool,
-    /// Back the session's memory with transparent huge pages after the first run of each
-    /// batch shape (see [`super::huge_pages`]): 3-7% faster runs here.
+    /// After the first run of each batch shape, back the process's large anonymous
+    /// mappings, the session's arena among them, with transparent huge pages (see
+    /// [`super::huge_pages`]): 3-7% faster runs here, resident memory unchanged.
     pub huge_pages: bool,
 }
 
@@ -79,7 +80,7 @@ pub struct ImageEncoder {
     config: ModelConfig,
     session: Session,
     io: Option<BoundIo>,
-    /// The last batch (its buffer is reused).
+    /// The last batch's shape and geometry (its data is written into the bound input).
     batch: Batch,
     /// Seconds spent inside the last `Session::run` (benchmarks split time with it).
     last_session_s: f64,

@@ -116,7 +116,7 @@ pub fn point_features(
 }
 
 /// [`point_features`] into `out`, reusing its memory (the features of a TOP return at 112
-/// channels are ~75 MB: fresh pages each frame cost more than the sampling).
+/// channels are ~75 MB: fresh pages each frame cost about as much as the sampling).
 pub fn point_features_into(
     points: &[[f32; 3]],
     cameras: &[(CameraName, CameraModel)],

@@ -92,6 +92,10 @@ pub enum Error {
     /// inputs or outputs do not match its config, a failed run).
     #[error("{at}: {reason}")]
     Model { at: Location, reason: String },
+    /// A compute device refused: it is absent, out of memory, a kernel failed to launch,
+    /// or an op was given tensors it cannot take.
+    #[error("{device}: {reason}")]
+    Device { device: String, reason: String },
 }
 
 impl Error {
@@ -107,8 +111,11 @@ impl Error {
     pub fn io(at: Location, cause: std::io::Error) -> Self {
         Error::Io { at, cause }
     }
-    /// Where the error happened.
-    pub fn location(&self) -> &Location {
+    pub fn device(device: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Device { device: device.into(), reason: reason.into() }
+    }
+    /// Where in the user's data the error happened (device errors have no such place).
+    pub fn location(&self) -> Option<&Location> {
         match self {
             Error::Io { at, .. }
             | Error::Parquet { at, .. }
@@ -116,7 +123,8 @@ impl Error {
             | Error::MissingColumn { at, .. }
             | Error::Invalid { at, .. }
             | Error::Decode { at, .. }
-            | Error::Model { at, .. } => at,
+            | Error::Model { at, .. } => Some(at),
+            Error::Device { .. } => None,
         }
     }
 }

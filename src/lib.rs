@@ -7,12 +7,15 @@
 // Errors carry their full location (file, column, row, frame); they are the cold path.
 #![allow(clippy::result_large_err)]
 
+pub mod backend;
 pub mod bench;
 pub mod error;
 pub mod eval;
 pub mod geom;
 pub mod io;
+pub mod locate;
 pub mod models;
+pub mod pipeline;
 pub mod scene;
 pub mod sim;
 pub mod sparse;

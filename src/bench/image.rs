@@ -8,13 +8,14 @@ use std::time::Instant;
 
 use super::median;
 use crate::error::{Error, Location, Result};
-use crate::geom::range_image::laser_frame_to_points;
-use crate::io::v2::Dataset;
+use crate::io::v2::Component;
 use crate::models::image_encoder::huge_pages::HugePages;
 use crate::models::image_encoder::{
     Batch, EncoderOptions, FrameImages, ImageEncoder, ModelConfig, Outputs, PointFeatures, RgbView,
     decode_frame_images_into, point_features_into,
 };
+use crate::pipeline::stages::PointsStage;
+use crate::pipeline::{FrameContext, FrameSelection, Pipeline, Segments, Source};
 use crate::scene::Frame;
 
 /// What to run.
@@ -75,20 +76,6 @@ pub struct ImageBench {
     pub session_ratio_range: Option<(f64, f64)>,
 }
 
-/// Points of a frame: every laser, both returns. None when it has no LiDAR data.
-fn frame_points(frame: &Frame) -> Result<Option<Vec<[f32; 3]>>> {
-    let mut pts = Vec::new();
-    for laser in &frame.lasers {
-        let lp = laser_frame_to_points(laser, frame.vehicle_pose.as_ref()).map_err(|e| {
-            Error::invalid(Location::default().frame(frame.timestamp_micros), "convertible range images", e.to_string())
-        })?;
-        for cloud in [lp.return1, lp.return2].into_iter().flatten() {
-            pts.extend_from_slice(&cloud.xyz);
-        }
-    }
-    Ok((!pts.is_empty()).then_some(pts))
-}
-
 /// A stand-in for a Waymo TOP return (64 beams × 2650 columns, +2.4° to −17.6°, the
 /// sensor 2 m up) for frames without LiDAR (the pvps sample has empty range images), in
 /// range-image order as real clouds are: beams that hit the ground do so, the others end
@@ -116,35 +103,30 @@ fn synthetic_points() -> Vec<[f32; 3]> {
     pts
 }
 
-fn load_frame(source: &Path) -> Result<Frame> {
-    if source.is_dir() {
-        let ds = Dataset::open(source)?;
-        let seg = ds
-            .segments()
-            .next()
-            .ok_or_else(|| Error::invalid(Location::file(source), "a dataset with a segment", "none"))?
-            .to_string();
-        let request = crate::models::image_encoder::export::points_and_images();
-        let mut reader = ds.frames(&seg, &request)?;
-        let ts = *reader
-            .timestamps()
-            .first()
-            .ok_or_else(|| Error::invalid(Location::file(source), "a segment with frames", "none"))?;
-        reader.read_frame(ts)
-    } else {
-        let mut frames = crate::io::v1::read_frames(source)?;
-        if frames.is_empty() {
-            return Err(Error::invalid(Location::file(source), "a TFRecord with a frame", "none"));
-        }
-        Ok(frames.swap_remove(0))
-    }
+/// The first frame of the first segment of `path`, and its points (every laser, both
+/// returns; `None` when it has no LiDAR data), through the pipeline's source and points
+/// stage.
+fn load_frame(path: &Path) -> Result<(Frame, Option<Vec<[f32; 3]>>)> {
+    let source = Source::open(path)?;
+    let mut points = Pipeline::new().then(PointsStage::default().with_second_returns())?;
+    let mut request = points.request();
+    request.components.extend([Component::CameraImage, Component::CameraCalibration]);
+    let selection = FrameSelection::all().segments(Segments::First).frames(0..1).request(request);
+    let frame = source
+        .frames(&selection)?
+        .next()
+        .ok_or_else(|| Error::invalid(Location::file(path), "an input with a frame", "none"))??;
+    let mut ctx = FrameContext::new(frame);
+    points.run(&mut ctx)?;
+    let xyz: Vec<[f32; 3]> = ctx.points.iter().flat_map(|c| c.cloud.xyz.iter().copied()).collect();
+    Ok((ctx.frame, (!xyz.is_empty()).then_some(xyz)))
 }
 
 /// Runs the benchmark: each timed scenetok run is followed by one Python run on the same
 /// batch, so both sides see the same machine load over the same minutes.
 pub fn run(opts: &ImageBenchOptions) -> Result<ImageBench> {
-    let frame = load_frame(&opts.source)?;
-    let (points, synthetic) = match frame_points(&frame)? {
+    let (frame, points) = load_frame(&opts.source)?;
+    let (points, synthetic) = match points {
         Some(p) => (p, false),
         None => (synthetic_points(), true),
     };

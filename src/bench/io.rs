@@ -6,7 +6,7 @@
 //! converted back to back — and also frame by frame right after each decode, as a stream
 //! does. Runs alternate ours / baseline; medians and per-run ratios are reported.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -252,9 +252,4 @@ impl IoBench {
             if agree { "agree" } else { "DISAGREE" }
         )
     }
-}
-
-/// The baseline script's default location in a checkout.
-pub fn default_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/bench/io_baseline.py")
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::eval::motion::{MetricsConfig, MotionMetrics};
 use crate::eval::runner::EvalError;
-use crate::models::baselines::{Baseline, predict};
+use crate::models::motion::Baseline;
 
 /// Per-scenario times in microseconds.
 #[derive(Debug, Clone)]
@@ -37,9 +37,11 @@ pub fn run(data: &std::path::Path, repeat: usize) -> Result<MetricsBench, EvalEr
     let repeat = repeat.max(1);
     let mut models_us = Vec::new();
     let mut predictions = Vec::new();
+    let horizon = cfg.horizon();
     for model in Baseline::ALL {
+        let predictor = model.predictor();
         let t = Instant::now();
-        let p: Vec<_> = scenarios.iter().map(|s| predict(model, s, &cfg)).collect();
+        let p = scenarios.iter().map(|s| predictor.predict(s, &horizon)).collect::<Result<Vec<_>, _>>()?;
         models_us.push((model.name(), t.elapsed().as_secs_f64() * 1e6 / scenarios.len() as f64));
         if predictions.is_empty() {
             predictions = p;

@@ -4,6 +4,7 @@
 pub mod image;
 pub mod io;
 pub mod metrics;
+pub mod sparse_cases;
 pub mod viz;
 
 /// The median of `v` (the upper one for an even count); 0 for none.

@@ -4,7 +4,7 @@
 pub mod assignment;
 pub mod detection2d;
 pub mod detection3d;
-pub mod latency;
+pub mod lidar_seg;
 pub mod motion;
 pub mod outputs;
 pub mod report;

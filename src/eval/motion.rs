@@ -8,6 +8,9 @@ use serde::Serialize;
 
 use super::trajectory_type::{TrajectoryType, classify};
 use crate::geom::{OrientedRect, intersection_area};
+pub use crate::scene::prediction::{
+    JointPrediction, MultimodalPrediction, PredictedTrajectory, PredictionHorizon, ScenarioPredictions,
+};
 use crate::scene::{AgentType, Scenario, Track};
 
 /// One measurement step with its miss thresholds.
@@ -56,14 +59,25 @@ impl MetricsConfig {
         }
     }
 
+    /// The horizon a predictor must fill for these metrics.
+    pub fn horizon(&self) -> PredictionHorizon {
+        PredictionHorizon {
+            track_steps_per_second: self.track_steps_per_second,
+            prediction_steps_per_second: self.prediction_steps_per_second,
+            history_samples: self.track_history_samples,
+            future_samples: self.track_future_samples,
+            max_modes: self.max_predictions,
+        }
+    }
+
     /// Prediction steps per trajectory (challenge: 16).
     pub fn prediction_steps(&self) -> usize {
-        self.track_future_samples * self.prediction_steps_per_second / self.track_steps_per_second.max(1)
+        self.horizon().prediction_steps()
     }
 
     /// The track step of prediction step `p` (challenge: 5p + 15).
     pub fn track_step(&self, p: usize) -> usize {
-        (p + 1) * (self.track_steps_per_second / self.prediction_steps_per_second.max(1)) + self.track_history_samples
+        self.horizon().track_step(p)
     }
 
     fn validate(&self) -> Result<(), MetricsError> {
@@ -82,34 +96,6 @@ impl MetricsConfig {
         }
         Ok(())
     }
-}
-
-/// One object's predicted positions at the prediction steps.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct PredictedTrajectory {
-    pub object_id: i64,
-    pub x: Vec<f64>,
-    pub y: Vec<f64>,
-}
-
-/// Trajectories of one or more objects with one confidence (`JointTrajectories`).
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct JointPrediction {
-    pub trajectories: Vec<PredictedTrajectory>,
-    pub confidence: f64,
-}
-
-/// The modes predicted for one object (marginal) or one set of objects (joint).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, serde::Deserialize)]
-pub struct MultimodalPrediction {
-    pub joints: Vec<JointPrediction>,
-}
-
-/// Every prediction for one scenario.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, serde::Deserialize)]
-pub struct ScenarioPredictions {
-    pub scenario_id: String,
-    pub predictions: Vec<MultimodalPrediction>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]

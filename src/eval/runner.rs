@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::latency::{LatencyStats, StageTimes};
 use super::motion::{Breakdown, MetricsConfig, MetricsError, MotionMetrics};
 use super::report::data::{StepErrors, example_scenes, step_errors, trajectory_type_histogram};
 use super::report::{ReportData, ReportError};
-use crate::io::v2::Dataset;
-use crate::models::baselines::{Baseline, predict};
+use crate::models::motion::MotionPredictor;
+use crate::pipeline::timing::{LatencyStats, StageTimes};
+use crate::pipeline::{Segments, Source};
 use crate::scene::Scenario;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,19 +30,7 @@ pub enum EvalError {
 /// Scenarios of a v2 dataset folder (a 9.1 s window every `stride` frames of every segment)
 /// or of a WOMD `Scenario` TFRecord file.
 pub fn load_scenarios(path: &Path, stride: usize) -> Result<Vec<Scenario>, EvalError> {
-    if path.is_dir() {
-        let ds = Dataset::open(path)?;
-        let segments: Vec<String> = ds.segments().map(str::to_string).collect();
-        // Segments are independent files: read them on every core, keep the segment order.
-        use rayon::prelude::*;
-        let per_segment: Vec<Vec<Scenario>> = segments
-            .par_iter()
-            .map(|seg| crate::io::v2::motion::segment_scenarios(&ds, seg, stride))
-            .collect::<Result<_, _>>()?;
-        Ok(per_segment.into_iter().flatten().collect())
-    } else {
-        Ok(crate::io::womd::read_scenarios(path)?)
-    }
+    Ok(Source::open(path)?.scenarios(&Segments::All, stride)?)
 }
 
 /// Latency of one stage.
@@ -81,26 +69,27 @@ pub struct EvalReport {
 /// Example scenes drawn in a report.
 const REPORT_SCENES: usize = 4;
 
-/// Runs a baseline over scenarios and computes the challenge metrics; `data` names the input.
-pub fn evaluate(scenarios: &[Scenario], model: Baseline, data: &str) -> Result<EvalReport, EvalError> {
+/// Runs a predictor over scenarios and computes the challenge metrics; `data` names the input.
+pub fn evaluate(scenarios: &[Scenario], model: &dyn MotionPredictor, data: &str) -> Result<EvalReport, EvalError> {
     evaluate_with_progress(scenarios, model, data, || {})
 }
 
 /// [`evaluate`], calling `tick` after every scenario (a progress bar).
 pub fn evaluate_with_progress(
     scenarios: &[Scenario],
-    model: Baseline,
+    model: &dyn MotionPredictor,
     data: &str,
     mut tick: impl FnMut(),
 ) -> Result<EvalReport, EvalError> {
     let cfg = MetricsConfig::challenge();
+    let horizon = cfg.horizon();
     let mut metrics = MotionMetrics::new(cfg.clone())?;
     let mut predicted_agents = 0;
     let mut types = std::collections::BTreeSet::new();
     let mut predictions = Vec::with_capacity(scenarios.len());
     let mut times = StageTimes::default();
     for s in scenarios {
-        let p = times.time("model", || predict(model, s, &cfg));
+        let p = times.time("model", || model.predict(s, &horizon))?;
         predicted_agents += p.predictions.len();
         for t in &s.tracks_to_predict {
             types.insert(format!("TYPE_{}", s.tracks[t.track_index].agent_type.name()));

@@ -1,6 +1,6 @@
-//! Models: the motion baselines and the image encoder.
+//! Models: motion prediction (the predictor contract and the baselines), the LiDAR encoder
+//! (sparse-conv MinkUNet) and the image encoder (ONNX).
 
-pub mod baselines;
 pub mod image_encoder;
-pub mod lane_follower;
 pub mod lidar_seg;
+pub mod motion;

@@ -5,6 +5,7 @@
 pub mod enums;
 pub mod frame;
 pub mod motion;
+pub mod prediction;
 pub mod sensor;
 
 pub use enums::*;

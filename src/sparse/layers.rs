@@ -5,12 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use rayon::prelude::*;
-
-use super::dataflow::{ConvBackend, ConvProblem, Cpu, Dataflow};
-use super::gemm::sgemm;
-use super::kmap::ConvGeom;
 use super::tensor::{KmapKey, SparseTensor};
+use crate::backend::{Activation, ConvGeom, Dataflow, Device, Tensor};
+use crate::error::{Error, Result};
 
 /// One conv's timing, for benchmarks.
 #[derive(Debug, Clone)]
@@ -27,22 +24,36 @@ pub struct LayerStat {
     pub map_seconds: f64,
 }
 
-/// How convs run: the backend, the dataflow per layer group (kernel-map key), the default.
-pub struct RunCtx<'a> {
-    pub backend: &'a dyn ConvBackend,
+/// How convs run on their tensors' device: the dataflow per layer group (kernel-map key),
+/// the default for the others, and optionally every conv's timing.
+#[derive(Debug)]
+pub struct RunCtx {
     pub choices: BTreeMap<KmapKey, Dataflow>,
     pub default: Dataflow,
     /// When set, every conv appends its timing here.
     pub stats: Option<Mutex<Vec<LayerStat>>>,
 }
 
-impl Default for RunCtx<'static> {
+impl Default for RunCtx {
     fn default() -> Self {
-        RunCtx { backend: &Cpu, choices: BTreeMap::new(), default: Dataflow::DEFAULT, stats: None }
+        RunCtx { choices: BTreeMap::new(), default: Dataflow::DEFAULT, stats: None }
     }
 }
 
-impl RunCtx<'_> {
+impl RunCtx {
+    /// Every layer group with `dataflow`.
+    pub fn with_default(dataflow: Dataflow) -> Self {
+        RunCtx { default: dataflow, ..RunCtx::default() }
+    }
+    /// The same choices, recording per-conv timings.
+    pub fn with_stats(mut self) -> Self {
+        self.stats = Some(Mutex::new(Vec::new()));
+        self
+    }
+    /// The recorded timings.
+    pub fn take_stats(&mut self) -> Vec<LayerStat> {
+        self.stats.take().map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).unwrap_or_default()
+    }
     /// The dataflow for a layer group.
     pub fn dataflow(&self, key: &KmapKey) -> Dataflow {
         self.choices.get(key).copied().unwrap_or(self.default)
@@ -64,88 +75,91 @@ pub struct BatchNorm {
     pub eps: f32,
 }
 
-/// A sparse 3-D convolution. Weights `[K, cin, cout]` in [`super::kmap::kernel_indices`]
-/// order; an optional bias (where a batch norm was folded in).
-#[derive(Debug, Clone)]
-pub struct SparseConv3d {
+/// What a sparse conv is, without its weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvSpec {
     pub name: String,
     pub cin: usize,
     pub cout: usize,
     pub geom: ConvGeom,
     pub transposed: bool,
     pub generative: bool,
-    pub weight: Vec<f32>,
-    pub bias: Option<Vec<f32>>,
+}
+
+/// Folds `bn` (applied after a conv) into its host weights `[K·cin × cout]` and bias:
+/// `W' = W·γ/√(σ²+ε)`, `b' = β + (b − μ)·γ/√(σ²+ε)`. Returns the new bias.
+pub fn fold_bn(weight: &mut [f32], cout: usize, bias: Option<&[f32]>, bn: &BatchNorm) -> Vec<f32> {
+    let scale: Vec<f32> = (0..cout).map(|c| bn.weight[c] / (bn.var[c] + bn.eps).sqrt()).collect();
+    for row in weight.chunks_exact_mut(cout) {
+        for (w, s) in row.iter_mut().zip(&scale) {
+            *w *= s;
+        }
+    }
+    (0..cout).map(|c| bn.bias[c] + (bias.map_or(0.0, |b| b[c]) - bn.mean[c]) * scale[c]).collect()
+}
+
+/// A sparse 3-D convolution on a device. Weights `[K·cin × cout]` in
+/// [`crate::backend::kernel_indices`] order; an optional bias (where a batch norm was
+/// folded in).
+#[derive(Debug, Clone)]
+pub struct SparseConv3d {
+    pub spec: ConvSpec,
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
 }
 
 impl SparseConv3d {
-    /// Folds `bn` (applied after this conv) into the weights and bias:
-    /// `W' = W·γ/√(σ²+ε)`, `b' = β + (b − μ)·γ/√(σ²+ε)`.
-    pub fn fold_bn(&mut self, bn: &BatchNorm) {
-        let scale: Vec<f32> = (0..self.cout).map(|c| bn.weight[c] / (bn.var[c] + bn.eps).sqrt()).collect();
-        for row in self.weight.chunks_exact_mut(self.cout) {
-            for (w, s) in row.iter_mut().zip(&scale) {
-                *w *= s;
-            }
-        }
-        let old = self.bias.take().unwrap_or_else(|| vec![0.0; self.cout]);
-        self.bias = Some((0..self.cout).map(|c| bn.bias[c] + (old[c] - bn.mean[c]) * scale[c]).collect());
+    /// Puts host weights `[K·cin × cout]` (and a bias of `cout`) on `device`.
+    pub fn new(device: &Device, spec: ConvSpec, weight: &[f32], bias: Option<&[f32]>) -> Result<Self> {
+        let backend = device.backend();
+        let rows = spec.geom.volume() * spec.cin;
+        let weight = backend.upload(weight, rows, spec.cout)?;
+        let bias = bias.map(|b| backend.upload(b, 1, spec.cout)).transpose()?;
+        Ok(SparseConv3d { spec, weight, bias })
     }
 
-    /// Runs the conv; `relu` fuses a ReLU after the bias.
-    pub fn forward(&self, x: &SparseTensor, ctx: &RunCtx<'_>, relu: bool) -> SparseTensor {
-        assert_eq!(
-            x.channels, self.cin,
-            "{}: input has {} channels, the conv takes {}",
-            self.name, x.channels, self.cin
-        );
-        let (mut y, out) = if self.geom.volume() == 1 && self.geom.is_submanifold() && !self.transposed {
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// Runs the conv with `act` fused after the bias.
+    pub fn forward(&self, x: &SparseTensor, ctx: &RunCtx, act: Activation) -> Result<SparseTensor> {
+        let s = &self.spec;
+        if x.channels() != s.cin {
+            return Err(Error::device(
+                x.device.name(),
+                format!("{}: the input has {} channels, the conv takes {}", s.name, x.channels(), s.cin),
+            ));
+        }
+        let backend = x.device.backend();
+        if s.geom.volume() == 1 && s.geom.is_submanifold() && !s.transposed {
             // A 1×1×1 conv is a plain matmul on the same coordinates.
             let t = Instant::now();
-            let mut y = vec![0.0f32; x.len() * self.cout];
-            y.par_chunks_mut(256 * self.cout).zip(x.feats.par_chunks(256 * self.cin)).for_each(|(y, a)| {
-                sgemm(y.len() / self.cout, self.cin, self.cout, a, &self.weight, 0.0, y);
-            });
-            let flops = 2.0 * (x.len() * self.cin * self.cout) as f64;
-            let seconds = t.elapsed().as_secs_f64();
-            ctx.record(self.stat(None, flops, seconds, 0.0));
-            (y, None)
-        } else {
-            let t0 = Instant::now();
-            let plan = x.plan(&self.geom, self.transposed, self.generative);
-            let map_seconds = t0.elapsed().as_secs_f64();
-            let df = ctx.dataflow(&plan.key);
-            let t = Instant::now();
-            let y = ctx.backend.conv(
-                &df,
-                &ConvProblem { map: &plan.map, x: &x.feats, cin: self.cin, w: &self.weight, cout: self.cout },
-            );
-            let seconds = t.elapsed().as_secs_f64();
-            if ctx.stats.is_some() {
-                let flops = 2.0 * (plan.map.n_pairs() * self.cin * self.cout) as f64;
-                ctx.record(self.stat(Some(plan.key), flops, seconds, map_seconds));
-            }
-            (y, Some(plan))
-        };
-        if self.bias.is_some() || relu {
-            let bias = self.bias.as_deref();
-            y.par_chunks_mut(self.cout).for_each(|row| {
-                if let Some(b) = bias {
-                    row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
-                }
-                if relu {
-                    row.iter_mut().for_each(|v| *v = v.max(0.0));
-                }
-            });
+            let y = backend.matmul(&x.feats, &self.weight, self.bias.as_ref(), act)?;
+            let flops = 2.0 * (x.len() * s.cin * s.cout) as f64;
+            ctx.record(self.stat(None, flops, t.elapsed().as_secs_f64(), 0.0));
+            return x.with_feats(y);
         }
-        match out {
-            None => x.with_feats(y, self.cout),
-            Some(plan) => x.on_plan(&plan, y, self.cout),
+        let t0 = Instant::now();
+        let plan = x.plan(&s.geom, s.transposed, s.generative)?;
+        let map_seconds = t0.elapsed().as_secs_f64();
+        let df = ctx.dataflow(&plan.key);
+        let t = Instant::now();
+        let mut y = backend.sparse_conv(&df, &plan.map, &x.feats, &self.weight)?;
+        let seconds = t.elapsed().as_secs_f64();
+        if ctx.stats.is_some() {
+            let flops = 2.0 * (plan.map.n_pairs() * s.cin * s.cout) as f64;
+            ctx.record(self.stat(Some(plan.key), flops, seconds, map_seconds));
         }
+        if self.bias.is_some() || act != Activation::None {
+            backend.bias_act(&mut y, self.bias.as_ref(), act)?;
+        }
+        x.on_plan(&plan, y)
     }
 
     fn stat(&self, key: Option<KmapKey>, flops: f64, seconds: f64, map_seconds: f64) -> LayerStat {
-        LayerStat { name: self.name.clone(), key, cin: self.cin, cout: self.cout, flops, seconds, map_seconds }
+        let s = &self.spec;
+        LayerStat { name: s.name.clone(), key, cin: s.cin, cout: s.cout, flops, seconds, map_seconds }
     }
 }
 
@@ -159,24 +173,20 @@ pub struct ResBlock {
 }
 
 impl ResBlock {
-    pub fn forward(&self, x: &SparseTensor, ctx: &RunCtx<'_>) -> SparseTensor {
-        let h = self.conv1.forward(x, ctx, true);
-        let mut h = self.conv2.forward(&h, ctx, false);
-        let skip = self.proj.as_ref().map(|p| p.forward(x, ctx, false));
+    pub fn forward(&self, x: &SparseTensor, ctx: &RunCtx) -> Result<SparseTensor> {
+        let h = self.conv1.forward(x, ctx, Activation::Relu)?;
+        let mut h = self.conv2.forward(&h, ctx, Activation::None)?;
+        let skip = self.proj.as_ref().map(|p| p.forward(x, ctx, Activation::None)).transpose()?;
         let s = skip.as_ref().unwrap_or(x);
-        h.feats.par_iter_mut().zip(s.feats.par_iter()).for_each(|(a, b)| *a = (*a + b).max(0.0));
-        h
+        x.device.backend().add_act(&mut h.feats, &s.feats, Activation::Relu)?;
+        Ok(h)
     }
 }
 
 /// Channel concatenation of two tensors on the same coordinates (`[a | b]`).
-pub fn concat(a: &SparseTensor, b: &SparseTensor) -> SparseTensor {
-    assert_eq!(a.len(), b.len(), "concat needs the same coordinates");
-    let c = a.channels + b.channels;
-    let mut f = vec![0.0f32; a.len() * c];
-    f.par_chunks_mut(c).enumerate().for_each(|(i, row)| {
-        row[..a.channels].copy_from_slice(&a.feats[i * a.channels..(i + 1) * a.channels]);
-        row[a.channels..].copy_from_slice(&b.feats[i * b.channels..(i + 1) * b.channels]);
-    });
-    a.with_feats(f, c)
+pub fn concat(a: &SparseTensor, b: &SparseTensor) -> Result<SparseTensor> {
+    if a.len() != b.len() {
+        return Err(Error::device(a.device.name(), format!("concatenating {} voxels with {}", a.len(), b.len())));
+    }
+    a.with_feats(a.device.backend().concat_cols(&a.feats, &b.feats)?)
 }

@@ -1,12 +1,8 @@
-//! scenetok's sparse-convolution engine (TorchSparse++, reference/algorithms.md §A):
-//! voxelization, kernel maps by hashing (the `out_in_map` contract), the dataflows behind
-//! one backend trait, layers, networks and the autotuner.
+//! scenetok's sparse-convolution engine (TorchSparse++, docs/sparse-conv.md) above the
+//! device backends: sparse tensors with their kernel-map caches, layers, networks (MinkUNet,
+//! SparseResNet21D), weights and the autotuner. The ops themselves (voxelization, kernel
+//! maps, the dataflows) are the device's ([`crate::backend::Backend`]).
 
-pub mod dataflow;
-pub mod export;
-pub mod gemm;
-pub mod hash;
-pub mod kmap;
 pub mod layers;
 pub mod nets;
 pub mod tensor;
@@ -14,6 +10,5 @@ pub mod tune;
 pub mod voxelize;
 pub mod weights;
 
-pub use dataflow::{ConvBackend, ConvProblem, Cpu, Dataflow};
-pub use kmap::{ConvGeom, KernelMap};
 pub use tensor::{KmapKey, SparseTensor};
+pub use voxelize::{Voxelized, voxelize};

@@ -1,16 +1,17 @@
 //! Networks: MinkUNet (TorchSparse's SparseResUNet42 shape, with a width multiplier) and the
 //! SECOND-style SparseResNet21D. Parameter names follow the PyTorch twin in `tools/train/`.
 
+use crate::backend::{Activation, ConvGeom, Device, Tensor};
 use crate::error::Result;
 
-use super::kmap::ConvGeom;
-use super::layers::{BatchNorm, ResBlock, RunCtx, SparseConv3d, concat};
+use super::layers::{BatchNorm, ConvSpec, ResBlock, RunCtx, SparseConv3d, concat, fold_bn};
 use super::tensor::SparseTensor;
 use super::weights::{Init, Params};
 
-/// Builds a conv `name.conv` (+ `name.bn` folded in) from `params`.
+/// Builds a conv `name.conv` (+ `name.bn` folded in) from `params`, on `device`.
 fn conv_bn(
     p: &mut Params,
+    device: &Device,
     name: &str,
     cin: usize,
     cout: usize,
@@ -19,10 +20,8 @@ fn conv_bn(
 ) -> Result<SparseConv3d> {
     let k = geom.volume();
     let fan = if transposed { cout } else { cin };
-    let weight =
+    let mut weight =
         p.get(&format!("{name}.conv.kernel"), &[k, cin, cout], Init::Uniform(1.0 / ((fan * k) as f32).sqrt()))?;
-    let mut conv =
-        SparseConv3d { name: name.to_string(), cin, cout, geom, transposed, generative: false, weight, bias: None };
     let bn = BatchNorm {
         weight: p.get(&format!("{name}.bn.weight"), &[cout], Init::Const(1.0))?,
         bias: p.get(&format!("{name}.bn.bias"), &[cout], Init::Const(0.0))?,
@@ -30,17 +29,25 @@ fn conv_bn(
         var: p.get(&format!("{name}.bn.running_var"), &[cout], Init::Const(1.0))?,
         eps: 1e-5,
     };
-    conv.fold_bn(&bn);
-    Ok(conv)
+    let bias = fold_bn(&mut weight, cout, None, &bn);
+    let spec = ConvSpec { name: name.to_string(), cin, cout, geom, transposed, generative: false };
+    SparseConv3d::new(device, spec, &weight, Some(&bias))
 }
 
-fn res_block(p: &mut Params, name: &str, cin: usize, cout: usize, kernel: [usize; 3]) -> Result<ResBlock> {
+fn res_block(
+    p: &mut Params,
+    device: &Device,
+    name: &str,
+    cin: usize,
+    cout: usize,
+    kernel: [usize; 3],
+) -> Result<ResBlock> {
     let g = ConvGeom { kernel, stride: [1; 3], padding: kernel.map(|k| (k.saturating_sub(1)) / 2), dilation: [1; 3] };
     Ok(ResBlock {
-        conv1: conv_bn(p, &format!("{name}.c1"), cin, cout, g, false)?,
-        conv2: conv_bn(p, &format!("{name}.c2"), cout, cout, g, false)?,
+        conv1: conv_bn(p, device, &format!("{name}.c1"), cin, cout, g, false)?,
+        conv2: conv_bn(p, device, &format!("{name}.c2"), cout, cout, g, false)?,
         proj: if cin != cout {
-            Some(conv_bn(p, &format!("{name}.proj"), cin, cout, ConvGeom::cube(1, 1), false)?)
+            Some(conv_bn(p, device, &format!("{name}.proj"), cin, cout, ConvGeom::cube(1, 1), false)?)
         } else {
             None
         },
@@ -77,36 +84,37 @@ pub struct MinkUNet {
     pub stem: [SparseConv3d; 2],
     pub encoder: Vec<Stage>,
     pub decoder: Vec<Stage>,
-    /// `[C, classes]`.
-    pub head_w: Vec<f32>,
-    pub head_b: Vec<f32>,
+    /// `[C × classes]`.
+    pub head_w: Tensor,
+    /// `[1 × classes]`.
+    pub head_b: Tensor,
 }
 
 /// MinkUNet's outputs: the last decoder features and the per-voxel class logits.
 pub struct MinkUNetOutput {
     pub features: SparseTensor,
-    /// `[N, classes]`, rows in input voxel order.
-    pub logits: Vec<f32>,
+    /// `[N × classes]`, rows in input voxel order, on the input's device.
+    pub logits: Tensor,
 }
 
 impl MinkUNet {
-    /// Builds the network from `params` (file or random).
-    pub fn build(config: MinkUNetConfig, p: &mut Params) -> Result<Self> {
+    /// Builds the network from `params` (file or random) on `device`.
+    pub fn build(config: MinkUNetConfig, p: &mut Params, device: &Device) -> Result<Self> {
         let cs = config.channels();
         let c3 = ConvGeom::cube(3, 1);
         let c2 = ConvGeom::cube(2, 2);
         let stem = [
-            conv_bn(p, "stem.0", config.in_channels, cs[0], c3, false)?,
-            conv_bn(p, "stem.1", cs[0], cs[0], c3, false)?,
+            conv_bn(p, device, "stem.0", config.in_channels, cs[0], c3, false)?,
+            conv_bn(p, device, "stem.1", cs[0], cs[0], c3, false)?,
         ];
         let mut encoder = Vec::new();
         for i in 0..4 {
             let (cin, cout) = (cs[i], cs[i + 1]);
             encoder.push(Stage {
-                resample: conv_bn(p, &format!("enc.{i}.down"), cin, cin, c2, false)?,
+                resample: conv_bn(p, device, &format!("enc.{i}.down"), cin, cin, c2, false)?,
                 blocks: [
-                    res_block(p, &format!("enc.{i}.res.0"), cin, cout, [3; 3])?,
-                    res_block(p, &format!("enc.{i}.res.1"), cout, cout, [3; 3])?,
+                    res_block(p, device, &format!("enc.{i}.res.0"), cin, cout, [3; 3])?,
+                    res_block(p, device, &format!("enc.{i}.res.1"), cout, cout, [3; 3])?,
                 ],
             });
         }
@@ -116,10 +124,10 @@ impl MinkUNet {
             let cout = cs[5 + i];
             let skip = cs[3 - i];
             decoder.push(Stage {
-                resample: conv_bn(p, &format!("dec.{i}.up"), cin, cout, c2, true)?,
+                resample: conv_bn(p, device, &format!("dec.{i}.up"), cin, cout, c2, true)?,
                 blocks: [
-                    res_block(p, &format!("dec.{i}.res.0"), cout + skip, cout, [3; 3])?,
-                    res_block(p, &format!("dec.{i}.res.1"), cout, cout, [3; 3])?,
+                    res_block(p, device, &format!("dec.{i}.res.0"), cout + skip, cout, [3; 3])?,
+                    res_block(p, device, &format!("dec.{i}.res.1"), cout, cout, [3; 3])?,
                 ],
             });
         }
@@ -127,40 +135,33 @@ impl MinkUNet {
         let k = config.num_classes;
         let w = p.get("head.weight", &[k, c], Init::Uniform(1.0 / (c as f32).sqrt()))?;
         // PyTorch's Linear stores [out, in]; the GEMM wants [in, out].
-        let head_w = (0..c * k).map(|j| w[(j % k) * c + j / k]).collect();
+        let head_w: Vec<f32> = (0..c * k).map(|j| w[(j % k) * c + j / k]).collect();
         let head_b = p.get("head.bias", &[k], Init::Const(0.0))?;
+        let backend = device.backend();
+        let (head_w, head_b) = (backend.upload(&head_w, c, k)?, backend.upload(&head_b, 1, k)?);
         Ok(MinkUNet { config, stem, encoder, decoder, head_w, head_b })
     }
 
     /// Runs the network on a voxel tensor with `in_channels` features.
-    pub fn forward(&self, x: &SparseTensor, ctx: &RunCtx<'_>) -> MinkUNetOutput {
-        let mut h = self.stem[0].forward(x, ctx, true);
-        h = self.stem[1].forward(&h, ctx, true);
+    pub fn forward(&self, x: &SparseTensor, ctx: &RunCtx) -> Result<MinkUNetOutput> {
+        let mut h = self.stem[0].forward(x, ctx, Activation::Relu)?;
+        h = self.stem[1].forward(&h, ctx, Activation::Relu)?;
         let mut skips = vec![h.clone()];
         for s in &self.encoder {
-            h = s.resample.forward(&h, ctx, true);
-            h = s.blocks[0].forward(&h, ctx);
-            h = s.blocks[1].forward(&h, ctx);
+            h = s.resample.forward(&h, ctx, Activation::Relu)?;
+            h = s.blocks[0].forward(&h, ctx)?;
+            h = s.blocks[1].forward(&h, ctx)?;
             skips.push(h.clone());
         }
         skips.pop();
-        for s in &self.decoder {
-            h = s.resample.forward(&h, ctx, true);
-            let skip = skips.pop().expect("one skip per decoder stage");
-            h = concat(&h, &skip);
-            h = s.blocks[0].forward(&h, ctx);
-            h = s.blocks[1].forward(&h, ctx);
+        for (s, skip) in self.decoder.iter().zip(skips.iter().rev()) {
+            h = s.resample.forward(&h, ctx, Activation::Relu)?;
+            h = concat(&h, skip)?;
+            h = s.blocks[0].forward(&h, ctx)?;
+            h = s.blocks[1].forward(&h, ctx)?;
         }
-        let k = self.config.num_classes;
-        let mut logits = vec![0.0f32; h.len() * k];
-        use rayon::prelude::*;
-        logits.par_chunks_mut(256 * k).zip(h.feats.par_chunks(256 * h.channels)).for_each(|(y, a)| {
-            super::gemm::sgemm(y.len() / k, h.channels, k, a, &self.head_w, 0.0, y);
-            for row in y.chunks_exact_mut(k) {
-                row.iter_mut().zip(&self.head_b).for_each(|(v, b)| *v += b);
-            }
-        });
-        MinkUNetOutput { features: h, logits }
+        let logits = h.device.backend().matmul(&h.feats, &self.head_w, Some(&self.head_b), Activation::None)?;
+        Ok(MinkUNetOutput { features: h, logits })
     }
 }
 
@@ -173,7 +174,7 @@ pub struct SparseResNet21D {
 }
 
 impl SparseResNet21D {
-    pub fn build(in_channels: usize, width: f32, p: &mut Params) -> Result<Self> {
+    pub fn build(in_channels: usize, width: f32, p: &mut Params, device: &Device) -> Result<Self> {
         let spec: [(usize, usize, [usize; 3], [usize; 3]); 5] = [
             (3, 16, [3; 3], [1; 3]),
             (3, 32, [3; 3], [2; 3]),
@@ -187,7 +188,7 @@ impl SparseResNet21D {
             let c = ((c as f32 * width) as usize).max(1);
             let down = if s != [1; 3] {
                 let geom = ConvGeom { kernel: k, stride: s, padding: k.map(|k| (k - 1) / 2), dilation: [1; 3] };
-                let conv = conv_bn(p, &format!("stage.{i}.down"), cin, c, geom, false)?;
+                let conv = conv_bn(p, device, &format!("stage.{i}.down"), cin, c, geom, false)?;
                 cin = c;
                 Some(conv)
             } else {
@@ -195,7 +196,7 @@ impl SparseResNet21D {
             };
             let mut blocks = Vec::new();
             for j in 0..n {
-                blocks.push(res_block(p, &format!("stage.{i}.res.{j}"), cin, c, k)?);
+                blocks.push(res_block(p, device, &format!("stage.{i}.res.{j}"), cin, c, k)?);
                 cin = c;
             }
             layers.push((down, blocks));
@@ -204,18 +205,18 @@ impl SparseResNet21D {
     }
 
     /// The feature tensor of every stage.
-    pub fn forward(&self, x: &SparseTensor, ctx: &RunCtx<'_>) -> Vec<SparseTensor> {
+    pub fn forward(&self, x: &SparseTensor, ctx: &RunCtx) -> Result<Vec<SparseTensor>> {
         let mut h = x.clone();
         let mut outs = Vec::new();
         for (down, blocks) in &self.layers {
             if let Some(d) = down {
-                h = d.forward(&h, ctx, true);
+                h = d.forward(&h, ctx, Activation::Relu)?;
             }
             for b in blocks {
-                h = b.forward(&h, ctx);
+                h = b.forward(&h, ctx)?;
             }
             outs.push(h.clone());
         }
-        outs
+        Ok(outs)
     }
 }

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::kmap::{self, ConvGeom, KernelMap};
+use crate::backend::{ConvGeom, Device, KernelMap, MapKind, Tensor};
+use crate::error::{Error, Result};
 
 /// Kernel-map cache key (§A.4: also the autotuner's layer-group key): the input tensor
 /// stride (the *fine* stride for transposed convs), kernel, conv stride, dilation, and
@@ -67,18 +68,18 @@ impl Cache {
     }
 }
 
-/// Sparse features on integer coordinates.
+/// Sparse features on integer coordinates; the features live on the tensor's device.
 #[derive(Debug, Clone)]
 pub struct SparseTensor {
     pub coords: Arc<Vec<[i32; 4]>>,
-    /// Row-major `[N, channels]`.
-    pub feats: Vec<f32>,
-    pub channels: usize,
+    /// `[N, channels]` on `device`.
+    pub feats: Tensor,
     /// Tensor stride relative to the voxel grid.
     pub stride: [i32; 3],
     /// Spatial extent per axis at this stride.
     pub range: [i32; 3],
     pub cache: Arc<Cache>,
+    pub device: Device,
 }
 
 /// Where a conv's outputs live and which map feeds them.
@@ -90,13 +91,31 @@ pub struct ConvPlan {
 }
 
 impl SparseTensor {
-    /// A tensor at stride 1 with a fresh cache. `range` must cover every coordinate.
-    pub fn new(coords: Vec<[i32; 4]>, feats: Vec<f32>, channels: usize, range: [i32; 3]) -> Self {
-        assert_eq!(feats.len(), coords.len() * channels, "feats must be [N, C]");
+    /// A tensor at stride 1 with a fresh cache. `range` must cover every coordinate; `feats`
+    /// must have one row per coordinate and live on `device`.
+    pub fn new(device: &Device, coords: Vec<[i32; 4]>, feats: Tensor, range: [i32; 3]) -> Result<Self> {
+        if feats.rows() != coords.len() {
+            return Err(Error::device(
+                device.name(),
+                format!("a sparse tensor of {} coordinates with {} feature rows", coords.len(), feats.rows()),
+            ));
+        }
         let coords = Arc::new(coords);
         let cache = Arc::new(Cache::default());
         cache.put_coords([1, 1, 1], CoordSet { coords: coords.clone(), range });
-        SparseTensor { coords, feats, channels, stride: [1, 1, 1], range, cache }
+        Ok(SparseTensor { coords, feats, stride: [1, 1, 1], range, cache, device: device.clone() })
+    }
+
+    /// [`SparseTensor::new`] from host features `[N × channels]`, copied onto `device`.
+    pub fn from_host(
+        device: &Device,
+        coords: Vec<[i32; 4]>,
+        feats: &[f32],
+        channels: usize,
+        range: [i32; 3],
+    ) -> Result<Self> {
+        let feats = device.backend().upload(feats, coords.len(), channels)?;
+        SparseTensor::new(device, coords, feats, range)
     }
 
     pub fn len(&self) -> usize {
@@ -105,28 +124,39 @@ impl SparseTensor {
     pub fn is_empty(&self) -> bool {
         self.coords.is_empty()
     }
-
-    /// The same coordinates with other features.
-    pub fn with_feats(&self, feats: Vec<f32>, channels: usize) -> Self {
-        assert_eq!(feats.len(), self.len() * channels, "feats must be [N, C]");
-        SparseTensor { feats, channels, ..self.clone_meta() }
+    /// Feature channels.
+    pub fn channels(&self) -> usize {
+        self.feats.cols()
+    }
+    /// The features copied to the host, `[N × channels]`.
+    pub fn feats_to_host(&self) -> Result<Vec<f32>> {
+        self.device.backend().download(&self.feats)
     }
 
-    fn clone_meta(&self) -> Self {
-        SparseTensor {
+    /// The same coordinates with other features (one row per coordinate).
+    pub fn with_feats(&self, feats: Tensor) -> Result<Self> {
+        if feats.rows() != self.len() {
+            return Err(Error::device(
+                self.device.name(),
+                format!("{} feature rows for {} coordinates", feats.rows(), self.len()),
+            ));
+        }
+        Ok(SparseTensor {
             coords: self.coords.clone(),
-            feats: Vec::new(),
-            channels: 0,
+            feats,
             stride: self.stride,
             range: self.range,
             cache: self.cache.clone(),
-        }
+            device: self.device.clone(),
+        })
     }
 
     /// The kernel map and output coordinates of a conv on this tensor, from the cache or
-    /// built now. Transposed non-generative convs reuse (and transpose) the map of the
-    /// downsampling conv that produced this stride; generative ones build a fresh map.
-    pub fn plan(&self, geom: &ConvGeom, transposed: bool, generative: bool) -> ConvPlan {
+    /// built now by the device. Transposed non-generative convs reuse (and transpose) the
+    /// map of the downsampling conv that produced this stride; generative ones build a fresh
+    /// map.
+    pub fn plan(&self, geom: &ConvGeom, transposed: bool, generative: bool) -> Result<ConvPlan> {
+        let backend = self.device.backend();
         if transposed {
             let fine: [i32; 3] = std::array::from_fn(|a| (self.stride[a] / geom.stride[a].max(1) as i32).max(1));
             let key = KmapKey {
@@ -141,18 +171,22 @@ impl SparseTensor {
                     Some(m) => m,
                     None => {
                         let down_key = KmapKey { transposed: false, ..key };
-                        let down = self.cache.kmap(&down_key).unwrap_or_else(|| {
-                            let (_, _, m) = kmap::strided(&out.coords, out.range, geom);
-                            self.cache.put_kmap(down_key, Arc::new(m))
-                        });
-                        self.cache.put_kmap(key, Arc::new(down.transposed()))
+                        let down = match self.cache.kmap(&down_key) {
+                            Some(m) => m,
+                            None => {
+                                let built = backend.kernel_map(&out.coords, out.range, geom, MapKind::Strided)?;
+                                self.cache.put_kmap(down_key, Arc::new(built.map))
+                            }
+                        };
+                        self.cache.put_kmap(key, Arc::new(backend.transpose_map(&down)?))
                     }
                 };
-                return ConvPlan { key, map, out, out_stride: fine };
+                return Ok(ConvPlan { key, map, out, out_stride: fine });
             }
-            let (coords, range, map) = kmap::generative(&self.coords, self.range, geom);
+            let built = backend.kernel_map(&self.coords, self.range, geom, MapKind::Generative)?;
+            let (coords, range) = self.output_coords(built.coords)?;
             let out = CoordSet { coords: Arc::new(coords), range };
-            return ConvPlan { key, map: Arc::new(map), out, out_stride: fine };
+            return Ok(ConvPlan { key, map: Arc::new(built.map), out, out_stride: fine });
         }
         let key = KmapKey {
             tensor_stride: self.stride,
@@ -163,34 +197,55 @@ impl SparseTensor {
         };
         let out_stride: [i32; 3] = std::array::from_fn(|a| self.stride[a] * geom.stride[a] as i32);
         if geom.is_submanifold() {
-            let map = self.cache.kmap(&key).unwrap_or_else(|| {
-                self.cache.put_kmap(key, Arc::new(kmap::submanifold(&self.coords, self.range, geom)))
-            });
+            let map = match self.cache.kmap(&key) {
+                Some(m) => m,
+                None => {
+                    let built = backend.kernel_map(&self.coords, self.range, geom, MapKind::Submanifold)?;
+                    self.cache.put_kmap(key, Arc::new(built.map))
+                }
+            };
             let out = CoordSet { coords: self.coords.clone(), range: self.range };
-            return ConvPlan { key, map, out, out_stride };
+            return Ok(ConvPlan { key, map, out, out_stride });
         }
         if let (Some(map), Some(out)) = (self.cache.kmap(&key), self.cache.coords(out_stride)) {
-            return ConvPlan { key, map, out, out_stride };
+            return Ok(ConvPlan { key, map, out, out_stride });
         }
-        let (coords, range, map) = kmap::strided(&self.coords, self.range, geom);
+        let built = backend.kernel_map(&self.coords, self.range, geom, MapKind::Strided)?;
+        let (coords, range) = self.output_coords(built.coords)?;
         // The map indexes these coordinates; the cache keeps the first set made at a
         // stride (the one transposed convs return to).
         let out = CoordSet { coords: Arc::new(coords), range };
         self.cache.put_coords(out_stride, out.clone());
-        let map = self.cache.put_kmap(key, Arc::new(map));
-        ConvPlan { key, map, out, out_stride }
+        let map = self.cache.put_kmap(key, Arc::new(built.map));
+        Ok(ConvPlan { key, map, out, out_stride })
+    }
+
+    /// The output coordinates a backend must return with a strided or generative map.
+    fn output_coords(&self, coords: Option<(Vec<[i32; 4]>, [i32; 3])>) -> Result<(Vec<[i32; 4]>, [i32; 3])> {
+        coords.ok_or_else(|| Error::device(self.device.name(), "a strided kernel map without its output coordinates"))
     }
 
     /// A tensor on a plan's output coordinates.
-    pub fn on_plan(&self, plan: &ConvPlan, feats: Vec<f32>, channels: usize) -> Self {
-        assert_eq!(feats.len(), plan.out.coords.len() * channels);
-        SparseTensor {
+    pub fn on_plan(&self, plan: &ConvPlan, feats: Tensor) -> Result<Self> {
+        if feats.rows() != plan.out.coords.len() {
+            return Err(Error::device(
+                self.device.name(),
+                format!("{} feature rows for a conv's {} outputs", feats.rows(), plan.out.coords.len()),
+            ));
+        }
+        Ok(SparseTensor {
             coords: plan.out.coords.clone(),
             feats,
-            channels,
             stride: plan.out_stride,
             range: plan.out.range,
             cache: self.cache.clone(),
-        }
+            device: self.device.clone(),
+        })
+    }
+
+    /// A copy at stride 1 with an empty cache (every kernel map built anew, as in a fresh
+    /// run: the autotuner and benchmarks time it).
+    pub fn fresh(&self) -> Result<Self> {
+        SparseTensor::new(&self.device, self.coords.to_vec(), self.feats.clone(), self.range)
     }
 }

@@ -1,4 +1,4 @@
-//! The sparse autotuner (reference/algorithms.md §A.4): layers that share a kernel map form
+//! The sparse autotuner (docs/sparse-conv.md): layers that share a kernel map form
 //! one group (the map key); every candidate dataflow is timed on real inputs and the fastest
 //! per group is kept, stored per (network, device, input scale) and reused at load.
 //!
@@ -10,13 +10,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::dataflow::{ConvBackend, Dataflow};
 use super::layers::{LayerStat, RunCtx};
 use super::tensor::{KmapKey, SparseTensor};
+use crate::backend::Dataflow;
 use crate::error::{Error, Location, Result};
 
 /// One group's result.
@@ -66,8 +65,11 @@ impl TuneRecord {
     }
 }
 
+/// A network run, as the tuner and benchmarks call it.
+pub type Forward<'a> = dyn Fn(&SparseTensor, &RunCtx) -> Result<()> + Sync + 'a;
+
 /// Times `forward` on fresh copies of `inputs` (caches cleared, as upstream) for every
-/// candidate and returns the best dataflow per kernel-map group.
+/// candidate and returns the best dataflow per kernel-map group, on the inputs' device.
 ///
 /// The candidates are timed interleaved, `reps` rounds of every candidate on every input
 /// (after one warm-up run), and a group's time for a candidate is its fastest round: on a
@@ -75,22 +77,20 @@ impl TuneRecord {
 /// every round of one candidate, and the minimum drops the burst. Timing candidates one
 /// after another with a mean let such bursts pick the wrong dataflow.
 pub fn tune(
-    backend: &dyn ConvBackend,
     inputs: &[SparseTensor],
     candidates: &[Dataflow],
     reps: usize,
-    forward: &(dyn Fn(&SparseTensor, &RunCtx<'_>) + Sync),
-) -> Vec<GroupChoice> {
+    forward: &Forward<'_>,
+) -> Result<Vec<GroupChoice>> {
     let mut cands = vec![Dataflow::DEFAULT];
     cands.extend(candidates.iter().copied().filter(|d| *d != Dataflow::DEFAULT));
     // One round of one candidate over every input: per group, (ms per input, layers per input).
-    let round = |df: Dataflow| -> BTreeMap<KmapKey, (f64, usize)> {
-        let ctx = RunCtx { backend, choices: BTreeMap::new(), default: df, stats: Some(Mutex::new(Vec::new())) };
+    let round = |df: Dataflow| -> Result<BTreeMap<KmapKey, (f64, usize)>> {
+        let mut ctx = RunCtx::with_default(df).with_stats();
         for x in inputs {
-            forward(&fresh(x), &ctx);
+            forward(&x.fresh()?, &ctx)?;
         }
-        let stats: Vec<LayerStat> =
-            ctx.stats.map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).unwrap_or_default();
+        let stats: Vec<LayerStat> = ctx.take_stats();
         let n = inputs.len().max(1) as f64;
         let mut per: BTreeMap<KmapKey, (f64, usize)> = BTreeMap::new();
         for s in stats {
@@ -101,24 +101,23 @@ pub fn tune(
             }
         }
         per.values_mut().for_each(|v| v.1 = (v.1 as f64 / n).round() as usize);
-        per
+        Ok(per)
     };
     if let Some(x) = inputs.first() {
-        let ctx = RunCtx { backend, choices: BTreeMap::new(), default: cands[cands.len() - 1], stats: None };
-        forward(&fresh(x), &ctx);
+        forward(&x.fresh()?, &RunCtx::with_default(cands[cands.len() - 1]))?;
     }
     // Per candidate, per group: the fastest round.
     let mut fastest: Vec<BTreeMap<KmapKey, (f64, usize)>> = vec![BTreeMap::new(); cands.len()];
     for _ in 0..reps.max(1) {
         for (c, &df) in cands.iter().enumerate() {
-            for (k, (ms, layers)) in round(df) {
+            for (k, (ms, layers)) in round(df)? {
                 let e = fastest[c].entry(k).or_insert((f64::INFINITY, layers));
                 e.0 = e.0.min(ms);
             }
         }
     }
     let default = &fastest[0];
-    default
+    Ok(default
         .iter()
         .map(|(key, &(default_ms, layers))| {
             let (dataflow, ms) = cands
@@ -128,10 +127,5 @@ pub fn tune(
                 .fold((Dataflow::DEFAULT, default_ms), |b, c| if c.1 < b.1 { c } else { b });
             GroupChoice { key: *key, layers, dataflow, ms, default_ms }
         })
-        .collect()
-}
-
-/// A copy of a stride-1 tensor with an empty cache.
-pub fn fresh(x: &SparseTensor) -> SparseTensor {
-    SparseTensor::new(x.coords.to_vec(), x.feats.clone(), x.channels, x.range)
+        .collect())
 }

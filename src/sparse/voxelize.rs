@@ -1,13 +1,12 @@
-//! Point clouds → voxels (§A.1 `sparse_quantize` + `spvoxelize`): `c = floor(p / voxel)`,
-//! hash dedup, mean pooling of point features, the point → voxel index kept for
-//! devoxelization; several frames batch into one tensor with the batch index in `b`.
+//! Points → the sparse tensor a network takes, on a device.
 
-use std::collections::HashMap;
+use crate::backend::{Device, PointsRef};
+use crate::error::Result;
 
 use super::tensor::SparseTensor;
 
 /// A voxelized batch: the tensor, and per input point its voxel row (or `None` for points
-/// outside the grid's bounds).
+/// that are not finite).
 #[derive(Debug, Clone)]
 pub struct Voxelized {
     pub tensor: SparseTensor,
@@ -18,106 +17,14 @@ pub struct Voxelized {
     pub voxel_size: f32,
 }
 
-/// One frame's points: `xyz [N,3]` and per-point features `[N, C]`.
-#[derive(Debug, Clone, Copy)]
-pub struct PointsRef<'a> {
-    pub xyz: &'a [[f32; 3]],
-    pub feats: &'a [f32],
-    pub channels: usize,
-}
-
-/// Voxelizes frames into one batched tensor. Coordinates are `floor(p / voxel_size)`
-/// shifted by the smallest voxel over the batch so that they start at 0; voxels are
-/// ordered by `(b, x, y, z)`; features are the mean of their points' features.
-/// Non-finite points map to `None`.
-pub fn voxelize(frames: &[PointsRef<'_>], voxel_size: f32) -> Voxelized {
-    let channels = frames.first().map_or(0, |f| f.channels);
-    assert!(frames.iter().all(|f| f.channels == channels && f.feats.len() == f.xyz.len() * channels));
-    let cell = |p: &[f32; 3]| -> Option<[i64; 3]> {
-        p.iter().all(|v| v.is_finite()).then(|| std::array::from_fn(|a| (p[a] / voxel_size).floor() as i64))
-    };
-    let mut lo = [i64::MAX; 3];
-    for f in frames {
-        for c in f.xyz.iter().filter_map(cell) {
-            for a in 0..3 {
-                lo[a] = lo[a].min(c[a]);
-            }
-        }
-    }
-    if lo[0] == i64::MAX {
-        lo = [0; 3];
-    }
-    // Dedup by coordinate; rows are renumbered in sorted order afterwards.
-    let mut index: HashMap<[i32; 4], u32> = HashMap::new();
-    let mut coords: Vec<[i32; 4]> = Vec::new();
-    let mut p2v: Vec<Vec<Option<u32>>> = Vec::with_capacity(frames.len());
-    for (b, f) in frames.iter().enumerate() {
-        let mut map = Vec::with_capacity(f.xyz.len());
-        for p in f.xyz {
-            let v = cell(p).and_then(|c| {
-                let rel: [i64; 3] = std::array::from_fn(|a| c[a] - lo[a]);
-                rel.iter()
-                    .all(|&r| r <= i32::MAX as i64)
-                    .then(|| [b as i32, rel[0] as i32, rel[1] as i32, rel[2] as i32])
-            });
-            map.push(v.map(|c| {
-                *index.entry(c).or_insert_with(|| {
-                    coords.push(c);
-                    coords.len() as u32 - 1
-                })
-            }));
-        }
-        p2v.push(map);
-    }
-    let mut order: Vec<u32> = (0..coords.len() as u32).collect();
-    order.sort_unstable_by_key(|&i| coords[i as usize]);
-    let mut rank = vec![0u32; coords.len()];
-    for (r, &i) in order.iter().enumerate() {
-        rank[i as usize] = r as u32;
-    }
-    let sorted: Vec<[i32; 4]> = order.iter().map(|&i| coords[i as usize]).collect();
-    let mut sums = vec![0.0f64; sorted.len() * channels];
-    let mut counts = vec![0u32; sorted.len()];
-    for (f, map) in frames.iter().zip(p2v.iter_mut()) {
-        for (i, v) in map.iter_mut().enumerate() {
-            if let Some(v) = v {
-                *v = rank[*v as usize];
-                let r = *v as usize;
-                counts[r] += 1;
-                for c in 0..channels {
-                    sums[r * channels + c] += f.feats[i * channels + c] as f64;
-                }
-            }
-        }
-    }
-    let feats: Vec<f32> =
-        sums.iter().enumerate().map(|(j, s)| (s / counts[j / channels.max(1)].max(1) as f64) as f32).collect();
-    let mut range = [1i32; 3];
-    for c in &sorted {
-        for a in 0..3 {
-            range[a] = range[a].max(c[a + 1] + 1);
-        }
-    }
-    // A multiple of 16: four stride-2 k2 levels (spconv's valid-conv range rule) then keep
-    // every voxel, none falls off an odd-sized edge.
-    let range = range.map(|r| (r + 15) / 16 * 16);
-    Voxelized {
-        tensor: SparseTensor::new(sorted, feats, channels, range),
-        point_to_voxel: p2v,
-        origin: std::array::from_fn(|a| lo[a] as f32 * voxel_size),
-        voxel_size,
-    }
-}
-
-/// Per-point rows of voxel features `[n_voxels, C]` for one frame (devoxelization by
-/// nearest voxel); points outside the grid get zeros.
-pub fn devoxelize(voxel_feats: &[f32], channels: usize, point_to_voxel: &[Option<u32>]) -> Vec<f32> {
-    let mut out = vec![0.0f32; point_to_voxel.len() * channels];
-    for (dst, v) in out.chunks_exact_mut(channels.max(1)).zip(point_to_voxel) {
-        if let Some(v) = v {
-            let v = *v as usize;
-            dst.copy_from_slice(&voxel_feats[v * channels..(v + 1) * channels]);
-        }
-    }
-    out
+/// Voxelizes frames into one batched tensor on `device` (`floor(p / voxel_size)` shifted by
+/// the smallest voxel over the batch, voxels sorted by `(b, x, y, z)`, mean features).
+pub fn voxelize(device: &Device, frames: &[PointsRef<'_>], voxel_size: f32) -> Result<Voxelized> {
+    let v = device.backend().voxelize(frames, voxel_size)?;
+    Ok(Voxelized {
+        tensor: SparseTensor::new(device, v.coords, v.feats, v.range)?,
+        point_to_voxel: v.point_to_voxel,
+        origin: v.origin,
+        voxel_size: v.voxel_size,
+    })
 }

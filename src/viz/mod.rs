@@ -2,9 +2,9 @@
 //! output (motion predictions, metrics; detections and scene tokens through the hooks in
 //! [`hooks`]) logged on rerun's conventions, with a blueprint that lays out the views.
 //!
-//! Entry points: [`record_dataset`] (a v2 dataset, streamed frame by frame: a segment is never
-//! held in memory), [`record_frames`] (any frame iterator, e.g. a v1 TFRecord), and
-//! [`record_motion`] (scenarios with predictions and metrics). Open a recording with
+//! Entry points: [`record_source`] (a v2 dataset or a v1 TFRecord through the pipeline's
+//! source, streamed frame by frame: a segment is never held in memory), [`record_frames`]
+//! (any frame iterator), and [`record_motion`] (scenarios with predictions and metrics). Open a recording with
 //! [`open_recording`] on a [`VizSink`]; entity paths are in [`paths`].
 
 pub mod blueprint;
@@ -24,7 +24,8 @@ use rerun::RecordingStream;
 pub use frame::{FrameCounts, FrameLogger, PointColors};
 pub use motion::{MotionCounts, MotionRun, record_motion};
 
-use crate::io::v2::{Dataset, FrameRequest};
+use crate::io::v2::FrameRequest;
+use crate::pipeline::{FrameSelection, Segments, Source};
 use crate::scene::Frame;
 
 /// The rerun application id of scenetok recordings (blueprints apply per application id).
@@ -192,57 +193,40 @@ pub fn parse_frame_range(s: &str) -> Result<Range<usize>, String> {
     Ok(r)
 }
 
-/// Logs one segment of a v2 dataset: the map (static), then every selected frame, read and
-/// logged one at a time through [`crate::io::v2::FrameReader`], so memory holds one frame.
-pub fn record_dataset(ds: &Dataset, opts: &VizOptions, rec: &RecordingStream) -> Result<RecordSummary, VizError> {
-    let segment = match &opts.segment {
-        Some(s) => {
-            ds.components(s)?;
-            s.clone()
-        }
-        None => ds
-            .segments()
-            .next()
-            .ok_or_else(|| VizError::Invalid(format!("{}: no segment", ds.root().display())))?
-            .to_string(),
-    };
-    let map = ds.read_map(&segment)?;
-    let map_features = map::log_map(rec, paths::MAP, &map, true)?;
+/// Logs one segment of an input (a v2 dataset or a v1 `Frame` TFRecord): the map (static,
+/// v2 only), then every selected frame, read and logged one at a time through the
+/// pipeline's [`Source`], so memory holds one frame.
+pub fn record_source(source: &Source, opts: &VizOptions, rec: &RecordingStream) -> Result<RecordSummary, VizError> {
     let mut request = FrameRequest::all();
     if !opts.second_returns {
         request = request.without_second_returns();
     }
-    let mut reader = ds.frames(&segment, &request)?;
-    let timestamps: Vec<i64> = select(reader.timestamps(), opts.frames.as_ref()).to_vec();
-    if timestamps.is_empty() {
-        return Err(VizError::Invalid(format!(
-            "segment {segment}: no frame in range {:?} (the segment has {} frames)",
-            opts.frames,
-            reader.timestamps().len()
-        )));
-    }
-    let mut logger = FrameLogger::new(opts);
-    logger.log_static(rec)?;
-    let mut summary = RecordSummary { segment: segment.clone(), map_features, ..Default::default() };
-    for ts in timestamps {
-        let frame = reader.read_frame(ts)?;
-        summary.add(&logger.log_frame(rec, &frame)?);
-    }
+    let selection = FrameSelection {
+        segments: Segments::named_or(opts.segment.clone(), Segments::First),
+        frames: opts.frames.clone(),
+        request,
+    };
+    let mut frames = source.frames(&selection)?.peekable();
+    let segment = match frames.peek() {
+        Some(Ok(f)) => f.segment.clone(),
+        Some(Err(_)) => String::new(),
+        None => {
+            return Err(VizError::Invalid(format!(
+                "{}: no frame in range {:?}{}",
+                source.path().display(),
+                opts.frames,
+                opts.segment.as_ref().map(|s| format!(" of segment {s}")).unwrap_or_default()
+            )));
+        }
+    };
+    let map = source.map(&segment)?;
+    let map_features = if map.is_empty() { 0 } else { map::log_map(rec, paths::MAP, &map, true)? };
+    let mut summary = record_frames(frames.map(|f| f.map(|f| f.frame)), opts, rec)?;
+    summary.map_features = map_features;
     Ok(summary)
 }
 
-fn select<'a>(all: &'a [i64], range: Option<&Range<usize>>) -> &'a [i64] {
-    match range {
-        Some(r) => {
-            let start = r.start.min(all.len());
-            &all[start..r.end.min(all.len())]
-        }
-        None => all,
-    }
-}
-
-/// Logs frames from any source (e.g. [`crate::io::v1::open_frames`]), one at a time; frames
-/// outside `opts.frames` are skipped (their indices count from 0 in iteration order).
+/// Logs frames from any iterator, one at a time (the static parts first).
 pub fn record_frames(
     frames: impl IntoIterator<Item = crate::Result<Frame>>,
     opts: &VizOptions,
@@ -251,13 +235,7 @@ pub fn record_frames(
     let mut logger = FrameLogger::new(opts);
     logger.log_static(rec)?;
     let mut summary = RecordSummary::default();
-    for (i, frame) in frames.into_iter().enumerate() {
-        if opts.frames.as_ref().is_some_and(|r| !r.contains(&i)) {
-            if opts.frames.as_ref().is_some_and(|r| i >= r.end) {
-                break;
-            }
-            continue;
-        }
+    for frame in frames {
         let frame = frame?;
         if summary.segment.is_empty() {
             summary.segment = frame.segment.clone();
@@ -279,7 +257,5 @@ mod tests {
         assert_eq!(parse_frame_range("2..").map(|r| r.start), Ok(2));
         assert!(parse_frame_range("7..3").is_err());
         assert!(parse_frame_range("a..b").unwrap_err().contains("not a frame index"));
-        assert_eq!(select(&[1, 2, 3], Some(&(1..10))), &[2, 3]);
-        assert!(select(&[1, 2, 3], Some(&(5..10))).is_empty());
     }
 }

@@ -2,17 +2,35 @@
 
 use std::path::PathBuf;
 
-/// `../shared/waymo-samples`, or `None` (with a message) when this checkout has no `../shared`.
+/// `../shared/waymo-samples`, or `None` (with a message) when this checkout has no
+/// `../shared` (a user's fresh clone). Where the samples are promised (CI sets
+/// `SCENETOK_REQUIRE_SAMPLES`), their absence fails the test instead of passing it silently.
 pub fn samples() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/waymo-samples");
     if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: ../shared/waymo-samples not found (real Waymo samples are only on the project's machines)"
-        );
-        None
+        return Some(dir);
     }
+    assert!(
+        std::env::var_os("SCENETOK_REQUIRE_SAMPLES").is_none(),
+        "../shared/waymo-samples not found, and SCENETOK_REQUIRE_SAMPLES says the real samples must be tested"
+    );
+    eprintln!("skipping: ../shared/waymo-samples not found (real Waymo samples are only on the project's machines)");
+    None
+}
+
+/// The data folder (models, weights) as the library locates it from the test binary.
+pub fn data_dir() -> scenetok::locate::DataDir {
+    scenetok::locate::DataDir::locate(None).expect("the source tree's data/ folder")
+}
+
+/// The shipped LiDAR encoder weights.
+pub fn shipped_lidar_weights() -> PathBuf {
+    data_dir().weights(scenetok::models::lidar_seg::WEIGHTS_FILE)
+}
+
+/// The default image model's config.
+pub fn default_image_config() -> PathBuf {
+    scenetok::models::image_encoder::default_config_path(&data_dir())
 }
 
 /// Whether tools installed by `tools/setup.sh` must be present (set by `tools/test.sh`).

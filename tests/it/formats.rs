@@ -8,19 +8,9 @@ use scenetok::io::{image, proto, tfrecord, v1, womd};
 use scenetok::scene::{CameraName, CameraSegClass, LaserName, MapFeatureKind};
 use scenetok::{Error, Location};
 
-fn samples() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/waymo-samples");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: ../shared/waymo-samples not found");
-        None
-    }
-}
-
 #[test]
 fn womd_sample_scenario_loads() {
-    let Some(dir) = samples() else { return };
+    let Some(dir) = crate::common::samples() else { return };
     let scenarios = womd::read_scenarios(dir.join("womd/motion_data_one_scenario.tfrecord")).expect("sample reads");
     assert_eq!(scenarios.len(), 1);
     let s = &scenarios[0];
@@ -49,7 +39,7 @@ fn womd_sample_scenario_loads() {
 
 #[test]
 fn v1_sample_frame_loads() {
-    let Some(dir) = samples() else { return };
+    let Some(dir) = crate::common::samples() else { return };
     let frames = v1::read_frames(dir.join("v1/pvps_data_one_frame.tfrecord")).expect("sample reads");
     assert_eq!(frames.len(), 1);
     let f = &frames[0];

@@ -1,5 +1,5 @@
-//! Real-data check of the global-shutter camera model (reference/waymo.md §2.3,
-//! "Validation"): Waymo's `projected_lidar_labels` against our projection of the laser
+//! Real-data check of the global-shutter camera model (docs/geometry.md,
+//! "Real-data check"): Waymo's `projected_lidar_labels` against our projection of the laser
 //! labels in `pvps_data_one_frame.tfrecord`.
 //!
 //! Waymo made these boxes with the rolling-shutter model; the car is almost stationary in
@@ -8,18 +8,13 @@
 //! with a throwaway protobuf dump before the reader existed: 62/62 boxes, median 0.138 px,
 //! max 0.327 px; Waymo's boxes are clamped to [0, width] × [0, height], as ours are.
 
-use std::path::Path;
-
 use scenetok::geom::{CameraModel, project_box_to_image};
 use scenetok::io::v1::read_frames;
 
 #[test]
 fn pvps_projected_boxes_match() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/waymo-samples/v1/pvps_data_one_frame.tfrecord");
-    if !path.exists() {
-        eprintln!("skipping pvps_projected_boxes_match: {} not found", path.display());
-        return;
-    }
+    let Some(samples) = crate::common::samples() else { return };
+    let path = samples.join("v1/pvps_data_one_frame.tfrecord");
     let frames = read_frames(&path).expect("the pvps sample reads");
     assert_eq!(frames.len(), 1, "the pvps sample holds one frame");
     let frame = &frames[0];

@@ -9,21 +9,45 @@ use std::process::Command;
 
 use scenetok::io::v2::{Component, Dataset, FrameRequest};
 use scenetok::models::image_encoder::config::SizePolicy;
-use scenetok::models::image_encoder::export::{FrameResult, frame_features, frame_features_into};
 use scenetok::models::image_encoder::{
-    EncoderOptions, ImageEncoder, ModelConfig, Outputs, RgbView, decode_frame_images, default_config_path, preprocess,
+    EncoderOptions, ImageEncoder, ModelConfig, Outputs, RgbView, decode_frame_images, preprocess,
 };
+use scenetok::pipeline::stages::{ImageStage, PointsStage};
+use scenetok::pipeline::{FrameContext, Pipeline, Return, SourceFrame};
+use scenetok::scene::Frame;
 use scenetok::sim::generate::{GenerateConfig, Preset, generate};
 use scenetok::{Error, Location};
 
 use crate::common;
 
 fn config(scale: f64) -> ModelConfig {
-    ModelConfig::load(default_config_path()).unwrap().with_scale(scale).unwrap()
+    ModelConfig::load(crate::common::default_image_config()).unwrap().with_scale(scale).unwrap()
 }
 
 fn encoder(scale: f64) -> ImageEncoder {
     ImageEncoder::load(config(scale), EncoderOptions { threads: 2, ..Default::default() }).unwrap()
+}
+
+/// The pipeline's points stage (every laser, both returns) and image stage sampling `map`.
+fn feature_pipeline(enc: ImageEncoder, map: &str) -> Pipeline {
+    Pipeline::new()
+        .then(PointsStage::default().with_second_returns())
+        .unwrap()
+        .then(ImageStage::new(enc, Some(map.to_string())).unwrap())
+        .unwrap()
+}
+
+/// Runs `frame` through `pipeline` in `ctx` (whose buffers the stages reuse).
+fn run_frame(pipeline: &mut Pipeline, ctx: &mut FrameContext, frame: &Frame) {
+    ctx.load(SourceFrame { segment: frame.segment.clone(), index: 0, frame: frame.clone(), at: Location::default() });
+    pipeline.run(ctx).unwrap();
+}
+
+/// One frame through a fresh context.
+fn frame_features(pipeline: &mut Pipeline, frame: &Frame) -> FrameContext {
+    let mut ctx = FrameContext::default();
+    run_frame(pipeline, &mut ctx, frame);
+    ctx
 }
 
 fn write_f32(path: &Path, v: &[f32]) {
@@ -152,21 +176,21 @@ fn reused_buffers_give_the_same_features_as_fresh_ones() {
         sequence.extend(scenetok::io::v1::read_frames(samples.join("v1/pvps_data_one_frame.tfrecord")).unwrap());
     }
     sequence.push(frames[0].clone());
-    let mut enc = encoder(0.125);
-    let at = Location::default();
-    let mut r = FrameResult::default();
+    let mut pipeline = feature_pipeline(encoder(0.125), "s16");
+    let mut r = FrameContext::default();
     for f in &sequence {
-        frame_features_into(&mut enc, f, "s16", &at, &mut r).unwrap();
+        run_frame(&mut pipeline, &mut r, f);
     }
-    let fresh = frame_features(&mut enc, &frames[0], "s16", &at).unwrap();
-    assert_eq!(r.images.images, fresh.images.images);
-    assert_eq!(r.outputs, fresh.outputs);
-    assert_eq!(r.clouds.len(), fresh.clouds.len());
-    assert!(fresh.clouds.iter().any(|c| c.features.seen_count() > 0));
-    for (a, b) in r.clouds.iter().zip(&fresh.clouds) {
-        assert_eq!((a.laser, a.ret, &a.xyz), (b.laser, b.ret, &b.xyz));
-        let (fa, fb) = (&a.features, &b.features);
-        assert_eq!((&fa.camera, &fa.features), (&fb.camera, &fb.features), "laser {} return {}", a.laser, a.ret);
+    let fresh = frame_features(&mut pipeline, &frames[0]);
+    let (ri, fi) = (r.image.as_ref().unwrap(), fresh.image.as_ref().unwrap());
+    assert_eq!(ri.images.images, fi.images.images);
+    assert_eq!(ri.outputs, fi.outputs);
+    assert_eq!(r.points.len(), fresh.points.len());
+    assert_eq!(ri.points.len(), fi.points.len());
+    assert!(fi.points.iter().any(|f| f.seen_count() > 0));
+    for ((a, fa), (b, fb)) in r.points.iter().zip(&ri.points).zip(fresh.points.iter().zip(&fi.points)) {
+        assert_eq!((a.laser, a.ret, &a.cloud.xyz), (b.laser, b.ret, &b.cloud.xyz));
+        assert_eq!((&fa.camera, &fa.features), (&fb.camera, &fb.features), "laser {} return {:?}", a.laser, a.ret);
         // Unseen points' pixels are NaN: compare bits.
         let bits = |f: &scenetok::models::image_encoder::PointFeatures| {
             f.uv.iter().map(|p| p.map(f32::to_bits)).collect::<Vec<_>>()
@@ -178,12 +202,12 @@ fn reused_buffers_give_the_same_features_as_fresh_ones() {
 #[test]
 fn generated_frame_points_take_the_camera_of_lidar_camera_projection() {
     let (_dir, frame) = generated_frame();
-    let mut enc = encoder(0.5);
-    let r = frame_features(&mut enc, &frame, "s16", &Location::default()).unwrap();
+    let r = frame_features(&mut feature_pipeline(encoder(0.5), "s16"), &frame);
+    let image = r.image.as_ref().unwrap();
     let (mut total, mut seen, mut mismatched) = (0usize, 0usize, Vec::new());
-    for c in r.clouds.iter().filter(|c| c.ret == 1) {
-        let (laser, ret, pixels, f) = (&c.laser, c.ret, &c.pixels, &c.features);
-        let l = frame.lasers.iter().find(|l| l.laser.value() as i8 == *laser).unwrap();
+    for (c, f) in r.points.iter().zip(&image.points).filter(|(c, _)| c.ret == Return::First) {
+        let (laser, ret, pixels) = (c.laser, c.ret as u8, &c.cloud.pixels);
+        let l = frame.lasers.iter().find(|l| l.laser == laser).unwrap();
         let proj = l.camera_projection1.as_ref().expect("generated lasers carry lidar_camera_projection");
         for (i, px) in pixels.iter().enumerate() {
             let (h, w) = (px[0] as usize, px[1] as usize);
@@ -210,15 +234,17 @@ fn generated_frame_points_take_the_camera_of_lidar_camera_projection() {
 
 /// Features of a generated frame, sampled from `map`, against Python: preprocessing, every
 /// output, and every point's feature (NumPy's bilinear sampling at the Rust pixel).
-fn assert_frame_features_match_python(py: &Path, enc: &mut ImageEncoder, map: &str) {
+fn assert_frame_features_match_python(py: &Path, enc: ImageEncoder, map: &str) {
     let (_dir, frame) = generated_frame();
-    let r = frame_features(enc, &frame, map, &Location::default()).unwrap();
+    let config = enc.config().clone();
+    let ctx = frame_features(&mut feature_pipeline(enc, map), &frame);
+    let r = ctx.image.as_ref().unwrap();
     let views: Vec<RgbView<'_>> = r.images.images.iter().map(RgbView::from).collect();
     let dir = tempfile::tempdir().unwrap();
-    let mut manifest = write_case(dir.path(), enc.config(), &views, &r.outputs);
+    let mut manifest = write_case(dir.path(), &config, &views, &r.outputs);
     // All points of all lasers and returns, with the camera index the Rust side chose.
     let (mut img, mut u, mut v, mut feats) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for f in r.clouds.iter().map(|c| &c.features) {
+    for f in &r.points {
         for i in 0..f.camera.len() {
             let k = f.camera[i].map_or(-1, |c| r.images.cameras.iter().position(|(n, _)| *n == c).unwrap() as i32);
             img.extend(k.to_le_bytes());
@@ -246,7 +272,7 @@ fn assert_frame_features_match_python(py: &Path, enc: &mut ImageEncoder, map: &s
 #[test]
 fn generated_frame_features_match_python_onnxruntime() {
     let Some(py) = common::python_with("onnxruntime") else { return };
-    assert_frame_features_match_python(&py, &mut encoder(0.5), "s8");
+    assert_frame_features_match_python(&py, encoder(0.5), "s8");
 }
 
 fn tiny_vit_config() -> PathBuf {
@@ -286,14 +312,14 @@ fn patch_token_model_matches_python_onnxruntime() {
     assert!(cells.iter().all(|c| c.as_slice() != cls.row(0).as_slice().unwrap()));
 
     let Some(py) = common::python_with("onnxruntime") else { return };
-    assert_frame_features_match_python(&py, &mut enc, "tokens");
+    assert_frame_features_match_python(&py, enc, "tokens");
 }
 
 #[test]
 fn bad_models_and_images_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let base = std::fs::read_to_string(default_config_path()).unwrap();
-    let model = default_config_path().with_file_name("efficientnet_lite0.onnx");
+    let base = std::fs::read_to_string(crate::common::default_image_config()).unwrap();
+    let model = crate::common::default_image_config().with_file_name("efficientnet_lite0.onnx");
     let write = |name: &str, text: String| {
         let p = dir.path().join(name);
         std::fs::write(&p, text.replace("\"efficientnet_lite0.onnx\"", &format!("{:?}", model.display().to_string())))

@@ -120,7 +120,7 @@ fn config_is_checked() {
 #[test]
 fn scenarios_from_a_generated_dataset_evaluate() {
     use scenetok::eval::runner::{evaluate, load_scenarios};
-    use scenetok::models::baselines::Baseline;
+    use scenetok::models::motion::Baseline;
     use scenetok::sim::generate::{GenerateConfig, Preset, generate};
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = GenerateConfig::preset(Preset::Tiny);
@@ -142,7 +142,7 @@ fn scenarios_from_a_generated_dataset_evaluate() {
     }
     let mut ade = Vec::new();
     for model in [Baseline::ConstantVelocity, Baseline::Ctra, Baseline::LaneFollower] {
-        let report = evaluate(&scenarios, model, "generated").unwrap();
+        let report = evaluate(&scenarios, model.predictor().as_ref(), "generated").unwrap();
         assert_eq!(report.breakdowns.len(), 9);
         assert!(report.mean.min_ade > 0.0 && report.mean.min_ade.is_finite());
         ade.push(report.breakdowns[0].min_ade);

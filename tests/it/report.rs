@@ -6,7 +6,7 @@ use std::path::Path;
 
 use scenetok::eval::report::{browser, load_run, write_comparison, write_report};
 use scenetok::eval::runner::{EvalReport, evaluate, load_scenarios, write_run};
-use scenetok::models::baselines::Baseline;
+use scenetok::models::motion::Baseline;
 use scenetok::sim::generate::{GenerateConfig, Preset, generate};
 
 fn runs(dir: &Path) -> (EvalReport, EvalReport) {
@@ -15,8 +15,8 @@ fn runs(dir: &Path) -> (EvalReport, EvalReport) {
     (cfg.segments, cfg.frames, cfg.seed, cfg.lidar_div, cfg.camera_div) = (1, 101, 5, [16, 64], 32);
     generate(&world, &cfg, |_, _| {}).unwrap();
     let scenarios = load_scenarios(&world, 10).unwrap();
-    let cv = evaluate(&scenarios, Baseline::ConstantVelocity, "world").unwrap();
-    let lf = evaluate(&scenarios, Baseline::LaneFollower, "world").unwrap();
+    let cv = evaluate(&scenarios, Baseline::ConstantVelocity.predictor().as_ref(), "world").unwrap();
+    let lf = evaluate(&scenarios, Baseline::LaneFollower.predictor().as_ref(), "world").unwrap();
     write_run(&dir.join("cv"), &cv).unwrap();
     write_run(&dir.join("lf"), &lf).unwrap();
     (cv, lf)

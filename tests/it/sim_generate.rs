@@ -142,12 +142,12 @@ print(t.num_rows, b.num_rows)
 }
 
 /// `scenetok bench io` end to end: every run converts the same points, and the NumPy port of
-/// reference/waymo.md §2.2 (with and without polar features) makes exactly those points.
+/// docs/geometry.md's range image → points (with and without polar features) makes exactly those points.
 #[test]
 fn bench_io_agrees_with_the_numpy_port() {
     let (dir, _) = tiny(2);
     let python = common::python_with("pyarrow");
-    let script = scenetok::bench::io::default_script();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/bench/io_baseline.py");
     let result = scenetok::bench::io::run(dir.path(), python.as_deref(), &script, 2).unwrap();
     assert_eq!(result.runs.len(), 2);
     let first = &result.runs[0];

@@ -73,7 +73,8 @@ fn generated_segment_recording_reads_back() {
     let rrd = dir.path().join("rec.rrd");
     let mut summary = None;
     record("generated", &rrd, Layout::Perception, |rec| {
-        summary = Some(viz::record_dataset(&ds, &VizOptions::default(), rec).unwrap());
+        let source = scenetok::pipeline::Source::open(&dir.path().join("world")).unwrap();
+        summary = Some(viz::record_source(&source, &VizOptions::default(), rec).unwrap());
     });
     let summary = summary.unwrap();
     assert_eq!(summary.frames, 3);
@@ -156,10 +157,10 @@ fn real_pvps_frame_recording_reads_back() {
 #[test]
 fn real_womd_scenario_with_predictions_reads_back() {
     use scenetok::eval::runner::evaluate;
-    use scenetok::models::baselines::Baseline;
+    use scenetok::models::motion::Baseline;
     let Some(samples) = common::samples() else { return };
     let scenarios = scenetok::io::womd::read_scenarios(samples.join("womd/motion_data_one_scenario.tfrecord")).unwrap();
-    let report = evaluate(&scenarios, Baseline::Ctra, "womd").unwrap();
+    let report = evaluate(&scenarios, Baseline::Ctra.predictor().as_ref(), "womd").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let rrd = dir.path().join("womd.rrd");
     let mut counts = None;

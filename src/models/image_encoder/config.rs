@@ -131,9 +131,12 @@ pub struct ModelConfig {
     pub sample: String,
 }
 
-/// The default backbone's config, `data/models/efficientnet_lite0.toml` in the repository.
-pub fn default_config_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/models/efficientnet_lite0.toml")
+/// The default backbone's config file under the data folder's `models/`.
+pub const DEFAULT_CONFIG: &str = "efficientnet_lite0.toml";
+
+/// The default backbone's config in `data`.
+pub fn default_config_path(data: &crate::locate::DataDir) -> PathBuf {
+    data.model(DEFAULT_CONFIG)
 }
 
 impl ModelConfig {
@@ -312,7 +315,7 @@ channels = 1280
 
     #[test]
     fn the_shipped_config_is_valid() {
-        let c = ModelConfig::load(default_config_path()).unwrap();
+        let c = ModelConfig::load(default_config_path(&crate::locate::DataDir::locate(None).unwrap())).unwrap();
         assert!(c.model_file.exists(), "{}", c.model_file.display());
     }
 

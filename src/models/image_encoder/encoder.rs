@@ -16,13 +16,10 @@ use super::preprocess::{Batch, ImageGeometry, RgbView, plan_batch, write_batch};
 use crate::error::{Error, Location, Result};
 
 /// The ONNX Runtime library: `ORT_DYLIB_PATH` if set (cargo sets it for `cargo run` and
-/// `cargo test`, see `.cargo/config.toml`), else the copy `tools/setup.sh` puts in the
-/// repository's `.deps/onnxruntime/`.
+/// `cargo test`, see `.cargo/config.toml`), else next to the executable, else the copy
+/// `tools/setup.sh` puts in the source tree's `.deps/onnxruntime/` ([`crate::locate`]).
 pub fn runtime_library_path() -> PathBuf {
-    match std::env::var_os("ORT_DYLIB_PATH") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join(".deps/onnxruntime/libonnxruntime.so"),
-    }
+    crate::locate::onnxruntime_library()
 }
 
 /// The process-wide ONNX Runtime environment (the library can be loaded only once).

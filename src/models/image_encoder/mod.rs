@@ -12,21 +12,20 @@
 //!   `lidar_camera_projection` does).
 //! * [`frame`]: a frame's five cameras as one batch.
 //! * [`huge_pages`]: transparent huge pages for the session's arena.
-//! * [`export`]: `scenetok features` (per-camera and per-point parquet files).
+
 //!
 //! The default backbone is EfficientNet-Lite0 (ImageNet), `data/models/efficientnet_lite0.*`,
 //! exported by `tools/export_image_model.py`.
 
 pub mod config;
 pub mod encoder;
-pub mod export;
 pub mod features;
 pub mod frame;
 pub mod huge_pages;
 pub mod points;
 pub mod preprocess;
 
-pub use config::{ModelConfig, default_config_path};
+pub use config::{DEFAULT_CONFIG, ModelConfig, default_config_path};
 pub use encoder::{EncoderOptions, ImageEncoder, runtime_library_path};
 pub use features::{FeatureMap, Outputs};
 pub use frame::{FrameImages, decode_frame_images, decode_frame_images_into};

@@ -227,7 +227,7 @@ mod tests {
     use crate::models::image_encoder::config::default_config_path;
 
     fn config() -> ModelConfig {
-        ModelConfig::load(default_config_path()).unwrap()
+        ModelConfig::load(default_config_path(&crate::locate::DataDir::locate(None).unwrap())).unwrap()
     }
 
     #[test]

@@ -5,12 +5,28 @@
 
 use std::collections::BTreeMap;
 
-use super::baselines::{Baseline, predict as predict_kinematic};
-use crate::eval::motion::{
-    JointPrediction, MetricsConfig, MultimodalPrediction, PredictedTrajectory, ScenarioPredictions,
-};
+use super::MotionPredictor;
+use super::kinematic::ctra_agent;
+use crate::error::Result;
 use crate::geom::polyline::{P2, Polyline, wrap};
+use crate::scene::prediction::{
+    JointPrediction, MultimodalPrediction, PredictedTrajectory, PredictionHorizon, ScenarioPredictions,
+};
 use crate::scene::{AgentType, MapFeatureKind, Scenario};
+
+/// Follows the map's lanes: one mode per branch of the lane graph ahead, plus speed
+/// variants; CTRA off the lanes and for pedestrians.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LaneFollower;
+
+impl MotionPredictor for LaneFollower {
+    fn name(&self) -> &str {
+        "lane-follower"
+    }
+    fn predict(&self, scenario: &Scenario, horizon: &PredictionHorizon) -> Result<ScenarioPredictions> {
+        Ok(predict(scenario, horizon))
+    }
+}
 
 /// Paths explored per agent (each branch is one path).
 const MAX_PATHS: usize = 4;
@@ -24,7 +40,7 @@ struct Lane {
 }
 
 /// Predicts every track to predict of a scenario with up to six lane-following modes.
-pub fn predict(scenario: &Scenario, cfg: &MetricsConfig) -> ScenarioPredictions {
+fn predict(scenario: &Scenario, cfg: &PredictionHorizon) -> ScenarioPredictions {
     let lanes: BTreeMap<i64, Lane> = scenario
         .map
         .iter()
@@ -39,17 +55,16 @@ pub fn predict(scenario: &Scenario, cfg: &MetricsConfig) -> ScenarioPredictions 
             )
         })
         .collect();
-    let fallback = predict_kinematic(Baseline::Ctra, scenario, cfg);
     let current = scenario.current_time_index;
     let predictions = scenario
         .tracks_to_predict
         .iter()
-        .zip(fallback.predictions)
-        .map(|(t, fallback)| {
+        .map(|t| {
             let track = &scenario.tracks[t.track_index];
-            let Some(now) = track.states.get(current).filter(|s| s.valid) else { return fallback };
+            let fallback = || ctra_agent(track, current, cfg);
+            let Some(now) = track.states.get(current).filter(|s| s.valid) else { return fallback() };
             if track.agent_type == AgentType::Pedestrian {
-                return fallback;
+                return fallback();
             }
             let pos = P2::new(now.x, now.y);
             let speed = (now.velocity_x as f64).hypot(now.velocity_y as f64);
@@ -58,7 +73,7 @@ pub fn predict(scenario: &Scenario, cfg: &MetricsConfig) -> ScenarioPredictions 
             let horizon = speed * 8.5 + 15.0;
             let paths = lane_paths(&lanes, &pos, heading, horizon);
             if paths.is_empty() {
-                return fallback;
+                return fallback();
             }
             modes(&paths, &pos, speed, cfg, track.id)
         })
@@ -108,12 +123,12 @@ fn lane_paths(lanes: &BTreeMap<i64, Lane>, pos: &P2, heading: f64, horizon: f64)
     out
 }
 
-fn roll(path: &Polyline, start: &P2, speed: f64, accel: f64, cfg: &MetricsConfig, id: i64) -> PredictedTrajectory {
+fn roll(path: &Polyline, start: &P2, speed: f64, accel: f64, cfg: &PredictionHorizon, id: i64) -> PredictedTrajectory {
     let (s0, d) = path.project(start);
     let steps = cfg.prediction_steps();
     let (mut xs, mut ys) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
     for p in 0..steps {
-        let t = (cfg.track_step(p) - cfg.track_history_samples) as f64 / cfg.track_steps_per_second as f64;
+        let t = cfg.seconds(p);
         // Speed changes stop at standstill rather than reversing.
         let travel = if accel < 0.0 && speed + accel * t < 0.0 {
             speed * speed / (-2.0 * accel)
@@ -129,7 +144,7 @@ fn roll(path: &Polyline, start: &P2, speed: f64, accel: f64, cfg: &MetricsConfig
     PredictedTrajectory { object_id: id, x: xs, y: ys }
 }
 
-fn modes(paths: &[Polyline], start: &P2, speed: f64, cfg: &MetricsConfig, id: i64) -> MultimodalPrediction {
+fn modes(paths: &[Polyline], start: &P2, speed: f64, cfg: &PredictionHorizon, id: i64) -> MultimodalPrediction {
     let mut joints = Vec::new();
     let share = 0.6 / paths.len() as f64;
     for p in paths {
@@ -137,11 +152,11 @@ fn modes(paths: &[Polyline], start: &P2, speed: f64, cfg: &MetricsConfig, id: i6
     }
     let main = &paths[0];
     for (accel, conf) in [(-1.5, 0.15), (1.0, 0.1), (-3.0, 0.1), (0.5, 0.05)] {
-        if joints.len() >= cfg.max_predictions {
+        if joints.len() >= cfg.max_modes {
             break;
         }
         joints.push(JointPrediction { trajectories: vec![roll(main, start, speed, accel, cfg, id)], confidence: conf });
     }
-    joints.truncate(cfg.max_predictions);
+    joints.truncate(cfg.max_modes);
     MultimodalPrediction { joints }
 }

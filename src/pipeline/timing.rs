@@ -1,4 +1,5 @@
-//! Latency per pipeline stage: samples in milliseconds and their p50/p90/p99.
+//! Per-stage timing, built into the pipeline: samples in milliseconds per named stage and
+//! their p50/p90/p99.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use super::{ConvProblem, RowsPtr, gather_rows, identity_gemm};
-use crate::sparse::gemm::sgemm;
+use crate::backend::cpu::gemm::sgemm;
 
 /// Rows of one GEMM job.
 const CHUNK: usize = 256;
@@ -16,7 +16,7 @@ pub(super) fn run(p: &ConvProblem<'_>, epsilon: f32, mm_thresh: usize) -> Vec<f3
         identity_gemm(p, c, &mut y);
     }
     let pairs_arc = map.pairs();
-    let pairs: &crate::sparse::kmap::PairList = &pairs_arc;
+    let pairs: &crate::backend::kmap::PairList = &pairs_arc;
     let kv = map.volume;
     // Symmetric order (0, K−1, 1, K−2, …): mirrored offsets have equal pair counts in a
     // submanifold map, so neighbours in this order group well.

@@ -1,52 +1,30 @@
-//! `scenetok eval --task lidar-seg`, `scenetok tune` and `scenetok bench sparse`.
-
-// Library errors carry their full location (see src/lib.rs); they are the cold path.
-#![allow(clippy::result_large_err)]
+//! `scenetok bench sparse`: MinkUNet per dataflow and tuned, per-layer GFLOP/s against
+//! SGEMM, and spconv's CPU build on the same voxels and weights (a second correctness
+//! oracle: a ratio whose outputs disagree is marked invalid).
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use scenetok::models::lidar_seg::{self, CLASSES, FEATURES, LidarPoints, LidarSegModel};
+use scenetok::backend::{Dataflow, Device};
+use scenetok::models::lidar_seg::{CLASSES, FEATURES};
 use scenetok::sparse::layers::{LayerStat, RunCtx};
-use scenetok::sparse::nets::{MinkUNet, MinkUNetConfig, SparseResNet21D};
-use scenetok::sparse::tune::{TuneRecord, fresh, tune as autotune};
-use scenetok::sparse::voxelize::voxelize;
+use scenetok::sparse::nets::{MinkUNet, MinkUNetConfig};
+use scenetok::sparse::tune::tune as autotune;
 use scenetok::sparse::weights::Params;
-use scenetok::sparse::{ConvBackend, Cpu, Dataflow, SparseTensor};
+use scenetok::sparse::{KmapKey, SparseTensor};
 
-/// Where `scenetok tune` stores its choices and `eval` looks for them.
-const TUNING_DIR: &str = "runs/tuning";
+use crate::cli::DeviceArg;
+use crate::cli::tune::{Net, inputs as voxel_inputs, load_frames};
 
-/// `scenetok tune` options.
-#[derive(clap::Args)]
-pub struct TuneArgs {
-    /// A v2 dataset whose frames (all five lidars) are the tuning inputs.
-    #[arg(long)]
-    data: PathBuf,
-    /// Network: `minkunet` or `resnet21d`.
-    #[arg(long, default_value = "minkunet")]
-    network: String,
-    #[arg(long, default_value_t = 1.0)]
-    width: f32,
-    #[arg(long, default_value_t = 0.1)]
-    voxel: f32,
-    #[arg(long, default_value_t = 2)]
-    frames: usize,
-    /// Interleaved timing rounds per candidate (the fastest counts).
-    #[arg(long, default_value_t = 2)]
-    reps: usize,
-    /// Where tunings are stored (one JSON per network, device and input scale).
-    #[arg(long, default_value = TUNING_DIR)]
-    dir: PathBuf,
-}
+/// Per layer over the timed runs: cin, cout, FLOPs, seconds, group label.
+type LayerSum = (usize, usize, f64, f64, String);
 
 /// `scenetok bench sparse` options.
 #[derive(clap::Args)]
-pub struct BenchArgs {
+pub struct Args {
     /// A v2 dataset (full-size lidars: `scenetok generate --preset full`).
     #[arg(long)]
     data: PathBuf,
@@ -68,116 +46,8 @@ pub struct BenchArgs {
     /// `tools/bench/sparse_spconv.py --check`); a temporary folder otherwise.
     #[arg(long)]
     keep_cases: Option<PathBuf>,
-}
-
-pub fn eval_lidar_seg(
-    data: &Path,
-    weights: Option<PathBuf>,
-    out: Option<PathBuf>,
-    max_frames: Option<usize>,
-    stdout: &mut impl Write,
-) -> Result<()> {
-    let path = weights.unwrap_or_else(LidarSegModel::default_path);
-    let model = LidarSegModel::load(&path)?;
-    // A stored `scenetok tune` result for this network, device and scale is reused.
-    let tuned = TuneRecord::load(
-        Path::new(TUNING_DIR),
-        &format!("minkunet-w{}", model.net.config.width),
-        &Cpu.device(),
-        &scale_label(model.voxel_size),
-    )?;
-    let mut ctx = RunCtx::default();
-    if let Some(t) = &tuned {
-        ctx.choices = t.choices();
-        writeln!(stdout, "using the dataflows tuned for {} on {}", t.network, t.device)?;
-    }
-    let report = lidar_seg::evaluate_with(data, &model, max_frames, &ctx)?;
-    write!(stdout, "{}", report.table())?;
-    if let Some(out) = out {
-        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-        let p = out.join("metrics.json");
-        std::fs::write(&p, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", p.display()))?;
-        writeln!(stdout, "wrote {}", p.display())?;
-    }
-    Ok(())
-}
-
-/// Per layer over the timed runs: cin, cout, FLOPs, seconds, group label.
-type LayerSum = (usize, usize, f64, f64, String);
-
-/// A network with random weights at a width, as one forward closure.
-enum Net {
-    MinkUNet(Box<MinkUNet>),
-    ResNet(Box<SparseResNet21D>),
-}
-
-impl Net {
-    fn build(name: &str, width: f32) -> Result<Self> {
-        let mut p = Params::random(0);
-        Ok(match name {
-            "minkunet" => Net::MinkUNet(Box::new(MinkUNet::build(
-                MinkUNetConfig { in_channels: FEATURES, num_classes: CLASSES, width },
-                &mut p,
-            )?)),
-            "resnet21d" => Net::ResNet(Box::new(SparseResNet21D::build(FEATURES, width, &mut p)?)),
-            other => anyhow::bail!("--network {other}: expected minkunet or resnet21d"),
-        })
-    }
-    fn forward(&self, x: &SparseTensor, ctx: &RunCtx<'_>) {
-        match self {
-            Net::MinkUNet(n) => {
-                n.forward(x, ctx);
-            }
-            Net::ResNet(n) => {
-                n.forward(x, ctx);
-            }
-        }
-    }
-}
-
-fn load_frames(data: &Path, frames: usize) -> Result<Vec<LidarPoints>> {
-    let mut out = Vec::new();
-    lidar_seg::for_each_frame(data, &[], Some(frames), |_, _, p| {
-        out.push(p);
-        Ok(())
-    })?;
-    anyhow::ensure!(!out.is_empty(), "{}: no lidar frames", data.display());
-    out.truncate(frames);
-    Ok(out)
-}
-
-fn scale_label(voxel: f32) -> String {
-    format!("voxel{voxel}")
-}
-
-pub fn tune(args: TuneArgs, stdout: &mut impl Write) -> Result<()> {
-    let frames = load_frames(&args.data, args.frames)?;
-    let inputs: Vec<SparseTensor> = frames.iter().map(|f| voxelize(&[f.as_ref()], args.voxel).tensor).collect();
-    let net = Net::build(&args.network, args.width)?;
-    let backend = Cpu;
-    let groups = autotune(&backend, &inputs, &Dataflow::candidates(), args.reps, &|x, c| net.forward(x, c));
-    let record = TuneRecord {
-        network: format!("{}-w{}", args.network, args.width),
-        device: backend.device(),
-        scale: scale_label(args.voxel),
-        groups,
-    };
-    let path = record.save(&args.dir)?;
-    writeln!(stdout, "{:<16} {:>6} {:<26} {:>9} {:>11}", "group", "layers", "chosen", "ms", "default ms")?;
-    for g in &record.groups {
-        writeln!(
-            stdout,
-            "{:<16} {:>6} {:<26} {:>9.2} {:>11.2}",
-            g.key.label(),
-            g.layers,
-            g.dataflow.label(),
-            g.ms,
-            g.default_ms
-        )?;
-    }
-    writeln!(stdout, "stored {}", path.display())?;
-    Ok(())
+    #[command(flatten)]
+    device: DeviceArg,
 }
 
 /// One pass of `forward` over fresh copies of `inputs` with `choices` / `default`: ms per
@@ -185,50 +55,50 @@ pub fn tune(args: TuneArgs, stdout: &mut impl Write) -> Result<()> {
 fn pass(
     net: &Net,
     inputs: &[SparseTensor],
-    backend: &dyn ConvBackend,
-    choices: &BTreeMap<scenetok::sparse::KmapKey, Dataflow>,
+    choices: &BTreeMap<KmapKey, Dataflow>,
     default: Dataflow,
-) -> (f64, Vec<LayerStat>) {
-    let ctx = RunCtx { backend, choices: choices.clone(), default, stats: Some(Mutex::new(Vec::new())) };
+) -> Result<(f64, Vec<LayerStat>)> {
+    let mut ctx = RunCtx { choices: choices.clone(), ..RunCtx::with_default(default) }.with_stats();
     let t = Instant::now();
     for x in inputs {
-        net.forward(&fresh(x), &ctx);
+        net.forward(&x.fresh()?, &ctx)?;
     }
     let ms = t.elapsed().as_secs_f64() * 1e3 / inputs.len() as f64;
-    (ms, ctx.stats.map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).unwrap_or_default())
+    Ok((ms, ctx.take_stats()))
 }
 
-pub fn bench(args: BenchArgs, stdout: &mut impl Write) -> Result<()> {
+pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
+    let device = args.device.open()?;
     let reps = args.reps.max(1);
     let frames = load_frames(&args.data, args.frames)?;
     let points: usize = frames.iter().map(|f| f.len()).sum::<usize>() / frames.len();
     writeln!(
         stdout,
-        "sparse bench: {} frame(s), {points} points/frame (all lidars), {} rayon threads",
+        "sparse bench: {} frame(s), {points} points/frame (all lidars), device {} ({})",
         frames.len(),
-        rayon::current_num_threads()
+        device.name(),
+        device.backend().tuning_key()
     )?;
     // The machine's SGEMM, same crate, same tiling as the dataflows.
     let shapes = [(16384, 256, 256), (16384, 1728, 64), (16384, 864, 128)];
     let mut peak: f64 = 0.0;
     for (m, k, n) in shapes {
-        let g = scenetok::sparse::gemm::measure_sgemm(m, k, n, 128, 3);
+        let g = scenetok::backend::cpu::gemm::measure_sgemm(m, k, n, 128, 3);
         writeln!(stdout, "SGEMM {m}×{k}×{n} (row tiles of 128): {g:.1} GFLOP/s")?;
         peak = peak.max(g);
     }
     writeln!(stdout, "SGEMM reference: {peak:.1} GFLOP/s")?;
-    let backend = Cpu;
     let mut spconv_inputs = Vec::new();
     for &width in &args.widths {
-        let net = Net::build("minkunet", width)?;
+        let net = Net::build("minkunet", width, &device)?;
         for &voxel in &args.voxels {
-            let inputs: Vec<SparseTensor> = frames.iter().map(|f| voxelize(&[f.as_ref()], voxel).tensor).collect();
+            let inputs = voxel_inputs(&frames, voxel, &device)?;
             let voxels = inputs.iter().map(|t| t.len()).sum::<usize>() / inputs.len();
             writeln!(stdout, "\nMinkUNet width {width}, voxel {voxel} m: {voxels} voxels/frame")?;
             let t = Instant::now();
             // The bench tunes over one config per dataflow kind (the full space is `scenetok
             // tune`), two interleaved rounds, fastest round per group.
-            let groups = autotune(&backend, &inputs, &Dataflow::representatives(), 2, &|x, c| net.forward(x, c));
+            let groups = autotune(&inputs, &Dataflow::representatives(), 2, &|x, c| net.forward(x, c))?;
             let tune_s = t.elapsed().as_secs_f64();
             let mut configs: Vec<(String, BTreeMap<_, _>, Dataflow)> =
                 Dataflow::representatives().into_iter().map(|df| (df.label(), BTreeMap::new(), df)).collect();
@@ -237,12 +107,12 @@ pub fn bench(args: BenchArgs, stdout: &mut impl Write) -> Result<()> {
             // Interleaved rounds (every config once per round), fastest round per config: a
             // burst of other work on a shared machine then costs one round of every config,
             // not every round of one.
-            pass(&net, &inputs[..1], &backend, &BTreeMap::new(), configs[0].2);
+            pass(&net, &inputs[..1], &BTreeMap::new(), configs[0].2)?;
             let mut rows: Vec<(String, f64, Vec<LayerStat>)> =
                 configs.iter().map(|c| (c.0.clone(), f64::INFINITY, Vec::new())).collect();
             for _ in 0..reps {
                 for (row, (_, choices, default)) in rows.iter_mut().zip(&configs) {
-                    let (ms, stats) = pass(&net, &inputs, &backend, choices, *default);
+                    let (ms, stats) = pass(&net, &inputs, choices, *default)?;
                     if ms < row.1 {
                         (row.1, row.2) = (ms, stats);
                     }
@@ -295,10 +165,12 @@ pub fn bench(args: BenchArgs, stdout: &mut impl Write) -> Result<()> {
     if args.no_baseline {
         return Ok(());
     }
-    let python =
-        args.python.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-train/bin/python"));
+    let python = match args.python {
+        Some(p) => p,
+        None => super::tree_file(".venv-train/bin/python")?,
+    };
     writeln!(stdout, "\nspconv (CPU build) on the same voxels and weights:")?;
-    spconv_baseline(&python, &spconv_inputs, reps, args.keep_cases.as_deref(), stdout)
+    spconv_baseline(&python, &spconv_inputs, reps, args.keep_cases.as_deref(), &device, stdout)
 }
 
 /// Relative difference (max |Δ| / max |value|) below which spconv's logits count as agreeing.
@@ -314,9 +186,10 @@ fn spconv_baseline(
     inputs: &[(f32, f32, SparseTensor, f64)],
     reps: usize,
     keep: Option<&Path>,
+    device: &Device,
     stdout: &mut impl Write,
 ) -> Result<()> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/bench/sparse_spconv.py");
+    let script = super::tree_file("tools/bench/sparse_spconv.py")?;
     let probe = std::process::Command::new(python).args(["-c", "import spconv.pytorch, torch"]).output();
     match probe {
         Ok(o) if o.status.success() => {}
@@ -352,7 +225,7 @@ fn spconv_baseline(
         if !checked.contains(voxel) {
             checked.push(*voxel);
             let file = dir.join(format!("layers_v{voxel}.safetensors"));
-            scenetok::sparse::export::write_layer_case(&file, x, 7)?;
+            scenetok::bench::sparse_cases::write_layer_case(&file, x, 7)?;
             let out = run(&["--check".as_ref(), file.as_os_str()])?;
             writeln!(stdout, "  per-layer check, voxel {voxel} m ({}):", file.display())?;
             for line in String::from_utf8_lossy(&out.stdout).lines() {
@@ -381,12 +254,14 @@ fn spconv_baseline(
         let net = MinkUNet::build(
             MinkUNetConfig { in_channels: FEATURES, num_classes: CLASSES, width: *width },
             &mut Params::random(0),
+            device,
         )?;
         // Any dataflow gives the same logits; not the default (unsorted implicit GEMM, the slowest).
-        let ctx = RunCtx { default: Dataflow::representatives()[0], ..RunCtx::default() };
-        let ours = net.forward(&fresh(x), &ctx);
+        let ctx = RunCtx::with_default(Dataflow::representatives()[0]);
+        let ours = net.forward(&x.fresh()?, &ctx)?;
+        let logits = device.backend().download(&ours.logits)?;
         let file = dir.join(format!("minkunet_w{width}_v{voxel}.safetensors"));
-        scenetok::sparse::export::write_minkunet_case(&file, &net, x, &ours.logits)?;
+        scenetok::bench::sparse_cases::write_minkunet_case(&file, &net, x, &logits)?;
         let out = run(&[file.as_os_str(), reps.to_string().as_ref()])?;
         if !out.status.success() {
             writeln!(

@@ -1,5 +1,6 @@
 //! `scenetok features`: per-camera and per-point image features of a v2 dataset or a v1
-//! TFRecord, written as parquet for inspection and for training later models.
+//! TFRecord (the points and image stages of the pipeline), written as parquet for
+//! inspection and for training later models.
 //!
 //! * `OUT` (per point, one row per LiDAR point of both returns of every laser):
 //!   `segment, timestamp_micros, laser, return, row, col, x, y, z, camera, u, v, feature`
@@ -20,28 +21,13 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use super::encoder::ImageEncoder;
-use super::features::Outputs;
-use super::frame::{FrameImages, decode_frame_images_into};
-use super::points::{PointFeatures, point_features_into};
-use super::preprocess::RgbView;
-use crate::error::{Error, Location, Result};
-use crate::geom::range_image::laser_frame_to_points;
-use crate::io::v2::{Component, Dataset, FrameRequest};
-use crate::scene::Frame;
+use crate::models::image_encoder::PointFeatures;
 
-/// The components per-point image features need: the lidars with their calibrations and
-/// poses, the camera images with theirs, and the vehicle pose.
-pub fn points_and_images() -> FrameRequest {
-    FrameRequest::only(&[
-        Component::Lidar,
-        Component::LidarCalibration,
-        Component::LidarPose,
-        Component::CameraImage,
-        Component::CameraCalibration,
-        Component::VehiclePose,
-    ])
-}
+use crate::error::{Error, Location, Result};
+use crate::models::image_encoder::ImageEncoder;
+use crate::pipeline::context::{FrameContext, ImageOutput, LaserCloud};
+use crate::pipeline::stages::{ImageStage, PointsStage};
+use crate::pipeline::{FrameSelection, Pipeline, Segments, Source};
 
 /// What to export.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -74,102 +60,21 @@ pub fn cameras_path(out: &Path) -> PathBuf {
     out.with_file_name(format!("{stem}.cameras.parquet"))
 }
 
-/// One return of one laser with its points' image features.
-#[derive(Debug)]
-pub struct LaserCloud {
-    /// `LaserName` value.
-    pub laser: i8,
-    /// 1 or 2.
-    pub ret: u8,
-    /// Vehicle-frame points.
-    pub xyz: Vec<[f32; 3]>,
-    /// Source range-image pixel `[row, col]` of each point.
-    pub pixels: Vec<[u16; 2]>,
-    pub features: PointFeatures,
-}
-
-/// One frame's images run through the encoder and its points' features.
-#[derive(Debug, Default)]
-pub struct FrameResult {
-    pub images: FrameImages,
-    pub outputs: Outputs,
-    /// Per laser and return.
-    pub clouds: Vec<LaserCloud>,
-}
-
-/// Encodes a frame's cameras in one run and samples `map` for every LiDAR point.
-pub fn frame_features(encoder: &mut ImageEncoder, frame: &Frame, map: &str, at: &Location) -> Result<FrameResult> {
-    let mut r = FrameResult::default();
-    frame_features_into(encoder, frame, map, at, &mut r)?;
-    Ok(r)
-}
-
-/// [`frame_features`] into `r`, reusing the memory of the previous frame's result (decoded
-/// images, model outputs, per-point features): a stream of frames then runs without fresh
-/// pages, which cost as much as the sampling itself.
-pub fn frame_features_into(
-    encoder: &mut ImageEncoder,
-    frame: &Frame,
-    map: &str,
-    at: &Location,
-    r: &mut FrameResult,
-) -> Result<()> {
-    decode_frame_images_into(frame, at, &mut r.images)?;
-    let at_frame = || at.clone().frame(frame.timestamp_micros);
-    if r.images.images.is_empty() {
-        return Err(Error::invalid(at_frame(), "at least one camera image with its calibration", "none"));
-    }
-    let views: Vec<RgbView<'_>> = r.images.images.iter().map(RgbView::from).collect();
-    encoder.encode_into(&views, &mut r.outputs)?;
-    let fmap = r
-        .outputs
-        .map(map)
-        .ok_or_else(|| Error::invalid(at_frame(), "the name of a spatial output of the model", map.to_string()))?;
-    // Lasers come in the same order frame after frame: cloud k reuses the last frame's k-th.
-    let mut spare = std::mem::take(&mut r.clouds).into_iter().map(|c| c.features);
-    for laser in &frame.lasers {
-        let pts = laser_frame_to_points(laser, frame.vehicle_pose.as_ref()).map_err(|e| {
-            Error::invalid(
-                at_frame().detail(format!("laser {}", laser.laser)),
-                "convertible range images",
-                e.to_string(),
-            )
-        })?;
-        for (ret, cloud) in [(1u8, pts.return1), (2u8, pts.return2)] {
-            let Some(cloud) = cloud else { continue };
-            let mut features = spare.next().unwrap_or_default();
-            point_features_into(&cloud.xyz, &r.images.cameras, fmap, &mut features)?;
-            r.clouds.push(LaserCloud {
-                laser: laser.laser.value() as i8,
-                ret,
-                xyz: cloud.xyz,
-                pixels: cloud.pixels,
-                features,
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Runs the encoder over a v2 dataset folder or a v1 `.tfrecord` segment file and writes the
-/// two parquet files.
+/// Runs the points and image stages over the source's frames and writes the two parquet
+/// files, one frame at a time.
 pub fn export_features(
-    encoder: &mut ImageEncoder,
-    data: &Path,
+    encoder: ImageEncoder,
+    source: &Source,
     out: &Path,
     opts: &ExportOptions,
 ) -> Result<ExportSummary> {
-    let map = opts.map.clone().unwrap_or_else(|| encoder.config().sample.clone());
-    let channels = match encoder.config().output(&map) {
-        Some(o) if o.is_spatial() => o.channels,
-        _ => {
-            return Err(Error::invalid(
-                Location::file(&encoder.config().path),
-                "the name of a feature_map or patch_tokens output",
-                map,
-            ));
-        }
-    };
+    let image = ImageStage::new(encoder, opts.map.clone())?;
+    let channels = image.channels();
+    let mut pipeline = Pipeline::new().then(PointsStage::default().with_second_returns())?.then(image)?;
+    let selection = FrameSelection::all()
+        .segments(Segments::named_or(opts.segment.clone(), Segments::All))
+        .first(opts.max_frames)
+        .request(pipeline.request());
     let mut pw = PointWriter::new(out, channels)?;
     let cameras_file = cameras_path(out);
     let mut cw = CameraWriter::new(&cameras_file, opts.with_maps)?;
@@ -182,50 +87,20 @@ pub fn export_features(
         images: 0,
         channels,
     };
-    let mut r = FrameResult::default();
-    let mut one_frame = |seg: &str, frame: &Frame, at: &Location| -> Result<()> {
-        frame_features_into(encoder, frame, &map, at, &mut r)?;
-        cw.push(seg, frame.timestamp_micros, &r, &map)?;
-        for c in &r.clouds {
-            summary.points += c.xyz.len();
-            summary.points_seen += c.features.seen_count();
-            pw.push(seg, frame.timestamp_micros, c)?;
+    let mut ctx = FrameContext::default();
+    for frame in source.frames(&selection)? {
+        ctx.load(frame?);
+        pipeline.run(&mut ctx)?;
+        let Some(image) = &ctx.image else { continue };
+        let ts = ctx.frame.timestamp_micros;
+        cw.push(&ctx.segment, ts, image)?;
+        for (cloud, features) in ctx.points.iter().zip(&image.points) {
+            summary.points += cloud.cloud.len();
+            summary.points_seen += features.seen_count();
+            pw.push(&ctx.segment, ts, cloud, features)?;
         }
         summary.frames += 1;
-        summary.images += r.images.images.len();
-        Ok(())
-    };
-    let take = opts.max_frames.unwrap_or(usize::MAX);
-    if data.is_file() {
-        // A v1 TFRecord: one segment's frames in order, streamed.
-        let mut taken = 0;
-        for frame in crate::io::v1::open_frames(data)? {
-            let frame = frame?;
-            if opts.segment.as_ref().is_some_and(|s| *s != frame.segment) {
-                continue;
-            }
-            if taken == take {
-                break;
-            }
-            let at = Location::file(data).detail(format!("segment {}", frame.segment));
-            one_frame(&frame.segment, &frame, &at)?;
-            taken += 1;
-        }
-    } else {
-        let ds = Dataset::open(data)?;
-        let segments: Vec<String> = match &opts.segment {
-            Some(s) => vec![s.clone()],
-            None => ds.segments().map(str::to_string).collect(),
-        };
-        let request = points_and_images();
-        for seg in &segments {
-            let mut reader = ds.frames(seg, &request)?;
-            let timestamps: Vec<i64> = reader.timestamps().to_vec();
-            for &ts in timestamps.iter().take(take) {
-                let frame = reader.read_frame(ts)?;
-                one_frame(seg, &frame, &Location::file(ds.root()).detail(format!("segment {seg}")))?;
-            }
-        }
+        summary.images += image.images.images.len();
     }
     pw.finish()?;
     cw.finish()?;
@@ -254,9 +129,9 @@ impl PointWriter {
         Ok(PointWriter { path: path.to_path_buf(), channels, w: None })
     }
 
-    fn push(&mut self, seg: &str, ts: i64, cloud: &LaserCloud) -> Result<()> {
-        let LaserCloud { laser, ret, xyz, pixels, features: f } = cloud;
-        let (laser, ret) = (*laser, *ret);
+    fn push(&mut self, seg: &str, ts: i64, cloud: &LaserCloud, f: &PointFeatures) -> Result<()> {
+        let (laser, ret) = (cloud.laser.value() as i8, cloud.ret as u8);
+        let (xyz, pixels) = (&cloud.cloud.xyz, &cloud.cloud.pixels);
         let n = xyz.len();
         let mut segment = StringBuilder::new();
         let mut time = Int64Builder::with_capacity(n);
@@ -324,7 +199,8 @@ impl CameraWriter {
         Ok(CameraWriter { path: path.to_path_buf(), with_maps, w: None })
     }
 
-    fn push(&mut self, seg: &str, ts: i64, r: &FrameResult, map: &str) -> Result<()> {
+    fn push(&mut self, seg: &str, ts: i64, r: &ImageOutput) -> Result<()> {
+        let map = r.map.as_str();
         let mut segment = StringBuilder::new();
         let mut time = Int64Builder::new();
         let mut camera = Int8Builder::new();

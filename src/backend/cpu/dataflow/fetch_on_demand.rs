@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use super::{ConvProblem, RowsPtr, gather_rows, identity_gemm};
-use crate::sparse::gemm::sgemm;
+use crate::backend::cpu::gemm::sgemm;
 
 pub(super) fn run(p: &ConvProblem<'_>, tile: usize) -> Vec<f32> {
     let map = p.map;

@@ -10,8 +10,8 @@
 use rayon::prelude::*;
 
 use super::{ConvProblem, RowsPtr};
-use crate::sparse::gemm::sgemm;
-use crate::sparse::kmap::ROW_TILE;
+use crate::backend::ROW_TILE;
+use crate::backend::cpu::gemm::sgemm;
 
 pub(super) fn run(p: &ConvProblem<'_>, sorted: bool, split: usize) -> Vec<f32> {
     let map = p.map;

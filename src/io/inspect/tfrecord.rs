@@ -3,10 +3,28 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::inspect::TfRecordReport;
-use super::{tfrecord, v1, womd};
+use std::path::PathBuf;
+
+use serde::Serialize;
+
 use crate::error::{Location, Result};
+use crate::io::{tfrecord, v1, womd};
 use crate::scene::{Frame, Scenario};
+
+#[derive(Debug, Serialize)]
+pub struct TfRecordReport {
+    pub path: PathBuf,
+    pub records: usize,
+    /// "WOMD Scenario", "v1 Frame" or "unknown".
+    pub content: String,
+    /// One line per record.
+    pub summaries: Vec<String>,
+}
+
+/// Whether the file starts with valid TFRecord framing (or is empty).
+pub fn is_tfrecord(path: &Path) -> bool {
+    tfrecord::open(path).is_ok_and(|mut r| r.next_record().is_ok())
+}
 
 /// Reads every record (checking both CRCs) and says what each holds.
 pub fn inspect_tfrecord(path: &Path) -> Result<TfRecordReport> {

@@ -8,12 +8,12 @@ use std::path::Path;
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 
-use super::kmap::ConvGeom;
-use super::layers::{ResBlock, RunCtx, SparseConv3d};
-use super::nets::MinkUNet;
-use super::tensor::SparseTensor;
-use super::weights::{Init, Params};
+use crate::backend::{Activation, ConvGeom};
 use crate::error::{Error, Location, Result};
+use crate::sparse::SparseTensor;
+use crate::sparse::layers::{ConvSpec, ResBlock, RunCtx, SparseConv3d};
+use crate::sparse::nets::MinkUNet;
+use crate::sparse::weights::{Init, Params};
 
 /// Named tensors waiting to be serialised: name, dtype, shape, little-endian bytes.
 #[derive(Default)]
@@ -29,10 +29,28 @@ impl Blobs {
     fn coords(&mut self, name: impl Into<String>, c: &[[i32; 4]]) {
         self.i32(name, vec![c.len(), 4], &c.iter().flatten().copied().collect::<Vec<_>>());
     }
-    fn conv(&mut self, c: &SparseConv3d) {
-        self.f32(format!("{}.weight", c.name), vec![c.geom.volume(), c.cin, c.cout], &c.weight);
-        let b = c.bias.clone().unwrap_or_else(|| vec![0.0; c.cout]);
-        self.f32(format!("{}.bias", c.name), vec![c.cout], &b);
+    /// A tensor copied from its device.
+    fn device_f32(
+        &mut self,
+        name: impl Into<String>,
+        shape: Vec<usize>,
+        x: &crate::backend::Tensor,
+        device: &crate::backend::Device,
+    ) -> Result<()> {
+        let v = device.backend().download(x)?;
+        self.f32(name, shape, &v);
+        Ok(())
+    }
+    fn conv(&mut self, c: &SparseConv3d, device: &crate::backend::Device) -> Result<()> {
+        let s = &c.spec;
+        self.device_f32(format!("{}.weight", s.name), vec![s.geom.volume(), s.cin, s.cout], &c.weight, device)?;
+        match &c.bias {
+            Some(b) => self.device_f32(format!("{}.bias", s.name), vec![s.cout], b, device),
+            None => {
+                self.f32(format!("{}.bias", s.name), vec![s.cout], &vec![0.0; s.cout]);
+                Ok(())
+            }
+        }
     }
     fn write(self, path: &Path, meta: HashMap<String, String>) -> Result<()> {
         let at = || Location::file(path);
@@ -49,33 +67,35 @@ impl Blobs {
 }
 
 /// `coords [N,4] i32` (b,x,y,z), `feats [N,C]`, `range [3]`, and per conv `NAME.weight
-/// [K,cin,cout]` (kernel offsets in [`super::kmap::kernel_indices`] order), `NAME.bias
+/// [K,cin,cout]` (kernel offsets in [`crate::backend::kernel_indices`] order), `NAME.bias
 /// [cout]` (batch norm folded), `head.weight [C,classes]`, `head.bias`, and scenetok's own
 /// `ours.logits [N,classes]` on this input (rows in input voxel order).
 pub fn write_minkunet_case(path: &Path, net: &MinkUNet, x: &SparseTensor, logits: &[f32]) -> Result<()> {
+    let d = &x.device;
     let mut b = Blobs::default();
     b.coords("coords", &x.coords);
-    b.f32("feats", vec![x.len(), x.channels], &x.feats);
+    b.device_f32("feats", vec![x.len(), x.channels()], &x.feats, d)?;
     b.i32("range", vec![3], &x.range);
-    let block = |r: &ResBlock, b: &mut Blobs| {
-        b.conv(&r.conv1);
-        b.conv(&r.conv2);
+    let block = |r: &ResBlock, b: &mut Blobs| -> Result<()> {
+        b.conv(&r.conv1, d)?;
+        b.conv(&r.conv2, d)?;
         if let Some(p) = &r.proj {
-            b.conv(p);
+            b.conv(p, d)?;
         }
+        Ok(())
     };
     for c in &net.stem {
-        b.conv(c);
+        b.conv(c, d)?;
     }
     for s in net.encoder.iter().chain(&net.decoder) {
-        b.conv(&s.resample);
+        b.conv(&s.resample, d)?;
         for r in &s.blocks {
-            block(r, &mut b);
+            block(r, &mut b)?;
         }
     }
     let k = net.config.num_classes;
-    b.f32("head.weight", vec![net.head_w.len() / k, k], &net.head_w);
-    b.f32("head.bias", vec![k], &net.head_b);
+    b.device_f32("head.weight", vec![net.head_w.rows(), k], &net.head_w, d)?;
+    b.device_f32("head.bias", vec![k], &net.head_b, d)?;
     b.f32("ours.logits", vec![logits.len() / k, k], logits);
     b.write(path, HashMap::from([("width".to_string(), net.config.width.to_string())]))
 }
@@ -88,23 +108,18 @@ pub fn write_minkunet_case(path: &Path, net: &MinkUNet, x: &SparseTensor, logits
 /// `tools/bench/sparse_spconv.py --check` can compare each kind on scenetok's own inputs.
 pub fn write_layer_case(path: &Path, x: &SparseTensor, seed: u64) -> Result<()> {
     let mut p = Params::random(seed);
+    let d = &x.device;
     let mut conv = |name: &str, cin: usize, cout: usize, geom: ConvGeom, transposed: bool| -> Result<SparseConv3d> {
         let k = geom.volume();
         let bound = 1.0 / ((cin * k) as f32).sqrt();
-        Ok(SparseConv3d {
-            name: name.to_string(),
-            cin,
-            cout,
-            geom,
-            transposed,
-            generative: false,
-            weight: p.get(&format!("{name}.weight"), &[k, cin, cout], Init::Uniform(bound))?,
-            bias: Some(p.get(&format!("{name}.bias"), &[cout], Init::Uniform(bound))?),
-        })
+        let weight = p.get(&format!("{name}.weight"), &[k, cin, cout], Init::Uniform(bound))?;
+        let bias = p.get(&format!("{name}.bias"), &[cout], Init::Uniform(bound))?;
+        let spec = ConvSpec { name: name.to_string(), cin, cout, geom, transposed, generative: false };
+        SparseConv3d::new(d, spec, &weight, Some(&bias))
     };
     let (c1, c2) = (16, 24);
     let layers = [
-        conv("subm", x.channels, c1, ConvGeom::cube(3, 1), false)?,
+        conv("subm", x.channels(), c1, ConvGeom::cube(3, 1), false)?,
         conv("proj", c1, c1, ConvGeom::cube(1, 1), false)?,
         conv("down", c1, c2, ConvGeom::cube(2, 2), false)?,
         conv("subm2", c2, c2, ConvGeom::cube(3, 1), false)?,
@@ -112,16 +127,16 @@ pub fn write_layer_case(path: &Path, x: &SparseTensor, seed: u64) -> Result<()> 
     ];
     let mut b = Blobs::default();
     b.coords("coords", &x.coords);
-    b.f32("feats", vec![x.len(), x.channels], &x.feats);
+    b.device_f32("feats", vec![x.len(), x.channels()], &x.feats, d)?;
     b.i32("range", vec![3], &x.range);
     let ctx = RunCtx::default();
-    let mut h = super::tune::fresh(x);
+    let mut h = x.fresh()?;
     for l in &layers {
         // No ReLU: each kind is compared on its own, linear output.
-        h = l.forward(&h, &ctx, false);
-        b.conv(l);
-        b.coords(format!("{}.coords", l.name), &h.coords);
-        b.f32(format!("{}.out", l.name), vec![h.len(), h.channels], &h.feats);
+        h = l.forward(&h, &ctx, Activation::None)?;
+        b.conv(l, d)?;
+        b.coords(format!("{}.coords", l.name()), &h.coords);
+        b.device_f32(format!("{}.out", l.name()), vec![h.len(), h.channels()], &h.feats, d)?;
     }
     b.write(path, HashMap::new())
 }

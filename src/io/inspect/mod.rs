@@ -6,9 +6,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+mod tfrecord;
+
+pub use tfrecord::TfRecordReport;
+
+use super::detect::{InputKind, detect};
 use super::v2::normalize::type_name;
 use super::v2::{ComponentFile, Dataset, Deviation, schema::key};
-use crate::error::{Error, Location, Result};
+use crate::error::{Error, Result};
 
 #[derive(Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -55,40 +60,21 @@ pub struct FileReport {
     pub deviations: Vec<Deviation>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct TfRecordReport {
-    pub path: PathBuf,
-    pub records: usize,
-    /// "WOMD Scenario", "v1 Frame" or "unknown".
-    pub content: String,
-    /// One line per record.
-    pub summaries: Vec<String>,
-}
-
-/// Inspects a path: a dataset folder, a `.parquet` file, or a TFRecord file.
+/// Inspects a path: a dataset folder, a `.parquet` file, or a TFRecord file (every record
+/// classified, so a mixed or partly unknown file is reported as such).
 pub fn inspect(path: &Path) -> Result<Inspection> {
-    if !path.exists() {
-        return Err(Error::invalid(
-            Location::file(path),
-            "a dataset folder, a .parquet file or a .tfrecord file",
-            "nothing at this path",
-        ));
+    match detect(path) {
+        Ok(InputKind::V2Dataset) => inspect_dataset(path).map(Inspection::Dataset),
+        Ok(InputKind::V2ComponentFile) => inspect_file(&ComponentFile::open_any(path)?).map(Inspection::Parquet),
+        Ok(InputKind::V1Frames | InputKind::WomdScenarios) => {
+            tfrecord::inspect_tfrecord(path).map(Inspection::Tfrecord)
+        }
+        // A TFRecord whose first record is neither kind is still worth a per-record report.
+        Err(Error::Invalid { .. }) if tfrecord::is_tfrecord(path) => {
+            tfrecord::inspect_tfrecord(path).map(Inspection::Tfrecord)
+        }
+        Err(e) => Err(e),
     }
-    if path.is_dir() {
-        return inspect_dataset(path).map(Inspection::Dataset);
-    }
-    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-    if name.ends_with(".parquet") {
-        return inspect_file(&ComponentFile::open_any(path)?).map(Inspection::Parquet);
-    }
-    if name.contains(".tfrecord") || name.ends_with(".binproto") || name.ends_with(".tfr") {
-        return super::tfinspect::inspect_tfrecord(path).map(Inspection::Tfrecord);
-    }
-    Err(Error::invalid(
-        Location::file(path),
-        "a dataset folder, a .parquet file or a .tfrecord file",
-        "another kind of file",
-    ))
 }
 
 fn inspect_dataset(root: &Path) -> Result<DatasetReport> {

@@ -1,0 +1,79 @@
+//! The dataflows on the CPU: rayon over row tiles or pair tiles, [`super::gemm::sgemm`]
+//! inside.
+
+mod fetch_on_demand;
+mod gather_scatter;
+mod implicit_gemm;
+
+use crate::backend::{Dataflow, KernelMap};
+
+/// One conv to run: input rows `x [n_in × cin]`, weights `w [K × cin × cout]`, the map.
+#[derive(Clone, Copy)]
+pub struct ConvProblem<'a> {
+    pub map: &'a KernelMap,
+    pub x: &'a [f32],
+    pub cin: usize,
+    pub w: &'a [f32],
+    pub cout: usize,
+}
+
+/// `Y [n_out × cout]` of the conv, computed with `dataflow`. The caller checked the shapes.
+pub fn run(dataflow: &Dataflow, p: &ConvProblem<'_>) -> Vec<f32> {
+    debug_assert_eq!(p.x.len(), p.map.n_in * p.cin);
+    debug_assert_eq!(p.w.len(), p.map.volume * p.cin * p.cout);
+    match *dataflow {
+        Dataflow::GatherScatter { epsilon, mm_thresh } => gather_scatter::run(p, epsilon, mm_thresh),
+        Dataflow::FetchOnDemand { tile } => fetch_on_demand::run(p, tile.max(1)),
+        Dataflow::ImplicitGemm { sorted, split } => implicit_gemm::run(p, sorted, split),
+    }
+}
+
+/// A raw pointer to output rows, shared by threads that write disjoint rows (each output
+/// has at most one input per offset, so one offset's scatter never writes a row twice).
+#[derive(Clone, Copy)]
+struct RowsPtr {
+    ptr: *mut f32,
+    rows: usize,
+    cols: usize,
+}
+
+// SAFETY: users only write disjoint rows from different threads (see the type's doc).
+unsafe impl Send for RowsPtr {}
+unsafe impl Sync for RowsPtr {}
+
+impl RowsPtr {
+    fn new(y: &mut [f32], cols: usize) -> Self {
+        RowsPtr { ptr: y.as_mut_ptr(), rows: y.len() / cols.max(1), cols }
+    }
+    /// Adds `src` to row `r`.
+    ///
+    /// # Safety
+    /// No other thread may touch row `r` at the same time.
+    #[inline]
+    unsafe fn add_row(&self, r: usize, src: &[f32]) {
+        assert!(r < self.rows && src.len() == self.cols);
+        // SAFETY: in bounds (checked above); exclusive per the caller's contract.
+        let dst = unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r * self.cols), self.cols) };
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d += s;
+        }
+    }
+}
+
+/// `Y = X·W[k]` for the identity offset of a submanifold map, in parallel row tiles.
+fn identity_gemm(p: &ConvProblem<'_>, k: usize, y: &mut [f32]) {
+    use rayon::prelude::*;
+    const T: usize = 256;
+    let w = &p.w[k * p.cin * p.cout..(k + 1) * p.cin * p.cout];
+    y.par_chunks_mut(T * p.cout).zip(p.x.par_chunks(T * p.cin)).for_each(|(y, x)| {
+        super::gemm::sgemm(y.len() / p.cout, p.cin, p.cout, x, w, 1.0, y);
+    });
+}
+
+/// Copies input rows `idx` into `buf [idx.len() × cin]`.
+#[inline]
+fn gather_rows(x: &[f32], cin: usize, idx: &[u32], buf: &mut [f32]) {
+    for (dst, &i) in buf.chunks_exact_mut(cin).zip(idx) {
+        dst.copy_from_slice(&x[i as usize * cin..(i as usize + 1) * cin]);
+    }
+}

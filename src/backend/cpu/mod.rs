@@ -1,0 +1,185 @@
+//! The CPU backend: every op on rayon's pool, GEMMs through [`gemm::sgemm`] in row tiles.
+
+pub mod dataflow;
+pub mod gemm;
+pub mod hash;
+pub mod kmap;
+pub mod voxelize;
+
+use rayon::prelude::*;
+
+use super::tensor::Storage;
+use super::{Activation, Backend, BuiltMap, ConvGeom, Dataflow, KernelMap, MapKind, PointsRef, Tensor, Voxels};
+use crate::error::{Error, Result};
+
+/// Rows per GEMM task: large enough to amortise packing, small enough to spread the work.
+const ROWS_PER_TASK: usize = 256;
+
+/// The CPU.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuBackend;
+
+fn mismatch(reason: String) -> Error {
+    Error::device("cpu", reason)
+}
+
+/// The values of a CPU tensor (a tensor of another device is an error).
+fn host<'a>(x: &'a Tensor, what: &str) -> Result<&'a [f32]> {
+    x.as_host().ok_or_else(|| mismatch(format!("{what} lives on {}, not on the CPU", x.device_name())))
+}
+
+fn host_mut<'a>(x: &'a mut Tensor, what: &str) -> Result<&'a mut Vec<f32>> {
+    let device = x.device_name();
+    match &mut x.storage {
+        Storage::Cpu(v) => Ok(v),
+        Storage::Cuda(_) => Err(mismatch(format!("{what} lives on {device}, not on the CPU"))),
+    }
+}
+
+fn tensor(values: Vec<f32>, rows: usize, cols: usize) -> Tensor {
+    Tensor::new(Storage::Cpu(values), rows, cols)
+}
+
+/// A bias of `cols` values, or none.
+fn bias_row(bias: Option<&Tensor>, cols: usize) -> Result<Option<&[f32]>> {
+    let Some(b) = bias else { return Ok(None) };
+    let v = host(b, "the bias")?;
+    if v.len() != cols {
+        return Err(mismatch(format!("a bias of {} values for {cols} columns", v.len())));
+    }
+    Ok(Some(v))
+}
+
+/// `row ← act(row + bias)` on every row of `y`, in parallel.
+fn epilogue(y: &mut [f32], cols: usize, bias: Option<&[f32]>, act: Activation) {
+    if cols > 0 {
+        y.par_chunks_mut(cols * ROWS_PER_TASK).for_each(|rows| epilogue_rows(rows, cols, bias, act));
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+
+    fn tuning_key(&self) -> String {
+        format!("cpu-{}t", rayon::current_num_threads())
+    }
+
+    fn upload(&self, host: &[f32], rows: usize, cols: usize) -> Result<Tensor> {
+        if host.len() != rows * cols {
+            return Err(mismatch(format!("{} values for a {rows}×{cols} tensor", host.len())));
+        }
+        Ok(tensor(host.to_vec(), rows, cols))
+    }
+
+    fn download(&self, x: &Tensor) -> Result<Vec<f32>> {
+        host(x, "the tensor").map(<[f32]>::to_vec)
+    }
+
+    fn matmul(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, act: Activation) -> Result<Tensor> {
+        let (n, k, m) = (x.rows(), x.cols(), w.cols());
+        if w.rows() != k {
+            return Err(mismatch(format!("matmul of {n}×{k} by {}×{m}", w.rows())));
+        }
+        let (a, b) = (host(x, "matmul input")?, host(w, "matmul weight")?);
+        let bias = bias_row(bias, m)?;
+        let mut y = vec![0.0f32; n * m];
+        if m > 0 {
+            y.par_chunks_mut(ROWS_PER_TASK * m).zip(a.par_chunks(ROWS_PER_TASK * k.max(1))).for_each(|(y, a)| {
+                let rows = y.len() / m;
+                gemm::sgemm(rows, k, m, a, b, 0.0, y);
+                // The tile is still in cache: bias and activation cost one pass over it.
+                epilogue_rows(y, m, bias, act);
+            });
+        }
+        Ok(tensor(y, n, m))
+    }
+
+    fn bias_act(&self, x: &mut Tensor, bias: Option<&Tensor>, act: Activation) -> Result<()> {
+        let cols = x.cols();
+        let bias = bias_row(bias, cols)?;
+        epilogue(host_mut(x, "the tensor")?, cols, bias, act);
+        Ok(())
+    }
+
+    fn add_act(&self, x: &mut Tensor, y: &Tensor, act: Activation) -> Result<()> {
+        if x.shape() != y.shape() {
+            return Err(mismatch(format!("adding a {:?} tensor to a {:?} one", y.shape(), x.shape())));
+        }
+        let b = host(y, "the addend")?;
+        let a = host_mut(x, "the tensor")?;
+        a.par_chunks_mut(1 << 14).zip(b.par_chunks(1 << 14)).for_each(|(a, b)| {
+            a.iter_mut().zip(b).for_each(|(a, b)| *a = act.apply(*a + b));
+        });
+        Ok(())
+    }
+
+    fn concat_cols(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        if a.rows() != b.rows() {
+            return Err(mismatch(format!("concatenating {} rows with {}", a.rows(), b.rows())));
+        }
+        let (ca, cb) = (a.cols(), b.cols());
+        let (va, vb) = (host(a, "the first input")?, host(b, "the second input")?);
+        let c = ca + cb;
+        let mut out = vec![0.0f32; a.rows() * c];
+        if c > 0 {
+            out.par_chunks_mut(c).enumerate().for_each(|(i, row)| {
+                row[..ca].copy_from_slice(&va[i * ca..(i + 1) * ca]);
+                row[ca..].copy_from_slice(&vb[i * cb..(i + 1) * cb]);
+            });
+        }
+        Ok(tensor(out, a.rows(), c))
+    }
+
+    fn voxelize(&self, frames: &[PointsRef<'_>], voxel_size: f32) -> Result<Voxels> {
+        voxelize::voxelize(frames, voxel_size)
+    }
+
+    fn kernel_map(&self, coords: &[[i32; 4]], range: [i32; 3], geom: &ConvGeom, kind: MapKind) -> Result<BuiltMap> {
+        Ok(match kind {
+            MapKind::Submanifold => BuiltMap { map: kmap::submanifold(coords, range, geom), coords: None },
+            MapKind::Strided => {
+                let (out, range, map) = kmap::strided(coords, range, geom);
+                BuiltMap { map, coords: Some((out, range)) }
+            }
+            MapKind::Generative => {
+                let (out, range, map) = kmap::generative(coords, range, geom);
+                BuiltMap { map, coords: Some((out, range)) }
+            }
+        })
+    }
+
+    fn transpose_map(&self, map: &KernelMap) -> Result<KernelMap> {
+        Ok(map.transposed())
+    }
+
+    fn sparse_conv(&self, df: &Dataflow, map: &KernelMap, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+        let cin = x.cols();
+        let cout = w.cols();
+        if x.rows() != map.n_in || w.rows() != map.volume * cin {
+            return Err(mismatch(format!(
+                "a conv of {} inputs × {cin} channels with a map of {} inputs, volume {} and weights {}×{cout}",
+                x.rows(),
+                map.n_in,
+                map.volume,
+                w.rows()
+            )));
+        }
+        let p = dataflow::ConvProblem { map, x: host(x, "conv input")?, cin, w: host(w, "conv weight")?, cout };
+        Ok(tensor(dataflow::run(df, &p), map.n_out, cout))
+    }
+}
+
+/// `row ← act(row + bias)` on the rows of one tile, in the calling thread.
+fn epilogue_rows(y: &mut [f32], cols: usize, bias: Option<&[f32]>, act: Activation) {
+    if cols == 0 || (bias.is_none() && act == Activation::None) {
+        return;
+    }
+    for row in y.chunks_exact_mut(cols) {
+        match bias {
+            Some(b) => row.iter_mut().zip(b).for_each(|(v, b)| *v = act.apply(*v + b)),
+            None => row.iter_mut().for_each(|v| *v = act.apply(*v)),
+        }
+    }
+}

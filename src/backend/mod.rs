@@ -1,0 +1,123 @@
+//! Compute devices. A [`Device`] (the CPU, or a CUDA GPU) owns the memory of the tensors
+//! that live on it ([`Tensor`]) and runs every op the models need through one [`Backend`]
+//! trait: dense ops (GEMM with a fused bias and activation, residual add, concatenation)
+//! and the sparse-conv engine's (voxelization, kernel maps, the conv dataflows). Every op is
+//! fallible: an out-of-memory or a failed kernel launch is an error, never a panic.
+//!
+//! Call sites hold a `Device` and never branch on what it is. The CUDA backend in this
+//! version is a stand-in ([`cuda`]): asking for `cuda` names what is missing (the driver, or
+//! the kernels, which `kernels/*.cu` will hold) and nothing else changes.
+//!
+//! Coordinates and kernel maps are host data ([`KernelMap`], the `out_in_map` contract of
+//! docs/sparse-conv.md); features and weights are device data.
+
+pub mod cpu;
+pub mod cuda;
+mod dataflow;
+mod device;
+pub mod kmap;
+mod tensor;
+
+pub use dataflow::Dataflow;
+pub use device::{Device, DeviceSpec};
+pub use kmap::{ConvGeom, KernelMap, ROW_TILE, kernel_indices};
+pub use tensor::Tensor;
+
+use crate::error::Result;
+
+/// An activation fused into an op's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Activation {
+    #[default]
+    None,
+    Relu,
+}
+
+impl Activation {
+    #[inline]
+    fn apply(self, v: f32) -> f32 {
+        match self {
+            Activation::None => v,
+            Activation::Relu => v.max(0.0),
+        }
+    }
+}
+
+/// One frame's points as the voxelizer takes them: `xyz [N, 3]` and features `[N, C]`.
+#[derive(Debug, Clone, Copy)]
+pub struct PointsRef<'a> {
+    pub xyz: &'a [[f32; 3]],
+    pub feats: &'a [f32],
+    pub channels: usize,
+}
+
+/// Voxelized points: the voxels of a batch of frames.
+#[derive(Debug, Clone)]
+pub struct Voxels {
+    /// `(b, x, y, z)` per voxel, sorted; `b` is the frame's index in the batch.
+    pub coords: Vec<[i32; 4]>,
+    /// Spatial extent per axis: coordinates lie in `[0, range)`.
+    pub range: [i32; 3],
+    /// Mean point features per voxel, `[voxels, C]`.
+    pub feats: Tensor,
+    /// Per frame, per point: the voxel row holding it (`None` for non-finite points).
+    pub point_to_voxel: Vec<Vec<Option<u32>>>,
+    /// World position of voxel index 0 on each axis (grid origin), metres.
+    pub origin: [f32; 3],
+    pub voxel_size: f32,
+}
+
+/// How a conv's kernel map relates its outputs to its inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapKind {
+    /// Outputs are the inputs (stride 1).
+    Submanifold,
+    /// Downsampling with the spconv output rule.
+    Strided,
+    /// Transposed, generating every output a dense transposed conv would.
+    Generative,
+}
+
+/// A kernel map with the coordinates of its outputs (for [`MapKind::Submanifold`] the
+/// inputs' own: `coords` is `None`).
+#[derive(Debug)]
+pub struct BuiltMap {
+    pub map: KernelMap,
+    pub coords: Option<(Vec<[i32; 4]>, [i32; 3])>,
+}
+
+/// Every op a model runs, on one device. Tensors passed in must live on this backend's
+/// device (a tensor of another device is an error).
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// The device's name: `cpu`, `cuda:0`.
+    fn name(&self) -> String;
+    /// What tuning records are keyed by: the device and what makes its timings its own
+    /// (thread count on the CPU, the GPU model on CUDA).
+    fn tuning_key(&self) -> String;
+
+    /// Copies host values `[rows × cols]` (row-major) onto the device.
+    fn upload(&self, host: &[f32], rows: usize, cols: usize) -> Result<Tensor>;
+    /// Copies a tensor to the host, row-major.
+    fn download(&self, x: &Tensor) -> Result<Vec<f32>>;
+
+    /// `act(x · w + bias)`: `x [n × k]`, `w [k × m]`, `bias [1 × m]` (a linear layer, a
+    /// 1×1×1 conv).
+    fn matmul(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, act: Activation) -> Result<Tensor>;
+    /// `x ← act(x + bias)` row by row.
+    fn bias_act(&self, x: &mut Tensor, bias: Option<&Tensor>, act: Activation) -> Result<()>;
+    /// `x ← act(x + y)` (a residual connection).
+    fn add_act(&self, x: &mut Tensor, y: &Tensor, act: Activation) -> Result<()>;
+    /// `[a | b]`: the columns of `b` after those of `a`, row by row.
+    fn concat_cols(&self, a: &Tensor, b: &Tensor) -> Result<Tensor>;
+
+    /// Voxelizes frames into one batch (`floor(p / voxel_size)`, shifted to start at 0, mean
+    /// features per voxel, range rounded up to a multiple of 16).
+    fn voxelize(&self, frames: &[PointsRef<'_>], voxel_size: f32) -> Result<Voxels>;
+    /// The kernel map of a conv over `coords` (spatial extent `range`).
+    fn kernel_map(&self, coords: &[[i32; 4]], range: [i32; 3], geom: &ConvGeom, kind: MapKind) -> Result<BuiltMap>;
+    /// The map of the transposed conv (its outputs are `map`'s inputs).
+    fn transpose_map(&self, map: &KernelMap) -> Result<KernelMap>;
+    /// `Y[o] = Σ_k X[map(o, k)] · W[k]` with `dataflow`: `x [n_in × cin]`, `w [K·cin × cout]`
+    /// (weight `k`'s rows `k·cin .. (k+1)·cin`).
+    fn sparse_conv(&self, dataflow: &Dataflow, map: &KernelMap, x: &Tensor, w: &Tensor) -> Result<Tensor>;
+}

@@ -1,0 +1,150 @@
+//! `scenetok bench …`: benchmarks against a baseline measured in the same run.
+
+mod sparse;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::features::ImageModelArgs;
+use super::{Context, DeviceArg};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// The sparse-conv engine: MinkUNet per dataflow and tuned, per-layer GFLOP/s against
+    /// SGEMM, and spconv's CPU build on the same voxels when available.
+    Sparse(sparse::Args),
+    /// Logging one full-size frame to rerun (target ≤ 50 ms) vs reading it; a long segment
+    /// recorded frame by frame with the memory watched.
+    Viz {
+        /// A dataset whose first frame is logged (default: one generated full-size frame).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Where generated data and recordings go (kept for reruns).
+        #[arg(long, default_value = "runs/bench-viz")]
+        work: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        /// Frames of the tiny-preset segment recorded for the streaming check (0 = skip).
+        #[arg(long, default_value_t = 200)]
+        stream_frames: usize,
+    },
+    /// Reading lidar columns (vs pyarrow) and range image → points (vs NumPy) on a dataset.
+    Io {
+        #[arg(long)]
+        data: PathBuf,
+        /// Python with pyarrow and numpy for the baselines (default: the setup script's venv).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Skip the baselines.
+        #[arg(long)]
+        no_baseline: bool,
+        /// Runs, each ours then the baselines; medians are reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// Motion-metric throughput (scenarios/s) on the scenarios of a dataset or TFRecord.
+    Metrics {
+        #[arg(long)]
+        data: PathBuf,
+        /// Evaluate the scenarios this many times (more stable timings).
+        #[arg(long, default_value_t = 20)]
+        repeat: usize,
+    },
+    /// The image encoder on a frame's five full-size cameras (decode, preprocess, session,
+    /// per-point sampling) vs Python onnxruntime on the same batch.
+    Image {
+        /// A v1 `.tfrecord` or v2 dataset folder (default: the real pvps sample frame).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        model: ImageModelArgs,
+        /// Timed runs per side (after a warm-up run).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Python with onnxruntime for the baseline (default: the setup script's venv).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long)]
+        no_baseline: bool,
+        /// Give the Python baseline huge pages too (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`):
+        /// the two sides on an equal footing.
+        #[arg(long)]
+        baseline_huge_pages: bool,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+}
+
+/// A file of the source tree that a baseline needs (the Python scripts and venvs live
+/// there, not beside an installed binary).
+pub fn tree_file(relative: &str) -> Result<PathBuf> {
+    scenetok::locate::in_source_tree(relative).ok_or_else(|| {
+        anyhow::anyhow!(
+            "the baselines need scenetok's source tree ({relative}); run from a checkout, or pass the path explicitly"
+        )
+    })
+}
+
+pub fn run(which: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
+    match which {
+        Command::Sparse(args) => sparse::run(args, stdout),
+        Command::Viz { data, work, repeats, stream_frames } => {
+            let r = scenetok::bench::viz::run(&work, data.as_deref(), repeats, stream_frames)?;
+            write!(stdout, "{}", r.report())?;
+            Ok(())
+        }
+        Command::Io { data, python, no_baseline, runs } => {
+            let python = match (no_baseline, python) {
+                (true, _) => None,
+                (false, Some(p)) => Some(p),
+                (false, None) => Some(tree_file(".venv/bin/python")?),
+            };
+            let script = if python.is_some() { tree_file("tools/bench/io_baseline.py")? } else { PathBuf::new() };
+            let result = scenetok::bench::io::run(&data, python.as_deref(), &script, runs)?;
+            write!(stdout, "{}", result.report())?;
+            Ok(())
+        }
+        Command::Metrics { data, repeat } => {
+            let result = scenetok::bench::metrics::run(&data, repeat)?;
+            write!(stdout, "{}", result.report())?;
+            Ok(())
+        }
+        Command::Image { data, model, runs, python, no_baseline, baseline_huge_pages, device } => {
+            device.open()?;
+            let source = match data {
+                Some(d) => d,
+                None => tree_file("../shared/waymo-samples/v1/pvps_data_one_frame.tfrecord")?,
+            };
+            anyhow::ensure!(
+                source.exists(),
+                "{}: not found (pass --data: a v1 .tfrecord or a v2 dataset folder)",
+                source.display()
+            );
+            let python = match (no_baseline, python) {
+                (true, _) => None,
+                (false, Some(p)) => Some(p),
+                (false, None) => Some(tree_file(".venv/bin/python")?),
+            };
+            let opts = scenetok::bench::image::ImageBenchOptions {
+                source,
+                config: model.config_path(ctx)?,
+                scale: model.scale(),
+                encoder: model.options(),
+                runs,
+                python,
+                python_huge_pages: baseline_huge_pages,
+                script: PathBuf::new(),
+            };
+            let opts = match opts.python {
+                Some(_) => {
+                    scenetok::bench::image::ImageBenchOptions { script: tree_file("tools/image_reference.py")?, ..opts }
+                }
+                None => opts,
+            };
+            write!(stdout, "{}", scenetok::bench::image::run(&opts)?.report())?;
+            Ok(())
+        }
+    }
+}

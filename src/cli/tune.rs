@@ -1,0 +1,123 @@
+//! `scenetok tune`: autotune the sparse-conv dataflows of a network on real frames.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use scenetok::backend::{Dataflow, Device};
+use scenetok::models::lidar_seg::{CLASSES, FEATURES, LidarPoints};
+use scenetok::pipeline::stages::PointsStage;
+use scenetok::pipeline::{FrameContext, FrameSelection, Pipeline, Source};
+use scenetok::sparse::SparseTensor;
+use scenetok::sparse::layers::RunCtx;
+use scenetok::sparse::nets::{MinkUNet, MinkUNetConfig, SparseResNet21D};
+use scenetok::sparse::tune::{TuneRecord, tune};
+use scenetok::sparse::voxelize;
+use scenetok::sparse::weights::Params;
+
+use super::DeviceArg;
+use super::eval::{TUNING_DIR, scale_label};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A v2 dataset whose frames (all five lidars) are the tuning inputs.
+    #[arg(long)]
+    data: PathBuf,
+    /// Network: `minkunet` or `resnet21d`.
+    #[arg(long, default_value = "minkunet")]
+    network: String,
+    #[arg(long, default_value_t = 1.0)]
+    width: f32,
+    #[arg(long, default_value_t = 0.1)]
+    voxel: f32,
+    #[arg(long, default_value_t = 2)]
+    frames: usize,
+    /// Interleaved timing rounds per candidate (the fastest counts).
+    #[arg(long, default_value_t = 2)]
+    reps: usize,
+    /// Where tunings are stored (one JSON per network, device and input scale).
+    #[arg(long, default_value = TUNING_DIR)]
+    dir: PathBuf,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+/// A network with random weights at a width, as one forward closure.
+pub enum Net {
+    MinkUNet(Box<MinkUNet>),
+    ResNet(Box<SparseResNet21D>),
+}
+
+impl Net {
+    pub fn build(name: &str, width: f32, device: &Device) -> Result<Self> {
+        let mut p = Params::random(0);
+        Ok(match name {
+            "minkunet" => Net::MinkUNet(Box::new(MinkUNet::build(
+                MinkUNetConfig { in_channels: FEATURES, num_classes: CLASSES, width },
+                &mut p,
+                device,
+            )?)),
+            "resnet21d" => Net::ResNet(Box::new(SparseResNet21D::build(FEATURES, width, &mut p, device)?)),
+            other => anyhow::bail!("--network {other}: expected minkunet or resnet21d"),
+        })
+    }
+    pub fn forward(&self, x: &SparseTensor, ctx: &RunCtx) -> scenetok::Result<()> {
+        match self {
+            Net::MinkUNet(n) => n.forward(x, ctx).map(drop),
+            Net::ResNet(n) => n.forward(x, ctx).map(drop),
+        }
+    }
+}
+
+/// The first `frames` frames' first-return points of every lidar (the encoder's input).
+pub fn load_frames(data: &Path, frames: usize) -> Result<Vec<LidarPoints>> {
+    let source = Source::open(data)?;
+    let mut points = Pipeline::new().then(PointsStage::first_returns(&[]))?;
+    let selection = FrameSelection::all().request(points.request());
+    let mut out = Vec::new();
+    for frame in source.frames(&selection)?.take(frames) {
+        let mut ctx = FrameContext::new(frame?);
+        points.run(&mut ctx)?;
+        let mut pts = LidarPoints::default();
+        for c in &ctx.points {
+            pts.push_cloud(&c.cloud, None);
+        }
+        out.push(pts);
+    }
+    anyhow::ensure!(!out.is_empty(), "{}: no lidar frames", data.display());
+    Ok(out)
+}
+
+/// Voxel tensors of `frames` on `device`.
+pub fn inputs(frames: &[LidarPoints], voxel: f32, device: &Device) -> Result<Vec<SparseTensor>> {
+    frames.iter().map(|f| Ok(voxelize(device, &[f.as_ref()], voxel)?.tensor)).collect()
+}
+
+pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
+    let device = args.device.open()?;
+    let frames = load_frames(&args.data, args.frames)?;
+    let inputs = inputs(&frames, args.voxel, &device)?;
+    let net = Net::build(&args.network, args.width, &device)?;
+    let groups = tune(&inputs, &Dataflow::candidates(), args.reps, &|x, c| net.forward(x, c))?;
+    let record = TuneRecord {
+        network: format!("{}-w{}", args.network, args.width),
+        device: device.backend().tuning_key(),
+        scale: scale_label(args.voxel),
+        groups,
+    };
+    let path = record.save(&args.dir)?;
+    writeln!(stdout, "{:<16} {:>6} {:<26} {:>9} {:>11}", "group", "layers", "chosen", "ms", "default ms")?;
+    for g in &record.groups {
+        writeln!(
+            stdout,
+            "{:<16} {:>6} {:<26} {:>9.2} {:>11.2}",
+            g.key.label(),
+            g.layers,
+            g.dataflow.label(),
+            g.ms,
+            g.default_ms
+        )?;
+    }
+    writeln!(stdout, "stored {}", path.display())?;
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! `scenetok viz`: rerun recordings of any input and of motion predictions.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use scenetok::models::motion::Baseline;
+use scenetok::viz::{PointColors, VizOptions, VizSink};
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("sink").required(true).args(["save", "spawn", "connect", "write_blueprints"])))]
+pub struct Args {
+    /// A v2 dataset folder, a v1 `Frame` TFRecord or a WOMD `Scenario` TFRecord.
+    #[arg(long, required_unless_present = "write_blueprints")]
+    data: Option<PathBuf>,
+    /// The segment of a v2 dataset (default: the first).
+    #[arg(long)]
+    segment: Option<String>,
+    /// Frame indices: `A..B`, `A..`, `..B` or `N`.
+    #[arg(long, value_parser = scenetok::viz::parse_frame_range)]
+    frames: Option<std::ops::Range<usize>>,
+    /// Write the recording to an .rrd file (with the blueprint).
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Start a viewer and stream to it (`rerun` on PATH, else .venv/bin/rerun).
+    #[arg(long)]
+    spawn: bool,
+    /// Stream to a running viewer: `host:port` or a `rerun+http://…/proxy` URL.
+    #[arg(long)]
+    connect: Option<String>,
+    /// Write the blueprints (perception.rbl, motion.rbl) into this folder and exit.
+    #[arg(long)]
+    write_blueprints: Option<PathBuf>,
+    /// Colour points by intensity or by LiDAR segmentation class.
+    #[arg(long, value_enum, default_value = "intensity")]
+    color: PointColors,
+    /// Also log the second returns.
+    #[arg(long)]
+    second_returns: bool,
+    /// Skip the range images.
+    #[arg(long)]
+    no_range_images: bool,
+    /// Skip camera images and panoptic labels.
+    #[arg(long)]
+    no_cameras: bool,
+    /// Motion baselines to run on the input's scenarios; their predictions and metrics join
+    /// the recording (a WOMD file without --model shows the scenario alone).
+    #[arg(long = "model", value_enum)]
+    models: Vec<Baseline>,
+    /// For v2 datasets with --model: a 9.1 s scenario window every STRIDE frames.
+    #[arg(long, default_value_t = 20)]
+    stride: usize,
+}
+
+pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
+    if let Some(dir) = &args.write_blueprints {
+        for p in scenetok::viz::write_blueprints(dir)? {
+            writeln!(stdout, "wrote {}", p.display())?;
+        }
+        return Ok(());
+    }
+    let Some(data) = args.data else { anyhow::bail!("--data is required") };
+    let sink = match (args.save, args.spawn, args.connect) {
+        (Some(p), _, _) => VizSink::Save(p),
+        (_, true, _) => VizSink::Spawn,
+        (_, _, Some(a)) => VizSink::Connect(a),
+        _ => anyhow::bail!("one of --save, --spawn, --connect is required"),
+    };
+    let opts = VizOptions {
+        segment: args.segment,
+        frames: args.frames,
+        point_colors: args.color,
+        second_returns: args.second_returns,
+        range_images: !args.no_range_images,
+        cameras: !args.no_cameras,
+        segmentation: !args.no_cameras,
+        ..VizOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let summary = scenetok::viz::input::record_path(&data, &opts, &sink, &args.models, args.stride)?;
+    writeln!(stdout, "{}", summary.input.as_deref().unwrap_or("?"))?;
+    if let Some(f) = &summary.frames {
+        writeln!(
+            stdout,
+            "logged {} frame(s): {} points, {} camera images, {} panoptic labels, {} 3-D boxes, {} map features",
+            f.frames, f.points, f.images, f.panoptic_labels, f.lidar_boxes, f.map_features
+        )?;
+    }
+    if let Some(m) = &summary.motion {
+        writeln!(
+            stdout,
+            "logged {} scenario(s), {} steps, {} predicted agents, {} modes",
+            m.scenarios, m.steps, m.predicted_agents, m.modes
+        )?;
+    }
+    let dest = match &sink {
+        VizSink::Save(p) => p.display().to_string(),
+        VizSink::Spawn => "a spawned viewer".into(),
+        VizSink::Connect(a) => a.clone(),
+    };
+    writeln!(stdout, "to {dest} in {:.1} s", started.elapsed().as_secs_f64())?;
+    Ok(())
+}

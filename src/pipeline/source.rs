@@ -1,0 +1,297 @@
+//! Where frames and scenarios come from: any input scenetok reads (a v2 dataset folder, a v1
+//! `Frame` TFRecord, a WOMD `Scenario` TFRecord; a network stream later), opened once and
+//! read the same way whatever it is. Frames are streamed: one frame is in memory at a time.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Location, Result};
+use crate::io::detect::{InputKind, detect};
+use crate::io::v2::{Dataset, FrameReader, FrameRequest};
+use crate::scene::{Frame, MapFeature, Scenario};
+
+/// An opened input.
+pub struct Source {
+    path: PathBuf,
+    kind: InputKind,
+    /// The index of a v2 dataset (segments, components, row groups).
+    dataset: Option<Dataset>,
+}
+
+/// Which segments to read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Segments {
+    /// Every segment, in the input's order.
+    #[default]
+    All,
+    /// The first segment only.
+    First,
+    /// One segment by name.
+    Named(String),
+}
+
+impl Segments {
+    /// `Named` when a name is given, else `default`.
+    pub fn named_or(name: Option<String>, default: Segments) -> Segments {
+        name.map_or(default, Segments::Named)
+    }
+}
+
+/// Which frames to read and which of their parts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameSelection {
+    pub segments: Segments,
+    /// Frame indices within each segment (default: all).
+    pub frames: Option<Range<usize>>,
+    /// The components a v2 frame is read with (a v1 `Frame` always holds everything).
+    pub request: FrameRequest,
+}
+
+impl FrameSelection {
+    /// Every frame of every segment, every component.
+    pub fn all() -> Self {
+        FrameSelection { segments: Segments::All, frames: None, request: FrameRequest::all() }
+    }
+    pub fn segments(mut self, segments: Segments) -> Self {
+        self.segments = segments;
+        self
+    }
+    /// Frame indices `range` of each segment.
+    pub fn frames(mut self, range: Range<usize>) -> Self {
+        self.frames = Some(range);
+        self
+    }
+    /// At most `n` frames per segment (`None`: all).
+    pub fn first(self, n: Option<usize>) -> Self {
+        match n {
+            Some(n) => self.frames(0..n),
+            None => self,
+        }
+    }
+    pub fn request(mut self, request: FrameRequest) -> Self {
+        self.request = request;
+        self
+    }
+}
+
+/// One frame as the source yields it.
+#[derive(Debug, Clone)]
+pub struct SourceFrame {
+    pub segment: String,
+    /// Index of the frame within its segment.
+    pub index: usize,
+    pub frame: Frame,
+    /// The input file (or folder) and segment, for errors about this frame.
+    pub at: Location,
+}
+
+impl Source {
+    /// Opens `path`, whatever it holds (see [`crate::io::detect`]).
+    pub fn open(path: &Path) -> Result<Source> {
+        let kind = detect(path)?;
+        let dataset = match kind {
+            InputKind::V2Dataset => Some(Dataset::open(path)?),
+            InputKind::V2ComponentFile => {
+                return Err(Error::invalid(
+                    Location::file(path),
+                    "a v2 dataset folder or a TFRecord (one component file holds no whole frames: pass the dataset folder above its component folder)",
+                    "a single v2 component file",
+                ));
+            }
+            InputKind::V1Frames | InputKind::WomdScenarios => None,
+        };
+        Ok(Source { path: path.to_path_buf(), kind, dataset })
+    }
+
+    pub fn kind(&self) -> InputKind {
+        self.kind
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// The v2 dataset behind the source, if it is one.
+    pub fn dataset(&self) -> Option<&Dataset> {
+        self.dataset.as_ref()
+    }
+
+    /// The frames `selection` asks for, streamed. WOMD scenarios hold no sensor frames: an
+    /// error says so.
+    pub fn frames(&self, selection: &FrameSelection) -> Result<Frames<'_>> {
+        let inner = match (&self.dataset, self.kind) {
+            (Some(ds), _) => {
+                let segments: VecDeque<String> = match &selection.segments {
+                    Segments::All => ds.segments().map(str::to_string).collect(),
+                    Segments::First => ds.segments().next().map(str::to_string).into_iter().collect(),
+                    Segments::Named(s) => {
+                        ds.components(s)?;
+                        VecDeque::from([s.clone()])
+                    }
+                };
+                FramesInner::V2 { ds, segments, current: None }
+            }
+            (None, InputKind::V1Frames) => {
+                FramesInner::V1 { reader: Box::new(crate::io::v1::open_frames(&self.path)?), segment: None, index: 0 }
+            }
+            _ => {
+                return Err(Error::invalid(
+                    Location::file(&self.path),
+                    "sensor frames (a v2 dataset folder or a v1 Frame TFRecord)",
+                    self.kind.describe(),
+                ));
+            }
+        };
+        Ok(Frames { source: self, selection: selection.clone(), inner, done: false })
+    }
+
+    /// The map of a v2 segment (scenetok's `map_feature`; empty when the dataset has none).
+    /// Other inputs carry no per-segment map (a WOMD scenario holds its own).
+    pub fn map(&self, segment: &str) -> Result<Vec<MapFeature>> {
+        match &self.dataset {
+            Some(ds) => ds.read_map(segment),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Motion scenarios: the WOMD file's, or from a v2 dataset a 9.1 s window every `stride`
+    /// frames of the selected segments (segments read in parallel, kept in order).
+    pub fn scenarios(&self, segments: &Segments, stride: usize) -> Result<Vec<Scenario>> {
+        match (&self.dataset, self.kind) {
+            (Some(ds), _) => {
+                let names: Vec<String> = match segments {
+                    Segments::All => ds.segments().map(str::to_string).collect(),
+                    Segments::First => ds.segments().next().map(str::to_string).into_iter().collect(),
+                    Segments::Named(s) => vec![s.clone()],
+                };
+                use rayon::prelude::*;
+                let per_segment: Vec<Vec<Scenario>> = names
+                    .par_iter()
+                    .map(|seg| crate::io::v2::motion::segment_scenarios(ds, seg, stride))
+                    .collect::<Result<_>>()?;
+                Ok(per_segment.into_iter().flatten().collect())
+            }
+            (None, InputKind::WomdScenarios) => crate::io::womd::read_scenarios(&self.path),
+            _ => Err(Error::invalid(
+                Location::file(&self.path),
+                "motion scenarios (a v2 dataset folder with boxes and a map, or a WOMD Scenario TFRecord)",
+                self.kind.describe(),
+            )),
+        }
+    }
+}
+
+/// An iterator of the selected frames.
+pub struct Frames<'a> {
+    source: &'a Source,
+    selection: FrameSelection,
+    inner: FramesInner<'a>,
+    done: bool,
+}
+
+enum FramesInner<'a> {
+    V2 {
+        ds: &'a Dataset,
+        segments: VecDeque<String>,
+        /// The segment being read: its reader, the selected timestamps, the next one.
+        current: Option<(String, FrameReader, Vec<i64>, usize)>,
+    },
+    V1 {
+        reader: Box<crate::io::v1::FrameReader<std::io::BufReader<std::fs::File>>>,
+        /// The segment of the frames seen last, and the index of the next one in it.
+        segment: Option<String>,
+        index: usize,
+    },
+}
+
+impl Frames<'_> {
+    fn wanted(&self, index: usize) -> bool {
+        self.selection.frames.as_ref().is_none_or(|r| r.contains(&index))
+    }
+    fn past_range(&self, index: usize) -> bool {
+        self.selection.frames.as_ref().is_some_and(|r| index >= r.end)
+    }
+
+    fn next_v2(&mut self) -> Option<Result<SourceFrame>> {
+        let range = self.selection.frames.clone();
+        let FramesInner::V2 { ds, segments, current } = &mut self.inner else { return None };
+        loop {
+            if let Some((segment, reader, timestamps, next)) = current {
+                if let Some(&ts) = timestamps.get(*next) {
+                    let index = range.as_ref().map_or(0, |r| r.start) + *next;
+                    *next += 1;
+                    let at = Location::file(ds.root()).detail(format!("segment {segment}"));
+                    return Some(reader.read_frame(ts).map(|frame| SourceFrame {
+                        segment: segment.clone(),
+                        index,
+                        frame,
+                        at,
+                    }));
+                }
+                *current = None;
+            }
+            let segment = segments.pop_front()?;
+            let reader = match ds.frames(&segment, &self.selection.request) {
+                Ok(r) => r,
+                Err(e) => return Some(Err(e)),
+            };
+            let all = reader.timestamps();
+            let timestamps = match &range {
+                Some(r) => all[r.start.min(all.len())..r.end.min(all.len())].to_vec(),
+                None => all.to_vec(),
+            };
+            *current = Some((segment, reader, timestamps, 0));
+        }
+    }
+
+    fn next_v1(&mut self) -> Option<Result<SourceFrame>> {
+        loop {
+            let FramesInner::V1 { reader, segment, index } = &mut self.inner else { return None };
+            let frame = match reader.next()? {
+                Ok(f) => f,
+                Err(e) => return Some(Err(e)),
+            };
+            if segment.as_deref() != Some(frame.segment.as_str()) {
+                *segment = Some(frame.segment.clone());
+                *index = 0;
+            }
+            let i = *index;
+            *index += 1;
+            // A v1 file holds one segment's frames in order: the first segment is the one of
+            // the first frame, and past the range of a single segment nothing more is wanted.
+            if self.selection.segments == Segments::First {
+                self.selection.segments = Segments::Named(frame.segment.clone());
+            }
+            if let Segments::Named(s) = &self.selection.segments {
+                if *s != frame.segment {
+                    continue;
+                }
+                if self.past_range(i) {
+                    return None;
+                }
+            }
+            if !self.wanted(i) {
+                continue;
+            }
+            let at = Location::file(self.source.path()).detail(format!("segment {}", frame.segment));
+            return Some(Ok(SourceFrame { segment: frame.segment.clone(), index: i, frame, at }));
+        }
+    }
+}
+
+impl Iterator for Frames<'_> {
+    type Item = Result<SourceFrame>;
+    fn next(&mut self) -> Option<Result<SourceFrame>> {
+        if self.done {
+            return None;
+        }
+        let item = match self.inner {
+            FramesInner::V2 { .. } => self.next_v2(),
+            FramesInner::V1 { .. } => self.next_v1(),
+        };
+        // The readers stop after their first error; so does the source.
+        if item.as_ref().is_none_or(|r| r.is_err()) {
+            self.done = true;
+        }
+        item
+    }
+}

@@ -96,6 +96,10 @@ pub enum Error {
     /// or an op was given tensors it cannot take.
     #[error("{device}: {reason}")]
     Device { device: String, reason: String },
+    /// Something scenetok needs beside its own binary is not where it looked (the data
+    /// folder, a library): what, and where it looked.
+    #[error("{what} not found: {hint}")]
+    NotFound { what: String, hint: String },
 }
 
 impl Error {
@@ -124,7 +128,7 @@ impl Error {
             | Error::Invalid { at, .. }
             | Error::Decode { at, .. }
             | Error::Model { at, .. } => Some(at),
-            Error::Device { .. } => None,
+            Error::Device { .. } | Error::NotFound { .. } => None,
         }
     }
 }

@@ -1,8 +1,28 @@
 //! scenetok: perception and motion prediction on Waymo-format data.
 //!
-//! Layers, each talking only to the one below: [`io`] (Waymo v2 parquet, WOMD and v1
-//! TFRecords) → [`scene`] (the in-memory data model) and [`geom`] (range images, camera
-//! projection, boxes) → models, pipeline, evaluation and visualisation.
+//! The layers, from the bottom; each uses only those below it (docs/ARCHITECTURE.md has the
+//! module map and one frame's way through them):
+//!
+//! * [`scene`]: the in-memory data model (frames, range images, calibrations, boxes, tracks,
+//!   the map, Waymo's enums, motion predictions and trajectory types); [`error`].
+//! * [`geom`]: range images ⇄ points, camera projection, boxes, polylines.
+//! * [`backend`]: compute devices (the CPU; a stand-in CUDA backend) with tensors in their
+//!   own memory and every op the models run (GEMM, voxelization, kernel maps, sparse-conv
+//!   dataflows). [`locate`]: where models, weights and the ONNX Runtime library are found.
+//! * [`io`]: Waymo v2 parquet (read and write), WOMD `Scenario` and v1 `Frame` TFRecords,
+//!   what a path holds ([`io::detect`]), inspection, the built-in fixture.
+//! * [`sparse`]: the sparse-convolution engine above the backend (sparse tensors, layers,
+//!   MinkUNet and SparseResNet21D, weights, the autotuner).
+//! * [`models`]: the motion predictor contract and baselines, the LiDAR encoder, the ONNX
+//!   image encoder.
+//! * [`pipeline`]: sources (any input), the per-frame context and stages, per-stage timing,
+//!   what the pipeline exports.
+//! * [`sim`]: the synthetic world written as a v2 dataset.
+//! * [`eval`]: metrics (motion, segmentation, detection), the evaluation runner, reports.
+//! * [`viz`]: rerun recordings of inputs and outputs.
+//! * [`bench`]: benchmarks against baselines run in the same invocation.
+//!
+//! The `scenetok` command (`src/cli/`) sits on top and is not part of the library.
 
 // Errors carry their full location (file, column, row, frame); they are the cold path.
 #![allow(clippy::result_large_err)]

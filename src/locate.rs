@@ -39,18 +39,12 @@ impl DataDir {
             return Ok(DataDir { root: dir.clone() });
         }
         let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-        Err(Error::invalid(
-            Location::default().detail("the data folder"),
-            format!(
-                "a folder with models/ and weights/: pass --models DIR or set {DATA_ENV} (looked in: {})",
-                if looked.is_empty() {
-                    "nowhere: the executable's location is unknown".into()
-                } else {
-                    looked.join(", ")
-                }
-            ),
-            "none",
-        ))
+        let looked =
+            if looked.is_empty() { "nothing: the executable's location is unknown".into() } else { looked.join(", ") };
+        Err(Error::NotFound {
+            what: "scenetok's data folder (models/ and weights/)".into(),
+            hint: format!("pass --models DIR or set {DATA_ENV}; looked in {looked}"),
+        })
     }
 
     /// A folder given by the user: it must hold the data, no fallback.
@@ -88,7 +82,9 @@ fn default_candidates() -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Some(exe_dir) = exe_dir() {
         out.push(exe_dir.join("data"));
-        out.push(exe_dir.join("../share/scenetok/data"));
+        if let Some(prefix) = exe_dir.parent() {
+            out.push(prefix.join("share/scenetok/data"));
+        }
     }
     if let Some(tree) = source_tree() {
         out.push(tree.join("data"));

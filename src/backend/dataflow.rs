@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A dataflow and its parameters (the autotuner's search space, §A.4).
+/// A dataflow and its parameters (the autotuner's search space, docs/sparse-conv.md#autotuner).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "dataflow", rename_all = "snake_case")]
 pub enum Dataflow {

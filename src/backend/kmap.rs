@@ -114,7 +114,7 @@ impl PairList {
     }
 }
 
-/// The sorted implicit-GEMM form with `split` offset groups (§A.3.4): per group, the rows
+/// The sorted implicit-GEMM form with `split` offset groups (docs/sparse-conv.md#sorted-implicit-gemm): per group, the rows
 /// ordered by descending bitmask (`reorder_loc`), and per 128-row tile of that order the
 /// OR of the bitmasks (`reduced_mask`).
 #[derive(Debug)]
@@ -208,7 +208,7 @@ impl KernelMap {
         SortedMap { group_len, reorder, reduced_mask }
     }
 
-    /// The map of the transposed conv (§A.2): `t[i, k] = o` wherever `self[o, k] = i`.
+    /// The map of the transposed conv (docs/sparse-conv.md#transposed-maps): `t[i, k] = o` wherever `self[o, k] = i`.
     /// Its outputs are this map's inputs.
     pub fn transposed(&self) -> KernelMap {
         let k = self.volume;

@@ -1,6 +1,6 @@
 //! `scenetok bench io`: reading a v2 dataset's lidar columns and converting its range
-//! images to points, against pyarrow (the read) and a NumPy port of reference/waymo.md
-//! §2.2 (the conversion), both run by `tools/bench/io_baseline.py` in the same invocation.
+//! images to points, against pyarrow (the read) and a NumPy port of
+//! docs/geometry.md#range-image--points (the conversion), both run by `tools/bench/io_baseline.py` in the same invocation.
 //!
 //! The conversion is timed as the baseline times it — a segment's decoded range images
 //! converted back to back — and also frame by frame right after each decode, as a stream

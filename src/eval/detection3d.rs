@@ -1,4 +1,4 @@
-//! Waymo-style 3-D detection AP and APH (reference/waymo.md §6; upstream `metrics_utils.cc`,
+//! Waymo-style 3-D detection AP and APH (docs/detection-metrics.md; upstream `metrics_utils.cc`,
 //! `detection_metrics.cc`): per object type and difficulty level, predictions above each score
 //! cutoff (0.00, 0.01, …, 1.00) are matched to ground truth by a maximum-IoU assignment
 //! (Hungarian) at the type's IoU threshold (vehicle 0.7; pedestrian, sign, cyclist 0.5) with

@@ -1,5 +1,5 @@
-//! Metrics and evaluation: WOMD motion metrics, segmentation mIoU, 2-D and 3-D detection AP,
-//! latency per stage, the evaluation runner, its outputs and reports.
+//! Metrics and evaluation: WOMD motion metrics, LiDAR segmentation mIoU, camera segmentation
+//! mIoU, 2-D and 3-D detection AP, the evaluation runner, its outputs and reports.
 
 pub mod assignment;
 pub mod detection2d;
@@ -10,4 +10,3 @@ pub mod outputs;
 pub mod report;
 pub mod runner;
 pub mod segmentation;
-pub mod trajectory_type;

@@ -1,16 +1,16 @@
 //! WOMD motion metrics exactly as upstream's `motion_metrics.cc` computes them
-//! (reference/waymo.md §4.2-4.4): minADE, minFDE, miss rate, overlap rate, mAP and soft mAP
+//! (docs/motion-metrics.md): minADE, minFDE, miss rate, overlap rate, mAP and soft mAP
 //! per object type and measurement step, with upstream's sample rules and quirks.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::trajectory_type::{TrajectoryType, classify};
 use crate::geom::{OrientedRect, intersection_area};
 pub use crate::scene::prediction::{
     JointPrediction, MultimodalPrediction, PredictedTrajectory, PredictionHorizon, ScenarioPredictions,
 };
+use crate::scene::trajectory_type::{TrajectoryType, classify};
 use crate::scene::{AgentType, Scenario, Track};
 
 /// One measurement step with its miss thresholds.

@@ -1,4 +1,4 @@
-//! Global-shutter camera projection, exactly as reference/waymo.md §2.3 (upstream
+//! Global-shutter camera projection, exactly as docs/geometry.md#camera-projection (upstream
 //! `camera_model.cc` without rolling-shutter compensation, which is out of scope).
 //!
 //! The camera frame is x forward (optical axis), y left, z up; normalised image

@@ -1,5 +1,5 @@
-//! Geometry: range image ⇄ points (reference/waymo.md §2.2), global-shutter camera
-//! projection (§2.3), boxes.
+//! Geometry: range image ⇄ points (docs/geometry.md), global-shutter camera
+//! projection, boxes.
 //!
 //! Conventions: all math is f64; bulk point storage is f32 (see [`PointCloud`]). Frames
 //! follow Waymo: vehicle x forward, y left, z up; LiDAR and camera extrinsics map sensor →

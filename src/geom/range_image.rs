@@ -1,4 +1,4 @@
-//! Range image ⇄ point cloud, exactly as reference/waymo.md §2.2 (upstream
+//! Range image ⇄ point cloud, exactly as docs/geometry.md#range-image--points (upstream
 //! `range_image_utils.py` / `lidar_utils.py`), computed in f64.
 //!
 //! Speed: the spherical directions are separable (row → inclination, column → azimuth), so

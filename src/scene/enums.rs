@@ -1,5 +1,5 @@
 //! The Waymo enumerations scenetok reads and writes, with their exact numeric values
-//! (reference/waymo.md §1.6, §4.1). Files may store them as integers of any width or as
+//! (docs/formats.md#enums, #womd-enums). Files may store them as integers of any width or as
 //! their names; both parse here, and an unknown value is an error, never a silent default.
 
 use serde::{Deserialize, Serialize};

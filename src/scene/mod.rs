@@ -7,6 +7,7 @@ pub mod frame;
 pub mod motion;
 pub mod prediction;
 pub mod sensor;
+pub mod trajectory_type;
 
 pub use enums::*;
 pub use frame::*;

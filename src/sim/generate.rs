@@ -18,8 +18,8 @@ use super::lidar::{LidarOptions, LidarScale, lidar_rig, simulate_rig};
 use super::road::{RoadConfig, RoadNetwork};
 use super::snapshot::{Snapshot, StaticWorld};
 use crate::error::{Error, Location, Result};
-use crate::eval::trajectory_type::{TrajectoryType, classify};
 use crate::io::v2::SegmentWriter;
+use crate::scene::trajectory_type::{TrajectoryType, classify};
 use crate::scene::{BoxType, DifficultyLevel, Frame, FrameStats, LidarBox, Transform};
 
 /// Bumped whenever the same settings would write different data.

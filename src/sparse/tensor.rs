@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use crate::backend::{ConvGeom, Device, KernelMap, MapKind, Tensor};
 use crate::error::{Error, Result};
 
-/// Kernel-map cache key (§A.4: also the autotuner's layer-group key): the input tensor
+/// Kernel-map cache key (also the autotuner's layer-group key, docs/sparse-conv.md#autotuner; unlike upstream, a transposed conv groups apart from the downsampling conv whose map it reuses): the input tensor
 /// stride (the *fine* stride for transposed convs), kernel, conv stride, dilation, and
 /// whether the map is the transposed one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]

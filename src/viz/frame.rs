@@ -381,7 +381,7 @@ pub fn rotation_xyzw(t: &Transform) -> [f32; 4] {
 }
 
 /// The camera's intrinsics as a rerun `Pinhole`. Waymo's camera frame is x forward, y left,
-/// z up (reference/waymo.md §2.1): `u = -y/x·f_u + c_u`, `v = -z/x·f_v + c_v`, which is
+/// z up (docs/geometry.md#frames-and-conventions): `u = -y/x·f_u + c_u`, `v = -z/x·f_v + c_v`, which is
 /// exactly rerun's pinhole with `camera_xyz = FLU`. Lens distortion is not modelled by
 /// rerun; Waymo's is small (projected boxes move by a few pixels at the image corners).
 pub fn pinhole(calib: &CameraCalibration) -> rerun::Pinhole {

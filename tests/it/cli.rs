@@ -146,3 +146,66 @@ fn demo_generates_a_world_and_evaluates_every_baseline() {
     let again = scenetok(&["demo", "--out", dir.path().to_str().unwrap(), "--frames", "95"]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("using the world already generated"));
 }
+
+/// A GPU asked for where there is none (or where this build has no CUDA kernels) is one
+/// line naming what is missing, before any work; an unknown device is a usage error.
+#[test]
+fn device_cuda_without_a_gpu_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ds");
+    assert!(scenetok(&["fixture", "--out", root.to_str().unwrap()]).status.success());
+    for device in ["cuda", "cuda:1"] {
+        let out = scenetok(&["eval", "--task", "lidar-seg", "--data", root.to_str().unwrap(), "--device", device]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        let n = device.strip_prefix("cuda:").unwrap_or("0");
+        assert!(err.starts_with(&format!("error: cuda:{n}: ")) && err.contains("--device cpu"), "{err}");
+        assert!(err.contains("NVIDIA driver") || err.contains("no CUDA kernels"), "{err}");
+    }
+    let out = scenetok(&["tune", "--data", root.to_str().unwrap(), "--device", "tpu"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected cpu, cuda, cuda:N or auto"));
+    // `auto` falls back to the CPU.
+    let out = scenetok(&["eval", "--task", "lidar-seg", "--data", root.to_str().unwrap(), "--device", "auto"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A copy of the binary outside the source tree finds the models by `--models`, by
+/// `SCENETOK_DATA`, or beside itself, and says where it looked when none of them has them.
+#[test]
+fn an_installed_binary_finds_its_models_or_says_where_it_looked() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ds");
+    assert!(scenetok(&["fixture", "--out", root.to_str().unwrap()]).status.success());
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let exe = bin.join("scenetok");
+    std::fs::copy(env!("CARGO_BIN_EXE_scenetok"), &exe).unwrap();
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    let run = |extra: &[&str], env: Option<&std::path::Path>| {
+        let mut c = Command::new(&exe);
+        c.current_dir(dir.path()).env_remove("SCENETOK_DATA");
+        if let Some(e) = env {
+            c.env("SCENETOK_DATA", e);
+        }
+        c.args(["eval", "--task", "lidar-seg", "--data", root.to_str().unwrap()]).args(extra).output().unwrap()
+    };
+    let out = run(&[], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--models") && err.contains("SCENETOK_DATA") && err.contains(bin.join("data").to_str().unwrap()),
+        "{err}"
+    );
+    let ok = |out: std::process::Output, how: &str| {
+        assert!(out.status.success(), "{how}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("mIoU"), "{how}");
+    };
+    ok(run(&["--models", data.to_str().unwrap()], None), "--models");
+    ok(run(&[], Some(&data)), "SCENETOK_DATA");
+    let bad = run(&["--models", dir.path().to_str().unwrap()], None);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("given by --models"), "a folder without the models");
+    std::os::unix::fs::symlink(&data, bin.join("data")).unwrap();
+    ok(run(&[], None), "beside the executable");
+}

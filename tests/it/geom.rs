@@ -1,5 +1,5 @@
-//! scenetok::geom: upstream test vectors (reference/waymo.md §2.2), range image round trips,
-//! camera projection (§2.3) and boxes.
+//! scenetok::geom: upstream test vectors (docs/geometry.md#upstream-test-vector), range image round trips,
+//! camera projection and boxes.
 
 use std::f64::consts::{FRAC_PI_2, FRAC_PI_4, PI};
 use std::time::Instant;

@@ -1,4 +1,4 @@
-//! WOMD motion metrics on the real sample scenario (reference/waymo.md §7 item 4) and on
+//! WOMD motion metrics on the real sample scenario (docs/motion-metrics.md#sanity-checks-on-real-data) and on
 //! hand-made cases.
 
 use scenetok::eval::motion::*;
@@ -351,8 +351,8 @@ mod upstream_cases {
 /// classify the same at every rotation (current step 1; headings and velocities from the
 /// point deltas at 10 Hz, the last state copying the one before).
 mod upstream_trajectory_types {
-    use scenetok::eval::trajectory_type::{TrajectoryType, TrajectoryType::*, classify};
     use scenetok::scene::AgentState;
+    use scenetok::scene::trajectory_type::{TrajectoryType, TrajectoryType::*, classify};
 
     fn track(points: &[(f64, f64)], angle: f64) -> Vec<AgentState> {
         let (s, c) = angle.sin_cos();

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use scenetok::eval::trajectory_type::{TrajectoryType, classify};
+use scenetok::scene::trajectory_type::{TrajectoryType, classify};
 use scenetok::sim::agents::{AgentConfig, simulate};
 use scenetok::sim::road::{RoadConfig, RoadNetwork};
 

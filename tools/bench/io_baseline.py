@@ -3,7 +3,7 @@
     io_baseline.py DATASET_ROOT
 
 For every segment with a `lidar` file: (1) pyarrow reads the same lidar columns scenetok
-reads; (2) a NumPy port of reference/waymo.md §2.2 converts every first-return range image to
+reads; (2) a NumPy port of docs/geometry.md#range-image--points converts every first-return range image to
 points (TOP with per-pixel pose and the inverse frame pose), once as upstream does by default
 (xyz only) and once with upstream's `keep_polar_features` (range, intensity and elongation
 kept beside xyz, as scenetok's conversion always keeps the pixel's channels). Prints one JSON

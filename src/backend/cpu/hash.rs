@@ -1,5 +1,5 @@
 //! Coordinate hashing: the bounding-box ravel key and an open-addressing table
-//! (reference/algorithms.md §A.2, `hashmap_on_the_fly`): key = ravel over the box + 1, so 0
+//! (docs/sparse-conv.md#coordinate-hashing, upstream `hashmap_on_the_fly`): key = ravel over the box + 1, so 0
 //! marks an empty slot; linear probing; capacity `max(512, 2·N)` rounded to a power of two.
 
 /// Mixed-radix ravel of `(b, x, y, z)` over a box `[min, min + size)`; `b` is the most

@@ -82,7 +82,8 @@ pub enum Command {
 pub fn tree_file(relative: &str) -> Result<PathBuf> {
     scenetok::locate::in_source_tree(relative).ok_or_else(|| {
         anyhow::anyhow!(
-            "the baselines need scenetok's source tree ({relative}); run from a checkout, or pass the path explicitly"
+            "the baselines need scenetok's source tree for {relative}: run from a checkout (or pass the \
+             baseline's path, or --no-baseline)"
         )
     })
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::eval::motion::{MetricsConfig, ScenarioPredictions};
-use crate::eval::trajectory_type::classify;
+use crate::scene::trajectory_type::classify;
 use crate::scene::{MapFeatureKind, Scenario};
 
 /// Mean over agents of the smallest displacement among the modes, at each prediction step.

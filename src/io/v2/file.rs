@@ -65,7 +65,7 @@ impl ComponentFile {
                     || {
                         Error::invalid(
                             at,
-                            "the columns of a Waymo v2 component (reference/waymo.md §1.3)",
+                            "the columns of a Waymo v2 component (docs/formats.md#component-schemas)",
                             "none that match",
                         )
                     },

@@ -1,5 +1,5 @@
 //! Waymo Open Dataset v2 parquet: `{root}/{component}/{segment}.parquet`, columns named
-//! and typed as reference/waymo.md §1.3, read tolerantly (§1.5).
+//! and typed as docs/formats.md#component-schemas, read tolerantly (#tolerant-reading).
 
 pub mod columns;
 pub mod dataset;

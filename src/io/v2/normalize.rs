@@ -1,4 +1,4 @@
-//! The tolerant reader's core (reference/waymo.md §1.5): whatever a file holds, convert the
+//! The tolerant reader's core (docs/formats.md#tolerant-reading): whatever a file holds, convert the
 //! columns asked for to their declared types, or say exactly why not.
 //!
 //! Accepted: columns in any order with extras ignored; f32 or f64; any integer width;

@@ -1,5 +1,5 @@
 //! The declared schema of every v2 component scenetok reads and writes: column names and
-//! Arrow types exactly as reference/waymo.md §1.3 (the package's own `Component.schema()`),
+//! Arrow types exactly as docs/formats.md#component-schemas (the package's own `Component.schema()`),
 //! plus scenetok's `map_feature` extension. One table serves the writer (which writes these
 //! types), the tolerant reader (which converts whatever it finds to them) and `inspect`
 //! (which reports every deviation).

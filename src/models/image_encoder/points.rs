@@ -1,5 +1,5 @@
 //! Image features for every LiDAR point (the MoST step): project the point into the
-//! cameras (global shutter, reference/waymo.md §2.3), take the first camera in Waymo's
+//! cameras (global shutter, docs/geometry.md#camera-projection), take the first camera in Waymo's
 //! `lidar_camera_projection` order whose image holds the point, and sample that camera's
 //! feature map bilinearly there. Points that no camera sees get zeros and `seen = false`.
 
@@ -12,7 +12,7 @@ use crate::error::{Error, Location, Result};
 use crate::geom::camera::CameraModel;
 use crate::scene::CameraName;
 
-/// The camera order of `lidar_camera_projection` (reference/waymo.md §1.4): the first
+/// The camera order of `lidar_camera_projection` (docs/formats.md#lidar_camera_projection-channels-and-camera-order): the first
 /// camera in this order whose image holds a point is its camera.
 pub const CAMERA_ORDER: [CameraName; 5] =
     [CameraName::Front, CameraName::FrontLeft, CameraName::FrontRight, CameraName::SideLeft, CameraName::SideRight];

@@ -1,5 +1,5 @@
 //! WOMD trajectory types (`ClassifyTrack` in upstream `motion_metrics_utils.cc`, as
-//! reference/waymo.md §4.4 gives it): what an agent does between the current step and the
+//! docs/motion-metrics.md#trajectory-types gives it): what an agent does between the current step and the
 //! end of its track.
 
 use serde::Serialize;

@@ -85,6 +85,9 @@ impl MetricsConfig {
         if p == 0 || p > t || t % p != 0 {
             return Err(MetricsError::Config(format!("prediction rate {p} must divide the track rate {t}")));
         }
+        // Upstream's `ValidateConfig` accepts a measurement step equal to the number of
+        // prediction steps (16), which would then index one past the end of every
+        // trajectory (and track step 95 of 91): scenetok rejects it.
         for s in &self.step_configurations {
             if s.measurement_step >= self.prediction_steps() {
                 return Err(MetricsError::Config(format!(
@@ -106,8 +109,24 @@ pub enum MetricsError {
     Invalid { scenario: String, message: String },
 }
 
-/// Per trajectory type: (confidence, true positive) samples and the trajectory count.
-type ApSamples = BTreeMap<TrajectoryType, (Vec<(f64, bool)>, usize)>;
+/// The (confidence, true positive) samples of one trajectory-type bucket and its number of
+/// ground-truth trajectories, the recall denominator (upstream's `PredictionStats`).
+/// Confidences are kept at float32 precision, as upstream's `PredictionSample` holds them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrBucket {
+    pub samples: Vec<(f64, bool)>,
+    pub num_trajectories: usize,
+}
+
+/// One point of a precision/recall curve (upstream's `PrSample`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PrSample {
+    pub precision: f64,
+    pub recall: f64,
+}
+
+/// Per trajectory type: its samples and trajectory count.
+type ApSamples = BTreeMap<TrajectoryType, PrBucket>;
 
 /// Sums of one (object type, measurement step) breakdown.
 #[derive(Debug, Clone, Default)]
@@ -172,6 +191,18 @@ impl MotionMetrics {
     pub fn new(config: MetricsConfig) -> Result<Self, MetricsError> {
         config.validate()?;
         Ok(MotionMetrics { config, buckets: BTreeMap::new() })
+    }
+
+    /// The mAP buckets (soft mAP's with `soft`) of one breakdown so far, indexed by
+    /// `TrajectoryType as usize` like upstream's `pr_buckets`; `None` when no prediction of
+    /// that object type has been added (upstream then has no stats for the type).
+    pub fn pr_buckets(&self, object_type: AgentType, measurement_step: usize, soft: bool) -> Option<[PrBucket; 8]> {
+        let b = self.buckets.get(&(type_priority(object_type), measurement_step))?;
+        let mut out: [PrBucket; 8] = Default::default();
+        for (t, bucket) in if soft { &b.soft_map } else { &b.map } {
+            out[*t as usize] = bucket.clone();
+        }
+        Some(out)
     }
 
     /// Checks predictions against the scenario as upstream's `ComputeMetricsStats` does.
@@ -256,7 +287,7 @@ impl MotionMetrics {
                 .max_by_key(|t| map_priority(*t))
                 .map(|t| if t == TrajectoryType::RightUTurn { TrajectoryType::RightTurn } else { t });
             let last_step = self.config.step_configurations.iter().map(|s| s.measurement_step).max().unwrap_or(0);
-            let first_overlap = first_overlap(&self.config, joints, scenario, &by_id, last_step);
+            let first_overlap = first_overlap(&self.config, &m.joints, scenario, &by_id, last_step);
             for step in self.config.step_configurations.clone() {
                 let bucket = self.buckets.entry((object_type, step.measurement_step)).or_default();
                 let s = step.measurement_step;
@@ -280,28 +311,29 @@ impl MotionMetrics {
                 }
                 bucket.overlap.push(if first_overlap.is_some_and(|f| f <= s) { 1.0 } else { 0.0 });
                 if let Some(tt) = trajectory_type {
-                    // Upstream uses std::sort, whose order among equal confidences is
-                    // unspecified; a stable sort keeps input order there, deterministically.
+                    // Upstream's confidences are float32. It sorts with std::sort, whose order
+                    // among equal confidences is unspecified; that order changes neither the
+                    // multiset of samples nor the count, and a stable sort is deterministic.
+                    let conf = |j: usize| joints[j].confidence as f32;
                     let mut order: Vec<usize> = (0..k).collect();
-                    order.sort_by(|&a, &b| joints[b].confidence.total_cmp(&joints[a].confidence));
+                    order.sort_by(|&a, &b| conf(b).total_cmp(&conf(a)));
                     let (mut found, mut taken) = (false, false);
-                    let (map_samples, _) = bucket.map.entry(tt).or_default();
+                    let map = bucket.map.entry(tt).or_default();
                     let mut soft = Vec::new();
                     for &j in &order {
                         let Some(tp) = matches[j] else { continue };
-                        let conf = joints[j].confidence;
-                        map_samples.push((conf, !found && tp));
+                        map.samples.push((conf(j) as f64, !found && tp));
                         if !(tp && found) {
-                            soft.push((conf, tp));
+                            soft.push((conf(j) as f64, tp));
                         }
                         found |= tp;
                         taken = true;
                     }
                     if taken {
-                        bucket.map.entry(tt).or_default().1 += 1;
+                        map.num_trajectories += 1;
                         let e = bucket.soft_map.entry(tt).or_default();
-                        e.0.extend(soft);
-                        e.1 += 1;
+                        e.samples.extend(soft);
+                        e.num_trajectories += 1;
                     }
                 }
             }
@@ -331,6 +363,42 @@ impl MotionMetrics {
         }
         out
     }
+}
+
+/// Upstream's `ValidateChallengePredictions` (`motion_metrics_utils.cc`), for predictions
+/// converted from a challenge submission: `submission_type` (a
+/// [`submission_type`](crate::io::proto::submission::submission_type) value) must be
+/// `MOTION_PREDICTION`, where every joint prediction holds one trajectory, or
+/// `INTERACTION_PREDICTION`, where there is at most one MultimodalPrediction and every joint
+/// prediction holds two.
+pub fn validate_challenge_predictions(
+    predictions: &ScenarioPredictions,
+    submission_type: i32,
+) -> Result<(), MetricsError> {
+    use crate::io::proto::submission::submission_type::{INTERACTION_PREDICTION, MOTION_PREDICTION};
+    let bad = |message: String| MetricsError::Invalid { scenario: predictions.scenario_id.clone(), message };
+    let interactive = match submission_type {
+        MOTION_PREDICTION => false,
+        INTERACTION_PREDICTION => true,
+        other => return Err(bad(format!("invalid submission type {other}"))),
+    };
+    if interactive && predictions.predictions.len() > 1 {
+        return Err(bad("an interactive submission must have a single MultimodalPrediction".into()));
+    }
+    let expected = if interactive { 2 } else { 1 };
+    for m in &predictions.predictions {
+        for j in &m.joints {
+            if j.trajectories.len() != expected {
+                return Err(bad(format!(
+                    "a joint prediction of {} trajectories; a {} submission predicts {expected} object(s) per joint \
+                     prediction",
+                    j.trajectories.len(),
+                    if interactive { "interaction" } else { "motion" }
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Mean of per-object values over a joint; `None` if any object's is `None`.
@@ -385,7 +453,36 @@ fn is_match(c: &MetricsConfig, j: &JointPrediction, by_id: &BTreeMap<i64, &Track
     Some(all)
 }
 
-/// `ComputeOverlapRate` for the most confident joint, for every measurement step at once: the
+/// The joint `ComputeOverlapRate` checks: upstream's `GetNormalizedConfidences` (float32,
+/// normalised over *all* joint predictions, `1/n` each if they sum to 0), then cut or
+/// zero-padded to the first `k`, and the index of the first maximum. Normalising over all of
+/// them rather than the first `k` only matters when the two sums differ in sign or zeroness
+/// (e.g. negative scores). The zero padding (fewer than `k` joints) could only win if no
+/// normalised value were positive, which finite confidences rule out (they sum to 1); should it
+/// happen, upstream would read past its joints and scenetok counts no overlap.
+fn most_likely_joint(joints: &[JointPrediction], k: usize) -> usize {
+    let n = joints.len();
+    let sum = joints.iter().fold(0.0f32, |s, j| s + j.confidence as f32);
+    let nominal = 1.0f32 / n as f32;
+    let normalized = |i: usize| {
+        if i >= n {
+            0.0
+        } else if sum == 0.0 {
+            nominal
+        } else {
+            joints[i].confidence as f32 / sum
+        }
+    };
+    let mut best = 0;
+    for i in 1..k {
+        if normalized(i) > normalized(best) {
+            best = i;
+        }
+    }
+    best
+}
+
+/// `ComputeOverlapRate` for the most likely joint, for every measurement step at once: the
 /// first prediction step (≤ `max_step`) at which a predicted box overlaps a ground-truth box of
 /// another agent valid at the current step. Upstream's overlap at step s is 1 iff this is ≤ s.
 fn first_overlap(
@@ -396,16 +493,7 @@ fn first_overlap(
     max_step: usize,
 ) -> Option<usize> {
     let current = c.track_history_samples;
-    let sum: f64 = joints.iter().map(|j| j.confidence).sum();
-    let n = joints.len().max(1) as f64;
-    let conf: Vec<f64> = joints.iter().map(|j| if sum == 0.0 { 1.0 / n } else { j.confidence / sum }).collect();
-    let mut best = 0;
-    for (i, v) in conf.iter().enumerate() {
-        if *v > conf[best] {
-            best = i;
-        }
-    }
-    let joint = joints.get(best)?;
+    let joint = joints.get(most_likely_joint(joints, c.max_predictions))?;
     let candidates: Vec<&Track> =
         scenario.tracks.iter().filter(|t| t.states.get(current).is_some_and(|s| s.valid)).collect();
     let mut first: Option<usize> = None;
@@ -458,35 +546,67 @@ fn first_overlap(
 
 /// Mean AP over trajectory-type buckets that have samples.
 fn mean_ap(buckets: &ApSamples) -> f64 {
-    let aps: Vec<f64> =
-        buckets.values().filter(|(s, _)| !s.is_empty()).map(|(s, n)| average_precision(s, *n)).collect();
+    let aps: Vec<f64> = buckets
+        .values()
+        .filter(|b| !b.samples.is_empty())
+        .map(|b| average_precision(&b.samples, b.num_trajectories))
+        .collect();
     if aps.is_empty() { 0.0 } else { aps.iter().sum::<f64>() / aps.len() as f64 }
 }
 
-/// Upstream's AP: samples sorted by confidence (false positives first on ties), the
-/// precision envelope integrated from the highest recall down.
+/// Upstream's `ComputePrCurve`: the (confidence, true positive) samples sorted by confidence,
+/// highest first, false positives first among equal confidences; then per sample the
+/// cumulative precision and the recall against `total_gt_count` trajectories.
+pub fn pr_curve(samples: &[(f64, bool)], total_gt_count: usize) -> Vec<PrSample> {
+    let mut s = samples.to_vec();
+    s.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut tp = 0.0;
+    s.iter()
+        .enumerate()
+        .map(|(i, (_, t))| {
+            tp += *t as u8 as f64;
+            PrSample { precision: tp / (i + 1) as f64, recall: tp / total_gt_count as f64 }
+        })
+        .collect()
+}
+
+/// Upstream's AP (`ComputeMeanAveragePrecision` of one bucket): the precision envelope of
+/// [`pr_curve`] integrated from the highest recall down.
 pub fn average_precision(samples: &[(f64, bool)], num_trajectories: usize) -> f64 {
     if samples.is_empty() || num_trajectories == 0 {
         return 0.0;
     }
-    let mut s = samples.to_vec();
-    s.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let mut tp = 0.0;
-    let pr: Vec<(f64, f64)> = s
-        .iter()
-        .enumerate()
-        .map(|(i, (_, t))| {
-            tp += *t as u8 as f64;
-            (tp / (i + 1) as f64, tp / num_trajectories as f64)
-        })
-        .collect();
+    let pr = pr_curve(samples, num_trajectories);
     let mut highest = pr[pr.len() - 1];
     let mut area = 0.0;
-    for i in (0..pr.len()).rev() {
-        if pr[i].0 > highest.0 {
-            area += highest.0 * (highest.1 - pr[i].1);
-            highest = pr[i];
+    for p in pr.iter().rev() {
+        if p.precision > highest.precision {
+            area += highest.precision * (highest.recall - p.recall);
+            highest = *p;
         }
     }
-    area + highest.1 * highest.0
+    area + highest.recall * highest.precision
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn joints(confidences: &[f64]) -> Vec<JointPrediction> {
+        confidences.iter().map(|&confidence| JointPrediction { trajectories: Vec::new(), confidence }).collect()
+    }
+
+    #[test]
+    fn most_likely_joint_normalises_over_all_joints() {
+        assert_eq!(most_likely_joint(&joints(&[0.1, 0.5, 0.2]), 6), 1);
+        // All zero: 1/n each, the first wins.
+        assert_eq!(most_likely_joint(&joints(&[0.0, 0.0, 0.0]), 6), 0);
+        // The first six sum to −21 but all seven to 9: upstream divides by 9, which keeps the
+        // order (joint 0 first); dividing by −21 would reverse it (joint 5).
+        assert_eq!(most_likely_joint(&joints(&[-1.0, -2.0, -3.0, -4.0, -5.0, -6.0, 30.0]), 6), 0);
+        // Only the first K are candidates even when a later one is larger.
+        assert_eq!(most_likely_joint(&joints(&[0.1, 0.2, 0.7]), 2), 1);
+        // Float32: confidences equal at float32 precision tie, and the first wins.
+        assert_eq!(most_likely_joint(&joints(&[0.3, 0.3 + 1e-12]), 6), 0);
+    }
 }

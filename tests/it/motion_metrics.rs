@@ -160,6 +160,7 @@ fn scenarios_from_a_generated_dataset_evaluate() {
 #[allow(clippy::approx_constant, clippy::excessive_precision)]
 mod upstream_cases {
     use scenetok::eval::motion::*;
+    use scenetok::eval::trajectory_type::TrajectoryType;
     use scenetok::scene::{AgentState, AgentType, DifficultyLevel, PredictionTarget, Scenario, Track};
 
     fn state(x: f64, y: f64, heading: f32, vx: f32, vy: f32) -> AgentState {
@@ -237,11 +238,14 @@ mod upstream_cases {
         (b.miss_rate, b.map)
     }
 
+    /// `ComputeMissRateNoMisses`.
     #[test]
     fn no_misses() {
         assert_eq!(miss_and_map(&config(), &scenario(), &joint(ONE, TWO)), (0.0, 1.0));
     }
 
+    /// `ComputeMissRateLateral_2`, `ComputeMissRateLateral_1`, `ComputeMissRateLongitudinal_2`,
+    /// `ComputeMissRateLongitudinal_1`, `ComputeNoMissLongitudinal_1`.
     #[test]
     fn lateral_and_longitudinal_misses() {
         let cases = [
@@ -256,6 +260,7 @@ mod upstream_cases {
         }
     }
 
+    /// `ComputeVelocityScalingLatitudinal`.
     #[test]
     fn velocity_scaling_lateral() {
         let mut cfg = config();
@@ -267,6 +272,24 @@ mod upstream_cases {
         for (vx, miss) in [(0.0, 1.0), (1.9999, 1.0), (2.001, 0.0)] {
             s.tracks[1].states[0].velocity_x = vx;
             s.tracks[1].states[0].velocity_y = 0.0;
+            assert_eq!(miss_and_map(&cfg, &s, &p).0, miss, "speed {vx}");
+        }
+    }
+
+    /// `ComputeVelocityScalingLongitudinal`: object 2 ends 1.5 m short along its heading; the
+    /// 2 m threshold holds at speed 10 (scale 1), not at rest (scale 0.5: 3 m), and the speed
+    /// where 1.5 / scale = 2 is 2 m/s.
+    #[test]
+    fn velocity_scaling_longitudinal() {
+        let mut cfg = config();
+        (cfg.speed_scale_lower, cfg.speed_scale_upper, cfg.speed_lower_bound, cfg.speed_upper_bound) =
+            (0.5, 1.0, 1.0, 3.0);
+        let p = joint(ONE, ([-2.0, -3.0, -4.0, -6.5], [0.0; 4]));
+        let mut s = scenario();
+        assert_eq!(miss_and_map(&cfg, &s, &p), (0.0, 1.0));
+        s.tracks[1].states[0].velocity_y = 0.0;
+        for (vx, miss) in [(0.0, 1.0), (1.9999, 1.0), (2.001, 0.0)] {
+            s.tracks[1].states[0].velocity_x = vx;
             assert_eq!(miss_and_map(&cfg, &s, &p).0, miss, "speed {vx}");
         }
     }
@@ -284,6 +307,7 @@ mod upstream_cases {
 
     const FAR_TWO: ([f64; 4], [f64; 4]) = ([-2.0, -3.0, -4.0, -7.01], [0.0; 4]);
 
+    /// `ComputeNoMissLateral_2`, `TwoJointPredictionsNoMiss`, `TwoJointPredictionsMiss`.
     #[test]
     fn no_miss_lateral_and_two_joint_cases() {
         let lateral_ok = joint(([4.0, 6.0, 8.0, 9.294], [4.0, 6.0, 8.0, 10.706]), TWO);
@@ -296,6 +320,7 @@ mod upstream_cases {
         assert_eq!(miss_and_map(&config(), &scenario(), &p), (1.0, 0.0));
     }
 
+    /// `TwoJointPredictionsObjectAndTrajectoryTypes`, with its bucket counts.
     #[test]
     fn object_and_trajectory_types_come_from_the_highest_priority_object() {
         let mut s = scenario();
@@ -312,8 +337,19 @@ mod upstream_cases {
         assert_eq!((ped.miss_rate, ped.map), (0.0, 0.5));
         let veh = out.iter().find(|b| b.object_type == "TYPE_VEHICLE").unwrap();
         assert_eq!((veh.min_ade, veh.miss_rate, veh.map), (0.0, 0.0, 0.0), "no vehicle breakdown");
+        // Upstream: no stats at all for vehicles; the STATIONARY bucket (object 1's type)
+        // has no trajectory and the STRAIGHT bucket (object 2's, higher priority) has one.
+        assert!(m.pr_buckets(AgentType::Vehicle, 3, false).is_none());
+        let buckets = m.pr_buckets(AgentType::Pedestrian, 3, false).unwrap();
+        assert_eq!(buckets[TrajectoryType::Stationary as usize].num_trajectories, 0);
+        assert_eq!(buckets[TrajectoryType::Straight as usize].num_trajectories, 1);
+        // The confident joint misses, the other matches: one false, then one true positive.
+        assert_eq!(buckets[TrajectoryType::Straight as usize].samples, vec![(0.8f32 as f64, false), (0.5, true)]);
+        let total: usize = buckets.iter().map(|b| b.num_trajectories).sum();
+        assert_eq!(total, 1);
     }
 
+    /// `InvalidJointPredictions`, `MissingObjectPredictions`.
     #[test]
     fn inconsistent_or_unknown_objects_are_errors() {
         let mut p = two_joints((ONE, FAR_TWO, 0.8), (([4.0, 6.0, 8.0, 14.0], [4.0, 6.0, 8.0, 14.0]), TWO, 0.5));
@@ -325,6 +361,7 @@ mod upstream_cases {
         assert!(MotionMetrics::new(config()).unwrap().add(&scenario(), &p).is_err());
     }
 
+    /// `ComputeMinADE`.
     #[test]
     fn min_ade_and_min_fde() {
         let p = two_joints(
@@ -338,12 +375,108 @@ mod upstream_cases {
         assert!((b.min_fde - 8.53553).abs() < 1e-4, "{}", b.min_fde);
     }
 
+    /// `ComputeMeanAveragePrecision`, `ComputeMeanAveragePrecisionEqualConfidences`.
     #[test]
     fn average_precision_cases() {
         let s = [(0.3, true), (0.7, true), (0.4, false), (0.8, true), (0.5, false), (0.2, false)];
         assert!((average_precision(&s, 4) - 0.65).abs() < 1e-4);
         let s = [(0.8, true), (0.5, false), (0.5, true), (0.5, true), (0.5, false), (0.5, false)];
         assert!((average_precision(&s, 6) - 1.0 / 3.0).abs() < 1e-4);
+    }
+
+    fn assert_curve(curve: &[PrSample], expected: &[(f64, f64)]) {
+        assert_eq!(curve.len(), expected.len());
+        for (i, (c, &(recall, precision))) in curve.iter().zip(expected).enumerate() {
+            assert!((c.precision - precision).abs() < 1e-5, "sample {i}: precision {} vs {precision}", c.precision);
+            assert!((c.recall - recall).abs() < 1e-5, "sample {i}: recall {} vs {recall}", c.recall);
+        }
+    }
+
+    /// `ComputePrCurve` (expected values as upstream writes them: (recall, precision)).
+    #[test]
+    fn pr_curve_sorts_by_confidence() {
+        let s = [(0.3, true), (0.7, false), (0.4, true), (0.8, true), (0.5, false), (0.2, true)];
+        let expected = [
+            (1.0 / 6.0, 1.0),
+            (1.0 / 6.0, 0.5),
+            (1.0 / 6.0, 1.0 / 3.0),
+            (1.0 / 3.0, 0.5),
+            (0.5, 3.0 / 5.0),
+            (2.0 / 3.0, 2.0 / 3.0),
+        ];
+        assert_curve(&pr_curve(&s, s.len()), &expected);
+    }
+
+    /// `ComputePrCurveEqualConfidences`: among equal confidences false positives come first.
+    #[test]
+    fn pr_curve_puts_false_positives_first_on_ties() {
+        let s = [(0.8, true), (0.5, false), (0.5, true), (0.5, true), (0.5, false), (0.5, false)];
+        let expected = [
+            (1.0 / 6.0, 1.0),
+            (1.0 / 6.0, 0.5),
+            (1.0 / 6.0, 1.0 / 3.0),
+            (1.0 / 6.0, 1.0 / 4.0),
+            (1.0 / 3.0, 2.0 / 5.0),
+            (0.5, 0.5),
+        ];
+        assert_curve(&pr_curve(&s, s.len()), &expected);
+    }
+
+    /// Not an upstream test: upstream's confidences are float32 (`JointTrajectories.confidence`,
+    /// `PredictionSample`), so two that differ only beyond float32 precision tie, and the false
+    /// positive sorts first.
+    #[test]
+    fn confidences_tie_at_float32_precision() {
+        let p = two_joints((ONE, TWO, 0.5 + 1e-12), (ONE, FAR_TWO, 0.5));
+        assert_eq!(miss_and_map(&config(), &scenario(), &p), (0.0, 0.5));
+    }
+}
+
+/// Other cases of upstream's motion_metrics_utils_test.cc.
+mod upstream_utils_cases {
+    use scenetok::eval::motion::*;
+    use scenetok::io::proto::submission::submission_type::{INTERACTION_PREDICTION, MOTION_PREDICTION, UNKNOWN};
+
+    fn empty_trajectory() -> PredictedTrajectory {
+        PredictedTrajectory { object_id: 0, x: Vec::new(), y: Vec::new() }
+    }
+
+    fn one_joint(trajectories: usize) -> MultimodalPrediction {
+        let trajectories = (0..trajectories).map(|_| empty_trajectory()).collect();
+        MultimodalPrediction { joints: vec![JointPrediction { trajectories, confidence: 0.0 }] }
+    }
+
+    /// `ValidateChallengePredictionsJoint`.
+    #[test]
+    fn validate_challenge_predictions_joint() {
+        let mut p = ScenarioPredictions { scenario_id: String::new(), predictions: vec![one_joint(2)] };
+        assert!(validate_challenge_predictions(&p, INTERACTION_PREDICTION).is_ok());
+        p.predictions[0].joints[0].trajectories.push(empty_trajectory());
+        assert!(validate_challenge_predictions(&p, INTERACTION_PREDICTION).is_err());
+        // Not in upstream's test, but in its function: one MultimodalPrediction only.
+        let two = ScenarioPredictions { scenario_id: String::new(), predictions: vec![one_joint(2), one_joint(2)] };
+        assert!(validate_challenge_predictions(&two, INTERACTION_PREDICTION).is_err());
+    }
+
+    /// `ValidateChallengePredictionsSingle`.
+    #[test]
+    fn validate_challenge_predictions_single() {
+        let mut p = ScenarioPredictions { scenario_id: String::new(), predictions: vec![one_joint(1), one_joint(1)] };
+        assert!(validate_challenge_predictions(&p, MOTION_PREDICTION).is_ok());
+        p.predictions[0].joints[0].trajectories.push(empty_trajectory());
+        assert!(validate_challenge_predictions(&p, MOTION_PREDICTION).is_err());
+        // Not in upstream's test, but in its function: the type must be one of the two.
+        let ok = ScenarioPredictions { scenario_id: String::new(), predictions: vec![one_joint(1)] };
+        assert!(validate_challenge_predictions(&ok, UNKNOWN).is_err());
+    }
+
+    /// `PredictionToTrackStep` and `CurrentTrackStep` (5 history samples).
+    #[test]
+    fn prediction_to_track_step() {
+        let mut c = MetricsConfig::challenge();
+        c.track_history_samples = 5;
+        assert_eq!(c.track_step(1), 15);
+        assert_eq!(c.horizon().history_samples, 5);
     }
 }
 
@@ -463,5 +596,134 @@ mod upstream_trajectory_types {
         // Upstream's right U-turn under 180° is not quite the mirror of the left one.
         let right_lt: Vec<(f64, f64)> = half.iter().map(|&(x, y)| (x, -y)).chain([(4.0, 11.0), (6.0, 12.0)]).collect();
         check(&right_lt, RightUTurn);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The official op on the real sample (the table).
+
+/// Waymo's own metrics op (`metrics/ops/motion_metrics_ops.cc`, `MotionMetrics` with
+/// `GetChallengeConfig()`) on `motion_data_one_scenario.tfrecord`. Objects: every track valid
+/// at the current step 10, each its own prediction target (the op was given every such object
+/// in `prediction_ground_truth_indices`); six modes each: the step-10 position plus the step-10
+/// velocity × (1, 0.5, 1.5, 0, 0.75, 1.25) × t at t = 0.5 … 8 s, confidences 0.3, 0.2, 0.15,
+/// 0.15, 0.1, 0.1. The op reads float32 tensors, so positions (ground truth and predicted)
+/// are float32 here too.
+mod official_op_table {
+    use scenetok::eval::motion::*;
+    use scenetok::io::womd::read_scenarios;
+    use scenetok::scene::{AgentType, DifficultyLevel, PredictionTarget, Scenario};
+
+    use crate::common;
+
+    const FACTORS: [f64; 6] = [1.0, 0.5, 1.5, 0.0, 0.75, 1.25];
+    const CONFIDENCES: [f32; 6] = [0.3, 0.2, 0.15, 0.15, 0.1, 0.1];
+
+    /// (type, measurement step, minADE, minFDE, miss rate, overlap rate, mAP) from the op.
+    #[rustfmt::skip]
+    const TABLE: [(&str, usize, f64, f64, f64, f64, f64); 9] = [
+        ("TYPE_VEHICLE", 5, 0.431358, 0.554363, 0.111111, 0.133333, 0.609929),
+        ("TYPE_VEHICLE", 9, 0.602987, 0.978062, 0.129032, 0.133333, 0.563665),
+        ("TYPE_VEHICLE", 15, 0.772710, 0.963475, 0.080000, 0.133333, 0.555174),
+        ("TYPE_PEDESTRIAN", 5, 0.213090, 0.307108, 0.0, 0.666667, 0.750000),
+        ("TYPE_PEDESTRIAN", 9, 0.284147, 0.470754, 0.0, 0.666667, 0.750000),
+        ("TYPE_PEDESTRIAN", 15, 0.406935, 0.662065, 0.0, 0.666667, 0.750000),
+        ("TYPE_CYCLIST", 5, 0.511216, 1.099601, 1.0, 0.0, 0.0),
+        ("TYPE_CYCLIST", 9, 0.511216, 0.0, 0.0, 0.0, 0.0),
+        ("TYPE_CYCLIST", 15, 0.511216, 0.0, 0.0, 0.0, 0.0),
+    ];
+
+    fn f32_round(v: f64) -> f64 {
+        v as f32 as f64
+    }
+
+    /// The scenario as the op rebuilds it from its float32 ground-truth tensor, with every
+    /// track valid at step 10 to predict.
+    fn op_scenario(mut s: Scenario) -> Scenario {
+        for t in &mut s.tracks {
+            for st in &mut t.states {
+                (st.x, st.y) = (f32_round(st.x), f32_round(st.y));
+            }
+        }
+        s.tracks_to_predict = (0..s.tracks.len())
+            .filter(|&i| s.tracks[i].states[10].valid)
+            .map(|track_index| PredictionTarget { track_index, difficulty: DifficultyLevel::Level1 })
+            .collect();
+        s
+    }
+
+    fn constant_velocity_modes(s: &Scenario, cfg: &MetricsConfig) -> ScenarioPredictions {
+        let predictions = s
+            .tracks_to_predict
+            .iter()
+            .map(|t| {
+                let track = &s.tracks[t.track_index];
+                let now = track.states[10];
+                let joints = FACTORS
+                    .iter()
+                    .zip(CONFIDENCES)
+                    .map(|(f, c)| {
+                        let t = |p: usize| 0.5 * (p + 1) as f64;
+                        let steps = 0..cfg.prediction_steps();
+                        let x = steps.clone().map(|p| f32_round(now.x + now.velocity_x as f64 * f * t(p))).collect();
+                        let y = steps.map(|p| f32_round(now.y + now.velocity_y as f64 * f * t(p))).collect();
+                        JointPrediction {
+                            trajectories: vec![PredictedTrajectory { object_id: track.id, x, y }],
+                            confidence: c as f64,
+                        }
+                    })
+                    .collect();
+                MultimodalPrediction { joints }
+            })
+            .collect();
+        ScenarioPredictions { scenario_id: s.id.clone(), predictions }
+    }
+
+    #[test]
+    fn constant_velocity_modes_match_the_official_op() {
+        let Some(samples) = common::samples() else { return };
+        let raw = read_scenarios(samples.join("womd/motion_data_one_scenario.tfrecord")).unwrap().remove(0);
+        let s = op_scenario(raw);
+        let count = |ty| s.tracks_to_predict.iter().filter(|t| s.tracks[t.track_index].agent_type == ty).count();
+        assert_eq!((count(AgentType::Vehicle), count(AgentType::Pedestrian), count(AgentType::Cyclist)), (45, 3, 2));
+        // The CYCLIST rows: at the prediction steps (track steps 15, 20, …, 90) one cyclist's
+        // ground truth is valid at steps 20-30, the other's at 15-40, and neither's later.
+        // minADE averages over the valid steps up to the measurement step, so both count and it
+        // is the same at 3, 5 and 8 s; minFDE, the miss rate and mAP need the ground truth at
+        // the measurement step itself: at 3 s (step 40) only the second cyclist gives a sample
+        // (a miss), at 5 and 8 s (steps 60, 90) neither does, and a metric with no sample is 0.
+        // The overlap rate always takes one sample per object (here 0 of 2).
+        let valid_steps: Vec<Vec<usize>> = s
+            .tracks_to_predict
+            .iter()
+            .map(|t| &s.tracks[t.track_index])
+            .filter(|t| t.agent_type == AgentType::Cyclist)
+            .map(|t| (15..=90).step_by(5).filter(|&i| t.states[i].valid).collect())
+            .collect();
+        assert_eq!(valid_steps, [vec![20, 25, 30], vec![15, 20, 25, 30, 35, 40]]);
+
+        let cfg = MetricsConfig::challenge();
+        let mut m = MotionMetrics::new(cfg.clone()).unwrap();
+        m.add(&s, &constant_velocity_modes(&s, &cfg)).unwrap();
+        let out = m.finish();
+        assert_eq!(out.len(), TABLE.len());
+        let mut wrong = Vec::new();
+        for (b, &(ty, step, ade, fde, mr, or, map)) in out.iter().zip(&TABLE) {
+            assert_eq!((b.object_type.as_str(), b.measurement_step), (ty, step));
+            eprintln!(
+                "{ty} {step}: minADE {:.6} minFDE {:.6} MR {:.6} OR {:.6} mAP {:.6}",
+                b.min_ade, b.min_fde, b.miss_rate, b.overlap_rate, b.map
+            );
+            let near = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol;
+            if !(near(b.min_ade, ade, 1e-4)
+                && near(b.min_fde, fde, 1e-4)
+                && near(b.miss_rate, mr, 1e-6)
+                && near(b.overlap_rate, or, 1e-6)
+                && near(b.map, map, 1e-6))
+            {
+                wrong.push(format!("{ty} {step}: expected {:?}", (ade, fde, mr, or, map)));
+            }
+        }
+        assert!(wrong.is_empty(), "differs from the op: {wrong:#?}");
     }
 }

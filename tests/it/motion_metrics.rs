@@ -160,7 +160,7 @@ fn scenarios_from_a_generated_dataset_evaluate() {
 #[allow(clippy::approx_constant, clippy::excessive_precision)]
 mod upstream_cases {
     use scenetok::eval::motion::*;
-    use scenetok::eval::trajectory_type::TrajectoryType;
+    use scenetok::scene::trajectory_type::TrajectoryType;
     use scenetok::scene::{AgentState, AgentType, DifficultyLevel, PredictionTarget, Scenario, Track};
 
     fn state(x: f64, y: f64, heading: f32, vx: f32, vy: f32) -> AgentState {

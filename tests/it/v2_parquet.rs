@@ -143,6 +143,29 @@ print(json.dumps(out))
     assert_eq!(tables["lidar"]["rows"], 2 * fixture::FRAMES);
 }
 
+/// A user who filters a Waymo file with pyarrow and saves it again gets lists whose child is
+/// named `element` (pyarrow's default since 13) instead of `item`: the reader takes both, and
+/// every frame reads back the same.
+#[test]
+fn files_resaved_by_pyarrow_read_back_the_same() {
+    let Some(py) = common::python_with("pyarrow") else { return };
+    let dir = write_fixture();
+    let script = r#"
+import sys, pathlib, pyarrow.parquet as pq
+for p in sorted(pathlib.Path(sys.argv[1]).glob("*/*.parquet")):
+    pq.write_table(pq.read_table(p), p)
+t = pq.read_table(next(pathlib.Path(sys.argv[1]).glob("vehicle_pose/*.parquet")))
+print(t.schema.field("[VehiclePoseComponent].world_from_vehicle.transform").type)
+"#;
+    let output = std::process::Command::new(py).args(["-c", script]).arg(dir.path()).output().unwrap();
+    assert!(output.status.success(), "pyarrow failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("element"), "pyarrow names the child `element`");
+    let ds = Dataset::open(dir.path()).unwrap();
+    let read: Vec<Frame> = ds.frames(fixture::SEGMENT, &FrameRequest::all()).unwrap().map(|f| f.unwrap()).collect();
+    assert_eq!(read, fixture::frames().unwrap());
+    assert_eq!(ds.read_map(fixture::SEGMENT).unwrap(), fixture::map());
+}
+
 #[test]
 fn real_v2_samples_read_with_tolerated_deviations() {
     let Some(samples) = common::samples() else { return };

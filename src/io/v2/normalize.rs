@@ -99,7 +99,9 @@ pub fn normalize(
             }
             None => new_null_array(&declared, batch.num_rows()),
         };
-        fields.push(Field::new(spec.name, declared, true));
+        // The column's own type: equal to the declared one up to the names and nullability of
+        // list children (pyarrow ≥ 13 names them `element`, arrow-rs `item`).
+        fields.push(Field::new(spec.name, column.data_type().clone(), true));
         columns.push(column);
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| Error::Arrow { at: at.clone(), cause: e })

@@ -30,14 +30,22 @@ pub enum Command {
         #[arg(long, default_value_t = 200)]
         stream_frames: usize,
     },
-    /// Reading lidar columns (vs pyarrow) and range image → points (vs NumPy) on a dataset.
+    /// Reading lidar columns (vs pyarrow) and range image → points (vs NumPy in float64 and
+    /// float32, and Waymo's own TensorFlow conversion when installed) on a dataset.
     Io {
         #[arg(long)]
         data: PathBuf,
         /// Python with pyarrow and numpy for the baselines (default: the setup script's venv).
         #[arg(long)]
         python: Option<PathBuf>,
-        /// Skip the baselines.
+        /// Python with waymo-open-dataset-tf-2-12-0 for Waymo's conversion (default:
+        /// .venv-waymo/bin/python when tools/bench/setup-waymo.sh has created it).
+        #[arg(long)]
+        waymo_python: Option<PathBuf>,
+        /// Skip Waymo's TensorFlow baseline.
+        #[arg(long)]
+        no_waymo: bool,
+        /// Skip every baseline.
         #[arg(long)]
         no_baseline: bool,
         /// Runs, each ours then the baselines; medians are reported.
@@ -95,14 +103,26 @@ pub fn run(which: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()>
             write!(stdout, "{}", r.report())?;
             Ok(())
         }
-        Command::Io { data, python, no_baseline, runs } => {
+        Command::Io { data, python, waymo_python, no_waymo, no_baseline, runs } => {
+            use scenetok::bench::io::{IoOptions, WaymoBaseline};
             let python = match (no_baseline, python) {
                 (true, _) => None,
                 (false, Some(p)) => Some(p),
                 (false, None) => Some(tree_file(".venv/bin/python")?),
             };
             let script = if python.is_some() { tree_file("tools/bench/io_baseline.py")? } else { PathBuf::new() };
-            let result = scenetok::bench::io::run(&data, python.as_deref(), &script, runs)?;
+            let waymo = match (no_baseline || no_waymo, waymo_python) {
+                (true, _) => WaymoBaseline::Skip,
+                (false, Some(python)) => WaymoBaseline::Run { python, script: tree_file("tools/bench/io_waymo.py")? },
+                (false, None) => match scenetok::locate::in_source_tree(".venv-waymo/bin/python") {
+                    Some(python) if python.exists() => {
+                        WaymoBaseline::Run { python, script: tree_file("tools/bench/io_waymo.py")? }
+                    }
+                    _ => WaymoBaseline::NotInstalled,
+                },
+            };
+            let opts = IoOptions { python, script, waymo, runs };
+            let result = scenetok::bench::io::run(&data, &opts)?;
             write!(stdout, "{}", result.report())?;
             Ok(())
         }

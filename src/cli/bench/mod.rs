@@ -80,9 +80,32 @@ pub enum Command {
         /// the two sides on an equal footing.
         #[arg(long)]
         baseline_huge_pages: bool,
+        /// How Python calls onnxruntime: `bound` (I/O bound once with pre-allocated outputs,
+        /// as ours), `unbound` (plain `InferenceSession.run`), or `both` (two workers).
+        #[arg(long, value_enum, default_value_t = BindingArg::Bound)]
+        baseline_binding: BindingArg,
         #[command(flatten)]
         device: DeviceArg,
     },
+}
+
+/// `--baseline-binding` of `bench image`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum BindingArg {
+    Bound,
+    Unbound,
+    Both,
+}
+
+impl From<BindingArg> for scenetok::bench::image::BaselineBinding {
+    fn from(b: BindingArg) -> Self {
+        use scenetok::bench::image::BaselineBinding as B;
+        match b {
+            BindingArg::Bound => B::Bound,
+            BindingArg::Unbound => B::Unbound,
+            BindingArg::Both => B::Both,
+        }
+    }
 }
 
 /// A file of the source tree that a baseline needs (the Python scripts and venvs live
@@ -131,7 +154,7 @@ pub fn run(which: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()>
             write!(stdout, "{}", result.report())?;
             Ok(())
         }
-        Command::Image { data, model, runs, python, no_baseline, baseline_huge_pages, device } => {
+        Command::Image { data, model, runs, python, no_baseline, baseline_huge_pages, baseline_binding, device } => {
             device.open()?;
             let source = match data {
                 Some(d) => d,
@@ -155,6 +178,7 @@ pub fn run(which: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()>
                 runs,
                 python,
                 python_huge_pages: baseline_huge_pages,
+                python_binding: baseline_binding.into(),
                 script: PathBuf::new(),
             };
             let opts = match opts.python {

@@ -340,7 +340,7 @@ impl IoRuns {
               back, one timer per frame around all its lasers, checksums after it\n";
         s += "each point holds: scenetok xyz f32 + 4 channels f32 + pixel u16 (32 B); float64 xyz 24 B, \
               keep_polar_features 48 B; float32 (NumPy float32, Waymo TF) xyz 12 B, keep_polar_features 24 B\n";
-        s += &format!("{:<50} {:>10} {:>11} {:>15}\n", "", "scenetok s", "baseline s", "ratio (runs)");
+        s += &format!("{:<50} {:>10} {:>11} {:>17}\n", "", "scenetok s", "baseline s", "ratio (runs)");
         let med = |f: &dyn Fn(&IoBench) -> f64| median(self.runs.iter().map(f).collect());
         // A row: ours, and the baseline's time when every run has it.
         let row = |name: &str, ours: &dyn Fn(&IoBench) -> f64, base: &dyn Fn(&IoBench) -> Option<f64>| {
@@ -356,7 +356,7 @@ impl IoRuns {
             } else {
                 ("-".into(), "-".into())
             };
-            format!("{name:<50} {:>10.4} {b:>11} {ratio:>15}\n", med(ours))
+            format!("{name:<50} {:>10.4} {b:>11} {ratio:>17}\n", med(ours))
         };
         let numpy = |name: &'static str| move |r: &IoBench| r.baseline.as_ref()?.variant(name).map(|v| v.seconds);
         let waymo = |name: &'static str| move |r: &IoBench| Self::waymo_of(r)?.variant(name).map(|v| v.seconds);

@@ -1,7 +1,11 @@
 //! `scenetok bench image`: the image encoder on the five full-size cameras of a frame,
 //! stage by stage (JPEG decode, preprocessing, the ONNX Runtime session, output copies,
 //! per-point sampling), against Python onnxruntime running the same model on the same
-//! preprocessed batch in the same invocation (`tools/image_reference.py bench`).
+//! preprocessed batch in the same invocation (`tools/image_reference.py serve`). Both sides'
+//! sessions are timed with the same I/O binding by default: the input bound in place and
+//! pre-allocated outputs bound once per batch shape (ours: `ImageEncoder`; Python:
+//! `io_binding()` + `run_with_iobinding`); `BaselineBinding::Unbound` or `Both` also time
+//! Python's plain `InferenceSession.run`, which allocates its outputs every run.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -35,7 +39,67 @@ pub struct ImageBenchOptions {
     pub python: Option<PathBuf>,
     /// Run Python with glibc's huge pages for large allocations, as scenetok's session has.
     pub python_huge_pages: bool,
+    /// Which of Python's session calls to time.
+    pub python_binding: BaselineBinding,
     pub script: PathBuf,
+}
+
+/// How the Python baseline calls onnxruntime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BaselineBinding {
+    /// I/O bound once, as ours: the input in place, pre-allocated outputs (`run_with_iobinding`).
+    #[default]
+    Bound,
+    /// `InferenceSession.run`: outputs allocated and returned as new arrays every run.
+    Unbound,
+    /// Both, each in its own worker, one run of each after every scenetok run.
+    Both,
+}
+
+impl BaselineBinding {
+    /// The worker modes (`binding` in the manifest) to run.
+    fn modes(self) -> &'static [PythonMode] {
+        match self {
+            BaselineBinding::Bound => &[PythonMode::Bound],
+            BaselineBinding::Unbound => &[PythonMode::Unbound],
+            BaselineBinding::Both => &[PythonMode::Bound, PythonMode::Unbound],
+        }
+    }
+}
+
+/// One Python worker's way of running the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PythonMode {
+    Bound,
+    Unbound,
+}
+
+impl PythonMode {
+    fn manifest_name(self) -> &'static str {
+        match self {
+            PythonMode::Bound => "bound",
+            PythonMode::Unbound => "unbound",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            PythonMode::Bound => "I/O bound once as ours (input in place, pre-allocated outputs, run_with_iobinding)",
+            PythonMode::Unbound => {
+                "unbound (InferenceSession.run: outputs allocated and returned as new arrays each run)"
+            }
+        }
+    }
+}
+
+/// Python's session times in one mode.
+#[derive(Debug, Clone)]
+pub struct PythonSession {
+    pub mode: PythonMode,
+    /// Median seconds of one run on the same batch.
+    pub seconds: f64,
+    /// Lowest and highest ratio of Python's run to scenetok's over the interleaved pairs.
+    pub ratio_range: (f64, f64),
 }
 
 /// Median seconds per frame of each stage.
@@ -70,10 +134,8 @@ pub struct ImageBench {
     /// True when the frame had no LiDAR and a synthetic cloud was sampled instead.
     pub synthetic_points: bool,
     pub stages: Stages,
-    /// Median seconds of Python onnxruntime's `run` on the same batch.
-    pub python_session: Option<f64>,
-    /// Lowest and highest ratio of Python's run to scenetok's over the interleaved pairs.
-    pub session_ratio_range: Option<(f64, f64)>,
+    /// Python onnxruntime on the same batch, per mode asked for (empty: no baseline).
+    pub python: Vec<PythonSession>,
 }
 
 /// A stand-in for a Waymo TOP return (64 beams × 2650 columns, +2.4° to −17.6°, the
@@ -140,8 +202,9 @@ pub fn run(opts: &ImageBenchOptions) -> Result<ImageBench> {
     // The batch of the warm-up run: Python's input, and the input shape reported.
     let mut batch = Batch { data: Vec::new(), shape: [0; 4], input_width: 0, input_height: 0, geometry: Vec::new() };
     let mut samples: Vec<Stages> = Vec::new();
-    let mut python_samples = Vec::new();
-    let mut python: Option<PythonWorker> = None;
+    let modes = opts.python_binding.modes();
+    let mut python_samples: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    let mut python: Vec<PythonWorker> = Vec::new();
     let mut cameras = Vec::new();
     // Buffers live across runs as they do across a stream's frames.
     let (mut images, mut out, mut pf) = (FrameImages::default(), Outputs::default(), PointFeatures::default());
@@ -174,14 +237,23 @@ pub fn run(opts: &ImageBenchOptions) -> Result<ImageBench> {
             batch = crate::models::image_encoder::preprocess(enc.config(), &views)?;
             if let Some(py) = &opts.python {
                 let threads = opts.encoder.threads;
-                python =
-                    Some(PythonWorker::start(py, &opts.script, enc.config(), &batch, threads, opts.python_huge_pages)?);
+                for &mode in modes {
+                    python.push(PythonWorker::start(
+                        py,
+                        &opts.script,
+                        enc.config(),
+                        &batch,
+                        threads,
+                        opts.python_huge_pages,
+                        mode,
+                    )?);
+                }
             }
             continue;
         }
         samples.push(Stages { decode, preprocess, session, outputs: encode - preprocess - session, sampling });
-        if let Some(worker) = python.as_mut() {
-            python_samples.push(worker.time_one_run()?);
+        for (worker, times) in python.iter_mut().zip(python_samples.iter_mut()) {
+            times.push(worker.time_one_run()?);
         }
     }
     drop(python);
@@ -193,7 +265,25 @@ pub fn run(opts: &ImageBenchOptions) -> Result<ImageBench> {
         outputs: pick(|s| s.outputs),
         sampling: pick(|s| s.sampling),
     };
-    let session_ratios: Vec<f64> = python_samples.iter().zip(&samples).map(|(p, s)| p / s.session.max(1e-12)).collect();
+    let python_sessions = if opts.python.is_some() {
+        modes
+            .iter()
+            .zip(python_samples)
+            .map(|(&mode, times)| {
+                let ratios: Vec<f64> = times.iter().zip(&samples).map(|(p, s)| p / s.session.max(1e-12)).collect();
+                PythonSession {
+                    mode,
+                    seconds: median(times),
+                    ratio_range: (
+                        ratios.iter().copied().fold(f64::MAX, f64::min),
+                        ratios.iter().copied().fold(0.0, f64::max),
+                    ),
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(ImageBench {
         source: opts.source.display().to_string(),
         cameras,
@@ -205,12 +295,7 @@ pub fn run(opts: &ImageBenchOptions) -> Result<ImageBench> {
         points: points.len(),
         synthetic_points: synthetic,
         stages,
-        python_session: (!python_samples.is_empty()).then(|| median(python_samples)),
-        session_ratio_range: session_ratios
-            .iter()
-            .copied()
-            .reduce(f64::min)
-            .zip(session_ratios.iter().copied().reduce(f64::max)),
+        python: python_sessions,
     })
 }
 
@@ -232,9 +317,11 @@ impl PythonWorker {
         batch: &Batch,
         threads: usize,
         huge_pages: bool,
+        mode: PythonMode,
     ) -> Result<Self> {
         use std::process::{Command, Stdio};
-        let dir = std::env::temp_dir().join(format!("scenetok-bench-image-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("scenetok-bench-image-{}-{}", std::process::id(), mode.manifest_name()));
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(Location::file(&dir), e))?;
         let input = dir.join("input.f32");
         let bytes: Vec<u8> = batch.data.iter().flat_map(|x| x.to_le_bytes()).collect();
@@ -242,7 +329,7 @@ impl PythonWorker {
         let outputs: Vec<_> = cfg.outputs.iter().map(|o| serde_json::json!({"name": o.name})).collect();
         let manifest = serde_json::json!({
             "config": cfg.path, "input": {"file": "input.f32", "shape": batch.shape},
-            "outputs": outputs, "threads": threads,
+            "outputs": outputs, "threads": threads, "binding": mode.manifest_name(),
         });
         let mpath = dir.join("manifest.json");
         std::fs::write(&mpath, manifest.to_string()).map_err(|e| Error::io(Location::file(&mpath), e))?;
@@ -361,17 +448,22 @@ impl ImageBench {
             "outside the session: {:.1}% of the frame (goal < 15%)\n",
             100.0 * (total - s.session) / total.max(1e-12)
         );
-        if let Some(p) = self.python_session {
+        if !self.python.is_empty() {
+            r += "scenetok's session: I/O bound once per batch shape (input written in place, pre-allocated outputs)\n";
+        }
+        for p in &self.python {
+            let (lo, hi) = p.ratio_range;
             r += &format!(
-                "Python onnxruntime ({}), same model and batch: {:.1} ms ({:.2} frames/s)\n\
-                 scenetok session vs Python: {:.2}× (goal ≥ 1.0×; {} over the interleaved runs); \
+                "Python onnxruntime ({}), same model and batch, {}: {:.1} ms ({:.2} frames/s)\n\
+                 scenetok session vs Python {}: {:.2}× (goal ≥ 1.0×; {lo:.2}-{hi:.2}× over the interleaved runs); \
                  scenetok end to end vs Python session alone: {:.2}×\n",
                 if self.python_huge_pages { "glibc huge pages" } else { "as installed: 4 KiB pages" },
-                p * 1e3,
-                1.0 / p.max(1e-12),
-                p / s.session.max(1e-12),
-                self.session_ratio_range.map(|(lo, hi)| format!("{lo:.2}-{hi:.2}×")).unwrap_or_default(),
-                p / total.max(1e-12)
+                p.mode.describe(),
+                p.seconds * 1e3,
+                1.0 / p.seconds.max(1e-12),
+                p.mode.manifest_name(),
+                p.seconds / s.session.max(1e-12),
+                p.seconds / total.max(1e-12)
             );
         }
         r

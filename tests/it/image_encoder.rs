@@ -531,7 +531,8 @@ fn bench_image_times_every_stage_and_python() {
         "JPEG decode",
         "per-point sampling (169600 synthetic points)",
         "outside the session",
-        "Python onnxruntime (as installed: 4 KiB pages), same model and batch",
+        "Python onnxruntime (as installed: 4 KiB pages), same model and batch, I/O bound once as ours",
+        "scenetok's session: I/O bound once per batch shape",
         "session memory on transparent huge pages",
         "scenetok session vs Python",
     ] {

@@ -148,15 +148,27 @@ fn bench_io_agrees_with_the_numpy_port() {
     let (dir, _) = tiny(2);
     let python = common::python_with("pyarrow");
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/bench/io_baseline.py");
-    let result = scenetok::bench::io::run(dir.path(), python.as_deref(), &script, 2).unwrap();
+    // Waymo's TensorFlow baseline is optional and never needed by the tests.
+    let opts = scenetok::bench::io::IoOptions {
+        python: python.clone(),
+        script,
+        waymo: scenetok::bench::io::WaymoBaseline::NotInstalled,
+        runs: 2,
+    };
+    let result = scenetok::bench::io::run(dir.path(), &opts).unwrap();
     assert_eq!(result.runs.len(), 2);
     let first = &result.runs[0];
     assert!(first.frames == 2 && first.points > 1000, "{first:?}");
+    assert!(first.passes_agree, "{first:?}");
     assert_eq!((result.runs[1].points, result.runs[1].coord_sum), (first.points, first.coord_sum));
     let report = result.report();
-    assert!(report.contains("range image → points"), "{report}");
+    assert!(report.contains("range image → points, scenetok 1 thread"), "{report}");
+    assert!(report.contains("the same in every run and pass"), "{report}");
+    assert!(report.contains("not installed: run tools/bench/setup-waymo.sh"), "{report}");
     if python.is_some() {
         assert!(first.baseline.is_some() && !report.contains("DISAGREE"), "{report}");
-        assert_eq!(report.matches(": agree").count(), 2, "{report}");
+        // float64 and float32, each with and without keep_polar_features.
+        assert_eq!(report.matches("agree in 2/2 runs").count(), 4, "{report}");
+        assert!(report.contains("NumPy 1 thread"), "{report}");
     }
 }

@@ -30,14 +30,22 @@ pub enum Command {
         #[arg(long, default_value_t = 200)]
         stream_frames: usize,
     },
-    /// Reading lidar columns (vs pyarrow) and range image → points (vs NumPy) on a dataset.
+    /// Reading lidar columns (vs pyarrow) and range image → points (vs NumPy in float64 and
+    /// float32, and Waymo's own TensorFlow conversion when installed) on a dataset.
     Io {
         #[arg(long)]
         data: PathBuf,
         /// Python with pyarrow and numpy for the baselines (default: the setup script's venv).
         #[arg(long)]
         python: Option<PathBuf>,
-        /// Skip the baselines.
+        /// Python with waymo-open-dataset-tf-2-12-0 for Waymo's conversion (default:
+        /// .venv-waymo/bin/python when tools/bench/setup-waymo.sh has created it).
+        #[arg(long)]
+        waymo_python: Option<PathBuf>,
+        /// Skip Waymo's TensorFlow baseline.
+        #[arg(long)]
+        no_waymo: bool,
+        /// Skip every baseline.
         #[arg(long)]
         no_baseline: bool,
         /// Runs, each ours then the baselines; medians are reported.
@@ -72,9 +80,32 @@ pub enum Command {
         /// the two sides on an equal footing.
         #[arg(long)]
         baseline_huge_pages: bool,
+        /// How Python calls onnxruntime: `bound` (I/O bound once with pre-allocated outputs,
+        /// as ours), `unbound` (plain `InferenceSession.run`), or `both` (two workers).
+        #[arg(long, value_enum, default_value_t = BindingArg::Bound)]
+        baseline_binding: BindingArg,
         #[command(flatten)]
         device: DeviceArg,
     },
+}
+
+/// `--baseline-binding` of `bench image`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum BindingArg {
+    Bound,
+    Unbound,
+    Both,
+}
+
+impl From<BindingArg> for scenetok::bench::image::BaselineBinding {
+    fn from(b: BindingArg) -> Self {
+        use scenetok::bench::image::BaselineBinding as B;
+        match b {
+            BindingArg::Bound => B::Bound,
+            BindingArg::Unbound => B::Unbound,
+            BindingArg::Both => B::Both,
+        }
+    }
 }
 
 /// A file of the source tree that a baseline needs (the Python scripts and venvs live
@@ -96,14 +127,26 @@ pub fn run(which: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()>
             write!(stdout, "{}", r.report())?;
             Ok(())
         }
-        Command::Io { data, python, no_baseline, runs } => {
+        Command::Io { data, python, waymo_python, no_waymo, no_baseline, runs } => {
+            use scenetok::bench::io::{IoOptions, WaymoBaseline};
             let python = match (no_baseline, python) {
                 (true, _) => None,
                 (false, Some(p)) => Some(p),
                 (false, None) => Some(tree_file(".venv/bin/python")?),
             };
             let script = if python.is_some() { tree_file("tools/bench/io_baseline.py")? } else { PathBuf::new() };
-            let result = scenetok::bench::io::run(&data, python.as_deref(), &script, runs)?;
+            let waymo = match (no_baseline || no_waymo, waymo_python) {
+                (true, _) => WaymoBaseline::Skip,
+                (false, Some(python)) => WaymoBaseline::Run { python, script: tree_file("tools/bench/io_waymo.py")? },
+                (false, None) => match scenetok::locate::in_source_tree(".venv-waymo/bin/python") {
+                    Some(python) if python.exists() => {
+                        WaymoBaseline::Run { python, script: tree_file("tools/bench/io_waymo.py")? }
+                    }
+                    _ => WaymoBaseline::NotInstalled,
+                },
+            };
+            let opts = IoOptions { python, script, waymo, runs };
+            let result = scenetok::bench::io::run(&data, &opts)?;
             write!(stdout, "{}", result.report())?;
             Ok(())
         }
@@ -112,7 +155,7 @@ pub fn run(which: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()>
             write!(stdout, "{}", result.report())?;
             Ok(())
         }
-        Command::Image { data, model, runs, python, no_baseline, baseline_huge_pages, device } => {
+        Command::Image { data, model, runs, python, no_baseline, baseline_huge_pages, baseline_binding, device } => {
             device.open()?;
             let source = match data {
                 Some(d) => d,
@@ -136,6 +179,7 @@ pub fn run(which: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()>
                 runs,
                 python,
                 python_huge_pages: baseline_huge_pages,
+                python_binding: baseline_binding.into(),
                 script: PathBuf::new(),
             };
             let opts = match opts.python {

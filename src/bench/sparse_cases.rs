@@ -62,7 +62,7 @@ impl Blobs {
             );
         }
         let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| Error::decode(at(), "safetensors", e))?;
-        std::fs::write(path, bytes).map_err(|e| Error::io(at(), e))
+        crate::io::output::write_file(path, &bytes)
     }
 }
 

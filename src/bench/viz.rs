@@ -153,7 +153,7 @@ pub fn run(work: &Path, data: Option<&Path>, repeats: usize, stream_frames: usiz
         rec.flush_blocking().map_err(|e| viz_err(e.into()))?;
         log_flush.push(t.elapsed().as_secs_f64());
     }
-    drop(rec);
+    rec.finish().map_err(viz_err)?;
     let camera_pixels =
         frame.cameras.iter().filter_map(|c| c.calibration.as_ref()).map(|c| c.width as u64 * c.height as u64).sum();
 
@@ -181,7 +181,7 @@ pub fn run(work: &Path, data: Option<&Path>, repeats: usize, stream_frames: usiz
         let before = rss();
         let mut rss_max = before;
         let t = Instant::now();
-        // record_dataset's loop, with the memory sampled after every frame.
+        // record_source's loop, with the memory sampled after every frame.
         let rec =
             viz::open_recording("bench-segment", &VizSink::Save(out.clone()), Layout::Perception).map_err(viz_err)?;
         viz::map::log_map(&rec, viz::paths::MAP, &ds.read_map(&segment)?, true).map_err(viz_err)?;
@@ -200,8 +200,7 @@ pub fn run(work: &Path, data: Option<&Path>, repeats: usize, stream_frames: usiz
                 rss_quarters.push((frames, now));
             }
         }
-        rec.flush_blocking().map_err(|e| viz_err(e.into()))?;
-        drop(rec);
+        rec.finish().map_err(viz_err)?;
         let seconds = t.elapsed().as_secs_f64();
         Some(StreamCheck {
             frames,

@@ -120,7 +120,7 @@ fn perception(out: &Path, world: &Path, ctx: &Context, device: &DeviceArg, stdou
     let seg = lidar_seg::evaluate(&source, &FrameSelection::all().first(Some(20)), model, RunCtx::default())?;
     let dir = out.join("lidar_seg");
     std::fs::create_dir_all(&dir)?;
-    scenetok::io::atomic_write(&dir.join("metrics.json"), serde_json::to_string_pretty(&seg)?.as_bytes())?;
+    scenetok::io::output::write_file(&dir.join("metrics.json"), serde_json::to_string_pretty(&seg)?.as_bytes())?;
     writeln!(
         stdout,
         "\nLiDAR segmentation (MinkUNet, shipped weights) on {} frames: mIoU {:.3} over {} classes ({} labelled points;\n  the demo's lidars are 1/8 x 1/16 of Waymo's resolution, the weights were trained at full size: README has that number)",
@@ -149,14 +149,13 @@ fn perception(out: &Path, world: &Path, ctx: &Context, device: &DeviceArg, stdou
     let rec = open_recording("scenetok demo", &VizSink::Save(rrd.clone()), Layout::Perception)?;
     let opts = VizOptions { frames: Some(0..40), ..Default::default() };
     let summary = record_source(&source, &opts, &rec)?;
-    rec.flush_blocking()?;
-    drop(rec);
+    rec.finish()?;
     let scenarios = load_scenarios(world, 20)?;
     let report = evaluate(&scenarios, &LaneFollower, &world.display().to_string())?;
     let motion_rrd = out.join("motion.rrd");
     let rec = open_recording("scenetok demo: motion", &VizSink::Save(motion_rrd.clone()), Layout::Motion)?;
     record_motion(&rec, &scenarios, &[MotionRun::from_report(&report)])?;
-    rec.flush_blocking()?;
+    rec.finish()?;
     writeln!(
         stdout,
         "rerun recordings: {} ({} frames, {} points, {} images) and {} (lane-follower predictions); `rerun FILE` opens them",

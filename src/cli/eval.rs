@@ -130,7 +130,7 @@ fn lidar_seg(
     if let Some(out) = out {
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         let p = out.join("metrics.json");
-        scenetok::io::atomic_write(&p, serde_json::to_string_pretty(&report)?.as_bytes())?;
+        scenetok::io::output::write_file(&p, serde_json::to_string_pretty(&report)?.as_bytes())?;
         writeln!(stdout, "wrote {}", p.display())?;
     }
     Ok(())

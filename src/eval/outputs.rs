@@ -57,13 +57,9 @@ pub fn write_predictions_parquet(path: &Path, predictions: &[ScenarioPredictions
     ];
     let batch =
         RecordBatch::try_new(predictions_schema(), columns).map_err(|e| Error::Arrow { at: at.clone(), cause: e })?;
-    let tmp = path.with_extension("parquet.partial");
-    let file = std::fs::File::create(&tmp).map_err(|e| Error::io(Location::file(&tmp), e))?;
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None)
-        .map_err(|e| Error::Parquet { at: at.clone(), cause: e })?;
-    w.write(&batch).map_err(|e| Error::Parquet { at: at.clone(), cause: e })?;
-    w.close().map_err(|e| Error::Parquet { at: at.clone(), cause: e })?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(at, e))
+    let mut out = crate::io::output::PendingParquet::new(path, Default::default())?;
+    out.write(&batch)?;
+    out.close()?.commit()
 }
 
 /// The official submission message for marginal predictions (`MOTION_PREDICTION`).
@@ -111,5 +107,5 @@ pub fn to_submission(predictions: &[ScenarioPredictions], method: &str) -> Resul
 
 /// Writes the submission as a binary protobuf.
 pub fn write_submission(path: &Path, submission: &pb::MotionChallengeSubmission) -> Result<()> {
-    std::fs::write(path, submission.encode_to_vec()).map_err(|e| Error::io(Location::file(path), e))
+    crate::io::output::write_file(path, &submission.encode_to_vec())
 }

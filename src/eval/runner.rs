@@ -159,19 +159,21 @@ impl EvalReport {
 }
 
 /// Writes a run's outputs into `out`: `metrics.json`, `report_data.json`, `predictions.parquet`,
-/// the official `submission.binproto`, `report.html` and `report.md`. Returns the metrics path.
+/// the official `submission.binproto`, `report.html` and `report.md`. The folder is replaced
+/// as a whole once every file is written: it never mixes two runs, and a failure leaves the
+/// previous run as it was. Returns the metrics path.
 pub fn write_run(out: &Path, report: &EvalReport) -> Result<std::path::PathBuf, EvalError> {
-    let at = crate::Location::file(out);
-    std::fs::create_dir_all(out).map_err(|e| crate::Error::io(at.clone(), e))?;
-    let path = out.join("metrics.json");
-    crate::io::atomic_write(&path, pretty(report)?.as_bytes())?;
-    crate::io::atomic_write(&out.join("report_data.json"), compact(&report.report_data)?.as_bytes())?;
-    super::outputs::write_predictions_parquet(&out.join("predictions.parquet"), &report.predictions)?;
+    let pending = crate::io::output::PendingDir::new(out)?;
+    let dir = pending.path();
+    crate::io::output::write_file(&dir.join("metrics.json"), pretty(report)?.as_bytes())?;
+    crate::io::output::write_file(&dir.join("report_data.json"), compact(&report.report_data)?.as_bytes())?;
+    super::outputs::write_predictions_parquet(&dir.join("predictions.parquet"), &report.predictions)?;
     let method = format!("scenetok-{}", report.model);
     let submission = super::outputs::to_submission(&report.predictions, &method)?;
-    super::outputs::write_submission(&out.join("submission.binproto"), &submission)?;
-    super::report::write_report(out, report, &report.report_data)?;
-    Ok(path)
+    super::outputs::write_submission(&dir.join("submission.binproto"), &submission)?;
+    super::report::write_report(dir, report, &report.report_data)?;
+    pending.commit()?;
+    Ok(out.join("metrics.json"))
 }
 
 fn pretty<T: Serialize>(v: &T) -> Result<String, EvalError> {

@@ -33,10 +33,13 @@ impl InputKind {
 /// What the commands accept, for errors.
 pub const EXPECTED: &str = "a v2 dataset folder, a .parquet component file or a TFRecord (v1 Frames or WOMD Scenarios)";
 
-/// Looks at `path`: a folder is a v2 dataset, a `.parquet` file a v2 component; any other
-/// file is read as a TFRecord and holds WOMD scenarios when its first record decodes as a
-/// `Scenario` with tracks, v1 frames when it decodes as a `Frame` of a segment. A file
-/// whose first record is neither, or that is no TFRecord at all, is an error saying so.
+/// Looks at `path`: a folder is a v2 dataset; a file starting with parquet's magic (`PAR1`)
+/// or named `.parquet` is a v2 component; any other file is read as a TFRecord, and its first
+/// record decides the kind by which message it decodes as: a WOMD `Scenario` with tracks, or a
+/// v1 `Frame` with a context. Only the message's structure is looked at here, so a record of
+/// the right kind with bad content (say, an out-of-range index) is reported by its reader as
+/// what it is, not as "neither kind". A file of neither kind, or no TFRecord at all, is an
+/// error saying what was expected.
 pub fn detect(path: &Path) -> Result<InputKind> {
     if path.is_dir() {
         return Ok(InputKind::V2Dataset);
@@ -45,7 +48,7 @@ pub fn detect(path: &Path) -> Result<InputKind> {
         return Err(Error::invalid(Location::file(path), EXPECTED, "nothing at this path"));
     }
     let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-    if name.ends_with(".parquet") {
+    if name.ends_with(".parquet") || starts_with_parquet_magic(path) {
         return Ok(InputKind::V2ComponentFile);
     }
     let mut records = super::tfrecord::open(path)?;
@@ -54,17 +57,31 @@ pub fn detect(path: &Path) -> Result<InputKind> {
     let Some(first) = first else {
         return Err(Error::invalid(at, "at least one record (v1 Frame or WOMD Scenario)", "an empty TFRecord file"));
     };
-    if super::womd::decode_scenario(&first, &at).is_ok_and(|s| !s.tracks.is_empty()) {
-        return Ok(InputKind::WomdScenarios);
+    kind_of_record(&first).ok_or_else(|| {
+        Error::invalid(
+            at,
+            "a record holding a WOMD Scenario (with tracks) or a v1 Frame (with a context)",
+            format!("{} bytes that decode as neither", first.len()),
+        )
+    })
+}
+
+/// Which message a TFRecord record holds, by its structure alone.
+pub fn kind_of_record(bytes: &[u8]) -> Option<InputKind> {
+    use prost::Message;
+    if super::proto::Scenario::decode(bytes).is_ok_and(|s| !s.tracks.is_empty()) {
+        return Some(InputKind::WomdScenarios);
     }
-    if super::v1::decode_frame(&first, &at).is_ok_and(|f| !f.segment.is_empty()) {
-        return Ok(InputKind::V1Frames);
+    if super::proto::Frame::decode(bytes).is_ok_and(|f| f.context.as_ref().is_some_and(|c| c.name.is_some())) {
+        return Some(InputKind::V1Frames);
     }
-    Err(Error::invalid(
-        at,
-        "a WOMD Scenario with tracks or a v1 Frame of a segment",
-        format!("{} bytes that decode as neither", first.len()),
-    ))
+    None
+}
+
+fn starts_with_parquet_magic(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"PAR1"
 }
 
 /// A file that does not parse as a TFRecord: say what was expected when the name does not

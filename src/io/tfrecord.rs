@@ -201,18 +201,21 @@ pub fn create(path: impl AsRef<Path>) -> Result<RecordWriter<BufWriter<File>>> {
     Ok(RecordWriter::new(BufWriter::new(f), path))
 }
 
-/// Writes all `records` to a new file at `path`.
+/// Writes all `records` to a file at `path`, which an existing file is only replaced by once
+/// complete.
 pub fn write_records<I, B>(path: impl AsRef<Path>, records: I) -> Result<()>
 where
     I: IntoIterator<Item = B>,
     B: AsRef<[u8]>,
 {
-    let mut w = create(path)?;
+    let path = path.as_ref();
+    let pending = super::output::PendingFile::new(path)?;
+    let mut w = RecordWriter::new(BufWriter::new(pending.create()?), path);
     for r in records {
         w.write_record(r.as_ref())?;
     }
     w.finish()?;
-    Ok(())
+    pending.commit()
 }
 
 /// One record with its framing, as bytes.

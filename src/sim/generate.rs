@@ -245,7 +245,7 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
     let path = out.join("scenetok_manifest.json");
     let json = serde_json::to_string_pretty(&manifest)
         .map_err(|e| Error::invalid(Location::file(&path), "a serialisable manifest", e.to_string()))?;
-    std::fs::write(&path, json).map_err(|e| Error::io(Location::file(&path), e))?;
+    crate::io::output::write_file(&path, json.as_bytes())?;
     Ok(manifest)
 }
 

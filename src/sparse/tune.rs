@@ -45,9 +45,8 @@ impl TuneRecord {
     }
     pub fn save(&self, dir: &Path) -> Result<PathBuf> {
         let path = Self::path(dir, &self.network, &self.device, &self.scale);
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(Location::file(dir), e))?;
         let json = serde_json::to_string_pretty(self).map_err(|e| Error::decode(Location::file(&path), "JSON", e))?;
-        std::fs::write(&path, json).map_err(|e| Error::io(Location::file(&path), e))?;
+        crate::io::output::write_file(&path, json.as_bytes())?;
         Ok(path)
     }
     /// The stored tuning for this (network, device, scale), if any.

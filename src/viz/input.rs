@@ -28,6 +28,9 @@ pub fn record_path(
     stride: usize,
 ) -> Result<PathSummary, VizError> {
     let source = Source::open(path)?;
+    if let VizSink::Save(out) = sink {
+        crate::io::output::refuse_input(out, &[path])?;
+    }
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "scenetok".into());
     let mut summary = PathSummary::default();
     match source.kind() {
@@ -47,14 +50,14 @@ pub fn record_path(
             let kind = if source.kind() == InputKind::V2Dataset { "v2 dataset" } else { "v1 Frame TFRecord" };
             summary.input = Some(format!("{kind}, segment {}", frames.segment));
             summary.frames = Some(frames);
-            rec.flush_blocking()?;
+            rec.finish()?;
         }
         InputKind::WomdScenarios => {
             let scenarios = source.scenarios(&Segments::All, stride)?;
             let rec = super::open_recording(&name, sink, Layout::Motion)?;
             summary.motion = Some(record_models(&rec, &scenarios, models, path)?);
             summary.input = Some(format!("WOMD Scenario TFRecord, {} scenario(s)", scenarios.len()));
-            rec.flush_blocking()?;
+            rec.finish()?;
         }
         InputKind::V2ComponentFile => {
             return Err(VizError::Invalid(format!("{}: a lone v2 component file holds no frames", path.display())));

@@ -84,7 +84,8 @@ impl Default for VizOptions {
 pub enum VizSink {
     /// An `.rrd` file.
     Save(PathBuf),
-    /// A viewer started for it (`rerun` on PATH, else the setup script's `.venv/bin/rerun`).
+    /// A viewer started for it (`rerun` on PATH, else the source tree's `.venv/bin/rerun`
+    /// from the setup script).
     Spawn,
     /// A running viewer or server: `host:port` or a `rerun+http://…/proxy` URL.
     Connect(String),
@@ -106,27 +107,53 @@ impl Layout {
     }
 }
 
+/// An open recording. Log to it as to a [`RecordingStream`] (it derefs to one); end it with
+/// [`Recording::finish`], which flushes it and, for a saved `.rrd`, moves the complete file
+/// into place. A recording dropped without `finish` (an error on the way) leaves no partial
+/// file and whatever was at the path before untouched.
+pub struct Recording {
+    stream: RecordingStream,
+    file: Option<crate::io::output::PendingFile>,
+}
+
+impl std::ops::Deref for Recording {
+    type Target = RecordingStream;
+    fn deref(&self) -> &RecordingStream {
+        &self.stream
+    }
+}
+
+impl Recording {
+    /// Flushes everything logged, closes the stream and puts a saved recording in place.
+    pub fn finish(self) -> Result<(), VizError> {
+        self.stream.flush_blocking()?;
+        drop(self.stream);
+        if let Some(f) = self.file {
+            f.commit()?;
+        }
+        Ok(())
+    }
+}
+
 /// Opens a recording on `sink`, with the layout's blueprint sent first (made active).
-pub fn open_recording(name: &str, sink: &VizSink, layout: Layout) -> Result<RecordingStream, VizError> {
+pub fn open_recording(name: &str, sink: &VizSink, layout: Layout) -> Result<Recording, VizError> {
     let builder = rerun::RecordingStreamBuilder::new(APP_ID).recording_name(name).with_blueprint(layout.blueprint());
     Ok(match sink {
         VizSink::Save(path) => {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(crate::Location::file(dir), e))?;
-            }
-            builder.save(path)?
+            let file = crate::io::output::PendingFile::new(path)?;
+            Recording { stream: builder.save(file.path())?, file: Some(file) }
         }
         VizSink::Spawn => {
             let mut opts = rerun::SpawnOptions::default();
-            let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/rerun");
-            if !on_path("rerun") && venv.exists() {
+            let venv = crate::locate::in_source_tree(".venv/bin/rerun");
+            if let Some(venv) = venv.filter(|v| !on_path("rerun") && v.exists()) {
                 opts.executable_path = Some(venv.to_string_lossy().into_owned());
             }
-            builder.spawn_opts(&opts)?
+            Recording { stream: builder.spawn_opts(&opts)?, file: None }
         }
         VizSink::Connect(addr) => {
             let url = if addr.contains("://") { addr.clone() } else { format!("rerun+http://{addr}/proxy") };
-            builder.connect_grpc_opts(url)?
+            Recording { stream: builder.connect_grpc_opts(url)?, file: None }
         }
     })
 }
@@ -141,19 +168,22 @@ pub fn write_blueprints(dir: &Path) -> Result<Vec<PathBuf>, VizError> {
     let mut out = Vec::new();
     for (name, layout) in [("perception.rbl", Layout::Perception), ("motion.rbl", Layout::Motion)] {
         let path = dir.join(name);
+        let file = crate::io::output::PendingFile::new(&path)?;
         // The stream's own (empty) blueprint store carries no properties; the layout goes into the
         // store `send` creates, with the command that makes it active.
-        let rec = rerun::RecordingStreamBuilder::new(APP_ID).blueprint().send_properties(false).save(&path)?;
+        let rec = rerun::RecordingStreamBuilder::new(APP_ID).blueprint().send_properties(false).save(file.path())?;
         layout
             .blueprint()
             .send(&rec, rerun::blueprint::BlueprintActivation { make_active: true, make_default: true })?;
         rec.flush_blocking()?;
+        drop(rec);
+        file.commit()?;
         out.push(path);
     }
     Ok(out)
 }
 
-/// What [`record_dataset`] / [`record_frames`] logged.
+/// What [`record_source`] / [`record_frames`] logged.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RecordSummary {
     pub segment: String,

@@ -39,7 +39,7 @@ fn component(summary: &Value, path: &str, component: &str) -> (String, u64, u64)
 fn record(name: &str, rrd: &Path, layout: Layout, f: impl FnOnce(&rerun::RecordingStream)) {
     let rec = viz::open_recording(name, &VizSink::Save(rrd.to_path_buf()), layout).unwrap();
     f(&rec);
-    rec.flush_blocking().unwrap();
+    rec.finish().unwrap();
 }
 
 #[test]

@@ -187,8 +187,8 @@ fn render(page: &Page) -> Result<(String, String), ReportError> {
 
 fn write(out: &Path, html: &str, md: &str) -> Result<std::path::PathBuf, ReportError> {
     let html_path = out.join("report.html");
-    crate::io::atomic_write(&html_path, html.as_bytes())?;
-    crate::io::atomic_write(&out.join("report.md"), md.as_bytes())?;
+    crate::io::output::write_file(&html_path, html.as_bytes())?;
+    crate::io::output::write_file(&out.join("report.md"), md.as_bytes())?;
     Ok(html_path)
 }
 

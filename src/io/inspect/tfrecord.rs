@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::{Location, Result};
+use crate::io::detect::{InputKind, kind_of_record};
 use crate::io::{tfrecord, v1, womd};
 use crate::scene::{Frame, Scenario};
 
@@ -33,12 +34,18 @@ pub fn inspect_tfrecord(path: &Path) -> Result<TfRecordReport> {
     for (i, record) in tfrecord::open(path)?.enumerate() {
         let record = record?;
         let at = Location::file(path).record(i);
-        let (kind, line) = match womd::decode_scenario(&record, &at) {
-            Ok(s) if !s.tracks.is_empty() => ("WOMD Scenario", scenario_line(&s)),
-            _ => match v1::decode_frame(&record, &at) {
-                Ok(f) if !f.segment.is_empty() => ("v1 Frame", frame_line(&f)),
-                _ => ("unknown", format!("{} bytes, neither a WOMD Scenario nor a v1 Frame", record.len())),
+        // The message kind by structure, then its content: a record of a known kind whose
+        // content is invalid says why.
+        let (kind, line) = match kind_of_record(&record) {
+            Some(InputKind::WomdScenarios) => match womd::decode_scenario(&record, &at) {
+                Ok(s) => ("WOMD Scenario", scenario_line(&s)),
+                Err(e) => ("WOMD Scenario", format!("invalid WOMD Scenario: {e}")),
             },
+            Some(_) => match v1::decode_frame(&record, &at) {
+                Ok(f) => ("v1 Frame", frame_line(&f)),
+                Err(e) => ("v1 Frame", format!("invalid v1 Frame: {e}")),
+            },
+            None => ("unknown", format!("{} bytes, neither a WOMD Scenario nor a v1 Frame", record.len())),
         };
         *kinds.entry(kind).or_insert(0usize) += 1;
         summaries.push(format!("record {i}: {line}"));

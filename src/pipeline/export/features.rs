@@ -17,13 +17,13 @@ use arrow::array::{
     ArrayRef, FixedSizeListBuilder, Float32Builder, Int8Builder, Int32Builder, Int64Builder, ListBuilder, RecordBatch,
     StringBuilder, UInt16Builder, UInt32Builder,
 };
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use crate::models::image_encoder::PointFeatures;
 
 use crate::error::{Error, Location, Result};
+use crate::io::output::{PendingFile, PendingParquet, refuse_input};
 use crate::models::image_encoder::ImageEncoder;
 use crate::pipeline::context::{FrameContext, ImageOutput, LaserCloud};
 use crate::pipeline::stages::{ImageStage, PointsStage};
@@ -75,8 +75,10 @@ pub fn export_features(
         .segments(Segments::named_or(opts.segment.clone(), Segments::All))
         .first(opts.max_frames)
         .request(pipeline.request());
-    let mut pw = PointWriter::new(out, channels)?;
     let cameras_file = cameras_path(out);
+    refuse_input(out, &[source.path()])?;
+    refuse_input(&cameras_file, &[source.path()])?;
+    let mut pw = PointWriter::new(out, channels)?;
     let mut cw = CameraWriter::new(&cameras_file, opts.with_maps)?;
     let mut summary = ExportSummary {
         points_file: out.to_path_buf(),
@@ -102,31 +104,28 @@ pub fn export_features(
         summary.frames += 1;
         summary.images += image.images.images.len();
     }
-    pw.finish()?;
-    cw.finish()?;
+    // Both files complete, then both in place: a failure on the way leaves the old outputs.
+    let (points, cameras) = (pw.finish()?, cw.finish()?);
+    points.commit()?;
+    cameras.commit()?;
     Ok(summary)
 }
 
-fn writer(path: &Path, schema: arrow::datatypes::SchemaRef) -> Result<ArrowWriter<std::fs::File>> {
-    let file = std::fs::File::create(path).map_err(|e| Error::io(Location::file(path), e))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).map_err(|e| Error::Parquet { at: Location::file(path), cause: e })?,
-        ))
-        .build();
-    ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| Error::Parquet { at: Location::file(path), cause: e })
+/// A pending parquet output, zstd level 1.
+fn parquet_out(path: &Path) -> Result<PendingParquet> {
+    let level = ZstdLevel::try_new(1).map_err(|e| Error::Parquet { at: Location::file(path), cause: e })?;
+    PendingParquet::new(path, WriterProperties::builder().set_compression(Compression::ZSTD(level)).build())
 }
 
 /// Per-point rows, written one frame at a time.
 struct PointWriter {
-    path: PathBuf,
+    out: PendingParquet,
     channels: usize,
-    w: Option<ArrowWriter<std::fs::File>>,
 }
 
 impl PointWriter {
     fn new(path: &Path, channels: usize) -> Result<Self> {
-        Ok(PointWriter { path: path.to_path_buf(), channels, w: None })
+        Ok(PointWriter { out: parquet_out(path)?, channels })
     }
 
     fn push(&mut self, seg: &str, ts: i64, cloud: &LaserCloud, f: &PointFeatures) -> Result<()> {
@@ -179,24 +178,23 @@ impl PointWriter {
             ("v", Arc::new(v.finish())),
             ("feature", Arc::new(feat.finish())),
         ];
-        write_batch(&self.path, &mut self.w, cols)
+        write_batch(&mut self.out, cols)
     }
 
-    fn finish(self) -> Result<()> {
-        close(&self.path, self.w)
+    fn finish(self) -> Result<PendingFile> {
+        self.out.close()
     }
 }
 
 /// Per-camera rows.
 struct CameraWriter {
-    path: PathBuf,
+    out: PendingParquet,
     with_maps: bool,
-    w: Option<ArrowWriter<std::fs::File>>,
 }
 
 impl CameraWriter {
     fn new(path: &Path, with_maps: bool) -> Result<Self> {
-        Ok(CameraWriter { path: path.to_path_buf(), with_maps, w: None })
+        Ok(CameraWriter { out: parquet_out(path)?, with_maps })
     }
 
     fn push(&mut self, seg: &str, ts: i64, r: &ImageOutput) -> Result<()> {
@@ -290,27 +288,16 @@ impl CameraWriter {
             cols.push(("map_shape", Arc::new(map_shape.finish())));
             cols.push(("map", Arc::new(map_values.finish())));
         }
-        write_batch(&self.path, &mut self.w, cols)
+        write_batch(&mut self.out, cols)
     }
 
-    fn finish(self) -> Result<()> {
-        close(&self.path, self.w)
+    fn finish(self) -> Result<PendingFile> {
+        self.out.close()
     }
 }
 
-fn write_batch(path: &Path, w: &mut Option<ArrowWriter<std::fs::File>>, cols: Vec<(&str, ArrayRef)>) -> Result<()> {
-    let at = || Location::file(path);
-    let batch = RecordBatch::try_from_iter(cols).map_err(|e| Error::Arrow { at: at(), cause: e })?;
-    if w.is_none() {
-        *w = Some(writer(path, batch.schema())?);
-    }
-    let Some(w) = w.as_mut() else { unreachable!("created just above") };
-    w.write(&batch).map_err(|e| Error::Parquet { at: at(), cause: e })
-}
-
-fn close(path: &Path, w: Option<ArrowWriter<std::fs::File>>) -> Result<()> {
-    match w {
-        Some(w) => w.close().map(|_| ()).map_err(|e| Error::Parquet { at: Location::file(path), cause: e }),
-        None => Err(Error::invalid(Location::file(path), "at least one frame to write", "none")),
-    }
+fn write_batch(out: &mut PendingParquet, cols: Vec<(&str, ArrayRef)>) -> Result<()> {
+    let batch =
+        RecordBatch::try_from_iter(cols).map_err(|e| Error::Arrow { at: Location::file(out.target()), cause: e })?;
+    out.write(&batch)
 }

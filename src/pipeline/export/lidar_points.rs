@@ -56,5 +56,5 @@ fn write(path: &Path, pts: &LidarPoints) -> Result<()> {
     .collect();
     let bytes =
         safetensors::serialize(tensors, None).map_err(|e| Error::decode(Location::file(path), "safetensors", e))?;
-    crate::io::atomic_write(path, &bytes)
+    crate::io::output::write_file(path, &bytes)
 }

@@ -47,23 +47,28 @@ impl Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
+        // The parts that are known, comma-separated (a location without a file, such as the
+        // settings of a command, starts with its first known part).
+        let mut parts: Vec<String> = Vec::new();
+        if !self.file.as_os_str().is_empty() {
+            parts.push(self.file.display().to_string());
+        }
         if let Some(r) = self.record {
-            write!(f, ", record {r}")?;
+            parts.push(format!("record {r}"));
         }
         if let Some(c) = &self.column {
-            write!(f, ", column `{c}`")?;
+            parts.push(format!("column `{c}`"));
         }
         if let Some(ts) = self.frame {
-            write!(f, ", frame {ts}")?;
+            parts.push(format!("frame {ts}"));
         }
         if let Some(r) = self.row {
-            write!(f, ", row {r}")?;
+            parts.push(format!("row {r}"));
         }
         if let Some(d) = &self.detail {
-            write!(f, ", {d}")?;
+            parts.push(d.clone());
         }
-        Ok(())
+        write!(f, "{}", parts.join(", "))
     }
 }
 

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use scenetok::eval::lidar_seg;
-use scenetok::eval::runner::{evaluate_with_progress, load_scenarios, write_run};
+use scenetok::eval::runner::{evaluate_with_progress, write_run};
 use scenetok::models::lidar_seg::{LidarSegModel, WEIGHTS_FILE};
 use scenetok::models::motion::Baseline;
-use scenetok::pipeline::{FrameSelection, Source};
+use scenetok::pipeline::{FrameSelection, Segments, Source};
 use scenetok::sparse::layers::RunCtx;
 use scenetok::sparse::tune::TuneRecord;
 
@@ -40,6 +40,10 @@ pub struct Args {
     /// lidar-seg: at most this many frames per segment.
     #[arg(long)]
     max_frames: Option<usize>,
+    /// Motion on a v2 dataset: frames without a vehicle_pose use the identity pose (with a
+    /// warning) instead of stopping with an error.
+    #[arg(long)]
+    allow_missing: bool,
     #[command(flatten)]
     device: DeviceArg,
 }
@@ -70,7 +74,8 @@ fn motion(args: Args, stdout: &mut impl Write) -> Result<()> {
     // every command.
     args.device.open()?;
     let started = std::time::Instant::now();
-    let scenarios = load_scenarios(data, args.stride)?;
+    let scenarios =
+        Source::open(data)?.allow_missing_pose(args.allow_missing).scenarios(&Segments::All, args.stride)?;
     let read_s = started.elapsed().as_secs_f64();
     anyhow::ensure!(!scenarios.is_empty(), "{}: no scenario of 91 frames with agents to predict", data.display());
     let bar = indicatif::ProgressBar::new(scenarios.len() as u64);

@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Divide the lidar range-image height and width: `H,W` (1,1 = Waymo's sizes).
-    #[arg(long, value_delimiter = ',', num_args = 2)]
+    #[arg(long, value_delimiter = ',', num_args = 1..=2)]
     lidar_div: Option<Vec<usize>>,
     /// Divide camera image sizes (1 = Waymo's 1920×1280 / 1920×886).
     #[arg(long)]
@@ -34,14 +34,13 @@ pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
     cfg.segments = args.segments.unwrap_or(cfg.segments);
     cfg.frames = args.frames.unwrap_or(cfg.frames);
     if let Some(d) = args.lidar_div {
-        anyhow::ensure!(d.len() == 2 && d.iter().all(|x| *x >= 1), "--lidar-div takes two divisors ≥ 1, e.g. 8,16");
+        anyhow::ensure!(d.len() == 2, "--lidar-div takes two divisors, e.g. 8,16");
         cfg.lidar_div = [d[0], d[1]];
     }
     if let Some(d) = args.camera_div {
-        anyhow::ensure!(d >= 1, "--camera-div must be at least 1");
         cfg.camera_div = d;
     }
-    anyhow::ensure!(cfg.segments > 0 && cfg.frames > 0, "--segments and --frames must be at least 1");
+    cfg.validate()?;
     let bar = super::progress("generate", (cfg.segments * cfg.frames) as u64, "frames")?;
     let manifest = scenetok::sim::generate::generate(&args.out, &cfg, |_, _| bar.inc(1))?;
     bar.finish_and_clear();

@@ -50,6 +50,10 @@ pub struct Args {
     /// For v2 datasets with --model: a 9.1 s scenario window every STRIDE frames.
     #[arg(long, default_value_t = 20)]
     stride: usize,
+    /// With --model on a v2 dataset: frames without a vehicle_pose use the identity pose
+    /// (with a warning) instead of stopping with an error.
+    #[arg(long)]
+    allow_missing: bool,
 }
 
 pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
@@ -74,6 +78,7 @@ pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
         range_images: !args.no_range_images,
         cameras: !args.no_cameras,
         segmentation: !args.no_cameras,
+        allow_missing_pose: args.allow_missing,
         ..VizOptions::default()
     };
     let started = std::time::Instant::now();

@@ -211,6 +211,14 @@ impl MotionMetrics {
         if predictions.scenario_id != scenario.id {
             return Err(bad(format!("predictions are for scenario {:?}", predictions.scenario_id)));
         }
+        // Upstream takes the current step from its config, not from the scenario: a scenario
+        // whose current step is elsewhere would be scored against the wrong future.
+        if scenario.current_time_index != self.config.track_history_samples {
+            return Err(bad(format!(
+                "current_time_index {}, but these metrics measure from step {} (1 s of history at 10 Hz)",
+                scenario.current_time_index, self.config.track_history_samples
+            )));
+        }
         let steps = self.config.prediction_steps();
         let expected_states = self.config.track_history_samples + self.config.track_future_samples + 1;
         let to_predict: std::collections::BTreeSet<i64> =
@@ -238,6 +246,16 @@ impl MotionMetrics {
                             t.object_id,
                             t.x.len()
                         )));
+                    }
+                    if let Some(p) = t.x.iter().chain(&t.y).position(|v| !v.is_finite()) {
+                        return Err(bad(format!(
+                            "object {} has a non-finite predicted coordinate at step {}",
+                            t.object_id,
+                            p % steps.max(1)
+                        )));
+                    }
+                    if !j.confidence.is_finite() {
+                        return Err(bad(format!("object {} has a non-finite confidence", t.object_id)));
                     }
                     if !to_predict.contains(&t.object_id) {
                         return Err(bad(format!("object {} is not in tracks_to_predict", t.object_id)));

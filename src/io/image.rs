@@ -6,8 +6,29 @@ use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, RgbImage};
 
 use crate::error::{Error, Location, Result};
 
+/// The largest camera image decoded (Waymo's are 2.5 Mpixel): a header claiming more is an
+/// error before anything is allocated, not gigabytes of memory.
+pub const MAX_JPEG_PIXELS: u64 = 64 << 20;
+
+/// The width and height a JPEG's header claims, checked against [`MAX_JPEG_PIXELS`].
+pub fn jpeg_dimensions(bytes: &[u8], at: &Location) -> Result<(u32, u32)> {
+    use image::ImageDecoder;
+    let decoder = image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes))
+        .map_err(|e| Error::decode(at.clone(), "JPEG image", e))?;
+    let (w, h) = decoder.dimensions();
+    if w as u64 * h as u64 > MAX_JPEG_PIXELS {
+        return Err(Error::invalid(
+            at.clone(),
+            format!("a camera image of at most {} Mpixel", MAX_JPEG_PIXELS >> 20),
+            format!("a JPEG header claiming {w}x{h}"),
+        ));
+    }
+    Ok((w, h))
+}
+
 /// Decodes a camera JPEG to RGB.
 pub fn decode_jpeg(bytes: &[u8], at: &Location) -> Result<RgbImage> {
+    jpeg_dimensions(bytes, at)?;
     let img = image::load_from_memory_with_format(bytes, ImageFormat::Jpeg)
         .map_err(|e| Error::decode(at.clone(), "JPEG image", e))?;
     Ok(img.into_rgb8())
@@ -27,6 +48,7 @@ pub fn decode_jpeg_into(bytes: &[u8], at: &Location, img: &mut RgbImage) -> Resu
         return Ok(());
     }
     let (w, h) = decoder.dimensions();
+    jpeg_dimensions(bytes, at)?;
     let len = usize::try_from(decoder.total_bytes())
         .map_err(|_| Error::invalid(at.clone(), "a JPEG that fits in memory", format!("{w}x{h}")))?;
     buf.resize(len, 0);

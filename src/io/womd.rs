@@ -138,12 +138,11 @@ fn convert_track(t: &proto::Track, index: usize, steps: usize, at: &Location) ->
         ));
     }
     let ty = t.object_type.unwrap_or(0);
-    let agent_type =
-        AgentType::from_value(ty.into()).ok_or_else(|| Error::invalid(here, AgentType::expected(), ty.to_string()))?;
-    let states = t
-        .states
-        .iter()
-        .map(|s| AgentState {
+    let agent_type = AgentType::from_value(ty.into())
+        .ok_or_else(|| Error::invalid(here.clone(), AgentType::expected(), ty.to_string()))?;
+    let mut states = Vec::with_capacity(steps);
+    for (step, s) in t.states.iter().enumerate() {
+        let state = AgentState {
             x: s.center_x.unwrap_or(0.0),
             y: s.center_y.unwrap_or(0.0),
             z: s.center_z.unwrap_or(0.0),
@@ -154,8 +153,23 @@ fn convert_track(t: &proto::Track, index: usize, steps: usize, at: &Location) ->
             velocity_x: s.velocity_x.unwrap_or(0.0),
             velocity_y: s.velocity_y.unwrap_or(0.0),
             valid: s.valid.unwrap_or(false),
-        })
-        .collect();
+        };
+        // A valid state is used by the metrics: NaN or infinity there would make them NaN.
+        let values = [
+            ("center", state.x.is_finite() && state.y.is_finite() && state.z.is_finite()),
+            ("size", [state.length, state.width, state.height].iter().all(|v| v.is_finite() && *v >= 0.0)),
+            ("heading", state.heading.is_finite()),
+            ("velocity", state.velocity_x.is_finite() && state.velocity_y.is_finite()),
+        ];
+        if let Some((what, _)) = values.iter().find(|(_, ok)| state.valid && !ok) {
+            return Err(Error::invalid(
+                here.clone().detail(format!("track id {id}, state {step}")),
+                format!("a valid state with a finite {what}{}", if *what == "size" { " of at least 0" } else { "" }),
+                format!("{state:?}"),
+            ));
+        }
+        states.push(state);
+    }
     Ok(Track { id, source_id: id.to_string(), agent_type, states })
 }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Location, Result};
 use crate::io::detect::{InputKind, detect};
+use crate::io::v2::motion::{MissingPose, segment_scenarios};
 use crate::io::v2::{Dataset, FrameReader, FrameRequest};
 use crate::scene::{Frame, MapFeature, Scenario};
 
@@ -17,6 +18,8 @@ pub struct Source {
     kind: InputKind,
     /// The index of a v2 dataset (segments, components, row groups).
     dataset: Option<Dataset>,
+    /// What v2 frames without a vehicle pose become in motion scenarios.
+    missing_pose: MissingPose,
 }
 
 /// Which segments to read.
@@ -101,7 +104,14 @@ impl Source {
             }
             InputKind::V1Frames | InputKind::WomdScenarios => None,
         };
-        Ok(Source { path: path.to_path_buf(), kind, dataset })
+        Ok(Source { path: path.to_path_buf(), kind, dataset, missing_pose: MissingPose::Error })
+    }
+
+    /// Lets motion scenarios of a v2 dataset use the identity pose (with a warning) where a
+    /// frame has no `vehicle_pose`, instead of failing (`--allow-missing`).
+    pub fn allow_missing_pose(mut self, allow: bool) -> Self {
+        self.missing_pose = if allow { MissingPose::Identity } else { MissingPose::Error };
+        self
     }
 
     pub fn kind(&self) -> InputKind {
@@ -166,7 +176,7 @@ impl Source {
                 use rayon::prelude::*;
                 let per_segment: Vec<Vec<Scenario>> = names
                     .par_iter()
-                    .map(|seg| crate::io::v2::motion::segment_scenarios(ds, seg, stride))
+                    .map(|seg| segment_scenarios(ds, seg, stride, self.missing_pose))
                     .collect::<Result<_>>()?;
                 Ok(per_segment.into_iter().flatten().collect())
             }

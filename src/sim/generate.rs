@@ -89,6 +89,59 @@ impl GenerateConfig {
     }
 }
 
+/// Most segments one run writes (each is a separate world).
+pub const MAX_SEGMENTS: usize = 100_000;
+/// Most frames per segment: one hour at 10 Hz (Waymo's segments are 20 s, 199 frames).
+pub const MAX_FRAMES: usize = 36_000;
+/// The most memory the simulated agent tracks of one segment may take (they are held for
+/// the whole segment while its frames are rendered).
+const MAX_TRACK_BYTES: usize = 4 << 30;
+/// The smallest lidar range image (TOP) and camera image a divisor may leave: below this a
+/// sensor sees next to nothing and the data would be silently empty.
+const MIN_LIDAR: [usize; 2] = [4, 32];
+const MIN_CAMERA_WIDTH: u32 = 32;
+
+impl GenerateConfig {
+    /// Checks the sizes before any work: counts in range, the agent tracks within memory,
+    /// sensors that still see something.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |expected: String, found: String| {
+            Err(Error::invalid(Location::default().detail("generate settings"), expected, found))
+        };
+        if !(1..=MAX_SEGMENTS).contains(&self.segments) {
+            return bad(format!("--segments in 1..={MAX_SEGMENTS}"), self.segments.to_string());
+        }
+        if !(1..=MAX_FRAMES).contains(&self.frames) {
+            return bad(format!("--frames in 1..={MAX_FRAMES} (one hour at 10 Hz)"), self.frames.to_string());
+        }
+        let agents = self.vehicles + self.pedestrians + self.cyclists + self.parked + self.obstacles + 1;
+        let bytes = agents.saturating_mul(self.frames).saturating_mul(std::mem::size_of::<crate::sim::agents::State>());
+        if bytes > MAX_TRACK_BYTES {
+            return bad(
+                format!("agent tracks within {} GiB per segment", MAX_TRACK_BYTES >> 30),
+                format!("{agents} agents × {} frames ({:.1} GiB)", self.frames, bytes as f64 / (1u64 << 30) as f64),
+            );
+        }
+        let top = crate::sim::lidar::LidarScale::divided(self.lidar_div[0], self.lidar_div[1]).top;
+        if self.lidar_div.contains(&0) || top[0] < MIN_LIDAR[0] || top[1] < MIN_LIDAR[1] {
+            return bad(
+                format!("--lidar-div that leaves TOP at least {}×{} pixels", MIN_LIDAR[0], MIN_LIDAR[1]),
+                format!("{:?} (TOP {}×{})", self.lidar_div, top[0], top[1]),
+            );
+        }
+        if self.camera_div == 0 || 1920 / self.camera_div < MIN_CAMERA_WIDTH {
+            return bad(
+                format!(
+                    "--camera-div that leaves images at least {MIN_CAMERA_WIDTH} pixels wide (at most {})",
+                    1920 / MIN_CAMERA_WIDTH
+                ),
+                self.camera_div.to_string(),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// What one `generate` run wrote.
 #[derive(Debug, Clone, Serialize)]
 pub struct Manifest {
@@ -121,6 +174,7 @@ pub fn pose_of(s: &State) -> Transform {
 
 /// Generates every segment; `progress` is called after each frame with (segment, frame).
 pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize, usize)) -> Result<Manifest> {
+    cfg.validate()?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(Location::file(out), e))?;
     let mut segments = Vec::new();
     let mut files = Vec::new();

@@ -27,7 +27,7 @@ pub fn record_path(
     models: &[Baseline],
     stride: usize,
 ) -> Result<PathSummary, VizError> {
-    let source = Source::open(path)?;
+    let source = Source::open(path)?.allow_missing_pose(opts.allow_missing_pose);
     if let VizSink::Save(out) = sink {
         crate::io::output::refuse_input(out, &[path])?;
     }

@@ -61,6 +61,9 @@ pub struct VizOptions {
     pub segmentation: bool,
     /// Positions drawn behind each labelled object (frames; 0 = none).
     pub track_history: usize,
+    /// Motion scenarios of a v2 dataset use the identity pose where a frame has no
+    /// `vehicle_pose` (with a warning) instead of failing.
+    pub allow_missing_pose: bool,
 }
 
 impl Default for VizOptions {
@@ -75,6 +78,7 @@ impl Default for VizOptions {
             cameras: true,
             segmentation: true,
             track_history: 20,
+            allow_missing_pose: false,
         }
     }
 }
@@ -214,7 +218,7 @@ pub fn parse_frame_range(s: &str) -> Result<Range<usize>, String> {
         Some((a, b)) => num(a, 0)?..num(b, usize::MAX)?,
         None => {
             let n = num(s, 0)?;
-            n..n + 1
+            n..n.checked_add(1).ok_or_else(|| format!("frame `{s}` is past the last possible index"))?
         }
     };
     if r.start >= r.end {
@@ -287,5 +291,6 @@ mod tests {
         assert_eq!(parse_frame_range("2..").map(|r| r.start), Ok(2));
         assert!(parse_frame_range("7..3").is_err());
         assert!(parse_frame_range("a..b").unwrap_err().contains("not a frame index"));
+        assert!(parse_frame_range("18446744073709551615").is_err());
     }
 }

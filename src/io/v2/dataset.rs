@@ -99,6 +99,11 @@ impl Dataset {
         })
     }
 
+    /// The path of a segment's component file, when there is one.
+    pub fn file_path(&self, segment: &str, component: Component) -> Option<PathBuf> {
+        self.components(segment).ok()?.get(&component).map(|info| info.path.clone())
+    }
+
     fn file(&self, segment: &str, component: Component) -> Result<Option<ComponentFile>> {
         match self.components(segment)?.get(&component) {
             Some(info) => ComponentFile::open(&info.path, component).map(Some),
@@ -258,6 +263,7 @@ impl FrameReader {
         {
             let rows = f.read_all::<LidarCalibrationRecord>()?;
             lidar_calibrations = rows.into_iter().filter(|r| r.segment == segment).map(|r| r.calibration).collect();
+            unique_by(&lidar_calibrations, |c| c.laser, f.path(), "lidar_calibration", "laser")?;
         }
         let mut camera_calibrations = Vec::new();
         if request.components.contains(&Component::CameraCalibration)
@@ -265,6 +271,7 @@ impl FrameReader {
         {
             let rows = f.read_all::<CameraCalibrationRecord>()?;
             camera_calibrations = rows.into_iter().filter(|r| r.segment == segment).map(|r| r.calibration).collect();
+            unique_by(&camera_calibrations, |c| c.camera, f.path(), "camera_calibration", "camera")?;
         }
         let mut all = BTreeSet::new();
         for c in &cursors {
@@ -363,6 +370,29 @@ fn once<T>(slot: &mut Option<T>, value: T, cols: &Cols, row: usize, what: &str) 
     Ok(())
 }
 
+/// Calibrations of one segment: a sensor calibrated twice the same way is harmless, twice
+/// differently is an error (which one applies is unknowable).
+fn unique_by<T: PartialEq, K: PartialEq + std::fmt::Debug>(
+    items: &[T],
+    key: impl Fn(&T) -> K,
+    file: &Path,
+    what: &str,
+    sensor: &str,
+) -> Result<()> {
+    for (i, a) in items.iter().enumerate() {
+        if let Some(b) = items[..i].iter().find(|b| key(b) == key(a))
+            && b != a
+        {
+            return Err(Error::invalid(
+                Location::file(file),
+                format!("one {what} per {sensor} of the segment"),
+                format!("two different calibrations of {sensor} {:?}", key(a)),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn add_row(frame: &mut Frame, component: Component, cols: &Cols, row: usize) -> Result<()> {
     match component {
         Component::Lidar => {
@@ -407,7 +437,18 @@ fn add_row(frame: &mut Frame, component: Component, cols: &Cols, row: usize) -> 
             let label = r.decode_label(&at)?;
             once(&mut camera_mut(frame, r.camera).segmentation, label, cols, row, "camera_segmentation")?;
         }
-        Component::LidarBox => frame.lidar_boxes.push(LidarBoxRecord::decode(cols, row)?.label),
+        Component::LidarBox => {
+            let label = LidarBoxRecord::decode(cols, row)?.label;
+            // One box per object and frame: a second would make a track jump between them.
+            if frame.lidar_boxes.iter().any(|b| b.object_id == label.object_id) {
+                return Err(Error::invalid(
+                    cols.at(key::LASER_OBJECT, row),
+                    "one lidar_box row per object and frame",
+                    format!("a second box of object {:?}", label.object_id),
+                ));
+            }
+            frame.lidar_boxes.push(label)
+        }
         Component::CameraBox => frame.camera_boxes.push(CameraBoxRecord::decode(cols, row)?.label),
         Component::ProjectedLidarBox => {
             frame.projected_lidar_boxes.push(ProjectedLidarBoxRecord::decode(cols, row)?.label)

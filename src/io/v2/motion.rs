@@ -17,16 +17,43 @@ pub const WINDOW: usize = HISTORY + 1 + FUTURE;
 /// At most this many agents to predict per scenario (WOMD: up to 8).
 pub const MAX_TO_PREDICT: usize = 8;
 
+/// What to do with a frame that has no `vehicle_pose`: its boxes are in the vehicle frame
+/// and cannot be placed in the world without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingPose {
+    /// An error naming the segment and frame (the default: an identity pose would put the
+    /// ego at the world origin and every metric would be silently wrong).
+    #[default]
+    Error,
+    /// The identity pose, with a warning counting the frames (`--allow-missing`).
+    Identity,
+}
+
 /// The tracks of a whole segment, one state per frame, and the frame timestamps.
-pub fn segment_tracks(ds: &Dataset, segment: &str) -> Result<(Vec<i64>, Vec<Track>)> {
+pub fn segment_tracks(ds: &Dataset, segment: &str, missing: MissingPose) -> Result<(Vec<i64>, Vec<Track>)> {
     let request = FrameRequest::only(&[Component::LidarBox, Component::VehiclePose]);
     let mut timestamps = Vec::new();
     let mut by_object: BTreeMap<String, (AgentType, Vec<(usize, AgentState)>)> = BTreeMap::new();
     let mut ego = Vec::new();
+    let mut without_pose = 0;
     for (i, frame) in ds.frames(segment, &request)?.enumerate() {
         let frame = frame?;
         timestamps.push(frame.timestamp_micros);
-        let pose = frame.vehicle_pose.unwrap_or_else(Transform::identity);
+        let pose = match (frame.vehicle_pose, missing) {
+            (Some(p), _) => p,
+            (None, MissingPose::Identity) => {
+                without_pose += 1;
+                Transform::identity()
+            }
+            (None, MissingPose::Error) => {
+                let file = ds.file_path(segment, Component::VehiclePose).unwrap_or_else(|| ds.root().to_path_buf());
+                return Err(crate::Error::invalid(
+                    crate::Location::file(file).frame(frame.timestamp_micros).detail(format!("segment {segment}")),
+                    "a vehicle_pose row for every frame (boxes are in the vehicle frame; --allow-missing uses the identity pose)",
+                    "none",
+                ));
+            }
+        };
         let yaw = pose.yaw();
         let (sin, cos) = yaw.sin_cos();
         ego.push((i, pose));
@@ -53,6 +80,12 @@ pub fn segment_tracks(ds: &Dataset, segment: &str) -> Result<(Vec<i64>, Vec<Trac
             by_object.entry(b.object_id.clone()).or_insert((agent_type, Vec::new())).1.push((i, state));
         }
     }
+    if without_pose > 0 {
+        tracing::warn!(
+            "segment {segment}: {without_pose} of {} frames have no vehicle_pose; their boxes are placed as if the vehicle stood at the world origin",
+            timestamps.len()
+        );
+    }
     let n = timestamps.len();
     let mut tracks = Vec::with_capacity(by_object.len() + 1);
     // The ego: positions from the poses, velocities by finite differences.
@@ -60,7 +93,7 @@ pub fn segment_tracks(ds: &Dataset, segment: &str) -> Result<(Vec<i64>, Vec<Trac
     for &(i, pose) in &ego {
         let t = pose.translation();
         let prev = if i > 0 { ego[i - 1].1.translation() } else { t };
-        let dt = if i > 0 { (timestamps[i] - timestamps[i - 1]) as f64 * 1e-6 } else { 1.0 };
+        let dt = if i > 0 { seconds_between(timestamps[i - 1], timestamps[i]) } else { 1.0 };
         states[i] = AgentState {
             x: t.x,
             y: t.y,
@@ -92,8 +125,8 @@ pub fn segment_tracks(ds: &Dataset, segment: &str) -> Result<(Vec<i64>, Vec<Trac
 /// WOMD-shaped scenarios of one segment: a window every `stride` frames. Agents to
 /// predict are valid at the current step, at ≥ 5 history steps and at the last step,
 /// moving ones first, at most [`MAX_TO_PREDICT`].
-pub fn segment_scenarios(ds: &Dataset, segment: &str, stride: usize) -> Result<Vec<Scenario>> {
-    let (timestamps, tracks) = segment_tracks(ds, segment)?;
+pub fn segment_scenarios(ds: &Dataset, segment: &str, stride: usize, missing: MissingPose) -> Result<Vec<Scenario>> {
+    let (timestamps, tracks) = segment_tracks(ds, segment, missing)?;
     let map = ds.read_map(segment)?;
     let mut out = Vec::new();
     let mut start = 0;
@@ -123,7 +156,7 @@ pub fn segment_scenarios(ds: &Dataset, segment: &str, stride: usize) -> Result<V
         if !tracks_to_predict.is_empty() {
             out.push(Scenario {
                 id: format!("{segment}@{start}"),
-                timestamps_seconds: timestamps[start..start + WINDOW].iter().map(|t| (t - t0) as f64 * 1e-6).collect(),
+                timestamps_seconds: timestamps[start..start + WINDOW].iter().map(|&t| seconds_between(t0, t)).collect(),
                 current_time_index: HISTORY,
                 sdc_track_index: window.iter().position(|t| t.id == 0),
                 tracks: window,
@@ -136,4 +169,10 @@ pub fn segment_scenarios(ds: &Dataset, segment: &str, stride: usize) -> Result<V
         start += stride.max(1);
     }
     Ok(out)
+}
+
+/// Seconds from `a` to `b` (microseconds): exact in i128, so timestamps anywhere in i64's
+/// range (a corrupt file's, say) cannot overflow.
+fn seconds_between(a: i64, b: i64) -> f64 {
+    (b as i128 - a as i128) as f64 * 1e-6
 }

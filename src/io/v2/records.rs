@@ -375,9 +375,9 @@ impl Record for CameraSegmentationRecord {
             .list_i32(&format!("{CS}.instance_id_to_global_id_mapping.global_instance_ids"), &self.global_instance_ids)
             .list_bool(&format!("{CS}.instance_id_to_global_id_mapping.is_tracked"), &self.is_tracked)
             .str(&format!("{CS}.sequence_id"), &self.sequence_id);
-        if let Some(b) = &self.num_cameras_covered {
-            t.bin(&format!("{CS}.num_cameras_covered"), b);
-        }
+        // Waymo's writer stores empty bytes when the field is absent, and its dataclasses fail
+        // on a null here: never write null.
+        t.bin(&format!("{CS}.num_cameras_covered"), self.num_cameras_covered.as_deref().unwrap_or(&[]));
     }
 }
 
@@ -400,9 +400,28 @@ macro_rules! xyz_names {
     };
 }
 
+/// A finite value (NaN or infinity in a label would turn every metric using it into NaN).
+fn finite(cols: &Cols, name: &str, row: usize, v: f64) -> Result<f64> {
+    if v.is_finite() { Ok(v) } else { Err(Error::invalid(cols.at(name, row), "a finite number", v.to_string())) }
+}
+
 fn vec3(cols: &Cols, names: [&str; 3], row: usize, required: bool) -> Result<Vector3<f64>> {
-    let get = |n: &str| if required { cols.f64(n, row) } else { cols.f64_or(n, row, 0.0) };
+    let get = |n: &str| {
+        let v = if required { cols.f64(n, row) } else { cols.f64_or(n, row, 0.0) }?;
+        finite(cols, n, row, v)
+    };
     Ok(vector![get(names[0])?, get(names[1])?, get(names[2])?])
+}
+
+/// A box size: finite and not negative on any axis.
+fn size3(cols: &Cols, names: [&str; 3], row: usize) -> Result<Vector3<f64>> {
+    let v = vec3(cols, names, row, true)?;
+    for (n, x) in names.iter().zip(v.iter()) {
+        if *x < 0.0 {
+            return Err(Error::invalid(cols.at(n, row), "a box size of at least 0 m", x.to_string()));
+        }
+    }
+    Ok(v)
 }
 
 fn put_vec3(t: &mut TableBuilder, prefix: &str, v: &Vector3<f64>) {
@@ -417,8 +436,13 @@ impl Record for LidarBoxRecord {
             object_id: cols.str(key::LASER_OBJECT, row)?.to_string(),
             bbox: Box3d {
                 center: vec3(cols, xyz_names!("[LiDARBoxComponent].box.center"), row, true)?,
-                size: vec3(cols, xyz_names!("[LiDARBoxComponent].box.size"), row, true)?,
-                heading: cols.f64("[LiDARBoxComponent].box.heading", row)?,
+                size: size3(cols, xyz_names!("[LiDARBoxComponent].box.size"), row)?,
+                heading: finite(
+                    cols,
+                    "[LiDARBoxComponent].box.heading",
+                    row,
+                    cols.f64("[LiDARBoxComponent].box.heading", row)?,
+                )?,
             },
             kind: cols.enum_value("[LiDARBoxComponent].type", row)?,
             num_lidar_points_in_box: cols
@@ -460,12 +484,15 @@ impl Record for LidarBoxRecord {
 }
 
 fn box2d(cols: &Cols, prefix: &str, row: usize) -> Result<Box2d> {
-    Ok(Box2d {
-        center_x: cols.f64(&format!("{prefix}.box.center.x"), row)?,
-        center_y: cols.f64(&format!("{prefix}.box.center.y"), row)?,
-        size_x: cols.f64(&format!("{prefix}.box.size.x"), row)?,
-        size_y: cols.f64(&format!("{prefix}.box.size.y"), row)?,
-    })
+    let get = |part: &str| {
+        let name = format!("{prefix}.box.{part}");
+        let v = finite(cols, &name, row, cols.f64(&name, row)?)?;
+        if part.starts_with("size") && v < 0.0 {
+            return Err(Error::invalid(cols.at(&name, row), "a box size of at least 0 pixels", v.to_string()));
+        }
+        Ok(v)
+    };
+    Ok(Box2d { center_x: get("center.x")?, center_y: get("center.y")?, size_x: get("size.x")?, size_y: get("size.y")? })
 }
 
 fn put_box2d(t: &mut TableBuilder, prefix: &str, b: &Box2d) {
@@ -591,7 +618,11 @@ const VP: &str = "[VehiclePoseComponent].world_from_vehicle.transform";
 impl Record for VehiclePoseRecord {
     const COMPONENT: Component = Component::VehiclePose;
     fn decode(cols: &Cols, row: usize) -> Result<Self> {
-        Ok(VehiclePoseRecord { key: frame_key(cols, row)?, world_from_vehicle: cols.transform(VP, row)? })
+        let world_from_vehicle = cols.transform(VP, row)?;
+        if world_from_vehicle.0.iter().any(|v| !v.is_finite()) {
+            return Err(Error::invalid(cols.at(VP, row), "a transform of finite numbers", "NaN or infinity"));
+        }
+        Ok(VehiclePoseRecord { key: frame_key(cols, row)?, world_from_vehicle })
     }
     fn encode(&self, t: &mut TableBuilder) {
         put_frame_key(t, &self.key);

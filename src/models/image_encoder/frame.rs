@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use super::points::CAMERA_ORDER;
 use crate::error::{Error, Location, Result};
 use crate::geom::camera::CameraModel;
-use crate::io::image::decode_jpeg_into;
+use crate::io::image::{decode_jpeg_into, jpeg_dimensions};
 use crate::scene::{CameraName, Frame};
 
 /// The decoded camera images of one frame with their camera models, in [`CAMERA_ORDER`]
@@ -42,14 +42,17 @@ pub fn decode_frame_images_into(frame: &Frame, at: &Location, out: &mut FrameIma
             let at = at.clone().frame(frame.timestamp_micros).detail(format!("camera {}", c.camera));
             let calib =
                 c.calibration.as_ref().ok_or_else(|| Error::invalid(at.clone(), "a camera calibration", "none"))?;
-            decode_jpeg_into(&c.jpeg, &at, img)?;
-            if (img.width(), img.height()) != (calib.width, calib.height) {
+            // The header's size first: a JPEG claiming another size (or a huge one) is an
+            // error before its pixels are allocated.
+            let (w, h) = jpeg_dimensions(&c.jpeg, &at)?;
+            if (w, h) != (calib.width, calib.height) {
                 return Err(Error::invalid(
                     at,
                     format!("an image of the calibrated size {}x{}", calib.width, calib.height),
-                    format!("a {}x{} image", img.width(), img.height()),
+                    format!("a {w}x{h} image"),
                 ));
             }
+            decode_jpeg_into(&c.jpeg, &at, img)?;
             Ok((c.camera, CameraModel::new(calib)))
         })
         .collect();

@@ -1,9 +1,11 @@
 //! Metrics and evaluation: WOMD motion metrics, LiDAR segmentation mIoU, camera segmentation
-//! mIoU, 2-D and 3-D detection AP, the evaluation runner, its outputs and reports.
+//! mIoU, 2-D and 3-D detection AP, kinematic realism of tracks, the evaluation runner, its outputs
+//! and reports.
 
 pub mod assignment;
 pub mod detection2d;
 pub mod detection3d;
+pub mod kinematics;
 pub mod lidar_seg;
 pub mod motion;
 pub mod outputs;

@@ -293,16 +293,21 @@ impl CameraSensor {
         CameraSensor { cameras: rig.par_iter().map(CameraRenderer::new).collect(), options }
     }
 
-    /// Renders, encodes and labels every camera. `ego_velocity` (world frame, m/s) goes to
-    /// each image's motion record.
-    pub fn observe(&self, snapshot: &Snapshot, ego_velocity: &P3) -> Result<CameraObservation> {
+    /// Renders, encodes and labels every camera. `ego_velocity` (world frame, m/s) and
+    /// `ego_angular_velocity` (rad/s) go to each image's motion record.
+    pub fn observe(
+        &self,
+        snapshot: &Snapshot,
+        ego_velocity: &P3,
+        ego_angular_velocity: &P3,
+    ) -> Result<CameraObservation> {
         let faces = SceneFaces::new(snapshot);
         let per_camera: Vec<Result<CameraObservation>> = self
             .cameras
             .par_iter()
             .map(|cam| {
                 let img = cam.render(&faces, &snapshot.ego_pose, &self.options.light);
-                observe_one(cam, &img, snapshot, ego_velocity, &self.options)
+                observe_one(cam, &img, snapshot, [ego_velocity, ego_angular_velocity], &self.options)
             })
             .collect();
         let mut out = CameraObservation::default();
@@ -369,7 +374,7 @@ fn observe_one(
     cam: &CameraRenderer,
     img: &RenderedImage,
     snapshot: &Snapshot,
-    ego_velocity: &P3,
+    [ego_velocity, ego_angular_velocity]: [&P3; 2],
     opts: &CameraOptions,
 ) -> Result<CameraObservation> {
     let calib = &cam.calibration;
@@ -418,7 +423,7 @@ fn observe_one(
         pose: Some(snapshot.ego_pose),
         motion: ImageMotion {
             linear_velocity: [ego_velocity.x, ego_velocity.y, ego_velocity.z],
-            angular_velocity: [0.0; 3],
+            angular_velocity: [ego_angular_velocity.x, ego_angular_velocity.y, ego_angular_velocity.z],
             pose_timestamp: t_sec,
             shutter: 0.0,
             camera_trigger_time: t_sec,

@@ -23,7 +23,7 @@ use crate::scene::trajectory_type::{TrajectoryType, classify};
 use crate::scene::{BoxType, DifficultyLevel, Frame, FrameStats, LidarBox, Transform};
 
 /// Bumped whenever the same settings would write different data.
-pub const GENERATOR_VERSION: &str = "0.2.0";
+pub const GENERATOR_VERSION: &str = "0.3.0";
 
 /// Labels are kept for objects this close to the ego (Waymo labels within 75 m of TOP).
 const LABEL_RANGE: f64 = 75.0;
@@ -158,12 +158,42 @@ pub struct Manifest {
     pub frames_written: usize,
 }
 
-/// A Waymo-style segment name (`{20 digits}_{start}_{000}_{end}_{000}`), from the seed.
+/// A Waymo-style segment name (`{20 digits}_{start}_{000}_{end}_{000}`), from the seed and
+/// the segment's index: the stream is keyed by both (not by a combination of them that two
+/// runs could share), so names are unique across seeds.
 pub fn segment_name(seed: u64, index: usize) -> String {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5e9_0000 ^ index as u64);
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    key[8..16].copy_from_slice(&(index as u64).to_le_bytes());
+    key[16..24].copy_from_slice(b"scn-name");
+    let mut rng = ChaCha8Rng::from_seed(key);
     let id: u64 = rng.random_range(10_000_000_000_000_000_000..u64::MAX);
     let start = rng.random_range(0..9000u32);
     format!("{id:020}_{start:04}_000_{:04}_000", start + 20)
+}
+
+/// The road network and the simulated agents of segment `index` of a run with `cfg`: what
+/// `generate` writes labels for (every agent, not only those within label range).
+pub fn segment_world(cfg: &GenerateConfig, index: usize) -> (RoadNetwork, AgentWorld) {
+    let (net, world, _) = simulate_segment(cfg, index);
+    (net, world)
+}
+
+/// [`segment_world`] and the random stream that goes on to build the static world.
+fn simulate_segment(cfg: &GenerateConfig, index: usize) -> (RoadNetwork, AgentWorld, ChaCha8Rng) {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003).wrapping_add(index as u64));
+    let net = RoadNetwork::generate(&RoadConfig { grid: cfg.grid, ..RoadConfig::default() }, &mut rng);
+    let agents = AgentConfig {
+        steps: cfg.frames,
+        dt: 0.1,
+        vehicles: cfg.vehicles,
+        cyclists: cfg.cyclists,
+        pedestrians: cfg.pedestrians,
+        parked: cfg.parked,
+        obstacles: cfg.obstacles,
+    };
+    let world = simulate(&net, &agents, &mut rng);
+    (net, world, rng)
 }
 
 /// The ego pose as Waymo's `world_from_vehicle`.
@@ -187,18 +217,7 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
     for index in 0..cfg.segments {
         let mut t = std::time::Instant::now();
         let name = segment_name(cfg.seed, index);
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003).wrapping_add(index as u64));
-        let net = RoadNetwork::generate(&RoadConfig { grid: cfg.grid, ..RoadConfig::default() }, &mut rng);
-        let agents = AgentConfig {
-            steps: cfg.frames,
-            dt: 0.1,
-            vehicles: cfg.vehicles,
-            cyclists: cfg.cyclists,
-            pedestrians: cfg.pedestrians,
-            parked: cfg.parked,
-            obstacles: cfg.obstacles,
-        };
-        let world = simulate(&net, &agents, &mut rng);
+        let (net, world, mut rng) = simulate_segment(cfg, index);
         for t in world.tracks() {
             for start in (0..t.states.len().saturating_sub(11)).step_by(10) {
                 let window = &t.states[start..(start + 91).min(t.states.len())];
@@ -229,8 +248,13 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
             };
             // Each frame has its own stream, so frames do not depend on each other's draws.
             let mut frame_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ ((index as u64) << 32) ^ f as u64 ^ 0x11da_5eed);
-            let options =
-                LidarOptions { second_return: true, sweep_start_pose: previous_pose, ..LidarOptions::default() };
+            // TOP's sweep began 0.1 s earlier: the previous frame's pose, or before the first
+            // frame the pose the ego's motion puts there.
+            let sweep_start_pose = previous_pose.or_else(|| {
+                world.ego.states[f]
+                    .map(|s| pose_of(&State { pos: s.pos - s.vel * 0.1, heading: s.heading - s.yaw_rate * 0.1, ..s }))
+            });
+            let options = LidarOptions { second_return: true, sweep_start_pose, ..LidarOptions::default() };
             let sensed = simulate_rig(&mesh, &snapshot, &rig, &scale, &options, &mut frame_rng)
                 .map_err(|e| Error::invalid(Location::file(out).frame(ts), "a simulated lidar sweep", e.to_string()))?;
             for (object, (all, top)) in
@@ -251,9 +275,12 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
                 }
             }
             clock("lidar-camera projection", &mut t);
-            let ego_velocity =
-                world.ego.states[f].map(|s| vector![s.vel.x, s.vel.y, 0.0]).unwrap_or_else(nalgebra::Vector3::zeros);
-            let seen = sensor.observe(&snapshot, &ego_velocity)?;
+            // The ego's motion as simulated (world frame; planar, so the angular velocity is
+            // the yaw rate about z), for every frame including the first.
+            let (ego_velocity, ego_angular) = world.ego.states[f]
+                .map(|s| (vector![s.vel.x, s.vel.y, 0.0], vector![0.0, 0.0, s.yaw_rate]))
+                .unwrap_or_else(|| (nalgebra::Vector3::zeros(), nalgebra::Vector3::zeros()));
+            let seen = sensor.observe(&snapshot, &ego_velocity, &ego_angular)?;
             clock("cameras", &mut t);
             frame.cameras = seen.frames;
             for c in &mut frame.cameras {
@@ -342,6 +369,7 @@ fn labelled_frame(world: &AgentWorld, segment: &str, step: usize, ts: i64) -> Fr
         heading: 0.0,
         vel: nalgebra::Vector2::zeros(),
         accel: nalgebra::Vector2::zeros(),
+        yaw_rate: 0.0,
     });
     let pose = pose_of(&ego_state);
     let vehicle_from_world = pose.inverse_rigid();

@@ -13,6 +13,7 @@ mod motion_metrics;
 mod report;
 mod sim_camera;
 mod sim_generate;
+mod sim_kinematics;
 mod sim_lidar;
 mod sim_world;
 mod sparse;

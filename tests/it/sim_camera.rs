@@ -125,7 +125,7 @@ fn scene() -> Snapshot {
 
 fn observe(snapshot: &Snapshot) -> CameraObservation {
     let sensor = CameraSensor::new(&camera_rig(SCALE), CameraOptions::for_scale(SCALE));
-    sensor.observe(snapshot, &Vector3::new(5.0, 0.0, 0.0)).expect("observe")
+    sensor.observe(snapshot, &Vector3::new(5.0, 0.0, 0.0), &Vector3::zeros()).expect("observe")
 }
 
 fn frame(obs: &CameraObservation, cam: CameraName) -> &CameraFrame {
@@ -390,7 +390,7 @@ fn full_size_five_cameras_timing() {
         jpeg_total += enc;
     }
     let t = Instant::now();
-    let obs = sensor.observe(&snap, &Vector3::zeros()).expect("observe");
+    let obs = sensor.observe(&snap, &Vector3::zeros(), &Vector3::zeros()).expect("observe");
     let total = t.elapsed();
     println!(
         "{} triangles + {} objects; setup (remap tables, once) {:.0} ms; sequential render {render_total:.0} ms + jpeg {jpeg_total:.0} ms; observe() all five with labels {:.0} ms; {} camera boxes",

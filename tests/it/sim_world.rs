@@ -16,7 +16,9 @@ fn trajectory_mix_and_no_collisions() {
     for seed in 0..3 {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let net = RoadNetwork::generate(&RoadConfig::default(), &mut rng);
+        let started = std::time::Instant::now();
         let world = simulate(&net, &AgentConfig::default(), &mut rng);
+        eprintln!("seed {seed}: agents simulated in {:.2} s", started.elapsed().as_secs_f64());
         let tracks = world.tracks();
         for t in &tracks {
             for start in (0..100).step_by(10) {

@@ -127,6 +127,9 @@ pub fn segment_tracks(ds: &Dataset, segment: &str, missing: MissingPose) -> Resu
 /// moving ones first, at most [`MAX_TO_PREDICT`].
 pub fn segment_scenarios(ds: &Dataset, segment: &str, stride: usize, missing: MissingPose) -> Result<Vec<Scenario>> {
     let (timestamps, tracks) = segment_tracks(ds, segment, missing)?;
+    if timestamps.len() >= WINDOW {
+        check_frame_spacing(ds, segment, &timestamps)?;
+    }
     let map = ds.read_map(segment)?;
     let mut out = Vec::new();
     let mut start = 0;
@@ -169,6 +172,26 @@ pub fn segment_scenarios(ds: &Dataset, segment: &str, stride: usize, missing: Mi
         start += stride.max(1);
     }
     Ok(out)
+}
+
+/// The spacing of consecutive frames that counts as 10 Hz (Waymo's timestamps jitter by a
+/// few milliseconds).
+const FRAME_SPACING_S: std::ops::RangeInclusive<f64> = 0.05..=0.15;
+
+/// Windows count time in frames (10 history frames = 1 s): frames must be 0.1 s apart, or
+/// every velocity and horizon would be silently wrong (a corrupt timestamp, a gap).
+fn check_frame_spacing(ds: &Dataset, segment: &str, timestamps: &[i64]) -> Result<()> {
+    for w in timestamps.windows(2) {
+        let dt = seconds_between(w[0], w[1]);
+        if !FRAME_SPACING_S.contains(&dt) {
+            return Err(crate::Error::invalid(
+                crate::Location::file(ds.root()).frame(w[1]).detail(format!("segment {segment}")),
+                "frames 0.1 s apart (10 Hz): motion windows count time in frames",
+                format!("{dt} s from the frame before (timestamp {} µs)", w[0]),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Seconds from `a` to `b` (microseconds): exact in i128, so timestamps anywhere in i64's

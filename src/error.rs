@@ -123,6 +123,28 @@ impl Error {
     pub fn device(device: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Device { device: device.into(), reason: reason.into() }
     }
+    /// Sets the file of an error whose location has none (raised where only the frame or
+    /// the row was known).
+    pub fn in_file(mut self, file: &Path) -> Self {
+        if let Some(at) = self.location_mut()
+            && at.file.as_os_str().is_empty()
+        {
+            at.file = file.to_path_buf();
+        }
+        self
+    }
+    fn location_mut(&mut self) -> Option<&mut Location> {
+        match self {
+            Error::Io { at, .. }
+            | Error::Parquet { at, .. }
+            | Error::Arrow { at, .. }
+            | Error::MissingColumn { at, .. }
+            | Error::Invalid { at, .. }
+            | Error::Decode { at, .. }
+            | Error::Model { at, .. } => Some(at),
+            Error::Device { .. } | Error::NotFound { .. } => None,
+        }
+    }
     /// Where in the user's data the error happened (device errors have no such place).
     pub fn location(&self) -> Option<&Location> {
         match self {

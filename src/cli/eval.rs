@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use scenetok::eval::lidar_seg;
-use scenetok::eval::runner::{evaluate_with_progress, write_run};
+use scenetok::eval::runner::{check_run_folder, evaluate_with_progress, write_run};
 use scenetok::models::lidar_seg::{LidarSegModel, WEIGHTS_FILE};
 use scenetok::models::motion::Baseline;
 use scenetok::pipeline::{FrameSelection, Segments, Source};
@@ -70,6 +70,7 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
 fn motion(args: Args, stdout: &mut impl Write) -> Result<()> {
     let data = &args.data;
     let out = args.out.ok_or_else(|| anyhow::anyhow!("eval --task motion needs --out DIR"))?;
+    check_run_folder(&out, &[data])?;
     // The baselines run on the CPU; the device is checked so `--device` means the same on
     // every command.
     args.device.open()?;
@@ -115,6 +116,11 @@ fn lidar_seg(
     device: &DeviceArg,
     stdout: &mut impl Write,
 ) -> Result<()> {
+    if let Some(out) = &out {
+        scenetok::io::output::refuse_input(&out.join("metrics.json"), &[data])?;
+    }
+    // The input first: a bad one is reported before the model loads.
+    let source = Source::open(data)?;
     let device = device.open()?;
     let model = LidarSegModel::load(weights, &device)?;
     // A stored `scenetok tune` result for this network, device and scale is reused.
@@ -129,7 +135,6 @@ fn lidar_seg(
         run.choices = t.choices();
         writeln!(stdout, "using the dataflows tuned for {} on {}", t.network, t.device)?;
     }
-    let source = Source::open(data)?;
     let report = lidar_seg::evaluate(&source, &FrameSelection::all().first(max_frames), model, run)?;
     write!(stdout, "{}", report.table())?;
     if let Some(out) = out {

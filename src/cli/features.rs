@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use scenetok::models::image_encoder::{EncoderOptions, ImageEncoder, ModelConfig, default_config_path};
 use scenetok::pipeline::Source;
-use scenetok::pipeline::export::{ExportOptions, export_features};
+use scenetok::pipeline::export::{ExportOptions, check_outputs, export_features};
 
 use super::{Context, DeviceArg};
 
@@ -77,10 +77,13 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
     // The image model runs on ONNX Runtime's CPU provider; the device is checked so
     // `--device` means the same on every command.
     args.device.open()?;
+    // The input and the outputs first: a bad one is reported before the model loads.
+    let source = Source::open(&args.data)?;
+    check_outputs(&args.out, &source)?;
     let encoder = args.model.encoder(ctx)?;
     let opts =
         ExportOptions { segment: args.segment, max_frames: args.frames, map: args.map, with_maps: args.with_maps };
-    let s = export_features(encoder, &Source::open(&args.data)?, &args.out, &opts)?;
+    let s = export_features(encoder, &source, &args.out, &opts)?;
     writeln!(
         stdout,
         "{} frames, {} camera images, {} points ({} seen by a camera, {:.1}%), {} channels per point\nwrote {} and {}",

@@ -93,5 +93,13 @@ pub fn evaluate(source: &Source, frames: &FrameSelection, model: LidarSegModel, 
         }
         conf.add(&pred, &labels);
     }
+    // Scores over no labelled point would read as an mIoU of 0, not as "nothing to score".
+    if conf.points == 0 {
+        return Err(crate::Error::invalid(
+            crate::Location::file(source.path()),
+            "labelled TOP points to score (a lidar_segmentation component with TOP labels)",
+            format!("none in {} frame(s)", conf.frames),
+        ));
+    }
     Ok(conf.report())
 }

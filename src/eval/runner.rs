@@ -21,6 +21,9 @@ pub enum EvalError {
     Data(#[from] crate::Error),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    /// A scenario the metrics refuse, with the input it came from.
+    #[error("{data}: {cause}")]
+    ScenarioMetrics { data: String, cause: MetricsError },
     #[error(transparent)]
     Report(#[from] ReportError),
     #[error("{0}")]
@@ -94,7 +97,9 @@ pub fn evaluate_with_progress(
         for t in &s.tracks_to_predict {
             types.insert(format!("TYPE_{}", s.tracks[t.track_index].agent_type.name()));
         }
-        times.time("metrics", || metrics.add(s, &p))?;
+        times
+            .time("metrics", || metrics.add(s, &p))
+            .map_err(|cause| EvalError::ScenarioMetrics { data: data.to_string(), cause })?;
         predictions.push(p);
         tick();
     }
@@ -158,12 +163,24 @@ impl EvalReport {
     }
 }
 
+/// The file that marks a folder as a run's: [`write_run`] replaces only such a folder (or
+/// an empty one).
+pub const RUN_MARKER: &str = "metrics.json";
+
+/// Checks, before any work, that [`write_run`] may write `out`: not one of the inputs, not a
+/// folder holding one, and new, empty or an earlier run's folder.
+pub fn check_run_folder(out: &Path, inputs: &[&Path]) -> Result<(), EvalError> {
+    crate::io::output::refuse_input(out, inputs)?;
+    crate::io::output::replaceable(out, RUN_MARKER)?;
+    Ok(())
+}
+
 /// Writes a run's outputs into `out`: `metrics.json`, `report_data.json`, `predictions.parquet`,
 /// the official `submission.binproto`, `report.html` and `report.md`. The folder is replaced
 /// as a whole once every file is written: it never mixes two runs, and a failure leaves the
 /// previous run as it was. Returns the metrics path.
 pub fn write_run(out: &Path, report: &EvalReport) -> Result<std::path::PathBuf, EvalError> {
-    let pending = crate::io::output::PendingDir::new(out)?;
+    let pending = crate::io::output::PendingDir::new(out, RUN_MARKER)?;
     let dir = pending.path();
     crate::io::output::write_file(&dir.join("metrics.json"), pretty(report)?.as_bytes())?;
     crate::io::output::write_file(&dir.join("report_data.json"), compact(&report.report_data)?.as_bytes())?;

@@ -88,9 +88,16 @@ fn starts_with_parquet_magic(path: &Path) -> bool {
 /// claim to be one, keep the framing error (with its record and CRC) when it does.
 fn not_a_tfrecord(path: &Path, name: &str, e: Error) -> Error {
     let claims = name.contains(".tfrecord") || name.ends_with(".tfr") || name.ends_with(".binproto");
-    if claims {
+    // A file that cannot be read says so; otherwise the framing error itself (a "length"
+    // read from text, its CRC) would only mislead about a file that never was a TFRecord.
+    let unreadable = matches!(&e, Error::Io { cause, .. } if cause.kind() != std::io::ErrorKind::UnexpectedEof);
+    if claims || unreadable {
         e
     } else {
-        Error::invalid(Location::file(path), EXPECTED, format!("a file that is none of these ({e})"))
+        Error::invalid(
+            Location::file(path),
+            EXPECTED,
+            "a file that is none of these (no parquet magic, no TFRecord framing)",
+        )
     }
 }

@@ -35,7 +35,7 @@ fn create_parent(path: &Path) -> Result<()> {
 #[derive(Debug)]
 pub struct PendingFile {
     tmp: PathBuf,
-    path: PathBuf,
+    target: PathBuf,
     committed: bool,
 }
 
@@ -43,7 +43,7 @@ impl PendingFile {
     /// A pending file for `path` (its folder is created).
     pub fn new(path: &Path) -> Result<Self> {
         create_parent(path)?;
-        Ok(PendingFile { tmp: temporary_beside(path), path: path.to_path_buf(), committed: false })
+        Ok(PendingFile { tmp: temporary_beside(path), target: path.to_path_buf(), committed: false })
     }
 
     /// Where the bytes go until the commit.
@@ -53,17 +53,17 @@ impl PendingFile {
 
     /// The final name.
     pub fn target(&self) -> &Path {
-        &self.path
+        &self.target
     }
 
     /// Creates (truncates) the temporary file.
     pub fn create(&self) -> Result<File> {
-        File::create(&self.tmp).map_err(|e| Error::io(Location::file(&self.path), e))
+        File::create(&self.tmp).map_err(|e| Error::io(Location::file(&self.target), e))
     }
 
     /// Renames the complete file to its final name.
     pub fn commit(mut self) -> Result<()> {
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(Location::file(&self.path), e))?;
+        std::fs::rename(&self.tmp, &self.target).map_err(|e| Error::io(Location::file(&self.target), e))?;
         self.committed = true;
         Ok(())
     }
@@ -134,20 +134,21 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 #[derive(Debug)]
 pub struct PendingDir {
     staging: PathBuf,
-    path: PathBuf,
+    target: PathBuf,
     committed: bool,
 }
 
 impl PendingDir {
-    /// A pending folder for `path` (an existing file there is an error now, not after the work).
-    pub fn new(path: &Path) -> Result<Self> {
-        if path.exists() && !path.is_dir() {
-            return Err(Error::invalid(Location::file(path), "a folder for the outputs", "a file"));
-        }
+    /// A pending folder for `path`, which will replace whatever folder is there. Only a
+    /// folder of earlier outputs is replaced: one holding `marker` (a run's `metrics.json`), or
+    /// an empty one. A file, or a folder of anything else (a dataset, `--out .`), is an error
+    /// now, not lost after the work.
+    pub fn new(path: &Path, marker: &str) -> Result<Self> {
+        replaceable(path, marker)?;
         create_parent(path)?;
         let staging = temporary_beside(path);
         std::fs::create_dir(&staging).map_err(|e| Error::io(Location::file(&staging), e))?;
-        Ok(PendingDir { staging, path: path.to_path_buf(), committed: false })
+        Ok(PendingDir { staging, target: path.to_path_buf(), committed: false })
     }
 
     /// Where the outputs go until the commit.
@@ -157,15 +158,15 @@ impl PendingDir {
 
     /// Puts the complete folder in place of the old one.
     pub fn commit(mut self) -> Result<()> {
-        let at = || Location::file(&self.path);
-        let old = self.path.exists().then(|| temporary_beside(&self.path));
+        let at = || Location::file(&self.target);
+        let old = self.target.exists().then(|| temporary_beside(&self.target));
         if let Some(old) = &old {
-            std::fs::rename(&self.path, old).map_err(|e| Error::io(at(), e))?;
+            std::fs::rename(&self.target, old).map_err(|e| Error::io(at(), e))?;
         }
-        if let Err(e) = std::fs::rename(&self.staging, &self.path) {
+        if let Err(e) = std::fs::rename(&self.staging, &self.target) {
             // Put the old run back: the outputs stay as they were.
             if let Some(old) = &old {
-                let _ = std::fs::rename(old, &self.path);
+                let _ = std::fs::rename(old, &self.target);
             }
             return Err(Error::io(at(), e));
         }
@@ -185,22 +186,55 @@ impl Drop for PendingDir {
     }
 }
 
-/// Refuses an output that is one of `inputs`, or lies inside an input folder (a dataset):
-/// writing it would destroy or alter what the command reads.
+/// Whether [`PendingDir`] may replace `path`: nothing there, an empty folder, or a folder
+/// holding `marker` (the outputs of an earlier run). Commands check before their work, so a
+/// wrong `--out` costs nothing.
+pub fn replaceable(path: &Path, marker: &str) -> Result<()> {
+    if path.exists() && !path.is_dir() {
+        return Err(Error::invalid(Location::file(path), "a folder for the outputs", "a file"));
+    }
+    if path.is_dir() && !path.join(marker).is_file() {
+        let mut names: Vec<String> = std::fs::read_dir(path)
+            .map_err(|e| Error::io(Location::file(path), e))?
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        if !names.is_empty() {
+            names.sort();
+            let more = if names.len() > 3 { format!(" and {} more", names.len() - 3) } else { String::new() };
+            names.truncate(3);
+            return Err(Error::invalid(
+                Location::file(path),
+                format!(
+                    "a new or empty folder for the outputs, or one of an earlier run (with {marker}), which is replaced whole"
+                ),
+                format!("a folder of other files ({}{more}): choose another folder", names.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an output that is one of `inputs`, lies inside an input folder (a dataset), or
+/// holds an input (a folder replaced whole): writing it would destroy or alter what the
+/// command reads.
 pub fn refuse_input(output: &Path, inputs: &[&Path]) -> Result<()> {
     let out = absolute(output);
     for input in inputs {
         let input = absolute(input);
-        if out == input || (input.is_dir() && out.starts_with(&input)) {
-            return Err(Error::invalid(
-                Location::file(output),
-                "an output path that is not one of the inputs",
-                format!(
-                    "{} (an input: choose another output)",
-                    if out == input { "the input itself" } else { "a path inside an input folder" }
-                ),
-            ));
-        }
+        let clash = if out == input {
+            "the input itself"
+        } else if input.is_dir() && out.starts_with(&input) {
+            "a path inside an input folder"
+        } else if input.starts_with(&out) {
+            "a folder that holds an input"
+        } else {
+            continue;
+        };
+        return Err(Error::invalid(
+            Location::file(output),
+            "an output path apart from the inputs",
+            format!("{clash} ({}): choose another output", input.display()),
+        ));
     }
     Ok(())
 }
@@ -248,16 +282,21 @@ mod tests {
         std::fs::write(run.join("a"), b"old a").unwrap();
         std::fs::write(run.join("b"), b"old b").unwrap();
         {
-            let p = PendingDir::new(&run).unwrap();
+            let p = PendingDir::new(&run, "a").unwrap();
             std::fs::write(p.path().join("a"), b"new a").unwrap();
         }
         assert_eq!(std::fs::read(run.join("b")).unwrap(), b"old b", "a failed run leaves the old one whole");
-        let p = PendingDir::new(&run).unwrap();
+        let p = PendingDir::new(&run, "a").unwrap();
         std::fs::write(p.path().join("a"), b"new a").unwrap();
         p.commit().unwrap();
         assert_eq!(std::fs::read(run.join("a")).unwrap(), b"new a");
         assert!(!run.join("b").exists(), "no file of the old run stays");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // A folder of other files is not replaced.
+        std::fs::write(run.join("notes.txt"), b"mine").unwrap();
+        std::fs::remove_file(run.join("a")).unwrap();
+        assert!(PendingDir::new(&run, "a").is_err());
+        assert_eq!(std::fs::read(run.join("notes.txt")).unwrap(), b"mine");
     }
 
     #[test]
@@ -271,5 +310,6 @@ mod tests {
         assert!(refuse_input(&dir.path().join("./in.tfrecord"), &[&input]).is_err());
         assert!(refuse_input(&ds.join("lidar/x.parquet"), &[&ds]).is_err());
         assert!(refuse_input(&dir.path().join("out.rrd"), &[&input, &ds]).is_ok());
+        assert!(refuse_input(dir.path(), &[&ds]).is_err(), "a folder holding the input");
     }
 }

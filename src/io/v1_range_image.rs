@@ -34,10 +34,22 @@ pub fn fill_laser(laser: &mut LaserFrame, msg: &proto::Laser, at: &Location) -> 
 type ReturnImages = (Option<RangeImage<f32>>, Option<RangeImage<f32>>, Option<RangeImage<i32>>);
 
 fn return_images(r: &proto::RangeImage, at: &Location) -> Result<ReturnImages> {
+    let ranges = float_image(&r.range_image_compressed, 4, at, "range_image_compressed")?;
+    let labels = int_image(&r.segmentation_label_compressed, 2, at, "segmentation_label_compressed")?;
+    // The checks of the v2 reader: finite ranges, known classes.
+    let check = |result: std::result::Result<(), (String, String)>, field: &str| {
+        result.map_err(|(expected, found)| Error::invalid(at.clone().detail(field), expected, found))
+    };
+    if let Some(image) = &ranges {
+        check(super::v2::records::finite_ranges(image), "range_image_compressed")?;
+    }
+    if let Some(image) = &labels {
+        check(super::v2::records::known_classes(image), "segmentation_label_compressed")?;
+    }
     Ok((
-        float_image(&r.range_image_compressed, 4, at, "range_image_compressed")?,
+        ranges,
         int_image(&r.camera_projection_compressed, 6, at, "camera_projection_compressed")?.map(|p| p.map(|v| v as f32)),
-        int_image(&r.segmentation_label_compressed, 2, at, "segmentation_label_compressed")?,
+        labels,
     ))
 }
 

@@ -155,18 +155,27 @@ fn convert_track(t: &proto::Track, index: usize, steps: usize, at: &Location) ->
             valid: s.valid.unwrap_or(false),
         };
         // A valid state is used by the metrics: NaN or infinity there would make them NaN.
-        let values = [
-            ("center", state.x.is_finite() && state.y.is_finite() && state.z.is_finite()),
-            ("size", [state.length, state.width, state.height].iter().all(|v| v.is_finite() && *v >= 0.0)),
-            ("heading", state.heading.is_finite()),
-            ("velocity", state.velocity_x.is_finite() && state.velocity_y.is_finite()),
-        ];
-        if let Some((what, _)) = values.iter().find(|(_, ok)| state.valid && !ok) {
-            return Err(Error::invalid(
-                here.clone().detail(format!("track id {id}, state {step}")),
-                format!("a valid state with a finite {what}{}", if *what == "size" { " of at least 0" } else { "" }),
-                format!("{state:?}"),
-            ));
+        if state.valid {
+            let values = [
+                ("center_x", state.x, false),
+                ("center_y", state.y, false),
+                ("center_z", state.z, false),
+                ("length", state.length.into(), true),
+                ("width", state.width.into(), true),
+                ("height", state.height.into(), true),
+                ("heading", state.heading.into(), false),
+                ("velocity_x", state.velocity_x.into(), false),
+                ("velocity_y", state.velocity_y.into(), false),
+            ];
+            if let Some((field, v, size)) =
+                values.into_iter().find(|&(_, v, size): &(&str, f64, bool)| !v.is_finite() || (size && v < 0.0))
+            {
+                return Err(Error::invalid(
+                    here.clone().detail(format!("track id {id}, state {step}, {field}")),
+                    format!("a finite {field}{} in a valid state", if size { " of at least 0" } else { "" }),
+                    v.to_string(),
+                ));
+            }
         }
         states.push(state);
     }

@@ -45,6 +45,25 @@ pub struct FrameCounts {
     pub range_images: usize,
 }
 
+/// The viewer decodes the JPEG, not scenetok: its header is checked here (cheap) so that a
+/// header claiming an absurd size, or another size than the camera's calibration, is an
+/// error naming the frame and camera instead of a viewer out of memory or a misplaced image.
+fn check_jpeg(frame: &Frame, camera: &CameraFrame) -> Result<(), VizError> {
+    let at = crate::Location::default().frame(frame.timestamp_micros).detail(format!("camera {}", camera.camera));
+    let (w, h) = crate::io::image::jpeg_dimensions(&camera.jpeg, &at)?;
+    if let Some(c) = &camera.calibration
+        && (w, h) != (c.width, c.height)
+    {
+        return Err(crate::Error::invalid(
+            at,
+            format!("an image of the calibrated size {}x{}", c.width, c.height),
+            format!("a {w}x{h} image"),
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// Logs frames one at a time into a recording; keeps only what spans frames (which
 /// calibrations were logged, the recent positions of each track), never the frames.
 pub struct FrameLogger {
@@ -265,6 +284,7 @@ impl FrameLogger {
         let mut counts = FrameCounts::default();
         let path = paths::camera(camera.camera);
         if !camera.jpeg.is_empty() {
+            check_jpeg(frame, camera)?;
             rec.log(
                 format!("{path}/image"),
                 &rerun::EncodedImage::new(camera.jpeg.clone()).with_media_type(rerun::MediaType::JPEG),

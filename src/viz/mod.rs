@@ -45,6 +45,18 @@ pub enum VizError {
     Invalid(String),
 }
 
+impl VizError {
+    /// Names `input` in an error about a frame that did not know its file (the frame logger
+    /// sees frames, not where they came from).
+    pub fn in_file(self, input: &Path) -> Self {
+        match self {
+            VizError::Data(e) => VizError::Data(e.in_file(input)),
+            VizError::Invalid(m) => VizError::Invalid(format!("{}, {m}", input.display())),
+            other => other,
+        }
+    }
+}
+
 /// What to log and how.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VizOptions {
@@ -241,21 +253,31 @@ pub fn record_source(source: &Source, opts: &VizOptions, rec: &RecordingStream) 
         request,
     };
     let mut frames = source.frames(&selection)?.peekable();
+    // The first frame's own error, not one about the segment it would have named.
+    if matches!(frames.peek(), Some(Err(_)))
+        && let Some(Err(e)) = frames.next()
+    {
+        return Err(e.into());
+    }
     let segment = match frames.peek() {
         Some(Ok(f)) => f.segment.clone(),
-        Some(Err(_)) => String::new(),
-        None => {
+        _ => {
+            let range = match &opts.frames {
+                None => "at all".to_string(),
+                Some(r) if r.end == usize::MAX => format!("in range {}..", r.start),
+                Some(r) => format!("in range {}..{}", r.start, r.end),
+            };
             return Err(VizError::Invalid(format!(
-                "{}: no frame in range {:?}{}",
+                "{}: no frame {range}{}",
                 source.path().display(),
-                opts.frames,
                 opts.segment.as_ref().map(|s| format!(" of segment {s}")).unwrap_or_default()
             )));
         }
     };
     let map = source.map(&segment)?;
     let map_features = if map.is_empty() { 0 } else { map::log_map(rec, paths::MAP, &map, true)? };
-    let mut summary = record_frames(frames.map(|f| f.map(|f| f.frame)), opts, rec)?;
+    let mut summary =
+        record_frames(frames.map(|f| f.map(|f| f.frame)), opts, rec).map_err(|e| e.in_file(source.path()))?;
     summary.map_features = map_features;
     Ok(summary)
 }

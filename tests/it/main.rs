@@ -8,6 +8,7 @@ mod common;
 mod formats;
 mod geom;
 mod geom_pvps;
+mod hostile;
 mod image_encoder;
 mod motion_metrics;
 mod report;

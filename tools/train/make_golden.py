@@ -10,6 +10,11 @@ statistics (so folding is exercised) written to OUT_weights.safetensors, and the
 every stage's output coordinates and features to OUT.
 
     .venv-train/bin/python tools/train/make_golden.py --network resnet21d --out tests/golden/resnet21d.safetensors
+
+Byte-reproducible: one torch thread, seeded generators, and the safetensors header written
+with a fixed metadata key order (`stio.save`; safetensors' own writer orders metadata keys at
+random). Running either command twice gives identical files; the resnet21d defaults
+(800 voxels, width 0.125) regenerate the committed files.
 """
 import argparse
 import os
@@ -17,10 +22,11 @@ import sys
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.dirname(__file__))
 import sparse_twin as twin  # noqa: E402
+import stio  # noqa: E402
 
 
 def blob(g, n, rng):
@@ -53,12 +59,12 @@ def resnet21d(a):
         outs = model.double()(coords, feats.double(), rng)
     weights = a.out.replace(".safetensors", "_weights.safetensors")
     sd = {k: v.float().contiguous() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    save_file(sd, weights, metadata={"width": str(a.width)})
+    stio.save(sd, weights, metadata={"width": str(a.width)})
     io = {"coords": coords.int().contiguous(), "feats": feats.contiguous(), "range": torch.tensor(rng, dtype=torch.int32)}
     for i, (c, h) in enumerate(outs):
         io[f"stage{i}.coords"] = c.int().contiguous()
         io[f"stage{i}.feats"] = h.float().contiguous()
-    save_file(io, a.out, metadata={"weights": os.path.basename(weights), "width": str(a.width)})
+    stio.save(io, a.out, metadata={"width": str(a.width), "weights": os.path.basename(weights)})
     print(f"{len(coords)} voxels -> stages " + ", ".join(f"{tuple(h.shape)}" for _, h in outs) + f" -> {a.out}, {weights}")
 
 
@@ -67,9 +73,13 @@ def main():
     ap.add_argument("--network", default="minkunet", choices=["minkunet", "resnet21d"])
     ap.add_argument("--weights")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--voxels", type=int, default=600)
-    ap.add_argument("--width", type=float, default=0.25)
+    ap.add_argument("--voxels", type=int, help="default: 600 (minkunet), 800 (resnet21d)")
+    ap.add_argument("--width", type=float, default=0.125, help="resnet21d only (minkunet: from the weights)")
     a = ap.parse_args()
+    torch.set_num_threads(1)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    if a.voxels is None:
+        a.voxels = 800 if a.network == "resnet21d" else 600
     if a.network == "resnet21d":
         return resnet21d(a)
     with safe_open(a.weights, "pt") as f:
@@ -92,11 +102,9 @@ def main():
     xyz = coords[:, 1:].float() * 0.1 - 1.6
     feats = torch.cat([xyz, torch.rand((len(coords), 1), generator=g)], 1)
     with torch.no_grad():
-        logits = model(coords, feats, rng).double()
         # Reference in float64 for a tight oracle.
-        model64 = model.double()
-        logits = model64(coords, feats.double(), rng).float()
-    save_file(
+        logits = model.double()(coords, feats.double(), rng).float()
+    stio.save(
         {"coords": coords.int().contiguous(), "feats": feats.contiguous(), "range": torch.tensor(rng, dtype=torch.int32), "logits": logits.contiguous()},
         a.out,
         metadata={"weights": os.path.basename(a.weights)},

@@ -16,7 +16,8 @@ use crate::scene::{MapFeatureKind, Scenario};
 pub struct StepErrors {
     pub object_type: String,
     pub seconds: Vec<f64>,
-    pub mean_min_de: Vec<f64>,
+    /// `None` (JSON `null`) at steps where no agent of the type had a valid ground truth.
+    pub mean_min_de: Vec<Option<f64>>,
     pub agents: Vec<usize>,
 }
 
@@ -101,7 +102,7 @@ pub fn step_errors(
         .map(|(object_type, (sum, n))| StepErrors {
             object_type,
             seconds: (0..steps).map(|i| (i + 1) as f64 * dt).collect(),
-            mean_min_de: sum.iter().zip(&n).map(|(s, &n)| if n > 0 { s / n as f64 } else { f64::NAN }).collect(),
+            mean_min_de: sum.iter().zip(&n).map(|(s, &n)| (n > 0).then(|| s / n as f64)).collect(),
             agents: n,
         })
         .collect()

@@ -167,7 +167,10 @@ fn error_vs_horizon(reports: &[(&str, &EvalReport)]) -> Result<Figure, ChartErro
             } else {
                 short_type(&e.object_type).to_string()
             };
-            series.push((name, e.seconds.iter().copied().zip(e.mean_min_de.iter().copied()).collect()));
+            series.push((
+                name,
+                e.seconds.iter().copied().zip(e.mean_min_de.iter().map(|v| v.unwrap_or(f64::NAN))).collect(),
+            ));
         }
     }
     Ok(Figure {
@@ -259,6 +262,15 @@ pub fn write_report(out: &Path, report: &EvalReport, data: &ReportData) -> Resul
 
 /// Reads a run folder's `metrics.json` and `report_data.json`.
 pub fn load_run(dir: &Path) -> Result<(EvalReport, ReportData), ReportError> {
+    if !dir.is_dir() {
+        return Err(ReportError::Run {
+            path: dir.display().to_string(),
+            message: format!(
+                "expected a run folder written by `scenetok eval`, found {}",
+                if dir.exists() { "a file" } else { "nothing at this path" }
+            ),
+        });
+    }
     let read = |name: &str| -> Result<String, ReportError> {
         let p = dir.join(name);
         std::fs::read_to_string(&p).map_err(|e| ReportError::Run {

@@ -144,12 +144,20 @@ fn row_group_timestamps(f: &ComponentFile, segment: &str) -> Result<Vec<Vec<i64>
     let wanted = f.specs(Some(&[key::SEGMENT, key::TIMESTAMP]))?;
     let mut out = Vec::with_capacity(f.num_row_groups());
     for rg in f.row_groups(&wanted) {
-        let (_, batch) = rg?;
+        let (g, batch) = rg?;
         let segs = batch.column(0).as_string::<i32>();
         let ts = batch.column(1).as_primitive::<Int64Type>();
         let mut set = BTreeSet::new();
         for row in 0..batch.num_rows() {
-            if !segs.is_null(row) && segs.value(row) == segment && !ts.is_null(row) {
+            // A row without its key belongs to no frame: dropping it would lose data unseen.
+            if let Some(column) = [(key::SEGMENT, segs.is_null(row)), (key::TIMESTAMP, ts.is_null(row))]
+                .into_iter()
+                .find_map(|(c, null)| null.then_some(c))
+            {
+                let at = Location::file(f.path()).column(column).row(f.row_group_start(g) + row);
+                return Err(Error::invalid(at, "a key value in every row", "null"));
+            }
+            if segs.value(row) == segment {
                 set.insert(ts.value(row));
             }
         }
@@ -361,10 +369,20 @@ fn camera_mut(frame: &mut Frame, camera: CameraName) -> &mut CameraFrame {
     }
 }
 
-/// Rejects a second row for the same sensor in one frame: the key must be unique.
-fn once<T>(slot: &mut Option<T>, value: T, cols: &Cols, row: usize, what: &str) -> Result<()> {
+/// Rejects a second row for the same sensor (`sensor`, e.g. "laser TOP"; empty for per-frame
+/// components) in frame `ts`: the key must be unique.
+fn once<T>(slot: &mut Option<T>, value: T, cols: &Cols, row: usize, what: &str, ts: i64, sensor: &str) -> Result<()> {
     if slot.is_some() {
-        return Err(Error::invalid(cols.at(key::TIMESTAMP, row), format!("one {what} row per key"), "a duplicate"));
+        let mut at = cols.at(key::TIMESTAMP, row).frame(ts);
+        if !sensor.is_empty() {
+            at = at.detail(sensor);
+        }
+        let of = if sensor.is_empty() { "this frame".to_string() } else { format!("{sensor} in this frame") };
+        return Err(Error::invalid(
+            at,
+            format!("one {what} row per key"),
+            format!("a duplicate: a second row of {of}"),
+        ));
     }
     *slot = Some(value);
     Ok(())
@@ -372,7 +390,7 @@ fn once<T>(slot: &mut Option<T>, value: T, cols: &Cols, row: usize, what: &str) 
 
 /// Calibrations of one segment: a sensor calibrated twice the same way is harmless, twice
 /// differently is an error (which one applies is unknowable).
-fn unique_by<T: PartialEq, K: PartialEq + std::fmt::Debug>(
+fn unique_by<T: PartialEq, K: PartialEq + std::fmt::Display>(
     items: &[T],
     key: impl Fn(&T) -> K,
     file: &Path,
@@ -386,7 +404,7 @@ fn unique_by<T: PartialEq, K: PartialEq + std::fmt::Debug>(
             return Err(Error::invalid(
                 Location::file(file),
                 format!("one {what} per {sensor} of the segment"),
-                format!("two different calibrations of {sensor} {:?}", key(a)),
+                format!("two different calibrations of {sensor} {}", key(a)),
             ));
         }
     }
@@ -397,24 +415,28 @@ fn add_row(frame: &mut Frame, component: Component, cols: &Cols, row: usize) -> 
     match component {
         Component::Lidar => {
             let r = LidarRecord::decode(cols, row)?;
+            let (ts, sensor) = (r.key.timestamp_micros, format!("laser {}", r.laser));
             let l = laser_mut(frame, r.laser);
-            once(&mut l.return1, r.return1, cols, row, "lidar")?;
+            once(&mut l.return1, r.return1, cols, row, "lidar", ts, &sensor)?;
             l.return2 = r.return2;
         }
         Component::LidarPose => {
             let r = LidarPoseRecord::decode(cols, row)?;
-            once(&mut laser_mut(frame, r.laser).pose, r.return1, cols, row, "lidar_pose")?;
+            let (ts, sensor) = (r.key.timestamp_micros, format!("laser {}", r.laser));
+            once(&mut laser_mut(frame, r.laser).pose, r.return1, cols, row, "lidar_pose", ts, &sensor)?;
         }
         Component::LidarCameraProjection => {
             let r = LidarCameraProjectionRecord::decode(cols, row)?;
+            let (ts, sensor) = (r.key.timestamp_micros, format!("laser {}", r.laser));
             let l = laser_mut(frame, r.laser);
-            once(&mut l.camera_projection1, r.return1, cols, row, "lidar_camera_projection")?;
+            once(&mut l.camera_projection1, r.return1, cols, row, "lidar_camera_projection", ts, &sensor)?;
             l.camera_projection2 = r.return2;
         }
         Component::LidarSegmentation => {
             let r = LidarSegmentationRecord::decode(cols, row)?;
+            let (ts, sensor) = (r.key.timestamp_micros, format!("laser {}", r.laser));
             let l = laser_mut(frame, r.laser);
-            once(&mut l.segmentation1, r.return1, cols, row, "lidar_segmentation")?;
+            once(&mut l.segmentation1, r.return1, cols, row, "lidar_segmentation", ts, &sensor)?;
             l.segmentation2 = r.return2;
         }
         Component::CameraImage => {
@@ -422,9 +444,9 @@ fn add_row(frame: &mut Frame, component: Component, cols: &Cols, row: usize) -> 
             let c = camera_mut(frame, r.camera);
             if !c.jpeg.is_empty() {
                 return Err(Error::invalid(
-                    cols.at(key::CAMERA, row),
+                    cols.at(key::CAMERA, row).frame(r.key.timestamp_micros).detail(format!("camera {}", r.camera)),
                     "one camera_image row per camera",
-                    "a duplicate",
+                    "a duplicate: a second row of this camera in this frame",
                 ));
             }
             c.jpeg = r.jpeg;
@@ -435,14 +457,15 @@ fn add_row(frame: &mut Frame, component: Component, cols: &Cols, row: usize) -> 
             let r = CameraSegmentationRecord::decode(cols, row)?;
             let at = cols.at("[CameraSegmentationLabelComponent].panoptic_label", row).frame(r.key.timestamp_micros);
             let label = r.decode_label(&at)?;
-            once(&mut camera_mut(frame, r.camera).segmentation, label, cols, row, "camera_segmentation")?;
+            let (ts, sensor) = (r.key.timestamp_micros, format!("camera {}", r.camera));
+            once(&mut camera_mut(frame, r.camera).segmentation, label, cols, row, "camera_segmentation", ts, &sensor)?;
         }
         Component::LidarBox => {
             let label = LidarBoxRecord::decode(cols, row)?.label;
             // One box per object and frame: a second would make a track jump between them.
             if frame.lidar_boxes.iter().any(|b| b.object_id == label.object_id) {
                 return Err(Error::invalid(
-                    cols.at(key::LASER_OBJECT, row),
+                    cols.at(key::LASER_OBJECT, row).frame(frame.timestamp_micros),
                     "one lidar_box row per object and frame",
                     format!("a second box of object {:?}", label.object_id),
                 ));
@@ -458,11 +481,13 @@ fn add_row(frame: &mut Frame, component: Component, cols: &Cols, row: usize) -> 
         }
         Component::VehiclePose => {
             let r = VehiclePoseRecord::decode(cols, row)?;
-            once(&mut frame.vehicle_pose, r.world_from_vehicle, cols, row, "vehicle_pose")?;
+            let ts = r.key.timestamp_micros;
+            once(&mut frame.vehicle_pose, r.world_from_vehicle, cols, row, "vehicle_pose", ts, "")?;
         }
         Component::Stats => {
             let r = StatsRecord::decode(cols, row)?;
-            once(&mut frame.stats, r.stats, cols, row, "stats")?;
+            let ts = r.key.timestamp_micros;
+            once(&mut frame.stats, r.stats, cols, row, "stats", ts, "")?;
         }
         Component::CameraHkp | Component::LidarCalibration | Component::CameraCalibration | Component::MapFeature => {}
     }

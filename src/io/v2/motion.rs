@@ -127,10 +127,21 @@ pub fn segment_tracks(ds: &Dataset, segment: &str, missing: MissingPose) -> Resu
 /// moving ones first, at most [`MAX_TO_PREDICT`].
 pub fn segment_scenarios(ds: &Dataset, segment: &str, stride: usize, missing: MissingPose) -> Result<Vec<Scenario>> {
     let (timestamps, tracks) = segment_tracks(ds, segment, missing)?;
+    // Frames after a gap (or a corrupt timestamp): windows across one are skipped.
+    let irregular: Vec<usize> = (1..timestamps.len())
+        .filter(|&i| !FRAME_SPACING_S.contains(&seconds_between(timestamps[i - 1], timestamps[i])))
+        .collect();
     let map = ds.read_map(segment)?;
     let mut out = Vec::new();
+    let (mut windows, mut skipped) = (0, 0);
     let mut start = 0;
     while start + WINDOW <= timestamps.len() {
+        windows += 1;
+        if irregular.iter().any(|&i| i > start && i < start + WINDOW) {
+            skipped += 1;
+            start += stride.max(1);
+            continue;
+        }
         let window: Vec<Track> = tracks
             .iter()
             .map(|t| Track { states: t.states[start..start + WINDOW].to_vec(), ..t.clone() })
@@ -168,8 +179,32 @@ pub fn segment_scenarios(ds: &Dataset, segment: &str, stride: usize, missing: Mi
         }
         start += stride.max(1);
     }
+    if let Some(&i) = irregular.first() {
+        // Windows count time in frames (10 history frames = 1 s): across a gap every velocity
+        // and horizon would be silently wrong. Skip those; with none left, say why.
+        let at = crate::Location::file(ds.root()).frame(timestamps[i]).detail(format!("segment {segment}"));
+        let found = format!(
+            "{} s from the frame before (timestamp {} µs)",
+            seconds_between(timestamps[i - 1], timestamps[i]),
+            timestamps[i - 1]
+        );
+        if windows > 0 && skipped == windows {
+            return Err(crate::Error::invalid(
+                at,
+                "frames 0.1 s apart (10 Hz) over at least one 9.1 s window: motion windows count time in frames",
+                found,
+            ));
+        }
+        if skipped > 0 {
+            tracing::warn!("{at}: {skipped} of {windows} windows skipped: frames not 0.1 s apart ({found})");
+        }
+    }
     Ok(out)
 }
+
+/// The spacing of consecutive frames that counts as 10 Hz (Waymo's timestamps jitter by a
+/// few milliseconds).
+const FRAME_SPACING_S: std::ops::RangeInclusive<f64> = 0.05..=0.15;
 
 /// Seconds from `a` to `b` (microseconds): exact in i128, so timestamps anywhere in i64's
 /// range (a corrupt file's, say) cannot overflow.

@@ -57,7 +57,7 @@ fn put_frame_key(t: &mut TableBuilder, k: &FrameKey) {
 // Range-image components: lidar, lidar_pose, lidar_camera_projection, lidar_segmentation.
 
 macro_rules! range_image_record {
-    ($(#[$m:meta])* $name:ident, $comp:expr, $prefix:literal, $arrow:ty, $native:ty, $put:ident, two_returns: $two:tt) => {
+    ($(#[$m:meta])* $name:ident, $comp:expr, $prefix:literal, $arrow:ty, $native:ty, $put:ident, two_returns: $two:tt, check: $check:path) => {
         $(#[$m])*
         #[derive(Debug, Clone, PartialEq)]
         pub struct $name {
@@ -80,6 +80,13 @@ macro_rules! range_image_record {
                 } else {
                     None
                 };
+                for (ret, image) in [(1, Some(&return1)), (2, return2.as_ref())] {
+                    if let Some(Err((expected, found))) = image.map($check) {
+                        let column = format!(concat!("[", $prefix, "].range_image_return{}.values"), ret);
+                        let at = cols.at(&column, row).frame(key.timestamp_micros).detail(format!("laser {laser}"));
+                        return Err(Error::invalid(at, expected, found));
+                    }
+                }
                 Ok($name { key, laser, return1, return2 })
             }
             fn encode(&self, t: &mut TableBuilder) {
@@ -117,22 +124,60 @@ fn at_frame(e: Error, key: &FrameKey, laser: LaserName) -> Error {
 
 range_image_record!(
     /// `lidar`: `[H, W, 4]` range, intensity, elongation, no-label-zone per return.
-    LidarRecord, Component::Lidar, "LiDARComponent", F32, f32, range_image_f32, two_returns: true
+    LidarRecord, Component::Lidar, "LiDARComponent", F32, f32, range_image_f32, two_returns: true, check: finite_ranges
 );
 range_image_record!(
     /// `lidar_pose`: `[H, W, 6]` per-pixel vehicle pose; TOP only, return 1 only.
-    LidarPoseRecord, Component::LidarPose, "LiDARPoseComponent", F32, f32, range_image_f32, two_returns: false
+    LidarPoseRecord, Component::LidarPose, "LiDARPoseComponent", F32, f32, range_image_f32, two_returns: false,
+    check: any_values
 );
 range_image_record!(
     /// `lidar_camera_projection`: `[H, W, 6]` (camera, x, y) ×2 per return.
     LidarCameraProjectionRecord, Component::LidarCameraProjection, "LiDARCameraProjectionComponent", F32, f32,
-    range_image_f32, two_returns: true
+    range_image_f32, two_returns: true, check: any_values
 );
 range_image_record!(
     /// `lidar_segmentation`: `[H, W, 2]` instance id and semantic class per return.
     LidarSegmentationRecord, Component::LidarSegmentation, "LiDARSegmentationLabelComponent", I32, i32,
-    range_image_i32, two_returns: true
+    range_image_i32, two_returns: true, check: known_classes
 );
+
+/// What a range-image check found wrong: (expected, found).
+pub(crate) type Wrong = (String, String);
+
+fn any_values<T>(_: &RangeImage<T>) -> Result<(), Wrong> {
+    Ok(())
+}
+
+/// The range channel of a lidar image: finite (no return is ≤ 0, never NaN or infinity,
+/// which would pass for no return or put points at infinity).
+pub(crate) fn finite_ranges(image: &RangeImage<f32>) -> Result<(), Wrong> {
+    let c = image.channels.max(1);
+    match image.values.iter().step_by(c).position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(p) => Err((
+            "finite ranges in channel 0 (≤ 0 for no return)".into(),
+            format!("{} at pixel [{}, {}]", image.values[p * c], p / image.width.max(1), p % image.width.max(1)),
+        )),
+    }
+}
+
+/// The class channel (1) of a lidar segmentation label: one of the 23 classes (an unknown
+/// one would be dropped from every score unseen).
+pub(crate) fn known_classes(image: &RangeImage<i32>) -> Result<(), Wrong> {
+    if image.channels < 2 {
+        return Err(("2 channels (instance id, class)".into(), format!("{} channel(s)", image.channels)));
+    }
+    let c = image.channels;
+    let bad = image.values.iter().skip(1).step_by(c).position(|&v| LidarSegClass::from_value(v.into()).is_none());
+    match bad {
+        None => Ok(()),
+        Some(p) => Err((
+            LidarSegClass::expected(),
+            format!("{} at pixel [{}, {}]", image.values[p * c + 1], p / image.width.max(1), p % image.width.max(1)),
+        )),
+    }
+}
 
 // ---------------------------------------------------------------------------------------
 // Calibrations (one row per sensor per segment).

@@ -60,6 +60,12 @@ pub fn cameras_path(out: &Path) -> PathBuf {
     out.with_file_name(format!("{stem}.cameras.parquet"))
 }
 
+/// Refuses outputs (`out` and its per-camera file) that are, or lie inside, the input.
+pub fn check_outputs(out: &Path, source: &Source) -> Result<()> {
+    refuse_input(out, &[source.path()])?;
+    refuse_input(&cameras_path(out), &[source.path()])
+}
+
 /// Runs the points and image stages over the source's frames and writes the two parquet
 /// files, one frame at a time.
 pub fn export_features(
@@ -76,8 +82,7 @@ pub fn export_features(
         .first(opts.max_frames)
         .request(pipeline.request());
     let cameras_file = cameras_path(out);
-    refuse_input(out, &[source.path()])?;
-    refuse_input(&cameras_file, &[source.path()])?;
+    check_outputs(out, source)?;
     let mut pw = PointWriter::new(out, channels)?;
     let mut cw = CameraWriter::new(&cameras_file, opts.with_maps)?;
     let mut summary = ExportSummary {

@@ -4,5 +4,5 @@
 pub mod features;
 pub mod lidar_points;
 
-pub use features::{ExportOptions, ExportSummary, export_features};
+pub use features::{ExportOptions, ExportSummary, check_outputs, export_features};
 pub use lidar_points::export_lidar_points;

@@ -68,8 +68,9 @@ impl Stage for PointsStage {
                 if ret == Return::Second && !self.second_returns {
                     continue;
                 }
-                let calib =
-                    laser.calibration.as_ref().ok_or_else(|| Error::invalid(at(), "a lidar calibration", "none"))?;
+                let calib = laser.calibration.as_ref().ok_or_else(|| {
+                    Error::invalid(at(), "a lidar_calibration row for the laser (range images need it)", "none")
+                })?;
                 // Return 2 uses the return-1 pixel pose (Waymo stores only one).
                 let cloud = range_image_to_points(image, calib, laser.pose.as_ref(), pose.as_ref())
                     .map_err(|e| Error::invalid(at(), "a convertible range image", e.to_string()))?;

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Re-measures every figure the README quotes, on this machine and this commit, and writes one
+# JSON (default docs/measurements.json): the machine (cores, CPU model, memory, load before and
+# after each step), the commit (and whether the tree was dirty), the date, and for each figure
+# the exact command, its wall time, exit status and full output. The README's tables cite this
+# file; rerun it after changing anything they quote.
+#
+#   tools/measure.sh [--out FILE] [--only NAME[,NAME…]] [--quick]
+#
+# --quick skips the long sparse-conv runs (about half the time). A whole run takes ~45 min on
+# the project's 2-core machine; run it on a quiet machine (nothing else compiling or training:
+# the load average before and after every step is recorded so a noisy run shows).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out=docs/measurements.json
+only=""
+quick=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --out) out="$2"; shift 2 ;;
+        --only) only="$2"; shift 2 ;;
+        --quick) quick=1; shift ;;
+        *) echo "usage: tools/measure.sh [--out FILE] [--only NAME[,NAME…]] [--quick]" >&2; exit 2 ;;
+    esac
+done
+
+tools/setup.sh
+tools/setup-train.sh          # spconv, the sparse-conv baseline
+tools/bench/setup-waymo.sh    # Waymo's own range-image conversion (bench io)
+cargo build --locked --bin scenetok
+bin=target/debug/scenetok
+work=runs/measure
+mkdir -p "$work"
+steps="$work/steps.jsonl"
+: > "$steps"
+
+wanted() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
+
+# step NAME COMMAND...: runs the command, records it (output kept even when it fails).
+step() {
+    local name="$1"; shift
+    wanted "$name" || return 0
+    echo "[measure] $name: $*" >&2
+    local load_before t0 t1 status=0
+    load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+    t0=$(date +%s.%N)
+    "$@" > "$work/$name.log" 2>&1 || status=$?
+    t1=$(date +%s.%N)
+    python3 - "$name" "$status" "$t0" "$t1" "$load_before" "$(cut -d' ' -f1-3 /proc/loadavg)" "$work/$name.log" "$*" >> "$steps" <<'PY'
+import json, sys
+name, status, t0, t1, lb, la, log, cmd = sys.argv[1:]
+print(json.dumps({"name": name, "command": cmd, "status": int(status), "seconds": round(float(t1) - float(t0), 2),
+                  "load_before": lb, "load_after": la, "output": open(log, errors="replace").read()}))
+PY
+    [ "$status" -eq 0 ] || echo "[measure] $name FAILED ($status): see $work/$name.log" >&2
+}
+
+# Data the steps share (generated fresh: the generator's version is part of the figures).
+gen() { [ -f "$1/scenetok_manifest.json" ] || "$bin" generate --out "$@" > /dev/null; }
+gen "$work/full10" --segments 1 --frames 10 --seed 0
+gen "$work/tiny20" --preset tiny --segments 20 --frames 111 --seed 11
+gen "$work/sparse_full" --preset full --segments 1 --frames 2 --camera-div 8 --seed 0
+gen "$work/lidar_heldout" --preset full --camera-div 8 --segments 1 --frames 20 --seed 99
+samples=../shared/waymo-samples
+
+# The main job's printed summary (motion baselines on a generated world and the real WOMD
+# scenario, LiDAR mIoU at demo resolution, image features, recordings).
+rm -rf "$work/demo"
+step demo "$bin" demo --out "$work/demo"
+# Figures that tests measure (printed with --nocapture).
+step tests_generated_world cargo test --locked --test it -- --nocapture \
+    unlabelled_obstacles top_sees_objects full_top_image_is_fast scenarios_from_a_generated \
+    trajectory_mix
+step tests_real_data cargo test --locked --test it -- --nocapture pvps image_encoder
+# The generator at Waymo's sizes.
+rm -rf "$work/gen_timing"
+step generate_full "$bin" generate --out "$work/gen_timing" --segments 1 --frames 10 --seed 0
+step bench_io "$bin" bench io --data "$work/full10" --runs 3
+step bench_metrics_generated "$bin" bench metrics --data "$work/demo/world" --repeat 50
+[ -d "$samples" ] && step bench_metrics_womd "$bin" bench metrics --data "$samples/womd/motion_data_one_scenario.tfrecord" --repeat 200
+step eval_tiny20 "$bin" eval --data "$work/tiny20" --model lane-follower --out "$work/eval_tiny20" --stride 10
+step bench_viz "$bin" bench viz --repeats 9 --work "$work/bench_viz"
+if [ -d "$samples" ]; then
+    step bench_image "$bin" bench image --runs 7
+    step bench_image_same_pages "$bin" bench image --runs 3 --baseline-huge-pages
+    step bench_image_no_huge_pages "$bin" bench image --runs 3 --no-huge-pages
+    step bench_image_full "$bin" bench image --runs 3 --scale 1
+fi
+step lidar_seg_heldout "$bin" eval --task lidar-seg --data "$work/lidar_heldout" --out "$work/lidar_seg_heldout"
+if [ "$quick" -eq 0 ]; then
+    py=.venv-train/bin/python
+    step bench_sparse_01 "$bin" bench sparse --data "$work/sparse_full" --frames 1 --reps 2 --widths 0.5,1.0 --voxels 0.1 --python "$py"
+    step bench_sparse_005 "$bin" bench sparse --data "$work/sparse_full" --frames 1 --reps 2 --widths 0.5,1.0 --voxels 0.05 --python "$py"
+    step bench_sparse_1thread env RAYON_NUM_THREADS=1 "$bin" bench sparse --data "$work/sparse_full" --frames 1 --reps 2 --widths 0.5,1.0 --voxels 0.1 --python "$py"
+fi
+
+MEASURE_ONLY="$only" python3 - "$steps" "$out" <<'PY'
+import json, os, platform, subprocess, sys, datetime
+steps_file, out = sys.argv[1:]
+def sh(*cmd):
+    return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+mem_kb = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+flags = next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith("flags")), [])
+new = [json.loads(l) for l in open(steps_file)]
+doc = {
+    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "commit": sh("git", "rev-parse", "HEAD"),
+    "dirty": bool(sh("git", "status", "--porcelain", "--untracked-files=no")),
+    "machine": {"cores": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem_kb / 2**20, 1),
+                "simd": [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16") if f in flags],
+                "kernel": platform.release(), "rustc": sh("rustc", "--version")},
+    "steps": new,
+}
+# A partial run (--only) keeps the other steps of the file it updates, and says so.
+partial = os.environ.get("MEASURE_ONLY")
+if partial and os.path.exists(out):
+    old = json.load(open(out))
+    names = {s["name"] for s in new}
+    doc["steps"] = [s for s in old.get("steps", []) if s["name"] not in names] + new
+    doc["partial_update"] = {"of_commit": old.get("commit"), "of_date": old.get("date"), "steps": sorted(names)}
+json.dump(doc, open(out, "w"), indent=1)
+failed = [s["name"] for s in new if s["status"] != 0]
+print(f"wrote {out}: {len(new)} step(s) measured on {doc['commit'][:10]}" + (f"; FAILED: {failed}" if failed else ""))
+PY

@@ -325,8 +325,9 @@ struct Vehicle {
     pull_over_at: Option<f64>,
     cyclist: bool,
     last_lane_change: f64,
-    /// The lane on which this driver last decided whether to move over for a left turn.
-    turn_plan_on: Option<LaneId>,
+    /// The lane on which this driver last decided whether to move over for a left turn, and
+    /// whether it will (it waits for a gap in the lane beside it until the lane runs out).
+    turn_plan_on: Option<(LaneId, bool)>,
     swerve: Option<Swerve>,
 }
 
@@ -444,7 +445,6 @@ struct Body {
     half_width: f64,
     /// Index into `others` trajectories (the ego is `usize::MAX`).
     traj: usize,
-    speed: f64,
     vel: P2,
     /// A parked car or an unlabelled obstacle: it will not move.
     fixed: bool,
@@ -848,7 +848,6 @@ impl<'a> Sim<'a> {
                 half_length: v.length / 2.0,
                 half_width: v.width / 2.0,
                 traj: v.traj,
-                speed: v.v,
                 vel: v.state().vel,
                 fixed: false,
                 vehicle: true,
@@ -860,7 +859,6 @@ impl<'a> Sim<'a> {
                 half_length: f.length / 2.0,
                 half_width: f.width / 2.0,
                 traj: f.traj,
-                speed: 0.0,
                 vel: P2::zeros(),
                 fixed: true,
                 vehicle: false,
@@ -872,7 +870,6 @@ impl<'a> Sim<'a> {
                 half_length: 0.4,
                 half_width: 0.4,
                 traj: p.traj,
-                speed: p.speed,
                 vel: p.state().vel,
                 fixed: false,
                 vehicle: false,
@@ -1142,16 +1139,27 @@ impl<'a> Sim<'a> {
             let is_pocket = |l: LaneId| matches!(net.lanes[l].kind, LaneKind::TurnLane { .. });
             let remaining = lane.path.length() - v.s;
             // A driver who plans to turn left at the next junction moves over, before the
-            // pocket opens, to the lane it branches from; one decision per lane.
-            if v.turn_plan_on != Some(v.route[v.at])
+            // pocket opens, to the lane it branches from; one decision per lane, then a wait
+            // for a gap in that lane until this one runs out.
+            let here = v.route[v.at];
+            if v.turn_plan_on.is_none_or(|(on, _)| on != here)
                 && v.s > 2.0
                 && remaining > 10.0
                 && let Some(l2) = lane.left
+                && left_pocket_after(net, l2).is_some()
+            {
+                v.turn_plan_on = Some((here, rng.random_bool(0.4)));
+            }
+            if let Some((on, true)) = v.turn_plan_on
+                && on == here
+                && remaining > 10.0
+                && t - v.last_lane_change > 3.0
+                && let Some(l2) = lane.left
                 && let Some(pocket) = left_pocket_after(net, l2)
             {
-                v.turn_plan_on = Some(v.route[v.at]);
-                if t - v.last_lane_change > 3.0 && rng.random_bool(0.4) {
-                    self.change_lane_towards(&mut v, l2, Some(pocket), t, bodies);
+                self.change_lane_towards(&mut v, l2, Some(pocket), t, bodies);
+                if v.route[v.at] != here {
+                    v.turn_plan_on = None;
                 }
             } else if gap < 20.0
                 && leader_speed < v.desired_speed * 0.6
@@ -1519,7 +1527,7 @@ mod tests {
     #[test]
     fn left_turners_move_into_pockets_and_turn() {
         let (mut in_pockets, mut moved_over) = (0, 0);
-        for seed in 0..3 {
+        for seed in 0..16 {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let net = RoadNetwork::generate(&RoadConfig::default(), &mut rng);
             let cfg = AgentConfig { obstacles: 0, ..AgentConfig::default() };

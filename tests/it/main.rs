@@ -6,6 +6,7 @@
 mod cli;
 mod common;
 mod formats;
+mod fuzz_regressions;
 mod geom;
 mod geom_pvps;
 mod image_encoder;

@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod formats;
 mod fuzz_regressions;
+mod fuzz_smoke;
 mod geom;
 mod geom_pvps;
 mod image_encoder;

@@ -39,3 +39,23 @@ fn jpeg_the_decoder_panics_on_is_an_error() {
     }
     assert!(buf.is_empty());
 }
+
+/// A parquet file whose embedded Arrow schema (the `ARROW:schema` footer key) declares an
+/// integer of a width Arrow does not support: arrow-ipc 58.4 panics while reading the footer.
+/// Opening it is an error naming the file, through both ways in (a component file, the
+/// one-file dataset `inspect` opens).
+#[test]
+fn parquet_footer_the_arrow_reader_panics_on_is_an_error() {
+    let bytes = regression("v2_component", "arrow-ipc-embedded-schema-panic");
+    let component = scenetok::io::v2::Component::ALL[usize::from(bytes[0]) % scenetok::io::v2::Component::ALL.len()];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.parquet");
+    std::fs::write(&path, &bytes[1..]).unwrap();
+    let err = scenetok::io::v2::ComponentFile::open(&path, component).err().expect("a footer the reader cannot read");
+    let msg = err.to_string();
+    assert!(msg.contains("bad.parquet"), "{msg}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scenetok")).arg("inspect").arg(&path).output().unwrap();
+    assert!(matches!(out.status.code(), Some(1 | 2)), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.parquet") && !stderr.contains("panicked"), "{stderr}");
+}

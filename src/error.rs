@@ -1,7 +1,9 @@
 //! The library's error type. Every error on user data says where (file, column, record or
 //! frame) and what was expected, so a user can find the bad byte without a debugger.
 
+use std::cell::Cell;
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 /// Where in the user's data something went wrong. Only the parts that are known are shown.
@@ -161,3 +163,42 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+thread_local! {
+    /// How many [`guard_decoder`] calls this thread is inside.
+    static GUARDED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Runs a third-party decoder on user data and turns a panic of the decoder's own (its bug
+/// on malformed input, such as zune-jpeg 0.5.15's `unwrap` in its AVX2 IDCT on some corrupt
+/// JPEGs) into a decode error at `at`: a bad file stops with its name, not with a crash.
+/// scenetok's own code does not rely on this: it returns errors.
+pub fn guard_decoder<T>(at: &Location, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    GUARDED.with(|g| g.set(g.get() + 1));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(g.get() - 1));
+    result.unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_string());
+        Err(Error::decode(at.clone(), what, format!("the decoder failed on this input ({message})")))
+    })
+}
+
+/// Whether this thread is inside [`guard_decoder`], whose panics become errors.
+pub fn in_guarded_decoder() -> bool {
+    GUARDED.with(|g| g.get() > 0)
+}
+
+/// Installs a panic hook that is silent about the panics [`guard_decoder`] catches (they are
+/// reported as errors) and otherwise does what the hook before it did.
+pub fn quiet_guarded_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !in_guarded_decoder() {
+            previous(info);
+        }
+    }));
+}

@@ -31,6 +31,8 @@ pub mod backend;
 pub mod bench;
 pub mod error;
 pub mod eval;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod geom;
 pub mod io;
 pub mod locate;

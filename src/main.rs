@@ -8,6 +8,8 @@ use clap::Parser;
 mod cli;
 
 fn main() -> ExitCode {
+    // A third-party decoder's panic on a bad file is reported as an error naming the file.
+    scenetok::error::quiet_guarded_panics();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

@@ -4,7 +4,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, RgbImage};
 
-use crate::error::{Error, Location, Result};
+use crate::error::{Error, Location, Result, guard_decoder};
 
 /// The largest camera image decoded (Waymo's are 2.5 Mpixel): a header claiming more is an
 /// error before anything is allocated, not gigabytes of memory.
@@ -13,25 +13,29 @@ pub const MAX_JPEG_PIXELS: u64 = 64 << 20;
 /// The width and height a JPEG's header claims, checked against [`MAX_JPEG_PIXELS`].
 pub fn jpeg_dimensions(bytes: &[u8], at: &Location) -> Result<(u32, u32)> {
     use image::ImageDecoder;
-    let decoder = image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes))
-        .map_err(|e| Error::decode(at.clone(), "JPEG image", e))?;
-    let (w, h) = decoder.dimensions();
-    if w as u64 * h as u64 > MAX_JPEG_PIXELS {
-        return Err(Error::invalid(
-            at.clone(),
-            format!("a camera image of at most {} Mpixel", MAX_JPEG_PIXELS >> 20),
-            format!("a JPEG header claiming {w}x{h}"),
-        ));
-    }
-    Ok((w, h))
+    guard_decoder(at, "JPEG image", || {
+        let decoder = image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes))
+            .map_err(|e| Error::decode(at.clone(), "JPEG image", e))?;
+        let (w, h) = decoder.dimensions();
+        if w as u64 * h as u64 > MAX_JPEG_PIXELS {
+            return Err(Error::invalid(
+                at.clone(),
+                format!("a camera image of at most {} Mpixel", MAX_JPEG_PIXELS >> 20),
+                format!("a JPEG header claiming {w}x{h}"),
+            ));
+        }
+        Ok((w, h))
+    })
 }
 
 /// Decodes a camera JPEG to RGB.
 pub fn decode_jpeg(bytes: &[u8], at: &Location) -> Result<RgbImage> {
     jpeg_dimensions(bytes, at)?;
-    let img = image::load_from_memory_with_format(bytes, ImageFormat::Jpeg)
-        .map_err(|e| Error::decode(at.clone(), "JPEG image", e))?;
-    Ok(img.into_rgb8())
+    guard_decoder(at, "JPEG image", || {
+        let img = image::load_from_memory_with_format(bytes, ImageFormat::Jpeg)
+            .map_err(|e| Error::decode(at.clone(), "JPEG image", e))?;
+        Ok(img.into_rgb8())
+    })
 }
 
 /// Decodes a camera JPEG to RGB into `img`, reusing its memory when the size allows (a
@@ -42,19 +46,26 @@ pub fn decode_jpeg_into(bytes: &[u8], at: &Location, img: &mut RgbImage) -> Resu
     use image::ImageDecoder;
     let bad = |e: image::ImageError| Error::decode(at.clone(), "JPEG image", e);
     let mut buf = std::mem::take(img).into_raw();
-    let decoder = image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes)).map_err(bad)?;
-    if decoder.color_type() != image::ColorType::Rgb8 {
-        *img = decode_jpeg(bytes, at)?;
-        return Ok(());
-    }
-    let (w, h) = decoder.dimensions();
-    jpeg_dimensions(bytes, at)?;
-    let len = usize::try_from(decoder.total_bytes())
-        .map_err(|_| Error::invalid(at.clone(), "a JPEG that fits in memory", format!("{w}x{h}")))?;
-    buf.resize(len, 0);
-    decoder.read_image(&mut buf).map_err(bad)?;
-    *img = RgbImage::from_raw(w, h, buf)
-        .ok_or_else(|| Error::invalid(at.clone(), format!("{len} bytes of RGB for {w}x{h}"), "fewer"))?;
+    let (w, h) = jpeg_dimensions(bytes, at)?;
+    let decoded = guard_decoder(at, "JPEG image", || {
+        let decoder = image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes)).map_err(bad)?;
+        if decoder.color_type() != image::ColorType::Rgb8 {
+            return Ok(None);
+        }
+        let len = usize::try_from(decoder.total_bytes())
+            .map_err(|_| Error::invalid(at.clone(), "a JPEG that fits in memory", format!("{w}x{h}")))?;
+        // Zeroed, not only resized: a corrupt stream ends the decode early without an error,
+        // and the rest must read as decode_jpeg's black, not as the previous frame's pixels.
+        buf.clear();
+        buf.resize(len, 0);
+        decoder.read_image(&mut buf).map_err(bad)?;
+        Ok(Some(len))
+    })?;
+    *img = match decoded {
+        None => decode_jpeg(bytes, at)?,
+        Some(len) => RgbImage::from_raw(w, h, buf)
+            .ok_or_else(|| Error::invalid(at.clone(), format!("{len} bytes of RGB for {w}x{h}"), "fewer"))?,
+    };
     Ok(())
 }
 
@@ -63,8 +74,10 @@ pub fn decode_jpeg_into(bytes: &[u8], at: &Location, img: &mut RgbImage) -> Resu
 /// Panoptic labels are 16-bit; an 8-bit grey PNG is widened without scaling so that its
 /// values mean the same thing. Colour PNGs are rejected: their values are not labels.
 pub fn decode_png_u16(bytes: &[u8], at: &Location) -> Result<(u32, u32, Vec<u16>)> {
-    let img = image::load_from_memory_with_format(bytes, ImageFormat::Png)
-        .map_err(|e| Error::decode(at.clone(), "uint16 PNG", e))?;
+    let img = guard_decoder(at, "uint16 PNG", || {
+        image::load_from_memory_with_format(bytes, ImageFormat::Png)
+            .map_err(|e| Error::decode(at.clone(), "uint16 PNG", e))
+    })?;
     let (w, h) = (img.width(), img.height());
     match img {
         DynamicImage::ImageLuma16(buf) => Ok((w, h, buf.into_raw())),

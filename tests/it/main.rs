@@ -6,6 +6,8 @@
 mod cli;
 mod common;
 mod formats;
+mod fuzz_regressions;
+mod fuzz_smoke;
 mod geom;
 mod geom_pvps;
 mod hostile;

@@ -13,7 +13,7 @@ use super::columns::Cols;
 use super::normalize::{Deviation, check_required, deviations, normalize};
 use super::records::{Record, decode_all};
 use super::schema::{ColumnSpec, Component};
-use crate::error::{Error, Location, Result};
+use crate::error::{Error, Location, Result, guard_decoder};
 
 /// An open v2 component file. Reading is by row group, so memory holds at most one row
 /// group of the projected columns at a time.
@@ -32,8 +32,7 @@ impl ComponentFile {
         let path = path.as_ref().to_path_buf();
         let at = Location::file(&path);
         let file = File::open(&path).map_err(|e| Error::io(at.clone(), e))?;
-        let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-            .map_err(|e| Error::Parquet { at: at.clone(), cause: e })?;
+        let metadata = load_metadata(&file, &at)?;
         check_required(component, metadata.schema(), &at)?;
         let group_starts = metadata
             .metadata()
@@ -59,8 +58,7 @@ impl ComponentFile {
             None => {
                 let at = Location::file(path);
                 let file = File::open(path).map_err(|e| Error::io(at.clone(), e))?;
-                let md = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-                    .map_err(|e| Error::Parquet { at: at.clone(), cause: e })?;
+                let md = load_metadata(&file, &at)?;
                 Component::guess_from_columns(md.schema().fields().iter().map(|f| f.name().as_str())).ok_or_else(
                     || {
                         Error::invalid(
@@ -145,16 +143,16 @@ impl ComponentFile {
         let roots: Vec<usize> = wanted.iter().filter_map(|s| schema.index_of(s.name).ok()).collect();
         let mask = ProjectionMask::roots(self.metadata.metadata().file_metadata().schema_descr(), roots);
         let rows = self.row_group_rows(i);
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
-            .with_projection(mask)
-            .with_row_groups(vec![i])
-            .with_batch_size(rows.max(1))
-            .build()
-            .map_err(|e| Error::Parquet { at: at.clone(), cause: e })?;
-        let mut batches = Vec::new();
-        for b in reader {
-            batches.push(b.map_err(|e| Error::Arrow { at: at.clone().detail(format!("row group {i}")), cause: e })?);
-        }
+        let group_at = at.clone().detail(format!("row group {i}"));
+        let mut batches = guard_decoder(&group_at, "parquet file", || {
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
+                .with_projection(mask)
+                .with_row_groups(vec![i])
+                .with_batch_size(rows.max(1))
+                .build()
+                .map_err(|e| Error::Parquet { at: at.clone(), cause: e })?;
+            reader.map(|b| b.map_err(|e| Error::Arrow { at: group_at.clone(), cause: e })).collect::<Result<Vec<_>>>()
+        })?;
         let batch = match batches.len() {
             1 => batches.pop().unwrap_or_else(|| unreachable!()),
             _ => {
@@ -203,4 +201,13 @@ impl ComponentFile {
         }
         Ok(out)
     }
+}
+
+/// The footer and schema (the Arrow schema parquet stores beside its own included). The
+/// parquet and Arrow readers panic on some corrupt footers (arrow-ipc 58.4 on an embedded
+/// schema's integer of an unsupported width): that is an error naming the file too.
+fn load_metadata(file: &File, at: &Location) -> Result<ArrowReaderMetadata> {
+    guard_decoder(at, "parquet file", || {
+        ArrowReaderMetadata::load(file, ArrowReaderOptions::new()).map_err(|e| Error::Parquet { at: at.clone(), cause: e })
+    })
 }

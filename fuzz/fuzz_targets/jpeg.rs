@@ -1,0 +1,9 @@
+//! A camera JPEG: header size, decode into a reused buffer, fresh decode.
+//! The body is `scenetok::fuzzing::jpeg` (its docs give the input layout).
+#![no_main]
+
+// A third-party decoder's panic that scenetok turns into an error is not a finding; any
+// other panic aborts (libfuzzer-sys's hook).
+libfuzzer_sys::fuzz_target!(init: scenetok::error::quiet_guarded_panics(), |data: &[u8]| {
+    scenetok::fuzzing::jpeg(data)
+});

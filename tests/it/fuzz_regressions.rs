@@ -1,0 +1,61 @@
+//! The inputs fuzzing found bugs with (`fuzz/regressions/TARGET/NAME`), each read back through
+//! the library as a user would meet it: an error that says where and what, or the result the
+//! fixed code gives. `fuzz_smoke` also runs them through the fuzz bodies.
+
+use std::path::PathBuf;
+
+use scenetok::Location;
+use scenetok::io::image;
+
+fn regression(target: &str, name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions").join(target).join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A JPEG whose entropy-coded data is corrupt (a splice of two files) decodes without an
+/// error, the rest of the image black. Decoded into a buffer a previous frame of the same
+/// size had filled, the rest showed that frame's pixels.
+#[test]
+fn jpeg_with_corrupt_scan_does_not_show_the_previous_frame() {
+    let bad = regression("jpeg", "stale-pixels-after-corrupt-scan");
+    let at = Location::file("camera.jpg");
+    let (w, h) = image::jpeg_dimensions(&bad, &at).unwrap();
+    let mut buf = ::image::RgbImage::from_pixel(w, h, ::image::Rgb([200, 100, 50]));
+    image::decode_jpeg_into(&bad, &at, &mut buf).unwrap();
+    assert!(buf == image::decode_jpeg(&bad, &at).unwrap(), "decode_jpeg_into kept the previous frame's pixels");
+}
+
+/// A corrupt CMYK JPEG on which zune-jpeg 0.5.15 (the image crate's decoder) panics in its
+/// AVX2 IDCT (`unwrap` on `None`): an error naming the file, not a crash.
+#[test]
+fn jpeg_the_decoder_panics_on_is_an_error() {
+    let bad = regression("jpeg", "zune-avx2-idct-panic");
+    let at = Location::file("seg.tfrecord").record(2).detail("camera FRONT");
+    let mut buf = ::image::RgbImage::new(0, 0);
+    for err in [image::decode_jpeg(&bad, &at).map(|_| ()), image::decode_jpeg_into(&bad, &at, &mut buf)] {
+        let msg = err.expect_err("a JPEG the decoder cannot read").to_string();
+        assert!(msg.contains("seg.tfrecord") && msg.contains("record 2") && msg.contains("camera FRONT"), "{msg}");
+        assert!(msg.contains("cannot decode JPEG image"), "{msg}");
+    }
+    assert!(buf.is_empty());
+}
+
+/// A parquet file whose embedded Arrow schema (the `ARROW:schema` footer key) declares an
+/// integer of a width Arrow does not support: arrow-ipc 58.4 panics while reading the footer.
+/// Opening it is an error naming the file, through both ways in (a component file, the
+/// one-file dataset `inspect` opens).
+#[test]
+fn parquet_footer_the_arrow_reader_panics_on_is_an_error() {
+    let bytes = regression("v2_component", "arrow-ipc-embedded-schema-panic");
+    let component = scenetok::io::v2::Component::ALL[usize::from(bytes[0]) % scenetok::io::v2::Component::ALL.len()];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.parquet");
+    std::fs::write(&path, &bytes[1..]).unwrap();
+    let err = scenetok::io::v2::ComponentFile::open(&path, component).err().expect("a footer the reader cannot read");
+    let msg = err.to_string();
+    assert!(msg.contains("bad.parquet"), "{msg}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scenetok")).arg("inspect").arg(&path).output().unwrap();
+    assert!(matches!(out.status.code(), Some(1 | 2)), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.parquet") && !stderr.contains("panicked"), "{stderr}");
+}

@@ -59,3 +59,24 @@ fn parquet_footer_the_arrow_reader_panics_on_is_an_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.parquet") && !stderr.contains("panicked"), "{stderr}");
 }
+
+/// A 10 KB parquet footer declaring lists of booleans of hundreds of millions of elements:
+/// parquet 58.4 skips each element without consuming a byte, so reading the footer took
+/// 0.2 s here and over 10 s under the fuzzer, and a footer with more such lists would take
+/// hours. The bounded walk before it refuses the list at once, naming the file.
+#[test]
+fn parquet_footer_with_endless_lists_is_refused_at_once() {
+    let bytes = regression("v2_component", "thrift-bool-list-hang");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("map.parquet");
+    std::fs::write(&path, &bytes[1..]).unwrap();
+    let err = scenetok::io::v2::ComponentFile::open(&path, scenetok::io::v2::Component::MapFeature)
+        .err()
+        .expect("a footer that cannot be read");
+    let msg = err.to_string();
+    // Refused on the list's header, before any of its 155 949 965 elements is visited.
+    assert!(
+        msg.contains("map.parquet") && msg.contains("footer") && msg.contains("list of 155949965 elements"),
+        "{msg}"
+    );
+}

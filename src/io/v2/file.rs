@@ -10,6 +10,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 
 use super::columns::Cols;
+use super::footer_guard::check_footer;
 use super::normalize::{Deviation, check_required, deviations, normalize};
 use super::records::{Record, decode_all};
 use super::schema::{ColumnSpec, Component};
@@ -205,9 +206,12 @@ impl ComponentFile {
 
 /// The footer and schema (the Arrow schema parquet stores beside its own included). The
 /// parquet and Arrow readers panic on some corrupt footers (arrow-ipc 58.4 on an embedded
-/// schema's integer of an unsupported width): that is an error naming the file too.
+/// schema's integer of an unsupported width) and spin on others (see [`check_footer`]): both
+/// are errors naming the file too.
 fn load_metadata(file: &File, at: &Location) -> Result<ArrowReaderMetadata> {
+    check_footer(file, at)?;
     guard_decoder(at, "parquet file", || {
-        ArrowReaderMetadata::load(file, ArrowReaderOptions::new()).map_err(|e| Error::Parquet { at: at.clone(), cause: e })
+        ArrowReaderMetadata::load(file, ArrowReaderOptions::new())
+            .map_err(|e| Error::Parquet { at: at.clone(), cause: e })
     })
 }

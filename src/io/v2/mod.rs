@@ -4,6 +4,7 @@
 pub mod columns;
 pub mod dataset;
 pub mod file;
+mod footer_guard;
 pub mod motion;
 pub mod normalize;
 pub mod records;

@@ -1366,7 +1366,7 @@ fn oncoming_clear(v: &Vehicle, bodies: &[Body], distance: f64) -> bool {
         let rel = b.pos - pos;
         let (along, lat) = (rel.dot(&fwd), rel.dot(&side));
         let towards = (-b.vel.dot(&fwd)).max(0.0);
-        lat < 0.5 || lat > 2.0 * LANE_WIDTH || along < -b.half_length || along > distance + towards * time + 10.0
+        !(0.5..=2.0 * LANE_WIDTH).contains(&lat) || along < -b.half_length || along > distance + towards * time + 10.0
     })
 }
 

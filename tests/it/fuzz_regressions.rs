@@ -80,3 +80,29 @@ fn parquet_footer_with_endless_lists_is_refused_at_once() {
         "{msg}"
     );
 }
+
+/// The same endless list in a data page's header (an unknown field 100, a list of 2^31 - 1
+/// booleans, written over the first bytes of the `transform` column's page): the parquet crate
+/// reads page headers with the same Thrift code and spins in it once per element (3.4 s for
+/// this one list, without the guard; a 4 KiB header holds about 600 of them). The
+/// walk over the row group's page headers refuses it before the reader starts, naming the
+/// file, row group, column and offset.
+#[test]
+fn parquet_page_header_with_endless_lists_is_refused_at_once() {
+    use scenetok::io::v2::{Component, ComponentFile, VehiclePoseRecord};
+    let bytes = regression("v2_component", "page-header-bool-list-hang");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pose.parquet");
+    std::fs::write(&path, &bytes[1..]).unwrap();
+    let file = ComponentFile::open(&path, Component::VehiclePose).expect("the footer is intact");
+    let err = file.read_all::<VehiclePoseRecord>().expect_err("a page header that cannot be read");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("pose.parquet")
+            && msg.contains("row group 0")
+            && msg.contains("world_from_vehicle.transform")
+            && msg.contains("page header at byte 202")
+            && msg.contains("list of 2147483647 elements"),
+        "{msg}"
+    );
+}

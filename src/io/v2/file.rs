@@ -10,10 +10,10 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 
 use super::columns::Cols;
-use super::footer_guard::check_footer;
 use super::normalize::{Deviation, check_required, deviations, normalize};
 use super::records::{Record, decode_all};
 use super::schema::{ColumnSpec, Component};
+use super::thrift_guard::{ChunkExtent, check_footer, check_page_headers};
 use crate::error::{Error, Location, Result, guard_decoder};
 
 /// An open v2 component file. Reading is by row group, so memory holds at most one row
@@ -142,9 +142,11 @@ impl ComponentFile {
         let schema = self.metadata.schema();
         // Parquet root fields line up with the Arrow schema's top-level fields.
         let roots: Vec<usize> = wanted.iter().filter_map(|s| schema.index_of(s.name).ok()).collect();
-        let mask = ProjectionMask::roots(self.metadata.metadata().file_metadata().schema_descr(), roots);
+        let mask =
+            ProjectionMask::roots(self.metadata.metadata().file_metadata().schema_descr(), roots.iter().copied());
         let rows = self.row_group_rows(i);
         let group_at = at.clone().detail(format!("row group {i}"));
+        check_page_headers(&file, i, self.chunk_extents(i, &roots), &at)?;
         let mut batches = guard_decoder(&group_at, "parquet file", || {
             let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
                 .with_projection(mask)
@@ -163,6 +165,27 @@ impl ComponentFile {
             }
         };
         normalize(&batch, self.component, wanted, &at)
+    }
+
+    /// Where the pages of row group `i`'s leaf columns under the root fields `roots` lie, and
+    /// each column's name (for errors).
+    fn chunk_extents(&self, i: usize, roots: &[usize]) -> Vec<(ChunkExtent, String)> {
+        let md = self.metadata.metadata();
+        let (Some(group), schema) = (md.row_groups().get(i), md.file_metadata().schema_descr()) else {
+            return Vec::new();
+        };
+        (0..schema.num_columns().min(group.num_columns()))
+            .filter(|&j| roots.contains(&schema.get_column_root_idx(j)))
+            .filter_map(|j| {
+                let chunk = group.column(j);
+                let start = chunk.dictionary_page_offset().unwrap_or_else(|| chunk.data_page_offset());
+                let extent = ChunkExtent {
+                    start: u64::try_from(start).ok()?,
+                    len: u64::try_from(chunk.compressed_size()).ok()?,
+                };
+                Some((extent, chunk.column_path().string()))
+            })
+            .collect()
     }
 
     fn projected_schema(&self, wanted: &[&'static ColumnSpec]) -> SchemaRef {
@@ -206,7 +229,7 @@ impl ComponentFile {
 
 /// The footer and schema (the Arrow schema parquet stores beside its own included). The
 /// parquet and Arrow readers panic on some corrupt footers (arrow-ipc 58.4 on an embedded
-/// schema's integer of an unsupported width) and spin on others (see [`check_footer`]): both
+/// schema's integer of an unsupported width) and spin on others (see [`check_footer`]; page headers are checked before each row group is read): both
 /// are errors naming the file too.
 fn load_metadata(file: &File, at: &Location) -> Result<ArrowReaderMetadata> {
     check_footer(file, at)?;

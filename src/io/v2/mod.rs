@@ -4,11 +4,11 @@
 pub mod columns;
 pub mod dataset;
 pub mod file;
-mod footer_guard;
 pub mod motion;
 pub mod normalize;
 pub mod records;
 pub mod schema;
+mod thrift_guard;
 pub mod writer;
 
 pub use dataset::{Dataset, FileInfo, FrameReader, FrameRequest, SegmentWriter};

@@ -12,6 +12,16 @@ fn regression(target: &str, name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// A `v2_component` regression input written as a parquet file named `file_name` in a fresh
+/// folder (kept alive by the returned guard), with the component byte the fuzzer chose.
+fn v2_regression_file(name: &str, file_name: &str) -> (tempfile::TempDir, PathBuf, u8) {
+    let bytes = regression("v2_component", name);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(file_name);
+    std::fs::write(&path, &bytes[1..]).unwrap();
+    (dir, path, bytes[0])
+}
+
 /// A JPEG whose entropy-coded data is corrupt (a splice of two files) decodes without an
 /// error, the rest of the image black. Decoded into a buffer a previous frame of the same
 /// size had filled, the rest showed that frame's pixels.
@@ -46,11 +56,8 @@ fn jpeg_the_decoder_panics_on_is_an_error() {
 /// one-file dataset `inspect` opens).
 #[test]
 fn parquet_footer_the_arrow_reader_panics_on_is_an_error() {
-    let bytes = regression("v2_component", "arrow-ipc-embedded-schema-panic");
-    let component = scenetok::io::v2::Component::ALL[usize::from(bytes[0]) % scenetok::io::v2::Component::ALL.len()];
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bad.parquet");
-    std::fs::write(&path, &bytes[1..]).unwrap();
+    let (_dir, path, choice) = v2_regression_file("arrow-ipc-embedded-schema-panic", "bad.parquet");
+    let component = scenetok::io::v2::Component::ALL[usize::from(choice) % scenetok::io::v2::Component::ALL.len()];
     let err = scenetok::io::v2::ComponentFile::open(&path, component).err().expect("a footer the reader cannot read");
     let msg = err.to_string();
     assert!(msg.contains("bad.parquet"), "{msg}");
@@ -66,10 +73,7 @@ fn parquet_footer_the_arrow_reader_panics_on_is_an_error() {
 /// hours. The bounded walk before it refuses the list at once, naming the file.
 #[test]
 fn parquet_footer_with_endless_lists_is_refused_at_once() {
-    let bytes = regression("v2_component", "thrift-bool-list-hang");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("map.parquet");
-    std::fs::write(&path, &bytes[1..]).unwrap();
+    let (_dir, path, _) = v2_regression_file("thrift-bool-list-hang", "map.parquet");
     let err = scenetok::io::v2::ComponentFile::open(&path, scenetok::io::v2::Component::MapFeature)
         .err()
         .expect("a footer that cannot be read");
@@ -90,10 +94,7 @@ fn parquet_footer_with_endless_lists_is_refused_at_once() {
 #[test]
 fn parquet_page_header_with_endless_lists_is_refused_at_once() {
     use scenetok::io::v2::{Component, ComponentFile, VehiclePoseRecord};
-    let bytes = regression("v2_component", "page-header-bool-list-hang");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pose.parquet");
-    std::fs::write(&path, &bytes[1..]).unwrap();
+    let (_dir, path, _) = v2_regression_file("page-header-bool-list-hang", "pose.parquet");
     let file = ComponentFile::open(&path, Component::VehiclePose).expect("the footer is intact");
     let err = file.read_all::<VehiclePoseRecord>().expect_err("a page header that cannot be read");
     let msg = err.to_string();

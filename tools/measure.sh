@@ -71,7 +71,7 @@ step demo "$bin" demo --out "$work/demo"
 # Figures that tests measure (printed with --nocapture).
 step tests_generated_world cargo test --locked --test it -- --nocapture \
     unlabelled_obstacles top_sees_objects full_top_image_is_fast scenarios_from_a_generated \
-    trajectory_mix sim_kinematics
+    trajectory_mix sim_kinematics shipped_lidar_encoder
 step tests_real_data cargo test --locked --test it -- --nocapture pvps image_encoder
 # The generator at Waymo's sizes.
 rm -rf "$work/gen_timing"

@@ -67,6 +67,37 @@ impl Polyline {
         Polyline::new(pts)
     }
 
+    /// The path a lane takes around a corner from `p0` (heading `h0`) to `p3` (heading `h3`):
+    /// straight along the longer leg, then a circular arc (its cubic approximation) tangent
+    /// to both legs, so the turn is as wide as the corner allows. `None` when the legs do not
+    /// meet ahead of `p0` and behind `p3` (parallel, or an S-bend).
+    pub fn fillet(p0: P2, h0: f64, p3: P2, h3: f64, step: f64) -> Option<Self> {
+        let (d0, d3, gap) = (dir(h0), dir(h3), p3 - p0);
+        let det = d0.x * d3.y - d0.y * d3.x;
+        if det.abs() < 1e-3 {
+            return None;
+        }
+        // p0 + a·d0 = p3 − b·d3: the corner where the legs meet.
+        let a = (gap.x * d3.y - gap.y * d3.x) / det;
+        let b = (d0.x * gap.y - d0.y * gap.x) / det;
+        if a <= 0.0 || b <= 0.0 {
+            return None;
+        }
+        let m = a.min(b);
+        let (q0, q3) = (p0 + d0 * (a - m), p3 - d3 * (b - m));
+        let turn = wrap(h3 - h0).abs();
+        // A cubic's handle that best matches a circular arc of angle φ: 4/3·tan(φ/4)·R, with
+        // R = m / tan(φ/2) the radius of the arc whose tangent points lie m from the corner.
+        let handle = 4.0 / 3.0 * (turn / 4.0).tan() / (turn / 2.0).tan() * m;
+        let mut pts = Vec::new();
+        let n = ((q0 - p0).norm() / step).ceil() as usize;
+        pts.extend((0..n).map(|i| p0 + (q0 - p0) * (i as f64 / n as f64)));
+        pts.extend_from_slice(Polyline::bezier(q0, h0, q3, h3, handle, step).points());
+        let n = ((p3 - q3).norm() / step).ceil() as usize;
+        pts.extend((1..=n).map(|i| q3 + (p3 - q3) * (i as f64 / n as f64)));
+        Some(Polyline::new(pts))
+    }
+
     pub fn points(&self) -> &[P2] {
         &self.pts
     }
@@ -108,6 +139,19 @@ impl Polyline {
     }
     pub fn end_heading(&self) -> f64 {
         self.heading_at(self.length())
+    }
+
+    /// The smallest radius of curvature along the line: the circle through each three
+    /// consecutive points (infinite for a straight line or fewer than three points).
+    pub fn min_radius(&self) -> f64 {
+        self.pts
+            .windows(3)
+            .map(|w| {
+                let (ab, bc, ac) = (w[1] - w[0], w[2] - w[1], w[2] - w[0]);
+                let cross = (ab.x * bc.y - ab.y * bc.x).abs();
+                if cross < 1e-12 { f64::INFINITY } else { ab.norm() * bc.norm() * ac.norm() / (2.0 * cross) }
+            })
+            .fold(f64::INFINITY, f64::min)
     }
 
     /// Arc length and signed lateral offset (left positive) of the closest point.
@@ -191,6 +235,29 @@ mod tests {
         assert!((o.start() - P2::new(0.0, -1.0)).norm() < 1e-9);
         assert!((o.points()[1] - P2::new(11.0, -1.0)).norm() < 1e-9, "{:?}", o.points()[1]);
         assert!((wrap(3.5 * std::f64::consts::PI) + 0.5 * std::f64::consts::PI).abs() < 1e-12);
+    }
+
+    #[test]
+    fn min_radius_of_a_sampled_circle_is_its_radius() {
+        let circle = Polyline::new((0..=40).map(|i| P2::new(7.0, 0.0) + dir(i as f64 * 0.05) * 7.0).collect());
+        assert!((circle.min_radius() - 7.0).abs() < 1e-9, "{}", circle.min_radius());
+        assert_eq!(
+            Polyline::new(vec![P2::new(0.0, 0.0), P2::new(1.0, 0.0), P2::new(2.0, 0.0)]).min_radius(),
+            f64::INFINITY
+        );
+    }
+
+    /// Around a right angle whose legs are 20 and 8 m long: straight for 12 m, then an arc
+    /// of radius 8 (the cubic deviates from the circle by well under 1%).
+    #[test]
+    fn fillet_turns_as_wide_as_the_corner_allows() {
+        let (p0, p3) = (P2::new(0.0, 0.0), P2::new(20.0, -8.0));
+        let f = Polyline::fillet(p0, 0.0, p3, -std::f64::consts::FRAC_PI_2, 0.5).expect("the legs meet");
+        assert!((f.start() - p0).norm() < 1e-9 && (f.end() - p3).norm() < 1e-9);
+        assert!((f.min_radius() - 8.0).abs() < 0.3, "{}", f.min_radius());
+        assert!(f.pose_at(11.0).1.abs() < 1e-9, "straight along the longer leg first");
+        assert!((f.end_heading() + std::f64::consts::FRAC_PI_2).abs() < 0.05);
+        assert!(Polyline::fillet(p0, 0.0, P2::new(10.0, 3.0), 0.0, 0.5).is_none(), "parallel legs");
     }
 
     #[test]

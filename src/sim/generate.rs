@@ -23,7 +23,7 @@ use crate::scene::trajectory_type::{TrajectoryType, classify};
 use crate::scene::{BoxType, DifficultyLevel, Frame, FrameStats, LidarBox, Transform};
 
 /// Bumped whenever the same settings would write different data.
-pub const GENERATOR_VERSION: &str = "0.3.0";
+pub const GENERATOR_VERSION: &str = "0.3.1";
 
 /// Labels are kept for objects this close to the ego (Waymo labels within 75 m of TOP).
 const LABEL_RANGE: f64 = 75.0;

@@ -20,8 +20,15 @@ use crate::geom::polyline::{P2, Polyline, dir, left, wrap};
 use crate::scene::{MapFeature, MapFeatureType};
 
 pub const LANE_WIDTH: f64 = 3.6;
-/// Distance from an intersection's centre to where its roads begin.
+/// Distance from an intersection's centre to where its roads begin, at least and at most:
+/// an intersection whose turns would bend tighter than `MIN_TURN_RADIUS` (acute corners,
+/// wide roads, bent roads arriving at an angle) starts its roads further out.
 const NODE_RADIUS: f64 = 16.0;
+const MAX_NODE_RADIUS: f64 = 34.0;
+/// Smallest radius of a connector through an intersection at the lane centre, m: tight urban
+/// corners are driven at 8-10 m; tighter, a car's body slips visibly off its path
+/// (box-centre slip atan(l·κ) ≈ 10° at 8 m). U-turns are excepted: they turn on the spot.
+pub const MIN_TURN_RADIUS: f64 = 8.0;
 const SIDEWALK_WIDTH: f64 = 3.0;
 const SAMPLE_STEP: f64 = 1.0;
 /// Length over which a turn pocket opens beside the through lanes, m.
@@ -115,6 +122,8 @@ pub struct Node {
     pub all_way_stop: bool,
     pub allow_u_turn: bool,
     pub roads: Vec<RoadId>,
+    /// Distance from `pos` to where the roads begin.
+    pub radius: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -299,6 +308,7 @@ impl RoadNetwork {
                     all_way_stop: false,
                     allow_u_turn: false,
                     roads: Vec::new(),
+                    radius: NODE_RADIUS,
                 });
             }
         }
@@ -327,6 +337,29 @@ impl RoadNetwork {
                 }
             }
         }
+        let kept: Vec<(NodeId, NodeId)> = edges.iter().zip(&keep).filter(|(_, k)| **k).map(|(e, _)| *e).collect();
+        // Build, then widen every intersection whose turns bend too tight and build again from
+        // the same random state, until none does (or it has reached the largest radius).
+        let start = rng.clone();
+        loop {
+            let mut attempt = start.clone();
+            let net = RoadNetwork::build(nodes.clone(), &kept, &mut attempt);
+            let mut widened = false;
+            for n in net.tight_nodes() {
+                if nodes[n].radius < MAX_NODE_RADIUS {
+                    nodes[n].radius = (nodes[n].radius + 2.0).min(MAX_NODE_RADIUS);
+                    widened = true;
+                }
+            }
+            if !widened {
+                *rng = attempt;
+                return net;
+            }
+        }
+    }
+
+    /// The network on `nodes` (their radii fixed) with roads along `edges`.
+    fn build(nodes: Vec<Node>, edges: &[(NodeId, NodeId)], rng: &mut ChaCha8Rng) -> Self {
         let mut net = RoadNetwork {
             nodes,
             roads: Vec::new(),
@@ -335,13 +368,11 @@ impl RoadNetwork {
             stop_signs: Vec::new(),
             sidewalks: Vec::new(),
         };
-        for (e, &(a, b)) in edges.iter().enumerate() {
-            if keep[e] {
-                let lanes = if rng.random_bool(0.45) { 2 } else { 1 };
-                let shoulder = if rng.random_bool(0.5) { 2.6 } else { 0.6 };
-                let bend = if rng.random_bool(0.4) { rng.random_range(-18.0..18.0) } else { 0.0 };
-                net.add_road(a, b, lanes, shoulder, bend, rng);
-            }
+        for &(a, b) in edges {
+            let lanes = if rng.random_bool(0.45) { 2 } else { 1 };
+            let shoulder = if rng.random_bool(0.5) { 2.6 } else { 0.6 };
+            let bend = if rng.random_bool(0.4) { rng.random_range(-18.0..18.0) } else { 0.0 };
+            net.add_road(a, b, lanes, shoulder, bend, rng);
         }
         for n in 0..net.nodes.len() {
             let degree = net.nodes[n].roads.len();
@@ -358,6 +389,23 @@ impl RoadNetwork {
         net.add_stop_signs();
         net.add_areas(rng);
         net
+    }
+
+    /// Intersections with a connector (U-turns aside) tighter than `MIN_TURN_RADIUS`.
+    fn tight_nodes(&self) -> Vec<NodeId> {
+        let mut out: Vec<NodeId> = self
+            .lanes
+            .iter()
+            .filter_map(|l| match l.kind {
+                LaneKind::Connector { node, turn } if turn != Turn::UTurn => {
+                    (l.path.min_radius() < MIN_TURN_RADIUS).then_some(node)
+                }
+                _ => None,
+            })
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// The turn from road `r_in` (arriving at `node`) onto road `r_out` (leaving it), if
@@ -526,17 +574,23 @@ impl RoadNetwork {
 
     fn add_road(&mut self, a: NodeId, b: NodeId, lanes: usize, shoulder: f64, bend: f64, rng: &mut ChaCha8Rng) {
         let (pa, pb) = (self.nodes[a].pos, self.nodes[b].pos);
+        let (ra, rb) = (self.nodes[a].radius, self.nodes[b].radius);
         let u = (pb - pa).normalize();
-        let start = pa + u * NODE_RADIUS;
-        let end = pb - u * NODE_RADIUS;
-        let mid = (start + end) / 2.0 + left(&u) * bend;
-        // A quadratic through the bend point, sampled finely; roads meet nodes straight enough
-        // for the connectors to take over.
+        // A road bends on a radius of at least ~40 m (a quadratic's curvature is about
+        // 8·bend/reach²), however short widened intersections leave it.
+        let reach = (pb - pa).norm() - ra - rb;
+        let most = reach * reach / (8.0 * 40.0);
+        let bend = bend.clamp(-most, most);
+        // A quadratic whose control point lies `2·bend` beside the midpoint between the
+        // nodes, starting and ending on the lines from each node to that point: a road
+        // points straight at its intersections' centres, so their corners are regular.
+        let ctrl = (pa + pb) / 2.0 + left(&u) * (2.0 * bend);
+        let start = pa + (ctrl - pa).normalize() * ra;
+        let end = pb + (ctrl - pb).normalize() * rb;
         let n = 64;
         let pts: Vec<P2> = (0..=n)
             .map(|i| {
                 let t = i as f64 / n as f64;
-                let ctrl = mid * 2.0 - (start + end) / 2.0;
                 start * (1.0 - t) * (1.0 - t) + ctrl * 2.0 * t * (1.0 - t) + end * t * t
             })
             .collect();
@@ -602,12 +656,11 @@ impl RoadNetwork {
                 incoming.iter().copied().filter(|&l| matches!(self.lanes[l].kind, LaneKind::Road { .. })).collect();
             for &r_out in &roads {
                 let outgoing: Vec<LaneId> = self.lanes_at(r_out, node).1.to_vec();
-                let (Some(&in0), false, Some(turn)) =
+                let (Some(_), false, Some(turn)) =
                     (through.first(), outgoing.is_empty(), self.turn_between(node, r_in, r_out))
                 else {
                     continue;
                 };
-                let h_in = self.lanes[in0].path.end_heading();
                 // Dedicated pockets take their turns away from the through lanes.
                 let pairs: Vec<(LaneId, LaneId)> = match turn {
                     Turn::Straight => {
@@ -622,9 +675,15 @@ impl RoadNetwork {
                     let p0 = self.lanes[l_in].path.end();
                     let p3 = self.lanes[l_out].path.start();
                     let gap = (p3 - p0).norm();
+                    let (h_in, h_out) = (self.lanes[l_in].path.end_heading(), self.lanes[l_out].path.start_heading());
                     let handle = if turn == Turn::UTurn { gap.max(6.0) * 0.9 + 4.0 } else { gap * 0.42 };
-                    let path =
-                        Polyline::bezier(p0, h_in, p3, self.lanes[l_out].path.start_heading(), handle, SAMPLE_STEP);
+                    // Every turn (a "straight" one too, where a two-road corner bends) as a
+                    // fillet; lanes that only shift sideways as a Bézier S-bend.
+                    let fillet = match turn {
+                        Turn::UTurn => None,
+                        _ => Polyline::fillet(p0, h_in, p3, h_out, SAMPLE_STEP),
+                    };
+                    let path = fillet.unwrap_or_else(|| Polyline::bezier(p0, h_in, p3, h_out, handle, SAMPLE_STEP));
                     let limit = match turn {
                         Turn::Straight => self.lanes[l_in].speed_limit,
                         Turn::Left | Turn::Right => 6.5,
@@ -858,6 +917,40 @@ mod tests {
         }
     }
 
+    /// Connectors through intersections (U-turns aside) bend no tighter than
+    /// `MIN_TURN_RADIUS`: intersections that would need it start their roads further out (20
+    /// networks of each size).
+    #[test]
+    fn turns_bend_no_tighter_than_the_minimum_radius() {
+        let (mut turns, mut widened) = (0, 0);
+        for grid in [[2, 2], [3, 3]] {
+            for seed in 0..20 {
+                let cfg = RoadConfig { grid, ..RoadConfig::default() };
+                let net = RoadNetwork::generate(&cfg, &mut ChaCha8Rng::seed_from_u64(seed));
+                for l in &net.lanes {
+                    if let LaneKind::Connector { node, turn } = l.kind
+                        && turn != Turn::UTurn
+                    {
+                        let r = l.path.min_radius();
+                        assert!(
+                            r >= MIN_TURN_RADIUS,
+                            "seed {seed}: a {:?} turn at node {node} (radius {}, {} roads) bends at {r:.1} m",
+                            l.kind,
+                            net.nodes[node].radius,
+                            net.nodes[node].roads.len()
+                        );
+                        turns += 1;
+                    }
+                }
+                widened += net.nodes.iter().filter(|n| n.radius > NODE_RADIUS).count();
+                for road in &net.roads {
+                    assert!(road.centre.length() > 20.0, "seed {seed}: a road {:.1} m long", road.centre.length());
+                }
+            }
+        }
+        assert!(turns > 300 && widened > 0, "{turns} turns, {widened} intersections widened");
+    }
+
     fn is_turn(net: &RoadNetwork, l: LaneId, turns: &[Turn]) -> bool {
         matches!(net.lanes[l].kind, LaneKind::Connector { turn, .. } if turns.contains(&turn))
     }
@@ -904,7 +997,10 @@ mod tests {
                         assert_eq!(net.lanes[beside].entry, vec![from]);
                         assert!(net.lanes[from].exit.contains(&beside));
                         assert!((lane.path.start() - net.lanes[beside].path.start()).norm() < 1e-6);
-                        assert!((lane.path.length() - p.start).abs() < 3.0, "{} vs {}", lane.path.length(), p.start);
+                        // p.start metres before the stop line, measured along the centre line.
+                        let s = road.centre.project(&lane.path.start()).0;
+                        let before = if k == 0 { road.centre.length() - s } else { s };
+                        assert!((before - p.start).abs() < 1.0, "{before} vs {}", p.start);
                         let gap = (lane.path.end() - net.lanes[beside].path.end()).norm();
                         assert!((gap - LANE_WIDTH).abs() < 0.05, "pocket {gap} m from the through lane");
                         let (l, r) = if turn == Turn::Left { (pocket, beside) } else { (beside, pocket) };

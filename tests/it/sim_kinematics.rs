@@ -43,8 +43,7 @@ fn pair(real: f64, generated: f64) -> String {
 /// seeds 1-3) against the real WOMD scenario, statistics from one function. Generated
 /// motion never exceeds what vehicles, cyclists and people can do (raw steps from the exact
 /// labels), never zigzags (alternating-sign runs of acceleration or yaw rate), and its 0.5 s
-/// statistics are within 2× of the real scenario's (heading against travel: 2.5×, see
-/// below). `cargo test --test it sim_kinematics -- --nocapture` prints the table.
+/// statistics are within 2× of the real scenario's. `cargo test --test it sim_kinematics -- --nocapture` prints the table.
 #[test]
 fn sim_kinematics_are_physical_and_close_to_real() {
     let real = real();
@@ -86,16 +85,10 @@ fn sim_kinematics_are_physical_and_close_to_real() {
         at_most("vehicle share yaw rate > 1", rv.share_yaw_rate_over_1, gv.share_yaw_rate_over_1, one_sample);
         at_most("vehicle jerk p99", rv.jerk_p99, gv.jerk_p99, 0.0);
         // Heading against travel includes the slip of the box centre in turns, atan(l·κ):
-        // 10° for a car turning on 8 m, 15-17° for a truck or bus at its steering lock. The
-        // generated maps turn tighter than the real scenario's roads (right-turn connectors
-        // bend down to 3-6 m), so that angle is held to 2.5× the real one; what the turn does
-        // not explain (crabbing, zigzag) to 2×.
-        let heading = (rv.heading_vs_travel_p99, gv.heading_vs_travel_p99);
-        assert!(
-            heading.1 <= 2.5 * heading.0,
-            "{name}: heading vs travel p99 above 2.5x: {}",
-            pair(heading.0, heading.1)
-        );
+        // 10° for a car turning on 8 m (the map's tightest corners, `MIN_TURN_RADIUS`), more
+        // for a truck or bus; what the turn does not explain (crabbing, zigzag) is held on
+        // its own below.
+        at_most("vehicle heading vs travel p99", rv.heading_vs_travel_p99, gv.heading_vs_travel_p99, 0.0);
         at_most("vehicle unexplained heading p99", rv.unexplained_heading_p99, gv.unexplained_heading_p99, 0.0);
         // The real scenario's ego stands still: the generated ego is held to the real
         // vehicles' lateral acceleration.

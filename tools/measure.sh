@@ -57,7 +57,13 @@ PY
 }
 
 # Data the steps share (generated fresh: the generator's version is part of the figures).
-gen() { [ -f "$1/scenetok_manifest.json" ] || "$bin" generate --out "$@" > /dev/null; }
+# A world written by another generator version is stale: written again.
+gen_version=$(sed -n 's/^pub const GENERATOR_VERSION: &str = "\(.*\)";/\1/p' src/sim/generate.rs)
+gen() {
+    grep -qs "\"version\": \"$gen_version\"" "$1/scenetok_manifest.json" && return 0
+    rm -rf "$1"
+    "$bin" generate --out "$@" > /dev/null
+}
 gen "$work/full10" --segments 1 --frames 10 --seed 0
 gen "$work/tiny20" --preset tiny --segments 20 --frames 111 --seed 11
 gen "$work/sparse_full" --preset full --segments 1 --frames 2 --camera-div 8 --seed 0
@@ -87,6 +93,7 @@ if [ -d "$samples" ]; then
     step bench_image_no_huge_pages "$bin" bench image --runs 3 --no-huge-pages
     step bench_image_full "$bin" bench image --runs 3 --scale 1
 fi
+step bench_gemm "$bin" bench gemm --reps 3
 step lidar_seg_heldout "$bin" eval --task lidar-seg --data "$work/lidar_heldout" --out "$work/lidar_seg_heldout"
 if [ "$quick" -eq 0 ]; then
     py=.venv-train/bin/python

@@ -10,7 +10,7 @@ use super::median;
 use crate::error::{Error, Location, Result};
 use crate::geom::range_image_to_points;
 use crate::io::v2::{Dataset, FrameRequest};
-use crate::sim::generate::{GenerateConfig, Preset, generate};
+use crate::sim::generate::{GenerateConfig, Preset, generate, generated_by_this_version};
 use crate::viz::{self, FrameLogger, Layout, VizOptions, VizSink};
 
 /// Results, times in seconds (medians over the repeats).
@@ -82,6 +82,14 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
+/// Removes a stale generated world (another generator version's, or a half-written one).
+fn fresh_dir(d: &Path) -> Result<()> {
+    if d.exists() {
+        std::fs::remove_dir_all(d).map_err(|e| Error::io(Location::file(d).detail("removing a stale world"), e))?;
+    }
+    Ok(())
+}
+
 /// Runs the benchmark in `work` (generated data and recordings go there). `data`: a dataset
 /// whose first frame is used (default: one generated full-size frame). `stream_frames`: the
 /// length of the tiny-preset segment recorded for the streaming check (0 = skip).
@@ -92,7 +100,8 @@ pub fn run(work: &Path, data: Option<&Path>, repeats: usize, stream_frames: usiz
         Some(d) => d.to_path_buf(),
         None => {
             let d = work.join("full");
-            if !d.join("scenetok_manifest.json").exists() {
+            if !generated_by_this_version(&d) {
+                fresh_dir(&d)?;
                 let mut cfg = GenerateConfig::preset(Preset::Full);
                 (cfg.segments, cfg.frames) = (1, 1);
                 generate(&d, &cfg, |_, _| {})?;
@@ -159,7 +168,8 @@ pub fn run(work: &Path, data: Option<&Path>, repeats: usize, stream_frames: usiz
 
     let stream = if stream_frames > 0 {
         let d = work.join(format!("tiny{stream_frames}"));
-        if !d.join("scenetok_manifest.json").exists() {
+        if !generated_by_this_version(&d) {
+            fresh_dir(&d)?;
             let mut cfg = GenerateConfig::preset(Preset::Tiny);
             (cfg.segments, cfg.frames) = (1, stream_frames);
             generate(&d, &cfg, |_, _| {})?;

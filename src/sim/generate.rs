@@ -330,6 +330,14 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
     Ok(manifest)
 }
 
+/// Whether `dir` holds a world written by this generator version (its manifest says so): a
+/// cache of generated data is stale when the generator has changed since.
+pub fn generated_by_this_version(dir: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join("scenetok_manifest.json")) else { return false };
+    serde_json::from_str::<serde_json::Value>(&text)
+        .is_ok_and(|m| m.get("version").and_then(|v| v.as_str()) == Some(GENERATOR_VERSION))
+}
+
 /// Which of a laser's two returns.
 #[derive(Clone, Copy, Debug)]
 enum Return {

@@ -52,6 +52,21 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// The CPU GEMM every model calls, against NumPy's OpenBLAS in the same run, on squares
+    /// and on the sparse engine's shapes (float32, all threads on both sides).
+    Gemm {
+        /// Python with NumPy for the baseline (default: the setup script's venv).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long)]
+        no_baseline: bool,
+        /// Timed products per side and shape, after one warm-up; the best counts.
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Skip the 4096² square.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Motion-metric throughput (scenarios/s) on the scenarios of a dataset or TFRecord.
     Metrics {
         #[arg(long)]
@@ -122,6 +137,21 @@ pub fn tree_file(relative: &str) -> Result<PathBuf> {
 pub fn run(which: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
     match which {
         Command::Sparse(args) => sparse::run(args, stdout),
+        Command::Gemm { python, no_baseline, reps, quick } => {
+            use scenetok::bench::gemm::{Baseline, GemmOptions, shapes};
+            let baseline = if no_baseline {
+                None
+            } else {
+                let python = match python {
+                    Some(p) => p,
+                    None => tree_file(".venv/bin/python")?,
+                };
+                Some(Baseline { python, script: tree_file("tools/bench/gemm_baseline.py")? })
+            };
+            let r = scenetok::bench::gemm::run(&GemmOptions { baseline, reps, shapes: shapes(quick) })?;
+            write!(stdout, "{}", r.report())?;
+            Ok(())
+        }
         Command::Viz { data, work, repeats, stream_frames } => {
             let r = scenetok::bench::viz::run(&work, data.as_deref(), repeats, stream_frames)?;
             write!(stdout, "{}", r.report())?;

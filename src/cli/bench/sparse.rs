@@ -79,15 +79,31 @@ pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
         device.name(),
         device.backend().tuning_key()
     )?;
-    // The machine's SGEMM, same crate, same tiling as the dataflows.
+    // The machine's SGEMM on the engine's shapes: ours (same tiling as the dataflows) and
+    // OpenBLAS through NumPy (all threads), the reference the layers are held against.
     let shapes = [(16384, 256, 256), (16384, 1728, 64), (16384, 864, 128)];
-    let mut peak: f64 = 0.0;
+    let mut ours_peak: f64 = 0.0;
     for (m, k, n) in shapes {
         let g = scenetok::backend::cpu::gemm::measure_sgemm(m, k, n, 128, 3);
-        writeln!(stdout, "SGEMM {m}×{k}×{n} (row tiles of 128): {g:.1} GFLOP/s")?;
-        peak = peak.max(g);
+        writeln!(stdout, "SGEMM {m}×{k}×{n}, scenetok (row tiles of 128): {g:.1} GFLOP/s")?;
+        ours_peak = ours_peak.max(g);
     }
-    writeln!(stdout, "SGEMM reference: {peak:.1} GFLOP/s")?;
+    let openblas = if args.no_baseline {
+        None
+    } else {
+        let b = scenetok::bench::gemm::Baseline {
+            python: super::tree_file(".venv/bin/python")?,
+            script: super::tree_file("tools/bench/gemm_baseline.py")?,
+        };
+        let (blas, g) = scenetok::bench::gemm::openblas_gflops(&b, 3, &shapes)?;
+        for ((m, k, n), g) in shapes.iter().zip(&g) {
+            writeln!(stdout, "SGEMM {m}×{k}×{n}, {blas}: {g:.1} GFLOP/s")?;
+        }
+        g.into_iter().reduce(f64::max)
+    };
+    let peak = openblas.unwrap_or(ours_peak);
+    let reference = if openblas.is_some() { "OpenBLAS" } else { "scenetok's own SGEMM (no baseline)" };
+    writeln!(stdout, "SGEMM reference: {peak:.1} GFLOP/s, {reference}")?;
     let mut spconv_inputs = Vec::new();
     for &width in &args.widths {
         let net = Net::build("minkunet", width, &device)?;
@@ -145,7 +161,7 @@ pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
                 e.3 += s.seconds;
             }
             let (mut big, mut big_ok) = (0, 0);
-            writeln!(stdout, "  per conv layer (tuned): GFLOP/s and % of SGEMM")?;
+            writeln!(stdout, "  per conv layer (tuned): GFLOP/s and % of the SGEMM reference")?;
             for ((_, name), (cin, cout, flops, secs, key)) in &per {
                 let g = flops / secs / 1e9;
                 if *cin >= 64 && *cout >= 64 {
@@ -158,7 +174,7 @@ pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
                     100.0 * g / peak
                 )?;
             }
-            writeln!(stdout, "  layers with C ≥ 64 at ≥ 50% of SGEMM: {big_ok}/{big}")?;
+            writeln!(stdout, "  layers with C ≥ 64 at ≥ 50% of the SGEMM reference: {big_ok}/{big}")?;
             spconv_inputs.push((width, voxel, inputs[0].clone(), rows.last().map_or(0.0, |r| r.1)));
         }
     }

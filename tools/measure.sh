@@ -97,7 +97,7 @@ step bench_gemm "$bin" bench gemm --reps 3
 step lidar_seg_heldout "$bin" eval --task lidar-seg --data "$work/lidar_heldout" --out "$work/lidar_seg_heldout"
 if [ "$quick" -eq 0 ]; then
     py=.venv-train/bin/python
-    step bench_sparse_01 "$bin" bench sparse --data "$work/sparse_full" --frames 1 --reps 2 --widths 0.5,1.0 --voxels 0.1 --python "$py"
+    step bench_sparse_01 "$bin" bench sparse --data "$work/sparse_full" --frames 1 --reps 2 --widths 0.25,0.5,1.0 --voxels 0.1 --python "$py"
     step bench_sparse_005 "$bin" bench sparse --data "$work/sparse_full" --frames 1 --reps 2 --widths 0.5,1.0 --voxels 0.05 --python "$py"
     step bench_sparse_1thread env RAYON_NUM_THREADS=1 "$bin" bench sparse --data "$work/sparse_full" --frames 1 --reps 2 --widths 0.5,1.0 --voxels 0.1 --python "$py"
 fi

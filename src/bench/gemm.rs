@@ -16,11 +16,9 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Deserialize;
 
+use crate::backend::ROW_TILE;
 use crate::backend::cpu::gemm::{sgemm, sgemm_matrixmultiply, sgemm_parallel};
 use crate::error::{Error, Location, Result};
-
-/// Rows per tile when a product is split the way the sparse dataflows split theirs.
-const DATAFLOW_TILE: usize = 128;
 
 /// What a shape stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +128,7 @@ type Engine = fn(usize, usize, usize, &[f32], &[f32], f32, &mut [f32]);
 
 fn tiled(s: &Shape, a: &[f32], b: &[f32], c: &mut [f32], engine: Engine) {
     let (k, n) = (s.k, s.n);
-    c.par_chunks_mut(DATAFLOW_TILE * n).zip(a.par_chunks(DATAFLOW_TILE * k)).for_each(|(c, a)| {
+    c.par_chunks_mut(ROW_TILE * n).zip(a.par_chunks(ROW_TILE * k)).for_each(|(c, a)| {
         engine(c.len() / n, k, n, a, b, 0.0, c);
     });
 }
@@ -214,6 +212,15 @@ struct BaselineShape {
     checksum: f64,
 }
 
+/// Our GFLOP/s on `A[m×k]·B[k×n]` the way the sparse dataflows multiply (row tiles over rayon,
+/// [`sgemm`] per tile), best of `reps` after a warm-up.
+pub fn tiled_gflops(m: usize, k: usize, n: usize, reps: usize) -> f64 {
+    let s = Shape { m, k, n, kind: ShapeKind::Square };
+    let (a, b) = (operand(m * k, 7919, 97), operand(k * n, 104_729, 89));
+    let mut c = vec![0.0f32; m * n];
+    s.flops() / best_of(reps, || tiled(&s, &a, &b, &mut c, sgemm)) / 1e9
+}
+
 /// OpenBLAS (NumPy) GFLOP/s on plain `(m, k, n)` products, all threads, best of `reps`; and
 /// the name of the BLAS. For benches that hold their own kernels against it.
 pub fn openblas_gflops(b: &Baseline, reps: usize, shapes: &[(usize, usize, usize)]) -> Result<(String, Vec<f64>)> {
@@ -224,24 +231,16 @@ pub fn openblas_gflops(b: &Baseline, reps: usize, shapes: &[(usize, usize, usize
 }
 
 fn run_baseline(b: &Baseline, threads: usize, reps: usize, shapes: &[Shape]) -> Result<BaselineOut> {
-    let at = Location::file(&b.script);
     let list: Vec<String> = shapes.iter().map(|s| format!("{},{},{}", s.m, s.k, s.n)).collect();
-    let out = std::process::Command::new(&b.python)
+    let mut command = std::process::Command::new(&b.python);
+    command
         .arg(&b.script)
         .args(["--threads", &threads.to_string(), "--reps", &reps.to_string()])
         .arg(list.join(";"))
         .env("OPENBLAS_NUM_THREADS", threads.to_string())
         .env_remove("OPENBLAS_CORETYPE")
-        .env_remove("OPENBLAS_L2_SIZE")
-        .output()
-        .map_err(|e| Error::io(at.clone().detail(format!("running {}", b.python.display())), e))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(Error::invalid(at, "the baseline script to succeed", tail.join("\n")));
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| Error::invalid(at, "one JSON object on stdout", e.to_string()))
+        .env_remove("OPENBLAS_L2_SIZE");
+    super::run_python_json(command, &b.python, &b.script)
 }
 
 impl GemmBench {

@@ -277,21 +277,9 @@ fn run_once(root: &Path, opts: &IoOptions, one_thread: &rayon::ThreadPool) -> Re
 }
 
 fn run_script(python: &Path, script: &Path, root: &Path, args: &[&str]) -> Result<Baseline> {
-    let at = Location::file(script);
-    let out = std::process::Command::new(python)
-        .arg(script)
-        .arg(root)
-        .args(args)
-        .output()
-        .map_err(|e| Error::io(at.clone().detail(format!("running {}", python.display())), e))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        // The end of a Python traceback says what failed.
-        let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(Error::invalid(at, "the baseline script to succeed", tail.join("\n")));
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| Error::invalid(at, "one JSON object on stdout", e.to_string()))
+    let mut command = std::process::Command::new(python);
+    command.arg(script).arg(root).args(args);
+    super::run_python_json(command, python, script)
 }
 
 /// Every run of a `bench io` invocation.

@@ -73,25 +73,6 @@ pub fn sgemm_matrixmultiply(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], 
     general_mat_mul(1.0, &a, &b, beta, &mut c);
 }
 
-/// This machine's SGEMM throughput in GFLOP/s: `A[m×k]·B[k×n]` split into row tiles of
-/// `tile` rows over rayon, the way the dataflows call [`sgemm`]; best of `reps` timings.
-pub fn measure_sgemm(m: usize, k: usize, n: usize, tile: usize, reps: usize) -> f64 {
-    use rayon::prelude::*;
-    let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 97) as f32 * 0.01).collect();
-    let b: Vec<f32> = (0..k * n).map(|i| ((i * 104_729) % 89) as f32 * 0.01).collect();
-    let mut c = vec![0.0f32; m * n];
-    let mut best = f64::INFINITY;
-    for _ in 0..reps.max(1) {
-        let t = std::time::Instant::now();
-        c.par_chunks_mut(tile * n).zip(a.par_chunks(tile * k)).for_each(|(c, a)| {
-            let rows = c.len() / n;
-            sgemm(rows, k, n, a, &b, 0.0, c);
-        });
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    2.0 * (m * k * n) as f64 / best / 1e9
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,6 +68,7 @@ gen "$work/full10" --segments 1 --frames 10 --seed 0
 gen "$work/tiny20" --preset tiny --segments 20 --frames 111 --seed 11
 gen "$work/sparse_full" --preset full --segments 1 --frames 2 --camera-div 8 --seed 0
 gen "$work/lidar_heldout" --preset full --camera-div 8 --segments 1 --frames 20 --seed 99
+gen "$work/lidar_calib" --preset full --camera-div 8 --segments 1 --frames 4 --seed 98
 samples=../shared/waymo-samples
 
 # The main job's printed summary (motion baselines on a generated world and the real WOMD
@@ -95,6 +96,12 @@ if [ -d "$samples" ]; then
 fi
 step bench_gemm "$bin" bench gemm --reps 3
 step lidar_seg_heldout "$bin" eval --task lidar-seg --data "$work/lidar_heldout" --out "$work/lidar_seg_heldout"
+for p in bf16 int8 auto; do
+    step "lidar_seg_heldout_$p" "$bin" eval --task lidar-seg --data "$work/lidar_heldout" --out "$work/lidar_seg_heldout_$p" \
+        --precision "$p" --calib "$work/lidar_calib"
+done
+step lidar_seg_heldout_int8_nosmooth "$bin" eval --task lidar-seg --data "$work/lidar_heldout" \
+    --out "$work/lidar_seg_heldout_int8_nosmooth" --precision int8 --calib "$work/lidar_calib" --smooth-alpha -1
 if [ "$quick" -eq 0 ]; then
     py=.venv-train/bin/python
     step bench_sparse_01 "$bin" bench sparse --data "$work/sparse_full" --frames 1 --reps 2 --widths 0.25,0.5,1.0 --voxels 0.1 --python "$py"

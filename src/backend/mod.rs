@@ -16,11 +16,13 @@ pub mod cuda;
 mod dataflow;
 mod device;
 pub mod kmap;
+pub mod lowp;
 mod tensor;
 
 pub use dataflow::Dataflow;
 pub use device::{Device, DeviceSpec};
 pub use kmap::{ConvGeom, KernelMap, ROW_TILE, kernel_indices};
+pub use lowp::{LowpConv, Precision};
 pub use tensor::Tensor;
 
 use crate::error::Result;
@@ -120,4 +122,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// `Y[o] = Σ_k X[map(o, k)] · W[k]` with `dataflow`: `x [n_in × cin]`, `w [K·cin × cout]`
     /// (weight `k`'s rows `k·cin .. (k+1)·cin`).
     fn sparse_conv(&self, dataflow: &Dataflow, map: &KernelMap, x: &Tensor, w: &Tensor) -> Result<Tensor>;
+    /// `act(conv(x) + bias)` in `precision` (BF16 or INT8) with the weights packed when the
+    /// model was prepared ([`lowp`]); the gather is fused into the kernel (no dataflow
+    /// choice). A precision `w` lacks, or F32, is an error.
+    fn sparse_conv_lowp(
+        &self,
+        map: &KernelMap,
+        x: &Tensor,
+        w: &LowpConv,
+        precision: Precision,
+        bias: Option<&Tensor>,
+        act: Activation,
+    ) -> Result<Tensor>;
 }

@@ -5,14 +5,18 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
+use scenetok::backend::Precision;
 use scenetok::eval::lidar_seg;
 use scenetok::eval::runner::{check_run_folder, evaluate_with_progress, write_run};
 use scenetok::models::lidar_seg::{LidarSegModel, WEIGHTS_FILE};
 use scenetok::models::motion::Baseline;
 use scenetok::pipeline::{FrameSelection, Segments, Source};
+use scenetok::scene::LaserName;
 use scenetok::sparse::layers::RunCtx;
+use scenetok::sparse::quant::Guard;
 use scenetok::sparse::tune::TuneRecord;
 
+use super::tune::load_frames_of;
 use super::{Context, DeviceArg};
 
 /// Where `scenetok tune` stores its choices and `eval` looks for them.
@@ -45,7 +49,85 @@ pub struct Args {
     #[arg(long)]
     allow_missing: bool,
     #[command(flatten)]
+    lowp: LowpArgs,
+    #[command(flatten)]
     device: DeviceArg,
+}
+
+/// How the sparse convs compute (docs/quantization.md).
+#[derive(clap::Args, Clone)]
+pub struct LowpArgs {
+    /// lidar-seg: the convs' arithmetic: fp32; bf16 or int8 for every conv (1×1 convs and
+    /// the head stay fp32); auto: per conv the fastest whose output error stays within the
+    /// guard on the calibration frames.
+    #[arg(long, value_enum, default_value = "fp32")]
+    pub precision: PrecisionArg,
+    /// int8 / auto: a v2 dataset whose TOP-lidar frames calibrate the activation scales
+    /// (never the scored data).
+    #[arg(long)]
+    pub calib: Option<PathBuf>,
+    #[arg(long, default_value_t = 4)]
+    pub calib_frames: usize,
+    /// SmoothQuant's migration strength α in [0, 1]; negative: no smoothing.
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    pub smooth_alpha: f32,
+    /// auto: the largest relative error of a conv's output in INT8.
+    #[arg(long, default_value_t = Guard::default().int8)]
+    pub int8_guard: f64,
+    /// auto: the same for BF16.
+    #[arg(long, default_value_t = Guard::default().bf16)]
+    pub bf16_guard: f64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrecisionArg {
+    Fp32,
+    Bf16,
+    Int8,
+    Auto,
+}
+
+impl LowpArgs {
+    pub fn alpha(&self) -> Option<f32> {
+        (self.smooth_alpha >= 0.0).then_some(self.smooth_alpha.min(1.0))
+    }
+    pub fn guard(&self) -> Guard {
+        Guard { int8: self.int8_guard, bf16: self.bf16_guard }
+    }
+    /// Prepares `model` and sets `run` for the chosen precision; says what it did.
+    pub fn apply(&self, model: &mut LidarSegModel, run: &mut RunCtx, stdout: &mut impl Write) -> Result<()> {
+        let calib = match (self.precision, &self.calib) {
+            (PrecisionArg::Fp32, _) => return Ok(()),
+            (PrecisionArg::Bf16, _) => Vec::new(),
+            (_, Some(dir)) => load_frames_of(dir, self.calib_frames, &[LaserName::Top])?,
+            (_, None) => {
+                anyhow::bail!("--precision int8/auto needs --calib DATA: frames to calibrate on, not the scored ones")
+            }
+        };
+        let t = std::time::Instant::now();
+        let plan = model.prepare_lowp(&calib, self.alpha(), self.guard())?;
+        run.default_precision = match self.precision {
+            PrecisionArg::Bf16 => Precision::Bf16,
+            PrecisionArg::Int8 => Precision::Int8,
+            _ => Precision::F32,
+        };
+        if self.precision == PrecisionArg::Auto {
+            run.precisions = plan.precisions.clone();
+        }
+        let count = |p: Precision| plan.precisions.values().filter(|&&q| q == p).count();
+        writeln!(
+            stdout,
+            "precision {}: calibrated on {} frame(s) in {:.1} s (SmoothQuant α {}); the guard would pick int8 for {}, bf16 for {}, fp32 for {} conv(s)",
+            clap::ValueEnum::to_possible_value(&self.precision).map_or("?".into(), |v| v.get_name().to_string()),
+            plan.calibration_inputs,
+            t.elapsed().as_secs_f64(),
+            self.alpha().map_or("off".to_string(), |a| a.to_string()),
+            count(Precision::Int8),
+            count(Precision::Bf16),
+            count(Precision::F32),
+        )?;
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -62,7 +144,7 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
                 Some(w) => w,
                 None => ctx.data()?.weights(WEIGHTS_FILE),
             };
-            lidar_seg(&args.data, &weights, args.out, args.max_frames, &args.device, stdout)
+            lidar_seg(&args.data, &weights, args.out, args.max_frames, &args.device, &args.lowp, stdout)
         }
     }
 }
@@ -114,6 +196,7 @@ fn lidar_seg(
     out: Option<PathBuf>,
     max_frames: Option<usize>,
     device: &DeviceArg,
+    lowp: &LowpArgs,
     stdout: &mut impl Write,
 ) -> Result<()> {
     if let Some(out) = &out {
@@ -122,7 +205,7 @@ fn lidar_seg(
     // The input first: a bad one is reported before the model loads.
     let source = Source::open(data)?;
     let device = device.open()?;
-    let model = LidarSegModel::load(weights, &device)?;
+    let mut model = LidarSegModel::load(weights, &device)?;
     // A stored `scenetok tune` result for this network, device and scale is reused.
     let tuned = TuneRecord::load(
         Path::new(TUNING_DIR),
@@ -135,6 +218,7 @@ fn lidar_seg(
         run.choices = t.choices();
         writeln!(stdout, "using the dataflows tuned for {} on {}", t.network, t.device)?;
     }
+    lowp.apply(&mut model, &mut run, stdout)?;
     let report = lidar_seg::evaluate(&source, &FrameSelection::all().first(max_frames), model, run)?;
     write!(stdout, "{}", report.table())?;
     if let Some(out) = out {

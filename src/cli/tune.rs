@@ -4,13 +4,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use scenetok::backend::{Dataflow, Device};
+use std::collections::BTreeMap;
+
+use scenetok::backend::{Dataflow, Device, Precision};
 use scenetok::models::lidar_seg::{CLASSES, FEATURES, LidarPoints};
 use scenetok::pipeline::stages::PointsStage;
 use scenetok::pipeline::{FrameContext, FrameSelection, Pipeline, Source};
+use scenetok::scene::LaserName;
 use scenetok::sparse::SparseTensor;
 use scenetok::sparse::layers::RunCtx;
 use scenetok::sparse::nets::{MinkUNet, MinkUNetConfig, SparseResNet21D};
+use scenetok::sparse::quant::{self, Guard};
 use scenetok::sparse::tune::{TuneRecord, tune};
 use scenetok::sparse::voxelize;
 use scenetok::sparse::weights::Params;
@@ -61,6 +65,14 @@ impl Net {
             other => anyhow::bail!("--network {other}: expected minkunet or resnet21d"),
         })
     }
+    /// Packs BF16 and INT8 weights (calibrated on `calib`, SmoothQuant α 0.5) and returns
+    /// the guarded per-conv choice (MinkUNet only).
+    pub fn prepare_lowp(&mut self, device: &Device, calib: &[SparseTensor]) -> Result<BTreeMap<String, Precision>> {
+        match self {
+            Net::MinkUNet(n) => Ok(quant::prepare(n.as_mut(), device, calib, Some(0.5), Guard::default())?.precisions),
+            Net::ResNet(_) => anyhow::bail!("low precision is prepared for MinkUNet only"),
+        }
+    }
     pub fn forward(&self, x: &SparseTensor, ctx: &RunCtx) -> scenetok::Result<()> {
         match self {
             Net::MinkUNet(n) => n.forward(x, ctx).map(drop),
@@ -71,8 +83,13 @@ impl Net {
 
 /// The first `frames` frames' first-return points of every lidar (the encoder's input).
 pub fn load_frames(data: &Path, frames: usize) -> Result<Vec<LidarPoints>> {
+    load_frames_of(data, frames, &[])
+}
+
+/// The first `frames` frames' first returns of `lasers` (all of them when empty).
+pub fn load_frames_of(data: &Path, frames: usize, lasers: &[LaserName]) -> Result<Vec<LidarPoints>> {
     let source = Source::open(data)?;
-    let mut points = Pipeline::new().then(PointsStage::first_returns(&[]))?;
+    let mut points = Pipeline::new().then(PointsStage::first_returns(lasers))?;
     let selection = FrameSelection::all().request(points.request());
     let mut out = Vec::new();
     for frame in source.frames(&selection)?.take(frames) {

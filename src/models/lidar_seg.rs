@@ -10,6 +10,7 @@ use crate::geom::range_image::{INTENSITY, PointCloud};
 use crate::sparse::SparseTensor;
 use crate::sparse::layers::RunCtx;
 use crate::sparse::nets::{MinkUNet, MinkUNetConfig};
+use crate::sparse::quant::{self, Guard, QuantPlan};
 use crate::sparse::voxelize::voxelize;
 use crate::sparse::weights::Params;
 
@@ -86,6 +87,18 @@ impl LidarSegModel {
         let voxel_size = meta(&p, "voxel_size")?;
         let config = MinkUNetConfig { in_channels: FEATURES, num_classes: CLASSES, width };
         Ok(LidarSegModel { net: MinkUNet::build(config, &mut p, device)?, voxel_size, device: device.clone() })
+    }
+
+    /// Packs INT8 (calibrated on `calib`, frames that are not scored) and BF16 weights into
+    /// every conv, and picks each conv's precision under `guard` (docs/quantization.md).
+    /// Without calibration frames only BF16 is packed.
+    pub fn prepare_lowp(&mut self, calib: &[LidarPoints], alpha: Option<f32>, guard: Guard) -> Result<QuantPlan> {
+        let inputs = calib
+            .iter()
+            .map(|f| Ok(voxelize(&self.device, &[f.as_ref()], self.voxel_size)?.tensor))
+            .collect::<Result<Vec<_>>>()?;
+        let inputs: Vec<SparseTensor> = inputs.into_iter().filter(|t| !t.is_empty()).collect();
+        quant::prepare(&mut self.net, &self.device, &inputs, alpha, guard)
     }
 
     /// Segments one frame's points.

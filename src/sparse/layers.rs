@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use super::quant::{Calibration, LayerCalib, ProbeRow};
 use super::tensor::{KmapKey, SparseTensor};
-use crate::backend::{Activation, ConvGeom, Dataflow, Device, Tensor};
+use crate::backend::lowp::{ActQuant, Bf16Conv, Int8Conv};
+use crate::backend::{Activation, ConvGeom, Dataflow, Device, LowpConv, Precision, Tensor};
 use crate::error::{Error, Result};
 
 /// One conv's timing, for benchmarks.
@@ -18,25 +20,44 @@ pub struct LayerStat {
     pub cout: usize,
     /// Multiply-adds × 2 actually needed (pairs · cin · cout · 2).
     pub flops: f64,
-    /// Seconds in the dataflow (kernel-map construction excluded).
+    /// Seconds in the conv and its epilogue (bias, activation; kernel-map construction excluded).
     pub seconds: f64,
     /// Seconds building the kernel map (0 when cached).
     pub map_seconds: f64,
+    /// The arithmetic it ran in.
+    pub precision: Precision,
 }
 
 /// How convs run on their tensors' device: the dataflow per layer group (kernel-map key),
-/// the default for the others, and optionally every conv's timing.
+/// the default for the others, the arithmetic per conv (by name; FP32 for the others and
+/// wherever a conv has no low-precision weights), and optionally every conv's timing, its
+/// inputs' calibration statistics, or a probe of every precision against FP32.
 #[derive(Debug)]
 pub struct RunCtx {
     pub choices: BTreeMap<KmapKey, Dataflow>,
     pub default: Dataflow,
+    pub precisions: BTreeMap<String, Precision>,
+    pub default_precision: Precision,
     /// When set, every conv appends its timing here.
     pub stats: Option<Mutex<Vec<LayerStat>>>,
+    /// When set, every conv records its input's ranges here (runs in FP32).
+    pub calib: Option<Mutex<Calibration>>,
+    /// When set, every conv with low-precision weights also runs each of them on its FP32
+    /// input and records the time and the error (the autotuner's accuracy guard).
+    pub probe: Option<Mutex<Vec<ProbeRow>>>,
 }
 
 impl Default for RunCtx {
     fn default() -> Self {
-        RunCtx { choices: BTreeMap::new(), default: Dataflow::DEFAULT, stats: None }
+        RunCtx {
+            choices: BTreeMap::new(),
+            default: Dataflow::DEFAULT,
+            precisions: BTreeMap::new(),
+            default_precision: Precision::F32,
+            stats: None,
+            calib: None,
+            probe: None,
+        }
     }
 }
 
@@ -54,9 +75,18 @@ impl RunCtx {
     pub fn take_stats(&mut self) -> Vec<LayerStat> {
         self.stats.take().map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).unwrap_or_default()
     }
+    /// Every conv in `precision` (where it has weights for it).
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.default_precision = precision;
+        self
+    }
     /// The dataflow for a layer group.
     pub fn dataflow(&self, key: &KmapKey) -> Dataflow {
         self.choices.get(key).copied().unwrap_or(self.default)
+    }
+    /// The precision asked for a conv.
+    pub fn precision(&self, conv: &str) -> Precision {
+        self.precisions.get(conv).copied().unwrap_or(self.default_precision)
     }
     fn record(&self, s: LayerStat) {
         if let Some(v) = &self.stats {
@@ -106,6 +136,8 @@ pub struct SparseConv3d {
     pub spec: ConvSpec,
     pub weight: Tensor,
     pub bias: Option<Tensor>,
+    /// INT8 / BF16 weights, once [`SparseConv3d::prepare_lowp`] made them.
+    pub lowp: Option<LowpConv>,
 }
 
 impl SparseConv3d {
@@ -115,11 +147,34 @@ impl SparseConv3d {
         let rows = spec.geom.volume() * spec.cin;
         let weight = backend.upload(weight, rows, spec.cout)?;
         let bias = bias.map(|b| backend.upload(b, 1, spec.cout)).transpose()?;
-        Ok(SparseConv3d { spec, weight, bias })
+        Ok(SparseConv3d { spec, weight, bias, lowp: None })
     }
 
     pub fn name(&self) -> &str {
         &self.spec.name
+    }
+
+    /// Whether the conv is a plain matmul (1×1×1, stride 1): it stays in FP32.
+    fn is_pointwise(&self) -> bool {
+        let s = &self.spec;
+        s.geom.volume() == 1 && s.geom.is_submanifold() && !s.transposed
+    }
+
+    /// Packs BF16 weights and, where `calib` has this conv's input ranges, INT8 weights
+    /// (SmoothQuant strength `alpha`). Pointwise convs stay in FP32.
+    pub fn prepare_lowp(&mut self, device: &Device, calib: Option<&LayerCalib>, alpha: Option<f32>) -> Result<()> {
+        if self.is_pointwise() {
+            return Ok(());
+        }
+        let s = &self.spec;
+        let w = device.backend().download(&self.weight)?;
+        let volume = s.geom.volume();
+        let int8 = calib.map(|c| {
+            let act = ActQuant::calibrate(&c.chan_absmax, c.min, &w, s.cout, alpha);
+            Int8Conv::quantize(&w, volume, s.cin, s.cout, &act)
+        });
+        self.lowp = Some(LowpConv { int8, bf16: Some(Bf16Conv::pack(&w, volume, s.cin, s.cout)) });
+        Ok(())
     }
 
     /// Runs the conv with `act` fused after the bias.
@@ -132,34 +187,73 @@ impl SparseConv3d {
             ));
         }
         let backend = x.device.backend();
-        if s.geom.volume() == 1 && s.geom.is_submanifold() && !s.transposed {
+        if let Some(c) = &ctx.calib {
+            let feats = backend.download(&x.feats)?;
+            c.lock().unwrap_or_else(|p| p.into_inner()).observe(&s.name, &feats, s.cin);
+        }
+        if self.is_pointwise() {
             // A 1×1×1 conv is a plain matmul on the same coordinates.
             let t = Instant::now();
             let y = backend.matmul(&x.feats, &self.weight, self.bias.as_ref(), act)?;
             let flops = 2.0 * (x.len() * s.cin * s.cout) as f64;
-            ctx.record(self.stat(None, flops, t.elapsed().as_secs_f64(), 0.0));
+            ctx.record(self.stat(None, flops, t.elapsed().as_secs_f64(), 0.0, Precision::F32));
             return x.with_feats(y);
         }
         let t0 = Instant::now();
         let plan = x.plan(&s.geom, s.transposed, s.generative)?;
         let map_seconds = t0.elapsed().as_secs_f64();
+        let flops = || 2.0 * (plan.map.n_pairs() * s.cin * s.cout) as f64;
+        let precision = match (ctx.precision(&s.name), &self.lowp) {
+            (p @ Precision::Int8, Some(LowpConv { int8: Some(_), .. }))
+            | (p @ Precision::Bf16, Some(LowpConv { bf16: Some(_), .. })) => p,
+            _ => Precision::F32,
+        };
+        if let (Precision::Int8 | Precision::Bf16, Some(lowp)) = (precision, &self.lowp) {
+            let t = Instant::now();
+            let y = backend.sparse_conv_lowp(&plan.map, &x.feats, lowp, precision, self.bias.as_ref(), act)?;
+            let seconds = t.elapsed().as_secs_f64();
+            if ctx.stats.is_some() {
+                ctx.record(self.stat(Some(plan.key), flops(), seconds, map_seconds, precision));
+            }
+            return x.on_plan(&plan, y);
+        }
         let df = ctx.dataflow(&plan.key);
         let t = Instant::now();
         let mut y = backend.sparse_conv(&df, &plan.map, &x.feats, &self.weight)?;
-        let seconds = t.elapsed().as_secs_f64();
-        if ctx.stats.is_some() {
-            let flops = 2.0 * (plan.map.n_pairs() * s.cin * s.cout) as f64;
-            ctx.record(self.stat(Some(plan.key), flops, seconds, map_seconds));
-        }
         if self.bias.is_some() || act != Activation::None {
             backend.bias_act(&mut y, self.bias.as_ref(), act)?;
+        }
+        let seconds = t.elapsed().as_secs_f64();
+        if ctx.stats.is_some() {
+            ctx.record(self.stat(Some(plan.key), flops(), seconds, map_seconds, Precision::F32));
+        }
+        if let (Some(probe), Some(lowp)) = (&ctx.probe, &self.lowp) {
+            let want = backend.download(&y)?;
+            for p in [Precision::Bf16, Precision::Int8] {
+                if (p == Precision::Int8 && lowp.int8.is_none()) || (p == Precision::Bf16 && lowp.bf16.is_none()) {
+                    continue;
+                }
+                let t = Instant::now();
+                let got = backend.sparse_conv_lowp(&plan.map, &x.feats, lowp, p, self.bias.as_ref(), act)?;
+                let lowp_seconds = t.elapsed().as_secs_f64();
+                let got = backend.download(&got)?;
+                let row = ProbeRow::new(&s.name, p, &got, &want, lowp_seconds, seconds);
+                probe.lock().unwrap_or_else(|p| p.into_inner()).push(row);
+            }
         }
         x.on_plan(&plan, y)
     }
 
-    fn stat(&self, key: Option<KmapKey>, flops: f64, seconds: f64, map_seconds: f64) -> LayerStat {
+    fn stat(
+        &self,
+        key: Option<KmapKey>,
+        flops: f64,
+        seconds: f64,
+        map_seconds: f64,
+        precision: Precision,
+    ) -> LayerStat {
         let s = &self.spec;
-        LayerStat { name: s.name.clone(), key, cin: s.cin, cout: s.cout, flops, seconds, map_seconds }
+        LayerStat { name: s.name.clone(), key, cin: s.cin, cout: s.cout, flops, seconds, map_seconds, precision }
     }
 }
 

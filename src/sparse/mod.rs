@@ -5,6 +5,7 @@
 
 pub mod layers;
 pub mod nets;
+pub mod quant;
 pub mod tensor;
 pub mod tune;
 pub mod voxelize;

@@ -5,6 +5,7 @@ use crate::backend::{Activation, ConvGeom, Device, Tensor};
 use crate::error::Result;
 
 use super::layers::{BatchNorm, ConvSpec, ResBlock, RunCtx, SparseConv3d, concat, fold_bn};
+use super::quant::QuantizableNet;
 use super::tensor::SparseTensor;
 use super::weights::{Init, Params};
 
@@ -162,6 +163,28 @@ impl MinkUNet {
         }
         let logits = h.device.backend().matmul(&h.feats, &self.head_w, Some(&self.head_b), Activation::None)?;
         Ok(MinkUNetOutput { features: h, logits })
+    }
+}
+
+impl ResBlock {
+    fn convs_mut(&mut self) -> impl Iterator<Item = &mut SparseConv3d> {
+        [&mut self.conv1, &mut self.conv2].into_iter().chain(self.proj.as_mut())
+    }
+}
+
+impl QuantizableNet for MinkUNet {
+    fn convs_mut(&mut self) -> Vec<&mut SparseConv3d> {
+        let mut v: Vec<&mut SparseConv3d> = self.stem.iter_mut().collect();
+        for s in self.encoder.iter_mut().chain(self.decoder.iter_mut()) {
+            v.push(&mut s.resample);
+            for b in &mut s.blocks {
+                v.extend(b.convs_mut());
+            }
+        }
+        v
+    }
+    fn run(&self, x: &SparseTensor, ctx: &RunCtx) -> Result<()> {
+        self.forward(x, ctx).map(|_| ())
     }
 }
 

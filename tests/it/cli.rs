@@ -209,3 +209,29 @@ fn an_installed_binary_finds_its_models_or_says_where_it_looked() {
     std::os::unix::fs::symlink(&data, bin.join("data")).unwrap();
     ok(run(&[], None), "beside the executable");
 }
+
+/// `eval --task lidar-seg --precision`: INT8 needs calibration frames and says so; with them
+/// (and BF16 without) it runs and reports what calibration chose.
+#[test]
+fn lidar_seg_in_low_precision_calibrates_or_asks_for_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ds");
+    assert!(scenetok(&["fixture", "--out", root.to_str().unwrap()]).status.success());
+    let data = root.to_str().unwrap();
+    let out = scenetok(&["eval", "--task", "lidar-seg", "--data", data, "--precision", "int8"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--calib"), "{}", String::from_utf8_lossy(&out.stderr));
+    for extra in [
+        &["--precision", "int8", "--calib", data][..],
+        &["--precision", "auto", "--calib", data],
+        &["--precision", "bf16"],
+    ] {
+        let out = scenetok(&[&["eval", "--task", "lidar-seg", "--data", data][..], extra].concat());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            stdout.contains(&format!("precision {}: calibrated on", extra[1])) && stdout.contains("mIoU"),
+            "{stdout}"
+        );
+    }
+}

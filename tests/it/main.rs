@@ -13,6 +13,7 @@ mod geom_pvps;
 mod hostile;
 mod image_encoder;
 mod motion_metrics;
+mod quant;
 mod report;
 mod sim_camera;
 mod sim_generate;

@@ -4,12 +4,16 @@ pub mod dataflow;
 pub mod gemm;
 pub mod hash;
 pub mod kmap;
+pub mod lowp;
 pub mod voxelize;
 
 use rayon::prelude::*;
 
 use super::tensor::Storage;
-use super::{Activation, Backend, BuiltMap, ConvGeom, Dataflow, KernelMap, MapKind, PointsRef, Tensor, Voxels};
+use super::{
+    Activation, Backend, BuiltMap, ConvGeom, Dataflow, KernelMap, LowpConv, MapKind, PointsRef, Precision, Tensor,
+    Voxels,
+};
 use crate::error::{Error, Result};
 
 /// Rows per GEMM task: large enough to amortise packing, small enough to spread the work.
@@ -168,6 +172,41 @@ impl Backend for CpuBackend {
         }
         let p = dataflow::ConvProblem { map, x: host(x, "conv input")?, cin, w: host(w, "conv weight")?, cout };
         Ok(tensor(dataflow::run(df, &p), map.n_out, cout))
+    }
+
+    fn sparse_conv_lowp(
+        &self,
+        map: &KernelMap,
+        x: &Tensor,
+        w: &LowpConv,
+        precision: Precision,
+        bias: Option<&Tensor>,
+        act: Activation,
+    ) -> Result<Tensor> {
+        let check = |volume: usize, cin: usize| {
+            if x.rows() != map.n_in || x.cols() != cin || map.volume != volume {
+                return Err(mismatch(format!(
+                    "a {} conv of {} inputs × {} channels with a map of {} inputs and volume {}, weights {volume}×{cin}",
+                    precision.label(),
+                    x.rows(),
+                    x.cols(),
+                    map.n_in,
+                    map.volume
+                )));
+            }
+            host(x, "conv input")
+        };
+        match (precision, &w.int8, &w.bf16) {
+            (Precision::Int8, Some(q), _) => {
+                let y = lowp::conv_int8(map, check(q.volume, q.cin)?, q, bias_row(bias, q.cout)?, act);
+                Ok(tensor(y, map.n_out, q.cout))
+            }
+            (Precision::Bf16, _, Some(b)) => {
+                let y = lowp::conv_bf16(map, check(b.volume, b.cin)?, b, bias_row(bias, b.cout)?, act);
+                Ok(tensor(y, map.n_out, b.cout))
+            }
+            _ => Err(mismatch(format!("a conv in {} without weights packed for it", precision.label()))),
+        }
     }
 }
 

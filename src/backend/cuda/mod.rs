@@ -7,7 +7,10 @@
 
 use std::sync::Arc;
 
-use super::{Activation, Backend, BuiltMap, ConvGeom, Dataflow, KernelMap, MapKind, PointsRef, Tensor, Voxels};
+use super::{
+    Activation, Backend, BuiltMap, ConvGeom, Dataflow, KernelMap, LowpConv, MapKind, PointsRef, Precision, Tensor,
+    Voxels,
+};
 use crate::error::{Error, Result};
 
 /// A CUDA device (none can be opened in this version).
@@ -80,6 +83,17 @@ impl Backend for CudaBackend {
         match *self {}
     }
     fn sparse_conv(&self, _: &Dataflow, _: &KernelMap, _: &Tensor, _: &Tensor) -> Result<Tensor> {
+        match *self {}
+    }
+    fn sparse_conv_lowp(
+        &self,
+        _: &KernelMap,
+        _: &Tensor,
+        _: &LowpConv,
+        _: Precision,
+        _: Option<&Tensor>,
+        _: Activation,
+    ) -> Result<Tensor> {
         match *self {}
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use scenetok::backend::{Dataflow, Device};
+use scenetok::backend::{Dataflow, Device, Precision};
 use scenetok::models::lidar_seg::{CLASSES, FEATURES};
 use scenetok::sparse::layers::{LayerStat, RunCtx};
 use scenetok::sparse::nets::{MinkUNet, MinkUNetConfig};
@@ -50,15 +50,36 @@ pub struct Args {
     device: DeviceArg,
 }
 
-/// One pass of `forward` over fresh copies of `inputs` with `choices` / `default`: ms per
-/// input and the per-layer statistics.
-fn pass(
-    net: &Net,
-    inputs: &[SparseTensor],
-    choices: &BTreeMap<KmapKey, Dataflow>,
-    default: Dataflow,
-) -> Result<(f64, Vec<LayerStat>)> {
-    let mut ctx = RunCtx { choices: choices.clone(), ..RunCtx::with_default(default) }.with_stats();
+/// One row of the network table: dataflows per group and precision per conv.
+struct Config {
+    label: String,
+    choices: BTreeMap<KmapKey, Dataflow>,
+    dataflow: Dataflow,
+    precision: Precision,
+    precisions: BTreeMap<String, Precision>,
+}
+
+impl Config {
+    fn dataflow(df: Dataflow) -> Self {
+        Config {
+            label: df.label(),
+            choices: BTreeMap::new(),
+            dataflow: df,
+            precision: Precision::F32,
+            precisions: BTreeMap::new(),
+        }
+    }
+}
+
+/// One pass of `forward` over fresh copies of `inputs` with `config`: ms per input and the
+/// per-layer statistics.
+fn pass(net: &Net, inputs: &[SparseTensor], config: &Config) -> Result<(f64, Vec<LayerStat>)> {
+    let mut ctx = RunCtx {
+        choices: config.choices.clone(),
+        precisions: config.precisions.clone(),
+        ..RunCtx::with_default(config.dataflow).with_precision(config.precision)
+    }
+    .with_stats();
     let t = Instant::now();
     for x in inputs {
         net.forward(&x.fresh()?, &ctx)?;
@@ -106,7 +127,7 @@ pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
     writeln!(stdout, "SGEMM reference: {peak:.1} GFLOP/s, {reference}")?;
     let mut spconv_inputs = Vec::new();
     for &width in &args.widths {
-        let net = Net::build("minkunet", width, &device)?;
+        let mut net = Net::build("minkunet", width, &device)?;
         for &voxel in &args.voxels {
             let inputs = voxel_inputs(&frames, voxel, &device)?;
             let voxels = inputs.iter().map(|t| t.len()).sum::<usize>() / inputs.len();
@@ -116,66 +137,107 @@ pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
             // tune`), two interleaved rounds, fastest round per group.
             let groups = autotune(&inputs, &Dataflow::representatives(), 2, &|x, c| net.forward(x, c))?;
             let tune_s = t.elapsed().as_secs_f64();
-            let mut configs: Vec<(String, BTreeMap<_, _>, Dataflow)> =
-                Dataflow::representatives().into_iter().map(|df| (df.label(), BTreeMap::new(), df)).collect();
-            let choices = groups.iter().map(|g| (g.key, g.dataflow)).collect();
-            configs.push((format!("tuned ({tune_s:.0} s to tune)"), choices, Dataflow::DEFAULT));
+            let mut configs: Vec<Config> = Dataflow::representatives().into_iter().map(Config::dataflow).collect();
+            let choices: BTreeMap<KmapKey, Dataflow> = groups.iter().map(|g| (g.key, g.dataflow)).collect();
+            let tuned = Config {
+                label: format!("tuned ({tune_s:.0} s to tune)"),
+                choices: choices.clone(),
+                ..Config::dataflow(Dataflow::DEFAULT)
+            };
+            configs.push(tuned);
+            // Low precision: calibrated on the first frame (these are random weights: the
+            // rows measure speed; accuracy is `eval --task lidar-seg --precision`).
+            let t = Instant::now();
+            let plan = net.prepare_lowp(&device, &inputs[..1])?;
+            let quant_s = t.elapsed().as_secs_f64();
+            for (label, precision, precisions) in [
+                ("bf16".to_string(), Precision::Bf16, BTreeMap::new()),
+                ("int8".to_string(), Precision::Int8, BTreeMap::new()),
+                (format!("guarded mix ({quant_s:.0} s to calibrate)"), Precision::F32, plan),
+            ] {
+                configs.push(Config {
+                    label,
+                    choices: choices.clone(),
+                    precision,
+                    precisions,
+                    ..Config::dataflow(Dataflow::DEFAULT)
+                });
+            }
+            let tuned_row = Dataflow::representatives().len();
             // Interleaved rounds (every config once per round), fastest round per config: a
             // burst of other work on a shared machine then costs one round of every config,
             // not every round of one.
-            pass(&net, &inputs[..1], &BTreeMap::new(), configs[0].2)?;
+            pass(&net, &inputs[..1], &configs[0])?;
             let mut rows: Vec<(String, f64, Vec<LayerStat>)> =
-                configs.iter().map(|c| (c.0.clone(), f64::INFINITY, Vec::new())).collect();
+                configs.iter().map(|c| (c.label.clone(), f64::INFINITY, Vec::new())).collect();
             for _ in 0..reps {
-                for (row, (_, choices, default)) in rows.iter_mut().zip(&configs) {
-                    let (ms, stats) = pass(&net, &inputs, choices, *default)?;
+                for (row, config) in rows.iter_mut().zip(&configs) {
+                    let (ms, stats) = pass(&net, &inputs, config)?;
                     if ms < row.1 {
                         (row.1, row.2) = (ms, stats);
                     }
                 }
             }
-            writeln!(stdout, "  fastest of {reps} interleaved round(s) per row:")?;
-            writeln!(stdout, "  {:<28} {:>10} {:>10} {:>10}", "dataflow", "ms/frame", "conv ms", "map ms")?;
+            writeln!(
+                stdout,
+                "  fastest of {reps} interleaved round(s) per row (fp32 unless named; low precision on the tuned dataflows' maps):"
+            )?;
+            writeln!(stdout, "  {:<34} {:>10} {:>10} {:>10}", "dataflow / precision", "ms/frame", "conv ms", "map ms")?;
             let runs = inputs.len() as f64;
             for (label, ms, stats) in &rows {
                 let conv: f64 = stats.iter().map(|s| s.seconds).sum::<f64>() * 1e3 / runs;
                 let map: f64 = stats.iter().map(|s| s.map_seconds).sum::<f64>() * 1e3 / runs;
-                writeln!(stdout, "  {label:<28} {ms:>10.1} {conv:>10.1} {map:>10.1}")?;
+                writeln!(stdout, "  {label:<34} {ms:>10.1} {conv:>10.1} {map:>10.1}")?;
             }
-            let best = rows.iter().take(rows.len() - 1).map(|r| r.1).fold(f64::INFINITY, f64::min);
-            let tuned = rows.last().map_or(f64::NAN, |r| r.1);
-            writeln!(stdout, "  tuned / best single dataflow: {:.2}", tuned / best)?;
-            // Per-layer GFLOP/s of the tuned run.
-            let (_, _, stats) = rows.last().expect("tuned row");
-            let mut per: BTreeMap<(usize, String), LayerSum> = BTreeMap::new();
-            for (i, s) in stats.iter().enumerate() {
-                let idx = i % (stats.len() / runs as usize).max(1);
-                let e = per.entry((idx, s.name.clone())).or_insert((
-                    s.cin,
-                    s.cout,
-                    0.0,
-                    0.0,
-                    s.key.map_or("1x1".into(), |k| k.label()),
-                ));
-                e.2 += s.flops;
-                e.3 += s.seconds;
+            let best = rows.iter().take(tuned_row).map(|r| r.1).fold(f64::INFINITY, f64::min);
+            let tuned_ms = rows[tuned_row].1;
+            writeln!(stdout, "  tuned / best single dataflow: {:.2}", tuned_ms / best)?;
+            for r in &rows[tuned_row + 1..] {
+                writeln!(stdout, "  speed-up of {} over fp32 tuned: {:.2}x", r.0, tuned_ms / r.1)?;
             }
+            // Per-layer GFLOP/s of the tuned run, and each layer's speed-up in BF16 and INT8.
+            let per_layer = |stats: &[LayerStat]| {
+                let mut per: BTreeMap<(usize, String), LayerSum> = BTreeMap::new();
+                for (i, s) in stats.iter().enumerate() {
+                    let idx = i % (stats.len() / runs as usize).max(1);
+                    let e = per.entry((idx, s.name.clone())).or_insert((
+                        s.cin,
+                        s.cout,
+                        0.0,
+                        0.0,
+                        s.key.map_or("1x1".into(), |k| k.label()),
+                    ));
+                    e.2 += s.flops;
+                    e.3 += s.seconds;
+                }
+                per
+            };
+            let per = per_layer(&rows[tuned_row].2);
+            let bf16 = per_layer(&rows[tuned_row + 1].2);
+            let int8 = per_layer(&rows[tuned_row + 2].2);
             let (mut big, mut big_ok) = (0, 0);
-            writeln!(stdout, "  per conv layer (tuned): GFLOP/s and % of the SGEMM reference")?;
-            for ((_, name), (cin, cout, flops, secs, key)) in &per {
+            writeln!(
+                stdout,
+                "  per conv layer (tuned fp32): GFLOP/s and % of the SGEMM reference; bf16 and int8: speed-up over fp32"
+            )?;
+            for (id, (cin, cout, flops, secs, key)) in &per {
                 let g = flops / secs / 1e9;
                 if *cin >= 64 && *cout >= 64 {
                     big += 1;
                     big_ok += (g >= 0.5 * peak) as usize;
                 }
+                let speedup = |m: &BTreeMap<(usize, String), LayerSum>| m.get(id).map_or(f64::NAN, |l| secs / l.3);
                 writeln!(
                     stdout,
-                    "    {name:<16} {key:<14} {cin:>4}→{cout:<4} {g:>8.1} GFLOP/s {:>5.0}%",
-                    100.0 * g / peak
+                    "    {:<16} {key:<14} {cin:>4}→{cout:<4} {g:>8.1} GFLOP/s {:>5.0}%   bf16 {:>5.2}x  int8 {:>5.2}x",
+                    id.1,
+                    100.0 * g / peak,
+                    speedup(&bf16),
+                    speedup(&int8),
                 )?;
             }
             writeln!(stdout, "  layers with C ≥ 64 at ≥ 50% of the SGEMM reference: {big_ok}/{big}")?;
-            spconv_inputs.push((width, voxel, inputs[0].clone(), rows.last().map_or(0.0, |r| r.1)));
+            spconv_inputs.push((width, voxel, inputs[0].clone(), tuned_ms));
         }
     }
     if args.no_baseline {

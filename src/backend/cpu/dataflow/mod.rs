@@ -31,7 +31,7 @@ pub fn run(dataflow: &Dataflow, p: &ConvProblem<'_>) -> Vec<f32> {
 /// A raw pointer to output rows, shared by threads that write disjoint rows (each output
 /// has at most one input per offset, so one offset's scatter never writes a row twice).
 #[derive(Clone, Copy)]
-struct RowsPtr {
+pub(in crate::backend::cpu) struct RowsPtr {
     ptr: *mut f32,
     rows: usize,
     cols: usize,
@@ -42,8 +42,19 @@ unsafe impl Send for RowsPtr {}
 unsafe impl Sync for RowsPtr {}
 
 impl RowsPtr {
-    fn new(y: &mut [f32], cols: usize) -> Self {
+    pub(in crate::backend::cpu) fn new(y: &mut [f32], cols: usize) -> Self {
         RowsPtr { ptr: y.as_mut_ptr(), rows: y.len() / cols.max(1), cols }
+    }
+    /// Row `r`, to write.
+    ///
+    /// # Safety
+    /// No other thread may touch row `r` while the slice lives.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub(in crate::backend::cpu) unsafe fn row_mut(&self, r: usize) -> &mut [f32] {
+        assert!(r < self.rows);
+        // SAFETY: in bounds (checked above); exclusive per the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r * self.cols), self.cols) }
     }
     /// Adds `src` to row `r`.
     ///

@@ -1,0 +1,562 @@
+//! INT8 and BF16 sparse convs on the CPU: output-stationary implicit GEMM with the gather
+//! fused into the micro-kernel. A tile of [`MR`] output rows keeps its accumulators in
+//! registers across every offset present in the tile; per offset the kernel reads each row's
+//! input straight from the quantized feature matrix (a missing neighbour reads a zero row),
+//! so there is no gathered copy of A and no packing at call time (weights were packed when
+//! the model was prepared, [`crate::backend::lowp`]). The epilogue (zero-point correction,
+//! scales, bias, activation) writes each output row once.
+//!
+//! Rows run in the map's sorted order (by neighbour bitmask), so a tile's rows share their
+//! offsets and the offsets absent from all of them are skipped.
+//!
+//! Micro-kernels: AVX-512 VNNI (`vpdpbusd`) and AVX-512 BF16 (`vdpbf16ps`) where the CPU has
+//! them, chosen at run time; a portable loop otherwise, with the same integer arithmetic
+//! (INT8 results are bit-identical on every path).
+
+use rayon::prelude::*;
+
+use super::dataflow::RowsPtr;
+use crate::backend::lowp::{Bf16Conv, Int8Conv, from_bf16, quantize_u8, to_bf16};
+use crate::backend::{Activation, KernelMap, ROW_TILE};
+
+/// Output rows per micro-tile.
+const MR: usize = 8;
+
+/// Which dot product a kernel runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Dot {
+    /// 4 × (u8 · s8) summed into an i32 lane.
+    U8S8,
+    /// 2 × (bf16 · bf16) summed into an f32 lane.
+    Bf16,
+}
+
+/// Whether this CPU runs `dot` in AVX-512.
+fn has_simd(dot: Dot) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let base = std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw");
+        match dot {
+            Dot::U8S8 => base && std::arch::is_x86_feature_detected!("avx512vnni"),
+            Dot::Bf16 => base && std::arch::is_x86_feature_detected!("avx512bf16"),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = dot;
+        false
+    }
+}
+
+/// Which micro-kernels the CPU runs: `(int8, bf16)`, "avx512" or "portable".
+pub fn kernels() -> (&'static str, &'static str) {
+    let name = |d| if has_simd(d) { "avx512" } else { "portable" };
+    (name(Dot::U8S8), name(Dot::Bf16))
+}
+
+/// `Y = act(conv(X) + bias)` in INT8: `x [n_in × cin]` f32 is quantized here.
+pub fn conv_int8(map: &KernelMap, x: &[f32], w: &Int8Conv, bias: Option<&[f32]>, act: Activation) -> Vec<f32> {
+    conv_int8_with(map, x, w, bias, act, has_simd(Dot::U8S8))
+}
+
+fn conv_int8_with(
+    map: &KernelMap,
+    x: &[f32],
+    w: &Int8Conv,
+    bias: Option<&[f32]>,
+    act: Activation,
+    simd: bool,
+) -> Vec<f32> {
+    let (cin, words, z) = (w.cin, w.words, w.zero_point);
+    // Quantized rows, 4 channels a word (padding channels hold the zero point and meet zero
+    // weights), then one zero row for missing neighbours.
+    let mut xq = vec![w.zero_word(); (map.n_in + 1) * words];
+    xq.par_chunks_mut(words * QUANT_ROWS).zip(x.par_chunks(cin * QUANT_ROWS)).for_each(|(dst, rows)| {
+        for (dst, row) in dst.chunks_exact_mut(words).zip(rows.chunks_exact(cin)) {
+            for (q, d) in dst.iter_mut().enumerate() {
+                let mut b = [z; 4];
+                for (t, b) in b.iter_mut().enumerate() {
+                    if let (Some(&v), Some(&inv)) = (row.get(4 * q + t), w.inv_scale.get(4 * q + t)) {
+                        *b = quantize_u8(v, inv, z);
+                    }
+                }
+                *d = u32::from_ne_bytes(b);
+            }
+        }
+    });
+    let bias = bias.map_or_else(|| vec![0.0; w.cout], <[f32]>::to_vec);
+    let epi = Epilogue { scale: Some(&w.out_scale), bias: &bias, relu: relu(act) };
+    let conv = Packed { x: &xq, words, w: &w.w, cout_p: w.cout_p, cout: w.cout, zero_sum: Some(&w.zero_sum) };
+    run(map, &conv, Dot::U8S8, simd, &epi)
+}
+
+/// `Y = act(conv(X) + bias)` in BF16 with f32 accumulation.
+pub fn conv_bf16(map: &KernelMap, x: &[f32], w: &Bf16Conv, bias: Option<&[f32]>, act: Activation) -> Vec<f32> {
+    conv_bf16_with(map, x, w, bias, act, has_simd(Dot::Bf16))
+}
+
+fn conv_bf16_with(
+    map: &KernelMap,
+    x: &[f32],
+    w: &Bf16Conv,
+    bias: Option<&[f32]>,
+    act: Activation,
+    simd: bool,
+) -> Vec<f32> {
+    let (cin, words) = (w.cin, w.words);
+    let mut xb = vec![0u32; (map.n_in + 1) * words];
+    xb.par_chunks_mut(words * QUANT_ROWS).zip(x.par_chunks(cin * QUANT_ROWS)).for_each(|(dst, rows)| {
+        for (dst, row) in dst.chunks_exact_mut(words).zip(rows.chunks_exact(cin)) {
+            for (j, &v) in row.iter().enumerate() {
+                dst[j / 2] |= (to_bf16(v) as u32) << (16 * (j % 2));
+            }
+        }
+    });
+    let bias = bias.map_or_else(|| vec![0.0; w.cout], <[f32]>::to_vec);
+    let epi = Epilogue { scale: None, bias: &bias, relu: relu(act) };
+    let conv = Packed { x: &xb, words, w: &w.w, cout_p: w.cout_p, cout: w.cout, zero_sum: None };
+    run(map, &conv, Dot::Bf16, simd, &epi)
+}
+
+fn relu(act: Activation) -> bool {
+    match act {
+        Activation::None => false,
+        Activation::Relu => true,
+    }
+}
+
+/// Rows per task when quantizing or converting the input.
+const QUANT_ROWS: usize = 512;
+
+/// A conv's operands as the driver reads them.
+struct Packed<'a> {
+    /// `[n_in + 1][words]`: the input rows, then the zero row.
+    x: &'a [u32],
+    words: usize,
+    /// `[K][words][cout_p]`.
+    w: &'a [u32],
+    cout_p: usize,
+    cout: usize,
+    /// INT8: `[K][cout_p]`, what each present offset's zero points add.
+    zero_sum: Option<&'a [i32]>,
+}
+
+/// What becomes of a row's accumulators: INT8 `f32(acc − zero)·scale + bias`, BF16
+/// `acc + bias`, then the activation.
+struct Epilogue<'a> {
+    /// INT8: per output, the factor of the integer sum; BF16: none (the sums are f32).
+    scale: Option<&'a [f32]>,
+    /// `[cout]`, zeros for a conv without bias.
+    bias: &'a [f32],
+    relu: bool,
+}
+
+impl Epilogue<'_> {
+    /// One output row from its accumulators `[cout_p]` and, for INT8, the tile's zero-point
+    /// sums `[cout_p]`.
+    #[inline]
+    fn row(&self, acc: &[u32], zero: &[i32], out: &mut [f32]) {
+        let n = out.len();
+        let (acc, bias) = (&acc[..n], &self.bias[..n]);
+        match self.scale {
+            Some(scale) => {
+                for ((((y, &a), &z), &s), &b) in out.iter_mut().zip(acc).zip(&zero[..n]).zip(&scale[..n]).zip(bias) {
+                    // Two roundings, as NumPy's float32 does them (Rust never fuses them).
+                    *y = (a as i32).wrapping_sub(z) as f32 * s + b;
+                }
+            }
+            None => {
+                for ((y, &a), &b) in out.iter_mut().zip(acc).zip(bias) {
+                    *y = f32::from_bits(a) + b;
+                }
+            }
+        }
+        if self.relu {
+            out.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+    }
+}
+
+/// Per-thread state for a chunk of [`ROW_TILE`] rows: its micro-tiles' offsets and
+/// accumulators.
+struct TileBufs {
+    /// The offsets present in each micro-tile, one after another.
+    ks: Vec<usize>,
+    /// Per entry of `ks`, each row's input word offset in `x` (the zero row's when absent).
+    xoff: Vec<[usize; MR]>,
+    /// Each micro-tile's range of `ks`.
+    spans: Vec<std::ops::Range<usize>>,
+    /// `[ROW_TILE × cout_p]` accumulators.
+    acc: Vec<u32>,
+    /// INT8: the tile's zero-point sum per output (zeros for BF16).
+    zero: Vec<i32>,
+}
+
+/// Appends the offsets a micro-tile's rows use (to `b.ks`, ascending) and, per offset, each
+/// row's input word offset (the zero row's where that row has no neighbour). Rows past the
+/// tile's end read the zero row; their results are never written.
+fn tile_offsets(map: &KernelMap, tile: &[u32], words: usize, b: &mut TileBufs) {
+    let (kv, n_in) = (map.volume, map.n_in);
+    let zero_row = n_in * words;
+    // A map entry past the inputs cannot occur (maps are built here); reading it as absent
+    // keeps every access in bounds regardless.
+    let present = |i: i32| i >= 0 && (i as usize) < n_in;
+    if kv <= 64 {
+        let mut union = 0u64;
+        for &o in tile {
+            union |= map.row(o as usize).iter().enumerate().fold(0u64, |m, (k, &i)| m | ((present(i) as u64) << k));
+        }
+        while union != 0 {
+            let k = union.trailing_zeros() as usize;
+            union &= union - 1;
+            let mut idx = [zero_row; MR];
+            for (r, &o) in tile.iter().enumerate() {
+                let i = map.row(o as usize)[k];
+                if present(i) {
+                    idx[r] = i as usize * words;
+                }
+            }
+            b.xoff.push(idx);
+            b.ks.push(k);
+        }
+        return;
+    }
+    for k in 0..kv {
+        let mut idx = [zero_row; MR];
+        let mut any = false;
+        for (r, &o) in tile.iter().enumerate() {
+            let i = map.row(o as usize)[k];
+            if present(i) {
+                idx[r] = i as usize * words;
+                any = true;
+            }
+        }
+        if any {
+            b.xoff.push(idx);
+            b.ks.push(k);
+        }
+    }
+}
+
+/// The driver shared by both precisions: parallel over chunks of sorted rows, micro-tiles of
+/// [`MR`] rows inside, each summing the offsets its rows use.
+fn run(map: &KernelMap, p: &Packed<'_>, dot: Dot, simd: bool, epi: &Epilogue<'_>) -> Vec<f32> {
+    let (cout, cout_p, words) = (p.cout, p.cout_p, p.words);
+    let mut y = vec![0.0f32; map.n_out * cout];
+    if map.n_out == 0 || cout == 0 {
+        return y;
+    }
+    let natural: Vec<u32>;
+    let sorted;
+    let order: &[u32] = if map.volume <= 32 {
+        sorted = map.sorted(1);
+        &sorted.reorder[0]
+    } else {
+        natural = (0..map.n_out as u32).collect();
+        &natural
+    };
+    let out = RowsPtr::new(&mut y, cout);
+    let kv = map.volume;
+    let n_in = map.n_in;
+    debug_assert_eq!(p.x.len(), (n_in + 1) * words);
+    debug_assert_eq!(p.w.len(), kv * words * cout_p);
+    order.par_chunks(ROW_TILE).for_each_init(
+        || TileBufs {
+            ks: Vec::with_capacity(kv * ROW_TILE / MR),
+            xoff: Vec::with_capacity(kv * ROW_TILE / MR),
+            spans: Vec::with_capacity(ROW_TILE / MR),
+            acc: vec![0u32; ROW_TILE * cout_p],
+            zero: vec![0i32; cout_p],
+        },
+        |b, chunk| {
+            b.ks.clear();
+            b.xoff.clear();
+            b.spans.clear();
+            for tile in chunk.chunks(MR) {
+                let start = b.ks.len();
+                tile_offsets(map, tile, words, b);
+                b.spans.push(start..b.ks.len());
+            }
+            if simd {
+                simd_chunk(dot, p, b);
+            } else {
+                for (t, span) in b.spans.iter().enumerate() {
+                    let acc = &mut b.acc[t * MR * cout_p..(t + 1) * MR * cout_p];
+                    portable_tile(dot, p, &b.ks[span.clone()], &b.xoff[span.clone()], acc);
+                }
+            }
+            for (t, (tile, span)) in chunk.chunks(MR).zip(&b.spans).enumerate() {
+                if let Some(zs) = p.zero_sum {
+                    b.zero.fill(0);
+                    for &k in &b.ks[span.clone()] {
+                        for (z, s) in b.zero.iter_mut().zip(&zs[k * cout_p..(k + 1) * cout_p]) {
+                            *z += s;
+                        }
+                    }
+                }
+                for (r, &o) in tile.iter().enumerate() {
+                    let acc = &b.acc[(t * MR + r) * cout_p..(t * MR + r + 1) * cout_p];
+                    // SAFETY: every output row appears once in the order, so one tile owns it.
+                    let dst = unsafe { out.row_mut(o as usize) };
+                    epi.row(acc, &b.zero, dst);
+                }
+            }
+        },
+    );
+    y
+}
+
+/// `acc [MR × cout_p] = Σ_{t} Σ_q dot(x[xoff[t][r] + q], w[ks[t]][q][·])`, portably.
+fn portable_tile(dot: Dot, p: &Packed<'_>, ks: &[usize], xoff: &[[usize; MR]], acc: &mut [u32]) {
+    let (words, cout_p) = (p.words, p.cout_p);
+    for r in 0..MR {
+        let acc = &mut acc[r * cout_p..(r + 1) * cout_p];
+        match dot {
+            Dot::U8S8 => {
+                let mut a32 = vec![0i32; cout_p];
+                for (&k, off) in ks.iter().zip(xoff) {
+                    for (q, &xw) in p.x[off[r]..off[r] + words].iter().enumerate() {
+                        let xb = xw.to_ne_bytes();
+                        let wr = &p.w[(k * words + q) * cout_p..(k * words + q + 1) * cout_p];
+                        for (a, &ww) in a32.iter_mut().zip(wr) {
+                            let wb = ww.to_ne_bytes();
+                            let s: i32 = (0..4).map(|b| xb[b] as i32 * wb[b] as i8 as i32).sum();
+                            *a = a.wrapping_add(s);
+                        }
+                    }
+                }
+                for (d, s) in acc.iter_mut().zip(a32) {
+                    *d = s as u32;
+                }
+            }
+            Dot::Bf16 => {
+                let mut af = vec![0.0f32; cout_p];
+                for (&k, off) in ks.iter().zip(xoff) {
+                    for (q, &xw) in p.x[off[r]..off[r] + words].iter().enumerate() {
+                        let (x0, x1) = (from_bf16(xw as u16), from_bf16((xw >> 16) as u16));
+                        let wr = &p.w[(k * words + q) * cout_p..(k * words + q + 1) * cout_p];
+                        for (a, &ww) in af.iter_mut().zip(wr) {
+                            *a += x0 * from_bf16(ww as u16) + x1 * from_bf16((ww >> 16) as u16);
+                        }
+                    }
+                }
+                for (d, s) in acc.iter_mut().zip(af) {
+                    *d = s.to_bits();
+                }
+            }
+        }
+    }
+}
+
+/// Every micro-tile of a chunk: column blocks outside, micro-tiles inside, so a block's
+/// weights (`K × words × 48` words at most) stay in cache across the chunk's rows.
+fn simd_chunk(dot: Dot, p: &Packed<'_>, b: &mut TileBufs) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let (words, cout_p) = (p.words, p.cout_p);
+        // The bounds every pointer in the kernels stays within: each row offset is at most
+        // the zero row's (`x` holds n_in + 1 rows of `words`), each offset < K (`w` holds
+        // K × words × cout_p), and `acc` holds a micro-tile of MR × cout_p per span.
+        assert!(cout_p % 16 == 0 && b.acc.len() >= b.spans.len() * MR * cout_p);
+        assert!(b.xoff.iter().flatten().all(|&o| o + words <= p.x.len()));
+        assert!(b.ks.iter().all(|&k| (k + 1) * words * cout_p <= p.w.len()));
+        assert!(b.spans.iter().all(|s| s.end <= b.ks.len() && s.end <= b.xoff.len()));
+        let mut col = 0;
+        while col < cout_p {
+            // Column blocks of 32 outputs (16 accumulators: 8 rows × 2 vectors; with 3
+            // vectors the 8 broadcasts no longer fit beside them and the loop spills), or 16.
+            let nb = ((cout_p - col) / 16).min(2);
+            for (t, span) in b.spans.iter().enumerate() {
+                let args = x86::Args {
+                    x: p.x.as_ptr(),
+                    xoff: &b.xoff[span.clone()],
+                    w: p.w.as_ptr(),
+                    ks: &b.ks[span.clone()],
+                    words,
+                    cout_p,
+                    col,
+                    acc: b.acc[t * MR * cout_p..].as_mut_ptr(),
+                };
+                // SAFETY: bounds as asserted above; the CPU features were checked by
+                // `has_simd` before the caller chose this path.
+                unsafe {
+                    match (dot, nb) {
+                        (Dot::U8S8, 2) => x86::tile_vnni::<2>(&args),
+                        (Dot::U8S8, _) => x86::tile_vnni::<1>(&args),
+                        (Dot::Bf16, 2) => x86::tile_bf16::<2>(&args),
+                        (Dot::Bf16, _) => x86::tile_bf16::<1>(&args),
+                    }
+                }
+            }
+            col += 16 * nb;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    for (t, span) in b.spans.iter().enumerate() {
+        let acc = &mut b.acc[t * MR * p.cout_p..(t + 1) * MR * p.cout_p];
+        portable_tile(dot, p, &b.ks[span.clone()], &b.xoff[span.clone()], acc);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::MR;
+
+    /// A micro-kernel's operands: `x`, `w` and `acc` as in `super::Packed`, the tile's
+    /// offsets `ks` and its rows' word offsets `xoff` per offset, the first output column.
+    pub(super) struct Args<'a> {
+        pub x: *const u32,
+        pub xoff: &'a [[usize; MR]],
+        pub w: *const u32,
+        pub ks: &'a [usize],
+        pub words: usize,
+        pub cout_p: usize,
+        pub col: usize,
+        pub acc: *mut u32,
+    }
+
+    /// One micro-kernel per dot instruction: `MR` rows × `NB` vectors of 16 outputs from
+    /// column `col`, accumulated in registers over every offset and input word.
+    macro_rules! tile_kernel {
+        ($name:ident, $features:literal, $dot:ident) => {
+            /// # Safety
+            /// The CPU has the enabled features; `x + xoff[t][r]` holds `words` readable
+            /// words, `w + ks[t]·words·cout_p` holds `words × cout_p`, `acc` holds
+            /// `MR × cout_p` writable words, and `col + 16·NB ≤ cout_p`.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $name<const NB: usize>(a: &Args<'_>) {
+                let mut c = [[_mm512_setzero_si512(); NB]; MR];
+                for (t, (off, &k)) in a.xoff.iter().zip(a.ks).enumerate() {
+                    // SAFETY (every pointer below): the caller's contract.
+                    let wk = unsafe { a.w.add(k * a.words * a.cout_p + a.col) };
+                    let xr: [*const u32; MR] = std::array::from_fn(|r| unsafe { a.x.add(off[r]) });
+                    // The next offset's rows are gathered from anywhere in X: fetch them
+                    // while this one computes (hardware prefetchers cannot guess them).
+                    if let Some(next) = a.xoff.get(t + 1) {
+                        for &o in next {
+                            for line in (0..a.words).step_by(16) {
+                                // A prefetch never faults; the address is in bounds anyway.
+                                _mm_prefetch::<_MM_HINT_T0>(unsafe { a.x.add(o + line) } as *const i8);
+                            }
+                        }
+                    }
+                    for q in 0..a.words {
+                        let mut b = [_mm512_setzero_si512(); NB];
+                        for (j, b) in b.iter_mut().enumerate() {
+                            *b = unsafe { _mm512_loadu_si512(wk.add(q * a.cout_p + 16 * j) as *const __m512i) };
+                        }
+                        for r in 0..MR {
+                            let v = _mm512_set1_epi32(unsafe { xr[r].add(q).read() } as i32);
+                            for j in 0..NB {
+                                c[r][j] = $dot(c[r][j], v, b[j]);
+                            }
+                        }
+                    }
+                }
+                for (r, row) in c.iter().enumerate() {
+                    for (j, v) in row.iter().enumerate() {
+                        unsafe { _mm512_storeu_si512(a.acc.add(r * a.cout_p + a.col + 16 * j) as *mut __m512i, *v) };
+                    }
+                }
+            }
+        };
+    }
+
+    #[inline(always)]
+    fn dpbusd(c: __m512i, a: __m512i, b: __m512i) -> __m512i {
+        // SAFETY: only called from `tile_vnni`, compiled with these features.
+        unsafe { _mm512_dpbusd_epi32(c, a, b) }
+    }
+
+    #[inline(always)]
+    fn dpbf16(c: __m512i, a: __m512i, b: __m512i) -> __m512i {
+        // SAFETY: only called from `tile_bf16`, compiled with these features; the casts
+        // reinterpret 512 bits.
+        unsafe {
+            let a = std::mem::transmute::<__m512i, __m512bh>(a);
+            let b = std::mem::transmute::<__m512i, __m512bh>(b);
+            _mm512_castps_si512(_mm512_dpbf16_ps(_mm512_castsi512_ps(c), a, b))
+        }
+    }
+
+    tile_kernel!(tile_vnni, "avx512f,avx512bw,avx512vnni", dpbusd);
+    tile_kernel!(tile_bf16, "avx512f,avx512bw,avx512bf16", dpbf16);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::lowp::ActQuant;
+
+    /// A random map: `n_out` rows over `n_in` inputs, each offset present with probability ~1/2.
+    fn map(n_in: usize, n_out: usize, volume: usize, seed: u64) -> KernelMap {
+        let mut s = seed;
+        let mut next = || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 33) as usize
+        };
+        let rows = (0..n_out * volume).map(|_| if next() % 2 == 0 { (next() % n_in) as i32 } else { -1 }).collect();
+        KernelMap::from_rows(n_in, n_out, volume, rows, None)
+    }
+
+    fn values(n: usize, seed: u32, lo: f32) -> Vec<f32> {
+        (0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32 / 1000.0 + lo).collect()
+    }
+
+    /// The f32 conv the quantized ones approximate.
+    fn reference(map: &KernelMap, x: &[f32], w: &[f32], cin: usize, cout: usize) -> Vec<f32> {
+        let mut y = vec![0.0f32; map.n_out * cout];
+        for o in 0..map.n_out {
+            for (k, &i) in map.row(o).iter().enumerate() {
+                if i >= 0 {
+                    for j in 0..cin {
+                        for c in 0..cout {
+                            y[o * cout + c] += x[i as usize * cin + j] * w[(k * cin + j) * cout + c];
+                        }
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+        let num: f64 = a.iter().zip(b).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
+        let den: f64 = b.iter().map(|b| (*b as f64).powi(2)).sum();
+        (num / den).sqrt()
+    }
+
+    /// The SIMD and portable INT8 paths agree bit for bit, and both approximate the f32 conv;
+    /// BF16 agrees with f32 to its precision. Shapes cover partial tiles and vectors.
+    #[test]
+    fn quantized_convs_match_the_f32_conv() {
+        for (cin, cout, volume, lo) in [(4, 16, 27, 0.0), (13, 40, 8, -0.5), (64, 96, 27, 0.0), (24, 64, 27, 0.0)] {
+            let m = map(300, 203, volume, cin as u64);
+            let x = values(300 * cin, 7, lo);
+            let w = values(volume * cin * cout, 3, -0.5);
+            let want = reference(&m, &x, &w, cin, cout);
+            let absmax: Vec<f32> =
+                (0..cin).map(|j| x.iter().skip(j).step_by(cin).fold(0.0f32, |a, v| a.max(v.abs()))).collect();
+            let act = ActQuant::calibrate(&absmax, lo, &w, cout, Some(0.5));
+            let q = Int8Conv::quantize(&w, volume, cin, cout, &act);
+            let portable = conv_int8_with(&m, &x, &q, None, Activation::None, false);
+            let e = rel_err(&portable, &want);
+            assert!(e < 0.02, "int8 {cin}→{cout} K{volume}: relative error {e}");
+            if has_simd(Dot::U8S8) {
+                let simd = conv_int8_with(&m, &x, &q, None, Activation::None, true);
+                assert!(simd.iter().zip(&portable).all(|(a, b)| a.to_bits() == b.to_bits()), "vnni ≠ portable");
+            }
+            let b = Bf16Conv::pack(&w, volume, cin, cout);
+            for simd in [false, true] {
+                if simd && !has_simd(Dot::Bf16) {
+                    continue;
+                }
+                let y = conv_bf16_with(&m, &x, &b, None, Activation::None, simd);
+                let e = rel_err(&y, &want);
+                assert!(e < 0.01, "bf16 (simd {simd}) {cin}→{cout}: relative error {e}");
+            }
+        }
+    }
+}

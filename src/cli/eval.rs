@@ -16,11 +16,8 @@ use scenetok::sparse::layers::RunCtx;
 use scenetok::sparse::quant::Guard;
 use scenetok::sparse::tune::TuneRecord;
 
-use super::tune::load_frames_of;
+use super::tune::{TUNING_DIR, load_frames_of, scale_label};
 use super::{Context, DeviceArg};
-
-/// Where `scenetok tune` stores its choices and `eval` looks for them.
-pub const TUNING_DIR: &str = "runs/tuning";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -183,11 +180,6 @@ fn motion(args: Args, stdout: &mut impl Write) -> Result<()> {
         path.display()
     )?;
     Ok(())
-}
-
-/// The tuning label of a voxel size.
-pub fn scale_label(voxel: f32) -> String {
-    format!("voxel{voxel}")
 }
 
 fn lidar_seg(

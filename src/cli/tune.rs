@@ -20,7 +20,14 @@ use scenetok::sparse::voxelize;
 use scenetok::sparse::weights::Params;
 
 use super::DeviceArg;
-use super::eval::{TUNING_DIR, scale_label};
+
+/// Where `scenetok tune` stores its choices and `eval` looks for them.
+pub const TUNING_DIR: &str = "runs/tuning";
+
+/// The tuning label of a voxel size.
+pub fn scale_label(voxel: f32) -> String {
+    format!("voxel{voxel}")
+}
 
 #[derive(clap::Args)]
 pub struct Args {

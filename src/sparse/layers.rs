@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use super::quant::{Calibration, LayerCalib, ProbeRow};
+use super::calib::{Calibration, LayerCalib, ProbeRow};
 use super::tensor::{KmapKey, SparseTensor};
 use crate::backend::lowp::{ActQuant, Bf16Conv, Int8Conv};
 use crate::backend::{Activation, ConvGeom, Dataflow, Device, LowpConv, Precision, Tensor};

@@ -3,6 +3,7 @@
 //! SparseResNet21D), weights and the autotuner. The ops themselves (voxelization, kernel
 //! maps, the dataflows) are the device's ([`crate::backend::Backend`]).
 
+pub mod calib;
 pub mod layers;
 pub mod nets;
 pub mod quant;

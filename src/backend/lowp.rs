@@ -78,17 +78,43 @@ impl ActQuant {
     }
 }
 
-/// A conv's INT8 weights, packed for `vpdpbusd`, with what the epilogue needs.
+/// A conv's weights in the dot-product layout: `[K][words][cout_p]` 32-bit words, each
+/// holding `32 / bits` consecutive input channels (channel `j` in bits
+/// `bits·(j mod n) ..`), padding zero.
 #[derive(Debug, Clone)]
-pub struct Int8Conv {
+pub struct PackedWeights {
     pub volume: usize,
     pub cin: usize,
     pub cout: usize,
-    /// 32-bit words per input row: `ceil(cin / 4)`.
+    /// 32-bit words per input row: `ceil(cin / (32 / bits))`.
     pub words: usize,
     pub cout_p: usize,
-    /// `[K][words][cout_p]` words of 4 signed bytes (input channels `4q..4q+4`).
     pub w: Vec<u32>,
+}
+
+impl PackedWeights {
+    /// Packs `value(k, j, o)` (its low `bits` bits) for every offset, input and output channel.
+    fn pack(volume: usize, cin: usize, cout: usize, bits: usize, value: impl Fn(usize, usize, usize) -> u32) -> Self {
+        let per_word = 32 / bits;
+        let words = cin.div_ceil(per_word);
+        let cout_p = cout.div_ceil(LANES) * LANES;
+        let mut w = vec![0u32; volume * words * cout_p];
+        for k in 0..volume {
+            for j in 0..cin {
+                for o in 0..cout {
+                    w[(k * words + j / per_word) * cout_p + o] |= value(k, j, o) << (bits * (j % per_word));
+                }
+            }
+        }
+        PackedWeights { volume, cin, cout, words, cout_p, w }
+    }
+}
+
+/// A conv's INT8 weights, packed for `vpdpbusd` (4 signed bytes a word), with what the
+/// epilogue needs.
+#[derive(Debug, Clone)]
+pub struct Int8Conv {
+    pub weights: PackedWeights,
     /// `[K][cout_p]`: `z · Σ_j wq[k, j, o]`, what the zero point adds per present offset.
     pub zero_sum: Vec<i32>,
     /// `[cin]`: `1 / (scale · smooth_j)`.
@@ -103,34 +129,27 @@ impl Int8Conv {
     /// quantized by `act`.
     pub fn quantize(w: &[f32], volume: usize, cin: usize, cout: usize, act: &ActQuant) -> Int8Conv {
         debug_assert_eq!(w.len(), volume * cin * cout);
-        let smoothed = |k: usize, j: usize, o: usize| w[(k * cin + j) * cout + o] * act.smooth[j];
+        let smoothed = |kj: usize, o: usize| w[kj * cout + o] * act.smooth[kj % cin];
         let sw: Vec<f32> = (0..cout)
             .map(|o| {
-                let m = (0..volume * cin).fold(0.0f32, |m, kj| m.max(smoothed(kj / cin, kj % cin, o).abs()));
+                let m = (0..volume * cin).fold(0.0f32, |m, kj| m.max(smoothed(kj, o).abs()));
                 if m > 0.0 { m / 127.0 } else { 1.0 }
             })
             .collect();
-        let words = cin.div_ceil(4);
-        let cout_p = cout.div_ceil(LANES) * LANES;
-        let mut packed = vec![0u32; volume * words * cout_p];
+        // `[K·cin × cout]`, like the weights.
+        let q: Vec<i8> = (0..volume * cin * cout)
+            .map(|i| (smoothed(i / cout, i % cout) / sw[i % cout]).round_ties_even().clamp(-127.0, 127.0) as i8)
+            .collect();
+        let weights = PackedWeights::pack(volume, cin, cout, 8, |k, j, o| q[(k * cin + j) * cout + o] as u8 as u32);
+        let cout_p = weights.cout_p;
         let mut zero_sum = vec![0i32; volume * cout_p];
-        for k in 0..volume {
-            for j in 0..cin {
-                for o in 0..cout {
-                    let q = (smoothed(k, j, o) / sw[o]).round_ties_even().clamp(-127.0, 127.0) as i8;
-                    let word = &mut packed[(k * words + j / 4) * cout_p + o];
-                    *word |= (q as u8 as u32) << (8 * (j % 4));
-                    zero_sum[k * cout_p + o] += act.zero_point as i32 * q as i32;
-                }
+        for (kj, row) in q.chunks_exact(cout).enumerate() {
+            for (o, &v) in row.iter().enumerate() {
+                zero_sum[(kj / cin) * cout_p + o] += act.zero_point as i32 * v as i32;
             }
         }
         Int8Conv {
-            volume,
-            cin,
-            cout,
-            words,
-            cout_p,
-            w: packed,
+            weights,
             zero_sum,
             inv_scale: act.smooth.iter().map(|s| 1.0 / (act.scale * s)).collect(),
             zero_point: act.zero_point,
@@ -157,34 +176,18 @@ pub fn quantize_u8(x: f32, inv: f32, zero_point: u8) -> u8 {
     if q.is_nan() { zero_point } else { q.clamp(0.0, 255.0) as u8 }
 }
 
-/// A conv's BF16 weights, packed for `vdpbf16ps`.
+/// A conv's BF16 weights, packed for `vdpbf16ps` (2 bf16 a word, channel `2q` low).
 #[derive(Debug, Clone)]
 pub struct Bf16Conv {
-    pub volume: usize,
-    pub cin: usize,
-    pub cout: usize,
-    /// 32-bit words per input row: `ceil(cin / 2)`.
-    pub words: usize,
-    pub cout_p: usize,
-    /// `[K][words][cout_p]` words of 2 bf16 (input channels `2q` low, `2q+1` high).
-    pub w: Vec<u32>,
+    pub weights: PackedWeights,
 }
 
 impl Bf16Conv {
     pub fn pack(w: &[f32], volume: usize, cin: usize, cout: usize) -> Bf16Conv {
         debug_assert_eq!(w.len(), volume * cin * cout);
-        let words = cin.div_ceil(2);
-        let cout_p = cout.div_ceil(LANES) * LANES;
-        let mut packed = vec![0u32; volume * words * cout_p];
-        for k in 0..volume {
-            for j in 0..cin {
-                for o in 0..cout {
-                    let b = to_bf16(w[(k * cin + j) * cout + o]) as u32;
-                    packed[(k * words + j / 2) * cout_p + o] |= b << (16 * (j % 2));
-                }
-            }
+        Bf16Conv {
+            weights: PackedWeights::pack(volume, cin, cout, 16, |k, j, o| to_bf16(w[(k * cin + j) * cout + o]) as u32),
         }
-        Bf16Conv { volume, cin, cout, words, cout_p, w: packed }
     }
 }
 
@@ -209,6 +212,17 @@ pub fn from_bf16(h: u16) -> f32 {
 pub struct LowpConv {
     pub int8: Option<Int8Conv>,
     pub bf16: Option<Bf16Conv>,
+}
+
+impl LowpConv {
+    /// Whether weights for `precision` are here (FP32 never is: it is the conv's own).
+    pub fn has(&self, precision: Precision) -> bool {
+        match precision {
+            Precision::F32 => false,
+            Precision::Bf16 => self.bf16.is_some(),
+            Precision::Int8 => self.int8.is_some(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -203,12 +203,8 @@ impl SparseConv3d {
         let plan = x.plan(&s.geom, s.transposed, s.generative)?;
         let map_seconds = t0.elapsed().as_secs_f64();
         let flops = || 2.0 * (plan.map.n_pairs() * s.cin * s.cout) as f64;
-        let precision = match (ctx.precision(&s.name), &self.lowp) {
-            (p @ Precision::Int8, Some(LowpConv { int8: Some(_), .. }))
-            | (p @ Precision::Bf16, Some(LowpConv { bf16: Some(_), .. })) => p,
-            _ => Precision::F32,
-        };
-        if let (Precision::Int8 | Precision::Bf16, Some(lowp)) = (precision, &self.lowp) {
+        let precision = ctx.precision(&s.name);
+        if let Some(lowp) = self.lowp.as_ref().filter(|l| l.has(precision)) {
             let t = Instant::now();
             let y = backend.sparse_conv_lowp(&plan.map, &x.feats, lowp, precision, self.bias.as_ref(), act)?;
             let seconds = t.elapsed().as_secs_f64();
@@ -229,10 +225,7 @@ impl SparseConv3d {
         }
         if let (Some(probe), Some(lowp)) = (&ctx.probe, &self.lowp) {
             let want = backend.download(&y)?;
-            for p in [Precision::Bf16, Precision::Int8] {
-                if (p == Precision::Int8 && lowp.int8.is_none()) || (p == Precision::Bf16 && lowp.bf16.is_none()) {
-                    continue;
-                }
+            for p in [Precision::Bf16, Precision::Int8].into_iter().filter(|&p| lowp.has(p)) {
                 let t = Instant::now();
                 let got = backend.sparse_conv_lowp(&plan.map, &x.feats, lowp, p, self.bias.as_ref(), act)?;
                 let lowp_seconds = t.elapsed().as_secs_f64();

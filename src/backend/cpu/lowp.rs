@@ -16,7 +16,7 @@
 use rayon::prelude::*;
 
 use super::dataflow::RowsPtr;
-use crate::backend::lowp::{Bf16Conv, Int8Conv, from_bf16, quantize_u8, to_bf16};
+use crate::backend::lowp::{Bf16Conv, Int8Conv, PackedWeights, from_bf16, quantize_u8, to_bf16};
 use crate::backend::{Activation, KernelMap, ROW_TILE};
 
 /// Output rows per micro-tile.
@@ -67,7 +67,7 @@ fn conv_int8_with(
     act: Activation,
     simd: bool,
 ) -> Vec<f32> {
-    let (cin, words, z) = (w.cin, w.words, w.zero_point);
+    let (cin, words, z) = (w.weights.cin, w.weights.words, w.zero_point);
     // Quantized rows, 4 channels a word (padding channels hold the zero point and meet zero
     // weights), then one zero row for missing neighbours.
     let mut xq = vec![w.zero_word(); (map.n_in + 1) * words];
@@ -84,9 +84,9 @@ fn conv_int8_with(
             }
         }
     });
-    let bias = bias.map_or_else(|| vec![0.0; w.cout], <[f32]>::to_vec);
+    let bias = bias.map_or_else(|| vec![0.0; w.weights.cout], <[f32]>::to_vec);
     let epi = Epilogue { scale: Some(&w.out_scale), bias: &bias, relu: relu(act) };
-    let conv = Packed { x: &xq, words, w: &w.w, cout_p: w.cout_p, cout: w.cout, zero_sum: Some(&w.zero_sum) };
+    let conv = Packed { x: &xq, w: &w.weights, zero_sum: Some(&w.zero_sum) };
     run(map, &conv, Dot::U8S8, simd, &epi)
 }
 
@@ -103,7 +103,7 @@ fn conv_bf16_with(
     act: Activation,
     simd: bool,
 ) -> Vec<f32> {
-    let (cin, words) = (w.cin, w.words);
+    let (cin, words) = (w.weights.cin, w.weights.words);
     let mut xb = vec![0u32; (map.n_in + 1) * words];
     xb.par_chunks_mut(words * QUANT_ROWS).zip(x.par_chunks(cin * QUANT_ROWS)).for_each(|(dst, rows)| {
         for (dst, row) in dst.chunks_exact_mut(words).zip(rows.chunks_exact(cin)) {
@@ -112,9 +112,9 @@ fn conv_bf16_with(
             }
         }
     });
-    let bias = bias.map_or_else(|| vec![0.0; w.cout], <[f32]>::to_vec);
+    let bias = bias.map_or_else(|| vec![0.0; w.weights.cout], <[f32]>::to_vec);
     let epi = Epilogue { scale: None, bias: &bias, relu: relu(act) };
-    let conv = Packed { x: &xb, words, w: &w.w, cout_p: w.cout_p, cout: w.cout, zero_sum: None };
+    let conv = Packed { x: &xb, w: &w.weights, zero_sum: None };
     run(map, &conv, Dot::Bf16, simd, &epi)
 }
 
@@ -132,11 +132,7 @@ const QUANT_ROWS: usize = 512;
 struct Packed<'a> {
     /// `[n_in + 1][words]`: the input rows, then the zero row.
     x: &'a [u32],
-    words: usize,
-    /// `[K][words][cout_p]`.
-    w: &'a [u32],
-    cout_p: usize,
-    cout: usize,
+    w: &'a PackedWeights,
     /// INT8: `[K][cout_p]`, what each present offset's zero points add.
     zero_sum: Option<&'a [i32]>,
 }
@@ -241,7 +237,7 @@ fn tile_offsets(map: &KernelMap, tile: &[u32], words: usize, b: &mut TileBufs) {
 /// The driver shared by both precisions: parallel over chunks of sorted rows, micro-tiles of
 /// [`MR`] rows inside, each summing the offsets its rows use.
 fn run(map: &KernelMap, p: &Packed<'_>, dot: Dot, simd: bool, epi: &Epilogue<'_>) -> Vec<f32> {
-    let (cout, cout_p, words) = (p.cout, p.cout_p, p.words);
+    let (cout, cout_p, words) = (p.w.cout, p.w.cout_p, p.w.words);
     let mut y = vec![0.0f32; map.n_out * cout];
     if map.n_out == 0 || cout == 0 {
         return y;
@@ -259,7 +255,7 @@ fn run(map: &KernelMap, p: &Packed<'_>, dot: Dot, simd: bool, epi: &Epilogue<'_>
     let kv = map.volume;
     let n_in = map.n_in;
     debug_assert_eq!(p.x.len(), (n_in + 1) * words);
-    debug_assert_eq!(p.w.len(), kv * words * cout_p);
+    debug_assert_eq!(p.w.w.len(), kv * words * cout_p);
     order.par_chunks(ROW_TILE).for_each_init(
         || TileBufs {
             ks: Vec::with_capacity(kv * ROW_TILE / MR),
@@ -308,7 +304,7 @@ fn run(map: &KernelMap, p: &Packed<'_>, dot: Dot, simd: bool, epi: &Epilogue<'_>
 
 /// `acc [MR × cout_p] = Σ_{t} Σ_q dot(x[xoff[t][r] + q], w[ks[t]][q][·])`, portably.
 fn portable_tile(dot: Dot, p: &Packed<'_>, ks: &[usize], xoff: &[[usize; MR]], acc: &mut [u32]) {
-    let (words, cout_p) = (p.words, p.cout_p);
+    let (words, cout_p) = (p.w.words, p.w.cout_p);
     for r in 0..MR {
         let acc = &mut acc[r * cout_p..(r + 1) * cout_p];
         match dot {
@@ -317,7 +313,7 @@ fn portable_tile(dot: Dot, p: &Packed<'_>, ks: &[usize], xoff: &[[usize; MR]], a
                 for (&k, off) in ks.iter().zip(xoff) {
                     for (q, &xw) in p.x[off[r]..off[r] + words].iter().enumerate() {
                         let xb = xw.to_ne_bytes();
-                        let wr = &p.w[(k * words + q) * cout_p..(k * words + q + 1) * cout_p];
+                        let wr = &p.w.w[(k * words + q) * cout_p..(k * words + q + 1) * cout_p];
                         for (a, &ww) in a32.iter_mut().zip(wr) {
                             let wb = ww.to_ne_bytes();
                             let s: i32 = (0..4).map(|b| xb[b] as i32 * wb[b] as i8 as i32).sum();
@@ -334,7 +330,7 @@ fn portable_tile(dot: Dot, p: &Packed<'_>, ks: &[usize], xoff: &[[usize; MR]], a
                 for (&k, off) in ks.iter().zip(xoff) {
                     for (q, &xw) in p.x[off[r]..off[r] + words].iter().enumerate() {
                         let (x0, x1) = (from_bf16(xw as u16), from_bf16((xw >> 16) as u16));
-                        let wr = &p.w[(k * words + q) * cout_p..(k * words + q + 1) * cout_p];
+                        let wr = &p.w.w[(k * words + q) * cout_p..(k * words + q + 1) * cout_p];
                         for (a, &ww) in af.iter_mut().zip(wr) {
                             *a += x0 * from_bf16(ww as u16) + x1 * from_bf16((ww >> 16) as u16);
                         }
@@ -353,13 +349,13 @@ fn portable_tile(dot: Dot, p: &Packed<'_>, ks: &[usize], xoff: &[[usize; MR]], a
 fn simd_chunk(dot: Dot, p: &Packed<'_>, b: &mut TileBufs) {
     #[cfg(target_arch = "x86_64")]
     {
-        let (words, cout_p) = (p.words, p.cout_p);
+        let (words, cout_p) = (p.w.words, p.w.cout_p);
         // The bounds every pointer in the kernels stays within: each row offset is at most
         // the zero row's (`x` holds n_in + 1 rows of `words`), each offset < K (`w` holds
         // K × words × cout_p), and `acc` holds a micro-tile of MR × cout_p per span.
         assert!(cout_p % 16 == 0 && b.acc.len() >= b.spans.len() * MR * cout_p);
         assert!(b.xoff.iter().flatten().all(|&o| o + words <= p.x.len()));
-        assert!(b.ks.iter().all(|&k| (k + 1) * words * cout_p <= p.w.len()));
+        assert!(b.ks.iter().all(|&k| (k + 1) * words * cout_p <= p.w.w.len()));
         assert!(b.spans.iter().all(|s| s.end <= b.ks.len() && s.end <= b.xoff.len()));
         let mut col = 0;
         while col < cout_p {
@@ -370,7 +366,7 @@ fn simd_chunk(dot: Dot, p: &Packed<'_>, b: &mut TileBufs) {
                 let args = x86::Args {
                     x: p.x.as_ptr(),
                     xoff: &b.xoff[span.clone()],
-                    w: p.w.as_ptr(),
+                    w: p.w.w.as_ptr(),
                     ks: &b.ks[span.clone()],
                     words,
                     cout_p,
@@ -393,7 +389,7 @@ fn simd_chunk(dot: Dot, p: &Packed<'_>, b: &mut TileBufs) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     for (t, span) in b.spans.iter().enumerate() {
-        let acc = &mut b.acc[t * MR * p.cout_p..(t + 1) * MR * p.cout_p];
+        let acc = &mut b.acc[t * MR * p.w.cout_p..(t + 1) * MR * p.w.cout_p];
         portable_tile(dot, p, &b.ks[span.clone()], &b.xoff[span.clone()], acc);
     }
 }

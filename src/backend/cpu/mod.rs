@@ -198,12 +198,24 @@ impl Backend for CpuBackend {
         };
         match (precision, &w.int8, &w.bf16) {
             (Precision::Int8, Some(q), _) => {
-                let y = lowp::conv_int8(map, check(q.volume, q.cin)?, q, bias_row(bias, q.cout)?, act);
-                Ok(tensor(y, map.n_out, q.cout))
+                let y = lowp::conv_int8(
+                    map,
+                    check(q.weights.volume, q.weights.cin)?,
+                    q,
+                    bias_row(bias, q.weights.cout)?,
+                    act,
+                );
+                Ok(tensor(y, map.n_out, q.weights.cout))
             }
             (Precision::Bf16, _, Some(b)) => {
-                let y = lowp::conv_bf16(map, check(b.volume, b.cin)?, b, bias_row(bias, b.cout)?, act);
-                Ok(tensor(y, map.n_out, b.cout))
+                let y = lowp::conv_bf16(
+                    map,
+                    check(b.weights.volume, b.weights.cin)?,
+                    b,
+                    bias_row(bias, b.weights.cout)?,
+                    act,
+                );
+                Ok(tensor(y, map.n_out, b.weights.cout))
             }
             _ => Err(mismatch(format!("a conv in {} without weights packed for it", precision.label()))),
         }

@@ -19,6 +19,13 @@ pub enum Dataflow {
     /// `sorted` reorders rows by neighbour bitmask per split group and skips offsets absent
     /// from a whole tile; `split` (1..=4) groups the offsets (split-K over offsets).
     ImplicitGemm { sorted: bool, split: usize },
+    /// Output-stationary implicit GEMM with the gather fused into the micro-kernel: each
+    /// micro-tile of rows (bitmask-sorted) keeps its sums in registers over every offset it
+    /// uses, reading input rows straight from `X` and writing each output row once. `sorted`
+    /// orders rows by bitmask over the whole map (fewest offsets per tile); otherwise by
+    /// bitmask within each 128 rows of the map's spatial order (neighbouring rows read
+    /// neighbouring inputs: fewer cache misses). See [`super::RowOrder`].
+    FusedGather { sorted: bool },
 }
 
 impl Dataflow {
@@ -32,6 +39,8 @@ impl Dataflow {
             Dataflow::FetchOnDemand { tile } => format!("fetch-on-demand(t{tile})"),
             Dataflow::ImplicitGemm { sorted: false, .. } => "igemm-unsorted".to_string(),
             Dataflow::ImplicitGemm { sorted: true, split } => format!("igemm-sorted-s{split}"),
+            Dataflow::FusedGather { sorted: true } => "igemm-fused-sorted".to_string(),
+            Dataflow::FusedGather { sorted: false } => "igemm-fused".to_string(),
         }
     }
 
@@ -39,6 +48,7 @@ impl Dataflow {
     pub fn candidates() -> Vec<Dataflow> {
         let mut v = vec![Dataflow::ImplicitGemm { sorted: false, split: 1 }];
         v.extend((1..=4).map(|split| Dataflow::ImplicitGemm { sorted: true, split }));
+        v.extend([false, true].map(|sorted| Dataflow::FusedGather { sorted }));
         v.extend([64, 256].map(|tile| Dataflow::FetchOnDemand { tile }));
         for epsilon in [0.0, 0.3, 0.5] {
             for mm_thresh in [0, 10_000, 25_000] {
@@ -56,6 +66,8 @@ impl Dataflow {
             Dataflow::ImplicitGemm { sorted: false, split: 1 },
             Dataflow::ImplicitGemm { sorted: true, split: 1 },
             Dataflow::ImplicitGemm { sorted: true, split: 3 },
+            Dataflow::FusedGather { sorted: false },
+            Dataflow::FusedGather { sorted: true },
         ]
     }
 }

@@ -97,6 +97,57 @@ pub struct KernelMap {
     pub identity: Option<usize>,
     pairs: OnceLock<Arc<PairList>>,
     sorted: Mutex<HashMap<usize, Arc<SortedMap>>>,
+    plans: Mutex<HashMap<RowOrder, Arc<TilePlan>>>,
+}
+
+/// Output rows per micro-tile of the fused-gather kernels ([`TilePlan`]).
+pub const MICRO_ROWS: usize = 8;
+
+/// The order the fused-gather kernels run a map's output rows in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RowOrder {
+    /// By neighbour bitmask over the whole map (the sorted form's order, volume ≤ 32): a
+    /// micro-tile's rows share the most offsets, but neighbouring rows read far-apart inputs.
+    Sorted,
+    /// By neighbour bitmask within each [`ROW_TILE`] rows of the map's own (spatial) order:
+    /// fewer shared offsets, but a chunk's inputs lie in one neighbourhood (cache-friendly).
+    Window,
+}
+
+/// How the fused-gather kernels walk a map, built once per map and order and shared by every
+/// layer on that map: the rows in run order cut into micro-tiles of [`MICRO_ROWS`]
+/// (chunk `c` of [`ROW_TILE`] rows is micro-tiles `c·ROW_TILE/MICRO_ROWS ..`), and per
+/// micro-tile the offsets its rows use with each row's input per offset.
+#[derive(Debug)]
+pub struct TilePlan {
+    /// Output rows in run order.
+    pub rows: Vec<u32>,
+    /// Micro-tile `t` owns entries `spans[t]..spans[t + 1]` of `ks` and `inputs`.
+    pub spans: Vec<u32>,
+    /// Offsets, ascending within a micro-tile.
+    pub ks: Vec<u16>,
+    /// Per entry of `ks`, each row's input row ([`TilePlan::ABSENT`] when it has none, and
+    /// for the rows past the map's end in the last micro-tile).
+    pub inputs: Vec<[u32; MICRO_ROWS]>,
+}
+
+impl TilePlan {
+    pub const ABSENT: u32 = u32::MAX;
+
+    pub fn tiles(&self) -> usize {
+        self.spans.len() - 1
+    }
+
+    /// Micro-tile `t`'s rows (the last one may hold fewer than [`MICRO_ROWS`]).
+    pub fn tile_rows(&self, t: usize) -> &[u32] {
+        &self.rows[t * MICRO_ROWS..((t + 1) * MICRO_ROWS).min(self.rows.len())]
+    }
+
+    /// Micro-tile `t`'s entries: its offsets and each row's input per offset.
+    pub fn tile(&self, t: usize) -> (&[u16], &[[u32; MICRO_ROWS]]) {
+        let r = self.spans[t] as usize..self.spans[t + 1] as usize;
+        (&self.ks[r.clone()], &self.inputs[r])
+    }
 }
 
 /// The pair-list form (gather/scatter, fetch-on-demand): per offset k, the (input, output)
@@ -140,6 +191,7 @@ impl KernelMap {
             identity,
             pairs: OnceLock::new(),
             sorted: Mutex::new(HashMap::new()),
+            plans: Mutex::new(HashMap::new()),
         }
     }
 
@@ -208,6 +260,84 @@ impl KernelMap {
         SortedMap { group_len, reorder, reduced_mask }
     }
 
+    /// The fused-gather kernels' plan in `order`, built once per order.
+    pub fn tile_plan(&self, order: RowOrder) -> Arc<TilePlan> {
+        if let Some(p) = self.plans.lock().unwrap_or_else(|p| p.into_inner()).get(&order) {
+            return p.clone();
+        }
+        // Built outside the lock (it runs in parallel); a racing build gives the same plan.
+        let plan = Arc::new(self.build_plan(order));
+        self.plans.lock().unwrap_or_else(|p| p.into_inner()).entry(order).or_insert(plan).clone()
+    }
+
+    /// Row `o`'s neighbour bitmask (volume ≤ 64).
+    fn mask(&self, o: u32) -> u64 {
+        self.row(o as usize).iter().enumerate().fold(0u64, |m, (k, &i)| m | (((i >= 0) as u64) << k))
+    }
+
+    fn build_plan(&self, order: RowOrder) -> TilePlan {
+        let (kv, n_in) = (self.volume, self.n_in);
+        assert!(kv <= 1 << 16 && n_in < u32::MAX as usize, "a map of volume {kv} over {n_in} inputs");
+        let masks: Vec<u64> =
+            if kv <= 64 { (0..self.n_out as u32).into_par_iter().map(|o| self.mask(o)).collect() } else { Vec::new() };
+        let rows: Vec<u32> = match order {
+            RowOrder::Sorted if kv <= 32 => self.sorted(1).reorder[0].clone(),
+            RowOrder::Window if kv <= 64 => {
+                let mut rows: Vec<u32> = (0..self.n_out as u32).collect();
+                rows.par_chunks_mut(ROW_TILE).for_each(|c| c.sort_by_key(|&o| masks[o as usize]));
+                rows
+            }
+            _ => (0..self.n_out as u32).collect(),
+        };
+        // A map entry past the inputs cannot occur (maps are built here); reading it as
+        // absent keeps every kernel access in bounds regardless.
+        let input = |o: u32, k: usize| -> u32 {
+            let i = self.row(o as usize)[k];
+            if i >= 0 && (i as usize) < n_in { i as u32 } else { TilePlan::ABSENT }
+        };
+        // Per chunk: entries per micro-tile, offsets, inputs.
+        type ChunkPlan = (Vec<u32>, Vec<u16>, Vec<[u32; MICRO_ROWS]>);
+        let chunks: Vec<ChunkPlan> = rows
+            .par_chunks(ROW_TILE)
+            .map(|chunk| {
+                let (mut lens, mut ks, mut inputs) = (Vec::new(), Vec::new(), Vec::new());
+                for tile in chunk.chunks(MICRO_ROWS) {
+                    let before = ks.len();
+                    let mut push = |k: usize| {
+                        let idx: [u32; MICRO_ROWS] =
+                            std::array::from_fn(|r| tile.get(r).map_or(TilePlan::ABSENT, |&o| input(o, k)));
+                        if idx.iter().any(|&i| i != TilePlan::ABSENT) {
+                            ks.push(k as u16);
+                            inputs.push(idx);
+                        }
+                    };
+                    if kv <= 64 {
+                        let mut union = tile.iter().fold(0u64, |m, &o| m | masks[o as usize]);
+                        while union != 0 {
+                            let k = union.trailing_zeros() as usize;
+                            union &= union - 1;
+                            push(k);
+                        }
+                    } else {
+                        (0..kv).for_each(&mut push);
+                    }
+                    lens.push((ks.len() - before) as u32);
+                }
+                (lens, ks, inputs)
+            })
+            .collect();
+        let mut spans = vec![0u32];
+        let (mut ks, mut inputs) = (Vec::new(), Vec::new());
+        for (lens, k, i) in chunks {
+            for l in lens {
+                spans.push(spans[spans.len() - 1] + l);
+            }
+            ks.extend(k);
+            inputs.extend(i);
+        }
+        TilePlan { rows, spans, ks, inputs }
+    }
+
     /// The map of the transposed conv (docs/sparse-conv.md#transposed-maps): `t[i, k] = o` wherever `self[o, k] = i`.
     /// Its outputs are this map's inputs.
     pub fn transposed(&self) -> KernelMap {
@@ -221,5 +351,62 @@ impl KernelMap {
             }
         }
         KernelMap::from_rows(self.n_out, self.n_in, k, rows, self.identity)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A random map: each offset present with probability ~1/2.
+    fn map(n_in: usize, n_out: usize, volume: usize, seed: u64) -> KernelMap {
+        let mut s = seed;
+        let mut next = || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 33) as usize
+        };
+        let rows = (0..n_out * volume).map(|_| if next() % 2 == 0 { (next() % n_in) as i32 } else { -1 }).collect();
+        KernelMap::from_rows(n_in, n_out, volume, rows, None)
+    }
+
+    /// Every plan runs every output row once and visits every (row, offset) pair of the map
+    /// exactly once with its input, each micro-tile's offsets ascending; windows keep their
+    /// 128 rows.
+    #[test]
+    fn tile_plans_cover_every_pair_once() {
+        for (n_out, volume) in [(1, 27), (203, 27), (300, 8), (130, 125), (64, 1)] {
+            let m = map(97, n_out, volume, (n_out * volume) as u64);
+            for order in [RowOrder::Sorted, RowOrder::Window] {
+                let plan = m.tile_plan(order);
+                let mut rows = plan.rows.clone();
+                rows.sort_unstable();
+                assert_eq!(rows, (0..n_out as u32).collect::<Vec<_>>(), "{order:?}");
+                if order == RowOrder::Window {
+                    for (c, chunk) in plan.rows.chunks(ROW_TILE).enumerate() {
+                        assert!(chunk.iter().all(|&o| o as usize / ROW_TILE == c));
+                    }
+                }
+                assert_eq!(plan.tiles(), n_out.div_ceil(MICRO_ROWS));
+                let mut seen = vec![-1i32; n_out * volume];
+                for t in 0..plan.tiles() {
+                    let (ks, inputs) = plan.tile(t);
+                    assert!(ks.windows(2).all(|w| w[0] < w[1]));
+                    for (&k, idx) in ks.iter().zip(inputs) {
+                        for (r, &i) in idx.iter().enumerate() {
+                            match plan.tile_rows(t).get(r) {
+                                Some(&o) if i != TilePlan::ABSENT => {
+                                    let slot = &mut seen[o as usize * volume + k as usize];
+                                    assert_eq!(*slot, -1, "visited twice");
+                                    *slot = i as i32;
+                                }
+                                Some(_) => {}
+                                None => assert_eq!(i, TilePlan::ABSENT, "a slot past the end reads"),
+                            }
+                        }
+                    }
+                }
+                assert_eq!(seen[..], m.out_in_map[..n_out * volume], "{order:?} n_out {n_out} K {volume}");
+            }
+        }
     }
 }

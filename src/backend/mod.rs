@@ -21,7 +21,7 @@ mod tensor;
 
 pub use dataflow::Dataflow;
 pub use device::{Device, DeviceSpec};
-pub use kmap::{ConvGeom, KernelMap, ROW_TILE, kernel_indices};
+pub use kmap::{ConvGeom, KernelMap, MICRO_ROWS, ROW_TILE, RowOrder, TilePlan, kernel_indices};
 pub use lowp::{LowpConv, Precision};
 pub use tensor::Tensor;
 

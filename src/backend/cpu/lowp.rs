@@ -7,7 +7,8 @@
 //! scales, bias, activation) writes each output row once.
 //!
 //! Rows run in the map's sorted order (by neighbour bitmask), so a tile's rows share their
-//! offsets and the offsets absent from all of them are skipped.
+//! offsets and the offsets absent from all of them are skipped; the micro-tiles and their
+//! offsets are the map's cached [`TilePlan`], shared with the f32 fused-gather dataflow.
 //!
 //! Micro-kernels: AVX-512 VNNI (`vpdpbusd`) and AVX-512 BF16 (`vdpbf16ps`) where the CPU has
 //! them, chosen at run time; a portable loop otherwise, with the same integer arithmetic
@@ -17,10 +18,7 @@ use rayon::prelude::*;
 
 use super::dataflow::RowsPtr;
 use crate::backend::lowp::{Bf16Conv, Int8Conv, PackedWeights, from_bf16, quantize_u8, to_bf16};
-use crate::backend::{Activation, KernelMap, ROW_TILE};
-
-/// Output rows per micro-tile.
-const MR: usize = 8;
+use crate::backend::{Activation, KernelMap, MICRO_ROWS as MR, ROW_TILE, RowOrder, TilePlan};
 
 /// Which dot product a kernel runs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -173,128 +171,48 @@ impl Epilogue<'_> {
     }
 }
 
-/// Per-thread state for a chunk of [`ROW_TILE`] rows: its micro-tiles' offsets and
-/// accumulators.
-struct TileBufs {
-    /// The offsets present in each micro-tile, one after another.
-    ks: Vec<usize>,
-    /// Per entry of `ks`, each row's input word offset in `x` (the zero row's when absent).
-    xoff: Vec<[usize; MR]>,
-    /// Each micro-tile's range of `ks`.
-    spans: Vec<std::ops::Range<usize>>,
-    /// `[ROW_TILE × cout_p]` accumulators.
-    acc: Vec<u32>,
-    /// INT8: the tile's zero-point sum per output (zeros for BF16).
-    zero: Vec<i32>,
-}
-
-/// Appends the offsets a micro-tile's rows use (to `b.ks`, ascending) and, per offset, each
-/// row's input word offset (the zero row's where that row has no neighbour). Rows past the
-/// tile's end read the zero row; their results are never written.
-fn tile_offsets(map: &KernelMap, tile: &[u32], words: usize, b: &mut TileBufs) {
-    let (kv, n_in) = (map.volume, map.n_in);
-    let zero_row = n_in * words;
-    // A map entry past the inputs cannot occur (maps are built here); reading it as absent
-    // keeps every access in bounds regardless.
-    let present = |i: i32| i >= 0 && (i as usize) < n_in;
-    if kv <= 64 {
-        let mut union = 0u64;
-        for &o in tile {
-            union |= map.row(o as usize).iter().enumerate().fold(0u64, |m, (k, &i)| m | ((present(i) as u64) << k));
-        }
-        while union != 0 {
-            let k = union.trailing_zeros() as usize;
-            union &= union - 1;
-            let mut idx = [zero_row; MR];
-            for (r, &o) in tile.iter().enumerate() {
-                let i = map.row(o as usize)[k];
-                if present(i) {
-                    idx[r] = i as usize * words;
-                }
-            }
-            b.xoff.push(idx);
-            b.ks.push(k);
-        }
-        return;
-    }
-    for k in 0..kv {
-        let mut idx = [zero_row; MR];
-        let mut any = false;
-        for (r, &o) in tile.iter().enumerate() {
-            let i = map.row(o as usize)[k];
-            if present(i) {
-                idx[r] = i as usize * words;
-                any = true;
-            }
-        }
-        if any {
-            b.xoff.push(idx);
-            b.ks.push(k);
-        }
-    }
-}
-
-/// The driver shared by both precisions: parallel over chunks of sorted rows, micro-tiles of
-/// [`MR`] rows inside, each summing the offsets its rows use.
+/// The driver shared by both precisions: parallel over chunks of the map's cached
+/// [`TilePlan`] (micro-tiles of [`MR`] rows in bitmask-sorted order), each micro-tile
+/// summing the offsets its rows use.
 fn run(map: &KernelMap, p: &Packed<'_>, dot: Dot, simd: bool, epi: &Epilogue<'_>) -> Vec<f32> {
     let (cout, cout_p, words) = (p.w.cout, p.w.cout_p, p.w.words);
     let mut y = vec![0.0f32; map.n_out * cout];
     if map.n_out == 0 || cout == 0 {
         return y;
     }
-    let natural: Vec<u32>;
-    let sorted;
-    let order: &[u32] = if map.volume <= 32 {
-        sorted = map.sorted(1);
-        &sorted.reorder[0]
-    } else {
-        natural = (0..map.n_out as u32).collect();
-        &natural
-    };
+    debug_assert_eq!(p.x.len(), (map.n_in + 1) * words);
+    debug_assert_eq!(p.w.w.len(), map.volume * words * cout_p);
+    let plan = map.tile_plan(RowOrder::Sorted);
     let out = RowsPtr::new(&mut y, cout);
-    let kv = map.volume;
-    let n_in = map.n_in;
-    debug_assert_eq!(p.x.len(), (n_in + 1) * words);
-    debug_assert_eq!(p.w.w.len(), kv * words * cout_p);
-    order.par_chunks(ROW_TILE).for_each_init(
-        || TileBufs {
-            ks: Vec::with_capacity(kv * ROW_TILE / MR),
-            xoff: Vec::with_capacity(kv * ROW_TILE / MR),
-            spans: Vec::with_capacity(ROW_TILE / MR),
-            acc: vec![0u32; ROW_TILE * cout_p],
-            zero: vec![0i32; cout_p],
-        },
-        |b, chunk| {
-            b.ks.clear();
-            b.xoff.clear();
-            b.spans.clear();
-            for tile in chunk.chunks(MR) {
-                let start = b.ks.len();
-                tile_offsets(map, tile, words, b);
-                b.spans.push(start..b.ks.len());
-            }
+    let per_chunk = ROW_TILE / MR;
+    (0..plan.tiles().div_ceil(per_chunk)).into_par_iter().for_each_init(
+        || (vec![0u32; ROW_TILE * cout_p], vec![0i32; cout_p]),
+        |(acc, zero), c| {
+            let tiles = c * per_chunk..((c + 1) * per_chunk).min(plan.tiles());
+            let rows = Rows { plan: &plan, zero_row: map.n_in, tiles: tiles.clone() };
             if simd {
-                simd_chunk(dot, p, b);
+                simd_chunk(dot, p, &rows, acc);
             } else {
-                for (t, span) in b.spans.iter().enumerate() {
-                    let acc = &mut b.acc[t * MR * cout_p..(t + 1) * MR * cout_p];
-                    portable_tile(dot, p, &b.ks[span.clone()], &b.xoff[span.clone()], acc);
+                for (i, t) in tiles.clone().enumerate() {
+                    portable_tile(dot, p, &rows, t, &mut acc[i * MR * cout_p..(i + 1) * MR * cout_p]);
                 }
             }
-            for (t, (tile, span)) in chunk.chunks(MR).zip(&b.spans).enumerate() {
+            for (i, t) in tiles.enumerate() {
+                let (ks, _) = plan.tile(t);
                 if let Some(zs) = p.zero_sum {
-                    b.zero.fill(0);
-                    for &k in &b.ks[span.clone()] {
-                        for (z, s) in b.zero.iter_mut().zip(&zs[k * cout_p..(k + 1) * cout_p]) {
+                    zero.fill(0);
+                    for &k in ks {
+                        let k = k as usize;
+                        for (z, s) in zero.iter_mut().zip(&zs[k * cout_p..(k + 1) * cout_p]) {
                             *z += s;
                         }
                     }
                 }
-                for (r, &o) in tile.iter().enumerate() {
-                    let acc = &b.acc[(t * MR + r) * cout_p..(t * MR + r + 1) * cout_p];
-                    // SAFETY: every output row appears once in the order, so one tile owns it.
+                for (r, &o) in plan.tile_rows(t).iter().enumerate() {
+                    let acc = &acc[(i * MR + r) * cout_p..(i * MR + r + 1) * cout_p];
+                    // SAFETY: every output row appears once in the plan, so one tile owns it.
                     let dst = unsafe { out.row_mut(o as usize) };
-                    epi.row(acc, &b.zero, dst);
+                    epi.row(acc, zero, dst);
                 }
             }
         },
@@ -302,15 +220,35 @@ fn run(map: &KernelMap, p: &Packed<'_>, dot: Dot, simd: bool, epi: &Epilogue<'_>
     y
 }
 
-/// `acc [MR × cout_p] = Σ_{t} Σ_q dot(x[xoff[t][r] + q], w[ks[t]][q][·])`, portably.
-fn portable_tile(dot: Dot, p: &Packed<'_>, ks: &[usize], xoff: &[[usize; MR]], acc: &mut [u32]) {
+/// A chunk of a plan's micro-tiles, and the row a missing neighbour reads.
+struct Rows<'a> {
+    plan: &'a TilePlan,
+    /// The zero row's index in the packed input (`n_in`).
+    zero_row: usize,
+    tiles: std::ops::Range<usize>,
+}
+
+impl Rows<'_> {
+    /// The packed input row `i` reads (the zero row for an absent neighbour).
+    #[inline]
+    fn row(&self, i: u32) -> usize {
+        if i == TilePlan::ABSENT { self.zero_row } else { i as usize }
+    }
+}
+
+/// `acc [MR × cout_p] = Σ_{t} Σ_q dot(x[row(t, r)][q], w[ks[t]][q][·])` for micro-tile `t`
+/// of the plan, portably.
+fn portable_tile(dot: Dot, p: &Packed<'_>, rows: &Rows<'_>, t: usize, acc: &mut [u32]) {
     let (words, cout_p) = (p.w.words, p.w.cout_p);
+    let (ks, inputs) = rows.plan.tile(t);
+    let xoff: Vec<[usize; MR]> = inputs.iter().map(|idx| idx.map(|i| rows.row(i) * words)).collect();
     for r in 0..MR {
         let acc = &mut acc[r * cout_p..(r + 1) * cout_p];
         match dot {
             Dot::U8S8 => {
                 let mut a32 = vec![0i32; cout_p];
-                for (&k, off) in ks.iter().zip(xoff) {
+                for (&k, off) in ks.iter().zip(&xoff) {
+                    let k = k as usize;
                     for (q, &xw) in p.x[off[r]..off[r] + words].iter().enumerate() {
                         let xb = xw.to_ne_bytes();
                         let wr = &p.w.w[(k * words + q) * cout_p..(k * words + q + 1) * cout_p];
@@ -327,7 +265,8 @@ fn portable_tile(dot: Dot, p: &Packed<'_>, ks: &[usize], xoff: &[[usize; MR]], a
             }
             Dot::Bf16 => {
                 let mut af = vec![0.0f32; cout_p];
-                for (&k, off) in ks.iter().zip(xoff) {
+                for (&k, off) in ks.iter().zip(&xoff) {
+                    let k = k as usize;
                     for (q, &xw) in p.x[off[r]..off[r] + words].iter().enumerate() {
                         let (x0, x1) = (from_bf16(xw as u16), from_bf16((xw >> 16) as u16));
                         let wr = &p.w.w[(k * words + q) * cout_p..(k * words + q + 1) * cout_p];
@@ -345,33 +284,38 @@ fn portable_tile(dot: Dot, p: &Packed<'_>, ks: &[usize], xoff: &[[usize; MR]], a
 }
 
 /// Every micro-tile of a chunk: column blocks outside, micro-tiles inside, so a block's
-/// weights (`K × words × 48` words at most) stay in cache across the chunk's rows.
-fn simd_chunk(dot: Dot, p: &Packed<'_>, b: &mut TileBufs) {
+/// weights (`K × words × 32` words at most) stay in cache across the chunk's rows.
+fn simd_chunk(dot: Dot, p: &Packed<'_>, rows: &Rows<'_>, acc: &mut [u32]) {
     #[cfg(target_arch = "x86_64")]
     {
         let (words, cout_p) = (p.w.words, p.w.cout_p);
-        // The bounds every pointer in the kernels stays within: each row offset is at most
-        // the zero row's (`x` holds n_in + 1 rows of `words`), each offset < K (`w` holds
-        // K × words × cout_p), and `acc` holds a micro-tile of MR × cout_p per span.
-        assert!(cout_p % 16 == 0 && b.acc.len() >= b.spans.len() * MR * cout_p);
-        assert!(b.xoff.iter().flatten().all(|&o| o + words <= p.x.len()));
-        assert!(b.ks.iter().all(|&k| (k + 1) * words * cout_p <= p.w.w.len()));
-        assert!(b.spans.iter().all(|s| s.end <= b.ks.len() && s.end <= b.xoff.len()));
+        // The bounds every pointer in the kernels stays within: `x` holds the zero row and
+        // every input row before it (`zero_row + 1` rows of `words`), each offset < K (`w`
+        // holds K × words × cout_p), and `acc` holds a micro-tile of MR × cout_p per tile.
+        assert!(cout_p % 16 == 0 && acc.len() >= rows.tiles.len() * MR * cout_p);
+        assert!((rows.zero_row + 1) * words <= p.x.len() && p.w.w.len() >= p.w.volume * words * cout_p);
+        for t in rows.tiles.clone() {
+            let (ks, inputs) = rows.plan.tile(t);
+            assert!(ks.iter().all(|&k| (k as usize) < p.w.volume));
+            assert!(inputs.iter().flatten().all(|&i| rows.row(i) <= rows.zero_row));
+        }
         let mut col = 0;
         while col < cout_p {
             // Column blocks of 32 outputs (16 accumulators: 8 rows × 2 vectors; with 3
             // vectors the 8 broadcasts no longer fit beside them and the loop spills), or 16.
             let nb = ((cout_p - col) / 16).min(2);
-            for (t, span) in b.spans.iter().enumerate() {
+            for (i, t) in rows.tiles.clone().enumerate() {
+                let (ks, inputs) = rows.plan.tile(t);
                 let args = x86::Args {
                     x: p.x.as_ptr(),
-                    xoff: &b.xoff[span.clone()],
+                    inputs,
+                    zero_row: rows.zero_row,
                     w: p.w.w.as_ptr(),
-                    ks: &b.ks[span.clone()],
+                    ks,
                     words,
                     cout_p,
                     col,
-                    acc: b.acc[t * MR * cout_p..].as_mut_ptr(),
+                    acc: acc[i * MR * cout_p..].as_mut_ptr(),
                 };
                 // SAFETY: bounds as asserted above; the CPU features were checked by
                 // `has_simd` before the caller chose this path.
@@ -388,9 +332,9 @@ fn simd_chunk(dot: Dot, p: &Packed<'_>, b: &mut TileBufs) {
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    for (t, span) in b.spans.iter().enumerate() {
-        let acc = &mut b.acc[t * MR * p.w.cout_p..(t + 1) * MR * p.w.cout_p];
-        portable_tile(dot, p, &b.ks[span.clone()], &b.xoff[span.clone()], acc);
+    for (i, t) in rows.tiles.clone().enumerate() {
+        let cout_p = p.w.cout_p;
+        portable_tile(dot, p, rows, t, &mut acc[i * MR * cout_p..(i + 1) * MR * cout_p]);
     }
 }
 
@@ -398,15 +342,17 @@ fn simd_chunk(dot: Dot, p: &Packed<'_>, b: &mut TileBufs) {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::MR;
+    use super::{MR, TilePlan};
 
     /// A micro-kernel's operands: `x`, `w` and `acc` as in `super::Packed`, the tile's
-    /// offsets `ks` and its rows' word offsets `xoff` per offset, the first output column.
+    /// offsets `ks` and its rows' input rows per offset (`zero_row` for an absent one), the
+    /// first output column.
     pub(super) struct Args<'a> {
         pub x: *const u32,
-        pub xoff: &'a [[usize; MR]],
+        pub inputs: &'a [[u32; MR]],
+        pub zero_row: usize,
         pub w: *const u32,
-        pub ks: &'a [usize],
+        pub ks: &'a [u16],
         pub words: usize,
         pub cout_p: usize,
         pub col: usize,
@@ -418,23 +364,30 @@ mod x86 {
     macro_rules! tile_kernel {
         ($name:ident, $features:literal, $dot:ident) => {
             /// # Safety
-            /// The CPU has the enabled features; `x + xoff[t][r]` holds `words` readable
-            /// words, `w + ks[t]·words·cout_p` holds `words × cout_p`, `acc` holds
-            /// `MR × cout_p` writable words, and `col + 16·NB ≤ cout_p`.
+            /// The CPU has the enabled features; `x` holds `(zero_row + 1) × words` words
+            /// and every input row other than `TilePlan::ABSENT` is below `zero_row`,
+            /// `w + ks[t]·words·cout_p` holds `words × cout_p`, `acc` holds `MR × cout_p`
+            /// writable words, and `col + 16·NB ≤ cout_p`.
             #[target_feature(enable = $features)]
             pub(super) unsafe fn $name<const NB: usize>(a: &Args<'_>) {
+                let row = |i: u32| {
+                    let i = if i == TilePlan::ABSENT { a.zero_row } else { i as usize };
+                    // SAFETY: the caller's contract.
+                    unsafe { a.x.add(i * a.words) }
+                };
                 let mut c = [[_mm512_setzero_si512(); NB]; MR];
-                for (t, (off, &k)) in a.xoff.iter().zip(a.ks).enumerate() {
+                for (t, (idx, &k)) in a.inputs.iter().zip(a.ks).enumerate() {
                     // SAFETY (every pointer below): the caller's contract.
-                    let wk = unsafe { a.w.add(k * a.words * a.cout_p + a.col) };
-                    let xr: [*const u32; MR] = std::array::from_fn(|r| unsafe { a.x.add(off[r]) });
+                    let wk = unsafe { a.w.add(k as usize * a.words * a.cout_p + a.col) };
+                    let xr: [*const u32; MR] = std::array::from_fn(|r| row(idx[r]));
                     // The next offset's rows are gathered from anywhere in X: fetch them
                     // while this one computes (hardware prefetchers cannot guess them).
-                    if let Some(next) = a.xoff.get(t + 1) {
-                        for &o in next {
+                    if let Some(next) = a.inputs.get(t + 1) {
+                        for &i in next {
+                            let p = row(i);
                             for line in (0..a.words).step_by(16) {
                                 // A prefetch never faults; the address is in bounds anyway.
-                                _mm_prefetch::<_MM_HINT_T0>(unsafe { a.x.add(o + line) } as *const i8);
+                                _mm_prefetch::<_MM_HINT_T0>(unsafe { p.add(line) } as *const i8);
                             }
                         }
                     }

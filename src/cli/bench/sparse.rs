@@ -218,7 +218,7 @@ pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
             let (mut big, mut big_ok) = (0, 0);
             writeln!(
                 stdout,
-                "  per conv layer (tuned fp32): GFLOP/s and % of the SGEMM reference; bf16 and int8: speed-up over fp32"
+                "  per conv layer (tuned fp32): ms/frame, GFLOP/s and % of the SGEMM reference; bf16 and int8: speed-up over fp32"
             )?;
             for (id, (cin, cout, flops, secs, key)) in &per {
                 let g = flops / secs / 1e9;
@@ -229,8 +229,9 @@ pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
                 let speedup = |m: &BTreeMap<(usize, String), LayerSum>| m.get(id).map_or(f64::NAN, |l| secs / l.3);
                 writeln!(
                     stdout,
-                    "    {:<16} {key:<14} {cin:>4}→{cout:<4} {g:>8.1} GFLOP/s {:>5.0}%   bf16 {:>5.2}x  int8 {:>5.2}x",
+                    "    {:<16} {key:<14} {cin:>4}→{cout:<4} {:>7.2} ms {g:>8.1} GFLOP/s {:>5.0}%   bf16 {:>5.2}x  int8 {:>5.2}x",
                     id.1,
+                    secs * 1e3 / runs,
                     100.0 * g / peak,
                     speedup(&bf16),
                     speedup(&int8),

@@ -2,6 +2,7 @@
 //! inside.
 
 mod fetch_on_demand;
+mod fused_gather;
 mod gather_scatter;
 mod implicit_gemm;
 
@@ -25,6 +26,7 @@ pub fn run(dataflow: &Dataflow, p: &ConvProblem<'_>) -> Vec<f32> {
         Dataflow::GatherScatter { epsilon, mm_thresh } => gather_scatter::run(p, epsilon, mm_thresh),
         Dataflow::FetchOnDemand { tile } => fetch_on_demand::run(p, tile.max(1)),
         Dataflow::ImplicitGemm { sorted, split } => implicit_gemm::run(p, sorted, split),
+        Dataflow::FusedGather { sorted } => fused_gather::run(p, sorted),
     }
 }
 

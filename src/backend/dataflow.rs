@@ -29,8 +29,13 @@ pub enum Dataflow {
 }
 
 impl Dataflow {
-    /// The default (TorchSparse++'s mode0 forward): unsorted implicit GEMM.
-    pub const DEFAULT: Dataflow = Dataflow::ImplicitGemm { sorted: false, split: 1 };
+    /// What runs where no tuning is stored, and the tuner's baseline: the fused-gather
+    /// implicit GEMM in bitmask order, the fastest single dataflow of `scenetok bench sparse`
+    /// on the CPU (widths 0.25-1.0). TorchSparse++'s own default (mode0 forward) is the
+    /// unsorted implicit GEMM, [`Dataflow::UPSTREAM_DEFAULT`].
+    pub const DEFAULT: Dataflow = Dataflow::FusedGather { sorted: true };
+    /// TorchSparse++'s mode0 forward: unsorted implicit GEMM.
+    pub const UPSTREAM_DEFAULT: Dataflow = Dataflow::ImplicitGemm { sorted: false, split: 1 };
 
     /// A short name for tables, e.g. `igemm-sorted-s2`.
     pub fn label(&self) -> String {

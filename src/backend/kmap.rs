@@ -251,8 +251,9 @@ impl KernelMap {
                 })
                 .collect();
             let mut order: Vec<u32> = (0..self.n_out as u32).collect();
-            // Descending mask; stable, so equal masks keep their (spatially coherent) order.
-            order.par_sort_by_key(|&o| std::cmp::Reverse(masks[o as usize]));
+            // Descending mask; equal masks keep their (spatially coherent) order: the row
+            // index breaks ties, so an unstable sort gives the stable order.
+            order.par_sort_unstable_by_key(|&o| (std::cmp::Reverse(masks[o as usize]), o));
             let tiles = order.chunks(ROW_TILE).map(|t| t.iter().fold(0, |m, &o| m | masks[o as usize])).collect();
             reorder.push(order);
             reduced_mask.push(tiles);

@@ -7,13 +7,65 @@ use super::hash::{CoordHash, Ravel};
 use crate::backend::kmap::{ConvGeom, KernelMap, kernel_indices};
 
 /// Submanifold map: outputs = inputs, neighbour of `c` at offset `k` = `c + (k − c₀)·d`
-/// with `c₀ = (k−1)/2` per odd axis and 0 per even axis. With every axis odd only half the
-/// offsets are queried: a hit `j` of `i` at `k` also fills the mirror `map[j, K−1−k] = i`.
+/// with `c₀ = (k−1)/2` per odd axis and 0 per even axis.
+///
+/// Coordinates in ascending ravel order without duplicates (what voxelization and every
+/// strided or transposed map produce) take a merge join: the ravel key is linear in the
+/// coordinate, so per offset the neighbours' keys `key(c) + Δ_k` ascend with the rows and one
+/// forward scan over the sorted keys finds them all, chunks of rows in parallel, with no
+/// random access. Other coordinate sets are hashed ([`submanifold_hashed`]).
 pub fn submanifold(coords: &[[i32; 4]], range: [i32; 3], geom: &ConvGeom) -> KernelMap {
-    let idx = kernel_indices(geom.kernel);
-    let kv = idx.len();
-    let odd = geom.kernel.iter().all(|k| k % 2 == 1);
-    let offsets: Vec<[i32; 3]> = idx
+    let offsets = submanifold_offsets(geom);
+    let kv = offsets.len();
+    let ravel = Ravel::covering(coords, range);
+    let keys: Option<Vec<u64>> = coords.iter().map(|&c| ravel.key(c)).collect();
+    let Some(keys) = keys.filter(|k| k.windows(2).all(|w| w[0] < w[1])) else {
+        return submanifold_hashed(coords, range, geom);
+    };
+    let n = coords.len();
+    let identity = geom.kernel.iter().all(|k| k % 2 == 1).then_some(kv / 2);
+    // Per offset, the key difference of a neighbour, and whether a coordinate's neighbour
+    // lies inside the ravel box (outside it no coordinate exists, and the key would wrap).
+    let size = ravel.size;
+    let deltas: Vec<i64> =
+        offsets.iter().map(|o| (o[0] as i64 * size[2] as i64 + o[1] as i64) * size[3] as i64 + o[2] as i64).collect();
+    let inside = |c: &[i32; 4], o: &[i32; 3]| {
+        (0..3).all(|a| {
+            let v = c[a + 1] as i64 + o[a] as i64 - ravel.min[a + 1] as i64;
+            v >= 0 && (v as u64) < size[a + 1]
+        })
+    };
+    const CHUNK: usize = 2048;
+    let mut rows = Vec::with_capacity(n.div_ceil(crate::backend::ROW_TILE) * crate::backend::ROW_TILE * kv);
+    rows.resize(n * kv, -1i32);
+    rows.par_chunks_mut(CHUNK * kv).enumerate().for_each(|(ci, out)| {
+        let lo = ci * CHUNK;
+        let rows_here = out.len() / kv;
+        for (k, (off, &d)) in offsets.iter().zip(&deltas).enumerate() {
+            let mut j: Option<usize> = None;
+            for r in 0..rows_here {
+                let i = lo + r;
+                if !inside(&coords[i], off) {
+                    continue;
+                }
+                // Inside the box the neighbour's key is exact and ascends with `i`.
+                let t = (keys[i] as i64 + d) as u64;
+                let j = j.get_or_insert_with(|| keys.partition_point(|&x| x < t));
+                while *j < n && keys[*j] < t {
+                    *j += 1;
+                }
+                if *j < n && keys[*j] == t {
+                    out[r * kv + k] = *j as i32;
+                }
+            }
+        }
+    });
+    KernelMap::from_rows(n, n, kv, rows, identity)
+}
+
+/// A submanifold conv's offsets `(k − c₀)·d` in kernel order.
+fn submanifold_offsets(geom: &ConvGeom) -> Vec<[i32; 3]> {
+    kernel_indices(geom.kernel)
         .iter()
         .map(|ix| {
             std::array::from_fn(|a| {
@@ -21,7 +73,16 @@ pub fn submanifold(coords: &[[i32; 4]], range: [i32; 3], geom: &ConvGeom) -> Ker
                 (ix[a] as i32 - c0 as i32) * geom.dilation[a] as i32
             })
         })
-        .collect();
+        .collect()
+}
+
+/// [`submanifold`] by hashing, for any coordinate set (duplicates keep their first row).
+/// With every axis odd only half the offsets are queried: a hit `j` of `i` at `k` also fills
+/// the mirror `map[j, K−1−k] = i`.
+pub fn submanifold_hashed(coords: &[[i32; 4]], range: [i32; 3], geom: &ConvGeom) -> KernelMap {
+    let offsets = submanifold_offsets(geom);
+    let kv = offsets.len();
+    let odd = geom.kernel.iter().all(|k| k % 2 == 1);
     let table = CoordHash::build(coords, Ravel::covering(coords, range));
     let n = coords.len();
     let query = |c: [i32; 4], off: [i32; 3]| table.get([c[0], c[1] + off[0], c[2] + off[1], c[3] + off[2]]);
@@ -122,13 +183,52 @@ fn scatter_map(
     keys.par_sort_unstable();
     keys.dedup();
     let out: Vec<[i32; 4]> = keys.par_iter().map(|&k| ravel.unravel(k)).collect();
+    // `keys` is sorted: a triple's output row is its key's position (searched in parallel;
+    // the writes, to rows of any input, in one pass after).
+    let at: Vec<usize> = triples.par_iter().map(|t| keys.binary_search(&t.0).unwrap_or(usize::MAX)).collect();
     let mut rows = vec![-1i32; out.len() * kv];
-    for &(key, k, i) in &triples {
-        // `keys` is sorted: the output row is its position.
-        if let Ok(o) = keys.binary_search(&key) {
+    for (&(_, k, i), &o) in triples.iter().zip(&at) {
+        if o != usize::MAX {
             rows[o * kv + k as usize] = i as i32;
         }
     }
     let n_out = out.len();
     (out, out_range, KernelMap::from_rows(coords.len(), n_out, kv, rows, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The merge join and the hash table give the same maps on sorted coordinates (with a
+    /// batch axis, odd / even / mixed kernels, dilation, neighbours outside the box), and
+    /// unsorted or duplicated coordinates fall back to hashing.
+    #[test]
+    fn merge_join_equals_hashing() {
+        let mut s = 7u64;
+        let mut next = |m: i32| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 33) % m as u64) as i32
+        };
+        let mut coords: Vec<[i32; 4]> = (0..3000).map(|_| [next(2), next(20) - 3, next(15), next(9)]).collect();
+        coords.sort_unstable();
+        coords.dedup();
+        let range = [17, 15, 9];
+        for (kernel, dilation) in [([3, 3, 3], [1, 1, 1]), ([2, 2, 2], [1, 1, 1]), ([3, 1, 5], [2, 1, 1])] {
+            let geom = ConvGeom { kernel, dilation, ..ConvGeom::cube(3, 1) };
+            let merged = submanifold(&coords, range, &geom);
+            let hashed = submanifold_hashed(&coords, range, &geom);
+            assert_eq!(merged.out_in_map, hashed.out_in_map, "kernel {kernel:?} dilation {dilation:?}");
+            assert_eq!(merged.identity, hashed.identity);
+            assert!(merged.n_pairs() > coords.len(), "neighbours were found");
+        }
+        let mut shuffled = coords.clone();
+        shuffled.swap(0, 100);
+        shuffled.push(shuffled[5]);
+        let geom = ConvGeom::cube(3, 1);
+        assert_eq!(
+            submanifold(&shuffled, range, &geom).out_in_map,
+            submanifold_hashed(&shuffled, range, &geom).out_in_map
+        );
+    }
 }

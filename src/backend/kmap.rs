@@ -195,6 +195,19 @@ impl KernelMap {
         }
     }
 
+    /// A random map for tests: `n_out` rows over `n_in` inputs, each offset present with
+    /// probability ~1/2 (a fixed LCG, so `seed` decides it).
+    #[cfg(test)]
+    pub(crate) fn random(n_in: usize, n_out: usize, volume: usize, seed: u64) -> KernelMap {
+        let mut s = seed;
+        let mut next = || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 33) as usize
+        };
+        let rows = (0..n_out * volume).map(|_| if next() % 2 == 0 { (next() % n_in) as i32 } else { -1 }).collect();
+        KernelMap::from_rows(n_in, n_out, volume, rows, None)
+    }
+
     /// Row `o` of the map.
     #[inline]
     pub fn row(&self, o: usize) -> &[i32] {
@@ -359,24 +372,13 @@ impl KernelMap {
 mod tests {
     use super::*;
 
-    /// A random map: each offset present with probability ~1/2.
-    fn map(n_in: usize, n_out: usize, volume: usize, seed: u64) -> KernelMap {
-        let mut s = seed;
-        let mut next = || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (s >> 33) as usize
-        };
-        let rows = (0..n_out * volume).map(|_| if next() % 2 == 0 { (next() % n_in) as i32 } else { -1 }).collect();
-        KernelMap::from_rows(n_in, n_out, volume, rows, None)
-    }
-
     /// Every plan runs every output row once and visits every (row, offset) pair of the map
     /// exactly once with its input, each micro-tile's offsets ascending; windows keep their
     /// 128 rows.
     #[test]
     fn tile_plans_cover_every_pair_once() {
         for (n_out, volume) in [(1, 27), (203, 27), (300, 8), (130, 125), (64, 1)] {
-            let m = map(97, n_out, volume, (n_out * volume) as u64);
+            let m = KernelMap::random(97, n_out, volume, (n_out * volume) as u64);
             for order in [RowOrder::Sorted, RowOrder::Window] {
                 let plan = m.tile_plan(order);
                 let mut rows = plan.rows.clone();

@@ -439,17 +439,6 @@ mod tests {
     use super::*;
     use crate::backend::lowp::ActQuant;
 
-    /// A random map: `n_out` rows over `n_in` inputs, each offset present with probability ~1/2.
-    fn map(n_in: usize, n_out: usize, volume: usize, seed: u64) -> KernelMap {
-        let mut s = seed;
-        let mut next = || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (s >> 33) as usize
-        };
-        let rows = (0..n_out * volume).map(|_| if next() % 2 == 0 { (next() % n_in) as i32 } else { -1 }).collect();
-        KernelMap::from_rows(n_in, n_out, volume, rows, None)
-    }
-
     fn values(n: usize, seed: u32, lo: f32) -> Vec<f32> {
         (0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32 / 1000.0 + lo).collect()
     }
@@ -482,7 +471,7 @@ mod tests {
     #[test]
     fn quantized_convs_match_the_f32_conv() {
         for (cin, cout, volume, lo) in [(4, 16, 27, 0.0), (13, 40, 8, -0.5), (64, 96, 27, 0.0), (24, 64, 27, 0.0)] {
-            let m = map(300, 203, volume, cin as u64);
+            let m = KernelMap::random(300, 203, volume, cin as u64);
             let x = values(300 * cin, 7, lo);
             let w = values(volume * cin * cout, 3, -0.5);
             let want = reference(&m, &x, &w, cin, cout);

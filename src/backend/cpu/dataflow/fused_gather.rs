@@ -229,16 +229,6 @@ mod tests {
     use super::*;
     use crate::backend::KernelMap;
 
-    fn map(n_in: usize, n_out: usize, volume: usize, seed: u64) -> KernelMap {
-        let mut s = seed;
-        let mut next = || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (s >> 33) as usize
-        };
-        let rows = (0..n_out * volume).map(|_| if next() % 2 == 0 { (next() % n_in) as i32 } else { -1 }).collect();
-        KernelMap::from_rows(n_in, n_out, volume, rows, None)
-    }
-
     fn values(n: usize, seed: u32) -> Vec<f32> {
         (0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 1000) as f32 / 500.0 - 1.0).collect()
     }
@@ -249,7 +239,7 @@ mod tests {
     fn fused_gather_matches_the_f64_conv() {
         for (cin, cout, volume) in [(4, 8, 27), (13, 40, 8), (64, 96, 27), (24, 24, 27), (3, 70, 125), (1, 1, 1)] {
             let (n_in, n_out) = (300, 203);
-            let m = map(n_in, n_out, volume, cin as u64 + cout as u64);
+            let m = KernelMap::random(n_in, n_out, volume, cin as u64 + cout as u64);
             let x = values(n_in * cin, 7);
             let w = values(volume * cin * cout, 3);
             let p = ConvProblem { map: &m, x: &x, cin, w: &w, cout };

@@ -118,17 +118,21 @@ pub enum RowOrder {
 /// layer on that map: the rows in run order cut into micro-tiles of [`MICRO_ROWS`]
 /// (chunk `c` of [`ROW_TILE`] rows is micro-tiles `c·ROW_TILE/MICRO_ROWS ..`), and per
 /// micro-tile the offsets its rows use with each row's input per offset.
+///
+/// Only [`KernelMap::tile_plan`] builds one, so its invariants hold for the kernels that read
+/// it without checks: every output row appears once, every offset is below the map's volume,
+/// and every input is below the map's `n_in` or [`TilePlan::ABSENT`].
 #[derive(Debug)]
 pub struct TilePlan {
     /// Output rows in run order.
-    pub rows: Vec<u32>,
+    rows: Vec<u32>,
     /// Micro-tile `t` owns entries `spans[t]..spans[t + 1]` of `ks` and `inputs`.
-    pub spans: Vec<u32>,
+    spans: Vec<u32>,
     /// Offsets, ascending within a micro-tile.
-    pub ks: Vec<u16>,
+    ks: Vec<u16>,
     /// Per entry of `ks`, each row's input row ([`TilePlan::ABSENT`] when it has none, and
     /// for the rows past the map's end in the last micro-tile).
-    pub inputs: Vec<[u32; MICRO_ROWS]>,
+    inputs: Vec<[u32; MICRO_ROWS]>,
 }
 
 impl TilePlan {

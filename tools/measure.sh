@@ -93,6 +93,9 @@ if [ -d "$samples" ]; then
     step bench_image_same_pages "$bin" bench image --runs 3 --baseline-huge-pages
     step bench_image_no_huge_pages "$bin" bench image --runs 3 --no-huge-pages
     step bench_image_full "$bin" bench image --runs 3 --scale 1
+    # ONNX Runtime's INT8 option for the image encoder (reported, not shipped).
+    step image_int8_quantize .venv-train/bin/python tools/quantize_image_model.py --out "$work/image_int8/efficientnet_lite0_int8.onnx"
+    step bench_image_int8 "$bin" bench image --runs 7 --model "$work/image_int8/efficientnet_lite0_int8.toml"
 fi
 step bench_gemm "$bin" bench gemm --reps 3
 step lidar_seg_heldout "$bin" eval --task lidar-seg --data "$work/lidar_heldout" --out "$work/lidar_seg_heldout"

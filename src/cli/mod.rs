@@ -5,6 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 mod bench;
+mod dataset;
 mod demo;
 mod eval;
 mod features;
@@ -50,6 +51,11 @@ enum Command {
     Sparse {
         #[command(subcommand)]
         which: sparse::Command,
+    },
+    /// Training data for the learned models (`dataset motion`: the motion transformer's).
+    Dataset {
+        #[command(subcommand)]
+        which: dataset::Command,
     },
     /// Autotune the sparse-conv dataflows of a network on real frames and store the choice.
     Tune(tune::Args),
@@ -110,6 +116,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Generate(a) => generate::run(a, &mut stdout),
         Command::Eval(a) => eval::run(a, &ctx, &mut stdout),
         Command::Sparse { which } => sparse::run(which, &mut stdout),
+        Command::Dataset { which } => dataset::run(which, &mut stdout),
         Command::Tune(a) => tune::run(a, &mut stdout),
         Command::Demo(a) => demo::run(a, &ctx, &mut stdout),
         Command::Report(a) => report::run(a, &mut stdout),

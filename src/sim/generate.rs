@@ -196,6 +196,27 @@ fn simulate_segment(cfg: &GenerateConfig, index: usize) -> (RoadNetwork, AgentWo
     (net, world, rng)
 }
 
+/// The motion scenarios of segment `index`, as [`generate`] followed by reading its boxes,
+/// poses and map back would give them (same labels, same windows, same scenario ids),
+/// without simulating a sensor: what `scenetok dataset motion` trains on.
+pub fn segment_motion_scenarios(cfg: &GenerateConfig, index: usize, stride: usize) -> Vec<crate::scene::Scenario> {
+    let (net, world) = segment_world(cfg, index);
+    let name = segment_name(cfg.seed, index);
+    let mut tracks = crate::io::v2::motion::TrackBuilder::default();
+    for f in 0..cfg.frames {
+        let ts = first_timestamp(index) + f as i64 * 100_000;
+        let frame = labelled_frame(&world, &name, f, ts);
+        tracks.push(ts, frame.vehicle_pose.unwrap_or_else(Transform::identity), &frame.lidar_boxes);
+    }
+    let (timestamps, tracks) = tracks.finish();
+    crate::io::v2::motion::window_scenarios(&name, &timestamps, &tracks, &net.map_features(), stride).scenarios
+}
+
+/// The timestamp (µs) of segment `index`'s first frame.
+fn first_timestamp(index: usize) -> i64 {
+    1_600_000_000_000_000 + (index as i64) * 100_000_000
+}
+
 /// The ego pose as Waymo's `world_from_vehicle`.
 pub fn pose_of(s: &State) -> Transform {
     let (sin, cos) = s.heading.sin_cos();
@@ -233,7 +254,7 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
         let cameras = camera_rig(cfg.camera_div);
         let sensor = CameraSensor::new(&cameras, CameraOptions::for_scale(cfg.camera_div));
         clock("setup (map, agents, static world, BVH, camera tables)", &mut t);
-        let first_ts = 1_600_000_000_000_000 + (index as i64) * 100_000_000;
+        let first_ts = first_timestamp(index);
         let mut writer = SegmentWriter::new(out, &name);
         let mut previous_pose = None;
         for f in 0..cfg.frames {

@@ -12,6 +12,7 @@ mod geom;
 mod geom_pvps;
 mod hostile;
 mod image_encoder;
+mod motion_dataset;
 mod motion_metrics;
 mod quant;
 mod report;

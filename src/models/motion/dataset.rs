@@ -93,7 +93,7 @@ fn keep_stationary(scenario: &str, track: i64) -> bool {
     for b in scenario.bytes().chain(track.to_le_bytes()) {
         h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
     }
-    h % STATIONARY_KEEP == 0
+    h.is_multiple_of(STATIONARY_KEEP)
 }
 
 /// The columns of a shard, with their fixed list lengths.

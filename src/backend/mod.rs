@@ -112,6 +112,29 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// `[a | b]`: the columns of `b` after those of `a`, row by row.
     fn concat_cols(&self, a: &Tensor, b: &Tensor) -> Result<Tensor>;
 
+    /// LayerNorm of every row: `(x − mean) / √(var + eps) · gamma + beta` (biased variance;
+    /// `gamma`, `beta` `[1 × cols]`).
+    fn layer_norm(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor>;
+    /// `x[r] ← act(x[r] + table[index[r]])`: a learned embedding added to every row.
+    fn add_rows(&self, x: &mut Tensor, table: &Tensor, index: &[u32], act: Activation) -> Result<()>;
+    /// The rows `index` of `parts` stacked one above the other (a gather; rows may repeat).
+    fn gather_rows(&self, parts: &[&Tensor], index: &[u32]) -> Result<Tensor>;
+    /// Per group of `group` consecutive rows, the column-wise max over the rows whose `valid`
+    /// is set; a row of zeros where none is. `[rows × c]` → `[rows / group × c]`.
+    fn masked_max(&self, x: &Tensor, group: usize, valid: &[bool]) -> Result<Tensor>;
+    /// Scaled dot-product attention over `batch` independent problems, `heads` heads each:
+    /// `q [batch·n × d]`, `k`, `v [batch·m × d]`; key `j` of problem `b` takes part where
+    /// `key_valid[b·m + j]` (all when `None`). A query with no valid key gets zeros.
+    fn attention(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        batch: usize,
+        heads: usize,
+        key_valid: Option<&[bool]>,
+    ) -> Result<Tensor>;
+
     /// Voxelizes frames into one batch (`floor(p / voxel_size)`, shifted to start at 0, mean
     /// features per voxel, range rounded up to a multiple of 16).
     fn voxelize(&self, frames: &[PointsRef<'_>], voxel_size: f32) -> Result<Voxels>;

@@ -1,6 +1,7 @@
 //! The CPU backend: every op on rayon's pool, GEMMs through [`gemm::sgemm`] in row tiles.
 
 pub mod dataflow;
+pub mod dense;
 pub mod gemm;
 pub mod hash;
 pub mod kmap;
@@ -134,6 +135,91 @@ impl Backend for CpuBackend {
             });
         }
         Ok(tensor(out, a.rows(), c))
+    }
+
+    fn layer_norm(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+        let cols = x.cols();
+        let (g, b) = (host(gamma, "LayerNorm gamma")?, host(beta, "LayerNorm beta")?);
+        if g.len() != cols || b.len() != cols {
+            return Err(mismatch(format!("LayerNorm of {cols} columns with {} / {} parameters", g.len(), b.len())));
+        }
+        Ok(tensor(dense::layer_norm(host(x, "LayerNorm input")?, cols, g, b, eps), x.rows(), cols))
+    }
+
+    fn add_rows(&self, x: &mut Tensor, table: &Tensor, index: &[u32], act: Activation) -> Result<()> {
+        let cols = x.cols();
+        if table.cols() != cols || index.len() != x.rows() || index.iter().any(|&i| i as usize >= table.rows()) {
+            return Err(mismatch(format!(
+                "adding rows of a {:?} table to a {:?} tensor by {} indices (largest {:?})",
+                table.shape(),
+                x.shape(),
+                index.len(),
+                index.iter().max()
+            )));
+        }
+        let t = host(table, "the table")?;
+        dense::add_rows(host_mut(x, "the tensor")?, cols, t, index, act);
+        Ok(())
+    }
+
+    fn gather_rows(&self, parts: &[&Tensor], index: &[u32]) -> Result<Tensor> {
+        let cols = parts.first().map_or(0, |p| p.cols());
+        let rows: usize = parts.iter().map(|p| p.rows()).sum();
+        if parts.iter().any(|p| p.cols() != cols) || index.iter().any(|&i| i as usize >= rows) {
+            return Err(mismatch(format!(
+                "gathering {} rows (largest {:?}) of {rows} from parts of {:?} columns",
+                index.len(),
+                index.iter().max(),
+                parts.iter().map(|p| p.cols()).collect::<Vec<_>>()
+            )));
+        }
+        let hosts: Vec<(&[f32], usize)> =
+            parts.iter().map(|p| Ok((host(p, "a gathered tensor")?, p.rows()))).collect::<Result<_>>()?;
+        Ok(tensor(dense::gather_rows(&hosts, cols, index), index.len(), cols))
+    }
+
+    fn masked_max(&self, x: &Tensor, group: usize, valid: &[bool]) -> Result<Tensor> {
+        if group == 0 || valid.len() != x.rows() || !x.rows().is_multiple_of(group) {
+            return Err(mismatch(format!(
+                "max over groups of {group} rows of a {:?} tensor with {} validity flags",
+                x.shape(),
+                valid.len()
+            )));
+        }
+        let out = dense::masked_max(host(x, "the pooled tensor")?, x.cols(), group, valid);
+        Ok(tensor(out, x.rows() / group, x.cols()))
+    }
+
+    fn attention(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        batch: usize,
+        heads: usize,
+        key_valid: Option<&[bool]>,
+    ) -> Result<Tensor> {
+        let d = q.cols();
+        let ok = batch > 0
+            && heads > 0
+            && d.is_multiple_of(heads)
+            && q.rows().is_multiple_of(batch)
+            && k.rows().is_multiple_of(batch)
+            && k.shape() == v.shape()
+            && k.cols() == d
+            && key_valid.is_none_or(|kv| kv.len() == k.rows());
+        if !ok {
+            return Err(mismatch(format!(
+                "attention of {batch} problems, {heads} heads: q {:?}, k {:?}, v {:?}, {:?} key flags",
+                q.shape(),
+                k.shape(),
+                v.shape(),
+                key_valid.map(<[bool]>::len)
+            )));
+        }
+        let shape = dense::AttentionShape { batch, n: q.rows() / batch, m: k.rows() / batch, d, heads };
+        let (qh, kh, vh) = (host(q, "queries")?, host(k, "keys")?, host(v, "values")?);
+        Ok(tensor(dense::attention(qh, kh, vh, shape, key_valid), q.rows(), d))
     }
 
     fn voxelize(&self, frames: &[PointsRef<'_>], voxel_size: f32) -> Result<Voxels> {

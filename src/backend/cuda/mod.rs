@@ -73,6 +73,21 @@ impl Backend for CudaBackend {
     fn concat_cols(&self, _: &Tensor, _: &Tensor) -> Result<Tensor> {
         match *self {}
     }
+    fn layer_norm(&self, _: &Tensor, _: &Tensor, _: &Tensor, _: f32) -> Result<Tensor> {
+        match *self {}
+    }
+    fn add_rows(&self, _: &mut Tensor, _: &Tensor, _: &[u32], _: Activation) -> Result<()> {
+        match *self {}
+    }
+    fn gather_rows(&self, _: &[&Tensor], _: &[u32]) -> Result<Tensor> {
+        match *self {}
+    }
+    fn masked_max(&self, _: &Tensor, _: usize, _: &[bool]) -> Result<Tensor> {
+        match *self {}
+    }
+    fn attention(&self, _: &Tensor, _: &Tensor, _: &Tensor, _: usize, _: usize, _: Option<&[bool]>) -> Result<Tensor> {
+        match *self {}
+    }
     fn voxelize(&self, _: &[PointsRef<'_>], _: f32) -> Result<Voxels> {
         match *self {}
     }

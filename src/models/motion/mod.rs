@@ -8,6 +8,7 @@ pub mod dataset;
 pub mod features;
 mod kinematic;
 mod lane_follower;
+pub mod transformer;
 
 pub use kinematic::{ConstantVelocity, Ctra};
 pub use lane_follower::LaneFollower;

@@ -1,0 +1,209 @@
+//! The transformer's layers on a [`Device`]: linear maps (weights stored `[in × out]`,
+//! transposed once from PyTorch's `[out × in]` at load), LayerNorm, multi-head attention
+//! and the pre-LayerNorm blocks built from them. Parameter names are the PyTorch twin's
+//! (`tools/train/motion_twin.py`).
+
+use crate::backend::{Activation, Device, Tensor};
+use crate::error::Result;
+use crate::sparse::weights::{Init, Params};
+
+/// `y = x · W + b`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    w: Tensor,
+    b: Tensor,
+}
+
+impl Linear {
+    pub fn load(p: &mut Params, dev: &Device, name: &str, inputs: usize, outputs: usize) -> Result<Linear> {
+        let bound = 1.0 / (inputs.max(1) as f32).sqrt();
+        let w = p.get(&format!("{name}.weight"), &[outputs, inputs], Init::Uniform(bound))?;
+        let b = p.get(&format!("{name}.bias"), &[outputs], Init::Uniform(bound))?;
+        let mut wt = vec![0.0f32; inputs * outputs];
+        for o in 0..outputs {
+            for i in 0..inputs {
+                wt[i * outputs + o] = w[o * inputs + i];
+            }
+        }
+        let be = dev.backend();
+        Ok(Linear { w: be.upload(&wt, inputs, outputs)?, b: be.upload(&b, 1, outputs)? })
+    }
+
+    pub fn forward(&self, dev: &Device, x: &Tensor, act: Activation) -> Result<Tensor> {
+        dev.backend().matmul(x, &self.w, Some(&self.b), act)
+    }
+}
+
+/// A learned table `[rows × cols]` (embeddings, queries), on the device.
+pub fn table(p: &mut Params, dev: &Device, name: &str, rows: usize, cols: usize) -> Result<Tensor> {
+    let v = p.get(name, &[rows, cols], Init::Uniform(0.1))?;
+    dev.backend().upload(&v, rows, cols)
+}
+
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    gamma: Tensor,
+    beta: Tensor,
+}
+
+/// PyTorch's default (and the twin's).
+const LN_EPS: f32 = 1e-5;
+
+impl LayerNorm {
+    pub fn load(p: &mut Params, dev: &Device, name: &str, d: usize) -> Result<LayerNorm> {
+        let g = p.get(&format!("{name}.weight"), &[d], Init::Const(1.0))?;
+        let b = p.get(&format!("{name}.bias"), &[d], Init::Const(0.0))?;
+        Ok(LayerNorm { gamma: dev.backend().upload(&g, 1, d)?, beta: dev.backend().upload(&b, 1, d)? })
+    }
+
+    pub fn forward(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
+        dev.backend().layer_norm(x, &self.gamma, &self.beta, LN_EPS)
+    }
+}
+
+/// Multi-head attention with q/k/v/o projections.
+#[derive(Debug, Clone)]
+pub struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    heads: usize,
+}
+
+impl Attention {
+    pub fn load(p: &mut Params, dev: &Device, name: &str, d: usize, heads: usize) -> Result<Attention> {
+        Ok(Attention {
+            q: Linear::load(p, dev, &format!("{name}.q"), d, d)?,
+            k: Linear::load(p, dev, &format!("{name}.k"), d, d)?,
+            v: Linear::load(p, dev, &format!("{name}.v"), d, d)?,
+            o: Linear::load(p, dev, &format!("{name}.o"), d, d)?,
+            heads,
+        })
+    }
+
+    /// `x [batch·n × d]` attends to `ctx [batch·m × d]`.
+    pub fn forward(
+        &self,
+        dev: &Device,
+        x: &Tensor,
+        ctx: &Tensor,
+        batch: usize,
+        key_valid: Option<&[bool]>,
+    ) -> Result<Tensor> {
+        let q = self.q.forward(dev, x, Activation::None)?;
+        let k = self.k.forward(dev, ctx, Activation::None)?;
+        let v = self.v.forward(dev, ctx, Activation::None)?;
+        let y = dev.backend().attention(&q, &k, &v, batch, self.heads, key_valid)?;
+        self.o.forward(dev, &y, Activation::None)
+    }
+}
+
+/// `down(relu(up(x)))`, 4d wide.
+#[derive(Debug, Clone)]
+pub struct Ffn {
+    up: Linear,
+    down: Linear,
+}
+
+impl Ffn {
+    pub fn load(p: &mut Params, dev: &Device, name: &str, d: usize) -> Result<Ffn> {
+        Ok(Ffn {
+            up: Linear::load(p, dev, &format!("{name}.up"), d, 4 * d)?,
+            down: Linear::load(p, dev, &format!("{name}.down"), 4 * d, d)?,
+        })
+    }
+
+    /// `x ← x + FFN(norm(x))`.
+    pub fn residual(&self, dev: &Device, norm: &LayerNorm, x: &mut Tensor) -> Result<()> {
+        let h = self.up.forward(dev, &norm.forward(dev, x)?, Activation::Relu)?;
+        let y = self.down.forward(dev, &h, Activation::None)?;
+        dev.backend().add_act(x, &y, Activation::None)
+    }
+}
+
+/// Latent queries attending to the (normalized) tokens, then the FFN.
+#[derive(Debug, Clone)]
+pub struct CrossBlock {
+    norm_q: LayerNorm,
+    attn: Attention,
+    norm_ffn: LayerNorm,
+    ffn: Ffn,
+}
+
+impl CrossBlock {
+    pub fn load(p: &mut Params, dev: &Device, name: &str, d: usize, heads: usize) -> Result<CrossBlock> {
+        Ok(CrossBlock {
+            norm_q: LayerNorm::load(p, dev, &format!("{name}.norm_q"), d)?,
+            attn: Attention::load(p, dev, &format!("{name}.attn"), d, heads)?,
+            norm_ffn: LayerNorm::load(p, dev, &format!("{name}.norm_ffn"), d)?,
+            ffn: Ffn::load(p, dev, &format!("{name}.ffn"), d)?,
+        })
+    }
+
+    pub fn forward(&self, dev: &Device, x: &mut Tensor, ctx: &Tensor, batch: usize, key_valid: &[bool]) -> Result<()> {
+        let y = self.attn.forward(dev, &self.norm_q.forward(dev, x)?, ctx, batch, Some(key_valid))?;
+        dev.backend().add_act(x, &y, Activation::None)?;
+        self.ffn.residual(dev, &self.norm_ffn, x)
+    }
+}
+
+/// Self-attention over the latents, then the FFN.
+#[derive(Debug, Clone)]
+pub struct SelfBlock {
+    norm: LayerNorm,
+    attn: Attention,
+    norm_ffn: LayerNorm,
+    ffn: Ffn,
+}
+
+impl SelfBlock {
+    pub fn load(p: &mut Params, dev: &Device, name: &str, d: usize, heads: usize) -> Result<SelfBlock> {
+        Ok(SelfBlock {
+            norm: LayerNorm::load(p, dev, &format!("{name}.norm"), d)?,
+            attn: Attention::load(p, dev, &format!("{name}.attn"), d, heads)?,
+            norm_ffn: LayerNorm::load(p, dev, &format!("{name}.norm_ffn"), d)?,
+            ffn: Ffn::load(p, dev, &format!("{name}.ffn"), d)?,
+        })
+    }
+
+    pub fn forward(&self, dev: &Device, x: &mut Tensor, batch: usize) -> Result<()> {
+        let y = self.norm.forward(dev, x)?;
+        let a = self.attn.forward(dev, &y, &y, batch, None)?;
+        dev.backend().add_act(x, &a, Activation::None)?;
+        self.ffn.residual(dev, &self.norm_ffn, x)
+    }
+}
+
+/// Mode queries: self-attention, cross-attention to the fused latents, FFN.
+#[derive(Debug, Clone)]
+pub struct DecoderBlock {
+    norm_self: LayerNorm,
+    self_attn: Attention,
+    norm_cross: LayerNorm,
+    cross_attn: Attention,
+    norm_ffn: LayerNorm,
+    ffn: Ffn,
+}
+
+impl DecoderBlock {
+    pub fn load(p: &mut Params, dev: &Device, name: &str, d: usize, heads: usize) -> Result<DecoderBlock> {
+        Ok(DecoderBlock {
+            norm_self: LayerNorm::load(p, dev, &format!("{name}.norm_self"), d)?,
+            self_attn: Attention::load(p, dev, &format!("{name}.self_attn"), d, heads)?,
+            norm_cross: LayerNorm::load(p, dev, &format!("{name}.norm_cross"), d)?,
+            cross_attn: Attention::load(p, dev, &format!("{name}.cross_attn"), d, heads)?,
+            norm_ffn: LayerNorm::load(p, dev, &format!("{name}.norm_ffn"), d)?,
+            ffn: Ffn::load(p, dev, &format!("{name}.ffn"), d)?,
+        })
+    }
+
+    pub fn forward(&self, dev: &Device, m: &mut Tensor, ctx: &Tensor, batch: usize) -> Result<()> {
+        let y = self.norm_self.forward(dev, m)?;
+        let a = self.self_attn.forward(dev, &y, &y, batch, None)?;
+        dev.backend().add_act(m, &a, Activation::None)?;
+        let c = self.cross_attn.forward(dev, &self.norm_cross.forward(dev, m)?, ctx, batch, None)?;
+        dev.backend().add_act(m, &c, Activation::None)?;
+        self.ffn.residual(dev, &self.norm_ffn, m)
+    }
+}

@@ -1,0 +1,396 @@
+//! The motion transformer (Wayformer-style early fusion), native inference on a
+//! [`Device`]: the twin of `tools/train/motion_twin.py`, whose docstring describes the
+//! architecture; every layer runs through the device's [`crate::backend::Backend`], batched
+//! over the agents of a scene.
+
+mod layers;
+mod predictor;
+
+pub use predictor::TransformerPredictor;
+
+use std::path::Path;
+
+use ndarray::{Array2, Array3, Array4};
+use serde::{Deserialize, Serialize};
+
+use self::layers::{CrossBlock, DecoderBlock, LayerNorm, Linear, SelfBlock, table};
+use super::features::{
+    AGENT_FEATURES, AGENT_SLOTS, AgentInputs, FUTURE_STEPS, HISTORY_STEPS, MAX_POLYLINES, POLYLINE_POINTS,
+};
+use crate::backend::{Activation, Device, Tensor};
+use crate::error::{Error, Location, Result};
+use crate::sparse::weights::Params;
+
+/// The shipped weights' file name under `data/weights/`.
+pub const WEIGHTS_FILE: &str = "motion_transformer.safetensors";
+
+/// Sizes of the model (the twin's `CONFIGS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransformerConfig {
+    pub d: usize,
+    pub heads: usize,
+    /// Width of the per-step and per-point MLPs.
+    pub hidden: usize,
+    pub latents: usize,
+    pub fusion_layers: usize,
+    pub decoder_layers: usize,
+    pub modes: usize,
+    /// Width of the scene tokens it takes (0: none).
+    pub scene_dim: usize,
+}
+
+impl TransformerConfig {
+    /// The shipped size.
+    pub const D128: TransformerConfig = TransformerConfig {
+        d: 128,
+        heads: 4,
+        hidden: 64,
+        latents: 32,
+        fusion_layers: 2,
+        decoder_layers: 2,
+        modes: 6,
+        scene_dim: 0,
+    };
+    /// The published size (benchmarks).
+    pub const D256: TransformerConfig = TransformerConfig { d: 256, heads: 8, ..TransformerConfig::D128 };
+
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.d == 0 || self.heads == 0 || !self.d.is_multiple_of(self.heads) {
+            return Err(format!("d = {} divisible by heads = {}", self.d, self.heads));
+        }
+        if self.hidden == 0 || self.latents == 0 || self.modes == 0 {
+            return Err("hidden, latents and modes of at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Input scales (the twin's `AGENT_SCALE`, `POINT_SCALE`) and output transforms.
+const AGENT_SCALE: [f32; AGENT_FEATURES] = [0.1, 0.1, 1.0, 1.0, 0.1, 0.1, 0.2, 0.2];
+const POINT_SCALE: f32 = 0.1;
+const MU_SCALE: f32 = 10.0;
+const LOG_SIGMA_CLAMP: f32 = 6.0;
+const RHO_SCALE: f32 = 0.95;
+const AGENT_TYPES: usize = 5;
+const MAP_TYPES: usize = 21;
+const SIGNAL_STATES: usize = 9;
+
+/// Scene tokens for one agent (the next issue's MoST tokens): `[S × scene_dim]` and which
+/// are real.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SceneTokens {
+    pub tokens: Array2<f32>,
+    pub valid: Vec<bool>,
+}
+
+/// Per agent, per mode: a bivariate Gaussian per future step (agent frame, metres) and a
+/// logit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModeOutputs {
+    /// `[agents, modes, 80, 2]`.
+    pub mu: Array4<f32>,
+    /// `[agents, modes, 80, 2]`: σx, σy.
+    pub sigma: Array4<f32>,
+    /// `[agents, modes, 80]`.
+    pub rho: Array3<f32>,
+    /// `[agents, modes]`.
+    pub logits: Array2<f32>,
+}
+
+#[derive(Debug)]
+pub struct MotionTransformer {
+    cfg: TransformerConfig,
+    device: Device,
+    agent_in: Linear,
+    agent_time: Tensor,
+    agent_type: Tensor,
+    agent_mid: Linear,
+    agent_out: Linear,
+    point_in: Linear,
+    map_type: Tensor,
+    signal: Tensor,
+    point_mid: Linear,
+    polyline_out: Linear,
+    /// Rows: agents' modality, agents' modality + the target vector, polylines', scene tokens'.
+    token_offsets: Tensor,
+    scene_in: Option<Linear>,
+    latents: Tensor,
+    norm_tokens: LayerNorm,
+    cross: CrossBlock,
+    fusion: Vec<SelfBlock>,
+    norm_latents: LayerNorm,
+    modes: Tensor,
+    decoder: Vec<DecoderBlock>,
+    norm_out: LayerNorm,
+    trajectory: Linear,
+    logit: Linear,
+}
+
+impl MotionTransformer {
+    /// Loads weights written by `tools/train/train_motion.py` (or the golden-tensor script):
+    /// the config from the file's metadata (`run.config`), every tensor's shape checked.
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        let mut p = Params::load(path)?;
+        let at = || Location::file(path).detail("safetensors metadata `run`");
+        let run = p.metadata("run").ok_or_else(|| Error::invalid(at(), "the training run's JSON", "none"))?;
+        let cfg = serde_json::from_str::<serde_json::Value>(run)
+            .ok()
+            .and_then(|v| serde_json::from_value::<TransformerConfig>(v.get("config")?.clone()).ok())
+            .ok_or_else(|| Error::invalid(at(), "JSON with a `config` of the transformer's sizes", run.to_string()))?;
+        cfg.check().map_err(|e| Error::invalid(at(), e, format!("{cfg:?}")))?;
+        Self::build(cfg, &mut p, device)
+    }
+
+    /// Seeded random weights (benchmarks at sizes with no trained weights).
+    pub fn random(cfg: TransformerConfig, seed: u64, device: &Device) -> Result<Self> {
+        Self::build(cfg, &mut Params::random(seed), device)
+    }
+
+    fn build(cfg: TransformerConfig, p: &mut Params, dev: &Device) -> Result<Self> {
+        cfg.check()
+            .map_err(|e| Error::invalid(Location::default().detail("transformer config"), e, format!("{cfg:?}")))?;
+        let TransformerConfig { d, heads, hidden, .. } = cfg;
+        let modality = p.get("modality", &[3, d], crate::sparse::weights::Init::Uniform(0.1))?;
+        let target = p.get("target", &[d], crate::sparse::weights::Init::Uniform(0.1))?;
+        let mut offsets = Vec::with_capacity(4 * d);
+        offsets.extend_from_slice(&modality[..d]);
+        offsets.extend(modality[..d].iter().zip(&target).map(|(m, t)| m + t));
+        offsets.extend_from_slice(&modality[d..3 * d]);
+        Ok(MotionTransformer {
+            cfg,
+            device: dev.clone(),
+            agent_in: Linear::load(p, dev, "agent_in", AGENT_FEATURES, hidden)?,
+            agent_time: table(p, dev, "agent_time", HISTORY_STEPS, hidden)?,
+            agent_type: table(p, dev, "agent_type", AGENT_TYPES, hidden)?,
+            agent_mid: Linear::load(p, dev, "agent_mid", hidden, hidden)?,
+            agent_out: Linear::load(p, dev, "agent_out", hidden, d)?,
+            point_in: Linear::load(p, dev, "point_in", 4, hidden)?,
+            map_type: table(p, dev, "map_type", MAP_TYPES, hidden)?,
+            signal: table(p, dev, "signal", SIGNAL_STATES, hidden)?,
+            point_mid: Linear::load(p, dev, "point_mid", hidden, hidden)?,
+            polyline_out: Linear::load(p, dev, "polyline_out", hidden, d)?,
+            token_offsets: dev.backend().upload(&offsets, 4, d)?,
+            scene_in: (cfg.scene_dim > 0).then(|| Linear::load(p, dev, "scene_in", cfg.scene_dim, d)).transpose()?,
+            latents: table(p, dev, "latents", cfg.latents, d)?,
+            norm_tokens: LayerNorm::load(p, dev, "norm_tokens", d)?,
+            cross: CrossBlock::load(p, dev, "cross", d, heads)?,
+            fusion: (0..cfg.fusion_layers)
+                .map(|i| SelfBlock::load(p, dev, &format!("fusion.{i}"), d, heads))
+                .collect::<Result<_>>()?,
+            norm_latents: LayerNorm::load(p, dev, "norm_latents", d)?,
+            modes: table(p, dev, "modes", cfg.modes, d)?,
+            decoder: (0..cfg.decoder_layers)
+                .map(|i| DecoderBlock::load(p, dev, &format!("decoder.{i}"), d, heads))
+                .collect::<Result<_>>()?,
+            norm_out: LayerNorm::load(p, dev, "norm_out", d)?,
+            trajectory: Linear::load(p, dev, "trajectory", d, FUTURE_STEPS * 5)?,
+            logit: Linear::load(p, dev, "logit", d, 1)?,
+        })
+    }
+
+    pub fn config(&self) -> &TransformerConfig {
+        &self.cfg
+    }
+
+    /// Multiply-adds ×2 of one agent's forward pass (the GEMMs and attention products).
+    pub fn flops_per_agent(&self, scene_tokens: usize) -> f64 {
+        let TransformerConfig { d, hidden, latents, modes, fusion_layers, decoder_layers, scene_dim, .. } = self.cfg;
+        let (a, p) = (AGENT_SLOTS * HISTORY_STEPS, MAX_POLYLINES * POLYLINE_POINTS);
+        let tokens = AGENT_SLOTS + MAX_POLYLINES + scene_tokens;
+        let mm = |n: usize, k: usize, m: usize| 2.0 * (n * k * m) as f64;
+        let attn = |n: usize, m: usize| 2.0 * mm(n, d, m) + mm(n, d, d) * 2.0 + mm(m, d, d) * 2.0;
+        let ffn = |n: usize| mm(n, d, 4 * d) * 2.0;
+        mm(a, AGENT_FEATURES, hidden)
+            + mm(a, hidden, hidden)
+            + mm(AGENT_SLOTS, hidden, d)
+            + mm(p, 4, hidden)
+            + mm(p, hidden, hidden)
+            + mm(MAX_POLYLINES, hidden, d)
+            + mm(scene_tokens, scene_dim, d)
+            + attn(latents, tokens)
+            + ffn(latents)
+            + fusion_layers as f64 * (attn(latents, latents) + ffn(latents))
+            + decoder_layers as f64 * (attn(modes, modes) + attn(modes, latents) + ffn(modes))
+            + mm(modes, d, FUTURE_STEPS * 5 + 1)
+    }
+
+    /// Runs the model on a batch of agents (each with its own inputs; scene tokens for every
+    /// agent or for none, all with the same count).
+    pub fn forward(&self, inputs: &[AgentInputs], scene: Option<&[SceneTokens]>) -> Result<ModeOutputs> {
+        let dev = &self.device;
+        let be = dev.backend();
+        let b = inputs.len();
+        let cfg = &self.cfg;
+        let bad = |expected: String, found: String| {
+            Error::invalid(Location::default().detail("motion transformer input"), expected, found)
+        };
+        if b == 0 {
+            return Ok(ModeOutputs {
+                mu: Array4::zeros((0, cfg.modes, FUTURE_STEPS, 2)),
+                sigma: Array4::zeros((0, cfg.modes, FUTURE_STEPS, 2)),
+                rho: Array3::zeros((0, cfg.modes, FUTURE_STEPS)),
+                logits: Array2::zeros((0, cfg.modes)),
+            });
+        }
+        for x in inputs {
+            if x.agents.dim() != (AGENT_SLOTS, HISTORY_STEPS, AGENT_FEATURES)
+                || x.polylines.dim() != (MAX_POLYLINES, POLYLINE_POINTS, 2)
+                || x.agent_valid.dim() != (AGENT_SLOTS, HISTORY_STEPS)
+                || x.point_valid.dim() != (MAX_POLYLINES, POLYLINE_POINTS)
+                || x.agent_type.len() != AGENT_SLOTS
+                || x.polyline_type.len() != MAX_POLYLINES
+                || x.signal.len() != MAX_POLYLINES
+            {
+                return Err(bad(
+                    "inputs of the shapes in models::motion::features".into(),
+                    format!("agents {:?}, polylines {:?}", x.agents.dim(), x.polylines.dim()),
+                ));
+            }
+            if !x.agent_valid.row(0).iter().any(|&v| v) {
+                return Err(bad("the agent to predict (slot 0) with at least one valid step".into(), "none".into()));
+            }
+        }
+
+        // Agents: per step MLP with time and type embeddings, max over valid steps.
+        let rows_a = b * AGENT_SLOTS * HISTORY_STEPS;
+        let mut xa = Vec::with_capacity(rows_a * AGENT_FEATURES);
+        let (mut time_idx, mut type_idx, mut valid_a) =
+            (Vec::with_capacity(rows_a), Vec::with_capacity(rows_a), Vec::with_capacity(rows_a));
+        for x in inputs {
+            for s in 0..AGENT_SLOTS {
+                let kind = (x.agent_type[s] as usize).min(AGENT_TYPES - 1) as u32;
+                for t in 0..HISTORY_STEPS {
+                    xa.extend((0..AGENT_FEATURES).map(|f| x.agents[[s, t, f]] * AGENT_SCALE[f]));
+                    time_idx.push(t as u32);
+                    type_idx.push(kind);
+                    valid_a.push(x.agent_valid[[s, t]]);
+                }
+            }
+        }
+        let mut h = self.agent_in.forward(dev, &be.upload(&xa, rows_a, AGENT_FEATURES)?, Activation::None)?;
+        be.add_rows(&mut h, &self.agent_time, &time_idx, Activation::None)?;
+        be.add_rows(&mut h, &self.agent_type, &type_idx, Activation::Relu)?;
+        let h = self.agent_mid.forward(dev, &h, Activation::None)?;
+        let pooled = be.masked_max(&h, HISTORY_STEPS, &valid_a)?;
+        let mut agent_tokens = self.agent_out.forward(dev, &pooled, Activation::None)?;
+        let slot_offset: Vec<u32> = (0..b * AGENT_SLOTS).map(|r| u32::from(r % AGENT_SLOTS == 0)).collect();
+        be.add_rows(&mut agent_tokens, &self.token_offsets, &slot_offset, Activation::None)?;
+        let agent_ok: Vec<bool> = valid_a.chunks(HISTORY_STEPS).map(|c| c.iter().any(|&v| v)).collect();
+
+        // Polylines: per point (x, y, dx, dy) MLP with type and signal embeddings, max over points.
+        let rows_p = b * MAX_POLYLINES * POLYLINE_POINTS;
+        let mut xp = Vec::with_capacity(rows_p * 4);
+        let (mut map_idx, mut sig_idx, mut valid_p) =
+            (Vec::with_capacity(rows_p), Vec::with_capacity(rows_p), Vec::with_capacity(rows_p));
+        for x in inputs {
+            for l in 0..MAX_POLYLINES {
+                let kind = (x.polyline_type[l] as usize).min(MAP_TYPES - 1) as u32;
+                let sig = (x.signal[l] as usize).min(SIGNAL_STATES - 1) as u32;
+                let ok = |k: usize| x.point_valid[[l, k]];
+                let pt = |k: usize| [x.polylines[[l, k, 0]], x.polylines[[l, k, 1]]];
+                for k in 0..POLYLINE_POINTS {
+                    let p = pt(k);
+                    let step = if ok(k) && k + 1 < POLYLINE_POINTS && ok(k + 1) {
+                        let q = pt(k + 1);
+                        [q[0] - p[0], q[1] - p[1]]
+                    } else if ok(k) && k > 0 && ok(k - 1) {
+                        let q = pt(k - 1);
+                        [p[0] - q[0], p[1] - q[1]]
+                    } else {
+                        [0.0, 0.0]
+                    };
+                    xp.extend([p[0], p[1], step[0], step[1]].map(|v| v * POINT_SCALE));
+                    map_idx.push(kind);
+                    sig_idx.push(sig);
+                    valid_p.push(ok(k));
+                }
+            }
+        }
+        let mut h = self.point_in.forward(dev, &be.upload(&xp, rows_p, 4)?, Activation::None)?;
+        be.add_rows(&mut h, &self.map_type, &map_idx, Activation::None)?;
+        be.add_rows(&mut h, &self.signal, &sig_idx, Activation::Relu)?;
+        let h = self.point_mid.forward(dev, &h, Activation::None)?;
+        let pooled = be.masked_max(&h, POLYLINE_POINTS, &valid_p)?;
+        let mut poly_tokens = self.polyline_out.forward(dev, &pooled, Activation::None)?;
+        be.add_rows(&mut poly_tokens, &self.token_offsets, &vec![2; b * MAX_POLYLINES], Activation::None)?;
+        let poly_ok: Vec<bool> = valid_p.chunks(POLYLINE_POINTS).map(|c| c.iter().any(|&v| v)).collect();
+
+        // Scene tokens, projected.
+        let (scene_tokens, scene_ok, s_count) = match (scene, &self.scene_in) {
+            (None, _) => (None, Vec::new(), 0),
+            (Some(_), None) => {
+                return Err(bad("no scene tokens (this model was trained without them)".into(), "scene tokens".into()));
+            }
+            (Some(s), Some(proj)) => {
+                let count = s.first().map_or(0, |t| t.tokens.nrows());
+                if s.len() != b || s.iter().any(|t| t.tokens.dim() != (count, cfg.scene_dim) || t.valid.len() != count)
+                {
+                    return Err(bad(
+                        format!("{b} × [{count} × {}] scene tokens", cfg.scene_dim),
+                        "other shapes".into(),
+                    ));
+                }
+                let flat: Vec<f32> = s.iter().flat_map(|t| t.tokens.iter().copied()).collect();
+                let mut y = proj.forward(dev, &be.upload(&flat, b * count, cfg.scene_dim)?, Activation::None)?;
+                be.add_rows(&mut y, &self.token_offsets, &vec![3; b * count], Activation::None)?;
+                (Some(y), s.iter().flat_map(|t| t.valid.iter().copied()).collect(), count)
+            }
+        };
+
+        // Tokens per agent: its 65 agent slots, 256 polylines, S scene tokens.
+        let n_tokens = AGENT_SLOTS + MAX_POLYLINES + s_count;
+        let (a_rows, p_rows) = ((b * AGENT_SLOTS) as u32, (b * MAX_POLYLINES) as u32);
+        let mut index = Vec::with_capacity(b * n_tokens);
+        let mut key_valid = Vec::with_capacity(b * n_tokens);
+        for i in 0..b {
+            index.extend((0..AGENT_SLOTS).map(|s| (i * AGENT_SLOTS + s) as u32));
+            key_valid.extend_from_slice(&agent_ok[i * AGENT_SLOTS..(i + 1) * AGENT_SLOTS]);
+            index.extend((0..MAX_POLYLINES).map(|l| a_rows + (i * MAX_POLYLINES + l) as u32));
+            key_valid.extend_from_slice(&poly_ok[i * MAX_POLYLINES..(i + 1) * MAX_POLYLINES]);
+            index.extend((0..s_count).map(|s| a_rows + p_rows + (i * s_count + s) as u32));
+            key_valid.extend_from_slice(&scene_ok[i * s_count..(i + 1) * s_count]);
+        }
+        let mut parts = vec![&agent_tokens, &poly_tokens];
+        if let Some(s) = &scene_tokens {
+            parts.push(s);
+        }
+        let tokens = self.norm_tokens.forward(dev, &be.gather_rows(&parts, &index)?)?;
+
+        // Fusion into the latents, then the decoder.
+        let repeat = |n: usize| -> Vec<u32> { (0..b).flat_map(|_| 0..n as u32).collect() };
+        let mut z = be.gather_rows(&[&self.latents], &repeat(cfg.latents))?;
+        self.cross.forward(dev, &mut z, &tokens, b, &key_valid)?;
+        for blk in &self.fusion {
+            blk.forward(dev, &mut z, b)?;
+        }
+        let z = self.norm_latents.forward(dev, &z)?;
+        let mut m = be.gather_rows(&[&self.modes], &repeat(cfg.modes))?;
+        for blk in &self.decoder {
+            blk.forward(dev, &mut m, &z, b)?;
+        }
+        let m = self.norm_out.forward(dev, &m)?;
+        let raw = be.download(&self.trajectory.forward(dev, &m, Activation::None)?)?;
+        let logits = be.download(&self.logit.forward(dev, &m, Activation::None)?)?;
+
+        let k = cfg.modes;
+        let mut mu = Array4::zeros((b, k, FUTURE_STEPS, 2));
+        let mut sigma = Array4::zeros((b, k, FUTURE_STEPS, 2));
+        let mut rho = Array3::zeros((b, k, FUTURE_STEPS));
+        for i in 0..b {
+            for j in 0..k {
+                let r = &raw[(i * k + j) * FUTURE_STEPS * 5..][..FUTURE_STEPS * 5];
+                for t in 0..FUTURE_STEPS {
+                    let v = &r[t * 5..t * 5 + 5];
+                    for c in 0..2 {
+                        mu[[i, j, t, c]] = v[c] * MU_SCALE;
+                        sigma[[i, j, t, c]] = v[2 + c].clamp(-LOG_SIGMA_CLAMP, LOG_SIGMA_CLAMP).exp();
+                    }
+                    rho[[i, j, t]] = v[4].tanh() * RHO_SCALE;
+                }
+            }
+        }
+        let logits =
+            Array2::from_shape_vec((b, k), logits).map_err(|e| bad("one logit per mode".into(), e.to_string()))?;
+        Ok(ModeOutputs { mu, sigma, rho, logits })
+    }
+}

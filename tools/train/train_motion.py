@@ -1,0 +1,203 @@
+"""Train the motion transformer (tools/train/motion_twin.py) on `scenetok dataset motion`
+shards, by step count with a seed; checkpoints every --ckpt-every steps and resume.
+
+    target/release/scenetok dataset motion --out ~/data/motion
+    .venv-train/bin/python tools/train/train_motion.py --data ~/data/motion --steps 20000 \\
+        --ckpt ~/ckpt/motion_d128 --out data/weights/motion_transformer.safetensors
+
+Every sample of the train split is used (shuffled per epoch by the seed); the validation
+split's minADE / minFDE (6 modes, metres) is logged every --eval-every steps. The weights
+(safetensors, f32) record the command, the step, the data manifest's seeds and the config.
+"""
+import argparse
+import glob
+import json
+import os
+import shlex
+import sys
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+import motion_twin as twin  # noqa: E402
+import stio  # noqa: E402
+from train_lidar_seg import drop_resume_free, git_commit  # noqa: E402
+
+COLUMNS = ["agents", "agent_valid", "agent_types", "polylines", "point_valid", "polyline_type", "signal",
+           "future_xy", "future_valid"]
+SHAPES = {
+    "agents": (twin.AGENT_SLOTS, twin.HISTORY, twin.AGENT_FEATURES),
+    "agent_valid": (twin.AGENT_SLOTS, twin.HISTORY),
+    "agent_types": (twin.AGENT_SLOTS,),
+    "polylines": (twin.POLYLINES, twin.POINTS, 2),
+    "point_valid": (twin.POLYLINES, twin.POINTS),
+    "polyline_type": (twin.POLYLINES,),
+    "signal": (twin.POLYLINES,),
+    "future_xy": (twin.FUTURE, 2),
+    "future_valid": (twin.FUTURE,),
+}
+INPUTS = COLUMNS[:7]
+
+
+def load_split(root, split, limit=None):
+    """Every shard of a split as numpy arrays (one per column), shards in name order."""
+    files = sorted(glob.glob(os.path.join(root, split, "*.parquet")))
+    if not files:
+        sys.exit(f"no shards in {os.path.join(root, split)}: run `scenetok dataset motion --out {root}`")
+    parts = {c: [] for c in COLUMNS + ["agent_type", "eval_target"]}
+    n = 0
+    for f in files:
+        t = pq.read_table(f, columns=COLUMNS + ["agent_type", "eval_target"])
+        for c in COLUMNS:
+            col = t.column(c).combine_chunks()
+            parts[c].append(col.values.to_numpy(zero_copy_only=False).reshape((len(t), *SHAPES[c])))
+        parts["agent_type"].append(t.column("agent_type").to_numpy())
+        parts["eval_target"].append(t.column("eval_target").to_numpy(zero_copy_only=False))
+        n += len(t)
+        if limit and n >= limit:
+            break
+    out = {c: np.concatenate(v) for c, v in parts.items()}
+    if limit:
+        out = {c: v[:limit] for c, v in out.items()}
+    return out
+
+
+def batch_of(data, idx):
+    return [torch.from_numpy(np.ascontiguousarray(data[c][idx])) for c in COLUMNS]
+
+
+def to_model(b):
+    agents, av, at, poly, pv, pt, sig, fxy, fv = b
+    return (agents, av.bool(), at, poly, pv.bool(), pt, sig), fxy, fv.bool()
+
+
+@torch.no_grad()
+def evaluate(model, data, batch=256):
+    model.eval()
+    ade, fde, n = 0.0, 0.0, 0
+    for s in range(0, len(data["agents"]), batch):
+        idx = np.arange(s, min(s + batch, len(data["agents"])))
+        x, y, v = to_model(batch_of(data, idx))
+        mu, _, _, _ = model(*x)
+        d = (mu - y[:, None]).norm(dim=-1)  # [B, K, T]
+        vf = v.float()[:, None]
+        ade += ((d * vf).sum(-1) / vf.sum(-1).clamp(min=1)).min(1).values.sum().item()
+        last = (torch.arange(twin.FUTURE)[None] * v).argmax(-1)
+        fde += d[torch.arange(len(idx)), :, last].min(1).values.sum().item()
+        n += len(idx)
+    model.train()
+    return dict(min_ade=ade / max(n, 1), min_fde=fde / max(n, 1), samples=n)
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="a `scenetok dataset motion` folder")
+    ap.add_argument("--config", default="d128", choices=sorted(twin.CONFIGS))
+    ap.add_argument("--steps", type=int, help="optimizer steps (the run stops there)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--min-lr", type=float, default=0.02, help="final LR as a fraction of --lr")
+    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--wd", type=float, default=0.01)
+    ap.add_argument("--clip", type=float, default=1.0, help="gradient-norm clip")
+    ap.add_argument("--train-limit", type=int, help="use only the first N training samples")
+    ap.add_argument("--ckpt", help="checkpoint folder (config.json, loss.jsonl, step*.pt)")
+    ap.add_argument("--ckpt-every", type=int, default=500)
+    ap.add_argument("--eval-every", type=int, default=1000)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--out", help="weights to write at the end (safetensors)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args(argv)
+    if a.steps is None:
+        ap.error("--steps is required")
+    return a
+
+
+def lr_at(a, step):
+    if step < a.warmup:
+        return a.lr * (step + 1) / a.warmup
+    t = (step - a.warmup) / max(1, a.steps - a.warmup)
+    return a.lr * (a.min_lr + (1 - a.min_lr) * 0.5 * (1 + np.cos(np.pi * min(t, 1.0))))
+
+
+def export(model, path, meta):
+    tensors = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
+    stio.save(tensors, path, {k: json.dumps(v) if not isinstance(v, str) else v for k, v in meta.items()})
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    manifest = json.load(open(os.path.join(a.data, "dataset_manifest.json")))
+    t0 = time.time()
+    train = load_split(a.data, "train", a.train_limit)
+    val = load_split(a.data, "validation")
+    print(f"{len(train['agents'])} training and {len(val['agents'])} validation samples "
+          f"loaded in {time.time() - t0:.0f} s", flush=True)
+    model = twin.build(a.config)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.wd)
+    command = shlex.join([sys.executable, *drop_resume_free(sys.argv if argv is None else ["train_motion.py", *argv])])
+    run = dict(config=model.cfg, seed=a.seed, batch=a.batch, lr=a.lr, steps=a.steps, warmup=a.warmup,
+               data_seed=manifest["plan"]["base_seed"], train_samples=len(train["agents"]))
+    step = 0
+    if a.ckpt:
+        a.ckpt = os.path.expanduser(a.ckpt)
+        os.makedirs(a.ckpt, exist_ok=True)
+        cks = sorted(glob.glob(os.path.join(a.ckpt, "step*.pt")))
+        if a.resume and cks:
+            st = torch.load(cks[-1], weights_only=False)
+            if st["run"] != run:
+                sys.exit(f"--resume: the checkpoint's run differs: {st['run']} vs {run}")
+            model.load_state_dict(st["model"])
+            opt.load_state_dict(st["opt"])
+            torch.set_rng_state(st["torch_rng"])
+            step = st["step"]
+            print(f"resumed at step {step} from {cks[-1]}", flush=True)
+        elif cks:
+            sys.exit(f"{a.ckpt} already has checkpoints: use --resume or another folder")
+        json.dump(dict(run=run, command=command), open(os.path.join(a.ckpt, "config.json"), "w"), indent=1)
+    log = open(os.path.join(a.ckpt, "loss.jsonl"), "a") if a.ckpt else None
+    n = len(train["agents"])
+    per_epoch = n // a.batch
+    t_start = time.time()
+    while step < a.steps:
+        epoch, pos = divmod(step, per_epoch)
+        order = np.random.default_rng([a.seed, epoch]).permutation(n)
+        idx = np.sort(order[pos * a.batch:(pos + 1) * a.batch])
+        x, y, v = to_model(batch_of(train, idx))
+        for g in opt.param_groups:
+            g["lr"] = lr_at(a, step)
+        total, parts = twin.loss(model(*x), y, v)
+        opt.zero_grad()
+        total.backward()
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip).item()
+        opt.step()
+        step += 1
+        rec = dict(step=step, loss=total.item(), grad_norm=gn, lr=lr_at(a, step - 1), **parts)
+        if step % a.eval_every == 0 or step == a.steps:
+            rec["validation"] = evaluate(model, val)
+        if log:
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+        if not a.quiet and (step % 50 == 0 or "validation" in rec):
+            rate = (time.time() - t_start) / max(1, step - (st["step"] if a.resume and a.ckpt and cks else 0))
+            print(json.dumps(rec), f"{rate:.2f} s/step", flush=True)
+        if a.ckpt and (step % a.ckpt_every == 0 or step == a.steps):
+            path = os.path.join(a.ckpt, f"step{step:07d}.pt")
+            torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, run=run,
+                            torch_rng=torch.get_rng_state()), path + ".tmp")
+            os.replace(path + ".tmp", path)
+    if a.out:
+        export(model, a.out, dict(command=command, commit=git_commit(), step=step, run=run,
+                                  generator=manifest.get("generator_version", "")))
+        print(f"wrote {a.out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -5,6 +5,7 @@ pub mod gemm;
 pub mod image;
 pub mod io;
 pub mod metrics;
+pub mod motion;
 pub mod sparse_cases;
 pub mod viz;
 

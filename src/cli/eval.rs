@@ -9,7 +9,7 @@ use scenetok::backend::Precision;
 use scenetok::eval::lidar_seg;
 use scenetok::eval::runner::{check_run_folder, evaluate_with_progress, write_run};
 use scenetok::models::lidar_seg::{LidarSegModel, WEIGHTS_FILE};
-use scenetok::models::motion::Baseline;
+use scenetok::models::motion::MotionModel;
 use scenetok::pipeline::{FrameSelection, Segments, Source};
 use scenetok::scene::LaserName;
 use scenetok::sparse::layers::RunCtx;
@@ -28,14 +28,15 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "motion")]
     task: Task,
     #[arg(long, value_enum, default_value = "ctra")]
-    model: Baseline,
+    model: MotionModel,
     /// Output folder (required for motion; for lidar-seg, metrics.json goes there).
     #[arg(long)]
     out: Option<PathBuf>,
     /// For v2 datasets: a 9.1 s scenario window every STRIDE frames.
     #[arg(long, default_value_t = 20)]
     stride: usize,
-    /// lidar-seg: the weights (default: the data folder's weights/lidar_seg_minkunet.safetensors).
+    /// The weights: lidar-seg (default: the data folder's weights/lidar_seg_minkunet.safetensors)
+    /// or the motion transformer (default: weights/motion_transformer.safetensors).
     #[arg(long)]
     weights: Option<PathBuf>,
     /// lidar-seg: at most this many frames per segment.
@@ -135,7 +136,13 @@ enum Task {
 
 pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
     match args.task {
-        Task::Motion => motion(args, stdout),
+        Task::Motion => {
+            let weights = match &args.weights {
+                Some(w) => w.clone(),
+                None => ctx.data()?.weights(scenetok::models::motion::transformer::WEIGHTS_FILE),
+            };
+            motion(args, &weights, stdout)
+        }
         Task::LidarSeg => {
             let weights = match args.weights {
                 Some(w) => w,
@@ -146,20 +153,21 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
     }
 }
 
-fn motion(args: Args, stdout: &mut impl Write) -> Result<()> {
+fn motion(args: Args, weights: &Path, stdout: &mut impl Write) -> Result<()> {
     let data = &args.data;
     let out = args.out.ok_or_else(|| anyhow::anyhow!("eval --task motion needs --out DIR"))?;
     check_run_folder(&out, &[data])?;
     // The baselines run on the CPU; the device is checked so `--device` means the same on
-    // every command.
-    args.device.open()?;
+    // every command (the transformer runs there).
+    let device = args.device.open()?;
+    // The model before the data: missing weights are reported before any reading.
+    let predictor = args.model.load(weights, &device)?;
     let started = std::time::Instant::now();
     let scenarios =
         Source::open(data)?.allow_missing_pose(args.allow_missing).scenarios(&Segments::All, args.stride)?;
     let read_s = started.elapsed().as_secs_f64();
     anyhow::ensure!(!scenarios.is_empty(), "{}: no scenario of 91 frames with agents to predict", data.display());
     let bar = indicatif::ProgressBar::new(scenarios.len() as u64);
-    let predictor = args.model.predictor();
     let report = evaluate_with_progress(&scenarios, predictor.as_ref(), &data.display().to_string(), || bar.inc(1))?;
     bar.finish_and_clear();
     let path = write_run(&out, &report)?;

@@ -67,6 +67,28 @@ pub enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// The motion transformer on one generated scene (8 agents to predict) against the same
+    /// weights in ONNX Runtime and PyTorch (Python, same threads), with GFLOP/s against this
+    /// machine's SGEMM.
+    Motion {
+        /// d256 (the published size) or d128 (the shipped one); seeded random weights.
+        #[arg(long, default_value = "d256")]
+        config: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Timed passes per side after two warm-ups; medians are reported.
+        #[arg(long, default_value_t = 20)]
+        reps: usize,
+        /// Python with torch and onnxruntime (default: .venv-train/bin/python, from
+        /// tools/setup-train.sh).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long)]
+        no_baseline: bool,
+        /// Where the inputs, weights and the ONNX export go.
+        #[arg(long, default_value = "runs/bench-motion")]
+        work: PathBuf,
+    },
     /// Motion-metric throughput (scenarios/s) on the scenarios of a dataset or TFRecord.
     Metrics {
         #[arg(long)]
@@ -150,6 +172,25 @@ pub fn run(which: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()>
             };
             let r = scenetok::bench::gemm::run(&GemmOptions { baseline, reps, shapes: shapes(quick) })?;
             write!(stdout, "{}", r.report())?;
+            Ok(())
+        }
+        Command::Motion { config, seed, reps, python, no_baseline, work } => {
+            use scenetok::bench::motion::{Baseline, MotionBenchOptions};
+            let (baseline, sgemm) = if no_baseline {
+                (None, None)
+            } else {
+                let python = match python {
+                    Some(p) => p,
+                    None => tree_file(".venv-train/bin/python")?,
+                };
+                let sgemm = scenetok::bench::gemm::Baseline {
+                    python: tree_file(".venv/bin/python").unwrap_or_else(|_| python.clone()),
+                    script: tree_file("tools/bench/gemm_baseline.py")?,
+                };
+                (Some(Baseline { python, script: tree_file("tools/bench/motion_baseline.py")? }), Some(sgemm))
+            };
+            let opts = MotionBenchOptions { config, seed, reps, baseline, sgemm, work };
+            write!(stdout, "{}", scenetok::bench::motion::run(&opts)?.report())?;
             Ok(())
         }
         Command::Viz { data, work, repeats, stream_frames } => {

@@ -63,3 +63,33 @@ impl Baseline {
         }
     }
 }
+
+/// Every motion model `scenetok eval --model` runs: the baselines and the transformer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum MotionModel {
+    ConstantVelocity,
+    Ctra,
+    LaneFollower,
+    /// The learned transformer (weights: `data/weights/motion_transformer.safetensors` or
+    /// `--weights`).
+    Transformer,
+}
+
+impl MotionModel {
+    /// The predictor; the transformer's weights are read from `weights` onto `device`.
+    pub fn load(
+        self,
+        weights: &std::path::Path,
+        device: &crate::backend::Device,
+    ) -> Result<Box<dyn MotionPredictor>> {
+        Ok(match self {
+            MotionModel::ConstantVelocity => Baseline::ConstantVelocity.predictor(),
+            MotionModel::Ctra => Baseline::Ctra.predictor(),
+            MotionModel::LaneFollower => Baseline::LaneFollower.predictor(),
+            MotionModel::Transformer => {
+                let model = transformer::MotionTransformer::load(weights, device)?;
+                Box::new(transformer::TransformerPredictor::new(model))
+            }
+        })
+    }
+}

@@ -86,7 +86,8 @@ fn inputs_file(path: &Path, inputs: &[AgentInputs]) -> Result<()> {
                 .map_err(|e| Error::invalid(at().detail(*n), "a tensor of its shape", e.to_string()))
         })
         .collect::<Result<Vec<_>>>()?;
-    let bytes = safetensors::serialize(views, None).map_err(|e| Error::invalid(at(), "serialisable tensors", e.to_string()))?;
+    let bytes =
+        safetensors::serialize(views, None).map_err(|e| Error::invalid(at(), "serialisable tensors", e.to_string()))?;
     crate::io::output::write_file(path, &bytes)
 }
 
@@ -118,7 +119,12 @@ fn rel(ours: &[f32], theirs: &[f32]) -> f64 {
 }
 
 fn flat(o: &ModeOutputs) -> [Vec<f32>; 4] {
-    [o.mu.iter().copied().collect(), o.sigma.iter().copied().collect(), o.rho.iter().copied().collect(), o.logits.iter().copied().collect()]
+    [
+        o.mu.iter().copied().collect(),
+        o.sigma.iter().copied().collect(),
+        o.rho.iter().copied().collect(),
+        o.logits.iter().copied().collect(),
+    ]
 }
 
 pub fn run(opts: &MotionBenchOptions) -> Result<MotionBench> {
@@ -136,7 +142,9 @@ pub fn run(opts: &MotionBenchOptions) -> Result<MotionBench> {
         .iter()
         .map(|t| agent_inputs(&scenario, &map, t.track_index))
         .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::invalid(Location::default().detail("bench motion scene"), "inputs for every agent", e.to_string()))?;
+        .map_err(|e| {
+            Error::invalid(Location::default().detail("bench motion scene"), "inputs for every agent", e.to_string())
+        })?;
     std::fs::create_dir_all(&opts.work).map_err(|e| Error::io(Location::file(&opts.work), e))?;
     let neighbours = inputs[0].agent_valid.rows().into_iter().skip(1).filter(|r| r.iter().any(|&v| v)).count();
     let polylines = inputs[0].point_valid.rows().into_iter().filter(|r| r.iter().any(|&v| v)).count();
@@ -172,7 +180,9 @@ pub fn run(opts: &MotionBenchOptions) -> Result<MotionBench> {
     }
     let mut vs_ort = Vec::new();
     if let (Some(out), Some(_)) = (&last, &baseline) {
-        for ((name, theirs), ours) in outputs_f32(&opts.work.join("ort_outputs.safetensors"))?.into_iter().zip(flat(out)) {
+        for ((name, theirs), ours) in
+            outputs_f32(&opts.work.join("ort_outputs.safetensors"))?.into_iter().zip(flat(out))
+        {
             vs_ort.push((name, rel(&ours, &theirs)));
         }
     }
@@ -189,7 +199,10 @@ pub fn run(opts: &MotionBenchOptions) -> Result<MotionBench> {
         ours_s,
         torch_s: baseline.as_ref().map(|b| b.torch_s.clone()).unwrap_or_default(),
         ort_s: baseline.as_ref().map(|b| b.ort_s.clone()).unwrap_or_default(),
-        versions: baseline.as_ref().map(|b| format!("PyTorch {}, ONNX Runtime {}", b.torch, b.onnxruntime)).unwrap_or_default(),
+        versions: baseline
+            .as_ref()
+            .map(|b| format!("PyTorch {}, ONNX Runtime {}", b.torch, b.onnxruntime))
+            .unwrap_or_default(),
         flops_per_scene: model.flops_per_agent(0) * inputs.len() as f64,
         sgemm_gflops,
         vs_ort,
@@ -228,7 +241,11 @@ impl MotionBench {
             s += &format!("baselines: {} (medians of {} passes each)\n", self.versions, self.ours_s.len());
         }
         if let Some(g) = self.sgemm_gflops {
-            s += &format!("this machine's SGEMM (NumPy OpenBLAS, 2048², {} threads): {g:.1} GFLOP/s; ours at {:.0}% of it\n", self.threads, 100.0 * gf(ours) / g);
+            s += &format!(
+                "this machine's SGEMM (NumPy OpenBLAS, 2048², {} threads): {g:.1} GFLOP/s; ours at {:.0}% of it\n",
+                self.threads,
+                100.0 * gf(ours) / g
+            );
         }
         if !self.vs_ort.is_empty() {
             let parts: Vec<String> = self.vs_ort.iter().map(|(n, e)| format!("{n} {e:.1e}")).collect();

@@ -5,6 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 mod bench;
+mod compare;
 mod dataset;
 mod demo;
 mod eval;
@@ -62,6 +63,9 @@ enum Command {
     /// The main job: generate a small synthetic world (unless OUT/world exists), evaluate every
     /// motion baseline on it and on the real WOMD sample when present, and say where it all is.
     Demo(demo::Args),
+    /// Two motion models on the same scenarios: every WOMD metric with a 95% bootstrap
+    /// interval over scenarios, and the interval of their difference (paired).
+    Compare(compare::Args),
     /// Redraw a run's report from its folder, or compare two runs side by side (B against A).
     Report(report::Args),
     /// Benchmarks against a baseline measured in the same run.
@@ -120,6 +124,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Tune(a) => tune::run(a, &mut stdout),
         Command::Demo(a) => demo::run(a, &ctx, &mut stdout),
         Command::Report(a) => report::run(a, &mut stdout),
+        Command::Compare(a) => compare::run(a, &ctx, &mut stdout),
         Command::Bench { which } => bench::run(which, &ctx, &mut stdout),
         Command::Features(a) => features::run(a, &ctx, &mut stdout),
         Command::Viz(a) => viz::run(a, &mut stdout),

@@ -235,3 +235,63 @@ fn lidar_seg_in_low_precision_calibrates_or_asks_for_frames() {
         );
     }
 }
+
+/// The transformer through `eval` on the real WOMD scenario: every agent to predict gets six
+/// modes of 16 points, most likely first, confidences summing to one; the submission is
+/// written. Missing weights are an error naming the file, before any data is read.
+#[test]
+fn eval_runs_the_transformer_and_names_missing_weights() {
+    use prost::Message;
+    let weights =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/motion_transformer_weights.safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none.safetensors");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let out = scenetok(&[
+        "eval",
+        "--data",
+        data.to_str().unwrap(),
+        "--model",
+        "transformer",
+        "--weights",
+        missing.to_str().unwrap(),
+        "--out",
+        dir.path().join("run").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("none.safetensors"), "{err}");
+
+    let Some(samples) = common::samples() else { return };
+    let scenario = samples.join("womd/motion_data_one_scenario.tfrecord");
+    let run = dir.path().join("run");
+    let out = scenetok(&[
+        "eval",
+        "--data",
+        scenario.to_str().unwrap(),
+        "--model",
+        "transformer",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(run.join("submission.binproto")).unwrap();
+    let sub = scenetok::io::proto::submission::MotionChallengeSubmission::decode(bytes.as_slice()).unwrap();
+    assert_eq!(sub.unique_method_name.as_deref(), Some("scenetok-transformer"));
+    let Some(scenetok::io::proto::submission::PredictionSetKind::SinglePredictions(set)) =
+        &sub.scenario_predictions[0].prediction_set
+    else {
+        panic!("marginal predictions expected")
+    };
+    assert_eq!(set.predictions.len(), 3);
+    for p in &set.predictions {
+        assert_eq!(p.trajectories.len(), 6);
+        let conf: Vec<f32> = p.trajectories.iter().map(|t| t.confidence.unwrap()).collect();
+        assert!(conf.windows(2).all(|w| w[0] >= w[1]), "{conf:?}");
+        assert!((conf.iter().sum::<f32>() - 1.0).abs() < 1e-4, "{conf:?}");
+        assert!(p.trajectories.iter().all(|t| t.trajectory.as_ref().unwrap().center_x.len() == 16));
+    }
+}

@@ -77,11 +77,7 @@ pub enum MotionModel {
 
 impl MotionModel {
     /// The predictor; the transformer's weights are read from `weights` onto `device`.
-    pub fn load(
-        self,
-        weights: &std::path::Path,
-        device: &crate::backend::Device,
-    ) -> Result<Box<dyn MotionPredictor>> {
+    pub fn load(self, weights: &std::path::Path, device: &crate::backend::Device) -> Result<Box<dyn MotionPredictor>> {
         Ok(match self {
             MotionModel::ConstantVelocity => Baseline::ConstantVelocity.predictor(),
             MotionModel::Ctra => Baseline::Ctra.predictor(),

@@ -23,6 +23,9 @@ pub struct Interval {
 /// The metric names in [`Breakdown`] order.
 pub const METRICS: [&str; 6] = ["minADE", "minFDE", "miss rate", "overlap rate", "mAP", "soft mAP"];
 
+/// One bootstrap draw: the breakdowns of A and of B.
+type Draw = (Vec<Breakdown>, Vec<Breakdown>);
+
 fn values(b: &Breakdown) -> [f64; 6] {
     [b.min_ade, b.min_fde, b.miss_rate, b.overlap_rate, b.map, b.soft_map]
 }
@@ -74,7 +77,7 @@ pub fn paired(
     let n = scenarios.len();
     let all: Vec<usize> = (0..n).collect();
     let (full_a, full_b) = (metrics_of(cfg, scenarios, a, &all)?, metrics_of(cfg, scenarios, b, &all)?);
-    let draws: Vec<(Vec<Breakdown>, Vec<Breakdown>)> = (0..resamples)
+    let draws: Vec<Draw> = (0..resamples)
         .into_par_iter()
         .map(|r| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (r as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
@@ -85,7 +88,7 @@ pub fn paired(
     let mut out = Vec::with_capacity(full_a.len());
     for (k, (fa, fb)) in full_a.iter().zip(&full_b).enumerate() {
         let (va, vb) = (values(fa), values(fb));
-        let per = |f: &dyn Fn(&(Vec<Breakdown>, Vec<Breakdown>)) -> f64| draws.iter().map(f).collect::<Vec<f64>>();
+        let per = |f: &dyn Fn(&Draw) -> f64| draws.iter().map(f).collect::<Vec<f64>>();
         let mut ia = Vec::new();
         let mut ib = Vec::new();
         let mut id = Vec::new();

@@ -69,6 +69,9 @@ gen "$work/tiny20" --preset tiny --segments 20 --frames 111 --seed 11
 gen "$work/sparse_full" --preset full --segments 1 --frames 2 --camera-div 8 --seed 0
 gen "$work/lidar_heldout" --preset full --camera-div 8 --segments 1 --frames 20 --seed 99
 gen "$work/lidar_calib" --preset full --camera-div 8 --segments 1 --frames 4 --seed 98
+# The motion transformer's held-out test worlds: `dataset motion`'s test split (seed 1002),
+# written with (small) sensors so that `eval` reads them like any dataset.
+gen "$work/motion_test" --preset full --segments 24 --seed 1002 --lidar-div 8,16 --camera-div 8
 samples=../shared/waymo-samples
 
 # The main job's printed summary (motion baselines on a generated world and the real WOMD
@@ -98,6 +101,28 @@ if [ -d "$samples" ]; then
     step bench_image_int8 "$bin" bench image --runs 7 --model "$work/image_int8/efficientnet_lite0_int8.toml"
 fi
 step bench_gemm "$bin" bench gemm --reps 3
+# The motion transformer: its training data, speed against ONNX Runtime / PyTorch, and every
+# model on the held-out test worlds and the real WOMD scenario, with paired bootstrap intervals.
+rm -rf "$work/motion_dataset"
+step motion_dataset "$bin" dataset motion --out "$work/motion_dataset"
+if [ -d "$samples" ]; then
+    # A user with the real WOMD trains with the same commands: the sample scenario as a dataset, 5 steps.
+    rm -rf "$work/motion_womd_dataset"
+    step motion_womd_dataset "$bin" dataset motion --out "$work/motion_womd_dataset" --train-worlds 0 \
+        --validation-worlds 0 --test-worlds 0 --data "$samples/womd/motion_data_one_scenario.tfrecord"
+    step motion_womd_train .venv-train/bin/python tools/train/train_motion.py --data "$work/motion_womd_dataset" \
+        --steps 5 --batch 16 --out "$work/motion_womd_dataset/weights.safetensors"
+fi
+step bench_motion "$bin" bench motion --reps 20 --work "$work/bench_motion"
+step bench_motion_d128 "$bin" bench motion --reps 20 --config d128 --work "$work/bench_motion_d128"
+for m in constant-velocity ctra lane-follower transformer; do
+    step "motion_test_$m" "$bin" eval --data "$work/motion_test" --stride 10 --model "$m" --out "$work/motion_test_$m"
+    [ -d "$samples" ] && step "motion_womd_$m" "$bin" eval --data "$samples/womd/motion_data_one_scenario.tfrecord" \
+        --model "$m" --out "$work/motion_womd_$m"
+done
+for a in constant-velocity ctra lane-follower; do
+    step "motion_compare_$a" "$bin" compare --data "$work/motion_test" --a "$a" --b transformer --resamples 1000
+done
 step lidar_seg_heldout "$bin" eval --task lidar-seg --data "$work/lidar_heldout" --out "$work/lidar_seg_heldout"
 for p in bf16 int8 auto; do
     step "lidar_seg_heldout_$p" "$bin" eval --task lidar-seg --data "$work/lidar_heldout" --out "$work/lidar_seg_heldout_$p" \

@@ -22,14 +22,14 @@ pub struct MotionArgs {
     #[arg(long)]
     out: PathBuf,
     /// Generated worlds for training (seed --seed).
-    #[arg(long, default_value_t = 160)]
+    #[arg(long, default_value_t = 480)]
     train_worlds: usize,
     /// Generated worlds for validation (seed --seed + 1).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 16)]
     validation_worlds: usize,
     /// Generated worlds for testing (seed --seed + 2): `scenetok generate --seed <that>
     /// --segments N` writes the same worlds with sensors, for `scenetok eval`.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 24)]
     test_worlds: usize,
     /// Base generator seed.
     #[arg(long, default_value_t = 1000)]

@@ -42,11 +42,14 @@ SHAPES = {
 INPUTS = COLUMNS[:7]
 
 
-def load_split(root, split, limit=None):
-    """Every shard of a split as numpy arrays (one per column), shards in name order."""
+def load_split(root, split, limit=None, required=True):
+    """Every shard of a split as numpy arrays (one per column), shards in name order; None for
+    a split without samples unless `required`."""
     files = sorted(glob.glob(os.path.join(root, split, "*.parquet")))
-    if not files:
-        sys.exit(f"no shards in {os.path.join(root, split)}: run `scenetok dataset motion --out {root}`")
+    if not files or not sum(pq.ParquetFile(f).metadata.num_rows for f in files):
+        if not required:
+            return None
+        sys.exit(f"no samples in {os.path.join(root, split)}: run `scenetok dataset motion --out {root}`")
     parts = {c: [] for c in COLUMNS + ["agent_type", "eval_target"]}
     n = 0
     for f in files:
@@ -137,8 +140,8 @@ def main(argv=None):
     manifest = json.load(open(os.path.join(a.data, "dataset_manifest.json")))
     t0 = time.time()
     train = load_split(a.data, "train", a.train_limit)
-    val = load_split(a.data, "validation")
-    print(f"{len(train['agents'])} training and {len(val['agents'])} validation samples "
+    val = load_split(a.data, "validation", required=False)
+    print(f"{len(train['agents'])} training and {len(val['agents']) if val else 0} validation samples "
           f"loaded in {time.time() - t0:.0f} s", flush=True)
     model = twin.build(a.config)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.wd)
@@ -164,7 +167,7 @@ def main(argv=None):
         json.dump(dict(run=run, command=command), open(os.path.join(a.ckpt, "config.json"), "w"), indent=1)
     log = open(os.path.join(a.ckpt, "loss.jsonl"), "a") if a.ckpt else None
     n = len(train["agents"])
-    per_epoch = n // a.batch
+    per_epoch = max(1, n // a.batch)
     t_start = time.time()
     while step < a.steps:
         epoch, pos = divmod(step, per_epoch)
@@ -180,7 +183,7 @@ def main(argv=None):
         opt.step()
         step += 1
         rec = dict(step=step, loss=total.item(), grad_norm=gn, lr=lr_at(a, step - 1), **parts)
-        if step % a.eval_every == 0 or step == a.steps:
+        if val is not None and (step % a.eval_every == 0 or step == a.steps):
             rec["validation"] = evaluate(model, val)
         if log:
             log.write(json.dumps(rec) + "\n")

@@ -11,7 +11,7 @@ use scenetok::eval::report::{load_run, write_comparison};
 use scenetok::eval::runner::{evaluate, load_scenarios, write_run};
 use scenetok::models::image_encoder::{ImageEncoder, ModelConfig, default_config_path};
 use scenetok::models::lidar_seg::{LidarSegModel, WEIGHTS_FILE};
-use scenetok::models::motion::{Baseline, LaneFollower};
+use scenetok::models::motion::{Baseline, LaneFollower, MotionModel, MotionPredictor};
 use scenetok::pipeline::export::{ExportOptions, export_features};
 use scenetok::pipeline::{FrameSelection, Source};
 use scenetok::sim::generate::{GenerateConfig, Preset, generate};
@@ -60,6 +60,15 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
     if let Some(sample) = womd_sample() {
         inputs.push(("real WOMD scenario", sample));
     }
+    // Every baseline, and the transformer when its weights are there.
+    let device = args.device.open()?;
+    let mut models: Vec<Box<dyn MotionPredictor>> = Baseline::ALL.iter().map(|b| b.predictor()).collect();
+    let weights = ctx.data()?.weights(scenetok::models::motion::transformer::WEIGHTS_FILE);
+    if weights.exists() {
+        models.push(MotionModel::Transformer.load(&weights, &device)?);
+    } else {
+        writeln!(stdout, "no transformer weights at {} (tools/train/train_motion.py trains them)", weights.display())?;
+    }
     let mut reports = Vec::new();
     for (label, data) in inputs {
         let scenarios = load_scenarios(&data, 20)?;
@@ -69,8 +78,8 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
             "  {:<18} {:>8} {:>8} {:>6} {:>6} {:>8}",
             "model", "minADE", "minFDE", "MR", "mAP", "softmAP"
         )?;
-        for model in Baseline::ALL {
-            let report = evaluate(&scenarios, model.predictor().as_ref(), &data.display().to_string())?;
+        for model in &models {
+            let report = evaluate(&scenarios, model.as_ref(), &data.display().to_string())?;
             let dir = out.join(if label.starts_with("real") { "womd" } else { "generated" }).join(model.name());
             write_run(&dir, &report)?;
             let m = &report.mean;
@@ -97,6 +106,16 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
         let cmp = out.join("compare-constant-velocity-vs-lane-follower");
         write_comparison(&cmp, ("constant-velocity", &ra), ("lane-follower", &rb))?;
     }
+    // The transformer against the best baseline, when it ran.
+    let transformer_cmp = out.join("compare-lane-follower-vs-transformer");
+    let with_transformer = if let (Some(a), Some(b)) = (run(Baseline::LaneFollower.name()), run("transformer")) {
+        let (ra, _) = load_run(a)?;
+        let (rb, _) = load_run(b)?;
+        write_comparison(&transformer_cmp, ("lane-follower", &ra), ("transformer", &rb))?;
+        true
+    } else {
+        false
+    };
     writeln!(stdout, "\nreports (report.html, report.md), metrics, predictions and submissions:")?;
     for (dir, label) in &reports {
         writeln!(stdout, "  {}  ({label})", dir.join("report.html").display())?;
@@ -106,6 +125,9 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
         "  {}  (comparison)",
         out.join("compare-constant-velocity-vs-lane-follower/report.html").display()
     )?;
+    if with_transformer {
+        writeln!(stdout, "  {}  (comparison)", transformer_cmp.join("report.html").display())?;
+    }
     Ok(())
 }
 

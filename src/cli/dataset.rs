@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use scenetok::models::motion::build_dataset::{DatasetPlan, MANIFEST, Split, build};
+use scenetok::pipeline::export::motion_dataset::{DatasetPlan, MANIFEST, Split, build};
 use scenetok::sim::generate::{GenerateConfig, Preset};
 
 #[derive(clap::Subcommand)]

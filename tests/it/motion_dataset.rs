@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use scenetok::models::motion::build_dataset::{DatasetPlan, Split, build};
 use scenetok::models::motion::dataset::{read_shard, scenario_samples, shard_rows};
 use scenetok::models::motion::features::{FUTURE_STEPS, HISTORY_STEPS};
+use scenetok::pipeline::export::motion_dataset::{DatasetPlan, Split, build};
 use scenetok::pipeline::{Segments, Source};
 use scenetok::sim::generate::{GenerateConfig, Preset, generate, segment_motion_scenarios};
 

@@ -3,7 +3,6 @@
 //! and fills the [`PredictionHorizon`] for each of its `tracks_to_predict`; the evaluation
 //! runner, the viewer and the outputs take any `&dyn MotionPredictor`.
 
-pub mod build_dataset;
 pub mod dataset;
 pub mod features;
 mod kinematic;

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::dataset::{scenario_samples, shard_rows, write_shard};
 use crate::error::{Error, Location, Result};
+use crate::models::motion::dataset::{scenario_samples, shard_rows, write_shard};
 use crate::pipeline::{Segments, Source};
 use crate::sim::generate::{GENERATOR_VERSION, GenerateConfig, segment_motion_scenarios, segment_name};
 

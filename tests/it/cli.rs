@@ -137,11 +137,12 @@ fn demo_generates_a_world_and_evaluates_every_baseline() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("generated world: 1 scenario(s)") && text.contains("lane-follower"), "{text}");
-    for model in ["constant-velocity", "ctra", "lane-follower"] {
+    for model in ["constant-velocity", "ctra", "lane-follower", "transformer"] {
         for file in ["metrics.json", "predictions.parquet", "submission.binproto"] {
             assert!(dir.path().join("generated").join(model).join(file).exists(), "{model}/{file}");
         }
     }
+    assert!(dir.path().join("compare-lane-follower-vs-transformer/report.html").exists());
     // A second run reuses the world.
     let again = scenetok(&["demo", "--out", dir.path().to_str().unwrap(), "--frames", "95"]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("using the world already generated"));

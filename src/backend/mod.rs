@@ -45,6 +45,24 @@ impl Activation {
     }
 }
 
+/// A shared two-layer MLP over sets, max-pooled per set (PointNet; the motion transformer's
+/// agent-history and polyline encoders, per step / per point): for every valid row `r`,
+/// `h = relu(x[r]·w1 + b1 + Σ table[index[r]])` and `y = h·w2 + b2`; per group of `group`
+/// consecutive rows, the column-wise max of `y` over its valid rows (zeros where none).
+/// Invalid rows are never computed, and the hidden layer never leaves the cache.
+#[derive(Debug, Clone, Copy)]
+pub struct SetEncoder<'a> {
+    /// `[k × hidden]`, `[1 × hidden]`.
+    pub first: (&'a Tensor, &'a Tensor),
+    /// Learned tables `[_ × hidden]` and one row index per input row.
+    pub embeddings: &'a [(&'a Tensor, &'a [u32])],
+    /// `[hidden × out]`, `[1 × out]`.
+    pub second: (&'a Tensor, &'a Tensor),
+    pub group: usize,
+    /// One flag per input row.
+    pub valid: &'a [bool],
+}
+
 /// One frame's points as the voxelizer takes them: `xyz [N, 3]` and features `[N, C]`.
 #[derive(Debug, Clone, Copy)]
 pub struct PointsRef<'a> {
@@ -119,17 +137,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn add_rows(&self, x: &mut Tensor, table: &Tensor, index: &[u32], act: Activation) -> Result<()>;
     /// The rows `index` of `parts` stacked one above the other (a gather; rows may repeat).
     fn gather_rows(&self, parts: &[&Tensor], index: &[u32]) -> Result<Tensor>;
-    /// Per group of `group` consecutive rows, the column-wise max over the rows whose `valid`
-    /// is set; a row of zeros where none is. `[rows × c]` → `[rows / group × c]`.
-    fn masked_max(&self, x: &Tensor, group: usize, valid: &[bool]) -> Result<Tensor>;
+    /// [`SetEncoder`] on `x [rows × k]`: `[rows / group × out]`.
+    fn set_encoder(&self, x: &Tensor, enc: &SetEncoder<'_>) -> Result<Tensor>;
     /// Scaled dot-product attention over `batch` independent problems, `heads` heads each:
-    /// `q [batch·n × d]`, `k`, `v [batch·m × d]`; key `j` of problem `b` takes part where
-    /// `key_valid[b·m + j]` (all when `None`). A query with no valid key gets zeros.
+    /// `q [batch·n × d]`, `kv [batch·m × 2d]` (each row its key, then its value: one GEMM
+    /// projects both); key `j` of problem `b` takes part where `key_valid[b·m + j]` (all when
+    /// `None`). A query with no valid key gets zeros.
     fn attention(
         &self,
         q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
+        kv: &Tensor,
         batch: usize,
         heads: usize,
         key_valid: Option<&[bool]>,

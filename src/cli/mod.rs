@@ -127,7 +127,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Compare(a) => compare::run(a, &ctx, &mut stdout),
         Command::Bench { which } => bench::run(which, &ctx, &mut stdout),
         Command::Features(a) => features::run(a, &ctx, &mut stdout),
-        Command::Viz(a) => viz::run(a, &mut stdout),
+        Command::Viz(a) => viz::run(a, &ctx, &mut stdout),
         Command::Fixture(a) => fixture::run(a, &mut stdout),
     }
 }

@@ -4,7 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use scenetok::models::motion::Baseline;
+
+use super::{Context, DeviceArg};
+use scenetok::models::motion::MotionModel;
 use scenetok::viz::{PointColors, VizOptions, VizSink};
 
 #[derive(clap::Args)]
@@ -43,10 +45,13 @@ pub struct Args {
     /// Skip camera images and panoptic labels.
     #[arg(long)]
     no_cameras: bool,
-    /// Motion baselines to run on the input's scenarios; their predictions and metrics join
-    /// the recording (a WOMD file without --model shows the scenario alone).
+    /// Motion models to run on the input's scenarios (repeatable); their predictions and
+    /// metrics join the recording (a WOMD file without --model shows the scenario alone).
     #[arg(long = "model", value_enum)]
-    models: Vec<Baseline>,
+    motion_models: Vec<MotionModel>,
+    /// The transformer's weights (default: weights/motion_transformer.safetensors).
+    #[arg(long)]
+    weights: Option<PathBuf>,
     /// For v2 datasets with --model: a 9.1 s scenario window every STRIDE frames.
     #[arg(long, default_value_t = 20)]
     stride: usize,
@@ -54,9 +59,12 @@ pub struct Args {
     /// (with a warning) instead of stopping with an error.
     #[arg(long)]
     allow_missing: bool,
+    /// Where the transformer computes.
+    #[command(flatten)]
+    device: DeviceArg,
 }
 
-pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
+pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
     if let Some(dir) = &args.write_blueprints {
         for p in scenetok::viz::write_blueprints(dir)? {
             writeln!(stdout, "wrote {}", p.display())?;
@@ -81,8 +89,24 @@ pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
         allow_missing_pose: args.allow_missing,
         ..VizOptions::default()
     };
+    // The models before the data: missing weights are reported before any reading.
+    let mut models = Vec::with_capacity(args.motion_models.len());
+    if !args.motion_models.is_empty() {
+        let device = args.device.open()?;
+        for m in &args.motion_models {
+            let weights = match (&args.weights, m) {
+                (Some(w), _) => w.clone(),
+                (None, MotionModel::Transformer) => {
+                    ctx.data()?.weights(scenetok::models::motion::transformer::WEIGHTS_FILE)
+                }
+                // The baselines read no weights.
+                (None, _) => PathBuf::new(),
+            };
+            models.push(m.load(&weights, &device)?);
+        }
+    }
     let started = std::time::Instant::now();
-    let summary = scenetok::viz::input::record_path(&data, &opts, &sink, &args.models, args.stride)?;
+    let summary = scenetok::viz::input::record_path(&data, &opts, &sink, &models, args.stride)?;
     writeln!(stdout, "{}", summary.input.as_deref().unwrap_or("?"))?;
     if let Some(f) = &summary.frames {
         writeln!(

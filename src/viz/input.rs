@@ -6,7 +6,7 @@ use std::path::Path;
 use super::{Layout, MotionRun, RecordSummary, VizError, VizOptions, VizSink};
 use crate::eval::runner::evaluate;
 use crate::io::detect::InputKind;
-use crate::models::motion::Baseline;
+use crate::models::motion::MotionPredictor;
 use crate::pipeline::{Segments, Source};
 
 /// What [`record_path`] logged.
@@ -17,14 +17,14 @@ pub struct PathSummary {
     pub motion: Option<super::MotionCounts>,
 }
 
-/// Records what `path` holds to `sink`. `models` are motion baselines run on the scenarios
-/// of the input (WOMD scenarios, or windows every `stride` frames of the v2 segment) whose
+/// Records what `path` holds to `sink`. `models` are motion predictors (baselines or the
+/// transformer) run on the scenarios of the input (WOMD scenarios, or windows every `stride` frames of the v2 segment) whose
 /// predictions and metrics join the recording.
 pub fn record_path(
     path: &Path,
     opts: &VizOptions,
     sink: &VizSink,
-    models: &[Baseline],
+    models: &[Box<dyn MotionPredictor>],
     stride: usize,
 ) -> Result<PathSummary, VizError> {
     let source = Source::open(path)?.allow_missing_pose(opts.allow_missing_pose);
@@ -69,14 +69,14 @@ pub fn record_path(
 fn record_models(
     rec: &rerun::RecordingStream,
     scenarios: &[crate::scene::Scenario],
-    models: &[Baseline],
+    models: &[Box<dyn MotionPredictor>],
     data: &Path,
 ) -> Result<super::MotionCounts, VizError> {
     let mut reports = Vec::with_capacity(models.len());
     let data = data.display().to_string();
-    for &m in models {
+    for m in models {
         reports.push(
-            evaluate(scenarios, m.predictor().as_ref(), &data)
+            evaluate(scenarios, m.as_ref(), &data)
                 .map_err(|e| VizError::Invalid(format!("evaluating {}: {e}", m.name())))?,
         );
     }

@@ -198,6 +198,32 @@ fn real_womd_scenario_with_predictions_reads_back() {
     assert_eq!(map + stop_signs, expected, "every map feature with geometry");
 }
 
+/// `scenetok viz --model transformer`: the learned model's six modes per agent join the
+/// recording beside a baseline's, with its metrics, from the shipped weights.
+#[test]
+fn viz_command_records_the_transformer_beside_a_baseline() {
+    let Some(samples) = common::samples() else { return };
+    let womd = samples.join("womd/motion_data_one_scenario.tfrecord");
+    let dir = tempfile::tempdir().unwrap();
+    let rrd = dir.path().join("womd.rrd");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scenetok"))
+        .args(["viz", "--data"])
+        .arg(&womd)
+        .args(["--model", "ctra", "--model", "transformer", "--save"])
+        .arg(&rrd)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "viz failed: {}{stdout}", String::from_utf8_lossy(&out.stderr));
+    // 3 agents to predict, by each of the two models: 6 modes each.
+    assert!(stdout.contains("logged 1 scenario(s), 91 steps, 6 predicted agents, 36 modes"), "{stdout}");
+    let Some(s) = read_back(&rrd) else { return };
+    let (ty, rows, inst) = component(&s, "/world/motion/predictions/transformer", "LineStrips3D:strips");
+    assert_eq!((ty.as_str(), rows, inst), ("rerun.components.LineStrip3D", 1, 18));
+    assert_eq!(component(&s, "/world/motion/predictions/ctra", "LineStrips3D:strips").2, 18);
+    assert_eq!(component(&s, "/metrics/transformer/minADE", "Scalars:scalars").1, 1);
+}
+
 /// `--connect`: the recording streams over gRPC to a running receiver (`rerun --save`, the
 /// headless viewer of the same version), which writes what it got.
 #[test]

@@ -62,6 +62,76 @@ fn run(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], beta: f32, c: &mut [f
     }
 }
 
+/// A matrix inside a slice: element `(i, j)` at `data[i·row_stride + j·col_stride]` (a
+/// transposed or column-sliced view costs nothing: attention reads each head's columns and
+/// the keys transposed this way).
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a> View<'a> {
+    pub fn new(data: &'a [f32], rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> View<'a> {
+        View { data, rows, cols, row_stride, col_stride }
+    }
+
+    /// Every element lies inside `len` values.
+    fn fits(rows: usize, cols: usize, rs: usize, cs: usize, len: usize) -> bool {
+        rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
+    }
+}
+
+/// `C = alpha·A·B` (beta = 0) or `C += alpha·A·B` (accumulate) on strided views, on this thread;
+/// C is `a.rows × b.cols` at `c[i·c_row_stride + j]`.
+///
+/// # Panics
+/// When the shapes disagree or a view reaches outside its slice (a caller's bug, not data).
+pub fn sgemm_view(a: View<'_>, b: View<'_>, alpha: f32, accumulate: bool, c: &mut [f32], c_row_stride: usize) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "inner dimensions of a strided GEMM");
+    assert!(View::fits(m, k, a.row_stride, a.col_stride, a.data.len()), "A inside its slice");
+    assert!(View::fits(k, n, b.row_stride, b.col_stride, b.data.len()), "B inside its slice");
+    assert!(View::fits(m, n, c_row_stride, 1, c.len()), "C inside its slice");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            (0..m).for_each(|i| c[i * c_row_stride..][..n].fill(0.0));
+        }
+        return;
+    }
+    // SAFETY: the asserts above put every element the strides address inside the three
+    // slices; C is borrowed mutably, so it aliases neither A nor B.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            c_row_stride as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            1.0,
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 /// The previous engine: ndarray's `matrixmultiply`, single-threaded (for comparisons).
 pub fn sgemm_matrixmultiply(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
     if m == 0 || n == 0 {

@@ -12,8 +12,8 @@ use rayon::prelude::*;
 
 use super::tensor::Storage;
 use super::{
-    Activation, Backend, BuiltMap, ConvGeom, Dataflow, KernelMap, LowpConv, MapKind, PointsRef, Precision, Tensor,
-    Voxels,
+    Activation, Backend, BuiltMap, ConvGeom, Dataflow, KernelMap, LowpConv, MapKind, PointsRef, Precision, SetEncoder,
+    Tensor, Voxels,
 };
 use crate::error::{Error, Result};
 
@@ -90,7 +90,12 @@ impl Backend for CpuBackend {
         let (a, b) = (host(x, "matmul input")?, host(w, "matmul weight")?);
         let bias = bias_row(bias, m)?;
         let mut y = vec![0.0f32; n * m];
-        if m > 0 {
+        if m > 0 && n < ROWS_PER_TASK * rayon::current_num_threads() {
+            // Too few row tiles to keep every thread busy (the transformer's latents and
+            // modes): the crate splits the one product over the pool itself.
+            gemm::sgemm_parallel(n, k, m, a, b, 0.0, &mut y);
+            epilogue(&mut y, m, bias, act);
+        } else if m > 0 {
             y.par_chunks_mut(ROWS_PER_TASK * m).zip(a.par_chunks(ROWS_PER_TASK * k.max(1))).for_each(|(y, a)| {
                 let rows = y.len() / m;
                 gemm::sgemm(rows, k, m, a, b, 0.0, y);
@@ -178,23 +183,51 @@ impl Backend for CpuBackend {
         Ok(tensor(dense::gather_rows(&hosts, cols, index), index.len(), cols))
     }
 
-    fn masked_max(&self, x: &Tensor, group: usize, valid: &[bool]) -> Result<Tensor> {
-        if group == 0 || valid.len() != x.rows() || !x.rows().is_multiple_of(group) {
+    fn set_encoder(&self, x: &Tensor, enc: &SetEncoder<'_>) -> Result<Tensor> {
+        let (k, group) = (x.cols(), enc.group);
+        let ((w1, b1), (w2, b2)) = (enc.first, enc.second);
+        let (hidden, out) = (w1.cols(), w2.cols());
+        let shapes_ok = group > 0
+            && x.rows().is_multiple_of(group)
+            && enc.valid.len() == x.rows()
+            && w1.rows() == k
+            && b1.shape() == [1, hidden]
+            && w2.rows() == hidden
+            && b2.shape() == [1, out]
+            && enc.embeddings.iter().all(|(t, i)| t.cols() == hidden && i.len() == x.rows());
+        if !shapes_ok {
             return Err(mismatch(format!(
-                "max over groups of {group} rows of a {:?} tensor with {} validity flags",
+                "a set encoder on {:?} rows in groups of {group} with {} flags: layers {:?}, {:?}",
                 x.shape(),
-                valid.len()
+                enc.valid.len(),
+                w1.shape(),
+                w2.shape()
             )));
         }
-        let out = dense::masked_max(host(x, "the pooled tensor")?, x.cols(), group, valid);
-        Ok(tensor(out, x.rows() / group, x.cols()))
+        let mut tables = Vec::with_capacity(enc.embeddings.len());
+        for (t, index) in enc.embeddings {
+            if let Some(&i) = index.iter().find(|&&i| i as usize >= t.rows()) {
+                return Err(mismatch(format!("embedding row {i} of a {}-row table", t.rows())));
+            }
+            tables.push((host(t, "an embedding table")?, *index));
+        }
+        let layers = dense::SetLayers {
+            w1: host(w1, "the first layer")?,
+            b1: host(b1, "its bias")?,
+            tables,
+            w2: host(w2, "the second layer")?,
+            b2: host(b2, "its bias")?,
+            hidden,
+            out,
+        };
+        let y = dense::set_encoder(host(x, "the set members")?, k, &layers, group, enc.valid);
+        Ok(tensor(y, x.rows() / group, out))
     }
 
     fn attention(
         &self,
         q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
+        kv: &Tensor,
         batch: usize,
         heads: usize,
         key_valid: Option<&[bool]>,
@@ -204,22 +237,20 @@ impl Backend for CpuBackend {
             && heads > 0
             && d.is_multiple_of(heads)
             && q.rows().is_multiple_of(batch)
-            && k.rows().is_multiple_of(batch)
-            && k.shape() == v.shape()
-            && k.cols() == d
-            && key_valid.is_none_or(|kv| kv.len() == k.rows());
+            && kv.rows().is_multiple_of(batch)
+            && kv.cols() == 2 * d
+            && key_valid.is_none_or(|f| f.len() == kv.rows());
         if !ok {
             return Err(mismatch(format!(
-                "attention of {batch} problems, {heads} heads: q {:?}, k {:?}, v {:?}, {:?} key flags",
+                "attention of {batch} problems, {heads} heads: q {:?}, kv {:?}, {:?} key flags",
                 q.shape(),
-                k.shape(),
-                v.shape(),
+                kv.shape(),
                 key_valid.map(<[bool]>::len)
             )));
         }
-        let shape = dense::AttentionShape { batch, n: q.rows() / batch, m: k.rows() / batch, d, heads };
-        let (qh, kh, vh) = (host(q, "queries")?, host(k, "keys")?, host(v, "values")?);
-        Ok(tensor(dense::attention(qh, kh, vh, shape, key_valid), q.rows(), d))
+        let shape = dense::AttentionShape { batch, n: q.rows() / batch, m: kv.rows() / batch, d, heads };
+        let y = dense::attention(host(q, "queries")?, host(kv, "keys and values")?, shape, key_valid);
+        Ok(tensor(y, q.rows(), d))
     }
 
     fn voxelize(&self, frames: &[PointsRef<'_>], voxel_size: f32) -> Result<Voxels> {

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use super::{
-    Activation, Backend, BuiltMap, ConvGeom, Dataflow, KernelMap, LowpConv, MapKind, PointsRef, Precision, Tensor,
-    Voxels,
+    Activation, Backend, BuiltMap, ConvGeom, Dataflow, KernelMap, LowpConv, MapKind, PointsRef, Precision, SetEncoder,
+    Tensor, Voxels,
 };
 use crate::error::{Error, Result};
 
@@ -82,10 +82,10 @@ impl Backend for CudaBackend {
     fn gather_rows(&self, _: &[&Tensor], _: &[u32]) -> Result<Tensor> {
         match *self {}
     }
-    fn masked_max(&self, _: &Tensor, _: usize, _: &[bool]) -> Result<Tensor> {
+    fn set_encoder(&self, _: &Tensor, _: &SetEncoder<'_>) -> Result<Tensor> {
         match *self {}
     }
-    fn attention(&self, _: &Tensor, _: &Tensor, _: &Tensor, _: usize, _: usize, _: Option<&[bool]>) -> Result<Tensor> {
+    fn attention(&self, _: &Tensor, _: &Tensor, _: usize, _: usize, _: Option<&[bool]>) -> Result<Tensor> {
         match *self {}
     }
     fn voxelize(&self, _: &[PointsRef<'_>], _: f32) -> Result<Voxels> {

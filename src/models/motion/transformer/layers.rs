@@ -16,9 +16,20 @@ pub struct Linear {
 
 impl Linear {
     pub fn load(p: &mut Params, dev: &Device, name: &str, inputs: usize, outputs: usize) -> Result<Linear> {
+        Self::stacked(p, dev, &[name], inputs, outputs)
+    }
+
+    /// Several layers on the same input as one (their outputs side by side, in `names`'
+    /// order): one GEMM instead of several (attention's key and value projections).
+    pub fn stacked(p: &mut Params, dev: &Device, names: &[&str], inputs: usize, each: usize) -> Result<Linear> {
         let bound = 1.0 / (inputs.max(1) as f32).sqrt();
-        let w = p.get(&format!("{name}.weight"), &[outputs, inputs], Init::Uniform(bound))?;
-        let b = p.get(&format!("{name}.bias"), &[outputs], Init::Uniform(bound))?;
+        let outputs = each * names.len();
+        // PyTorch's `[out × in]` layouts stacked along `out`.
+        let (mut w, mut b) = (Vec::with_capacity(outputs * inputs), Vec::with_capacity(outputs));
+        for name in names {
+            w.extend(p.get(&format!("{name}.weight"), &[each, inputs], Init::Uniform(bound))?);
+            b.extend(p.get(&format!("{name}.bias"), &[each], Init::Uniform(bound))?);
+        }
         let mut wt = vec![0.0f32; inputs * outputs];
         for o in 0..outputs {
             for i in 0..inputs {
@@ -31,6 +42,11 @@ impl Linear {
 
     pub fn forward(&self, dev: &Device, x: &Tensor, act: Activation) -> Result<Tensor> {
         dev.backend().matmul(x, &self.w, Some(&self.b), act)
+    }
+
+    /// The weight `[in × out]` and the bias `[1 × out]` (for fused ops).
+    pub fn parts(&self) -> (&Tensor, &Tensor) {
+        (&self.w, &self.b)
     }
 }
 
@@ -61,12 +77,11 @@ impl LayerNorm {
     }
 }
 
-/// Multi-head attention with q/k/v/o projections.
+/// Multi-head attention with q/k/v/o projections (k and v as one stacked GEMM).
 #[derive(Debug, Clone)]
 pub struct Attention {
     q: Linear,
-    k: Linear,
-    v: Linear,
+    kv: Linear,
     o: Linear,
     heads: usize,
 }
@@ -75,8 +90,7 @@ impl Attention {
     pub fn load(p: &mut Params, dev: &Device, name: &str, d: usize, heads: usize) -> Result<Attention> {
         Ok(Attention {
             q: Linear::load(p, dev, &format!("{name}.q"), d, d)?,
-            k: Linear::load(p, dev, &format!("{name}.k"), d, d)?,
-            v: Linear::load(p, dev, &format!("{name}.v"), d, d)?,
+            kv: Linear::stacked(p, dev, &[&format!("{name}.k"), &format!("{name}.v")], d, d)?,
             o: Linear::load(p, dev, &format!("{name}.o"), d, d)?,
             heads,
         })
@@ -92,9 +106,8 @@ impl Attention {
         key_valid: Option<&[bool]>,
     ) -> Result<Tensor> {
         let q = self.q.forward(dev, x, Activation::None)?;
-        let k = self.k.forward(dev, ctx, Activation::None)?;
-        let v = self.v.forward(dev, ctx, Activation::None)?;
-        let y = dev.backend().attention(&q, &k, &v, batch, self.heads, key_valid)?;
+        let kv = self.kv.forward(dev, ctx, Activation::None)?;
+        let y = dev.backend().attention(&q, &kv, batch, self.heads, key_valid)?;
         self.o.forward(dev, &y, Activation::None)
     }
 }

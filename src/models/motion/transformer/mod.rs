@@ -17,7 +17,7 @@ use self::layers::{CrossBlock, DecoderBlock, LayerNorm, Linear, SelfBlock, table
 use super::features::{
     AGENT_FEATURES, AGENT_SLOTS, AgentInputs, FUTURE_STEPS, HISTORY_STEPS, MAX_POLYLINES, POLYLINE_POINTS,
 };
-use crate::backend::{Activation, Device, Tensor};
+use crate::backend::{Activation, Device, SetEncoder, Tensor};
 use crate::error::{Error, Location, Result};
 use crate::sparse::weights::Params;
 
@@ -251,7 +251,7 @@ impl MotionTransformer {
             }
         }
 
-        // Agents: per step MLP with time and type embeddings, max over valid steps.
+        // Agents: per step MLP with time and type embeddings, max over valid steps (one fused op).
         let rows_a = b * AGENT_SLOTS * HISTORY_STEPS;
         let mut xa = Vec::with_capacity(rows_a * AGENT_FEATURES);
         let (mut time_idx, mut type_idx, mut valid_a) =
@@ -267,11 +267,16 @@ impl MotionTransformer {
                 }
             }
         }
-        let mut h = self.agent_in.forward(dev, &be.upload(&xa, rows_a, AGENT_FEATURES)?, Activation::None)?;
-        be.add_rows(&mut h, &self.agent_time, &time_idx, Activation::None)?;
-        be.add_rows(&mut h, &self.agent_type, &type_idx, Activation::Relu)?;
-        let h = self.agent_mid.forward(dev, &h, Activation::None)?;
-        let pooled = be.masked_max(&h, HISTORY_STEPS, &valid_a)?;
+        let pooled = be.set_encoder(
+            &be.upload(&xa, rows_a, AGENT_FEATURES)?,
+            &SetEncoder {
+                first: self.agent_in.parts(),
+                embeddings: &[(&self.agent_time, &time_idx), (&self.agent_type, &type_idx)],
+                second: self.agent_mid.parts(),
+                group: HISTORY_STEPS,
+                valid: &valid_a,
+            },
+        )?;
         let mut agent_tokens = self.agent_out.forward(dev, &pooled, Activation::None)?;
         let slot_offset: Vec<u32> = (0..b * AGENT_SLOTS).map(|r| u32::from(r % AGENT_SLOTS == 0)).collect();
         be.add_rows(&mut agent_tokens, &self.token_offsets, &slot_offset, Activation::None)?;
@@ -306,11 +311,16 @@ impl MotionTransformer {
                 }
             }
         }
-        let mut h = self.point_in.forward(dev, &be.upload(&xp, rows_p, 4)?, Activation::None)?;
-        be.add_rows(&mut h, &self.map_type, &map_idx, Activation::None)?;
-        be.add_rows(&mut h, &self.signal, &sig_idx, Activation::Relu)?;
-        let h = self.point_mid.forward(dev, &h, Activation::None)?;
-        let pooled = be.masked_max(&h, POLYLINE_POINTS, &valid_p)?;
+        let pooled = be.set_encoder(
+            &be.upload(&xp, rows_p, 4)?,
+            &SetEncoder {
+                first: self.point_in.parts(),
+                embeddings: &[(&self.map_type, &map_idx), (&self.signal, &sig_idx)],
+                second: self.point_mid.parts(),
+                group: POLYLINE_POINTS,
+                valid: &valid_p,
+            },
+        )?;
         let mut poly_tokens = self.polyline_out.forward(dev, &pooled, Activation::None)?;
         be.add_rows(&mut poly_tokens, &self.token_offsets, &vec![2; b * MAX_POLYLINES], Activation::None)?;
         let poly_ok: Vec<bool> = valid_p.chunks(POLYLINE_POINTS).map(|c| c.iter().any(|&v| v)).collect();

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use scenetok::eval::lidar_seg;
 use scenetok::eval::report::{load_run, write_comparison};
-use scenetok::eval::runner::{evaluate, load_scenarios, write_run};
+use scenetok::eval::runner::{EvalReport, evaluate, load_scenarios, write_run};
 use scenetok::models::image_encoder::{ImageEncoder, ModelConfig, default_config_path};
 use scenetok::models::lidar_seg::{LidarSegModel, WEIGHTS_FILE};
-use scenetok::models::motion::{Baseline, LaneFollower, MotionModel, MotionPredictor};
+use scenetok::models::motion::{Baseline, MotionModel, MotionPredictor};
 use scenetok::pipeline::export::{ExportOptions, export_features};
 use scenetok::pipeline::{FrameSelection, Source};
 use scenetok::sim::generate::{GenerateConfig, Preset, generate};
@@ -70,6 +70,8 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
         writeln!(stdout, "no transformer weights at {} (tools/train/train_motion.py trains them)", weights.display())?;
     }
     let mut reports = Vec::new();
+    // The generated world's runs, every model: the motion recording shows them side by side.
+    let mut generated_runs = Vec::new();
     for (label, data) in inputs {
         let scenarios = load_scenarios(&data, 20)?;
         writeln!(stdout, "\n{label}: {} scenario(s)", scenarios.len())?;
@@ -94,9 +96,12 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
                 m.map,
                 m.soft_map
             )?;
+            if label == "generated world" {
+                generated_runs.push(report);
+            }
         }
     }
-    perception(out, &world, ctx, &args.device, stdout)?;
+    perception(out, &world, &generated_runs, ctx, &args.device, stdout)?;
     // The map-aware baseline against constant velocity, on the generated world.
     let generated: Vec<&PathBuf> = reports.iter().filter(|(_, l)| *l == "generated world").map(|(d, _)| d).collect();
     let run = |name: &str| generated.iter().find(|d| d.ends_with(name)).copied();
@@ -133,8 +138,15 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
 
 /// The demo's perception stages on the generated world: the trained LiDAR encoder's
 /// segmentation (mIoU), image features for every LiDAR point, and a rerun recording of the
-/// segment with the motion predictions.
-fn perception(out: &Path, world: &Path, ctx: &Context, device: &DeviceArg, stdout: &mut impl Write) -> Result<()> {
+/// segment, and one of the motion scenarios with every model's predictions (`runs`).
+fn perception(
+    out: &Path,
+    world: &Path,
+    runs: &[EvalReport],
+    ctx: &Context,
+    device: &DeviceArg,
+    stdout: &mut impl Write,
+) -> Result<()> {
     let data = ctx.data()?;
     let device = device.open()?;
     let source = Source::open(world)?;
@@ -173,19 +185,20 @@ fn perception(out: &Path, world: &Path, ctx: &Context, device: &DeviceArg, stdou
     let summary = record_source(&source, &opts, &rec)?;
     rec.finish()?;
     let scenarios = load_scenarios(world, 20)?;
-    let report = evaluate(&scenarios, &LaneFollower, &world.display().to_string())?;
     let motion_rrd = out.join("motion.rrd");
     let rec = open_recording("scenetok demo: motion", &VizSink::Save(motion_rrd.clone()), Layout::Motion)?;
-    record_motion(&rec, &scenarios, &[MotionRun::from_report(&report)])?;
+    record_motion(&rec, &scenarios, &runs.iter().map(MotionRun::from_report).collect::<Vec<_>>())?;
     rec.finish()?;
+    let names: Vec<&str> = runs.iter().map(|r| r.model.as_str()).collect();
     writeln!(
         stdout,
-        "rerun recordings: {} ({} frames, {} points, {} images) and {} (lane-follower predictions); `rerun FILE` opens them",
+        "rerun recordings: {} ({} frames, {} points, {} images) and {} (predictions of {}); `rerun FILE` opens them",
         rrd.display(),
         summary.frames,
         summary.points,
         summary.images,
-        motion_rrd.display()
+        motion_rrd.display(),
+        names.join(", ")
     )?;
     Ok(())
 }

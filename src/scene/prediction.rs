@@ -54,6 +54,57 @@ pub struct PredictedTrajectory {
     pub object_id: i64,
     pub x: Vec<f64>,
     pub y: Vec<f64>,
+    /// Per prediction step, the position's Gaussian covariance in the world frame, from
+    /// models that predict one (the transformer); empty otherwise (the baselines). Neither
+    /// the WOMD metrics nor the submission use it; the viewer draws it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub covariance: Vec<PositionCovariance>,
+}
+
+/// A 2-D position covariance `[[xx, xy], [xy, yy]]` (m²).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PositionCovariance {
+    pub xx: f64,
+    pub xy: f64,
+    pub yy: f64,
+}
+
+impl PositionCovariance {
+    /// A bivariate normal given in a frame rotated by `heading` (rad) from the world, as
+    /// standard deviations along that frame's axes and their correlation `rho`: `R Σ Rᵀ`.
+    pub fn rotated(sigma_x: f64, sigma_y: f64, rho: f64, heading: f64) -> PositionCovariance {
+        let (a, b, d) = (sigma_x * sigma_x, rho * sigma_x * sigma_y, sigma_y * sigma_y);
+        let (sin, cos) = heading.sin_cos();
+        PositionCovariance {
+            xx: cos * cos * a - 2.0 * sin * cos * b + sin * sin * d,
+            xy: sin * cos * (a - d) + (cos * cos - sin * sin) * b,
+            yy: sin * sin * a + 2.0 * sin * cos * b + cos * cos * d,
+        }
+    }
+
+    /// The ellipse `k` standard deviations out around `(cx, cy)`, as `points` world points
+    /// (closed: the last equals the first). Axes from the eigen-decomposition; a degenerate
+    /// or non-finite covariance gives a point.
+    pub fn ellipse(&self, cx: f64, cy: f64, k: f64, points: usize) -> Vec<[f64; 2]> {
+        let half_trace = 0.5 * (self.xx + self.yy);
+        let gap = (0.25 * (self.xx - self.yy).powi(2) + self.xy * self.xy).sqrt();
+        let (major, minor) = ((half_trace + gap).max(0.0).sqrt(), (half_trace - gap).max(0.0).sqrt());
+        // The major axis' direction (the eigenvector of the larger eigenvalue).
+        let angle = 0.5 * (2.0 * self.xy).atan2(self.xx - self.yy);
+        let ok = major.is_finite() && minor.is_finite() && angle.is_finite();
+        let (sin, cos) = angle.sin_cos();
+        let n = points.max(2);
+        (0..n)
+            .map(|i| {
+                if !ok {
+                    return [cx, cy];
+                }
+                let t = std::f64::consts::TAU * (i % (n - 1)) as f64 / (n - 1) as f64;
+                let (u, v) = (k * major * t.cos(), k * minor * t.sin());
+                [cx + cos * u - sin * v, cy + sin * u + cos * v]
+            })
+            .collect()
+    }
 }
 
 /// Trajectories of one or more objects with one confidence (WOMD's `JointTrajectories`);
@@ -75,4 +126,38 @@ pub struct MultimodalPrediction {
 pub struct ScenarioPredictions {
     pub scenario_id: String,
     pub predictions: Vec<MultimodalPrediction>,
+}
+
+#[cfg(test)]
+mod covariance_tests {
+    use super::PositionCovariance;
+
+    #[test]
+    fn rotation_turns_the_axes_and_keeps_the_determinant() {
+        // σ = (2, 1), uncorrelated, turned by 90°: the long axis lies along y.
+        let c = PositionCovariance::rotated(2.0, 1.0, 0.0, std::f64::consts::FRAC_PI_2);
+        assert!((c.xx - 1.0).abs() < 1e-12 && (c.yy - 4.0).abs() < 1e-12 && c.xy.abs() < 1e-12, "{c:?}");
+        // Correlated, turned by 0.7 rad: det = σx²σy²(1 − ρ²) is invariant.
+        let (sx, sy, rho) = (1.5, 0.5, 0.6);
+        let c = PositionCovariance::rotated(sx, sy, rho, 0.7);
+        let det = c.xx * c.yy - c.xy * c.xy;
+        assert!((det - sx * sx * sy * sy * (1.0 - rho * rho)).abs() < 1e-12);
+        assert!((c.xx + c.yy - (sx * sx + sy * sy)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn ellipse_points_lie_at_k_mahalanobis() {
+        let c = PositionCovariance::rotated(3.0, 0.8, -0.4, 1.1);
+        let det = c.xx * c.yy - c.xy * c.xy;
+        let pts = c.ellipse(10.0, -5.0, 2.0, 33);
+        assert_eq!(pts.len(), 33);
+        assert_eq!(pts[0], pts[32]);
+        for [x, y] in pts {
+            let (dx, dy) = (x - 10.0, y + 5.0);
+            let m2 = (c.yy * dx * dx - 2.0 * c.xy * dx * dy + c.xx * dy * dy) / det;
+            assert!((m2.sqrt() - 2.0).abs() < 1e-9, "{}", m2.sqrt());
+        }
+        let bad = PositionCovariance { xx: f64::NAN, xy: 0.0, yy: 1.0 };
+        assert!(bad.ellipse(1.0, 2.0, 1.0, 8).iter().all(|p| *p == [1.0, 2.0]));
+    }
 }

@@ -176,7 +176,12 @@ fn log_ground_truth_futures(rec: &RecordingStream, scenario: &Scenario) -> Resul
     Ok(())
 }
 
-/// Logs one model's modes for one scenario; returns (agents, modes).
+/// Prediction steps between two drawn uncertainty ellipses, and points per ellipse.
+const ELLIPSE_EVERY: usize = 4;
+const ELLIPSE_POINTS: usize = 25;
+
+/// Logs one model's modes (and their position uncertainty where the model gives one) for
+/// one scenario; returns (agents, modes).
 fn log_predictions(
     rec: &RecordingStream,
     scenario: &Scenario,
@@ -188,6 +193,7 @@ fn log_predictions(
     let mut strips = Vec::new();
     let mut colors = Vec::new();
     let mut labels = Vec::new();
+    let (mut ellipses, mut ellipse_colors) = (Vec::new(), Vec::new());
     let mut agents = 0;
     for mp in &p.predictions {
         // Opacity by probability: confidences normalised over the agent's modes.
@@ -204,8 +210,16 @@ fn log_predictions(
                 strips.push(pts);
                 let [r, g, b] = classes::agent_type_color(track.agent_type);
                 let alpha = (40.0 + 215.0 * prob).round() as u8;
-                colors.push(rerun::Color::from_unmultiplied_rgba(r, g, b, alpha));
+                let color = rerun::Color::from_unmultiplied_rgba(r, g, b, alpha);
+                colors.push(color);
                 labels.push(format!("{model} {} mode {mode} p={prob:.2}", traj.object_id));
+                // 1-σ ellipses at every fourth prediction step (2, 4, 6, 8 s on WOMD's).
+                let at = traj.x.iter().zip(&traj.y).zip(&traj.covariance).enumerate();
+                for (_, ((x, y), c)) in at.filter(|(p, _)| (p + 1) % ELLIPSE_EVERY == 0) {
+                    let ring = c.ellipse(*x, *y, 1.0, ELLIPSE_POINTS);
+                    ellipses.push(ring.into_iter().map(|[x, y]| [x as f32, y as f32, z]).collect::<Vec<_>>());
+                    ellipse_colors.push(color);
+                }
             }
         }
     }
@@ -218,6 +232,14 @@ fn log_predictions(
             .with_show_labels(false)
             .with_radii([rerun::Radius::new_scene_units(0.12)]),
     )?;
+    if !ellipses.is_empty() {
+        rec.log(
+            format!("{}/predictions/{model}/uncertainty", paths::MOTION),
+            &rerun::LineStrips3D::new(ellipses)
+                .with_colors(ellipse_colors)
+                .with_radii([rerun::Radius::new_scene_units(0.05)]),
+        )?;
+    }
     Ok((agents, n))
 }
 

@@ -143,6 +143,9 @@ fn demo_generates_a_world_and_evaluates_every_baseline() {
         }
     }
     assert!(dir.path().join("compare-lane-follower-vs-transformer/report.html").exists());
+    // The motion recording holds every model's predictions.
+    assert!(text.contains("(predictions of constant-velocity, ctra, lane-follower, transformer)"), "{text}");
+    assert!(dir.path().join("motion.rrd").exists());
     // A second run reuses the world.
     let again = scenetok(&["demo", "--out", dir.path().to_str().unwrap(), "--frames", "95"]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("using the world already generated"));

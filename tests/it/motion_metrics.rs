@@ -18,6 +18,7 @@ fn gt_copy(scenario: &Scenario, cfg: &MetricsConfig, copies: usize) -> ScenarioP
                 object_id: track.id,
                 x: (0..steps).map(|p| track.states[cfg.track_step(p)].x).collect(),
                 y: (0..steps).map(|p| track.states[cfg.track_step(p)].y).collect(),
+                covariance: Vec::new(),
             };
             MultimodalPrediction { joints: vec![JointPrediction { trajectories: vec![traj], confidence: 0.5 }; copies] }
         })
@@ -218,7 +219,12 @@ mod upstream_cases {
     }
 
     fn joint(one: ([f64; 4], [f64; 4]), two: ([f64; 4], [f64; 4])) -> ScenarioPredictions {
-        let t = |id, (x, y): ([f64; 4], [f64; 4])| PredictedTrajectory { object_id: id, x: x.to_vec(), y: y.to_vec() };
+        let t = |id, (x, y): ([f64; 4], [f64; 4])| PredictedTrajectory {
+            object_id: id,
+            x: x.to_vec(),
+            y: y.to_vec(),
+            covariance: Vec::new(),
+        };
         ScenarioPredictions {
             scenario_id: "test".into(),
             predictions: vec![MultimodalPrediction {
@@ -438,7 +444,7 @@ mod upstream_utils_cases {
     use scenetok::io::proto::submission::submission_type::{INTERACTION_PREDICTION, MOTION_PREDICTION, UNKNOWN};
 
     fn empty_trajectory() -> PredictedTrajectory {
-        PredictedTrajectory { object_id: 0, x: Vec::new(), y: Vec::new() }
+        PredictedTrajectory { object_id: 0, x: Vec::new(), y: Vec::new(), covariance: Vec::new() }
     }
 
     fn one_joint(trajectories: usize) -> MultimodalPrediction {
@@ -668,7 +674,12 @@ mod official_op_table {
                         let x = steps.clone().map(|p| f32_round(now.x + now.velocity_x as f64 * f * t(p))).collect();
                         let y = steps.map(|p| f32_round(now.y + now.velocity_y as f64 * f * t(p))).collect();
                         JointPrediction {
-                            trajectories: vec![PredictedTrajectory { object_id: track.id, x, y }],
+                            trajectories: vec![PredictedTrajectory {
+                                object_id: track.id,
+                                x,
+                                y,
+                                covariance: Vec::new(),
+                            }],
                             confidence: c as f64,
                         }
                     })

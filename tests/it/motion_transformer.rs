@@ -32,6 +32,21 @@ fn tensor(st: &safetensors::SafeTensors, name: &str) -> (Vec<usize>, Vec<f64>) {
 }
 
 fn golden_inputs(st: &safetensors::SafeTensors) -> (Vec<AgentInputs>, Vec<SceneTokens>) {
+    let inputs = golden_agent_inputs(st);
+    let (sshape, scene) = tensor(st, "scene_tokens");
+    let (_, scene_valid) = tensor(st, "scene_valid");
+    let (s, c) = (sshape[1], sshape[2]);
+    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    let scene = (0..inputs.len())
+        .map(|i| SceneTokens {
+            tokens: Array2::from_shape_vec((s, c), f32s(&scene[i * s * c..(i + 1) * s * c])).unwrap(),
+            valid: scene_valid[i * s..(i + 1) * s].iter().map(|&v| v != 0.0).collect(),
+        })
+        .collect();
+    (inputs, scene)
+}
+
+fn golden_agent_inputs(st: &safetensors::SafeTensors) -> Vec<AgentInputs> {
     let (shape, agents) = tensor(st, "agents");
     let b = shape[0];
     let (_, agent_valid) = tensor(st, "agent_valid");
@@ -40,12 +55,9 @@ fn golden_inputs(st: &safetensors::SafeTensors) -> (Vec<AgentInputs>, Vec<SceneT
     let (_, point_valid) = tensor(st, "point_valid");
     let (_, polyline_type) = tensor(st, "polyline_type");
     let (_, signal) = tensor(st, "signal");
-    let (sshape, scene) = tensor(st, "scene_tokens");
-    let (_, scene_valid) = tensor(st, "scene_valid");
     let (a, p) = (AGENT_SLOTS * HISTORY_STEPS, MAX_POLYLINES * POLYLINE_POINTS);
-    let (s, c) = (sshape[1], sshape[2]);
     let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-    let inputs = (0..b)
+    (0..b)
         .map(|i| AgentInputs {
             agents: Array3::from_shape_vec(
                 (AGENT_SLOTS, HISTORY_STEPS, AGENT_FEATURES),
@@ -74,14 +86,7 @@ fn golden_inputs(st: &safetensors::SafeTensors) -> (Vec<AgentInputs>, Vec<SceneT
             signal: Array1::from_iter(signal[i * MAX_POLYLINES..(i + 1) * MAX_POLYLINES].iter().map(|&v| v as u8)),
             frame: AgentFrame { x: 0.0, y: 0.0, heading: 0.0 },
         })
-        .collect();
-    let scene = (0..b)
-        .map(|i| SceneTokens {
-            tokens: Array2::from_shape_vec((s, c), f32s(&scene[i * s * c..(i + 1) * s * c])).unwrap(),
-            valid: scene_valid[i * s..(i + 1) * s].iter().map(|&v| v != 0.0).collect(),
-        })
-        .collect();
-    (inputs, scene)
+        .collect()
 }
 
 /// Largest |rust − twin| over the largest |twin|.
@@ -118,6 +123,33 @@ fn forward_equals_the_pytorch_twin() {
     // Without the scene tokens the model still runs (the slot is optional) and differs.
     let none = model.forward(&inputs, None).unwrap();
     assert_ne!(none.logits, out.logits);
+}
+
+/// The shipped weights (d = 128, trained; `data/weights/`) equal their float64 twin on
+/// inputs from a generated world's test split: pins the committed file, the loader and the
+/// kernels at the shipped size (the golden above is a small random config).
+#[test]
+fn shipped_weights_equal_the_pytorch_twin() {
+    let bytes = std::fs::read(golden_dir().join("motion_transformer_shipped.safetensors")).expect("committed");
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let inputs = golden_agent_inputs(&st);
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/weights/motion_transformer.safetensors");
+    let model = MotionTransformer::load(&shipped, &Device::cpu()).unwrap();
+    assert_eq!((model.config().d, model.config().scene_dim), (128, 0));
+    let out = model.forward(&inputs, None).unwrap();
+    for name in ["mu", "sigma", "rho", "logits"] {
+        let got: Vec<f32> = match name {
+            "mu" => out.mu.iter().copied().collect(),
+            "sigma" => out.sigma.iter().copied().collect(),
+            "rho" => out.rho.iter().copied().collect(),
+            _ => out.logits.iter().copied().collect(),
+        };
+        let (shape, want) = tensor(&st, name);
+        assert_eq!(got.len(), want.len(), "{name} {shape:?}");
+        let e = rel_error(got.into_iter(), &want);
+        eprintln!("{name}: relative error {e:.2e}");
+        assert!(e < 1e-4, "{name}: relative error {e:.2e}");
+    }
 }
 
 /// Weights of another config, a file without the run's config, a tensor of the wrong shape,

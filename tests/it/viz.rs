@@ -198,8 +198,9 @@ fn real_womd_scenario_with_predictions_reads_back() {
     assert_eq!(map + stop_signs, expected, "every map feature with geometry");
 }
 
-/// `scenetok viz --model transformer`: the learned model's six modes per agent join the
-/// recording beside a baseline's, with its metrics, from the shipped weights.
+/// `scenetok viz --model transformer`: the learned model's six modes per agent and their
+/// uncertainty ellipses join the recording beside a baseline's, with its metrics, from the
+/// shipped weights.
 #[test]
 fn viz_command_records_the_transformer_beside_a_baseline() {
     let Some(samples) = common::samples() else { return };
@@ -222,6 +223,9 @@ fn viz_command_records_the_transformer_beside_a_baseline() {
     assert_eq!((ty.as_str(), rows, inst), ("rerun.components.LineStrip3D", 1, 18));
     assert_eq!(component(&s, "/world/motion/predictions/ctra", "LineStrips3D:strips").2, 18);
     assert_eq!(component(&s, "/metrics/transformer/minADE", "Scalars:scalars").1, 1);
+    // 1-σ ellipses at 2, 4, 6 and 8 s of every transformer mode; none for the baseline.
+    assert_eq!(component(&s, "/world/motion/predictions/transformer/uncertainty", "LineStrips3D:strips").2, 18 * 4);
+    assert!(s["entities"].get("/world/motion/predictions/ctra/uncertainty").is_none());
 }
 
 /// `--connect`: the recording streams over gRPC to a running receiver (`rerun --save`, the

@@ -8,6 +8,13 @@ tokens with some masked; writes OUT_weights.safetensors (f32, `run` metadata wit
 and OUT (inputs and the twin's mu, sigma, rho, logits).
 
     .venv-train/bin/python tools/train/make_motion_golden.py --data ~/data/motion --out tests/golden/motion_transformer.safetensors
+
+With --shipped WEIGHTS: the shipped model instead (its config from the file's `run` metadata,
+no scene tokens), on the same kind of inputs; writes OUT only (inputs and the twin's outputs),
+pinning the committed weights and the loader at the shipped size:
+
+    .venv-train/bin/python tools/train/make_motion_golden.py --data ~/data/motion \
+        --shipped data/weights/motion_transformer.safetensors --out tests/golden/motion_transformer_shipped.safetensors
 """
 import argparse
 import glob
@@ -32,37 +39,53 @@ def main():
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--samples", type=int, default=3)
+    ap.add_argument("--shipped", help="trained weights (.safetensors with `run` metadata) to pin instead")
     a = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    model = twin.build(CONFIG)
-    # Non-trivial LayerNorm parameters (they start at 1 and 0).
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if "norm" in n:
-                p.add_(torch.randn_like(p) * 0.1)
+    if a.shipped:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+        with safe_open(a.shipped, "pt") as f:
+            config = json.loads(f.metadata()["run"])["config"]
+        model = twin.build(config)
+        model.load_state_dict(load_file(a.shipped))
+    else:
+        config = CONFIG
+        model = twin.build(CONFIG)
+        # Non-trivial LayerNorm parameters (they start at 1 and 0).
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if "norm" in n:
+                    p.add_(torch.randn_like(p) * 0.1)
     data = load_split(a.data, "test", a.samples)
     x = {c: torch.from_numpy(np.ascontiguousarray(data[c][: a.samples])) for c in COLUMNS}
     x["agent_valid"][-1, ::2, ::2] = 0
     x["point_valid"][-1, :, 1::2] = 0
     x["agent_valid"][-1, 0, -1] = 1
     g = torch.Generator().manual_seed(1)
-    scene = torch.randn(a.samples, SCENE_TOKENS, CONFIG["scene_dim"], generator=g)
+    with_scene = config["scene_dim"] > 0
+    scene = torch.randn(a.samples, SCENE_TOKENS, config["scene_dim"], generator=g)
     scene_valid = torch.ones(a.samples, SCENE_TOKENS, dtype=torch.uint8)
     scene_valid[0, 3:] = 0
-    m64 = twin.build(CONFIG).double()
+    m64 = twin.build(config).double()
     m64.load_state_dict({k: v.double() for k, v in model.state_dict().items()})
     m64.eval()
     with torch.no_grad():
         args = [x["agents"].double(), x["agent_valid"].bool(), x["agent_types"], x["polylines"].double(),
                 x["point_valid"].bool(), x["polyline_type"], x["signal"]]
-        mu, sigma, rho, logits = m64(*args, scene.double(), scene_valid.bool())
-    weights = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
-    stio.save(weights, a.out.replace(".safetensors", "_weights.safetensors"),
-              {"run": json.dumps({"config": CONFIG}), "command": " ".join(sys.argv)})
+        if with_scene:
+            mu, sigma, rho, logits = m64(*args, scene.double(), scene_valid.bool())
+        else:
+            mu, sigma, rho, logits = m64(*args)
+    if not a.shipped:
+        weights = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
+        stio.save(weights, a.out.replace(".safetensors", "_weights.safetensors"),
+                  {"run": json.dumps({"config": config}), "command": " ".join(sys.argv)})
     golden = {c: x[c].contiguous() for c in INPUTS}
-    golden.update(scene_tokens=scene.contiguous(), scene_valid=scene_valid,
-                  mu=mu.contiguous(), sigma=sigma.contiguous(), rho=rho.contiguous(), logits=logits.contiguous())
+    if with_scene:
+        golden.update(scene_tokens=scene.contiguous(), scene_valid=scene_valid)
+    golden.update(mu=mu.contiguous(), sigma=sigma.contiguous(), rho=rho.contiguous(), logits=logits.contiguous())
     stio.save(golden, a.out, {"command": " ".join(sys.argv)})
     print(f"wrote {a.out}: logits {logits[0].tolist()}")
 

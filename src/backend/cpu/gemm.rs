@@ -5,6 +5,8 @@
 //! over rayon's pool. ndarray's `matrixmultiply` (the previous engine) stays available as
 //! [`sgemm_matrixmultiply`] so `scenetok bench gemm` can show what changed.
 
+use std::mem::MaybeUninit;
+
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
@@ -21,6 +23,35 @@ pub fn sgemm_parallel(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], beta: 
     run(m, k, n, a, b, beta, c, par);
 }
 
+/// `C[m×n] = A[m×k]·B[k×n]` into memory not yet initialised (a fresh output: no pass to zero
+/// it first, which the transformer's many small GEMMs pay for); every element of `c` is
+/// written, and returned as initialised. `parallel`: split over rayon's threads.
+pub fn sgemm_uninit<'c>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &'c mut [MaybeUninit<f32>],
+    parallel: bool,
+) -> &'c mut [f32] {
+    let c = &mut c[..m * n];
+    if k == 0 {
+        c.iter_mut().for_each(|x| {
+            x.write(0.0);
+        });
+    } else if m > 0 && n > 0 {
+        let threads = rayon::current_num_threads();
+        let par = if parallel && threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+        // SAFETY: `c` holds exactly m×n values; with beta = 0 the kernel writes every one of
+        // them and reads none (`read_dst` is false).
+        unsafe { gemm_raw(m, k, n, &a[..m * k], &b[..k * n], 0.0, c.as_mut_ptr().cast::<f32>(), par) };
+    }
+    // SAFETY: every element was written above (m×n of them; none when m or n is 0), and
+    // `MaybeUninit<f32>` has `f32`'s layout.
+    unsafe { std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len()) }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], beta: f32, c: &mut [f32], par: gemm::Parallelism) {
     if m == 0 || n == 0 {
@@ -34,14 +65,25 @@ fn run(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], beta: f32, c: &mut [f
         return;
     }
     // SAFETY: A, B and C are contiguous row-major slices of exactly m×k, k×n and m×n values
-    // (sliced above), so every element the strides address lies inside them; C is borrowed
-    // mutably, so it aliases neither A nor B.
+    // (sliced above); C is borrowed mutably, so it aliases neither A nor B.
+    unsafe { gemm_raw(m, k, n, a, b, beta, c.as_mut_ptr(), par) };
+}
+
+/// The crate's call on contiguous row-major operands.
+///
+/// # Safety
+/// `a` holds m×k values, `b` k×n, `c` points to m×n writable values aliasing neither; with
+/// `beta == 0` they need not be initialised (never read), otherwise they must be.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], beta: f32, c: *mut f32, par: gemm::Parallelism) {
+    debug_assert!(a.len() == m * k && b.len() == k * n);
+    // SAFETY: the caller's contract; every element the strides address lies inside the operands.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr(),
+            c,
             1,
             n as isize,
             beta != 0.0,

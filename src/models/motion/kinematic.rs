@@ -119,6 +119,7 @@ fn to_prediction(id: i64, modes: Vec<(Vec<(f64, f64)>, f64)>, horizon: &Predicti
                     object_id: id,
                     x: pts.iter().map(|p| p.0).collect(),
                     y: pts.iter().map(|p| p.1).collect(),
+                    covariance: Vec::new(),
                 }],
                 confidence,
             })

@@ -141,7 +141,7 @@ fn roll(path: &Polyline, start: &P2, speed: f64, accel: f64, cfg: &PredictionHor
         xs.push(q.x - h.sin() * lateral);
         ys.push(q.y + h.cos() * lateral);
     }
-    PredictedTrajectory { object_id: id, x: xs, y: ys }
+    PredictedTrajectory { object_id: id, x: xs, y: ys, covariance: Vec::new() }
 }
 
 fn modes(paths: &[Polyline], start: &P2, speed: f64, cfg: &PredictionHorizon, id: i64) -> MultimodalPrediction {

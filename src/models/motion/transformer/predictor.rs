@@ -8,7 +8,8 @@ use crate::models::motion::features::{FUTURE_STEPS, MapPieces, agent_inputs};
 use crate::models::motion::{LaneFollower, MotionPredictor};
 use crate::scene::Scenario;
 use crate::scene::prediction::{
-    JointPrediction, MultimodalPrediction, PredictedTrajectory, PredictionHorizon, ScenarioPredictions,
+    JointPrediction, MultimodalPrediction, PositionCovariance, PredictedTrajectory, PredictionHorizon,
+    ScenarioPredictions,
 };
 
 /// The transformer behind the [`MotionPredictor`] contract. An agent whose inputs cannot be
@@ -86,15 +87,17 @@ impl MotionPredictor for TransformerPredictor {
                 .into_iter()
                 .take(modes)
                 .map(|j| {
-                    let (mut x, mut y) = (Vec::new(), Vec::new());
+                    let (mut x, mut y, mut covariance) = (Vec::new(), Vec::new(), Vec::new());
                     for p in 0..horizon.prediction_steps() {
                         let t = horizon.track_step(p) - horizon.history_samples - 1;
                         let w = frame.to_world(out.mu[[i, j, t, 0]] as f64, out.mu[[i, j, t, 1]] as f64);
                         x.push(w[0]);
                         y.push(w[1]);
+                        let (sx, sy) = (out.sigma[[i, j, t, 0]] as f64, out.sigma[[i, j, t, 1]] as f64);
+                        covariance.push(PositionCovariance::rotated(sx, sy, out.rho[[i, j, t]] as f64, frame.heading));
                     }
                     JointPrediction {
-                        trajectories: vec![PredictedTrajectory { object_id, x, y }],
+                        trajectories: vec![PredictedTrajectory { object_id, x, y, covariance }],
                         confidence: e[j] / sum,
                     }
                 })

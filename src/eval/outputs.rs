@@ -11,6 +11,7 @@ use prost::Message;
 use super::motion::ScenarioPredictions;
 use crate::error::{Error, Location, Result};
 use crate::io::proto::submission as pb;
+use crate::scene::prediction::PositionCovariance;
 
 /// The parquet schema of `predictions.parquet`.
 pub fn predictions_schema() -> Arc<Schema> {
@@ -22,6 +23,11 @@ pub fn predictions_schema() -> Arc<Schema> {
         Field::new("confidence", DataType::Float64, true),
         Field::new("x", list(DataType::Float64), true),
         Field::new("y", list(DataType::Float64), true),
+        // The position covariance per step (m², world frame) where the model predicts one
+        // (the transformer); null for the baselines.
+        Field::new("cov_xx", list(DataType::Float64), true),
+        Field::new("cov_xy", list(DataType::Float64), true),
+        Field::new("cov_yy", list(DataType::Float64), true),
     ]))
 }
 
@@ -30,7 +36,9 @@ pub fn write_predictions_parquet(path: &Path, predictions: &[ScenarioPredictions
     let at = Location::file(path);
     let (mut sid, mut oid, mut mode, mut conf) =
         (StringBuilder::new(), Int64Builder::new(), Int32Builder::new(), Float64Builder::new());
-    let (mut xs, mut ys) = (ListBuilder::new(Float64Builder::new()), ListBuilder::new(Float64Builder::new()));
+    let list = || ListBuilder::new(Float64Builder::new());
+    let (mut xs, mut ys) = (list(), list());
+    let mut cov = [list(), list(), list()];
     for s in predictions {
         for m in &s.predictions {
             for (k, j) in m.joints.iter().enumerate() {
@@ -43,6 +51,11 @@ pub fn write_predictions_parquet(path: &Path, predictions: &[ScenarioPredictions
                     xs.append(true);
                     ys.values().append_slice(&t.y);
                     ys.append(true);
+                    let parts: [fn(&PositionCovariance) -> f64; 3] = [|c| c.xx, |c| c.xy, |c| c.yy];
+                    for (b, part) in cov.iter_mut().zip(parts) {
+                        t.covariance.iter().for_each(|c| b.values().append_value(part(c)));
+                        b.append(!t.covariance.is_empty());
+                    }
                 }
             }
         }
@@ -55,6 +68,8 @@ pub fn write_predictions_parquet(path: &Path, predictions: &[ScenarioPredictions
         Arc::new(xs.finish()),
         Arc::new(ys.finish()),
     ];
+    let columns: Vec<ArrayRef> =
+        columns.into_iter().chain(cov.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef)).collect();
     let batch =
         RecordBatch::try_new(predictions_schema(), columns).map_err(|e| Error::Arrow { at: at.clone(), cause: e })?;
     let mut out = crate::io::output::PendingParquet::new(path, Default::default())?;

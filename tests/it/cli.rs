@@ -143,6 +143,36 @@ fn demo_generates_a_world_and_evaluates_every_baseline() {
         }
     }
     assert!(dir.path().join("compare-lane-follower-vs-transformer/report.html").exists());
+    // The transformer's predictions.parquet carries its covariance per step (positive
+    // variances, |ρ| < 1); the baselines' columns are null.
+    for (model, with_cov) in [("transformer", true), ("lane-follower", false)] {
+        let file = std::fs::File::open(dir.path().join("generated").join(model).join("predictions.parquet")).unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let col = |name: &str| {
+                let c = batch.column_by_name(name).unwrap_or_else(|| panic!("{model}: no column {name}"));
+                c.as_any().downcast_ref::<arrow::array::ListArray>().unwrap().clone()
+            };
+            let (xx, xy, yy) = (col("cov_xx"), col("cov_xy"), col("cov_yy"));
+            for r in 0..batch.num_rows() {
+                assert_eq!(arrow::array::Array::is_valid(&xx, r), with_cov, "{model} row {r}");
+                if !with_cov {
+                    continue;
+                }
+                let v = |l: &arrow::array::ListArray| {
+                    let a = l.value(r);
+                    a.as_any().downcast_ref::<arrow::array::Float64Array>().unwrap().values().to_vec()
+                };
+                let (a, b, c) = (v(&xx), v(&xy), v(&yy));
+                assert_eq!(a.len(), 16);
+                for k in 0..16 {
+                    assert!(a[k] > 0.0 && c[k] > 0.0 && b[k] * b[k] < a[k] * c[k], "{model} row {r} step {k}");
+                }
+            }
+        }
+    }
     // The motion recording holds every model's predictions.
     assert!(text.contains("(predictions of constant-velocity, ctra, lane-follower, transformer)"), "{text}");
     assert!(dir.path().join("motion.rrd").exists());

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Re-measures every figure the README quotes, on this machine and this commit, and writes one
 # JSON (default docs/measurements.json): the machine (cores, CPU model, memory, load before and
-# after each step), the commit (and whether the tree was dirty), the date, and for each figure
-# the exact command, its wall time, exit status and full output. The README's tables cite this
+# after each step), the commit (and whether the tree was dirty), the date, and for each figure (with the commit
+# it ran on) the exact command, its wall time, exit status and full output. The README's tables cite this
 # file; rerun it after changing anything they quote.
 #
 #   tools/measure.sh [--out FILE] [--only NAME[,NAME…]] [--quick]
@@ -155,12 +155,19 @@ doc = {
                 "kernel": platform.release(), "rustc": sh("rustc", "--version")},
     "steps": new,
 }
+# Every step names the commit it ran on (a file updated by several partial runs mixes them).
+for s in new:
+    s["commit"] = doc["commit"]
 # A partial run (--only) keeps the other steps of the file it updates, and says so.
 partial = os.environ.get("MEASURE_ONLY")
 if partial and os.path.exists(out):
     old = json.load(open(out))
     names = {s["name"] for s in new}
-    doc["steps"] = [s for s in old.get("steps", []) if s["name"] not in names] + new
+    kept = [s for s in old.get("steps", []) if s["name"] not in names]
+    for s in kept:
+        # Files written before steps carried their commit: the old file's own commit.
+        s.setdefault("commit", old.get("commit"))
+    doc["steps"] = kept + new
     doc["partial_update"] = {"of_commit": old.get("commit"), "of_date": old.get("date"), "steps": sorted(names)}
 json.dump(doc, open(out, "w"), indent=1)
 failed = [s["name"] for s in new if s["status"] != 0]

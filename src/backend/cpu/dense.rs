@@ -18,13 +18,19 @@ pub fn layer_norm(x: &[f32], cols: usize, gamma: &[f32], beta: &[f32], eps: f32)
     }
     out.par_chunks_mut(ROWS * cols).zip(x.par_chunks(ROWS * cols)).for_each(|(out, x)| {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if avx2_fma() {
             // SAFETY: the CPU has the features the function is compiled for.
             return unsafe { layer_norm_rows_avx2(out, x, cols, gamma, beta, eps) };
         }
         layer_norm_rows(out, x, cols, gamma, beta, eps);
     });
     out
+}
+
+/// Whether the `_avx2` variants here may run (the build targets baseline x86-64: SSE2).
+#[cfg(target_arch = "x86_64")]
+fn avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -126,8 +132,7 @@ pub fn set_encoder(x: &[f32], k: usize, l: &SetLayers<'_>, group: usize, valid: 
         }
         let mut xs = Vec::with_capacity(rows.len() * k);
         rows.iter().for_each(|&r| xs.extend_from_slice(&x[r * k..(r + 1) * k]));
-        let mut h = vec![0.0f32; rows.len() * hidden];
-        gemm::sgemm(rows.len(), k, hidden, &xs, l.w1, 0.0, &mut h);
+        let mut h = gemm::sgemm_vec(rows.len(), k, hidden, &xs, l.w1, false);
         for (hr, &r) in h.chunks_mut(hidden).zip(&rows) {
             hr.iter_mut().zip(l.b1).for_each(|(v, b)| *v += b);
             for (table, index) in &l.tables {
@@ -136,8 +141,7 @@ pub fn set_encoder(x: &[f32], k: usize, l: &SetLayers<'_>, group: usize, valid: 
             }
             hr.iter_mut().for_each(|v| *v = v.max(0.0));
         }
-        let mut y = vec![0.0f32; rows.len() * cols];
-        gemm::sgemm(rows.len(), hidden, cols, &h, l.w2, 0.0, &mut y);
+        let y = gemm::sgemm_vec(rows.len(), hidden, cols, &h, l.w2, false);
         // max(y + b) = max(y) + b exactly (rounding is monotonic): the bias goes on once per set.
         let mut seen = vec![false; out.len() / cols];
         for (yr, &r) in y.chunks(cols).zip(&rows) {
@@ -230,7 +234,7 @@ pub fn attention(q: &[f32], kv: &[f32], s: AttentionShape, key_valid: Option<&[b
 /// instead of SSE2's 4).
 fn softmax_rows(scores: &mut [f32], valid: &[bool]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if avx2_fma() {
         // SAFETY: the CPU has the features the function is compiled for.
         return unsafe { softmax_rows_avx2(scores, valid) };
     }

@@ -45,11 +45,21 @@ pub fn sgemm_uninit<'c>(
         let par = if parallel && threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
         // SAFETY: `c` holds exactly m×n values; with beta = 0 the kernel writes every one of
         // them and reads none (`read_dst` is false).
-        unsafe { gemm_raw(m, k, n, &a[..m * k], &b[..k * n], 0.0, c.as_mut_ptr().cast::<f32>(), par) };
+        let (a, b) = (View::new(&a[..m * k], m, k, k, 1), View::new(&b[..k * n], k, n, n, 1));
+        unsafe { gemm_raw(a, b, 1.0, 0.0, c.as_mut_ptr().cast::<f32>(), n, par) };
     }
     // SAFETY: every element was written above (m×n of them; none when m or n is 0), and
     // `MaybeUninit<f32>` has `f32`'s layout.
     unsafe { std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len()) }
+}
+
+/// `A[m×k]·B[k×n]` as a new row-major vector, written once (no zeroing pass).
+pub fn sgemm_vec(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], parallel: bool) -> Vec<f32> {
+    let mut c = Vec::with_capacity(m * n);
+    sgemm_uninit(m, k, n, a, b, &mut c.spare_capacity_mut()[..m * n], parallel);
+    // SAFETY: `sgemm_uninit` wrote all m·n values.
+    unsafe { c.set_len(m * n) };
+    c
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -57,45 +67,54 @@ fn run(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], beta: f32, c: &mut [f
     if m == 0 || n == 0 {
         return;
     }
-    // The bounds the pointers below are read and written within.
-    let (a, b, c) = (&a[..m * k], &b[..k * n], &mut c[..m * n]);
+    let c = &mut c[..m * n];
     if k == 0 {
         // An empty sum: C = beta·C (and exactly 0 for beta = 0, whatever C held).
         c.iter_mut().for_each(|x| *x = if beta == 0.0 { 0.0 } else { *x * beta });
         return;
     }
-    // SAFETY: A, B and C are contiguous row-major slices of exactly m×k, k×n and m×n values
-    // (sliced above); C is borrowed mutably, so it aliases neither A nor B.
-    unsafe { gemm_raw(m, k, n, a, b, beta, c.as_mut_ptr(), par) };
+    let (a, b) = (View::new(&a[..m * k], m, k, k, 1), View::new(&b[..k * n], k, n, n, 1));
+    // SAFETY: both views are contiguous over exactly their slices; C is m×n values, borrowed
+    // mutably, so it aliases neither.
+    unsafe { gemm_raw(a, b, 1.0, beta, c.as_mut_ptr(), n, par) };
 }
 
-/// The crate's call on contiguous row-major operands.
+/// The crate's one call, for every entry point here: `C = alpha·A·B + beta·C`, C at
+/// `c[i·c_row_stride + j]`; with `beta == 0` C is written and never read.
 ///
 /// # Safety
-/// `a` holds m×k values, `b` k×n, `c` points to m×n writable values aliasing neither; with
-/// `beta == 0` they need not be initialised (never read), otherwise they must be.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_raw(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], beta: f32, c: *mut f32, par: gemm::Parallelism) {
-    debug_assert!(a.len() == m * k && b.len() == k * n);
-    // SAFETY: the caller's contract; every element the strides address lies inside the operands.
+/// Every element `a` and `b` address lies inside their slices; `c` points to `a.rows` rows of
+/// `c_row_stride` values with `b.cols` of each writable, aliasing neither operand; with
+/// `beta != 0` those values are initialised.
+unsafe fn gemm_raw(
+    a: View<'_>,
+    b: View<'_>,
+    alpha: f32,
+    beta: f32,
+    c: *mut f32,
+    c_row_stride: usize,
+    par: gemm::Parallelism,
+) {
+    debug_assert!(a.cols == b.rows);
+    // SAFETY: the caller's contract.
     unsafe {
         gemm::gemm(
-            m,
-            n,
-            k,
+            a.rows,
+            b.cols,
+            a.cols,
             c,
             1,
-            n as isize,
+            c_row_stride as isize,
             beta != 0.0,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            // The crate computes dst = alpha·dst + beta·lhs·rhs.
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            // The crate computes dst = alpha·dst + beta·lhs·rhs: its names are swapped.
             beta,
-            1.0,
+            alpha,
             false,
             false,
             false,
@@ -148,30 +167,9 @@ pub fn sgemm_view(a: View<'_>, b: View<'_>, alpha: f32, accumulate: bool, c: &mu
         return;
     }
     // SAFETY: the asserts above put every element the strides address inside the three
-    // slices; C is borrowed mutably, so it aliases neither A nor B.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            c_row_stride as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.col_stride as isize,
-            a.row_stride as isize,
-            b.data.as_ptr(),
-            b.col_stride as isize,
-            b.row_stride as isize,
-            1.0,
-            alpha,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    // slices; C is borrowed mutably, so it aliases neither A nor B, and it is initialised.
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    unsafe { gemm_raw(a, b, alpha, beta, c.as_mut_ptr(), c_row_stride, gemm::Parallelism::None) };
 }
 
 /// The previous engine: ndarray's `matrixmultiply`, single-threaded (for comparisons).

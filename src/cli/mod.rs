@@ -15,6 +15,7 @@ mod generate;
 mod inspect;
 mod report;
 mod sparse;
+mod tokens;
 mod tune;
 mod viz;
 
@@ -77,6 +78,10 @@ enum Command {
     /// classes, optionally the feature map) and per LiDAR point (the chosen camera, pixel and
     /// sampled feature), as parquet: OUT (points) and OUT's stem + `.cameras.parquet`.
     Features(features::Args),
+    /// Scene elements of a dataset's frames (agents, open-set objects, ground tiles; MoST
+    /// tokens before their learned projection), with each point's element, as parquet: OUT
+    /// (elements) and OUT's stem + `.points.parquet`.
+    Tokens(tokens::Args),
     /// Show a dataset, a v1 Frame or WOMD Scenario TFRecord, and motion predictions in rerun.
     Viz(viz::Args),
     /// Write scenetok's tiny built-in v2 dataset (every component, 3 frames) to a folder.
@@ -127,6 +132,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Compare(a) => compare::run(a, &ctx, &mut stdout),
         Command::Bench { which } => bench::run(which, &ctx, &mut stdout),
         Command::Features(a) => features::run(a, &ctx, &mut stdout),
+        Command::Tokens(a) => tokens::run(a, &ctx, &mut stdout),
         Command::Viz(a) => viz::run(a, &ctx, &mut stdout),
         Command::Fixture(a) => fixture::run(a, &mut stdout),
     }

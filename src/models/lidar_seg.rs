@@ -69,8 +69,10 @@ pub struct Segmentation {
     /// The class of every input point (argmax of its voxel's logits; 0 for points without a
     /// voxel).
     pub classes: Vec<i32>,
-    /// The last decoder level's voxel features.
+    /// The last decoder level's voxel features, one row per voxel of the input.
     pub features: SparseTensor,
+    /// The voxel (row of `features`) of every input point; `None` for points without one.
+    pub point_voxel: Vec<Option<u32>>,
 }
 
 impl LidarSegModel {
@@ -105,7 +107,11 @@ impl LidarSegModel {
     pub fn segment(&self, pts: &LidarPoints, ctx: &RunCtx) -> Result<Segmentation> {
         let v = voxelize(&self.device, &[pts.as_ref()], self.voxel_size)?;
         if v.tensor.is_empty() {
-            return Ok(Segmentation { classes: vec![0; pts.len()], features: v.tensor });
+            return Ok(Segmentation {
+                classes: vec![0; pts.len()],
+                features: v.tensor,
+                point_voxel: vec![None; pts.len()],
+            });
         }
         let out = self.net.forward(&v.tensor, ctx)?;
         let logits = self.device.backend().download(&out.logits)?;
@@ -116,6 +122,7 @@ impl LidarSegModel {
             })
             .collect();
         let classes = v.point_to_voxel[0].iter().map(|vx| vx.map_or(0, |r| voxel_class[r as usize])).collect();
-        Ok(Segmentation { classes, features: out.features })
+        let point_voxel = v.point_to_voxel.into_iter().next().unwrap_or_default();
+        Ok(Segmentation { classes, features: out.features, point_voxel })
     }
 }

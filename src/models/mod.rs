@@ -1,6 +1,7 @@
 //! Models: motion prediction (the predictor contract and the baselines), the LiDAR encoder
-//! (sparse-conv MinkUNet) and the image encoder (ONNX).
+//! (sparse-conv MinkUNet), the image encoder (ONNX) and the scene tokens (MoST elements).
 
 pub mod image_encoder;
 pub mod lidar_seg;
 pub mod motion;
+pub mod scene_tokens;

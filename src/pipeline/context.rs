@@ -3,11 +3,13 @@
 //! A context is reused frame after frame ([`FrameContext::load`]), so stages that keep their
 //! buffers in it (decoded images, model outputs, point features) stream without fresh memory.
 
+use std::ops::Range;
 use std::time::Duration;
 
 use crate::error::Location;
 use crate::geom::range_image::PointCloud;
 use crate::models::image_encoder::{FrameImages, Outputs, PointFeatures};
+use crate::models::scene_tokens::SceneElements;
 use crate::scene::{Frame, LaserName};
 use crate::sparse::SparseTensor;
 
@@ -40,6 +42,9 @@ pub struct LidarOutput {
     pub classes: Vec<Option<Vec<i32>>>,
     /// The last decoder level's voxel features (what scene tokens pool).
     pub features: SparseTensor,
+    /// The row of `features` holding each point, per entry of [`FrameContext::points`]
+    /// (`None` for clouds the encoder did not take, and for points without a voxel).
+    pub voxels: Vec<Option<Vec<Option<u32>>>>,
     /// Voxel size in metres.
     pub voxel_size: f32,
 }
@@ -57,6 +62,24 @@ pub struct ImageOutput {
     pub points: Vec<PointFeatures>,
 }
 
+/// The scene elements of a frame.
+#[derive(Debug, Clone)]
+pub struct TokenOutput {
+    /// Over the concatenated first returns of [`TokenOutput::clouds`].
+    pub elements: SceneElements,
+    /// `(entry of FrameContext::points, its points' range in the concatenation)`.
+    pub clouds: Vec<(usize, Range<usize>)>,
+}
+
+impl TokenOutput {
+    /// The element of point `i` of `ctx.points[cloud]` (`None`: in no element, or a cloud
+    /// the stage did not take).
+    pub fn element_of(&self, cloud: usize, i: usize) -> Option<u32> {
+        let (_, r) = self.clouds.iter().find(|(c, _)| *c == cloud)?;
+        self.elements.assignment.get(r.start + i).copied().flatten()
+    }
+}
+
 /// One frame and every stage's output so far.
 #[derive(Debug, Default)]
 pub struct FrameContext {
@@ -72,6 +95,8 @@ pub struct FrameContext {
     pub lidar: Option<LidarOutput>,
     /// Image encoder stage.
     pub image: Option<ImageOutput>,
+    /// Scene-token stage.
+    pub tokens: Option<TokenOutput>,
     /// How long each stage took on this frame, in the order they ran.
     pub times: Vec<(&'static str, Duration)>,
     /// The last frame's image output, whose memory the image stage reuses.
@@ -95,6 +120,7 @@ impl FrameContext {
         self.at = frame.at;
         self.points.clear();
         self.lidar = None;
+        self.tokens = None;
         if let Some(image) = self.image.take() {
             self.spare_image = Some(image);
         }

@@ -17,6 +17,7 @@ mod motion_metrics;
 mod motion_transformer;
 mod quant;
 mod report;
+mod scene_tokens;
 mod sim_camera;
 mod sim_generate;
 mod sim_kinematics;

@@ -116,10 +116,15 @@ pub fn export_features(
     Ok(summary)
 }
 
+/// The writer properties of the exports: zstd level 1.
+pub(super) fn parquet_props(path: &Path) -> Result<WriterProperties> {
+    let level = ZstdLevel::try_new(1).map_err(|e| Error::Parquet { at: Location::file(path), cause: e })?;
+    Ok(WriterProperties::builder().set_compression(Compression::ZSTD(level)).build())
+}
+
 /// A pending parquet output, zstd level 1.
 fn parquet_out(path: &Path) -> Result<PendingParquet> {
-    let level = ZstdLevel::try_new(1).map_err(|e| Error::Parquet { at: Location::file(path), cause: e })?;
-    PendingParquet::new(path, WriterProperties::builder().set_compression(Compression::ZSTD(level)).build())
+    PendingParquet::new(path, parquet_props(path)?)
 }
 
 /// Per-point rows, written one frame at a time.
@@ -301,7 +306,7 @@ impl CameraWriter {
     }
 }
 
-fn write_batch(out: &mut PendingParquet, cols: Vec<(&str, ArrayRef)>) -> Result<()> {
+pub(super) fn write_batch(out: &mut PendingParquet, cols: Vec<(&str, ArrayRef)>) -> Result<()> {
     let batch =
         RecordBatch::try_from_iter(cols).map_err(|e| Error::Arrow { at: Location::file(out.target()), cause: e })?;
     out.write(&batch)

@@ -21,6 +21,10 @@ impl LidarStage {
     pub fn model(&self) -> &LidarSegModel {
         &self.model
     }
+    /// Channels of the voxel features it puts in the context (the last decoder level's).
+    pub fn channels(&self) -> usize {
+        self.model.net.config.channels()[8]
+    }
 }
 
 impl Stage for LidarStage {
@@ -45,8 +49,9 @@ impl Stage for LidarStage {
             }
         }
         let seg = self.model.segment(&pts, &self.run)?;
-        let classes = spans.into_iter().map(|s| s.map(|r| seg.classes[r].to_vec())).collect();
-        ctx.lidar = Some(LidarOutput { classes, features: seg.features, voxel_size: self.model.voxel_size });
+        let classes = spans.iter().map(|s| s.clone().map(|r| seg.classes[r].to_vec())).collect();
+        let voxels = spans.into_iter().map(|s| s.map(|r| seg.point_voxel[r].to_vec())).collect();
+        ctx.lidar = Some(LidarOutput { classes, features: seg.features, voxels, voxel_size: self.model.voxel_size });
         Ok(())
     }
 }

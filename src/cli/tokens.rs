@@ -1,0 +1,92 @@
+//! `scenetok tokens`: the scene elements (MoST tokens before their learned projection) of a
+//! dataset's frames, as parquet: OUT (elements) and OUT's stem + `.points.parquet`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use scenetok::models::lidar_seg::{LidarSegModel, WEIGHTS_FILE};
+use scenetok::models::scene_tokens::TokenConfig;
+use scenetok::pipeline::Source;
+use scenetok::pipeline::export::{TokenExport, check_token_outputs, export_tokens};
+use scenetok::pipeline::stages::{ImageStage, LidarStage};
+use scenetok::sparse::layers::RunCtx;
+
+use super::features::ImageModelArgs;
+use super::{Context, DeviceArg};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A v2 dataset folder or a v1 Frame TFRecord.
+    #[arg(long)]
+    data: PathBuf,
+    /// The elements file; the per-point file goes next to it.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    segment: Option<String>,
+    /// At most this many frames per segment.
+    #[arg(long)]
+    frames: Option<usize>,
+    /// LiDAR-encoder weights (default: the shipped ones).
+    #[arg(long)]
+    lidar_weights: Option<PathBuf>,
+    /// Without the LiDAR encoder's voxel features.
+    #[arg(long)]
+    no_lidar: bool,
+    /// Without the image model's per-point features.
+    #[arg(long)]
+    no_image: bool,
+    #[command(flatten)]
+    model: ImageModelArgs,
+    /// At most this many elements per frame (agents, then objects, then ground tiles, each
+    /// nearest first).
+    #[arg(long, default_value_t = TokenConfig::default().max_tokens)]
+    max_tokens: usize,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
+    let device = args.device.open()?;
+    // The input and the outputs first: a bad one is reported before the models load.
+    let source = Source::open(&args.data)?;
+    check_token_outputs(&args.out, &source)?;
+    let lidar = if args.no_lidar {
+        None
+    } else {
+        let weights = match &args.lidar_weights {
+            Some(w) => w.clone(),
+            None => ctx.data()?.weights(WEIGHTS_FILE),
+        };
+        Some(LidarStage::new(LidarSegModel::load(&weights, &device)?, RunCtx::default()))
+    };
+    let image = if args.no_image { None } else { Some(ImageStage::new(args.model.encoder(ctx)?, None)?) };
+    let job = TokenExport {
+        lidar,
+        image,
+        config: TokenConfig { max_tokens: args.max_tokens, ..TokenConfig::default() },
+        segment: args.segment,
+        max_frames: args.frames,
+    };
+    let s = export_tokens(job, &source, &args.out)?;
+    let per = |k: usize| s.kinds[k] as f64 / s.frames.max(1) as f64;
+    writeln!(
+        stdout,
+        "{} frames: {:.1} agents, {:.1} objects, {:.1} ground tiles per frame ({} dropped by the cap); \
+         {:.1}% of {} points in an element; {} features per element ({} image, {} LiDAR channels)\nwrote {} and {}",
+        s.frames,
+        per(0),
+        per(1),
+        per(2),
+        s.dropped,
+        100.0 * s.points_in_elements as f64 / s.points.max(1) as f64,
+        s.points,
+        s.layout.len(),
+        s.layout.image_channels,
+        s.layout.lidar_channels,
+        s.elements_file.display(),
+        s.points_file.display()
+    )?;
+    Ok(())
+}

@@ -7,6 +7,7 @@ pub mod io;
 pub mod metrics;
 pub mod motion;
 pub mod sparse_cases;
+pub mod tokens;
 pub mod viz;
 
 /// Runs a Python baseline script (`command` already holds the interpreter, the script and its

@@ -89,6 +89,22 @@ pub enum Command {
         #[arg(long, default_value = "runs/bench-motion")]
         work: PathBuf,
     },
+    /// Full-size frames through points, the LiDAR encoder, the image model and the scene
+    /// tokens, each stage timed (goal: token extraction ≤ 30 ms per frame).
+    Tokens {
+        /// A dataset (default: generated full-size frames under --work).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long, default_value = "runs/bench-tokens")]
+        work: PathBuf,
+        /// Timed frames, after one warm-up frame.
+        #[arg(long, default_value_t = 5)]
+        frames: usize,
+        #[command(flatten)]
+        model: ImageModelArgs,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
     /// Motion-metric throughput (scenarios/s) on the scenarios of a dataset or TFRecord.
     Metrics {
         #[arg(long)]
@@ -219,6 +235,19 @@ pub fn run(which: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()>
             let opts = IoOptions { python, script, waymo, runs };
             let result = scenetok::bench::io::run(&data, &opts)?;
             write!(stdout, "{}", result.report())?;
+            Ok(())
+        }
+        Command::Tokens { data, work, frames, model, device } => {
+            let opts = scenetok::bench::tokens::TokenBenchOptions {
+                data,
+                work,
+                frames,
+                lidar_weights: ctx.data()?.weights(scenetok::models::lidar_seg::WEIGHTS_FILE),
+                image_config: model.config_path(ctx)?,
+                image: model.options(),
+                device: device.open()?,
+            };
+            write!(stdout, "{}", scenetok::bench::tokens::run(&opts)?.report())?;
             Ok(())
         }
         Command::Metrics { data, repeat } => {

@@ -7,6 +7,7 @@
 //! `min_points` points are noise and belong to no cluster.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// The parameters of [`connected_components`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,22 +23,23 @@ pub struct ClusterParams {
 pub fn connected_components(xyz: &[[f32; 3]], members: &[u32], p: ClusterParams) -> Vec<Vec<u32>> {
     let key = |q: [f32; 3]| -> [i32; 3] { q.map(|v| (v / p.voxel).floor() as i32) };
     // Occupied voxels, numbered in first-seen order.
-    let mut voxel_of: HashMap<[i32; 3], u32> = HashMap::with_capacity(members.len());
+    let mut voxel_of: KeyMap<u32> = KeyMap::with_capacity_and_hasher(members.len(), Default::default());
     let mut point_voxel = Vec::with_capacity(members.len());
     for &i in members {
         let n = voxel_of.len() as u32;
-        point_voxel.push(*voxel_of.entry(key(xyz[i as usize])).or_insert(n));
+        point_voxel.push(*voxel_of.entry(pack(key(xyz[i as usize]))).or_insert(n));
     }
     let mut uf = UnionFind::new(voxel_of.len());
     for (&k, &v) in &voxel_of {
+        let k = unpack(k);
         // Half of the 26 neighbours: the other half finds this voxel from theirs.
         for d in HALF_NEIGHBOURS {
-            if let Some(&w) = voxel_of.get(&[k[0] + d[0], k[1] + d[1], k[2] + d[2]]) {
+            if let Some(&w) = voxel_of.get(&pack([k[0] + d[0], k[1] + d[1], k[2] + d[2]])) {
                 uf.union(v, w);
             }
         }
     }
-    let mut by_root: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut by_root: HashMap<u32, Vec<u32>, BuildHasherDefault<KeyHasher>> = HashMap::default();
     let mut sorted: Vec<(u32, u32)> = members.iter().zip(&point_voxel).map(|(&i, &v)| (i, v)).collect();
     sorted.sort_unstable();
     let mut order = Vec::new();
@@ -50,6 +52,42 @@ pub fn connected_components(xyz: &[[f32; 3]], members: &[u32], p: ClusterParams)
         list.push(i);
     }
     order.into_iter().filter_map(|r| by_root.remove(&r)).filter(|c| c.len() >= p.min_points).collect()
+}
+
+/// A map keyed by [`pack`]ed grid coordinates.
+pub(super) type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
+
+/// Grid coordinates (21 bits each, two's complement: ±10⁶ cells) as one key.
+pub(super) fn pack(k: [i32; 3]) -> u64 {
+    const M: u64 = (1 << 21) - 1;
+    ((k[0] as u64 & M) << 42) | ((k[1] as u64 & M) << 21) | (k[2] as u64 & M)
+}
+
+fn unpack(k: u64) -> [i32; 3] {
+    // Shift each field to the top and back to sign-extend it.
+    [((k << 1) as i64 >> 43) as i32, ((k << 22) as i64 >> 43) as i32, ((k << 43) as i64 >> 43) as i32]
+}
+
+/// One multiply per key (the keys are packed coordinates, not attacker-chosen; SipHash,
+/// the std default, made the hashing the largest part of the clustering).
+#[derive(Default, Clone, Copy)]
+pub(super) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(26) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
 }
 
 /// The 13 offsets `d` with `d > 0` lexicographically among the 26 neighbours.
@@ -136,5 +174,12 @@ mod tests {
         // Only the members take part.
         assert!(connected_components(&xyz, &[0, 1], P).is_empty());
         assert_eq!(HALF_NEIGHBOURS.len(), 13);
+    }
+
+    #[test]
+    fn packed_keys_round_trip_with_their_signs() {
+        for k in [[0, 0, 0], [-1, 2, -3], [1_000_000, -1_000_000, 7], [-1_048_576, 1_048_575, -1]] {
+            assert_eq!(unpack(pack(k)), k);
+        }
     }
 }

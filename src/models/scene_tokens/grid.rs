@@ -10,6 +10,8 @@ pub struct PointGrid {
     /// `starts[c]..starts[c + 1]` indexes `points` for cell `c`.
     starts: Vec<u32>,
     points: Vec<u32>,
+    /// The cell of each point, `u32::MAX` for none.
+    cell_of: Vec<u32>,
 }
 
 impl PointGrid {
@@ -41,7 +43,24 @@ impl PointGrid {
                 fill[c as usize] += 1;
             }
         }
-        PointGrid { range, cell, side, starts, points }
+        PointGrid { range, cell, side, starts, points, cell_of }
+    }
+
+    /// Cells per side.
+    pub fn side(&self) -> usize {
+        self.side
+    }
+
+    /// The cell of point `i` (`None`: out of range or not finite).
+    pub fn cell_of(&self, i: usize) -> Option<usize> {
+        self.cell_of.get(i).filter(|&&c| c != u32::MAX).map(|&c| c as usize)
+    }
+
+    /// The centre `(x, y)` of cell `c`.
+    pub fn center(&self, c: usize) -> (f64, f64) {
+        let (cx, cy) = (c % self.side, c / self.side);
+        let at = |k: usize| (k as f64 + 0.5) * self.cell as f64 - self.range as f64;
+        (at(cx), at(cy))
     }
 
     /// The points of each cell, cell by cell (row-major from `(-range, -range)`).

@@ -14,6 +14,8 @@
 //! Points out of range or not finite are neither ground nor obstacle: [`GroundModel`] says
 //! `None` for them.
 
+use super::grid::PointGrid;
+
 /// What the ground removal decides per point.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroundModel {
@@ -46,41 +48,29 @@ pub struct GroundParams {
 
 /// Fits the ground of one frame's points (vehicle frame).
 pub fn fit_ground(xyz: &[[f32; 3]], p: GroundParams) -> GroundModel {
-    let side = ((2.0 * p.range / p.cell).ceil() as usize).max(1);
-    let cell_of = |q: &[f32; 3]| -> Option<usize> {
-        if !q.iter().all(|v| v.is_finite()) || q[0].abs() >= p.range || q[1].abs() >= p.range {
-            return None;
-        }
-        let cx = (((q[0] + p.range) / p.cell) as usize).min(side - 1);
-        let cy = (((q[1] + p.range) / p.cell) as usize).min(side - 1);
-        Some(cy * side + cx)
-    };
+    fit_ground_on(xyz, &PointGrid::new(xyz, p.range, p.cell), p.max_step)
+}
+
+/// [`fit_ground`] on the points already binned into its cells (`grid` of `cell` metres over
+/// `range`).
+pub(super) fn fit_ground_on(xyz: &[[f32; 3]], grid: &PointGrid, max_step: f32) -> GroundModel {
+    let side = grid.side();
     let mut lowest = vec![f32::INFINITY; side * side];
-    let cells: Vec<Option<usize>> = xyz.iter().map(cell_of).collect();
-    for (q, c) in xyz.iter().zip(&cells) {
-        if let Some(c) = *c {
+    for (i, q) in xyz.iter().enumerate() {
+        if let Some(c) = grid.cell_of(i) {
             lowest[c] = lowest[c].min(q[2]);
         }
     }
-    // Cell centres with their minima, for the plane.
-    let centre = |c: usize| -> (f64, f64) {
-        let (cx, cy) = (c % side, c / side);
-        ((cx as f64 + 0.5) * p.cell as f64 - p.range as f64, (cy as f64 + 0.5) * p.cell as f64 - p.range as f64)
-    };
     let minima: Vec<(f64, f64, f64)> = lowest
         .iter()
         .enumerate()
         .filter(|(_, z)| z.is_finite())
         .map(|(c, &z)| {
-            let (x, y) = centre(c);
+            let (x, y) = grid.center(c);
             (x, y, z as f64)
         })
         .collect();
-    let plane = fit_plane(&minima, p.max_step as f64);
-    let at = |c: usize| -> f64 {
-        let (x, y) = centre(c);
-        plane[0] * x + plane[1] * y + plane[2]
-    };
+    let plane = fit_plane(&minima, max_step as f64);
     let mut ground_cells = 0;
     let ground: Vec<f32> = lowest
         .iter()
@@ -89,8 +79,9 @@ pub fn fit_ground(xyz: &[[f32; 3]], p: GroundParams) -> GroundModel {
             if !z.is_finite() {
                 return f32::NAN;
             }
-            let planar = at(c);
-            if (z as f64 - planar).abs() <= p.max_step as f64 {
+            let (x, y) = grid.center(c);
+            let planar = plane[0] * x + plane[1] * y + plane[2];
+            if (z as f64 - planar).abs() <= max_step as f64 {
                 ground_cells += 1;
                 z
             } else {
@@ -98,7 +89,7 @@ pub fn fit_ground(xyz: &[[f32; 3]], p: GroundParams) -> GroundModel {
             }
         })
         .collect();
-    let height = xyz.iter().zip(&cells).map(|(q, c)| c.map(|c| q[2] - ground[c])).collect();
+    let height = xyz.iter().enumerate().map(|(i, q)| grid.cell_of(i).map(|c| q[2] - ground[c])).collect();
     GroundModel { height, plane, ground_cells }
 }
 

@@ -1,8 +1,9 @@
 //! Per-point features pooled over an element's points: the share of points that have one,
 //! the channel-wise mean and the channel-wise max over those points.
 
-/// Per-point features of one frame, looked up by the frame's point index.
-pub trait PointFeatureSource {
+/// Per-point features of one frame, looked up by the frame's point index (from several
+/// threads: elements are pooled in parallel).
+pub trait PointFeatureSource: Sync {
     /// Channels per feature.
     fn channels(&self) -> usize;
     /// The feature of point `i`, `None` where the point has none (unseen by every camera,
@@ -48,11 +49,17 @@ pub fn pool_into(source: &dyn PointFeatureSource, points: &[u32], out: &mut Vec<
     max.fill(f32::NEG_INFINITY);
     let mut n = 0usize;
     for &i in points {
-        let Some(f) = source.feature(i as usize) else { continue };
+        let Some(f) = source.feature(i as usize).and_then(|f| f.get(..c)) else { continue };
         n += 1;
-        for ((m, x), &v) in mean.iter_mut().zip(max.iter_mut()).zip(f) {
+        // Two plain loops over equal-length slices: both vectorise (`max` with NaN
+        // semantics would not).
+        for (m, &v) in mean.iter_mut().zip(f) {
             *m += v;
-            *x = x.max(v);
+        }
+        for (x, &v) in max.iter_mut().zip(f) {
+            if v > *x {
+                *x = v;
+            }
         }
     }
     if n == 0 {

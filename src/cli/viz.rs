@@ -45,6 +45,10 @@ pub struct Args {
     /// Skip camera images and panoptic labels.
     #[arg(long)]
     no_cameras: bool,
+    /// Also show each frame's scene elements (agents, open-set objects, ground tiles): points
+    /// coloured by element, objects and agents as boxes.
+    #[arg(long)]
+    tokens: bool,
     /// Motion models to run on the input's scenarios (repeatable); their predictions and
     /// metrics join the recording (a WOMD file without --model shows the scenario alone).
     #[arg(long = "model", value_enum)]
@@ -87,6 +91,7 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
         cameras: !args.no_cameras,
         segmentation: !args.no_cameras,
         allow_missing_pose: args.allow_missing,
+        tokens: args.tokens,
         ..VizOptions::default()
     };
     // The models before the data: missing weights are reported before any reading.
@@ -111,8 +116,14 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
     if let Some(f) = &summary.frames {
         writeln!(
             stdout,
-            "logged {} frame(s): {} points, {} camera images, {} panoptic labels, {} 3-D boxes, {} map features",
-            f.frames, f.points, f.images, f.panoptic_labels, f.lidar_boxes, f.map_features
+            "logged {} frame(s): {} points, {} camera images, {} panoptic labels, {} 3-D boxes, {} map features{}",
+            f.frames,
+            f.points,
+            f.images,
+            f.panoptic_labels,
+            f.lidar_boxes,
+            f.map_features,
+            if args.tokens { format!(", {} scene elements", f.elements) } else { String::new() }
         )?;
     }
     if let Some(m) = &summary.motion {

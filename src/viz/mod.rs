@@ -76,6 +76,9 @@ pub struct VizOptions {
     /// Motion scenarios of a v2 dataset use the identity pose where a frame has no
     /// `vehicle_pose` (with a warning) instead of failing.
     pub allow_missing_pose: bool,
+    /// Also break each frame into scene elements (geometry only: no encoder runs) and log
+    /// them ([`hooks::log_scene_elements`]).
+    pub tokens: bool,
 }
 
 impl Default for VizOptions {
@@ -91,6 +94,7 @@ impl Default for VizOptions {
             segmentation: true,
             track_history: 20,
             allow_missing_pose: false,
+            tokens: false,
         }
     }
 }
@@ -209,6 +213,8 @@ pub struct RecordSummary {
     pub panoptic_labels: usize,
     pub lidar_boxes: usize,
     pub map_features: usize,
+    /// Scene elements (with [`VizOptions::tokens`]).
+    pub elements: usize,
 }
 
 impl RecordSummary {
@@ -218,6 +224,7 @@ impl RecordSummary {
         self.images += c.cameras;
         self.panoptic_labels += c.panoptic_labels;
         self.lidar_boxes += c.lidar_boxes;
+        self.elements += c.elements;
     }
 }
 

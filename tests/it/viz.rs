@@ -277,3 +277,51 @@ fn connect_streams_to_a_running_receiver() {
     let Some(s) = read_back(&received) else { return };
     assert_eq!(component(&s, "/world/motion/agents", "Boxes3D:centers").1, 91);
 }
+
+/// `VizOptions::tokens` logs every frame's scene elements: the points of the elements,
+/// the agents and objects as boxes and the ground tiles, as many as the extraction gives.
+#[test]
+fn scene_elements_are_logged_beside_the_frame() {
+    use scenetok::models::scene_tokens::{ElementKind, TokenConfig, TokenInput, extract};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = GenerateConfig::preset(Preset::Tiny);
+    (cfg.segments, cfg.frames, cfg.seed, cfg.lidar_div) = (1, 2, 7, [2, 2]);
+    let manifest = generate(&dir.path().join("world"), &cfg, |_, _| {}).unwrap();
+    let ds = Dataset::open(dir.path().join("world")).unwrap();
+    let frames: Vec<_> = ds.frames(&manifest.segments[0], &FrameRequest::all()).unwrap().map(|f| f.unwrap()).collect();
+    // The elements computed here, from the same first returns.
+    let (mut solid, mut ground, mut points) = (0u64, 0u64, 0u64);
+    for f in &frames {
+        let mut xyz = Vec::new();
+        for l in &f.lasers {
+            let c = range_image_to_points(
+                l.return1.as_ref().unwrap(),
+                l.calibration.as_ref().unwrap(),
+                l.pose.as_ref(),
+                f.vehicle_pose.as_ref(),
+            )
+            .unwrap();
+            xyz.extend_from_slice(&c.xyz);
+        }
+        let intensity = vec![0.0; xyz.len()];
+        let input = TokenInput { xyz: &xyz, intensity: &intensity, image: None, lidar: None, boxes: &f.lidar_boxes };
+        let el = extract(&input, &TokenConfig::default());
+        ground += el.count(ElementKind::Ground) as u64;
+        solid += (el.elements.len() - el.count(ElementKind::Ground)) as u64;
+        points += el.assignment.iter().flatten().count() as u64;
+    }
+    assert!(solid > 0 && ground > 0);
+    let rrd = dir.path().join("tokens.rrd");
+    let opts = VizOptions { tokens: true, cameras: false, range_images: false, ..VizOptions::default() };
+    let mut summary = None;
+    record("tokens", &rrd, Layout::Perception, |rec| {
+        let source = scenetok::pipeline::Source::open(&dir.path().join("world")).unwrap();
+        summary = Some(viz::record_source(&source, &opts, rec).unwrap());
+    });
+    assert_eq!(summary.unwrap().elements as u64, solid + ground);
+    let Some(s) = read_back(&rrd) else { return };
+    let base = "/world/ego/tokens/elements";
+    assert_eq!(component(&s, &format!("{base}/boxes"), "Boxes3D:half_sizes").2, solid);
+    assert_eq!(component(&s, &format!("{base}/ground"), "Points3D:positions").2, ground);
+    assert_eq!(component(&s, &format!("{base}/points"), "Points3D:positions").2, points);
+}

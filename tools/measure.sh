@@ -114,6 +114,7 @@ if [ -d "$samples" ]; then
         --steps 5 --batch 16 --out "$work/motion_womd_dataset/weights.safetensors"
 fi
 step bench_motion "$bin" bench motion --reps 20 --work "$work/bench_motion"
+step bench_tokens "$bin" bench tokens --frames 5 --work "$work/bench_tokens"
 step bench_motion_d128 "$bin" bench motion --reps 20 --config d128 --work "$work/bench_motion_d128"
 for m in constant-velocity ctra lane-follower transformer; do
     step "motion_test_$m" "$bin" eval --data "$work/motion_test" --stride 10 --model "$m" --out "$work/motion_test_$m"

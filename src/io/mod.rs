@@ -1,5 +1,5 @@
-//! Reading and writing Waymo data: v2 parquet components, WOMD `Scenario` and v1 `Frame`
-//! TFRecords.
+//! Reading and writing Waymo data: v2 parquet components, WOMD `Scenario` (with its history's
+//! LiDAR and camera tokens) and v1 `Frame` TFRecords.
 
 pub mod detect;
 pub mod fixture;
@@ -12,3 +12,4 @@ pub mod v1;
 mod v1_range_image;
 pub mod v2;
 pub mod womd;
+pub mod womd_sensors;

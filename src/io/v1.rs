@@ -48,8 +48,11 @@ pub fn convert_frame(msg: &proto::Frame, at: &Location) -> Result<Frame> {
 
     let camera_calibrations =
         context.camera_calibrations.iter().map(|c| camera_calibration(c, &at)).collect::<Result<Vec<_>>>()?;
-    let laser_calibrations =
-        context.laser_calibrations.iter().map(|c| laser_calibration(c, &at)).collect::<Result<Vec<_>>>()?;
+    let laser_calibrations = context
+        .laser_calibrations
+        .iter()
+        .map(|c| laser_calibration(c, &at.clone().column("context.laser_calibrations")))
+        .collect::<Result<Vec<_>>>()?;
 
     // Lasers: every calibrated laser, plus any laser entry that has no calibration.
     let mut lasers: Vec<LaserFrame> = laser_calibrations
@@ -121,12 +124,12 @@ pub fn convert_frame(msg: &proto::Frame, at: &Location) -> Result<Frame> {
     })
 }
 
-fn laser_name(v: Option<i32>, at: &Location) -> Result<LaserName> {
+pub(crate) fn laser_name(v: Option<i32>, at: &Location) -> Result<LaserName> {
     let v = v.unwrap_or(0);
     LaserName::from_value(v.into()).ok_or_else(|| Error::invalid(at.clone(), LaserName::expected(), v.to_string()))
 }
 
-fn camera_name(v: Option<i32>, at: &Location) -> Result<CameraName> {
+pub(crate) fn camera_name(v: Option<i32>, at: &Location) -> Result<CameraName> {
     let v = v.unwrap_or(0);
     CameraName::from_value(v.into()).ok_or_else(|| Error::invalid(at.clone(), CameraName::expected(), v.to_string()))
 }
@@ -142,7 +145,7 @@ fn difficulty(v: Option<i32>, at: &Location) -> Result<DifficultyLevel> {
         .ok_or_else(|| Error::invalid(at.clone(), DifficultyLevel::expected(), v.to_string()))
 }
 
-fn transform(t: &proto::Transform, at: &Location) -> Result<Transform> {
+pub(crate) fn transform(t: &proto::Transform, at: &Location) -> Result<Transform> {
     let v: &[f64; 16] = t.transform.as_slice().try_into().map_err(|_| {
         Error::invalid(at.clone(), "a 4×4 row-major transform (16 values)", format!("{} values", t.transform.len()))
     })?;
@@ -186,10 +189,10 @@ fn camera_calibration(c: &proto::CameraCalibration, at: &Location) -> Result<Cam
     })
 }
 
-fn laser_calibration(c: &proto::LaserCalibration, at: &Location) -> Result<LidarCalibration> {
-    let at = at.clone().column("context.laser_calibrations");
-    let laser = laser_name(c.name, &at)?;
-    let at = at.detail(format!("laser {laser}"));
+/// A laser's calibration; `at` names where it is stored.
+pub(crate) fn laser_calibration(c: &proto::LaserCalibration, at: &Location) -> Result<LidarCalibration> {
+    let laser = laser_name(c.name, at)?;
+    let at = at.clone().detail(format!("laser {laser}"));
     let extrinsic = match &c.extrinsic {
         Some(t) => transform(t, &at)?,
         None => return Err(Error::invalid(at, "an extrinsic transform", "none")),

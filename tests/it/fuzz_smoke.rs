@@ -717,6 +717,8 @@ mod seeds {
             })
             .collect();
         proto::Scenario {
+            compressed_frame_laser_data: Vec::new(),
+            frame_camera_tokens: Vec::new(),
             timestamps_seconds: s.timestamps_seconds.clone(),
             tracks: s
                 .tracks
@@ -792,6 +794,8 @@ mod seeds {
             F::Driveway(proto::Polygon { polygon: vec![p(0.0), p(1.0), p(2.0)] }),
         ];
         proto::Scenario {
+            compressed_frame_laser_data: Vec::new(),
+            frame_camera_tokens: Vec::new(),
             scenario_id: Some("every-map-kind".into()),
             timestamps_seconds: vec![0.0, 0.1],
             current_time_index: Some(1),

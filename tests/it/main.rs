@@ -26,3 +26,4 @@ mod sim_world;
 mod sparse;
 mod v2_parquet;
 mod viz;
+mod womd_sensors;

@@ -2,7 +2,8 @@
 //!
 //! Only the fields scenetok uses are declared; prost skips the others when decoding. Field
 //! names, numbers and wire types follow the official proto2 definitions (`scenario.proto`,
-//! `map.proto`, `dataset.proto`, `label.proto`, `motion_submission.proto`); proto2 `optional`
+//! `map.proto`, `dataset.proto`, `label.proto`, `motion_submission.proto`, `compressed_lidar.proto`,
+//! `camera_tokens.proto`); proto2 `optional`
 //! scalars are `Option<T>` so "absent" and "zero" stay distinguishable.
 //!
 //! Enum-typed fields are declared as `int32` (the same varint on the wire) and kept raw: the
@@ -14,9 +15,11 @@ pub mod label;
 pub mod map;
 pub mod scenario;
 pub mod submission;
+pub mod womd_sensors;
 
 pub use dataset::*;
 pub use label::*;
 pub use map::*;
 pub use scenario::*;
 pub use submission::*;
+pub use womd_sensors::*;

@@ -79,4 +79,10 @@ pub struct Scenario {
     pub current_time_index: Option<i32>,
     #[prost(message, repeated, tag = "11")]
     pub tracks_to_predict: Vec<RequiredPrediction>,
+    /// WOMD v1.2+: the LiDAR of the history steps (merged in from the separate LiDAR files).
+    #[prost(message, repeated, tag = "12")]
+    pub compressed_frame_laser_data: Vec<super::womd_sensors::CompressedFrameLaserData>,
+    /// WOMD v1.2.1+: the camera tokens of the history steps.
+    #[prost(message, repeated, tag = "13")]
+    pub frame_camera_tokens: Vec<super::womd_sensors::FrameCameraTokens>,
 }

@@ -69,7 +69,11 @@ pub fn detect(path: &Path) -> Result<InputKind> {
 /// Which message a TFRecord record holds, by its structure alone.
 pub fn kind_of_record(bytes: &[u8]) -> Option<InputKind> {
     use prost::Message;
-    if super::proto::Scenario::decode(bytes).is_ok_and(|s| !s.tracks.is_empty()) {
+    // WOMD's LiDAR and camera-token files are `Scenario`s that carry only those fields.
+    let womd = |s: super::proto::Scenario| {
+        !s.tracks.is_empty() || !s.compressed_frame_laser_data.is_empty() || !s.frame_camera_tokens.is_empty()
+    };
+    if super::proto::Scenario::decode(bytes).is_ok_and(womd) {
         return Some(InputKind::WomdScenarios);
     }
     if super::proto::Frame::decode(bytes).is_ok_and(|f| f.context.as_ref().is_some_and(|c| c.name.is_some())) {

@@ -47,23 +47,33 @@ impl ScenarioSensors {
     }
 }
 
+/// Whether a serialized `Scenario` holds sensor data and no tracks: one of WOMD's separate
+/// LiDAR or camera-token files, merged into the scenario of the same id by the user.
+pub fn sensors_only(bytes: &[u8]) -> bool {
+    proto::Scenario::decode(bytes).is_ok_and(|s| {
+        s.tracks.is_empty() && (!s.compressed_frame_laser_data.is_empty() || !s.frame_camera_tokens.is_empty())
+    })
+}
+
 /// The sensor data of a decoded scenario (empty when it has none). `at` names the record.
+/// A record without timestamps (WOMD's separate sensor files) takes step `k` at `k` × 0.1 s.
 pub fn scenario_sensors(msg: &proto::Scenario, at: &Location) -> Result<ScenarioSensors> {
     let id = msg.scenario_id.clone().unwrap_or_default();
-    let steps = msg.timestamps_seconds.len();
+    let steps = if msg.timestamps_seconds.is_empty() { usize::MAX } else { msg.timestamps_seconds.len() };
     let mut out = ScenarioSensors::default();
     for (step, data) in msg.compressed_frame_laser_data.iter().enumerate() {
         let column = format!("compressed_frame_laser_data[{step}]");
-        if step >= steps.max(1) {
+        if step >= steps {
             let at = at.clone().column(column);
             return Err(Error::invalid(at, format!("at most one entry per timestamp ({steps})"), "more"));
         }
-        let micros = (msg.timestamps_seconds.get(step).copied().unwrap_or(0.0) * 1e6).round() as i64;
+        let seconds = msg.timestamps_seconds.get(step).copied().unwrap_or(step as f64 * 0.1);
+        let micros = (seconds * 1e6).round() as i64;
         out.lidar.push((step, lidar_frame(data, &id, micros, at, &column)?));
     }
     for (step, frame) in msg.frame_camera_tokens.iter().enumerate() {
         let at = at.clone().column(format!("frame_camera_tokens[{step}]"));
-        if step >= steps.max(1) {
+        if step >= steps {
             return Err(Error::invalid(at, format!("at most one entry per timestamp ({steps})"), "more"));
         }
         let cameras = frame

@@ -194,6 +194,16 @@ fn womd_lidar_gives_the_points_of_the_frame_it_was_made_from() {
     }
     assert!(total > 1000, "{total} points");
     assert!(decoded.laser(LaserName::Top).unwrap().pose.is_some());
+    // `scenetok inspect` says what the record carries (a record of sensor data alone, as
+    // WOMD ships them beside the scenarios).
+    let scenetok::io::inspect::Inspection::Tfrecord(report) = scenetok::io::inspect::inspect(&path).unwrap() else {
+        panic!("a TFRecord")
+    };
+    let line = &report.summaries[0];
+    assert!(
+        line.contains("LiDAR on 1 history steps (5 laser images), camera tokens on 2 steps (1 camera images)"),
+        "{line}"
+    );
 
     assert_eq!(sensors.camera_tokens.len(), 2);
     assert_eq!(sensors.camera_tokens[1].1, vec![(CameraName::Front, (0..256).collect::<Vec<u32>>())]);

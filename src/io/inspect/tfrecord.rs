@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::{Location, Result};
 use crate::io::detect::{InputKind, kind_of_record};
-use crate::io::{tfrecord, v1, womd};
+use crate::io::{tfrecord, v1, womd, womd_sensors};
 use crate::scene::{Frame, Scenario};
 
 #[derive(Debug, Serialize)]
@@ -38,7 +38,11 @@ pub fn inspect_tfrecord(path: &Path) -> Result<TfRecordReport> {
         // content is invalid says why.
         let (kind, line) = match kind_of_record(&record) {
             Some(InputKind::WomdScenarios) => match womd::decode_scenario(&record, &at) {
-                Ok(s) => ("WOMD Scenario", scenario_line(&s)),
+                Ok(s) => ("WOMD Scenario", scenario_line(&s) + &sensors_line(&record, &at)),
+                // A LiDAR or camera-token file of WOMD: a `Scenario` with only those fields.
+                Err(_) if womd_sensors::sensors_only(&record) => {
+                    ("WOMD Scenario", "sensor data only".to_string() + &sensors_line(&record, &at))
+                }
                 Err(e) => ("WOMD Scenario", format!("invalid WOMD Scenario: {e}")),
             },
             Some(_) => match v1::decode_frame(&record, &at) {
@@ -77,6 +81,23 @@ fn scenario_line(s: &Scenario) -> String {
         kinds.join(", "),
         s.dynamic_map_states.len()
     )
+}
+
+/// What history sensor data (WOMD v1.2+) the record carries, if any.
+fn sensors_line(record: &[u8], at: &Location) -> String {
+    match womd_sensors::decode_scenario_sensors(record, at) {
+        Ok((_, s)) if s.is_empty() => String::new(),
+        Ok((_, s)) => {
+            let lasers: usize = s.lidar.iter().map(|(_, f)| f.lasers.len()).sum();
+            let cameras: usize = s.camera_tokens.iter().map(|(_, c)| c.len()).sum();
+            format!(
+                "; LiDAR on {} history steps ({lasers} laser images), camera tokens on {} steps ({cameras} camera images)",
+                s.lidar.len(),
+                s.camera_tokens.len()
+            )
+        }
+        Err(e) => format!("; invalid sensor data: {e}"),
+    }
 }
 
 fn frame_line(f: &Frame) -> String {

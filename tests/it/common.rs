@@ -54,3 +54,19 @@ pub fn python_with(module: &str) -> Option<PathBuf> {
     eprintln!("skipping: .venv/bin/python with {module} not found (tools/setup.sh installs it)");
     None
 }
+
+/// A transform as the protobuf Waymo writes (row-major 4×4).
+pub fn pb_transform(t: &scenetok::scene::Transform) -> scenetok::io::proto::Transform {
+    scenetok::io::proto::Transform { transform: t.to_row_major().to_vec() }
+}
+
+/// A laser calibration as the protobuf Waymo writes (v1 `Frame`s, WOMD sensor records).
+pub fn pb_laser_calibration(c: &scenetok::scene::LidarCalibration) -> scenetok::io::proto::LaserCalibration {
+    scenetok::io::proto::LaserCalibration {
+        name: Some(c.laser.value() as i32),
+        beam_inclinations: c.beam_inclination.values.clone().unwrap_or_default(),
+        beam_inclination_min: Some(c.beam_inclination.min),
+        beam_inclination_max: Some(c.beam_inclination.max),
+        extrinsic: Some(pb_transform(&c.extrinsic)),
+    }
+}

@@ -444,10 +444,6 @@ mod seeds {
         out
     }
 
-    fn transform(t: &scene::Transform) -> proto::Transform {
-        proto::Transform { transform: t.to_row_major().to_vec() }
-    }
-
     fn compressed(msg: &impl Message) -> Vec<u8> {
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
         z.write_all(&msg.encode_to_vec()).unwrap();
@@ -517,7 +513,7 @@ mod seeds {
                 .map(|c| proto::CameraCalibration {
                     name: Some(c.camera.value() as i32),
                     intrinsic: c.intrinsic.to_array().to_vec(),
-                    extrinsic: Some(transform(&c.extrinsic)),
+                    extrinsic: Some(crate::common::pb_transform(&c.extrinsic)),
                     width: Some(c.width as i32),
                     height: Some(c.height as i32),
                     rolling_shutter_direction: Some(c.rolling_shutter.value() as i32),
@@ -527,13 +523,7 @@ mod seeds {
                 .lasers
                 .iter()
                 .filter_map(|l| l.calibration.as_ref())
-                .map(|c| proto::LaserCalibration {
-                    name: Some(c.laser.value() as i32),
-                    beam_inclinations: c.beam_inclination.values.clone().unwrap_or_default(),
-                    beam_inclination_min: Some(c.beam_inclination.min),
-                    beam_inclination_max: Some(c.beam_inclination.max),
-                    extrinsic: Some(transform(&c.extrinsic)),
-                })
+                .map(crate::common::pb_laser_calibration)
                 .collect(),
             stats: f.stats.as_ref().map(|s| proto::Stats {
                 laser_object_counts: counts(&s.lidar_object_counts),
@@ -571,7 +561,7 @@ mod seeds {
             .map(|c| proto::CameraImage {
                 name: Some(c.camera.value() as i32),
                 image: Some(if with_images { c.jpeg.clone() } else { Vec::new() }),
-                pose: c.pose.as_ref().map(transform),
+                pose: c.pose.as_ref().map(crate::common::pb_transform),
                 velocity: Some(proto::Velocity {
                     v_x: Some(c.motion.linear_velocity[0] as f32),
                     v_y: Some(c.motion.linear_velocity[1] as f32),
@@ -637,7 +627,7 @@ mod seeds {
         proto::Frame {
             context: Some(context),
             timestamp_micros: Some(f.timestamp_micros),
-            pose: f.vehicle_pose.as_ref().map(transform),
+            pose: f.vehicle_pose.as_ref().map(crate::common::pb_transform),
             images,
             lasers,
             laser_labels,

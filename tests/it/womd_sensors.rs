@@ -11,7 +11,7 @@ use scenetok::geom::range_image_to_points;
 use scenetok::io::proto;
 use scenetok::io::v2::{Dataset, FrameRequest};
 use scenetok::io::womd_sensors::{CameraCodebook, decode_delta, read_scenario_sensors, scenario_sensors};
-use scenetok::scene::{CameraName, Frame, LaserName, RangeImage, Transform};
+use scenetok::scene::{CameraName, Frame, LaserName, RangeImage};
 use scenetok::sim::generate::{GenerateConfig, Preset, generate};
 use scenetok::{Error, Location};
 
@@ -99,10 +99,6 @@ fn generated_frame() -> (tempfile::TempDir, Frame) {
     (dir, frame)
 }
 
-fn pb_transform(t: &Transform) -> proto::Transform {
-    proto::Transform { transform: t.to_row_major().to_vec() }
-}
-
 /// A scenario whose step 0 carries `frame`'s lasers and step 1 camera tokens.
 fn scenario_with_sensors(frame: &Frame, tokens: Vec<u32>) -> proto::Scenario {
     let lasers = frame
@@ -120,18 +116,8 @@ fn scenario_with_sensors(frame: &Frame, tokens: Vec<u32>) -> proto::Scenario {
             ri_return2: None,
         })
         .collect();
-    let calibrations = frame
-        .lasers
-        .iter()
-        .filter_map(|l| l.calibration.as_ref())
-        .map(|c| proto::LaserCalibration {
-            name: Some(c.laser.value() as i32),
-            beam_inclinations: c.beam_inclination.values.clone().unwrap_or_default(),
-            beam_inclination_min: Some(c.beam_inclination.min),
-            beam_inclination_max: Some(c.beam_inclination.max),
-            extrinsic: Some(pb_transform(&c.extrinsic)),
-        })
-        .collect();
+    let calibrations =
+        frame.lasers.iter().filter_map(|l| l.calibration.as_ref()).map(crate::common::pb_laser_calibration).collect();
     proto::Scenario {
         scenario_id: Some("hand-made".into()),
         timestamps_seconds: (0..11).map(|t| t as f64 * 0.1).collect(),
@@ -139,7 +125,7 @@ fn scenario_with_sensors(frame: &Frame, tokens: Vec<u32>) -> proto::Scenario {
         compressed_frame_laser_data: vec![proto::CompressedFrameLaserData {
             lasers,
             laser_calibrations: calibrations,
-            pose: frame.vehicle_pose.as_ref().map(pb_transform),
+            pose: frame.vehicle_pose.as_ref().map(crate::common::pb_transform),
         }],
         frame_camera_tokens: vec![
             proto::FrameCameraTokens::default(),

@@ -56,14 +56,23 @@ pub struct ExportSummary {
 
 /// The per-camera file next to the per-point file `out`.
 pub fn cameras_path(out: &Path) -> PathBuf {
-    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "features".into());
-    out.with_file_name(format!("{stem}.cameras.parquet"))
+    sibling(out, "features", "cameras")
+}
+
+/// `OUT`'s stem + `.{part}.parquet`, next to `OUT` (`default_stem` when it has none).
+pub(super) fn sibling(out: &Path, default_stem: &str, part: &str) -> PathBuf {
+    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| default_stem.into());
+    out.with_file_name(format!("{stem}.{part}.parquet"))
 }
 
 /// Refuses outputs (`out` and its per-camera file) that are, or lie inside, the input.
 pub fn check_outputs(out: &Path, source: &Source) -> Result<()> {
-    refuse_input(out, &[source.path()])?;
-    refuse_input(&cameras_path(out), &[source.path()])
+    refuse_outputs(&[out, &cameras_path(out)], source)
+}
+
+/// Refuses outputs that are, or lie inside, the source.
+pub(super) fn refuse_outputs(outs: &[&Path], source: &Source) -> Result<()> {
+    outs.iter().try_for_each(|o| refuse_input(o, &[source.path()]))
 }
 
 /// Runs the points and image stages over the source's frames and writes the two parquet

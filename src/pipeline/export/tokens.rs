@@ -20,13 +20,13 @@ use arrow::array::{
 use parquet::file::metadata::KeyValue;
 
 use crate::error::Result;
-use crate::io::output::{PendingFile, PendingParquet, refuse_input};
+use crate::io::output::{PendingFile, PendingParquet};
 use crate::models::scene_tokens::{FeatureLayout, TokenConfig};
 use crate::pipeline::context::{FrameContext, TokenOutput};
 use crate::pipeline::stages::{ImageStage, LidarStage, PointsStage, TokensStage};
 use crate::pipeline::{FrameSelection, Pipeline, Segments, Source};
 
-use super::features::{parquet_props, write_batch};
+use super::features::{parquet_props, refuse_outputs, sibling, write_batch};
 
 /// What to run and export.
 pub struct TokenExport {
@@ -58,14 +58,12 @@ pub struct TokenSummary {
 
 /// The per-point file next to the elements file `out`.
 pub fn token_points_path(out: &Path) -> PathBuf {
-    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "tokens".into());
-    out.with_file_name(format!("{stem}.points.parquet"))
+    sibling(out, "tokens", "points")
 }
 
-/// Refuses outputs that are, or lie inside, the input.
+/// Refuses outputs (`out` and its per-point file) that are, or lie inside, the input.
 pub fn check_token_outputs(out: &Path, source: &Source) -> Result<()> {
-    refuse_input(out, &[source.path()])?;
-    refuse_input(&token_points_path(out), &[source.path()])
+    refuse_outputs(&[out, &token_points_path(out)], source)
 }
 
 /// Runs the pipeline up to the tokens over the source's frames and writes both files, one

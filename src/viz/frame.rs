@@ -12,7 +12,6 @@ use super::paths;
 use super::{VizError, VizOptions};
 use crate::geom::range_image::{INTENSITY, RANGE};
 use crate::geom::{PointCloud, gather_pixels, range_image_to_points};
-use crate::models::scene_tokens::{TokenConfig, TokenInput, extract};
 use crate::scene::{
     BoxType, CameraBox, CameraCalibration, CameraFrame, Frame, LaserFrame, LaserName, LidarBox, LidarCalibration,
     Transform,
@@ -156,7 +155,7 @@ impl FrameLogger {
         self.log_boxes(rec, &frame.lidar_boxes)?;
         counts.lidar_boxes = frame.lidar_boxes.len();
         if self.opts.tokens {
-            counts.elements = log_elements(rec, frame)?;
+            counts.elements = super::elements::log_frame_elements(rec, frame)?;
         }
         self.log_tracks(rec, &pose, &frame.lidar_boxes)?;
 
@@ -386,22 +385,6 @@ pub fn panoptic_classes(values: &[u16], divisor: u32) -> Vec<u16> {
     }
     let m = (1u64 << 32).div_ceil(divisor.max(1) as u64);
     values.iter().map(|&v| ((v as u64 * m) >> 32) as u16).collect()
-}
-
-/// The frame's scene elements from its first returns and boxes (no encoder features: this
-/// shows the decomposition); returns how many.
-fn log_elements(rec: &RecordingStream, frame: &Frame) -> Result<usize, VizError> {
-    let (mut xyz, mut intensity) = (Vec::new(), Vec::new());
-    for l in &frame.lasers {
-        let (Some(image), Some(calib)) = (&l.return1, &l.calibration) else { continue };
-        let cloud = range_image_to_points(image, calib, l.pose.as_ref(), frame.vehicle_pose.as_ref())?;
-        xyz.extend_from_slice(&cloud.xyz);
-        intensity.extend((0..cloud.len()).map(|i| cloud.feature(i).get(INTENSITY).copied().unwrap_or(f32::NAN)));
-    }
-    let input = TokenInput { xyz: &xyz, intensity: &intensity, image: None, lidar: None, boxes: &frame.lidar_boxes };
-    let elements = extract(&input, &TokenConfig::default());
-    super::hooks::log_scene_elements(rec, &xyz, &elements)?;
-    Ok(elements.elements.len())
 }
 
 /// A rigid Waymo transform (row-major 4×4, child → parent) as a rerun `Transform3D`.

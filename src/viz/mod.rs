@@ -9,6 +9,7 @@
 
 pub mod blueprint;
 pub mod classes;
+pub mod elements;
 pub mod frame;
 pub mod hooks;
 pub mod input;

@@ -19,8 +19,9 @@
 //!
 //! Each element has a pose (centre, heading, in the frame's vehicle coordinates) kept apart
 //! from its pose-free features ([`FeatureLayout`]), so a consumer can express the pose in
-//! any frame (the motion model's agent frame) without touching the rest.
+//! any frame without touching the rest: [`agent_frame`] does so for the motion model.
 
+pub mod agent_frame;
 pub mod cluster;
 mod grid;
 pub mod ground;

@@ -74,7 +74,8 @@ pub fn tokens_for_agent(frames: &[FrameElements<'_>], agent: AgentPose, sel: Tok
             let (dx, dy) = (w.x - agent.x, w.y - agent.y);
             let (ax, ay) = (c * dx + s * dy, -s * dx + c * dy);
             let dist = (ax * ax + ay * ay).sqrt();
-            if !(dist <= sel.range) {
+            // NaN centres fail the test too.
+            if dist.is_nan() || dist > sel.range {
                 continue;
             }
             let rel = el.heading as f64 + yaw - agent.heading;

@@ -21,7 +21,12 @@ use prost::Message;
 use super::proto;
 use super::v1::{camera_name, laser_calibration, laser_name, transform};
 use crate::error::{Error, Location, Result};
-use crate::scene::{CameraName, Frame, LaserFrame, RangeImage};
+use crate::geom::pose::normalize_angle;
+use crate::scene::{
+    AgentType, Box3d, BoxType, CameraName, DifficultyLevel, Frame, LaserFrame, LidarBox, RangeImage, Scenario,
+    Transform,
+};
+use nalgebra::Vector3;
 
 /// A decoded image is at most this many values (TOP's range image has 64 × 2650 × 4).
 const MAX_VALUES: usize = 64 << 20;
@@ -105,6 +110,61 @@ pub fn read_scenario_sensors(path: impl AsRef<Path>) -> Result<Vec<(String, Scen
 pub fn decode_scenario_sensors(bytes: &[u8], at: &Location) -> Result<(String, ScenarioSensors)> {
     let msg = proto::Scenario::decode(bytes).map_err(|e| Error::decode(at.clone(), "Scenario protobuf", e))?;
     Ok((msg.scenario_id.clone().unwrap_or_default(), scenario_sensors(&msg, at)?))
+}
+
+/// A serialized `Scenario`'s history LiDAR as frames (segment = the scenario id), each with
+/// the scenario's agents valid at that step as 3-D boxes in the vehicle frame (the SDC left
+/// out, types mapped to box types, velocities rotated in): what the points stage and the
+/// scene elements read from a v1 or v2 frame. A sensor-only record gives frames without boxes.
+pub fn sensor_frames(bytes: &[u8], at: &Location) -> Result<Vec<(usize, Frame)>> {
+    let msg = proto::Scenario::decode(bytes).map_err(|e| Error::decode(at.clone(), "Scenario protobuf", e))?;
+    let mut frames = scenario_sensors(&msg, at)?.lidar;
+    if msg.tracks.is_empty() || frames.is_empty() {
+        return Ok(frames);
+    }
+    let scenario = super::womd::convert_scenario(&msg, at)?;
+    for (step, frame) in &mut frames {
+        let Some(pose) = frame.vehicle_pose else { continue };
+        frame.lidar_boxes = agent_boxes(&scenario, *step, &pose);
+    }
+    Ok(frames)
+}
+
+/// The agents valid at `step` (not the SDC) as boxes in the frame of `pose` (vehicle → world).
+fn agent_boxes(s: &Scenario, step: usize, pose: &Transform) -> Vec<LidarBox> {
+    let to_vehicle = pose.inverse_rigid();
+    let yaw = pose.yaw();
+    let (sin, cos) = (-yaw).sin_cos();
+    s.tracks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != s.sdc_track_index)
+        .filter_map(|(_, t)| {
+            let a = t.states.get(step).filter(|a| a.valid)?;
+            let center = to_vehicle.apply(&Vector3::new(a.x, a.y, a.z));
+            let (vx, vy) = (a.velocity_x as f64, a.velocity_y as f64);
+            Some(LidarBox {
+                object_id: t.id.to_string(),
+                bbox: Box3d {
+                    center,
+                    size: Vector3::new(a.length as f64, a.width as f64, a.height as f64),
+                    heading: normalize_angle(a.heading as f64 - yaw),
+                },
+                kind: match t.agent_type {
+                    AgentType::Vehicle => BoxType::Vehicle,
+                    AgentType::Pedestrian => BoxType::Pedestrian,
+                    AgentType::Cyclist => BoxType::Cyclist,
+                    AgentType::Unset | AgentType::Other => BoxType::Unknown,
+                },
+                num_lidar_points_in_box: 0,
+                num_top_lidar_points_in_box: 0,
+                speed: Vector3::new(cos * vx - sin * vy, sin * vx + cos * vy, 0.0),
+                acceleration: Vector3::zeros(),
+                detection_difficulty: DifficultyLevel::Unknown,
+                tracking_difficulty: DifficultyLevel::Unknown,
+            })
+        })
+        .collect()
 }
 
 /// One step's lasers as a frame; `column` names the step's entry in errors.

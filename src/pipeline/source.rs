@@ -125,8 +125,9 @@ impl Source {
         self.dataset.as_ref()
     }
 
-    /// The frames `selection` asks for, streamed. WOMD scenarios hold no sensor frames: an
-    /// error says so.
+    /// The frames `selection` asks for, streamed. WOMD scenarios give the history steps that
+    /// carry LiDAR (v1.2+; segment = scenario id, index = step), with their agents as boxes; a
+    /// file with no LiDAR at all is an error that says so.
     pub fn frames(&self, selection: &FrameSelection) -> Result<Frames<'_>> {
         let inner = match (&self.dataset, self.kind) {
             (Some(ds), _) => {
@@ -143,10 +144,16 @@ impl Source {
             (None, InputKind::V1Frames) => {
                 FramesInner::V1 { reader: Box::new(crate::io::v1::open_frames(&self.path)?), segment: None, index: 0 }
             }
+            (None, InputKind::WomdScenarios) => FramesInner::Womd {
+                records: Box::new(crate::io::tfrecord::open(&self.path)?),
+                record: 0,
+                pending: VecDeque::new(),
+                any: false,
+            },
             _ => {
                 return Err(Error::invalid(
                     Location::file(&self.path),
-                    "sensor frames (a v2 dataset folder or a v1 Frame TFRecord)",
+                    "sensor frames (a v2 dataset folder, a v1 Frame TFRecord or WOMD Scenarios with LiDAR)",
                     self.kind.describe(),
                 ));
             }
@@ -210,6 +217,15 @@ enum FramesInner<'a> {
         /// The segment of the frames seen last, and the index of the next one in it.
         segment: Option<String>,
         index: usize,
+    },
+    Womd {
+        records: Box<crate::io::tfrecord::RecordReader<std::io::BufReader<std::fs::File>>>,
+        /// The index of the next record.
+        record: usize,
+        /// The selected frames of the record read last, not yet handed out.
+        pending: VecDeque<SourceFrame>,
+        /// Whether any record had LiDAR.
+        any: bool,
     },
 }
 
@@ -288,6 +304,51 @@ impl Frames<'_> {
     }
 }
 
+impl Frames<'_> {
+    fn next_womd(&mut self) -> Option<Result<SourceFrame>> {
+        loop {
+            let FramesInner::Womd { records, record, pending, any } = &mut self.inner else { return None };
+            if let Some(f) = pending.pop_front() {
+                return Some(Ok(f));
+            }
+            let bytes = match records.next() {
+                Some(Ok(b)) => b,
+                Some(Err(e)) => return Some(Err(e)),
+                None if *any => return None,
+                None => {
+                    return Some(Err(Error::invalid(
+                        Location::file(self.source.path()),
+                        "WOMD scenarios with history LiDAR (compressed_frame_laser_data, WOMD v1.2+)",
+                        "none with LiDAR",
+                    )));
+                }
+            };
+            let at = Location::file(self.source.path()).record(*record);
+            *record += 1;
+            let frames = match crate::io::womd_sensors::sensor_frames(&bytes, &at) {
+                Ok(f) => f,
+                Err(e) => return Some(Err(e)),
+            };
+            *any |= !frames.is_empty();
+            let Some((_, first)) = frames.first() else { continue };
+            let segment = first.segment.clone();
+            match &self.selection.segments {
+                Segments::Named(s) if *s != segment => continue,
+                Segments::First => self.selection.segments = Segments::Named(segment.clone()),
+                _ => {}
+            }
+            let range = self.selection.frames.clone();
+            let at = Location::file(self.source.path()).detail(format!("scenario {segment}"));
+            pending.extend(
+                frames
+                    .into_iter()
+                    .filter(|(step, _)| range.as_ref().is_none_or(|r| r.contains(step)))
+                    .map(|(index, frame)| SourceFrame { segment: segment.clone(), index, frame, at: at.clone() }),
+            );
+        }
+    }
+}
+
 impl Iterator for Frames<'_> {
     type Item = Result<SourceFrame>;
     fn next(&mut self) -> Option<Result<SourceFrame>> {
@@ -297,6 +358,7 @@ impl Iterator for Frames<'_> {
         let item = match self.inner {
             FramesInner::V2 { .. } => self.next_v2(),
             FramesInner::V1 { .. } => self.next_v1(),
+            FramesInner::Womd { .. } => self.next_womd(),
         };
         // The readers stop after their first error; so does the source.
         if item.as_ref().is_none_or(|r| r.is_err()) {

@@ -730,7 +730,7 @@ fn inputs_of_the_wrong_kind_say_what_was_expected() {
     // A WOMD file where frames are needed, a v1 file where scenarios are.
     let womd = write_womd(&dir.path().join("s.tfrecord"), &[womd_scenario("a")]);
     let run = scenetok(&["eval", "--task", "lidar-seg", "--data", s(&womd)]);
-    assert_fails(&run, &[s(&womd), "sensor frames", "WOMD"]);
+    assert_fails(&run, &[s(&womd), "history LiDAR", "WOMD"]);
     let v1 = write_v1(&dir.path().join("f.tfrecord"), 1);
     let run = scenetok(&["eval", "--data", s(&v1), "--out", s(&run_dir)]);
     assert_fails(&run, &[s(&v1), "motion scenarios", "v1 Frame"]);

@@ -251,3 +251,79 @@ fn broken_sensor_records_are_errors_that_say_where() {
     msg.compressed_frame_laser_data[0].laser_calibrations.clear();
     assert!(error_of(&msg).contains("laser_calibrations entry"));
 }
+
+/// The real sample scenario with a generated frame's LiDAR attached to its first two
+/// history steps (at the SDC's pose there): a WOMD file with sensors as a user has it.
+/// Its frames come through the pipeline's source with the agents as boxes in the vehicle
+/// frame, and `scenetok tokens` breaks them into elements.
+#[test]
+fn womd_scenarios_with_lidar_are_frames_with_their_agents_as_boxes() {
+    use scenetok::pipeline::{FrameSelection, Source};
+    let Some(samples) = crate::common::samples() else { return };
+    let bytes = scenetok::io::tfrecord::read_records(samples.join("womd/motion_data_one_scenario.tfrecord")).unwrap();
+    let mut msg = proto::Scenario::decode(bytes[0].as_slice()).unwrap();
+    let scenario = scenetok::io::womd::convert_scenario(&msg, &Location::default()).unwrap();
+    let sdc = &scenario.tracks[scenario.sdc_track_index.unwrap()];
+    let (_dir, frame) = generated_frame();
+    let mut steps = Vec::new();
+    for step in 0..2 {
+        let a = &sdc.states[step];
+        let pose = scenetok::geom::pose::transform_from_rpy_xyz(0.0, 0.0, a.heading as f64, a.x, a.y, a.z);
+        let mut f = frame.clone();
+        f.vehicle_pose = Some(pose);
+        steps.extend(scenario_with_sensors(&f, vec![]).compressed_frame_laser_data);
+    }
+    msg.compressed_frame_laser_data = steps;
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("with_lidar.tfrecord");
+    let mut w = scenetok::io::tfrecord::create(&path).unwrap();
+    w.write_record(&msg.encode_to_vec()).unwrap();
+    w.finish().unwrap();
+
+    let source = Source::open(&path).unwrap();
+    let frames: Vec<_> = source.frames(&FrameSelection::all()).unwrap().map(|f| f.unwrap()).collect();
+    assert_eq!(frames.len(), 2);
+    assert_eq!(frames[1].index, 1);
+    assert_eq!(frames[0].segment, scenario.id);
+    for f in &frames {
+        let valid = scenario
+            .tracks
+            .iter()
+            .enumerate()
+            .filter(|(i, t)| Some(*i) != scenario.sdc_track_index && t.states[f.index].valid)
+            .count();
+        assert_eq!(f.frame.lidar_boxes.len(), valid);
+        // Each box back in the world is its agent's state.
+        let pose = f.frame.vehicle_pose.unwrap();
+        for b in &f.frame.lidar_boxes {
+            let t = scenario.tracks.iter().find(|t| t.id.to_string() == b.object_id).unwrap();
+            let a = &t.states[f.index];
+            let w = pose.apply(&b.bbox.center);
+            assert!((w.x - a.x).abs() < 1e-6 && (w.y - a.y).abs() < 1e-6 && (w.z - a.z).abs() < 1e-6);
+            let dh = scenetok::geom::pose::normalize_angle(b.bbox.heading + pose.yaw() - a.heading as f64);
+            assert!(dh.abs() < 1e-6);
+        }
+    }
+    // The tokens command runs on it (no image model: WOMD has no images, only their tokens).
+    let file = out.path().join("tokens.parquet");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_scenetok"))
+        .args(["tokens", "--no-image", "--no-lidar", "--data"])
+        .arg(&path)
+        .arg("--out")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.starts_with("2 frames:"), "{stdout}");
+    // A WOMD file without LiDAR has no frames to give.
+    let e = Source::open(&samples.join("womd/motion_data_one_scenario.tfrecord"))
+        .unwrap()
+        .frames(&FrameSelection::all())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("history LiDAR"), "{e}");
+}

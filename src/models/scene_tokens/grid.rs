@@ -63,9 +63,24 @@ impl PointGrid {
         (at(cx), at(cy))
     }
 
-    /// The points of each cell, cell by cell (row-major from `(-range, -range)`).
-    pub fn cells(&self) -> impl Iterator<Item = &[u32]> + '_ {
-        self.starts.windows(2).map(|w| &self.points[w[0] as usize..w[1] as usize])
+    /// The points of square tiles of `tile` metres laid over the same area from the same
+    /// corner, tile by tile (row-major), each tile's cells in row-major order. A tile that
+    /// is not a whole number of cells is rounded to the nearest one (at least one cell).
+    pub fn tiles(&self, tile: f32) -> Vec<impl Iterator<Item = u32> + '_> {
+        let k = ((tile / self.cell).round() as usize).max(1);
+        let per_side = self.side.div_ceil(k);
+        let mut out = Vec::with_capacity(per_side * per_side);
+        for ty in 0..per_side {
+            for tx in 0..per_side {
+                let rows = ty * k..((ty + 1) * k).min(self.side);
+                let (x0, x1) = (tx * k, ((tx + 1) * k).min(self.side));
+                out.push(rows.flat_map(move |cy| {
+                    let (a, b) = (self.starts[cy * self.side + x0], self.starts[cy * self.side + x1]);
+                    self.points[a as usize..b as usize].iter().copied()
+                }));
+            }
+        }
+        out
     }
 
     /// Every point in the cells that overlap the axis-aligned square `[x0, x1] × [y0, y1]`
@@ -96,5 +111,11 @@ mod tests {
         assert_eq!(g.near(-4.0, -3.0, 1.5, 2.5).collect::<Vec<_>>(), vec![2]);
         assert_eq!(g.near(20.0, 30.0, 0.0, 1.0).count(), 0);
         assert_eq!(g.near(-100.0, 100.0, -100.0, 100.0).count(), 3);
+        // Tiles of 4 m over the 10 cells per side: 3 × 3, the last ones narrower.
+        let tiles: Vec<Vec<u32>> = g.tiles(4.0).into_iter().map(|t| t.collect()).collect();
+        assert_eq!(tiles.len(), 9);
+        assert_eq!(tiles[4], vec![0, 1]);
+        assert_eq!(tiles[3], vec![2]);
+        assert_eq!(tiles.iter().map(|t| t.len()).sum::<usize>(), 3);
     }
 }

@@ -81,7 +81,7 @@ pub struct TokenConfig {
     /// The cap on elements per frame (512).
     pub max_tokens: usize,
     /// The per-point features of an element are pooled over at most this many of its
-    /// points, evenly spaced in point order (256): an 8 m ground tile holds ~1,500 points
+    /// points, evenly spaced in their order (128): an 8 m ground tile holds ~1,500 points
     /// whose 112-channel image features alone are 0.7 MB, and reading them all made the
     /// pooling most of the extraction's time. Geometry and intensity use every point.
     pub pool_points: usize,
@@ -101,7 +101,7 @@ impl Default for TokenConfig {
             tile: 8.0,
             min_tile_points: 20,
             max_tokens: 512,
-            pool_points: 256,
+            pool_points: 128,
         }
     }
 }
@@ -148,7 +148,8 @@ pub struct Element {
     /// The box's tracking id (agents).
     pub object_id: Option<String>,
     pub box_type: Option<BoxType>,
-    /// The frame's point indices, ascending.
+    /// The frame's point indices: ascending (ground tiles: ascending within each 1 m cell,
+    /// the cells row by row).
     pub points: Vec<u32>,
     /// Centre (box centre for agents, mean point otherwise), vehicle frame.
     pub center: [f32; 3],
@@ -265,9 +266,8 @@ pub fn extract(input: &TokenInput<'_>, cfg: &TokenConfig) -> SceneElements {
         pose: None,
     }));
 
-    // Ground tiles.
-    for cell in PointGrid::new(input.xyz, cfg.range, cfg.tile).cells() {
-        let points: Vec<u32> = cell.iter().copied().filter(|&i| ground[i as usize]).collect();
+    // Ground tiles: the ground cells' points gathered tile by tile.
+    for points in grid.tiles(cfg.tile).into_iter().map(|t| t.filter(|&i| ground[i as usize]).collect::<Vec<u32>>()) {
         if points.len() >= cfg.min_tile_points.max(1) {
             found.push(Found { kind: ElementKind::Ground, label: None, points, pose: None });
         }

@@ -83,6 +83,8 @@ step tests_generated_world cargo test --locked --test it -- --nocapture \
     unlabelled_obstacles top_sees_objects full_top_image_is_fast scenarios_from_a_generated \
     trajectory_mix sim_kinematics shipped_lidar_encoder
 step tests_real_data cargo test --locked --test it -- --nocapture pvps image_encoder
+# The scene elements against a generated frame's labels (README, scene tokens).
+step tests_scene_tokens cargo test --locked --test it -- --nocapture elements_of_a_generated_frame
 # The generator at Waymo's sizes.
 rm -rf "$work/gen_timing"
 step generate_full "$bin" generate --out "$work/gen_timing" --segments 1 --frames 10 --seed 0

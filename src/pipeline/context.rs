@@ -42,9 +42,12 @@ pub struct LidarOutput {
     pub classes: Vec<Option<Vec<i32>>>,
     /// The last decoder level's voxel features (what scene tokens pool).
     pub features: SparseTensor,
-    /// The row of `features` holding each point, per entry of [`FrameContext::points`]
-    /// (`None` for clouds the encoder did not take, and for points without a voxel).
-    pub voxels: Vec<Option<Vec<Option<u32>>>>,
+    /// The row of `features` holding each point of the encoder's sweep (`None` for points
+    /// without a voxel)...
+    pub point_voxel: Vec<Option<u32>>,
+    /// ...and where each entry of [`FrameContext::points`] lies in that sweep (`None` for
+    /// clouds the encoder did not take).
+    pub spans: Vec<Option<Range<usize>>>,
     /// Voxel size in metres.
     pub voxel_size: f32,
 }
@@ -69,15 +72,6 @@ pub struct TokenOutput {
     pub elements: SceneElements,
     /// `(entry of FrameContext::points, its points' range in the concatenation)`.
     pub clouds: Vec<(usize, Range<usize>)>,
-}
-
-impl TokenOutput {
-    /// The element of point `i` of `ctx.points[cloud]` (`None`: in no element, or a cloud
-    /// the stage did not take).
-    pub fn element_of(&self, cloud: usize, i: usize) -> Option<u32> {
-        let (_, r) = self.clouds.iter().find(|(c, _)| *c == cloud)?;
-        self.elements.assignment.get(r.start + i).copied().flatten()
-    }
 }
 
 /// One frame and every stage's output so far.

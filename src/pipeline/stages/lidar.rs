@@ -50,8 +50,13 @@ impl Stage for LidarStage {
         }
         let seg = self.model.segment(&pts, &self.run)?;
         let classes = spans.iter().map(|s| s.clone().map(|r| seg.classes[r].to_vec())).collect();
-        let voxels = spans.into_iter().map(|s| s.map(|r| seg.point_voxel[r].to_vec())).collect();
-        ctx.lidar = Some(LidarOutput { classes, features: seg.features, voxels, voxel_size: self.model.voxel_size });
+        ctx.lidar = Some(LidarOutput {
+            classes,
+            features: seg.features,
+            point_voxel: seg.point_voxel,
+            spans,
+            voxel_size: self.model.voxel_size,
+        });
         Ok(())
     }
 }

@@ -63,15 +63,16 @@ impl Stage for TokensStage {
                         &host
                     }
                 };
-                let mut rows = vec![None; xyz.len()];
-                for (c, r) in &clouds {
-                    if let Some(Some(v)) = l.voxels.get(*c)
-                        && v.len() == r.len()
-                    {
-                        rows[r.clone()].copy_from_slice(v);
-                    }
-                }
-                Some(VoxelRows { table, channels: feats.cols(), rows })
+                // Where each of our clouds lies in the encoder's sweep (the same first returns,
+                // so usually the same places): read through, never copied.
+                let parts = clouds
+                    .iter()
+                    .filter_map(|(c, r)| {
+                        let s = l.spans.get(*c)?.as_ref().filter(|s| s.len() == r.len())?;
+                        Some((r.start, s.start, r.len()))
+                    })
+                    .collect();
+                Some(VoxelRows { table, channels: feats.cols(), rows: &l.point_voxel, parts })
             }
             None => None,
         };
@@ -114,7 +115,10 @@ impl PointFeatureSource for ImagePoints<'_> {
 struct VoxelRows<'a> {
     table: &'a [f32],
     channels: usize,
-    rows: Vec<Option<u32>>,
+    /// The voxel row of each point of the encoder's sweep.
+    rows: &'a [Option<u32>],
+    /// `(first point here, first point in the sweep, points)` per cloud the encoder took.
+    parts: Vec<(usize, usize, usize)>,
 }
 
 impl PointFeatureSource for VoxelRows<'_> {
@@ -122,7 +126,12 @@ impl PointFeatureSource for VoxelRows<'_> {
         self.channels
     }
     fn feature(&self, i: usize) -> Option<&[f32]> {
-        let r = (*self.rows.get(i)?)? as usize;
+        let k = self.parts.partition_point(|p| p.0 <= i).checked_sub(1)?;
+        let (here, sweep, len) = self.parts[k];
+        if i - here >= len {
+            return None;
+        }
+        let r = (*self.rows.get(sweep + i - here)?)? as usize;
         self.table.get(r * self.channels..(r + 1) * self.channels)
     }
 }

@@ -5,8 +5,16 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use scenetok::pipeline::export::motion_dataset::{DatasetPlan, MANIFEST, Split, build};
+use scenetok::models::lidar_seg::{LidarSegModel, WEIGHTS_FILE};
+use scenetok::models::scene_tokens::TokenConfig;
+use scenetok::pipeline::export::motion_dataset::{DatasetPlan, MANIFEST, Split, TokenPlan, build};
+use scenetok::pipeline::export::token_pipeline;
+use scenetok::pipeline::stages::{ImageStage, LidarStage};
 use scenetok::sim::generate::{GenerateConfig, Preset};
+use scenetok::sparse::layers::RunCtx;
+
+use super::features::ImageModelArgs;
+use super::{Context, DeviceArg};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -49,23 +57,91 @@ pub struct MotionArgs {
     /// The split --data goes to.
     #[arg(long, value_enum, default_value = "train")]
     data_split: Split,
+    /// Unlabelled obstacle groups per generated world (cone tapers, debris, stalled trucks;
+    /// default: the preset's).
+    #[arg(long)]
+    obstacles: Option<usize>,
+    #[command(flatten)]
+    tokens: TokenArgs,
 }
 
-pub fn run(which: Command, stdout: &mut impl Write) -> Result<()> {
+/// Scene tokens (MoST) for the generated worlds' samples.
+#[derive(clap::Args)]
+pub struct TokenArgs {
+    /// Simulate the sensors of each window's token frames and write their scene elements
+    /// beside each shard (`tokens/<split>/`).
+    #[arg(long)]
+    tokens: bool,
+    /// The token frames, as steps before a window's current one.
+    #[arg(long, value_delimiter = ',', default_value = "10,0")]
+    token_history: Vec<usize>,
+    /// The token frames' LiDAR resolution divisors (rows, columns; as `generate --lidar-div`).
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    token_lidar_div: Vec<usize>,
+    /// The token frames' camera resolution divisor (as `generate --camera-div`).
+    #[arg(long, default_value_t = 2)]
+    token_camera_div: u32,
+    /// LiDAR-encoder weights (default: the shipped ones).
+    #[arg(long)]
+    lidar_weights: Option<PathBuf>,
+    /// Without the LiDAR encoder's voxel features.
+    #[arg(long)]
+    no_lidar: bool,
+    /// Without the image model's per-point features.
+    #[arg(long)]
+    no_image: bool,
+    #[command(flatten)]
+    model: ImageModelArgs,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+pub fn run(which: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
     match which {
-        Command::Motion(a) => motion(a, stdout),
+        Command::Motion(a) => motion(a, ctx, stdout),
     }
 }
 
-fn motion(args: MotionArgs, stdout: &mut impl Write) -> Result<()> {
+fn motion(args: MotionArgs, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
     let mut world = GenerateConfig::preset(args.preset);
     world.frames = args.frames.unwrap_or(world.frames);
+    world.obstacles = args.obstacles.unwrap_or(world.obstacles);
     anyhow::ensure!(
         world.frames >= scenetok::io::v2::motion::WINDOW,
         "--frames {} is shorter than one {}-step window",
         world.frames,
         scenetok::io::v2::motion::WINDOW
     );
+    let t = &args.tokens;
+    let (mut pipeline, token_plan) = if t.tokens {
+        let [rows, cols] = t.token_lidar_div[..] else {
+            anyhow::bail!("--token-lidar-div takes two divisors (rows,columns), not {:?}", t.token_lidar_div)
+        };
+        let device = t.device.open()?;
+        let lidar = if t.no_lidar {
+            None
+        } else {
+            let weights = match &t.lidar_weights {
+                Some(w) => w.clone(),
+                None => ctx.data()?.weights(WEIGHTS_FILE),
+            };
+            Some(LidarStage::new(LidarSegModel::load(&weights, &device)?, RunCtx::default()))
+        };
+        let image = if t.no_image { None } else { Some(ImageStage::new(t.model.encoder(ctx)?, None)?) };
+        let config = TokenConfig::default();
+        let (pipeline, layout) = token_pipeline(lidar, image, config)?;
+        let plan = TokenPlan {
+            history: t.token_history.clone(),
+            lidar_div: [rows, cols],
+            camera_div: t.token_camera_div,
+            image_channels: layout.image_channels,
+            lidar_channels: layout.lidar_channels,
+            config: format!("{config:?}"),
+        };
+        (Some(pipeline), Some(plan))
+    } else {
+        (None, None)
+    };
     let plan = DatasetPlan {
         worlds: BTreeMap::from([
             (Split::Train, args.train_worlds),
@@ -76,10 +152,11 @@ fn motion(args: MotionArgs, stdout: &mut impl Write) -> Result<()> {
         base_seed: args.seed,
         stride: args.stride,
         inputs: args.data.iter().map(|p| (p.clone(), args.data_split)).collect(),
+        tokens: token_plan,
     };
     let shards = args.train_worlds + args.validation_worlds + args.test_worlds + args.data.len();
     let bar = super::progress("dataset", shards as u64, "shards")?;
-    let manifest = build(&args.out, &plan, |_| bar.inc(1))?;
+    let manifest = build(&args.out, &plan, pipeline.as_mut(), |_| bar.inc(1))?;
     bar.finish_and_clear();
     writeln!(
         stdout,

@@ -125,7 +125,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Generate(a) => generate::run(a, &mut stdout),
         Command::Eval(a) => eval::run(a, &ctx, &mut stdout),
         Command::Sparse { which } => sparse::run(which, &mut stdout),
-        Command::Dataset { which } => dataset::run(which, &mut stdout),
+        Command::Dataset { which } => dataset::run(which, &ctx, &mut stdout),
         Command::Tune(a) => tune::run(a, &mut stdout),
         Command::Demo(a) => demo::run(a, &ctx, &mut stdout),
         Command::Report(a) => report::run(a, &mut stdout),

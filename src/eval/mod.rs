@@ -13,3 +13,4 @@ pub mod outputs;
 pub mod report;
 pub mod runner;
 pub mod segmentation;
+pub mod subset;

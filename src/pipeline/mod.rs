@@ -11,6 +11,7 @@
 
 pub mod context;
 pub mod export;
+pub mod motion_split;
 pub mod source;
 pub mod stage;
 pub mod stages;

@@ -29,13 +29,14 @@ pub const GENERATOR_VERSION: &str = "0.3.1";
 const LABEL_RANGE: f64 = 75.0;
 
 /// Named sizes: `tiny` for tests and the demo, `full` for Waymo's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "PascalCase")]
 pub enum Preset {
     Tiny,
     Full,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct GenerateConfig {
     pub segments: usize,
     pub frames: usize,
@@ -200,16 +201,36 @@ fn simulate_segment(cfg: &GenerateConfig, index: usize) -> (RoadNetwork, AgentWo
 /// poses and map back would give them (same labels, same windows, same scenario ids),
 /// without simulating a sensor: what `scenetok dataset motion` trains on.
 pub fn segment_motion_scenarios(cfg: &GenerateConfig, index: usize, stride: usize) -> Vec<crate::scene::Scenario> {
+    segment_motion_scenarios_and_world(cfg, index, stride).0
+}
+
+/// [`segment_motion_scenarios`] and the simulated world they come from.
+pub fn segment_motion_scenarios_and_world(
+    cfg: &GenerateConfig,
+    index: usize,
+    stride: usize,
+) -> (Vec<crate::scene::Scenario>, AgentWorld) {
     let (net, world) = segment_world(cfg, index);
     let name = segment_name(cfg.seed, index);
+    (motion_scenarios(&name, index, cfg.frames, &net, &world, stride), world)
+}
+
+fn motion_scenarios(
+    name: &str,
+    index: usize,
+    frames: usize,
+    net: &RoadNetwork,
+    world: &AgentWorld,
+    stride: usize,
+) -> Vec<crate::scene::Scenario> {
     let mut tracks = crate::io::v2::motion::TrackBuilder::default();
-    for f in 0..cfg.frames {
+    for f in 0..frames {
         let ts = first_timestamp(index) + f as i64 * 100_000;
-        let frame = labelled_frame(&world, &name, f, ts);
+        let frame = labelled_frame(world, name, f, ts);
         tracks.push(ts, frame.vehicle_pose.unwrap_or_else(Transform::identity), &frame.lidar_boxes);
     }
     let (timestamps, tracks) = tracks.finish();
-    crate::io::v2::motion::window_scenarios(&name, &timestamps, &tracks, &net.map_features(), stride).scenarios
+    crate::io::v2::motion::window_scenarios(name, &timestamps, &tracks, &net.map_features(), stride).scenarios
 }
 
 /// The timestamp (µs) of segment `index`'s first frame.
@@ -221,6 +242,133 @@ fn first_timestamp(index: usize) -> i64 {
 pub fn pose_of(s: &State) -> Transform {
     let (sin, cos) = s.heading.sin_cos();
     Transform(Matrix4::new(cos, -sin, 0.0, s.pos.x, sin, cos, 0.0, s.pos.y, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0))
+}
+
+/// One segment's simulated world with its sensors ready: what [`generate`] writes frame by
+/// frame, and what `scenetok dataset motion --tokens` simulates for the history frames only
+/// (a frame's data depends on its index alone, so any subset equals those frames of a full
+/// run).
+pub struct SimulatedSegment {
+    pub name: String,
+    pub index: usize,
+    pub net: RoadNetwork,
+    pub world: AgentWorld,
+    seed: u64,
+    frames: usize,
+    statics: Arc<StaticWorld>,
+    mesh: TriangleMesh,
+    scale: LidarScale,
+    rig: Vec<crate::scene::LidarCalibration>,
+    cameras: Vec<crate::scene::CameraCalibration>,
+    sensor: CameraSensor,
+}
+
+impl SimulatedSegment {
+    /// Simulates segment `index` of `cfg` (agents, static world, sensor rigs).
+    pub fn new(cfg: &GenerateConfig, index: usize) -> SimulatedSegment {
+        let (net, world, mut rng) = simulate_segment(cfg, index);
+        let statics = Arc::new(StaticWorld::from_network(&net, &mut rng));
+        let mesh = TriangleMesh::new(&statics);
+        let scale = LidarScale::divided(cfg.lidar_div[0], cfg.lidar_div[1]);
+        let rig = lidar_rig(&scale);
+        let cameras = camera_rig(cfg.camera_div);
+        let sensor = CameraSensor::new(&cameras, CameraOptions::for_scale(cfg.camera_div));
+        SimulatedSegment {
+            name: segment_name(cfg.seed, index),
+            index,
+            net,
+            world,
+            seed: cfg.seed,
+            frames: cfg.frames,
+            statics,
+            mesh,
+            scale,
+            rig,
+            cameras,
+            sensor,
+        }
+    }
+
+    /// The motion scenarios of this segment (windows every `stride` frames), as reading the
+    /// written segment back would give them.
+    pub fn motion_scenarios(&self, stride: usize) -> Vec<crate::scene::Scenario> {
+        motion_scenarios(&self.name, self.index, self.frames, &self.net, &self.world, stride)
+    }
+
+    /// Frame `f` with its labels and every sensor; `clock` is called after each sensor's part
+    /// with its name (for the generator's timings); `at` is where errors point.
+    pub fn frame(&self, f: usize, at: &Path, mut clock: impl FnMut(&str)) -> Result<Frame> {
+        let ts = first_timestamp(self.index) + f as i64 * 100_000;
+        let world = &self.world;
+        let mut frame = labelled_frame(world, &self.name, f, ts);
+        let ego_pose = frame.vehicle_pose.unwrap_or_else(Transform::identity);
+        let snapshot = Snapshot {
+            timestamp_micros: ts,
+            static_world: self.statics.clone(),
+            objects: world.objects_at(f),
+            ego_pose,
+        };
+        // Each frame has its own stream, so frames do not depend on each other's draws.
+        let mut frame_rng = ChaCha8Rng::seed_from_u64(self.seed ^ ((self.index as u64) << 32) ^ f as u64 ^ 0x11da_5eed);
+        // TOP's sweep began 0.1 s earlier: the previous frame's pose, or before the first
+        // frame the pose the ego's motion puts there.
+        let sweep_start_pose = if f > 0 {
+            labelled_frame_pose(world, f - 1)
+        } else {
+            world.ego.states[f]
+                .map(|s| pose_of(&State { pos: s.pos - s.vel * 0.1, heading: s.heading - s.yaw_rate * 0.1, ..s }))
+        };
+        let options = LidarOptions { second_return: true, sweep_start_pose, ..LidarOptions::default() };
+        let sensed = simulate_rig(&self.mesh, &snapshot, &self.rig, &self.scale, &options, &mut frame_rng)
+            .map_err(|e| Error::invalid(Location::file(at).frame(ts), "a simulated lidar sweep", e.to_string()))?;
+        for (object, (all, top)) in
+            snapshot.objects.iter().zip(sensed.points_in_box.iter().zip(&sensed.top_points_in_box))
+        {
+            if let Some(b) = frame.lidar_boxes.iter_mut().find(|b| b.object_id == object.id) {
+                b.num_lidar_points_in_box = *all as i64;
+                b.num_top_lidar_points_in_box = *top as i64;
+            }
+        }
+        frame.lasers = sensed.lasers;
+        clock("lidars");
+        for laser in &mut frame.lasers {
+            let pose = frame.vehicle_pose.as_ref();
+            laser.camera_projection1 = Some(project_laser(laser, Return::First, pose, &self.cameras, at, ts)?);
+            if laser.return2.is_some() {
+                laser.camera_projection2 = Some(project_laser(laser, Return::Second, pose, &self.cameras, at, ts)?);
+            }
+        }
+        clock("lidar-camera projection");
+        // The ego's motion as simulated (world frame; planar, so the angular velocity is
+        // the yaw rate about z), for every frame including the first.
+        let (ego_velocity, ego_angular) = world.ego.states[f]
+            .map(|s| (vector![s.vel.x, s.vel.y, 0.0], vector![0.0, 0.0, s.yaw_rate]))
+            .unwrap_or_else(|| (nalgebra::Vector3::zeros(), nalgebra::Vector3::zeros()));
+        let seen = self.sensor.observe(&snapshot, &ego_velocity, &ego_angular)?;
+        clock("cameras");
+        frame.cameras = seen.frames;
+        for c in &mut frame.cameras {
+            if let Some(label) = &mut c.segmentation {
+                label.sequence_id = self.name.clone();
+            }
+        }
+        let mut camera_counts: BTreeMap<BoxType, i32> = BTreeMap::new();
+        for b in &seen.camera_boxes {
+            *camera_counts.entry(b.kind).or_default() += 1;
+        }
+        if let Some(stats) = &mut frame.stats {
+            stats.camera_object_counts = camera_counts.into_iter().collect();
+        }
+        frame.camera_boxes = seen.camera_boxes;
+        // Projections exist only for 3-D labels (the cameras see farther than labels go).
+        let labelled: std::collections::BTreeSet<&str> =
+            frame.lidar_boxes.iter().map(|b| b.object_id.as_str()).collect();
+        frame.projected_lidar_boxes =
+            seen.projected_lidar_boxes.into_iter().filter(|p| labelled.contains(p.object_id.as_str())).collect();
+        frame.associations =
+            seen.associations.into_iter().filter(|a| labelled.contains(a.laser_object_id.as_str())).collect();
+        Ok(frame)
+    }
 }
 
 /// Generates every segment; `progress` is called after each frame with (segment, frame).
@@ -237,9 +385,8 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
     };
     for index in 0..cfg.segments {
         let mut t = std::time::Instant::now();
-        let name = segment_name(cfg.seed, index);
-        let (net, world, mut rng) = simulate_segment(cfg, index);
-        for t in world.tracks() {
+        let seg = SimulatedSegment::new(cfg, index);
+        for t in seg.world.tracks() {
             for start in (0..t.states.len().saturating_sub(11)).step_by(10) {
                 let window = &t.states[start..(start + 91).min(t.states.len())];
                 if let Some(k) = classify(window, 10) {
@@ -247,92 +394,18 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
                 }
             }
         }
-        let statics = Arc::new(StaticWorld::from_network(&net, &mut rng));
-        let mesh = TriangleMesh::new(&statics);
-        let scale = LidarScale::divided(cfg.lidar_div[0], cfg.lidar_div[1]);
-        let rig = lidar_rig(&scale);
-        let cameras = camera_rig(cfg.camera_div);
-        let sensor = CameraSensor::new(&cameras, CameraOptions::for_scale(cfg.camera_div));
         clock("setup (map, agents, static world, BVH, camera tables)", &mut t);
-        let first_ts = first_timestamp(index);
-        let mut writer = SegmentWriter::new(out, &name);
-        let mut previous_pose = None;
+        let mut writer = SegmentWriter::new(out, &seg.name);
         for f in 0..cfg.frames {
-            let ts = first_ts + f as i64 * 100_000;
-            let mut frame = labelled_frame(&world, &name, f, ts);
-            let ego_pose = frame.vehicle_pose.unwrap_or_else(Transform::identity);
-            let snapshot = Snapshot {
-                timestamp_micros: ts,
-                static_world: statics.clone(),
-                objects: world.objects_at(f),
-                ego_pose,
-            };
-            // Each frame has its own stream, so frames do not depend on each other's draws.
-            let mut frame_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ ((index as u64) << 32) ^ f as u64 ^ 0x11da_5eed);
-            // TOP's sweep began 0.1 s earlier: the previous frame's pose, or before the first
-            // frame the pose the ego's motion puts there.
-            let sweep_start_pose = previous_pose.or_else(|| {
-                world.ego.states[f]
-                    .map(|s| pose_of(&State { pos: s.pos - s.vel * 0.1, heading: s.heading - s.yaw_rate * 0.1, ..s }))
-            });
-            let options = LidarOptions { second_return: true, sweep_start_pose, ..LidarOptions::default() };
-            let sensed = simulate_rig(&mesh, &snapshot, &rig, &scale, &options, &mut frame_rng)
-                .map_err(|e| Error::invalid(Location::file(out).frame(ts), "a simulated lidar sweep", e.to_string()))?;
-            for (object, (all, top)) in
-                snapshot.objects.iter().zip(sensed.points_in_box.iter().zip(&sensed.top_points_in_box))
-            {
-                if let Some(b) = frame.lidar_boxes.iter_mut().find(|b| b.object_id == object.id) {
-                    b.num_lidar_points_in_box = *all as i64;
-                    b.num_top_lidar_points_in_box = *top as i64;
-                }
-            }
-            frame.lasers = sensed.lasers;
-            clock("lidars", &mut t);
-            for laser in &mut frame.lasers {
-                let pose = frame.vehicle_pose.as_ref();
-                laser.camera_projection1 = Some(project_laser(laser, Return::First, pose, &cameras, out, ts)?);
-                if laser.return2.is_some() {
-                    laser.camera_projection2 = Some(project_laser(laser, Return::Second, pose, &cameras, out, ts)?);
-                }
-            }
-            clock("lidar-camera projection", &mut t);
-            // The ego's motion as simulated (world frame; planar, so the angular velocity is
-            // the yaw rate about z), for every frame including the first.
-            let (ego_velocity, ego_angular) = world.ego.states[f]
-                .map(|s| (vector![s.vel.x, s.vel.y, 0.0], vector![0.0, 0.0, s.yaw_rate]))
-                .unwrap_or_else(|| (nalgebra::Vector3::zeros(), nalgebra::Vector3::zeros()));
-            let seen = sensor.observe(&snapshot, &ego_velocity, &ego_angular)?;
-            clock("cameras", &mut t);
-            frame.cameras = seen.frames;
-            for c in &mut frame.cameras {
-                if let Some(label) = &mut c.segmentation {
-                    label.sequence_id = name.clone();
-                }
-            }
-            let mut camera_counts: BTreeMap<BoxType, i32> = BTreeMap::new();
-            for b in &seen.camera_boxes {
-                *camera_counts.entry(b.kind).or_default() += 1;
-            }
-            if let Some(stats) = &mut frame.stats {
-                stats.camera_object_counts = camera_counts.into_iter().collect();
-            }
-            frame.camera_boxes = seen.camera_boxes;
-            // Projections exist only for 3-D labels (the cameras see farther than labels go).
-            let labelled: std::collections::BTreeSet<&str> =
-                frame.lidar_boxes.iter().map(|b| b.object_id.as_str()).collect();
-            frame.projected_lidar_boxes =
-                seen.projected_lidar_boxes.into_iter().filter(|p| labelled.contains(p.object_id.as_str())).collect();
-            frame.associations =
-                seen.associations.into_iter().filter(|a| labelled.contains(a.laser_object_id.as_str())).collect();
+            let frame = seg.frame(f, out, |stage| clock(stage, &mut t))?;
             writer.write_frame(&frame)?;
             clock("writing parquet", &mut t);
-            previous_pose = Some(ego_pose);
             progress(index, f);
         }
-        writer.write_map(&net.map_features())?;
+        writer.write_map(&seg.net.map_features())?;
         files.extend(writer.finish()?);
         clock("writing parquet", &mut t);
-        segments.push(name);
+        segments.push(seg.name);
     }
     let manifest = Manifest {
         generator: "scenetok generate".into(),
@@ -391,15 +464,25 @@ fn project_laser(
     Ok(camera_projection_image(&points, ri.height, ri.width, cameras))
 }
 
-/// A frame with pose, box labels and stats (the sensors are added by their models).
-fn labelled_frame(world: &AgentWorld, segment: &str, step: usize, ts: i64) -> Frame {
-    let ego_state = world.ego.states[step].unwrap_or(State {
+/// The ego at `step` (at the origin where it does not exist).
+fn ego_state(world: &AgentWorld, step: usize) -> State {
+    world.ego.states[step].unwrap_or(State {
         pos: nalgebra::Vector2::zeros(),
         heading: 0.0,
         vel: nalgebra::Vector2::zeros(),
         accel: nalgebra::Vector2::zeros(),
         yaw_rate: 0.0,
-    });
+    })
+}
+
+/// The vehicle pose [`labelled_frame`] gives frame `step`.
+fn labelled_frame_pose(world: &AgentWorld, step: usize) -> Option<Transform> {
+    Some(pose_of(&ego_state(world, step)))
+}
+
+/// A frame with pose, box labels and stats (the sensors are added by their models).
+fn labelled_frame(world: &AgentWorld, segment: &str, step: usize, ts: i64) -> Frame {
+    let ego_state = ego_state(world, step);
     let pose = pose_of(&ego_state);
     let vehicle_from_world = pose.inverse_rigid();
     let yaw = ego_state.heading;

@@ -14,6 +14,7 @@ mod hostile;
 mod image_encoder;
 mod motion_dataset;
 mod motion_metrics;
+mod motion_tokens;
 mod motion_transformer;
 mod quant;
 mod report;

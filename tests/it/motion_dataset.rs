@@ -4,11 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use scenetok::models::motion::dataset::{read_shard, scenario_samples, shard_rows};
+use scenetok::models::motion::dataset::{obstacle_distances, read_shard, scenario_samples, shard_rows};
 use scenetok::models::motion::features::{FUTURE_STEPS, HISTORY_STEPS};
-use scenetok::pipeline::export::motion_dataset::{DatasetPlan, Split, build};
+use scenetok::pipeline::export::motion_dataset::{DatasetPlan, Split, build, obstacle_footprints};
 use scenetok::pipeline::{Segments, Source};
-use scenetok::sim::generate::{GenerateConfig, Preset, generate, segment_motion_scenarios};
+use scenetok::sim::generate::{
+    GenerateConfig, Preset, generate, segment_motion_scenarios, segment_motion_scenarios_and_world,
+};
 
 use crate::common;
 
@@ -58,17 +60,28 @@ fn builds_resumes_and_reads_real_scenarios() {
         base_seed: 40,
         stride: 5,
         inputs: real.iter().map(|p| (p.clone(), Split::Train)).collect(),
+        tokens: None,
     };
-    let first = build(out.path(), &plan, |_| {}).unwrap();
+    let first = build(out.path(), &plan, None, |_| {}).unwrap();
     assert_eq!(first.shards_built, 3 + real.iter().count());
     assert_eq!(first.shards_skipped, 0);
     let train = first.samples[&Split::Train];
     let test = first.samples[&Split::Test];
     assert!(train >= 100 && test >= 40, "{train} training and {test} test samples");
 
-    // Each world's shard holds exactly the samples of its scenarios.
+    // Each world's shard holds exactly the samples of its scenarios, with how close each
+    // comes to the world's unlabelled obstacles.
     let world = GenerateConfig { seed: Split::Test.seed(40), segments: 1, ..plan.world.clone() };
-    let expected: Vec<_> = segment_motion_scenarios(&world, 0, 5).iter().flat_map(scenario_samples).collect();
+    let (scenarios, sim) = segment_motion_scenarios_and_world(&world, 0, 5);
+    let obstacles = obstacle_footprints(&sim);
+    assert!(!obstacles.is_empty(), "the tiny preset places {} obstacle groups", world.obstacles);
+    let mut expected = Vec::new();
+    for s in &scenarios {
+        let mut samples = scenario_samples(s);
+        obstacle_distances(&mut samples, s, &obstacles);
+        expected.extend(samples);
+    }
+    assert!(expected.iter().all(|s| s.obstacle_distance_m >= 0.0 && s.obstacle_distance_m.is_finite()));
     let shard = out.path().join(&first.shards[&Split::Test][0]);
     let read = read_shard(&shard).unwrap();
     assert_eq!(read, expected);
@@ -92,12 +105,12 @@ fn builds_resumes_and_reads_real_scenarios() {
     assert!(ids(Split::Train).is_disjoint(&ids(Split::Test)));
 
     // Resume: nothing to build; a truncated shard is rebuilt, the same.
-    let again = build(out.path(), &plan, |_| {}).unwrap();
+    let again = build(out.path(), &plan, None, |_| {}).unwrap();
     assert_eq!((again.shards_built, again.shards_skipped), (0, first.shards_built));
     let bytes = std::fs::read(&shard).unwrap();
     std::fs::write(&shard, &bytes[..bytes.len() / 2]).unwrap();
     assert!(shard_rows(&shard).is_err());
-    let third = build(out.path(), &plan, |_| {}).unwrap();
+    let third = build(out.path(), &plan, None, |_| {}).unwrap();
     assert_eq!(third.shards_built, 1);
     assert_eq!(read_shard(&shard).unwrap(), expected);
 

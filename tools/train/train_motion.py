@@ -8,6 +8,10 @@ shards, by step count with a seed; checkpoints every --ckpt-every steps and resu
 Every sample of the train split is used (shuffled per epoch by the seed); the validation
 split's minADE / minFDE (6 modes, metres) is logged every --eval-every steps. The weights
 (safetensors, f32) record the command, the step, the data manifest's seeds and the config.
+
+With --tokens all|lidar|image (a dataset built with `dataset motion --tokens`), each sample
+also gets its scene tokens (tools/train/scene_tokens.py) through the model's scene-token slot:
+every feature block, or the geometry with only the LiDAR encoder's or only the image model's.
 """
 import argparse
 import glob
@@ -23,6 +27,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 import motion_twin as twin  # noqa: E402
+import scene_tokens as sctok  # noqa: E402
 import stio  # noqa: E402
 from train_lidar_seg import drop_resume_free, git_commit  # noqa: E402
 
@@ -40,41 +45,61 @@ SHAPES = {
     "future_valid": (twin.FUTURE,),
 }
 INPUTS = COLUMNS[:7]
+SCALARS = ["agent_type", "eval_target", "frame_x", "frame_y", "frame_heading", "agent_z", "obstacle_distance_m"]
 
 
-def load_split(root, split, limit=None, required=True):
+def load_split(root, split, limit=None, required=True, tokens=None, manifest=None):
     """Every shard of a split as numpy arrays (one per column), shards in name order; None for
-    a split without samples unless `required`."""
+    a split without samples unless `required`. With `tokens` (a feature set), also the split's
+    token sidecars (`data["tokens"]`, a scene_tokens.TokenStore)."""
     files = sorted(glob.glob(os.path.join(root, split, "*.parquet")))
     if not files or not sum(pq.ParquetFile(f).metadata.num_rows for f in files):
         if not required:
             return None
         sys.exit(f"no samples in {os.path.join(root, split)}: run `scenetok dataset motion --out {root}`")
-    parts = {c: [] for c in COLUMNS + ["agent_type", "eval_target"]}
-    n = 0
-    for f in files:
-        t = pq.read_table(f, columns=COLUMNS + ["agent_type", "eval_target"])
+    parts = {c: [] for c in COLUMNS + SCALARS + ["shard", "start"]}
+    n, used = 0, []
+    for k, f in enumerate(files):
+        t = pq.read_table(f, columns=COLUMNS + SCALARS + ["scenario_id"])
         for c in COLUMNS:
             col = t.column(c).combine_chunks()
             parts[c].append(col.values.to_numpy(zero_copy_only=False).reshape((len(t), *SHAPES[c])))
-        parts["agent_type"].append(t.column("agent_type").to_numpy())
-        parts["eval_target"].append(t.column("eval_target").to_numpy(zero_copy_only=False))
+        for c in SCALARS:
+            parts[c].append(t.column(c).to_numpy(zero_copy_only=False))
+        parts["shard"].append(np.full(len(t), k))
+        parts["start"].append(np.array([sctok.window_start(i) if "@" in i else -1
+                                        for i in t.column("scenario_id").to_pylist()], np.int64))
+        used.append(os.path.basename(f))
         n += len(t)
         if limit and n >= limit:
             break
     out = {c: np.concatenate(v) for c, v in parts.items()}
     if limit:
         out = {c: v[:limit] for c, v in out.items()}
+    if tokens:
+        plan = (manifest or {}).get("plan", {}).get("tokens")
+        if not plan:
+            sys.exit(f"--tokens: {root} was built without tokens (`scenetok dataset motion --tokens`)")
+        out["tokens"] = sctok.TokenStore(root, split, used, tokens, history=plan["history"])
     return out
 
 
 def batch_of(data, idx):
-    return [torch.from_numpy(np.ascontiguousarray(data[c][idx])) for c in COLUMNS]
+    b = [torch.from_numpy(np.ascontiguousarray(data[c][idx])) for c in COLUMNS]
+    store = data.get("tokens")
+    if store is not None:
+        toks = [store.tokens(data["shard"][i], data["start"][i],
+                             (data["frame_x"][i], data["frame_y"][i], data["agent_z"][i], data["frame_heading"][i]))
+                for i in idx]
+        x, v = sctok.pad(toks)
+        b += [torch.from_numpy(x), torch.from_numpy(v)]
+    return b
 
 
 def to_model(b):
-    agents, av, at, poly, pv, pt, sig, fxy, fv = b
-    return (agents, av.bool(), at, poly, pv.bool(), pt, sig), fxy, fv.bool()
+    agents, av, at, poly, pv, pt, sig, fxy, fv = b[:9]
+    x = (agents, av.bool(), at, poly, pv.bool(), pt, sig, *b[9:])
+    return x, fxy, fv.bool()
 
 
 @torch.no_grad()
@@ -99,6 +124,8 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="a `scenetok dataset motion` folder")
     ap.add_argument("--config", default="d128", choices=sorted(twin.CONFIGS))
+    ap.add_argument("--tokens", choices=sctok.FEATURE_SETS,
+                    help="with scene tokens: every feature block, or only the LiDAR's or the image's")
     ap.add_argument("--steps", type=int, help="optimizer steps (the run stops there)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch", type=int, default=64)
@@ -139,15 +166,24 @@ def main(argv=None):
     torch.manual_seed(a.seed)
     manifest = json.load(open(os.path.join(a.data, "dataset_manifest.json")))
     t0 = time.time()
-    train = load_split(a.data, "train", a.train_limit)
-    val = load_split(a.data, "validation", required=False)
+    train = load_split(a.data, "train", a.train_limit, tokens=a.tokens, manifest=manifest)
+    val = load_split(a.data, "validation", required=False, tokens=a.tokens, manifest=manifest)
     print(f"{len(train['agents'])} training and {len(val['agents']) if val else 0} validation samples "
           f"loaded in {time.time() - t0:.0f} s", flush=True)
-    model = twin.build(a.config)
+    cfg = dict(twin.CONFIGS[a.config])
+    scene = None
+    if a.tokens:
+        store = train["tokens"]
+        cfg["scene_dim"] = store.width
+        scene = dict(features=a.tokens, image_channels=store.model_layout[0], lidar_channels=store.model_layout[1],
+                     history=store.history, max_tokens=store.max_tokens, range=sctok.RANGE)
+    model = twin.build(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.wd)
     command = shlex.join([sys.executable, *drop_resume_free(sys.argv if argv is None else ["train_motion.py", *argv])])
     run = dict(config=model.cfg, seed=a.seed, batch=a.batch, lr=a.lr, steps=a.steps, warmup=a.warmup,
                data_seed=manifest["plan"]["base_seed"], train_samples=len(train["agents"]))
+    if scene:
+        run["scene_tokens"] = scene
     step = 0
     if a.ckpt:
         a.ckpt = os.path.expanduser(a.ckpt)
@@ -197,8 +233,11 @@ def main(argv=None):
                             torch_rng=torch.get_rng_state()), path + ".tmp")
             os.replace(path + ".tmp", path)
     if a.out:
-        export(model, a.out, dict(command=command, commit=git_commit(), step=step, run=run,
-                                  generator=manifest.get("generator_version", "")))
+        meta = dict(command=command, commit=git_commit(), step=step, run=run,
+                    generator=manifest.get("generator_version", ""))
+        if scene:
+            meta["scene_tokens"] = scene
+        export(model, a.out, meta)
         print(f"wrote {a.out}", flush=True)
 
 

@@ -255,6 +255,12 @@ pub fn window_scenarios(
     out
 }
 
+/// The frame (index in its segment) where a window scenario starts: its id is
+/// `{segment}@{start}`; `None` for another id.
+pub fn window_start(scenario_id: &str) -> Option<usize> {
+    scenario_id.rsplit_once('@').and_then(|(_, s)| s.parse().ok())
+}
+
 /// The spacing of consecutive frames that counts as 10 Hz (Waymo's timestamps jitter by a
 /// few milliseconds).
 const FRAME_SPACING_S: std::ops::RangeInclusive<f64> = 0.05..=0.15;

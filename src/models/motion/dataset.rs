@@ -30,6 +30,12 @@ pub struct Sample {
     /// How far a constant-velocity guess ends from where the agent really is at its last
     /// valid future step (m): how hard the sample is, for weighting.
     pub cv_error_m: f32,
+    /// The agent's centre height now (world frame, m): its scene tokens' vertical origin.
+    pub agent_z: f32,
+    /// How close (m) the agent's centre comes, now or over its valid future, to the footprint
+    /// of an unlabelled obstacle (see [`obstacle_distances`]): infinite when the world has
+    /// none, NaN when unknown (data other than generated worlds).
+    pub obstacle_distance_m: f32,
     pub inputs: AgentInputs,
     pub future: FutureTarget,
 }
@@ -80,6 +86,8 @@ pub fn scenario_samples(scenario: &Scenario) -> Vec<Sample> {
             agent_type: track.agent_type,
             eval_target,
             cv_error_m,
+            agent_z: track.states[scenario.current_time_index].z as f32,
+            obstacle_distance_m: f32::NAN,
             inputs,
             future,
         });
@@ -96,6 +104,48 @@ fn keep_stationary(scenario: &str, track: i64) -> bool {
     h.is_multiple_of(STATIONARY_KEEP)
 }
 
+/// An unlabelled obstacle's footprint on the ground (world frame, metres, radians).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Footprint {
+    pub x: f64,
+    pub y: f64,
+    pub heading: f64,
+    pub length: f64,
+    pub width: f64,
+}
+
+impl Footprint {
+    /// Distance from `(px, py)` to the rectangle (0 on or inside it).
+    pub fn distance(&self, px: f64, py: f64) -> f64 {
+        let (s, c) = self.heading.sin_cos();
+        let (dx, dy) = (px - self.x, py - self.y);
+        let (u, v) = (c * dx + s * dy, -s * dx + c * dy);
+        let ou = (u.abs() - self.length / 2.0).max(0.0);
+        let ov = (v.abs() - self.width / 2.0).max(0.0);
+        ou.hypot(ov)
+    }
+}
+
+/// Sets each sample's `obstacle_distance_m` (samples of `scenario`): the closest its
+/// agent's centre comes to any of `obstacles` at the current step or a valid future step;
+/// infinite when there are none.
+pub fn obstacle_distances(samples: &mut [Sample], scenario: &Scenario, obstacles: &[Footprint]) {
+    for sample in samples.iter_mut().filter(|s| s.scenario_id == scenario.id) {
+        let Some(track) = scenario.tracks.iter().find(|t| t.id == sample.track_id) else { continue };
+        sample.obstacle_distance_m = closest_approach(track, scenario.current_time_index, obstacles);
+    }
+}
+
+/// The closest the track's centre comes to any of `obstacles` at step `current` or a valid
+/// later step (infinite when there are none).
+pub fn closest_approach(track: &crate::scene::Track, current: usize, obstacles: &[Footprint]) -> f32 {
+    track.states[current.min(track.states.len())..]
+        .iter()
+        .filter(|s| s.valid)
+        .flat_map(|s| obstacles.iter().map(move |o| o.distance(s.x, s.y)))
+        .fold(f64::INFINITY, f64::min) as f32
+}
+
 /// The columns of a shard, with their fixed list lengths.
 pub fn schema() -> SchemaRef {
     let list = |name: &str, item: DataType, len: usize| {
@@ -107,6 +157,8 @@ pub fn schema() -> SchemaRef {
         Field::new("agent_type", DataType::UInt8, false),
         Field::new("eval_target", DataType::Boolean, false),
         Field::new("cv_error_m", DataType::Float32, false),
+        Field::new("agent_z", DataType::Float32, false),
+        Field::new("obstacle_distance_m", DataType::Float32, false),
         Field::new("frame_x", DataType::Float64, false),
         Field::new("frame_y", DataType::Float64, false),
         Field::new("frame_heading", DataType::Float64, false),
@@ -139,18 +191,20 @@ pub fn to_batch(samples: &[Sample]) -> Result<RecordBatch> {
         Arc::new(UInt8Array::from_iter_values(samples.iter().map(|s| s.agent_type.value() as u8))),
         Arc::new(BooleanArray::from_iter(samples.iter().map(|s| Some(s.eval_target)))),
         Arc::new(Float32Array::from_iter_values(samples.iter().map(|s| s.cv_error_m))),
+        Arc::new(Float32Array::from_iter_values(samples.iter().map(|s| s.agent_z))),
+        Arc::new(Float32Array::from_iter_values(samples.iter().map(|s| s.obstacle_distance_m))),
         Arc::new(Float64Array::from_iter_values(samples.iter().map(|s| s.inputs.frame.x))),
         Arc::new(Float64Array::from_iter_values(samples.iter().map(|s| s.inputs.frame.y))),
         Arc::new(Float64Array::from_iter_values(samples.iter().map(|s| s.inputs.frame.heading))),
-        f32_list(8, flat_f32(&|s| s.inputs.agents.iter().copied().collect()))?,
-        u8_list(9, flat_u8(&|s| bools(&mut s.inputs.agent_valid.iter())))?,
-        u8_list(10, flat_u8(&|s| s.inputs.agent_type.to_vec()))?,
-        f32_list(11, flat_f32(&|s| s.inputs.polylines.iter().copied().collect()))?,
-        u8_list(12, flat_u8(&|s| bools(&mut s.inputs.point_valid.iter())))?,
-        u8_list(13, flat_u8(&|s| s.inputs.polyline_type.to_vec()))?,
-        u8_list(14, flat_u8(&|s| s.inputs.signal.to_vec()))?,
-        f32_list(15, flat_f32(&|s| s.future.xy.iter().copied().collect()))?,
-        u8_list(16, flat_u8(&|s| bools(&mut s.future.valid.iter())))?,
+        f32_list(10, flat_f32(&|s| s.inputs.agents.iter().copied().collect()))?,
+        u8_list(11, flat_u8(&|s| bools(&mut s.inputs.agent_valid.iter())))?,
+        u8_list(12, flat_u8(&|s| s.inputs.agent_type.to_vec()))?,
+        f32_list(13, flat_f32(&|s| s.inputs.polylines.iter().copied().collect()))?,
+        u8_list(14, flat_u8(&|s| bools(&mut s.inputs.point_valid.iter())))?,
+        u8_list(15, flat_u8(&|s| s.inputs.polyline_type.to_vec()))?,
+        u8_list(16, flat_u8(&|s| s.inputs.signal.to_vec()))?,
+        f32_list(17, flat_f32(&|s| s.future.xy.iter().copied().collect()))?,
+        u8_list(18, flat_u8(&|s| bools(&mut s.future.valid.iter())))?,
     ];
     RecordBatch::try_new(schema, columns).map_err(|e| Error::Arrow { at: Location::default(), cause: e })
 }
@@ -240,6 +294,8 @@ fn from_batch(path: &Path, batch: &RecordBatch) -> Result<Vec<Sample>> {
     let kind = column::<UInt8Array>(path, batch, "agent_type")?;
     let eval = column::<BooleanArray>(path, batch, "eval_target")?;
     let cv = column::<Float32Array>(path, batch, "cv_error_m")?;
+    let agent_z = column::<Float32Array>(path, batch, "agent_z")?;
+    let obstacle = column::<Float32Array>(path, batch, "obstacle_distance_m")?;
     let fx = column::<Float64Array>(path, batch, "frame_x")?;
     let fy = column::<Float64Array>(path, batch, "frame_y")?;
     let fh = column::<Float64Array>(path, batch, "frame_heading")?;
@@ -274,6 +330,8 @@ fn from_batch(path: &Path, batch: &RecordBatch) -> Result<Vec<Sample>> {
             agent_type,
             eval_target: eval.value(r),
             cv_error_m: cv.value(r),
+            agent_z: agent_z.value(r),
+            obstacle_distance_m: obstacle.value(r),
             inputs: AgentInputs {
                 agents: Array3::from_shape_vec(
                     (AGENT_SLOTS, HISTORY_STEPS, AGENT_FEATURES),

@@ -26,6 +26,7 @@ pub mod cluster;
 mod grid;
 pub mod ground;
 pub mod pool;
+pub mod shard;
 
 use rayon::prelude::*;
 
@@ -138,6 +139,27 @@ impl FeatureLayout {
     /// Where the LiDAR-encoder block starts.
     pub fn lidar_offset(&self) -> usize {
         Self::GEOMETRY + pool::pooled_len(self.image_channels)
+    }
+
+    /// The columns of a feature vector of this layout that make one of layout `to`: the
+    /// geometry, then each block `to` keeps; a block `to` leaves out is its coverage alone,
+    /// 0 (`None`: what a pipeline without that model writes). `None` when `to` wants a block
+    /// this layout lacks or has with other channels.
+    pub fn columns_for(&self, to: FeatureLayout) -> Option<Vec<Option<usize>>> {
+        let mut cols: Vec<Option<usize>> = (0..Self::GEOMETRY).map(Some).collect();
+        for (want, have, offset) in [
+            (to.image_channels, self.image_channels, self.image_offset()),
+            (to.lidar_channels, self.lidar_channels, self.lidar_offset()),
+        ] {
+            if want == have {
+                cols.extend((offset..offset + pool::pooled_len(have)).map(Some));
+            } else if want == 0 {
+                cols.push(None);
+            } else {
+                return None;
+            }
+        }
+        Some(cols)
     }
 }
 

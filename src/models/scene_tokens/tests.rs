@@ -170,3 +170,27 @@ fn empty_and_hostile_frames_give_what_is_there() {
     assert_eq!(out.elements.len(), 1);
     assert!(out.assignment.iter().all(|a| a.is_none()));
 }
+
+#[test]
+fn feature_columns_for_the_ablations_keep_the_geometry_and_one_block() {
+    let full = FeatureLayout { image_channels: 2, lidar_channels: 3 };
+    // Full: 16 geometry, image [cov, mean×2, max×2] at 16..21, LiDAR [cov, 3, 3] at 21..28.
+    assert_eq!(full.len(), 28);
+    let all = full.columns_for(full).unwrap();
+    assert_eq!(all, (0..28).map(Some).collect::<Vec<_>>());
+    // LiDAR only: the image block shrinks to its coverage, 0 (as with no image model).
+    let lidar = full.columns_for(FeatureLayout { image_channels: 0, lidar_channels: 3 }).unwrap();
+    let mut want: Vec<Option<usize>> = (0..16).map(Some).collect();
+    want.push(None);
+    want.extend((21..28).map(Some));
+    assert_eq!(lidar, want);
+    assert_eq!(lidar.len(), FeatureLayout { image_channels: 0, lidar_channels: 3 }.len());
+    let image = full.columns_for(FeatureLayout { image_channels: 2, lidar_channels: 0 }).unwrap();
+    assert_eq!(image.len(), FeatureLayout { image_channels: 2, lidar_channels: 0 }.len());
+    assert_eq!(image[16..21], [16, 17, 18, 19, 20].map(Some));
+    assert_eq!(image[21], None);
+    // A block the data lacks, or with other channels, cannot be made.
+    let geometry_only = FeatureLayout { image_channels: 0, lidar_channels: 0 };
+    assert!(geometry_only.columns_for(full).is_none());
+    assert!(full.columns_for(FeatureLayout { image_channels: 4, lidar_channels: 3 }).is_none());
+}

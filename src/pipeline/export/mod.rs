@@ -10,4 +10,4 @@ pub mod tokens;
 
 pub use features::{ExportOptions, ExportSummary, check_outputs, export_features};
 pub use lidar_points::export_lidar_points;
-pub use tokens::{TokenExport, TokenSummary, check_token_outputs, export_tokens, token_points_path};
+pub use tokens::{TokenExport, TokenSummary, check_token_outputs, export_tokens, token_pipeline, token_points_path};

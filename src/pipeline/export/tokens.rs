@@ -66,22 +66,32 @@ pub fn check_token_outputs(out: &Path, source: &Source) -> Result<()> {
     refuse_outputs(&[out, &token_points_path(out)], source)
 }
 
+/// The stages that make a frame's scene elements (points → LiDAR encoder → image model →
+/// elements; either model may be left out) and the feature layout they give.
+pub fn token_pipeline(
+    lidar: Option<LidarStage>,
+    image: Option<ImageStage>,
+    config: TokenConfig,
+) -> Result<(Pipeline, FeatureLayout)> {
+    let layout = FeatureLayout {
+        image_channels: image.as_ref().map_or(0, |s| s.channels()),
+        lidar_channels: lidar.as_ref().map_or(0, |s| s.channels()),
+    };
+    let mut pipeline = Pipeline::new().then(PointsStage::default())?;
+    if let Some(l) = lidar {
+        pipeline = pipeline.then(l)?;
+    }
+    if let Some(i) = image {
+        pipeline = pipeline.then(i)?;
+    }
+    Ok((pipeline.then(TokensStage::new(config))?, layout))
+}
+
 /// Runs the pipeline up to the tokens over the source's frames and writes both files, one
 /// frame at a time; the old outputs stay until both new ones are complete.
 pub fn export_tokens(job: TokenExport, source: &Source, out: &Path) -> Result<TokenSummary> {
     check_token_outputs(out, source)?;
-    let layout = FeatureLayout {
-        image_channels: job.image.as_ref().map_or(0, |s| s.channels()),
-        lidar_channels: job.lidar.as_ref().map_or(0, |s| s.channels()),
-    };
-    let mut pipeline = Pipeline::new().then(PointsStage::default())?;
-    if let Some(l) = job.lidar {
-        pipeline = pipeline.then(l)?;
-    }
-    if let Some(i) = job.image {
-        pipeline = pipeline.then(i)?;
-    }
-    pipeline = pipeline.then(TokensStage::new(job.config))?;
+    let (mut pipeline, layout) = token_pipeline(job.lidar, job.image, job.config)?;
     let selection = FrameSelection::all()
         .segments(Segments::named_or(job.segment.clone(), Segments::All))
         .first(job.max_frames)

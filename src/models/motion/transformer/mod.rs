@@ -83,6 +83,44 @@ pub struct SceneTokens {
     pub valid: Vec<bool>,
 }
 
+/// Where a token model gets each agent's scene tokens (MoST): from a dataset's token
+/// sidecars, or from the pipeline's elements of the history frames.
+pub trait SceneTokenSource: Send + Sync + std::fmt::Debug {
+    /// The tokens of agent `track_index` of `scenario` in its frame at the current step, with
+    /// the model's feature `layout`; `None` when no element qualifies (the agent's slot is
+    /// then empty).
+    fn tokens(
+        &self,
+        scenario: &crate::scene::Scenario,
+        track_index: usize,
+        spec: &SceneTokenSpec,
+    ) -> Result<Option<SceneTokens>>;
+}
+
+/// How a token model's tokens were made in training (the weights' `scene_tokens` metadata):
+/// which feature blocks (a [`crate::models::scene_tokens::FeatureLayout`]), which history
+/// frames, the cap and the range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SceneTokenSpec {
+    /// `all`, `lidar` or `image`.
+    pub features: String,
+    pub image_channels: usize,
+    pub lidar_channels: usize,
+    /// Steps before the current one.
+    pub history: Vec<usize>,
+    pub max_tokens: usize,
+    pub range: f64,
+}
+
+impl SceneTokenSpec {
+    pub fn layout(&self) -> crate::models::scene_tokens::FeatureLayout {
+        crate::models::scene_tokens::FeatureLayout {
+            image_channels: self.image_channels,
+            lidar_channels: self.lidar_channels,
+        }
+    }
+}
+
 /// Per agent, per mode: a bivariate Gaussian per future step (agent frame, metres) and a
 /// logit.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +138,7 @@ pub struct ModeOutputs {
 #[derive(Debug)]
 pub struct MotionTransformer {
     cfg: TransformerConfig,
+    scene_spec: Option<SceneTokenSpec>,
     device: Device,
     agent_in: Linear,
     agent_time: Tensor,
@@ -138,7 +177,33 @@ impl MotionTransformer {
             .and_then(|v| serde_json::from_value::<TransformerConfig>(v.get("config")?.clone()).ok())
             .ok_or_else(|| Error::invalid(at(), "JSON with a `config` of the transformer's sizes", run.to_string()))?;
         cfg.check().map_err(|e| Error::invalid(at(), e, format!("{cfg:?}")))?;
-        Self::build(cfg, &mut p, device)
+        let scene_spec = match p.metadata("scene_tokens") {
+            None => None,
+            Some(text) => Some(serde_json::from_str::<SceneTokenSpec>(text).map_err(|e| {
+                Error::invalid(
+                    Location::file(path).detail("safetensors metadata `scene_tokens`"),
+                    "the tokens' features, channels, history, cap and range",
+                    e.to_string(),
+                )
+            })?),
+        };
+        if let Some(spec) = &scene_spec
+            && 6 + spec.layout().len() != cfg.scene_dim
+        {
+            return Err(Error::invalid(
+                Location::file(path).detail("safetensors metadata `scene_tokens`"),
+                format!("a layout whose token rows have scene_dim = {} values", cfg.scene_dim),
+                format!("{} values", 6 + spec.layout().len()),
+            ));
+        }
+        let mut model = Self::build(cfg, &mut p, device)?;
+        model.scene_spec = scene_spec;
+        Ok(model)
+    }
+
+    /// How the model's scene tokens are made (`None`: no tokens, or weights without the record).
+    pub fn scene_spec(&self) -> Option<&SceneTokenSpec> {
+        self.scene_spec.as_ref()
     }
 
     /// Seeded random weights (benchmarks at sizes with no trained weights).
@@ -158,6 +223,7 @@ impl MotionTransformer {
         offsets.extend_from_slice(&modality[d..3 * d]);
         Ok(MotionTransformer {
             cfg,
+            scene_spec: None,
             device: dev.clone(),
             agent_in: Linear::load(p, dev, "agent_in", AGENT_FEATURES, hidden)?,
             agent_time: table(p, dev, "agent_time", HISTORY_STEPS, hidden)?,

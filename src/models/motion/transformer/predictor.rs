@@ -2,7 +2,9 @@
 //! forward pass per scenario, modes mapped back to the world and sampled at the horizon's
 //! prediction steps, confidences by softmax over the mode logits.
 
-use super::MotionTransformer;
+use std::sync::Arc;
+
+use super::{MotionTransformer, SceneTokenSource, SceneTokens};
 use crate::error::{Error, Location, Result};
 use crate::models::motion::features::{FUTURE_STEPS, MapPieces, agent_inputs};
 use crate::models::motion::{LaneFollower, MotionPredictor};
@@ -14,16 +16,67 @@ use crate::scene::prediction::{
 
 /// The transformer behind the [`MotionPredictor`] contract. An agent whose inputs cannot be
 /// built (no usable state at the current step) gets the lane follower's prediction instead,
-/// with a warning: the contract promises every agent a prediction.
+/// with a warning: the contract promises every agent a prediction. A model trained with
+/// scene tokens needs a [`SceneTokenSource`] ([`TransformerPredictor::with_tokens`]).
 #[derive(Debug)]
 pub struct TransformerPredictor {
     model: MotionTransformer,
     name: String,
+    tokens: Option<Arc<dyn SceneTokenSource>>,
 }
 
 impl TransformerPredictor {
     pub fn new(model: MotionTransformer) -> Self {
-        TransformerPredictor { model, name: "transformer".into() }
+        let name = match model.scene_spec() {
+            Some(s) => format!("transformer+tokens({})", s.features),
+            None => "transformer".into(),
+        };
+        TransformerPredictor { model, name, tokens: None }
+    }
+
+    /// Where a token model's scene tokens come from.
+    pub fn with_tokens(mut self, source: Arc<dyn SceneTokenSource>) -> Self {
+        self.tokens = Some(source);
+        self
+    }
+
+    /// The scene tokens of the agents in `inputs` (their track indices), padded to one count
+    /// (at least 1; padding rows are not valid); `None` for a model without tokens.
+    fn scene_tokens(&self, scenario: &Scenario, tracks: &[usize]) -> Result<Option<Vec<SceneTokens>>> {
+        let width = self.model.config().scene_dim;
+        if width == 0 {
+            return Ok(None);
+        }
+        let at = || Location::default().detail(format!("scenario {}", scenario.id));
+        let (Some(source), Some(spec)) = (&self.tokens, self.model.scene_spec()) else {
+            return Err(Error::invalid(
+                at(),
+                "scene tokens for a model trained with them (a token source and the weights' `scene_tokens` record)",
+                "none",
+            ));
+        };
+        let per_agent =
+            tracks.iter().map(|&t| source.tokens(scenario, t, spec)).collect::<Result<Vec<Option<SceneTokens>>>>()?;
+        let count = per_agent.iter().flatten().map(|t| t.tokens.nrows()).max().unwrap_or(0).max(1);
+        let mut out = Vec::with_capacity(per_agent.len());
+        for t in per_agent {
+            let mut tokens = ndarray::Array2::<f32>::zeros((count, width));
+            let mut valid = vec![false; count];
+            if let Some(t) = t {
+                if t.tokens.ncols() != width {
+                    return Err(Error::invalid(
+                        at(),
+                        format!("{width} values per token"),
+                        t.tokens.ncols().to_string(),
+                    ));
+                }
+                let n = t.tokens.nrows().min(count);
+                tokens.slice_mut(ndarray::s![..n, ..]).assign(&t.tokens.slice(ndarray::s![..n, ..]));
+                valid[..n].copy_from_slice(&t.valid[..n]);
+            }
+            out.push(SceneTokens { tokens, valid });
+        }
+        Ok(Some(out))
     }
 
     pub fn model(&self) -> &MotionTransformer {
@@ -49,12 +102,14 @@ impl MotionPredictor for TransformerPredictor {
         }
         let map = MapPieces::new(scenario);
         let mut inputs = Vec::new();
+        let mut tracks = Vec::new();
         let mut slot = Vec::with_capacity(scenario.tracks_to_predict.len());
         for t in &scenario.tracks_to_predict {
             match agent_inputs(scenario, &map, t.track_index) {
                 Ok(x) => {
                     slot.push(Some(inputs.len()));
                     inputs.push(x);
+                    tracks.push(t.track_index);
                 }
                 Err(e) => {
                     tracing::warn!("{e}: the lane follower predicts it");
@@ -62,7 +117,8 @@ impl MotionPredictor for TransformerPredictor {
                 }
             }
         }
-        let out = self.model.forward(&inputs, None)?;
+        let scene = self.scene_tokens(scenario, &tracks)?;
+        let out = self.model.forward(&inputs, scene.as_deref())?;
         let fallback =
             if slot.iter().any(Option::is_none) { Some(LaneFollower.predict(scenario, horizon)?) } else { None };
         let modes = out.logits.ncols().min(horizon.max_modes.max(1));

@@ -10,11 +10,28 @@ use scenetok::models::motion::MotionModel;
 use scenetok::viz::{PointColors, VizOptions, VizSink};
 
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("sink").required(true).args(["save", "spawn", "connect", "write_blueprints"])))]
+#[command(group(clap::ArgGroup::new("sink").required(true).multiple(true).args(["save", "spawn", "connect", "write_blueprints", "svg"])))]
 pub struct Args {
     /// A v2 dataset folder, a v1 `Frame` TFRecord or a WOMD `Scenario` TFRecord.
-    #[arg(long, required_unless_present = "write_blueprints")]
+    #[arg(long, required_unless_present_any = ["write_blueprints", "dataset"], conflicts_with = "dataset")]
     data: Option<PathBuf>,
+    /// Or a `scenetok dataset motion --tokens` folder: one agent of --split near an unlabelled
+    /// obstacle, the predicted modes of the token model (--weights) and its most likely mode's
+    /// attention to each scene token.
+    #[arg(long)]
+    dataset: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "test")]
+    split: scenetok::pipeline::export::motion_dataset::Split,
+    /// With --dataset: the scenario (default: the agent to predict that comes closest to an
+    /// unlabelled obstacle, vehicles first).
+    #[arg(long, requires = "track")]
+    scenario: Option<String>,
+    /// With --scenario: the agent's track id.
+    #[arg(long)]
+    track: Option<i64>,
+    /// With --dataset: also draw the view into this SVG file.
+    #[arg(long)]
+    svg: Option<PathBuf>,
     /// The segment of a v2 dataset (default: the first).
     #[arg(long)]
     segment: Option<String>,
@@ -74,6 +91,9 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
             writeln!(stdout, "wrote {}", p.display())?;
         }
         return Ok(());
+    }
+    if let Some(dir) = &args.dataset {
+        return attention(&args, dir, ctx, stdout);
     }
     let Some(data) = args.data else { anyhow::bail!("--data is required") };
     let sink = match (args.save, args.spawn, args.connect) {
@@ -139,5 +159,91 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
         VizSink::Connect(a) => a.clone(),
     };
     writeln!(stdout, "to {dest} in {:.1} s", started.elapsed().as_secs_f64())?;
+    Ok(())
+}
+
+/// `viz --dataset`: one agent's modes and its most likely mode's attention to the scene tokens.
+fn attention(args: &Args, dir: &std::path::Path, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
+    use scenetok::models::motion::transformer::{MotionTransformer, SceneTokenSource};
+    let weights = match &args.weights {
+        Some(w) => w.clone(),
+        None => ctx.data()?.weights(scenetok::models::motion::transformer::WEIGHTS_FILE),
+    };
+    let model = MotionTransformer::load(&weights, &args.device.open()?)?;
+    anyhow::ensure!(model.scene_spec().is_some(), "{}: not a model trained with scene tokens", weights.display());
+    let split = scenetok::pipeline::motion_split::open_split(dir, args.split)?;
+    let Some(tokens) = split.tokens.clone() else {
+        anyhow::bail!("{}: built without tokens (`scenetok dataset motion --tokens`)", dir.display())
+    };
+    let (si, ti) = match (&args.scenario, args.track) {
+        (Some(id), Some(track)) => {
+            let si = split.scenarios.iter().position(|s| &s.id == id).ok_or_else(|| {
+                anyhow::anyhow!("{}: no scenario {id} in the {} split", dir.display(), args.split.name())
+            })?;
+            let ti = split.scenarios[si]
+                .tracks
+                .iter()
+                .position(|t| t.id == track)
+                .ok_or_else(|| anyhow::anyhow!("scenario {id}: no track {track}"))?;
+            (si, ti)
+        }
+        _ => {
+            // The agent to predict that comes closest to an obstacle, vehicles first.
+            let mut best: Option<(bool, f32, usize, usize)> = None;
+            for (si, s) in split.scenarios.iter().enumerate() {
+                for t in &s.tracks_to_predict {
+                    let track = &s.tracks[t.track_index];
+                    let Some(&d) = split.obstacle_distance.get(&(s.id.clone(), track.id)) else { continue };
+                    let key = (track.agent_type != scenetok::scene::AgentType::Vehicle, d, si, t.track_index);
+                    if best.is_none_or(|b| (key.0, key.1) < (b.0, b.1)) {
+                        best = Some(key);
+                    }
+                }
+            }
+            let b = best.ok_or_else(|| anyhow::anyhow!("{}: no agent to predict", dir.display()))?;
+            (b.2, b.3)
+        }
+    };
+    let scenario = &split.scenarios[si];
+    let segment = scenario.id.rsplit_once('@').map_or("", |(s, _)| s);
+    let obstacles = split.obstacles.get(segment).cloned().unwrap_or_default();
+    let source: &dyn SceneTokenSource = tokens.as_ref();
+    let view = scenetok::viz::attention::agent_attention(&model, source, scenario, ti, obstacles)?;
+    let track_id = scenario.tracks[ti].id;
+    if let Some(path) = &args.svg {
+        let svg = scenetok::viz::attention::attention_svg(&view, 45.0)?;
+        scenetok::io::output::write_file(path, svg.as_bytes())?;
+        writeln!(stdout, "wrote {}", path.display())?;
+    }
+    let sink = match (&args.save, args.spawn, &args.connect) {
+        (Some(p), _, _) => Some(VizSink::Save(p.clone())),
+        (_, true, _) => Some(VizSink::Spawn),
+        (_, _, Some(a)) => Some(VizSink::Connect(a.clone())),
+        _ => None,
+    };
+    if let Some(sink) = &sink {
+        let rec = scenetok::viz::open_recording("scenetok attention", sink, scenetok::viz::Layout::Motion)?;
+        scenetok::viz::attention::log_attention(&rec, &view)?;
+        rec.finish()?;
+    }
+    let by_kind = |k: scenetok::models::scene_tokens::ElementKind| -> (usize, f32) {
+        let of: Vec<_> = view.tokens.iter().filter(|t| t.kind == k).collect();
+        (of.len(), of.iter().map(|t| t.weight).sum())
+    };
+    writeln!(
+        stdout,
+        "scenario {} track {track_id}: {} scene tokens, {:.1}% of the most likely mode's attention on them",
+        scenario.id,
+        view.tokens.len(),
+        100.0 * view.scene_share
+    )?;
+    for k in [
+        scenetok::models::scene_tokens::ElementKind::Agent,
+        scenetok::models::scene_tokens::ElementKind::Object,
+        scenetok::models::scene_tokens::ElementKind::Ground,
+    ] {
+        let (n, w) = by_kind(k);
+        writeln!(stdout, "  {:<7} {n:>4} tokens, {:.1}% of the attention", k.name(), 100.0 * w)?;
+    }
     Ok(())
 }

@@ -11,7 +11,7 @@ use ndarray::Array2;
 use rayon::prelude::*;
 
 use crate::error::{Error, Location, Result};
-use crate::models::motion::dataset::closest_approach;
+use crate::models::motion::dataset::{Footprint, closest_approach};
 use crate::models::motion::transformer::{SceneTokenSource, SceneTokenSpec, SceneTokens};
 use crate::models::scene_tokens::agent_frame::{AgentPose, FrameElements, POSE_LEN, TokenSelection, tokens_for_agent};
 use crate::models::scene_tokens::{FeatureLayout, SceneElements, shard as token_shard};
@@ -29,6 +29,8 @@ pub struct MotionSplit {
     pub obstacle_distance: HashMap<(String, i64), f32>,
     /// The scene tokens (a dataset built with `--tokens`).
     pub tokens: Option<Arc<SidecarTokens>>,
+    /// Each generated world's unlabelled obstacles, by segment name.
+    pub obstacles: HashMap<String, Vec<Footprint>>,
 }
 
 /// Opens `split` of the dataset built under `dir`.
@@ -40,7 +42,8 @@ pub fn open_split(dir: &Path, split: Split) -> Result<MotionSplit> {
     let plan = &manifest.plan;
     let worlds = plan.worlds.get(&split).copied().unwrap_or(0);
     let seed = split.seed(plan.base_seed);
-    type World = (String, Vec<Scenario>, HashMap<(String, i64), f32>, Option<BTreeMap<u32, SceneElements>>);
+    type World =
+        (String, Vec<Scenario>, HashMap<(String, i64), f32>, Option<BTreeMap<u32, SceneElements>>, Vec<Footprint>);
     let built: Vec<World> = (0..worlds)
         .into_par_iter()
         .map(|index| {
@@ -60,12 +63,18 @@ pub fn open_split(dir: &Path, split: Split) -> Result<MotionSplit> {
                 Some(_) => Some(token_shard::read(&token_sidecar(dir, split, &name))?.1),
                 None => None,
             };
-            Ok((name, scenarios, distance, elements))
+            Ok((name, scenarios, distance, elements, obstacles))
         })
         .collect::<Result<_>>()?;
-    let mut out = MotionSplit { scenarios: Vec::new(), obstacle_distance: HashMap::new(), tokens: None };
+    let mut out = MotionSplit {
+        scenarios: Vec::new(),
+        obstacle_distance: HashMap::new(),
+        tokens: None,
+        obstacles: HashMap::new(),
+    };
     let mut frames = HashMap::new();
-    for (name, scenarios, distance, elements) in built {
+    for (name, scenarios, distance, elements, obstacles) in built {
+        out.obstacles.insert(name.clone(), obstacles);
         out.scenarios.extend(scenarios);
         out.obstacle_distance.extend(distance);
         if let Some(e) = elements {

@@ -7,6 +7,7 @@
 //! (any frame iterator), and [`record_motion`] (scenarios with predictions and metrics). Open a recording with
 //! [`open_recording`] on a [`VizSink`]; entity paths are in [`paths`].
 
+pub mod attention;
 pub mod blueprint;
 pub mod classes;
 pub mod elements;

@@ -164,3 +164,45 @@ fn training_tokens_equal_the_rust_token_source() {
     }
     assert!(compared > 100, "{compared} tokens compared");
 }
+
+/// The attention view (`viz --dataset`): a token model's modes for an agent near an
+/// obstacle, its most likely mode's weight on each scene token, logged and drawn.
+#[test]
+fn attention_view_weighs_every_scene_token_of_an_agent() {
+    use scenetok::backend::Device;
+    use scenetok::models::motion::transformer::{MotionTransformer, TransformerConfig};
+    let out = tempfile::tempdir().unwrap();
+    let plan = plan();
+    let (mut pipeline, _) = token_pipeline(None, None, TokenConfig::default()).unwrap();
+    build(out.path(), &plan, Some(&mut pipeline), |_| {}).unwrap();
+    let split = open_split(out.path(), Split::Test).unwrap();
+    let tokens = split.tokens.clone().unwrap();
+    let cfg = TransformerConfig { scene_dim: 24, ..TransformerConfig::D128 };
+    let model = MotionTransformer::random(cfg, 3, &Device::cpu()).unwrap().with_scene_spec(spec()).unwrap();
+    assert!(
+        MotionTransformer::random(cfg, 3, &Device::cpu())
+            .unwrap()
+            .with_scene_spec(SceneTokenSpec { lidar_channels: 24, ..spec() })
+            .is_err()
+    );
+    let s = &split.scenarios[0];
+    let track = s.tracks_to_predict[0].track_index;
+    let segment = s.id.rsplit_once('@').unwrap().0;
+    let obstacles = split.obstacles[segment].clone();
+    let view = scenetok::viz::attention::agent_attention(&model, tokens.as_ref(), s, track, obstacles).unwrap();
+    let n = tokens.tokens(s, track, &spec()).unwrap().unwrap().tokens.nrows();
+    assert_eq!(view.tokens.len(), n);
+    assert_eq!(view.modes.len(), 6);
+    assert!(view.modes.windows(2).all(|m| m[0].0 >= m[1].0), "most likely first");
+    let total: f32 = view.tokens.iter().map(|t| t.weight).sum();
+    assert!((total - view.scene_share).abs() < 1e-5 && total > 0.0 && total < 1.0, "{total}");
+    let svg = scenetok::viz::attention::attention_svg(&view, 45.0).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("scene tokens"));
+    let rrd = out.path().join("a.rrd");
+    let rec =
+        scenetok::viz::open_recording("t", &scenetok::viz::VizSink::Save(rrd.clone()), scenetok::viz::Layout::Motion)
+            .unwrap();
+    scenetok::viz::attention::log_attention(&rec, &view).unwrap();
+    rec.finish().unwrap();
+    assert!(std::fs::metadata(&rrd).unwrap().len() > 1000);
+}

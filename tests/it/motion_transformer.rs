@@ -125,6 +125,41 @@ fn forward_equals_the_pytorch_twin() {
     assert_ne!(none.logits, out.logits);
 }
 
+/// The attention rollout (what `viz` draws for a token model): the same outputs as the plain
+/// forward pass, each mode's weights a distribution over the agent's tokens (summing to 1),
+/// none on masked scene tokens or empty agent slots, and scene tokens among what it weighs.
+#[test]
+fn attention_rollout_is_a_distribution_over_the_valid_tokens() {
+    let dir = golden_dir();
+    let bytes = std::fs::read(dir.join("motion_transformer.safetensors")).expect("the golden file is committed");
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (inputs, scene) = golden_inputs(&st);
+    let model = MotionTransformer::load(&dir.join("motion_transformer_weights.safetensors"), &Device::cpu()).unwrap();
+    let plain = model.forward(&inputs, Some(&scene)).unwrap();
+    let (out, attention) = model.forward_with_attention(&inputs, Some(&scene)).unwrap();
+    assert_eq!(out, plain);
+    assert_eq!(attention.len(), inputs.len());
+    for (i, a) in attention.iter().enumerate() {
+        let tokens = a.weights.ncols();
+        assert_eq!(tokens, a.scene_start + scene[i].tokens.nrows());
+        for j in 0..a.modes {
+            let row = a.weights.row(j);
+            let sum: f32 = row.iter().sum();
+            assert!((sum - 1.0).abs() < 1e-4, "agent {i} mode {j}: weights sum to {sum}");
+            assert!(row.iter().all(|&w| w >= 0.0));
+            for (s, (&w, &valid)) in a.scene(j).iter().zip(&scene[i].valid).enumerate() {
+                assert!(valid || w == 0.0, "agent {i} mode {j}: masked scene token {s} has weight {w}");
+            }
+            for slot in 0..65 {
+                if !inputs[i].agent_valid.row(slot).iter().any(|&v| v) {
+                    assert_eq!(row[slot], 0.0, "agent {i}: empty slot {slot}");
+                }
+            }
+        }
+        assert!(a.scene(0).iter().sum::<f32>() > 0.0);
+    }
+}
+
 /// The shipped weights (d = 128, trained; `data/weights/`) equal their float64 twin on
 /// inputs from a generated world's test split: pins the committed file, the loader and the
 /// kernels at the shipped size (the golden above is a small random config).

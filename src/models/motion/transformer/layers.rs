@@ -112,6 +112,57 @@ impl Attention {
     }
 }
 
+impl Attention {
+    /// The attention weights of `x [batch·n × d]` to `ctx [batch·m × d]`, averaged over the
+    /// heads, on the host: `[batch][n × m]` row-major (diagnostics; the forward pass keeps
+    /// them inside the fused kernel).
+    pub fn weights(
+        &self,
+        dev: &Device,
+        x: &Tensor,
+        ctx: &Tensor,
+        batch: usize,
+        key_valid: Option<&[bool]>,
+    ) -> Result<Vec<Vec<f32>>> {
+        let be = dev.backend();
+        let q = be.download(&self.q.forward(dev, x, Activation::None)?)?;
+        let kv = be.download(&self.kv.forward(dev, ctx, Activation::None)?)?;
+        let d = q.len() / (x.rows().max(1));
+        let (n, m) = (x.rows() / batch.max(1), ctx.rows() / batch.max(1));
+        let dh = d / self.heads;
+        let scale = 1.0 / (dh as f32).sqrt();
+        let mut out = Vec::with_capacity(batch);
+        for b in 0..batch {
+            let mut w = vec![0.0f32; n * m];
+            let mut scores = vec![0.0f32; m];
+            for h in 0..self.heads {
+                for i in 0..n {
+                    let qi = &q[(b * n + i) * d + h * dh..][..dh];
+                    let mut max = f32::NEG_INFINITY;
+                    for (j, s) in scores.iter_mut().enumerate() {
+                        let ok = key_valid.is_none_or(|v| v[b * m + j]);
+                        *s = if ok {
+                            let kj = &kv[(b * m + j) * 2 * d + h * dh..][..dh];
+                            qi.iter().zip(kj).map(|(a, c)| a * c).sum::<f32>() * scale
+                        } else {
+                            f32::NEG_INFINITY
+                        };
+                        max = max.max(*s);
+                    }
+                    let sum: f32 = scores.iter().map(|&s| if s.is_finite() { (s - max).exp() } else { 0.0 }).sum();
+                    for (j, &s) in scores.iter().enumerate() {
+                        if s.is_finite() && sum > 0.0 {
+                            w[i * m + j] += (s - max).exp() / sum / self.heads as f32;
+                        }
+                    }
+                }
+            }
+            out.push(w);
+        }
+        Ok(out)
+    }
+}
+
 /// `down(relu(up(x)))`, 4d wide.
 #[derive(Debug, Clone)]
 pub struct Ffn {
@@ -154,8 +205,21 @@ impl CrossBlock {
         })
     }
 
-    pub fn forward(&self, dev: &Device, x: &mut Tensor, ctx: &Tensor, batch: usize, key_valid: &[bool]) -> Result<()> {
-        let y = self.attn.forward(dev, &self.norm_q.forward(dev, x)?, ctx, batch, Some(key_valid))?;
+    /// With `trace`, the attention weights (head mean) are put there.
+    pub fn forward(
+        &self,
+        dev: &Device,
+        x: &mut Tensor,
+        ctx: &Tensor,
+        batch: usize,
+        key_valid: &[bool],
+        trace: Option<&mut Vec<Vec<f32>>>,
+    ) -> Result<()> {
+        let q = self.norm_q.forward(dev, x)?;
+        if let Some(t) = trace {
+            *t = self.attn.weights(dev, &q, ctx, batch, Some(key_valid))?;
+        }
+        let y = self.attn.forward(dev, &q, ctx, batch, Some(key_valid))?;
         dev.backend().add_act(x, &y, Activation::None)?;
         self.ffn.residual(dev, &self.norm_ffn, x)
     }
@@ -180,8 +244,12 @@ impl SelfBlock {
         })
     }
 
-    pub fn forward(&self, dev: &Device, x: &mut Tensor, batch: usize) -> Result<()> {
+    /// With `trace`, the attention weights (head mean) are put there.
+    pub fn forward(&self, dev: &Device, x: &mut Tensor, batch: usize, trace: Option<&mut Vec<Vec<f32>>>) -> Result<()> {
         let y = self.norm.forward(dev, x)?;
+        if let Some(t) = trace {
+            *t = self.attn.weights(dev, &y, &y, batch, None)?;
+        }
         let a = self.attn.forward(dev, &y, &y, batch, None)?;
         dev.backend().add_act(x, &a, Activation::None)?;
         self.ffn.residual(dev, &self.norm_ffn, x)
@@ -211,11 +279,23 @@ impl DecoderBlock {
         })
     }
 
-    pub fn forward(&self, dev: &Device, m: &mut Tensor, ctx: &Tensor, batch: usize) -> Result<()> {
+    /// With `trace`, the cross-attention weights (modes to latents, head mean) are put there.
+    pub fn forward(
+        &self,
+        dev: &Device,
+        m: &mut Tensor,
+        ctx: &Tensor,
+        batch: usize,
+        trace: Option<&mut Vec<Vec<f32>>>,
+    ) -> Result<()> {
         let y = self.norm_self.forward(dev, m)?;
         let a = self.self_attn.forward(dev, &y, &y, batch, None)?;
         dev.backend().add_act(m, &a, Activation::None)?;
-        let c = self.cross_attn.forward(dev, &self.norm_cross.forward(dev, m)?, ctx, batch, None)?;
+        let q = self.norm_cross.forward(dev, m)?;
+        if let Some(t) = trace {
+            *t = self.cross_attn.weights(dev, &q, ctx, batch, None)?;
+        }
+        let c = self.cross_attn.forward(dev, &q, ctx, batch, None)?;
         dev.backend().add_act(m, &c, Activation::None)?;
         self.ffn.residual(dev, &self.norm_ffn, m)
     }

@@ -83,6 +83,33 @@ pub struct SceneTokens {
     pub valid: Vec<bool>,
 }
 
+/// Per mode, how much each token of one agent contributed to it
+/// ([`MotionTransformer::forward_with_attention`]): tokens in the model's order, its 65
+/// agent slots, 256 polylines, then the scene tokens from `scene_start`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenAttention {
+    pub modes: usize,
+    /// `[modes × tokens]`.
+    pub weights: Array2<f32>,
+    pub scene_start: usize,
+}
+
+impl TokenAttention {
+    /// Mode `j`'s weights on the scene tokens.
+    pub fn scene(&self, j: usize) -> Vec<f32> {
+        self.weights.row(j).iter().skip(self.scene_start).copied().collect()
+    }
+}
+
+/// The attention weights of one forward pass (head means): latents to tokens, per fusion
+/// layer latents to latents, per decoder layer modes to latents; each `[agent][rows × cols]`.
+#[derive(Debug, Default)]
+struct AttentionTrace {
+    cross: Vec<Vec<f32>>,
+    fusion: Vec<Vec<Vec<f32>>>,
+    decoder: Vec<Vec<Vec<f32>>>,
+}
+
 /// Where a token model gets each agent's scene tokens (MoST): from a dataset's token
 /// sidecars, or from the pipeline's elements of the history frames.
 pub trait SceneTokenSource: Send + Sync + std::fmt::Debug {
@@ -201,6 +228,20 @@ impl MotionTransformer {
         Ok(model)
     }
 
+    /// The same model, its tokens made as `spec` says (random models for tests and
+    /// benchmarks); the spec's rows must have the model's `scene_dim` values.
+    pub fn with_scene_spec(mut self, spec: SceneTokenSpec) -> Result<Self> {
+        if 6 + spec.layout().len() != self.cfg.scene_dim {
+            return Err(Error::invalid(
+                Location::default().detail("scene token spec"),
+                format!("a layout whose token rows have scene_dim = {} values", self.cfg.scene_dim),
+                format!("{} values", 6 + spec.layout().len()),
+            ));
+        }
+        self.scene_spec = Some(spec);
+        Ok(self)
+    }
+
     /// How the model's scene tokens are made (`None`: no tokens, or weights without the record).
     pub fn scene_spec(&self) -> Option<&SceneTokenSpec> {
         self.scene_spec.as_ref()
@@ -283,6 +324,71 @@ impl MotionTransformer {
     /// Runs the model on a batch of agents (each with its own inputs; scene tokens for every
     /// agent or for none, all with the same count).
     pub fn forward(&self, inputs: &[AgentInputs], scene: Option<&[SceneTokens]>) -> Result<ModeOutputs> {
+        self.forward_traced(inputs, scene, None)
+    }
+
+    /// [`MotionTransformer::forward`] and, per agent and mode, how much each of its tokens
+    /// contributed: attention rollout (Abnar & Zuidema, 2020) from the mode queries through
+    /// the decoder's cross-attention (mean over its layers) to the latents, through the
+    /// fusion layers (each `0.5·I + 0.5·A`, the residual counted as half) and the latents'
+    /// cross-attention to the tokens. Each mode's row sums to 1 over the valid tokens.
+    pub fn forward_with_attention(
+        &self,
+        inputs: &[AgentInputs],
+        scene: Option<&[SceneTokens]>,
+    ) -> Result<(ModeOutputs, Vec<TokenAttention>)> {
+        let mut trace = AttentionTrace::default();
+        let out = self.forward_traced(inputs, scene, Some(&mut trace))?;
+        let (l, k) = (self.cfg.latents, self.cfg.modes);
+        let mut per_agent = Vec::with_capacity(inputs.len());
+        for i in 0..inputs.len() {
+            let cross = &trace.cross[i];
+            let n = cross.len() / l.max(1);
+            // Latents → tokens through the fusion layers: R = Π (0.5 I + 0.5 A_f) · C.
+            let mut r = cross.clone();
+            for layer in trace.fusion.iter().rev() {
+                let a = &layer[i];
+                let mut next = vec![0.0f32; l * n];
+                for p in 0..l {
+                    for q in 0..l {
+                        let w = 0.5 * a[p * l + q] + if p == q { 0.5 } else { 0.0 };
+                        if w != 0.0 {
+                            for t in 0..n {
+                                next[p * n + t] += w * r[q * n + t];
+                            }
+                        }
+                    }
+                }
+                r = next;
+            }
+            // Modes → latents: the decoder layers' cross-attention, averaged.
+            let layers = trace.decoder.len().max(1) as f32;
+            let mut weights = vec![0.0f32; k * n];
+            for j in 0..k {
+                for p in 0..l {
+                    let d: f32 = trace.decoder.iter().map(|layer| layer[i][j * l + p]).sum::<f32>() / layers;
+                    for t in 0..n {
+                        weights[j * n + t] += d * r[p * n + t];
+                    }
+                }
+            }
+            per_agent.push(TokenAttention {
+                modes: k,
+                weights: Array2::from_shape_vec((k, n), weights).map_err(|e| {
+                    Error::invalid(Location::default().detail("attention rollout"), "modes × tokens", e.to_string())
+                })?,
+                scene_start: AGENT_SLOTS + MAX_POLYLINES,
+            });
+        }
+        Ok((out, per_agent))
+    }
+
+    fn forward_traced(
+        &self,
+        inputs: &[AgentInputs],
+        scene: Option<&[SceneTokens]>,
+        mut trace: Option<&mut AttentionTrace>,
+    ) -> Result<ModeOutputs> {
         let dev = &self.device;
         let be = dev.backend();
         let b = inputs.len();
@@ -435,14 +541,22 @@ impl MotionTransformer {
         // Fusion into the latents, then the decoder.
         let repeat = |n: usize| -> Vec<u32> { (0..b).flat_map(|_| 0..n as u32).collect() };
         let mut z = be.gather_rows(&[&self.latents], &repeat(cfg.latents))?;
-        self.cross.forward(dev, &mut z, &tokens, b, &key_valid)?;
+        self.cross.forward(dev, &mut z, &tokens, b, &key_valid, trace.as_deref_mut().map(|t| &mut t.cross))?;
         for blk in &self.fusion {
-            blk.forward(dev, &mut z, b)?;
+            let mut w = Vec::new();
+            blk.forward(dev, &mut z, b, trace.is_some().then_some(&mut w))?;
+            if let Some(t) = trace.as_deref_mut() {
+                t.fusion.push(w);
+            }
         }
         let z = self.norm_latents.forward(dev, &z)?;
         let mut m = be.gather_rows(&[&self.modes], &repeat(cfg.modes))?;
         for blk in &self.decoder {
-            blk.forward(dev, &mut m, &z, b)?;
+            let mut w = Vec::new();
+            blk.forward(dev, &mut m, &z, b, trace.is_some().then_some(&mut w))?;
+            if let Some(t) = trace.as_deref_mut() {
+                t.decoder.push(w);
+            }
         }
         let m = self.norm_out.forward(dev, &m)?;
         let raw = be.download(&self.trajectory.forward(dev, &m, Activation::None)?)?;

@@ -1,7 +1,13 @@
 //! `scenetok bench tokens`: full-size frames through the pipeline up to the scene tokens
 //! (range images → points → LiDAR encoder → image model → elements), every stage timed by
-//! the pipeline itself; the goal is the token extraction (the `tokens` stage, after the
-//! encoders) in ≤ 30 ms per frame.
+//! the pipeline itself, then the token motion model on the frame's agents; the goal is the
+//! token extraction (the `tokens` stage, after the encoders) in ≤ 30 ms per frame.
+//!
+//! The `motion` step: every labelled agent of the frame gets its tokens in its own frame
+//! ([`tokens_for_agent`], this frame's elements) and one batched forward pass of the d128
+//! transformer with a scene-token slot for them (seeded random weights: the time depends on
+//! the shapes, not the values; the agents' history and map inputs are empty tensors of the
+//! model's shapes, the scenario's would come from the tracker and the map).
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +16,12 @@ use crate::backend::Device;
 use crate::error::{Error, Location, Result};
 use crate::models::image_encoder::{EncoderOptions, ImageEncoder, ModelConfig};
 use crate::models::lidar_seg::LidarSegModel;
-use crate::models::scene_tokens::{ElementKind, TokenConfig};
+use crate::models::motion::features::{
+    AGENT_FEATURES, AGENT_SLOTS, AgentFrame, AgentInputs, HISTORY_STEPS, MAX_POLYLINES, POLYLINE_POINTS,
+};
+use crate::models::motion::transformer::{MotionTransformer, TransformerConfig, pad_scene_tokens};
+use crate::models::scene_tokens::agent_frame::{AgentPose, FrameElements, POSE_LEN, TokenSelection, tokens_for_agent};
+use crate::models::scene_tokens::{ElementKind, SceneElements, TokenConfig};
 use crate::pipeline::context::FrameContext;
 use crate::pipeline::stages::{ImageStage, LidarStage, PointsStage, TokensStage};
 use crate::pipeline::{FrameSelection, Pipeline, Source};
@@ -41,6 +52,9 @@ pub struct TokenBench {
     pub features: usize,
     /// Per stage, in pipeline order: name and median milliseconds.
     pub stages: Vec<(String, f64)>,
+    /// Agents per frame given to the motion model, and their tokens (mean per agent).
+    pub motion_agents: f64,
+    pub tokens_per_agent: f64,
     /// The median of the per-frame sums.
     pub total_ms: f64,
     pub threads: usize,
@@ -56,7 +70,7 @@ impl TokenBench {
         let mut s = format!(
             "scene tokens: {} full-size frames (medians after a warm-up), {} threads\n\
              {:.0} first-return points, {:.1} agents + {:.1} objects + {:.1} ground tiles per frame, \
-             {} features per element\n\n{:<10} {:>10} {:>7}\n",
+             {} features per element; motion: {:.1} agents per frame, {:.0} tokens each\n\n{:<10} {:>10} {:>7}\n",
             self.frames,
             self.threads,
             self.points,
@@ -64,6 +78,8 @@ impl TokenBench {
             self.elements[1],
             self.elements[2],
             self.features,
+            self.motion_agents,
+            self.tokens_per_agent,
             "stage",
             "ms",
             "share"
@@ -125,20 +141,39 @@ pub fn run(o: &TokenBenchOptions) -> Result<TokenBench> {
     let mut per_stage: Vec<(String, Vec<f64>)> = Vec::new();
     let mut totals = Vec::new();
     let (mut points, mut elements, mut features, mut timed) = (0usize, [0usize; 3], 0, 0);
+    let (mut agents, mut agent_tokens) = (0usize, 0usize);
+    let mut model: Option<MotionTransformer> = None;
     for (k, frame) in source.frames(&selection)?.enumerate() {
         ctx.load(frame?);
         pipeline.run(&mut ctx)?;
+        let mut times: Vec<(String, f64)> =
+            ctx.times.iter().map(|(n, d)| (n.to_string(), d.as_secs_f64() * 1e3)).collect();
+        if let Some(t) = &ctx.tokens {
+            let width = POSE_LEN + t.elements.layout.len();
+            if model.as_ref().is_none_or(|m| m.config().scene_dim != width) {
+                let cfg = TransformerConfig { scene_dim: width, ..TransformerConfig::D128 };
+                model = Some(MotionTransformer::random(cfg, 0, &o.device)?);
+            }
+            if let Some(m) = &model {
+                let pose = ctx.frame.vehicle_pose.unwrap_or_else(crate::scene::Transform::identity);
+                let started = std::time::Instant::now();
+                let (n, toks) = motion_step(m, &t.elements, &pose, &ctx.frame.lidar_boxes)?;
+                times.push(("motion".into(), started.elapsed().as_secs_f64() * 1e3));
+                if k > 0 {
+                    (agents, agent_tokens) = (agents + n, agent_tokens + toks);
+                }
+            }
+        }
         if k == 0 {
             continue;
         }
         timed += 1;
         let mut total = 0.0;
-        for (name, d) in &ctx.times {
-            let ms = d.as_secs_f64() * 1e3;
+        for (name, ms) in times {
             total += ms;
-            match per_stage.iter_mut().find(|(n, _)| n == name) {
+            match per_stage.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, v)) => v.push(ms),
-                None => per_stage.push((name.to_string(), vec![ms])),
+                None => per_stage.push((name, vec![ms])),
             }
         }
         totals.push(total);
@@ -159,8 +194,46 @@ pub fn run(o: &TokenBenchOptions) -> Result<TokenBench> {
         points: per(points),
         elements: elements.map(per),
         features,
+        motion_agents: per(agents),
+        tokens_per_agent: agent_tokens as f64 / agents.max(1) as f64,
         stages: per_stage.into_iter().map(|(n, v)| (n, median(v))).collect(),
         total_ms: median(totals),
         threads: rayon::current_num_threads(),
     })
+}
+
+/// Tokens for every labelled agent of the frame and one forward pass of `model` over them:
+/// returns the agents and their tokens in all.
+fn motion_step(
+    model: &MotionTransformer,
+    elements: &SceneElements,
+    pose: &crate::scene::Transform,
+    boxes: &[crate::scene::LidarBox],
+) -> Result<(usize, usize)> {
+    let yaw = pose.yaw();
+    let history = [FrameElements { elements, vehicle_pose: pose, age: 0.0 }];
+    let mut inputs = Vec::with_capacity(boxes.len());
+    let mut tokens = Vec::with_capacity(boxes.len());
+    for b in boxes {
+        let c = pose.apply(&b.bbox.center);
+        let agent = AgentPose { x: c.x, y: c.y, z: c.z, heading: b.bbox.heading + yaw };
+        let Some(t) = tokens_for_agent(&history, agent, TokenSelection::default()) else { continue };
+        let mut agent_valid = ndarray::Array2::from_elem((AGENT_SLOTS, HISTORY_STEPS), false);
+        agent_valid[[0, HISTORY_STEPS - 1]] = true;
+        inputs.push(AgentInputs {
+            agents: ndarray::Array3::zeros((AGENT_SLOTS, HISTORY_STEPS, AGENT_FEATURES)),
+            agent_valid,
+            agent_type: ndarray::Array1::zeros(AGENT_SLOTS),
+            polylines: ndarray::Array3::zeros((MAX_POLYLINES, POLYLINE_POINTS, 2)),
+            point_valid: ndarray::Array2::from_elem((MAX_POLYLINES, POLYLINE_POINTS), false),
+            polyline_type: ndarray::Array1::zeros(MAX_POLYLINES),
+            signal: ndarray::Array1::zeros(MAX_POLYLINES),
+            frame: AgentFrame { x: agent.x, y: agent.y, heading: agent.heading },
+        });
+        tokens.push(t);
+    }
+    let total = tokens.iter().map(|t| t.tokens.nrows()).sum();
+    let padded = pad_scene_tokens(tokens.into_iter().map(Some).collect(), model.config().scene_dim);
+    model.forward(&inputs, Some(&padded))?;
+    Ok((inputs.len(), total))
 }

@@ -83,6 +83,25 @@ pub struct SceneTokens {
     pub valid: Vec<bool>,
 }
 
+/// Agents' tokens padded to one count (at least 1; padding rows are zeros and not valid),
+/// as one batched forward pass takes them; an agent without tokens gets only padding.
+pub fn pad_scene_tokens(per_agent: Vec<Option<SceneTokens>>, width: usize) -> Vec<SceneTokens> {
+    let count = per_agent.iter().flatten().map(|t| t.tokens.nrows()).max().unwrap_or(0).max(1);
+    per_agent
+        .into_iter()
+        .map(|t| {
+            let mut tokens = Array2::<f32>::zeros((count, width));
+            let mut valid = vec![false; count];
+            if let Some(t) = t {
+                let (n, w) = (t.tokens.nrows().min(count), t.tokens.ncols().min(width));
+                tokens.slice_mut(ndarray::s![..n, ..w]).assign(&t.tokens.slice(ndarray::s![..n, ..w]));
+                valid[..n].copy_from_slice(&t.valid[..n]);
+            }
+            SceneTokens { tokens, valid }
+        })
+        .collect()
+}
+
 /// Per mode, how much each token of one agent contributed to it
 /// ([`MotionTransformer::forward_with_attention`]): tokens in the model's order, its 65
 /// agent slots, 256 polylines, then the scene tokens from `scene_start`.

@@ -57,26 +57,10 @@ impl TransformerPredictor {
         };
         let per_agent =
             tracks.iter().map(|&t| source.tokens(scenario, t, spec)).collect::<Result<Vec<Option<SceneTokens>>>>()?;
-        let count = per_agent.iter().flatten().map(|t| t.tokens.nrows()).max().unwrap_or(0).max(1);
-        let mut out = Vec::with_capacity(per_agent.len());
-        for t in per_agent {
-            let mut tokens = ndarray::Array2::<f32>::zeros((count, width));
-            let mut valid = vec![false; count];
-            if let Some(t) = t {
-                if t.tokens.ncols() != width {
-                    return Err(Error::invalid(
-                        at(),
-                        format!("{width} values per token"),
-                        t.tokens.ncols().to_string(),
-                    ));
-                }
-                let n = t.tokens.nrows().min(count);
-                tokens.slice_mut(ndarray::s![..n, ..]).assign(&t.tokens.slice(ndarray::s![..n, ..]));
-                valid[..n].copy_from_slice(&t.valid[..n]);
-            }
-            out.push(SceneTokens { tokens, valid });
+        if let Some(t) = per_agent.iter().flatten().find(|t| t.tokens.ncols() != width) {
+            return Err(Error::invalid(at(), format!("{width} values per token"), t.tokens.ncols().to_string()));
         }
-        Ok(Some(out))
+        Ok(Some(super::pad_scene_tokens(per_agent, width)))
     }
 
     pub fn model(&self) -> &MotionTransformer {

@@ -138,6 +138,27 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
             parts.push((title, r, sub.len(), count(&sub)));
         }
     }
+    // Why a token model does or does not gain near obstacles: are they among its tokens, and
+    // does its most likely mode attend to them?
+    let mut looked = None;
+    if let (Some(split), Some(tokens), MotionModel::Transformer) = (&split, &tokens, args.b) {
+        let m = MotionTransformer::load(args.b_weights.as_ref().unwrap_or(&weights), &device)?;
+        if m.scene_spec().is_some() {
+            let none = Vec::new();
+            let obstacles = |s: &scenetok::scene::Scenario| -> &[scenetok::models::motion::dataset::Footprint] {
+                let segment = s.id.rsplit_once('@').map_or("", |(seg, _)| seg);
+                split.obstacles.get(segment).unwrap_or(&none)
+            };
+            looked = Some(scenetok::eval::attention::obstacle_attention(
+                &m,
+                tokens.as_ref(),
+                &scenarios,
+                obstacles,
+                args.obstacle_distance,
+                OBSTACLE_TOKEN_M,
+            )?);
+        }
+    }
     writeln!(
         stdout,
         "A = {}, B = {} on {} scenarios of {}; 95% intervals from {} bootstrap draws of the scenarios (seed {})",
@@ -152,6 +173,23 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
         writeln!(stdout, "\n{title}: {n_agents} agents in {n_scenarios} scenarios")?;
         table(stdout, result)?;
     }
+    if let Some(o) = &looked {
+        writeln!(
+            stdout,
+            "\nB's tokens near the obstacles: of {} agents within {} m of an obstacle (with tokens), {} ({:.1}%) have an \
+             open-set object token within {OBSTACLE_TOKEN_M} m of its footprint; B's most likely mode puts {:.1}% of its \
+             attention on the scene tokens and {:.2}% on the obstacle's tokens, which are {:.2}% of the tokens \
+             ({:.2}× what uniform attention over the scene tokens would give them)",
+            o.agents,
+            args.obstacle_distance,
+            o.seen,
+            100.0 * o.seen as f64 / o.agents.max(1) as f64,
+            100.0 * o.scene_share,
+            100.0 * o.obstacle_share,
+            100.0 * o.obstacle_token_share,
+            o.lift()
+        )?;
+    }
     if let Some(path) = &args.json {
         let subsets: Vec<_> = parts
             .iter()
@@ -162,11 +200,15 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
             "resamples": args.resamples, "seed": args.seed, "metrics": METRICS,
             "breakdowns": parts[0].1, "subsets": subsets,
             "obstacle_distance_m": split.as_ref().map(|_| args.obstacle_distance),
+            "obstacle_attention": looked,
         });
         scenetok::io::output::write_file(path, serde_json::to_string_pretty(&v)?.as_bytes())?;
     }
     Ok(())
 }
+
+/// An object token whose centre is this close to an obstacle's footprint is the obstacle's (m).
+const OBSTACLE_TOKEN_M: f64 = 1.5;
 
 /// Which agents to predict a subset keeps: (scenario, track index).
 type Keep<'a> = dyn Fn(&scenetok::scene::Scenario, usize) -> bool + 'a;

@@ -3,6 +3,7 @@
 //! and reports.
 
 pub mod assignment;
+pub mod attention;
 pub mod bootstrap;
 pub mod detection2d;
 pub mod detection3d;

@@ -1,107 +1,16 @@
-//! Where a token model looked: one agent's predicted modes and the attention of its most
-//! likely mode to each scene token ([`MotionTransformer::forward_with_attention`]), in the
-//! world frame with the map, the agent's past and true future and the unlabelled obstacles;
-//! logged to rerun (`scenetok viz --dataset … --attention`) and drawn as an SVG for reports.
+//! Where a token model looked ([`crate::eval::attention`]): one agent's predicted modes and
+//! the attention of its most likely mode to each scene token, in the world frame with the
+//! map, the agent's past and true future and the unlabelled obstacles; logged to rerun
+//! (`scenetok viz --dataset …`) and drawn as an SVG for reports.
 
 use plotters::prelude::*;
 use rerun::RecordingStream;
 
 use super::VizError;
+pub use crate::eval::attention::{AgentAttention, AttendedToken, agent_attention};
 use crate::models::motion::dataset::Footprint;
-use crate::models::motion::features::{MapPieces, agent_inputs};
-use crate::models::motion::transformer::{MotionTransformer, SceneTokenSource};
 use crate::models::scene_tokens::ElementKind;
-use crate::models::scene_tokens::agent_frame::POSE_LEN;
-use crate::scene::{MapFeatureKind, Scenario};
-
-/// One scene token and the weight the most likely mode gave it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AttendedToken {
-    /// Centre, world frame.
-    pub xyz: [f64; 3],
-    pub kind: ElementKind,
-    /// Seconds before the current step.
-    pub age: f32,
-    pub weight: f32,
-}
-
-/// One agent's prediction and where it looked.
-#[derive(Debug, Clone)]
-pub struct AgentAttention {
-    pub scenario: Scenario,
-    pub track_index: usize,
-    /// Modes, most likely first: confidence and world positions at each future step.
-    pub modes: Vec<(f64, Vec<[f64; 2]>)>,
-    pub tokens: Vec<AttendedToken>,
-    /// The most likely mode's attention on the scene tokens together (the rest is on the
-    /// agents and the map).
-    pub scene_share: f32,
-    pub obstacles: Vec<Footprint>,
-}
-
-/// Runs `model` on agent `track_index` of `scenario` with its tokens from `source`.
-pub fn agent_attention(
-    model: &MotionTransformer,
-    source: &dyn SceneTokenSource,
-    scenario: &Scenario,
-    track_index: usize,
-    obstacles: Vec<Footprint>,
-) -> Result<AgentAttention, VizError> {
-    let spec = model
-        .scene_spec()
-        .ok_or_else(|| VizError::Invalid("the attention view needs a model trained with scene tokens".into()))?;
-    let inputs = agent_inputs(scenario, &MapPieces::new(scenario), track_index)
-        .map_err(|e| VizError::Invalid(format!("scenario {}: {e}", scenario.id)))?;
-    let tokens = source.tokens(scenario, track_index, spec)?.ok_or_else(|| {
-        VizError::Invalid(format!("scenario {} track index {track_index}: no scene token in range", scenario.id))
-    })?;
-    let (out, attention) =
-        model.forward_with_attention(std::slice::from_ref(&inputs), Some(std::slice::from_ref(&tokens)))?;
-    let a = &attention[0];
-    let logits = out.logits.row(0);
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f64> = logits.iter().map(|&l| ((l - max) as f64).exp()).collect();
-    let sum: f64 = e.iter().sum();
-    let mut order: Vec<usize> = (0..e.len()).collect();
-    order.sort_by(|&x, &y| e[y].total_cmp(&e[x]));
-    let frame = inputs.frame;
-    let modes = order
-        .iter()
-        .map(|&j| {
-            let path = (0..out.mu.dim().2)
-                .map(|t| frame.to_world(out.mu[[0, j, t, 0]] as f64, out.mu[[0, j, t, 1]] as f64))
-                .collect();
-            (e[j] / sum, path)
-        })
-        .collect();
-    let weights = a.scene(order[0]);
-    let state = &scenario.tracks[track_index].states[scenario.current_time_index];
-    let tokens: Vec<AttendedToken> = tokens
-        .tokens
-        .rows()
-        .into_iter()
-        .zip(&tokens.valid)
-        .zip(&weights)
-        .filter(|((_, valid), _)| **valid)
-        .map(|((row, _), &weight)| {
-            let [x, y] = frame.to_world(row[0] as f64 * 10.0, row[1] as f64 * 10.0);
-            let kind = match (0..3).max_by(|&p, &q| row[POSE_LEN + p].total_cmp(&row[POSE_LEN + q])) {
-                Some(0) => ElementKind::Agent,
-                Some(1) => ElementKind::Object,
-                _ => ElementKind::Ground,
-            };
-            AttendedToken { xyz: [x, y, state.z + row[2] as f64 * 10.0], kind, age: row[5], weight }
-        })
-        .collect();
-    Ok(AgentAttention {
-        scenario: scenario.clone(),
-        track_index,
-        modes,
-        scene_share: weights.iter().sum(),
-        tokens,
-        obstacles,
-    })
-}
+use crate::scene::MapFeatureKind;
 
 /// Light blue-grey (little attention) to red (the most), readable on white and dark grounds.
 fn heat(v: f32) -> [u8; 3] {

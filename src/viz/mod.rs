@@ -45,6 +45,8 @@ pub enum VizError {
     Flush(#[from] rerun::sink::SinkFlushError),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Attention(#[from] crate::eval::attention::AttentionError),
 }
 
 impl VizError {

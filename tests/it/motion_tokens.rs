@@ -196,6 +196,22 @@ fn attention_view_weighs_every_scene_token_of_an_agent() {
     assert!(view.modes.windows(2).all(|m| m[0].0 >= m[1].0), "most likely first");
     let total: f32 = view.tokens.iter().map(|t| t.weight).sum();
     assert!((total - view.scene_share).abs() < 1e-5 && total > 0.0 && total < 1.0, "{total}");
+    // Over every agent that passes an obstacle: shares that are shares.
+    let none = Vec::new();
+    let looked = scenetok::eval::attention::obstacle_attention(
+        &model,
+        tokens.as_ref(),
+        &split.scenarios,
+        |s| split.obstacles.get(s.id.rsplit_once('@').unwrap().0).unwrap_or(&none),
+        10.0,
+        1.5,
+    )
+    .unwrap();
+    assert!(looked.seen <= looked.agents);
+    for v in [looked.scene_share, looked.obstacle_share, looked.obstacle_token_share] {
+        assert!((0.0..=1.0).contains(&v), "{looked:?}");
+    }
+    assert!(looked.obstacle_share <= looked.scene_share + 1e-9);
     let svg = scenetok::viz::attention::attention_svg(&view, 45.0).unwrap();
     assert!(svg.contains("<svg") && svg.contains("scene tokens"));
     let rrd = out.path().join("a.rrd");

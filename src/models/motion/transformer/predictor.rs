@@ -17,12 +17,15 @@ use crate::scene::prediction::{
 /// The transformer behind the [`MotionPredictor`] contract. An agent whose inputs cannot be
 /// built (no usable state at the current step) gets the lane follower's prediction instead,
 /// with a warning: the contract promises every agent a prediction. A model trained with
-/// scene tokens needs a [`SceneTokenSource`] ([`TransformerPredictor::with_tokens`]).
+/// scene tokens gets them from a [`SceneTokenSource`] ([`TransformerPredictor::with_tokens`]);
+/// without one it runs its no-token path, with a warning.
 #[derive(Debug)]
 pub struct TransformerPredictor {
     model: MotionTransformer,
     name: String,
     tokens: Option<Arc<dyn SceneTokenSource>>,
+    /// Whether the no-token warning was given.
+    warned: std::sync::atomic::AtomicBool,
 }
 
 impl TransformerPredictor {
@@ -31,7 +34,7 @@ impl TransformerPredictor {
             Some(s) => format!("transformer+tokens({})", s.features),
             None => "transformer".into(),
         };
-        TransformerPredictor { model, name, tokens: None }
+        TransformerPredictor { model, name, tokens: None, warned: Default::default() }
     }
 
     /// Where a token model's scene tokens come from.
@@ -49,11 +52,15 @@ impl TransformerPredictor {
         }
         let at = || Location::default().detail(format!("scenario {}", scenario.id));
         let (Some(source), Some(spec)) = (&self.tokens, self.model.scene_spec()) else {
-            return Err(Error::invalid(
-                at(),
-                "scene tokens for a model trained with them (a token source and the weights' `scene_tokens` record)",
-                "none",
-            ));
+            // The slot is optional: without a source the model runs its no-token path (what a
+            // scene with no element in range gets too).
+            if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(
+                    "{}: a model with a scene-token slot run without scene tokens (no token source)",
+                    self.name
+                );
+            }
+            return Ok(None);
         };
         let per_agent =
             tracks.iter().map(|&t| source.tokens(scenario, t, spec)).collect::<Result<Vec<Option<SceneTokens>>>>()?;

@@ -23,7 +23,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "test")]
     split: scenetok::pipeline::export::motion_dataset::Split,
     /// With --dataset: the scenario (default: the agent to predict that comes closest to an
-    /// unlabelled obstacle, vehicles first).
+    /// unlabelled obstacle, moving vehicles (≥ 3 m/s) first).
     #[arg(long, requires = "track")]
     scenario: Option<String>,
     /// With --scenario: the agent's track id.
@@ -188,13 +188,15 @@ fn attention(args: &Args, dir: &std::path::Path, ctx: &Context, stdout: &mut imp
             (si, ti)
         }
         _ => {
-            // The agent to predict that comes closest to an obstacle, vehicles first.
+            // The agent to predict that comes closest to an obstacle, moving vehicles first.
             let mut best: Option<(bool, f32, usize, usize)> = None;
             for (si, s) in split.scenarios.iter().enumerate() {
                 for t in &s.tracks_to_predict {
                     let track = &s.tracks[t.track_index];
                     let Some(&d) = split.obstacle_distance.get(&(s.id.clone(), track.id)) else { continue };
-                    let key = (track.agent_type != scenetok::scene::AgentType::Vehicle, d, si, t.track_index);
+                    let now = &track.states[s.current_time_index];
+                    let moving = now.velocity_x.hypot(now.velocity_y) >= 3.0;
+                    let key = (track.agent_type != scenetok::scene::AgentType::Vehicle || !moving, d, si, t.track_index);
                     if best.is_none_or(|b| (key.0, key.1) < (b.0, b.1)) {
                         best = Some(key);
                     }

@@ -5,16 +5,12 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use scenetok::models::lidar_seg::{LidarSegModel, WEIGHTS_FILE};
 use scenetok::models::scene_tokens::TokenConfig;
 use scenetok::pipeline::export::motion_dataset::{DatasetPlan, MANIFEST, Split, TokenPlan, build};
 use scenetok::pipeline::export::token_pipeline;
-use scenetok::pipeline::stages::{ImageStage, LidarStage};
 use scenetok::sim::generate::{GenerateConfig, Preset};
-use scenetok::sparse::layers::RunCtx;
 
-use super::features::ImageModelArgs;
-use super::{Context, DeviceArg};
+use super::Context;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -81,19 +77,8 @@ pub struct TokenArgs {
     /// The token frames' camera resolution divisor (as `generate --camera-div`).
     #[arg(long, default_value_t = 2)]
     token_camera_div: u32,
-    /// LiDAR-encoder weights (default: the shipped ones).
-    #[arg(long)]
-    lidar_weights: Option<PathBuf>,
-    /// Without the LiDAR encoder's voxel features.
-    #[arg(long)]
-    no_lidar: bool,
-    /// Without the image model's per-point features.
-    #[arg(long)]
-    no_image: bool,
     #[command(flatten)]
-    model: ImageModelArgs,
-    #[command(flatten)]
-    device: DeviceArg,
+    models: super::tokens::TokenModelArgs,
 }
 
 pub fn run(which: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
@@ -117,17 +102,7 @@ fn motion(args: MotionArgs, ctx: &Context, stdout: &mut impl Write) -> Result<()
         let [rows, cols] = t.token_lidar_div[..] else {
             anyhow::bail!("--token-lidar-div takes two divisors (rows,columns), not {:?}", t.token_lidar_div)
         };
-        let device = t.device.open()?;
-        let lidar = if t.no_lidar {
-            None
-        } else {
-            let weights = match &t.lidar_weights {
-                Some(w) => w.clone(),
-                None => ctx.data()?.weights(WEIGHTS_FILE),
-            };
-            Some(LidarStage::new(LidarSegModel::load(&weights, &device)?, RunCtx::default()))
-        };
-        let image = if t.no_image { None } else { Some(ImageStage::new(t.model.encoder(ctx)?, None)?) };
+        let (lidar, image) = t.models.stages(ctx)?;
         let config = TokenConfig::default();
         let (pipeline, layout) = token_pipeline(lidar, image, config)?;
         let plan = TokenPlan {

@@ -28,6 +28,17 @@ pub struct Args {
     /// At most this many frames per segment.
     #[arg(long)]
     frames: Option<usize>,
+    #[command(flatten)]
+    models: TokenModelArgs,
+    /// At most this many elements per frame (agents, then objects, then ground tiles, each
+    /// nearest first).
+    #[arg(long, default_value_t = TokenConfig::default().max_tokens)]
+    max_tokens: usize,
+}
+
+/// The models whose features the elements pool (both by default).
+#[derive(clap::Args)]
+pub struct TokenModelArgs {
     /// LiDAR-encoder weights (default: the shipped ones).
     #[arg(long)]
     lidar_weights: Option<PathBuf>,
@@ -39,29 +50,33 @@ pub struct Args {
     no_image: bool,
     #[command(flatten)]
     model: ImageModelArgs,
-    /// At most this many elements per frame (agents, then objects, then ground tiles, each
-    /// nearest first).
-    #[arg(long, default_value_t = TokenConfig::default().max_tokens)]
-    max_tokens: usize,
     #[command(flatten)]
     device: DeviceArg,
 }
 
+impl TokenModelArgs {
+    /// The LiDAR and image stages asked for (either may be left out).
+    pub fn stages(&self, ctx: &Context) -> Result<(Option<LidarStage>, Option<ImageStage>)> {
+        let device = self.device.open()?;
+        let lidar = if self.no_lidar {
+            None
+        } else {
+            let weights = match &self.lidar_weights {
+                Some(w) => w.clone(),
+                None => ctx.data()?.weights(WEIGHTS_FILE),
+            };
+            Some(LidarStage::new(LidarSegModel::load(&weights, &device)?, RunCtx::default()))
+        };
+        let image = if self.no_image { None } else { Some(ImageStage::new(self.model.encoder(ctx)?, None)?) };
+        Ok((lidar, image))
+    }
+}
+
 pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
-    let device = args.device.open()?;
     // The input and the outputs first: a bad one is reported before the models load.
     let source = Source::open(&args.data)?;
     check_token_outputs(&args.out, &source)?;
-    let lidar = if args.no_lidar {
-        None
-    } else {
-        let weights = match &args.lidar_weights {
-            Some(w) => w.clone(),
-            None => ctx.data()?.weights(WEIGHTS_FILE),
-        };
-        Some(LidarStage::new(LidarSegModel::load(&weights, &device)?, RunCtx::default()))
-    };
-    let image = if args.no_image { None } else { Some(ImageStage::new(args.model.encoder(ctx)?, None)?) };
+    let (lidar, image) = args.models.stages(ctx)?;
     let job = TokenExport {
         lidar,
         image,

@@ -196,7 +196,8 @@ fn attention(args: &Args, dir: &std::path::Path, ctx: &Context, stdout: &mut imp
                     let Some(&d) = split.obstacle_distance.get(&(s.id.clone(), track.id)) else { continue };
                     let now = &track.states[s.current_time_index];
                     let moving = now.velocity_x.hypot(now.velocity_y) >= 3.0;
-                    let key = (track.agent_type != scenetok::scene::AgentType::Vehicle || !moving, d, si, t.track_index);
+                    let key =
+                        (track.agent_type != scenetok::scene::AgentType::Vehicle || !moving, d, si, t.track_index);
                     if best.is_none_or(|b| (key.0, key.1) < (b.0, b.1)) {
                         best = Some(key);
                     }

@@ -4,7 +4,7 @@
 # only the image model's pooled features; each compared with the no-token model on the held-out
 # test worlds, overall, on the obstacle subset and on the rest (95% bootstrap intervals).
 #
-#   tools/train/token_experiment.sh [DATA] [CKPT] [OUT]    # defaults: ~/data/motion-tokens ~/ckpt runs/tokens
+#   tools/train/token_experiment.sh [DATA] [CKPT] [OUT]    # defaults: ~/data/motion-tokens ~/ckpt docs/token-experiment
 #
 # Everything resumes: the dataset skips shards already built, training resumes from its last
 # checkpoint (`--resume`), a comparison already written is kept. The two runs of a pair train at
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 data=${1:-$HOME/data/motion-tokens}
 ckpt=${2:-$HOME/ckpt}
-out=${3:-runs/tokens}
+out=${3:-docs/token-experiment}
 steps=${STEPS:-1200}
 bin=target/debug/scenetok
 py=.venv-train/bin/python

@@ -105,14 +105,16 @@ impl Attention {
         batch: usize,
         key_valid: Option<&[bool]>,
     ) -> Result<Tensor> {
-        let q = self.q.forward(dev, x, Activation::None)?;
-        let kv = self.kv.forward(dev, ctx, Activation::None)?;
+        let (q, kv) = self.project(dev, x, ctx)?;
         let y = dev.backend().attention(&q, &kv, batch, self.heads, key_valid)?;
         self.o.forward(dev, &y, Activation::None)
     }
-}
 
-impl Attention {
+    /// The queries of `x` and the keys and values of `ctx`.
+    fn project(&self, dev: &Device, x: &Tensor, ctx: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((self.q.forward(dev, x, Activation::None)?, self.kv.forward(dev, ctx, Activation::None)?))
+    }
+
     /// The attention weights of `x [batch·n × d]` to `ctx [batch·m × d]`, averaged over the
     /// heads, on the host: `[batch][n × m]` row-major (diagnostics; the forward pass keeps
     /// them inside the fused kernel).
@@ -125,8 +127,8 @@ impl Attention {
         key_valid: Option<&[bool]>,
     ) -> Result<Vec<Vec<f32>>> {
         let be = dev.backend();
-        let q = be.download(&self.q.forward(dev, x, Activation::None)?)?;
-        let kv = be.download(&self.kv.forward(dev, ctx, Activation::None)?)?;
+        let (q, kv) = self.project(dev, x, ctx)?;
+        let (q, kv) = (be.download(&q)?, be.download(&kv)?);
         let d = q.len() / (x.rows().max(1));
         let (n, m) = (x.rows() / batch.max(1), ctx.rows() / batch.max(1));
         let dh = d / self.heads;

@@ -6,6 +6,7 @@ pub mod image;
 pub mod io;
 pub mod metrics;
 pub mod motion;
+pub mod refine;
 pub mod sparse_cases;
 pub mod tokens;
 pub mod viz;

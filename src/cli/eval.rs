@@ -49,7 +49,41 @@ pub struct Args {
     #[command(flatten)]
     lowp: LowpArgs,
     #[command(flatten)]
+    camera: CameraSegArgs,
+    #[command(flatten)]
     device: DeviceArg,
+}
+
+/// camera-seg: the dense model at several scales and SparseRefine's selector.
+#[derive(clap::Args, Clone)]
+pub struct CameraSegArgs {
+    /// camera-seg: the dense model's config (default: the data folder's models/camera_seg_lite0.toml).
+    #[arg(long)]
+    pub seg_model: Option<PathBuf>,
+    /// camera-seg: input scales to run the dense model at (1 = full resolution, the baseline).
+    #[arg(long, value_delimiter = ',', default_value = "1,0.5,0.25")]
+    pub scales: Vec<f64>,
+    /// camera-seg: a v2 dataset (validation, never the scored one) to choose each scale's
+    /// entropy threshold τ on; without it no selection is reported.
+    #[arg(long)]
+    pub tau_data: Option<PathBuf>,
+    /// camera-seg: τ is the largest threshold whose selection holds this share of the
+    /// low-resolution errors on --tau-data.
+    #[arg(long, default_value_t = 0.8)]
+    pub error_recall: f64,
+    /// camera-seg: frames per segment of --tau-data used.
+    #[arg(long, default_value_t = 2)]
+    pub tau_frames: usize,
+    /// camera-seg: SparseRefine's refiners, `camera_refiner_x<scale>.safetensors` per scale below
+    /// 1 (default: the data folder's weights/); a scale without one is reported dense only.
+    #[arg(long)]
+    pub refiners: Option<PathBuf>,
+    /// camera-seg: report the dense scales only.
+    #[arg(long)]
+    pub no_refine: bool,
+    /// camera-seg: boundary F-score tolerance in full-resolution pixels.
+    #[arg(long, default_value_t = 3)]
+    pub boundary_tolerance: usize,
 }
 
 /// How the sparse convs compute (docs/quantization.md).
@@ -132,6 +166,9 @@ impl LowpArgs {
 enum Task {
     Motion,
     LidarSeg,
+    /// Camera semantic segmentation: the dense model at each --scales, mIoU, boundary F,
+    /// SparseRefine's selection (with --tau-data) and ms per image.
+    CameraSeg,
 }
 
 pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
@@ -150,7 +187,107 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
             };
             lidar_seg(&args.data, &weights, args.out, args.max_frames, &args.device, &args.lowp, stdout)
         }
+        Task::CameraSeg => {
+            let config = match &args.camera.seg_model {
+                Some(c) => c.clone(),
+                None => ctx.data()?.model(scenetok::models::seg::CONFIG_FILE),
+            };
+            let refiners = match &args.camera.refiners {
+                Some(d) => d.clone(),
+                None => ctx.data()?.weights(""),
+            };
+            camera_seg(
+                &args.data,
+                &config,
+                &refiners,
+                args.out.as_deref(),
+                args.max_frames,
+                &args.camera,
+                &args.device,
+                stdout,
+            )
+        }
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn camera_seg(
+    data: &Path,
+    config: &Path,
+    refiners: &Path,
+    out: Option<&Path>,
+    max_frames: Option<usize>,
+    args: &CameraSegArgs,
+    device: &DeviceArg,
+    stdout: &mut impl Write,
+) -> Result<()> {
+    use scenetok::eval::camera_seg::{DenseMethod, choose_tau, evaluate, table};
+    use scenetok::models::image_encoder::EncoderOptions;
+    use scenetok::models::seg::DenseSegModel;
+    use scenetok::models::seg::refiner::{Refiner, weights_file};
+
+    if let Some(out) = out {
+        scenetok::io::output::refuse_input(&out.join("metrics.json"), &[data])?;
+    }
+    let source = Source::open(data)?;
+    let tau_source = args.tau_data.as_deref().map(Source::open).transpose()?;
+    let device = device.open()?;
+    let mut methods = Vec::new();
+    for &scale in &args.scales {
+        let mut model = DenseSegModel::load(config, scale, EncoderOptions::default())?;
+        // Full resolution is the baseline: nothing to refine there.
+        let refiner_path = refiners.join(weights_file(scale));
+        let refiner = if scale < 1.0 && !args.no_refine && refiner_path.is_file() {
+            let r = Refiner::load(&refiner_path, &device)?;
+            if r.scale.is_some_and(|s| (s - scale).abs() > 1e-9) {
+                anyhow::bail!("{}: trained for scale {:?}, not {scale}", refiner_path.display(), r.scale);
+            }
+            writeln!(stdout, "scale {scale}: refiner {} (channels {:?})", refiner_path.display(), r.channels)?;
+            Some(r)
+        } else {
+            None
+        };
+        let tau = match &tau_source {
+            Some(src) if scale < 1.0 => {
+                let choice = choose_tau(
+                    src,
+                    &FrameSelection::all().first(Some(args.tau_frames)),
+                    &mut model,
+                    args.error_recall,
+                )?;
+                writeln!(
+                    stdout,
+                    "scale {scale}: τ = {:.3} on {} (selects {:.1}% of labelled pixels, {:.1}% of the errors there)",
+                    choice.tau,
+                    src.path().display(),
+                    100.0 * choice.selected,
+                    100.0 * choice.error_recall
+                )?;
+                Some(choice.tau)
+            }
+            _ => match &refiner {
+                Some(r) => Some(r.tau.ok_or_else(|| {
+                    anyhow::anyhow!("{}: no `tau` in its metadata (pass --tau-data)", refiner_path.display())
+                })?),
+                None => None,
+            },
+        };
+        methods.push(DenseMethod { model, tau, refiner });
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    let reports =
+        evaluate(&source, &FrameSelection::all().first(max_frames), &mut methods, args.boundary_tolerance, || {
+            bar.inc(1)
+        })?;
+    bar.finish_and_clear();
+    write!(stdout, "{}", table(&reports))?;
+    if let Some(out) = out {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let p = out.join("metrics.json");
+        scenetok::io::output::write_file(&p, serde_json::to_string_pretty(&reports)?.as_bytes())?;
+        writeln!(stdout, "wrote {}", p.display())?;
+    }
+    Ok(())
 }
 
 fn motion(args: Args, weights: &Path, stdout: &mut impl Write) -> Result<()> {

@@ -10,7 +10,7 @@ use scenetok::models::motion::MotionModel;
 use scenetok::viz::{PointColors, VizOptions, VizSink};
 
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("sink").required(true).multiple(true).args(["save", "spawn", "connect", "write_blueprints", "svg"])))]
+#[command(group(clap::ArgGroup::new("sink").required(true).multiple(true).args(["save", "spawn", "connect", "write_blueprints", "svg", "png"])))]
 pub struct Args {
     /// A v2 dataset folder, a v1 `Frame` TFRecord or a WOMD `Scenario` TFRecord.
     #[arg(long, required_unless_present_any = ["write_blueprints", "dataset"], conflicts_with = "dataset")]
@@ -32,6 +32,18 @@ pub struct Args {
     /// With --dataset: also draw the view into this SVG file.
     #[arg(long)]
     svg: Option<PathBuf>,
+    /// Camera segmentation with SparseRefine on the first frame of --data (of --segment, or at
+    /// --frames' start): per camera the image, the dense prediction at --refine-scale, the
+    /// selected pixels, the refined result and the ground truth (--png and/or --save).
+    #[arg(long, requires = "data")]
+    refine: bool,
+    #[arg(long, default_value_t = 0.5)]
+    refine_scale: f64,
+    /// With --refine: the panels as one picture (PNG), shrunk by --png-factor.
+    #[arg(long, requires = "refine")]
+    png: Option<PathBuf>,
+    #[arg(long, default_value_t = 5)]
+    png_factor: u32,
     /// The segment of a v2 dataset (default: the first).
     #[arg(long)]
     segment: Option<String>,
@@ -95,7 +107,10 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
     if let Some(dir) = &args.dataset {
         return attention(&args, dir, ctx, stdout);
     }
-    let Some(data) = args.data else { anyhow::bail!("--data is required") };
+    let Some(data) = args.data.clone() else { anyhow::bail!("--data is required") };
+    if args.refine {
+        return refine(&args, &data, ctx, stdout);
+    }
     let sink = match (args.save, args.spawn, args.connect) {
         (Some(p), _, _) => VizSink::Save(p),
         (_, true, _) => VizSink::Spawn,
@@ -247,6 +262,83 @@ fn attention(args: &Args, dir: &std::path::Path, ctx: &Context, stdout: &mut imp
     ] {
         let (n, w) = by_kind(k);
         writeln!(stdout, "  {:<7} {n:>4} tokens, {:.1}% of the attention", k.name(), 100.0 * w)?;
+    }
+    Ok(())
+}
+
+/// `viz --refine`: SparseRefine's stages on one frame's cameras.
+fn refine(args: &Args, data: &std::path::Path, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
+    use scenetok::eval::camera_seg::{camera_request, labelled_images, refine_image};
+    use scenetok::models::image_encoder::EncoderOptions;
+    use scenetok::models::image_encoder::preprocess::RgbView;
+    use scenetok::models::seg::refiner::{Refiner, weights_file};
+    use scenetok::models::seg::{CONFIG_FILE, DenseSegModel, selector::select};
+    use scenetok::pipeline::{FrameSelection, Segments, Source};
+    use scenetok::viz::refine::{RefineView, grid, log, panels};
+
+    let dir = ctx.data()?;
+    let weights = dir.weights(&weights_file(args.refine_scale));
+    let refiner = Refiner::load(&weights, &args.device.open()?)?;
+    let tau = refiner.tau.ok_or_else(|| anyhow::anyhow!("{}: no `tau` in its metadata", weights.display()))?;
+    let mut model = DenseSegModel::load(&dir.model(CONFIG_FILE), args.refine_scale, EncoderOptions::default())?;
+    let source = Source::open(data)?;
+    let start = args.frames.as_ref().map_or(0, |r| r.start);
+    let selection = FrameSelection::all()
+        .segments(Segments::named_or(args.segment.clone(), Segments::All))
+        .frames(start..start + 1)
+        .request(camera_request());
+    let frame =
+        source.frames(&selection)?.next().ok_or_else(|| anyhow::anyhow!("{}: no such frame", data.display()))??;
+    let images = labelled_images(&frame.frame, &frame.at)?;
+    anyhow::ensure!(!images.is_empty(), "{}: the frame has no labelled camera image", data.display());
+    let views: Vec<RgbView<'_>> = images.iter().map(|i| RgbView::from(&i.rgb)).collect();
+    let (outs, _) = model.run(&views, true)?;
+    let rec = match (&args.save, args.spawn, &args.connect) {
+        (Some(p), _, _) => Some(rerun::RecordingStreamBuilder::new("scenetok refine").save(p)?),
+        (_, true, _) => Some(rerun::RecordingStreamBuilder::new("scenetok refine").spawn()?),
+        (_, _, Some(a)) => Some(rerun::RecordingStreamBuilder::new("scenetok refine").connect_grpc_opts(a.clone())?),
+        _ => None,
+    };
+    let mut rows = Vec::new();
+    let ctx_run = scenetok::sparse::layers::RunCtx::default();
+    for (img, out) in images.iter().zip(&outs) {
+        let dense = out.full_classes();
+        let sel = select(out, tau);
+        let (refined, _, _) = refine_image(&refiner, out, &dense, &img.rgb, &sel, &ctx_run)?;
+        let mut selected = vec![false; dense.len()];
+        for &(u, v) in &sel {
+            selected[v as usize * out.width + u as usize] = true;
+        }
+        let view = RefineView {
+            camera: img.camera,
+            rgb: &img.rgb,
+            dense: &dense,
+            selected: &selected,
+            refined: &refined,
+            truth: &img.classes,
+        };
+        if let Some(rec) = &rec {
+            log(rec, &view, 1)?;
+        }
+        rows.push(panels(&view, args.png_factor));
+        let changed = dense.iter().zip(&refined).filter(|(a, b)| a != b).count();
+        writeln!(
+            stdout,
+            "{}: {} pixels selected ({:.1}%), {} changed by the refiner",
+            img.camera,
+            sel.len(),
+            100.0 * sel.len() as f64 / dense.len() as f64,
+            changed
+        )?;
+    }
+    if let Some(png) = &args.png {
+        grid(&rows).save(png).map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))?;
+        writeln!(
+            stdout,
+            "wrote {} (columns: image, dense ×{}, selected, refined, truth)",
+            png.display(),
+            args.refine_scale
+        )?;
     }
     Ok(())
 }

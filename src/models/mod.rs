@@ -5,3 +5,4 @@ pub mod image_encoder;
 pub mod lidar_seg;
 pub mod motion;
 pub mod scene_tokens;
+pub mod seg;

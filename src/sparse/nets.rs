@@ -10,7 +10,7 @@ use super::tensor::SparseTensor;
 use super::weights::{Init, Params};
 
 /// Builds a conv `name.conv` (+ `name.bn` folded in) from `params`, on `device`.
-fn conv_bn(
+pub(crate) fn conv_bn(
     p: &mut Params,
     device: &Device,
     name: &str,
@@ -35,7 +35,7 @@ fn conv_bn(
     SparseConv3d::new(device, spec, &weight, Some(&bias))
 }
 
-fn res_block(
+pub(crate) fn res_block(
     p: &mut Params,
     device: &Device,
     name: &str,

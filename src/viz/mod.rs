@@ -17,6 +17,7 @@ pub mod input;
 pub mod map;
 pub mod motion;
 pub mod paths;
+pub mod refine;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};

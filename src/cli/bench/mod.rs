@@ -105,6 +105,29 @@ pub enum Command {
         #[command(flatten)]
         device: DeviceArg,
     },
+    /// SparseRefine (the dense camera-segmentation model at a low scale, the entropy selector,
+    /// the sparse refiner) against the dense model at full resolution, on the same images.
+    Refine {
+        /// A v2 dataset with camera images.
+        #[arg(long)]
+        data: PathBuf,
+        /// Timed frames (all their cameras), after one warm-up frame.
+        #[arg(long, default_value_t = 4)]
+        frames: usize,
+        /// Interleaved rounds per frame; each method's fastest counts.
+        #[arg(long, default_value_t = 2)]
+        reps: usize,
+        #[arg(long, value_delimiter = ',', default_value = "0.5,0.25")]
+        scales: Vec<f64>,
+        /// The dense model's config (default: the data folder's models/camera_seg_lite0.toml).
+        #[arg(long)]
+        seg_model: Option<PathBuf>,
+        /// Folder of camera_refiner_x<scale>.safetensors (default: the data folder's weights/).
+        #[arg(long)]
+        refiners: Option<PathBuf>,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
     /// Motion-metric throughput (scenarios/s) on the scenarios of a dataset or TFRecord.
     Metrics {
         #[arg(long)]
@@ -248,6 +271,25 @@ pub fn run(which: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()>
                 device: device.open()?,
             };
             write!(stdout, "{}", scenetok::bench::tokens::run(&opts)?.report())?;
+            Ok(())
+        }
+        Command::Refine { data, frames, reps, scales, seg_model, refiners, device } => {
+            let opts = scenetok::bench::refine::RefineBenchOptions {
+                data,
+                config: match seg_model {
+                    Some(c) => c,
+                    None => ctx.data()?.model(scenetok::models::seg::CONFIG_FILE),
+                },
+                refiners: match refiners {
+                    Some(r) => r,
+                    None => ctx.data()?.weights(""),
+                },
+                scales,
+                frames,
+                reps,
+                device: device.open()?,
+            };
+            write!(stdout, "{}", scenetok::bench::refine::run(&opts)?.report())?;
             Ok(())
         }
         Command::Metrics { data, repeat } => {

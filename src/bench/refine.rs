@@ -1,0 +1,226 @@
+//! `scenetok bench refine`: SparseRefine against the dense full-resolution model on the same
+//! camera images, in one run. Per frame, every method runs once per round (`reps` rounds, the
+//! order rotating so no method always runs first), and each method's fastest round counts:
+//!
+//! * `dense ×1`: resize/normalise, the ONNX model at full resolution, logits → classes;
+//! * `refine ×s`: the same model at scale `s` with the entropy, the selector, gathering the
+//!   selected pixels, the sparse refiner and ensembler, writing their classes back.
+//!
+//! Both end with full-resolution classes for every pixel; both run on all cores (ONNX Runtime's
+//! intra-op threads, rayon's pool), f32. Labels are not read: this is speed only.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::backend::Device;
+use crate::error::{Error, Location, Result};
+use crate::eval::camera_seg::{labelled_images, refine_image};
+use crate::models::image_encoder::EncoderOptions;
+use crate::models::image_encoder::decode_frame_images;
+use crate::models::image_encoder::preprocess::RgbView;
+use crate::models::seg::DenseSegModel;
+use crate::models::seg::refiner::{Refiner, weights_file};
+use crate::models::seg::selector::select;
+use crate::pipeline::{FrameSelection, Source};
+use crate::sparse::layers::RunCtx;
+
+/// What to run.
+pub struct RefineBenchOptions {
+    pub data: PathBuf,
+    pub config: PathBuf,
+    /// Folder of `camera_refiner_x<scale>.safetensors`.
+    pub refiners: PathBuf,
+    pub scales: Vec<f64>,
+    pub frames: usize,
+    pub reps: usize,
+    pub device: Device,
+}
+
+/// One method's time per image (fastest round of each frame, averaged over images).
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodTime {
+    pub method: String,
+    pub ms_per_image: f64,
+    /// Stages, ms per image: dense pass (preprocess + model + classify), select, gather, refine.
+    pub dense_ms: f64,
+    pub select_ms: f64,
+    pub gather_ms: f64,
+    pub refine_ms: f64,
+    /// Share of pixels refined.
+    pub selected: f64,
+    /// Dense ×1's time over this method's, per frame: (median, min, max).
+    pub speedup: Option<(f64, f64, f64)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RefineBench {
+    pub images: usize,
+    pub frames: usize,
+    pub reps: usize,
+    pub threads: usize,
+    pub methods: Vec<MethodTime>,
+}
+
+struct Method {
+    dense: DenseSegModel,
+    refiner: Option<(Refiner, f32)>,
+}
+
+/// Seconds of one run of `m` on a frame's images: (total, dense, select, gather, refine, selected pixels).
+fn run_once(m: &mut Method, images: &[image::RgbImage], ctx: &RunCtx) -> Result<[f64; 6]> {
+    let views: Vec<RgbView<'_>> = images.iter().map(RgbView::from).collect();
+    let t = Instant::now();
+    let (outs, _) = m.dense.run(&views, m.refiner.is_some())?;
+    let mut s = [0f64; 6];
+    for (out, img) in outs.iter().zip(images) {
+        let pred = out.full_classes();
+        if let Some((refiner, tau)) = &m.refiner {
+            let ts = Instant::now();
+            let sel = select(out, *tau);
+            let select_s = ts.elapsed().as_secs_f64();
+            let (refined, gather_s, refine_s) = refine_image(refiner, out, &pred, img, &sel, ctx)?;
+            std::hint::black_box(refined);
+            s[2] += select_s;
+            s[3] += gather_s;
+            s[4] += refine_s;
+            s[5] += sel.len() as f64;
+        } else {
+            std::hint::black_box(pred);
+        }
+    }
+    s[0] = t.elapsed().as_secs_f64();
+    s[1] = s[0] - s[2] - s[3] - s[4];
+    Ok(s)
+}
+
+pub fn run(o: &RefineBenchOptions) -> Result<RefineBench> {
+    let source = Source::open(&o.data)?;
+    let mut methods =
+        vec![Method { dense: DenseSegModel::load(&o.config, 1.0, EncoderOptions::default())?, refiner: None }];
+    let mut names = vec!["dense ×1".to_string()];
+    for &scale in &o.scales {
+        let path = o.refiners.join(weights_file(scale));
+        let refiner = Refiner::load(&path, &o.device)?;
+        let tau = refiner
+            .tau
+            .ok_or_else(|| Error::invalid(Location::file(&path).detail("metadata"), "a `tau` entry", "none"))?;
+        methods.push(Method {
+            dense: DenseSegModel::load(&o.config, scale, EncoderOptions::default())?,
+            refiner: Some((refiner, tau)),
+        });
+        names.push(format!("refine ×{scale}"));
+    }
+    let selection = FrameSelection::all().request(crate::eval::camera_seg::camera_request());
+    let ctx = RunCtx::default();
+    // Per method, per frame: fastest round's stage seconds.
+    let mut best: Vec<Vec<[f64; 6]>> = vec![Vec::new(); methods.len()];
+    let (mut frames, mut images_n) = (0usize, 0usize);
+    // One warm-up frame (sessions bind their buffers, pages fault in), not timed.
+    let mut warmed = false;
+    for frame in source.frames(&selection)? {
+        let frame = frame?;
+        let images: Vec<image::RgbImage> = if frame.frame.cameras.iter().any(|c| c.segmentation.is_some()) {
+            labelled_images(&frame.frame, &frame.at)?.into_iter().map(|i| i.rgb).collect()
+        } else {
+            decode_frame_images(&frame.frame, &frame.at)?.images
+        };
+        if images.is_empty() {
+            continue;
+        }
+        if !warmed {
+            for m in &mut methods {
+                run_once(m, &images, &ctx)?;
+            }
+            warmed = true;
+        }
+        let mut frame_best = vec![[f64::INFINITY; 6]; methods.len()];
+        for round in 0..o.reps.max(1) {
+            for k in 0..methods.len() {
+                let i = (k + round) % methods.len();
+                let s = run_once(&mut methods[i], &images, &ctx)?;
+                if s[0] < frame_best[i][0] {
+                    frame_best[i] = s;
+                }
+            }
+        }
+        for (b, f) in best.iter_mut().zip(frame_best) {
+            b.push(f);
+        }
+        frames += 1;
+        images_n += images.len();
+        if frames >= o.frames {
+            break;
+        }
+    }
+    if frames == 0 {
+        return Err(Error::invalid(Location::file(&o.data), "frames with camera images", "none"));
+    }
+    let per_image = |v: f64| v * 1e3 / images_n as f64;
+    let pixels: f64 = {
+        // Full-resolution pixels per frame are the same for every method: from dense ×1's outputs.
+        let mut n = 0f64;
+        for frame in source.frames(&selection.clone().frames(0..frames))? {
+            let frame = frame?;
+            for c in &frame.frame.cameras {
+                if let Some(calib) = &c.calibration {
+                    n += calib.width as f64 * calib.height as f64;
+                }
+            }
+        }
+        n
+    };
+    let base: Vec<f64> = best[0].iter().map(|s| s[0]).collect();
+    let methods = best
+        .iter()
+        .zip(names)
+        .enumerate()
+        .map(|(i, (b, name))| {
+            let sum = |k: usize| b.iter().map(|s| s[k]).sum::<f64>();
+            let speedup = (i > 0).then(|| {
+                let mut r: Vec<f64> = base.iter().zip(b).map(|(d, s)| d / s[0]).collect();
+                r.sort_by(f64::total_cmp);
+                (r[r.len() / 2], r[0], r[r.len() - 1])
+            });
+            MethodTime {
+                method: name,
+                ms_per_image: per_image(sum(0)),
+                dense_ms: per_image(sum(1)),
+                select_ms: per_image(sum(2)),
+                gather_ms: per_image(sum(3)),
+                refine_ms: per_image(sum(4)),
+                selected: sum(5) / pixels.max(1.0),
+                speedup,
+            }
+        })
+        .collect();
+    Ok(RefineBench { images: images_n, frames, reps: o.reps, threads: rayon::current_num_threads(), methods })
+}
+
+impl RefineBench {
+    pub fn report(&self) -> String {
+        let mut s = format!(
+            "SparseRefine vs dense full resolution: {} images ({} frames), fastest of {} interleaved rounds, {} threads, f32\n",
+            self.images, self.frames, self.reps, self.threads
+        );
+        s += &format!(
+            "  {:<14} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  speed-up vs dense ×1 (median [min, max] over frames)\n",
+            "method", "ms/image", "dense", "select", "gather", "refine", "refined"
+        );
+        for m in &self.methods {
+            s += &format!(
+                "  {:<14} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>8.1}%  {}\n",
+                m.method,
+                m.ms_per_image,
+                m.dense_ms,
+                m.select_ms,
+                m.gather_ms,
+                m.refine_ms,
+                100.0 * m.selected,
+                m.speedup.map_or("-".to_string(), |(med, lo, hi)| format!("{med:.2}× [{lo:.2}, {hi:.2}]"))
+            );
+        }
+        s
+    }
+}

@@ -1,0 +1,599 @@
+//! Camera semantic segmentation quality: per-class IoU and mIoU over labelled pixels (the
+//! camera challenge's 29 classes, [`super::segmentation`]) and a boundary F-score.
+//!
+//! **Boundary F-score** (class-agnostic, pooled over images): a pixel is a boundary pixel of a
+//! class map when one of its 4 neighbours has another class; undefined (0) ground-truth pixels
+//! are neither boundary nor scored, and a neighbour that is undefined in the ground truth does
+//! not make a boundary in either map. Precision: the share of predicted boundary pixels within
+//! `tolerance` pixels (Chebyshev distance) of a ground-truth boundary pixel; recall: the share of
+//! ground-truth boundary pixels within `tolerance` of a predicted one; F = 2PR / (P + R). The
+//! tolerance is in full-resolution pixels (default 3), the same for every method compared.
+
+use serde::Serialize;
+
+use super::segmentation::{ConfusionMatrix, SegmentationReport};
+
+/// Matched and total boundary pixels of each side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct BoundaryCounts {
+    pub pred_matched: u64,
+    pub pred_total: u64,
+    pub gt_matched: u64,
+    pub gt_total: u64,
+}
+
+impl BoundaryCounts {
+    pub fn precision(&self) -> f64 {
+        self.pred_matched as f64 / self.pred_total.max(1) as f64
+    }
+    pub fn recall(&self) -> f64 {
+        self.gt_matched as f64 / self.gt_total.max(1) as f64
+    }
+    pub fn f_score(&self) -> f64 {
+        let (p, r) = (self.precision(), self.recall());
+        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+    }
+    pub fn merge(&mut self, o: &BoundaryCounts) {
+        self.pred_matched += o.pred_matched;
+        self.pred_total += o.pred_total;
+        self.gt_matched += o.gt_matched;
+        self.gt_total += o.gt_total;
+    }
+}
+
+/// Boundary pixels of `classes` (`w × h`), where `gt` is labelled (non-zero) at the pixel and
+/// at the neighbour.
+fn boundary(classes: &[u8], gt: &[u8], w: usize, h: usize) -> Vec<bool> {
+    let mut b = vec![false; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            if gt[i] == 0 {
+                continue;
+            }
+            let differs = |j: usize| gt[j] != 0 && classes[j] != classes[i];
+            b[i] = (x + 1 < w && differs(i + 1))
+                || (x > 0 && differs(i - 1))
+                || (y + 1 < h && differs(i + w))
+                || (y > 0 && differs(i - w));
+        }
+    }
+    b
+}
+
+/// `mask` dilated by a `(2r+1)²` square (separable: rows, then columns).
+fn dilate(mask: &[bool], w: usize, h: usize, r: usize) -> Vec<bool> {
+    let mut rows = vec![false; w * h];
+    for y in 0..h {
+        let m = &mask[y * w..][..w];
+        // Distance to the last set pixel on the left and the next on the right.
+        let mut last: Option<usize> = None;
+        let mut left = vec![usize::MAX; w];
+        for x in 0..w {
+            if m[x] {
+                last = Some(x);
+            }
+            left[x] = last.map_or(usize::MAX, |l| x - l);
+        }
+        let mut next: Option<usize> = None;
+        for x in (0..w).rev() {
+            if m[x] {
+                next = Some(x);
+            }
+            let right = next.map_or(usize::MAX, |n| n - x);
+            rows[y * w + x] = left[x].min(right) <= r;
+        }
+    }
+    let mut out = vec![false; w * h];
+    for x in 0..w {
+        let mut last: Option<usize> = None;
+        let mut up = vec![usize::MAX; h];
+        for y in 0..h {
+            if rows[y * w + x] {
+                last = Some(y);
+            }
+            up[y] = last.map_or(usize::MAX, |l| y - l);
+        }
+        let mut next: Option<usize> = None;
+        for y in (0..h).rev() {
+            if rows[y * w + x] {
+                next = Some(y);
+            }
+            let down = next.map_or(usize::MAX, |n| n - y);
+            out[y * w + x] = up[y].min(down) <= r;
+        }
+    }
+    out
+}
+
+/// Boundary counts of one image's prediction against its labels (`w × h`, row-major).
+pub fn boundary_counts(pred: &[u8], gt: &[u8], w: usize, h: usize, tolerance: usize) -> BoundaryCounts {
+    let bp = boundary(pred, gt, w, h);
+    let bg = boundary(gt, gt, w, h);
+    let (dp, dg) = (dilate(&bp, w, h, tolerance), dilate(&bg, w, h, tolerance));
+    let mut c = BoundaryCounts::default();
+    for i in 0..w * h {
+        if bp[i] {
+            c.pred_total += 1;
+            c.pred_matched += dg[i] as u64;
+        }
+        if bg[i] {
+            c.gt_total += 1;
+            c.gt_matched += dp[i] as u64;
+        }
+    }
+    c
+}
+
+/// Confusion and boundary counts of one method over images.
+#[derive(Debug, Clone)]
+pub struct CameraSegScore {
+    pub confusion: ConfusionMatrix,
+    pub boundary: BoundaryCounts,
+    pub tolerance: usize,
+    pub images: usize,
+}
+
+/// The report of one method.
+#[derive(Debug, Clone, Serialize)]
+pub struct CameraSegReport {
+    pub images: usize,
+    pub segmentation: SegmentationReport,
+    pub boundary_f: f64,
+    pub boundary_precision: f64,
+    pub boundary_recall: f64,
+    pub boundary_tolerance_px: usize,
+}
+
+impl CameraSegScore {
+    pub fn new(tolerance: usize) -> Self {
+        CameraSegScore {
+            confusion: ConfusionMatrix::camera(),
+            boundary: BoundaryCounts::default(),
+            tolerance,
+            images: 0,
+        }
+    }
+
+    /// Adds one image: predicted and true classes at full resolution (`0` in `gt` = not scored).
+    pub fn add(&mut self, pred: &[u8], gt: &[u8], w: usize, h: usize) {
+        self.images += 1;
+        for (&p, &g) in pred.iter().zip(gt) {
+            if g != 0 {
+                self.confusion.add(g as usize, p as usize);
+            }
+        }
+        self.boundary.merge(&boundary_counts(pred, gt, w, h, self.tolerance));
+    }
+
+    pub fn report(&self) -> CameraSegReport {
+        CameraSegReport {
+            images: self.images,
+            segmentation: self.confusion.camera_report(),
+            boundary_f: self.boundary.f_score(),
+            boundary_precision: self.boundary.precision(),
+            boundary_recall: self.boundary.recall(),
+            boundary_tolerance_px: self.tolerance,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundary_f_is_one_on_the_truth_and_falls_with_shift() {
+        let (w, h) = (40, 30);
+        // Two classes split at column 20, an undefined band on the top rows.
+        let gt: Vec<u8> = (0..w * h)
+            .map(|i| {
+                if i / w < 3 {
+                    0
+                } else if i % w < 20 {
+                    5
+                } else {
+                    7
+                }
+            })
+            .collect();
+        let same = boundary_counts(&gt, &gt, w, h, 0);
+        assert_eq!(same.f_score(), 1.0);
+        // Boundary pixels: both sides of the split, on the 27 labelled rows.
+        assert_eq!(same.gt_total, 2 * 27);
+        // The split moved by 3 columns (boundary columns 22, 23 against 19, 20): every pixel
+        // matched at tolerance 3, half at 2, none at 1.
+        let shifted: Vec<u8> = (0..w * h).map(|i| if i % w < 23 { 5 } else { 7 }).collect();
+        assert_eq!(boundary_counts(&shifted, &gt, w, h, 3).f_score(), 1.0);
+        assert_eq!(boundary_counts(&shifted, &gt, w, h, 1).f_score(), 0.0);
+        let two = boundary_counts(&shifted, &gt, w, h, 2);
+        assert!((two.precision() - 0.5).abs() < 1e-12 && (two.recall() - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn dilation_is_the_chebyshev_ball() {
+        let (w, h) = (9, 7);
+        let mut m = vec![false; w * h];
+        m[3 * w + 4] = true;
+        let d = dilate(&m, w, h, 2);
+        for y in 0..h {
+            for x in 0..w {
+                let inside = (x as i32 - 4).abs() <= 2 && (y as i32 - 3).abs() <= 2;
+                assert_eq!(d[y * w + x], inside, "({x},{y})");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The evaluation: every labelled camera image of the selected frames, each method on it.
+
+use std::time::Instant;
+
+use crate::error::{Error, Location, Result};
+use crate::io::v2::{Component, FrameRequest};
+use crate::models::image_encoder::decode_frame_images;
+use crate::models::image_encoder::preprocess::RgbView;
+use crate::models::seg::refiner::Refiner;
+use crate::models::seg::selector::{TauChoice, TauChooser};
+use crate::models::seg::{CLASSES, DenseOutput, DenseSegModel};
+use crate::pipeline::{FrameSelection, Source};
+use crate::scene::Frame;
+use crate::sparse::layers::RunCtx;
+use rayon::prelude::*;
+
+/// What a frame is read with for camera segmentation.
+pub fn camera_request() -> FrameRequest {
+    FrameRequest::only(&[Component::CameraImage, Component::CameraCalibration, Component::CameraSegmentation])
+        .without_second_returns()
+}
+
+/// One labelled image of a frame: decoded RGB and its semantic classes at full resolution.
+pub struct LabelledImage {
+    pub camera: crate::scene::CameraName,
+    pub rgb: image::RgbImage,
+    /// Semantic class per pixel, row-major (0 = undefined or not one of the 29 classes).
+    pub classes: Vec<u8>,
+}
+
+/// The frame's cameras that have an image, a calibration and a segmentation label. A label
+/// whose size is not the image's is an error naming the camera; cameras without a label are
+/// skipped.
+pub fn labelled_images(frame: &Frame, at: &Location) -> Result<Vec<LabelledImage>> {
+    let images = decode_frame_images(frame, at)?;
+    let mut out = Vec::new();
+    for ((camera, _), rgb) in images.cameras.iter().zip(images.images) {
+        let Some(label) = frame.cameras.iter().find(|c| c.camera == *camera).and_then(|c| c.segmentation.as_ref())
+        else {
+            continue;
+        };
+        let at = at.clone().frame(frame.timestamp_micros).detail(format!("camera {camera} segmentation"));
+        if (label.width, label.height) != rgb.dimensions() {
+            return Err(Error::invalid(
+                at,
+                format!("a label of the image's size {}x{}", rgb.width(), rgb.height()),
+                format!("{}x{}", label.width, label.height),
+            ));
+        }
+        if label.divisor <= 0 {
+            return Err(Error::invalid(at, "a positive panoptic_label_divisor", label.divisor.to_string()));
+        }
+        let d = label.divisor as u32;
+        let classes = label
+            .values
+            .iter()
+            .map(|&v| {
+                let c = v as u32 / d;
+                if (c as usize) < crate::models::seg::CLASSES { c as u8 } else { 0 }
+            })
+            .collect();
+        out.push(LabelledImage { camera: *camera, rgb, classes });
+    }
+    Ok(out)
+}
+
+/// Milliseconds per image of each stage of one method.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StageMs {
+    pub preprocess: f64,
+    pub model: f64,
+    /// Logits → classes (and entropy), then nearest-neighbour to full resolution.
+    pub classify: f64,
+    /// The entropy selector (SparseRefine only).
+    pub select: f64,
+    /// Gathering the selected pixels' RGB and low-resolution logits (SparseRefine only).
+    pub gather: f64,
+    /// The sparse refiner and the ensembler, and writing their classes back (SparseRefine only).
+    pub refine: f64,
+    pub total: f64,
+}
+
+impl StageMs {
+    fn add(&mut self, o: &StageMs) {
+        self.preprocess += o.preprocess;
+        self.model += o.model;
+        self.classify += o.classify;
+        self.select += o.select;
+        self.gather += o.gather;
+        self.refine += o.refine;
+        self.total += o.total;
+    }
+    fn scaled(&self, f: f64) -> StageMs {
+        StageMs {
+            preprocess: self.preprocess * f,
+            model: self.model * f,
+            classify: self.classify * f,
+            select: self.select * f,
+            gather: self.gather * f,
+            refine: self.refine * f,
+            total: self.total * f,
+        }
+    }
+}
+
+/// One method (a dense scale, or SparseRefine on it) over the evaluated images.
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodReport {
+    pub method: String,
+    pub scale: f64,
+    pub report: CameraSegReport,
+    pub ms_per_image: StageMs,
+    /// With a τ: the share of labelled pixels it selects, and of the dense errors.
+    pub tau: Option<f32>,
+    pub selected: Option<f64>,
+    pub error_recall: Option<f64>,
+}
+
+/// A dense model at one scale; with a τ its selection is reported, with a refiner too
+/// SparseRefine runs on it (a second row, sharing the dense pass and its time).
+pub struct DenseMethod {
+    pub model: DenseSegModel,
+    pub tau: Option<f32>,
+    pub refiner: Option<Refiner>,
+}
+
+#[derive(Default)]
+struct Acc {
+    score: Option<CameraSegScore>,
+    /// Seconds, summed over images.
+    secs: StageMs,
+    selected: u64,
+    wrong: u64,
+    wrong_selected: u64,
+    labelled: u64,
+}
+
+impl Acc {
+    fn new(tolerance: usize) -> Self {
+        Acc { score: Some(CameraSegScore::new(tolerance)), ..Acc::default() }
+    }
+    fn score(&mut self) -> &mut CameraSegScore {
+        self.score.as_mut().expect("made with a score")
+    }
+}
+
+/// The refined full-resolution classes of one image: the dense ones with the selected pixels
+/// replaced by the ensembler's argmax. Returns (classes, gather seconds, refine seconds).
+pub fn refine_image(
+    refiner: &Refiner,
+    dense: &DenseOutput,
+    pred: &[u8],
+    rgb: &image::RgbImage,
+    pixels: &[(u32, u32)],
+    ctx: &RunCtx,
+) -> Result<(Vec<u8>, f64, f64)> {
+    let t = Instant::now();
+    let n = pixels.len();
+    let mut colours = vec![0u8; 3 * n];
+    let mut l1 = vec![0f32; CLASSES * n];
+    colours.par_chunks_mut(3).zip(l1.par_chunks_mut(CLASSES)).zip(pixels.par_iter()).for_each(|((c, l), &(u, v))| {
+        c.copy_from_slice(&rgb.get_pixel(u, v).0);
+        let (iu, iv) = dense.input_pixel(u as usize, v as usize);
+        dense.cells.logits_at(iu, iv, l);
+    });
+    let gather_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let refined = refiner.forward(pixels, &colours, &l1, rgb.width(), rgb.height(), ctx)?;
+    let mut out = pred.to_vec();
+    for (&(u, v), z) in pixels.iter().zip(refined.ensemble.chunks_exact(CLASSES)) {
+        let best = z.iter().enumerate().fold(0, |b, (k, &x)| if x > z[b] { k } else { b });
+        out[v as usize * dense.width + u as usize] = best as u8;
+    }
+    Ok((out, gather_s, t.elapsed().as_secs_f64()))
+}
+
+/// Scores each method on every labelled camera image of `selection`'s frames. `on_image` is
+/// called after each image (progress).
+pub fn evaluate(
+    source: &Source,
+    selection: &FrameSelection,
+    methods: &mut [DenseMethod],
+    tolerance: usize,
+    mut on_image: impl FnMut(),
+) -> Result<Vec<MethodReport>> {
+    let selection = selection.clone().request(camera_request());
+    let mut dense_acc: Vec<Acc> = methods.iter().map(|_| Acc::new(tolerance)).collect();
+    let mut refine_acc: Vec<Acc> = methods.iter().map(|_| Acc::new(tolerance)).collect();
+    let ctx = RunCtx::default();
+    for frame in source.frames(&selection)? {
+        let frame = frame?;
+        let images = labelled_images(&frame.frame, &frame.at)?;
+        if images.is_empty() {
+            continue;
+        }
+        let views: Vec<RgbView<'_>> = images.iter().map(|i| RgbView::from(&i.rgb)).collect();
+        for ((m, a), r) in methods.iter_mut().zip(&mut dense_acc).zip(&mut refine_acc) {
+            let t = Instant::now();
+            let (outs, times) = m.model.run(&views, m.tau.is_some())?;
+            let t_full = Instant::now();
+            let preds: Vec<Vec<u8>> = outs.iter().map(DenseOutput::full_classes).collect();
+            let full_s = t_full.elapsed().as_secs_f64();
+            let dense = StageMs {
+                preprocess: times.preprocess,
+                model: times.model,
+                classify: times.classify + full_s,
+                total: t.elapsed().as_secs_f64(),
+                ..StageMs::default()
+            };
+            a.secs.add(&dense);
+            for ((img, out), pred) in images.iter().zip(&outs).zip(&preds) {
+                a.score().add(pred, &img.classes, out.width, out.height);
+                let Some(tau) = m.tau else { continue };
+                let t = Instant::now();
+                let sel = crate::models::seg::selector::select(out, tau);
+                let select_s = t.elapsed().as_secs_f64();
+                count_selection(a, &sel, pred, &img.classes, out.width);
+                if let Some(refiner) = &m.refiner {
+                    let (refined, gather_s, refine_s) = refine_image(refiner, out, pred, &img.rgb, &sel, &ctx)?;
+                    r.score().add(&refined, &img.classes, out.width, out.height);
+                    count_selection(r, &sel, pred, &img.classes, out.width);
+                    r.secs.add(&StageMs {
+                        select: select_s,
+                        gather: gather_s,
+                        refine: refine_s,
+                        total: select_s + gather_s + refine_s,
+                        ..StageMs::default()
+                    });
+                }
+            }
+            if m.refiner.is_some() {
+                // SparseRefine pays the dense pass (without the dense row's selection time).
+                r.secs.add(&dense);
+            }
+        }
+        for _ in &images {
+            on_image();
+        }
+    }
+    let mut reports = Vec::new();
+    for ((m, a), r) in methods.iter().zip(dense_acc).zip(refine_acc) {
+        let row = |a: Acc, name: String| {
+            let images = a.score.as_ref().map_or(0, |s| s.images);
+            MethodReport {
+                method: name,
+                scale: m.model.scale(),
+                report: a.score.as_ref().expect("made with a score").report(),
+                ms_per_image: a.secs.scaled(1e3 / images.max(1) as f64),
+                tau: m.tau,
+                selected: m.tau.map(|_| a.selected as f64 / a.labelled.max(1) as f64),
+                error_recall: m.tau.map(|_| a.wrong_selected as f64 / a.wrong.max(1) as f64),
+            }
+        };
+        reports.push(row(a, format!("dense ×{}", m.model.scale())));
+        if m.refiner.is_some() {
+            reports.push(row(r, format!("refine ×{}", m.model.scale())));
+        }
+    }
+    if reports.first().is_some_and(|r| r.report.images == 0) {
+        return Err(Error::invalid(
+            Location::file(source.path()),
+            "camera images with segmentation labels (camera_segmentation)",
+            "none in the selected frames",
+        ));
+    }
+    Ok(reports)
+}
+
+/// Counts the selection against the dense prediction's errors on labelled pixels.
+fn count_selection(a: &mut Acc, sel: &[(u32, u32)], pred: &[u8], gt: &[u8], width: usize) {
+    let mut chosen = vec![false; pred.len()];
+    for &(u, v) in sel {
+        chosen[v as usize * width + u as usize] = true;
+    }
+    for ((&p, &g), &c) in pred.iter().zip(gt).zip(&chosen) {
+        if g == 0 {
+            continue;
+        }
+        a.labelled += 1;
+        a.selected += c as u64;
+        if p != g {
+            a.wrong += 1;
+            a.wrong_selected += c as u64;
+        }
+    }
+}
+
+/// Chooses τ for `model` on the labelled images of `selection` (validation frames, never the
+/// scored ones): the largest τ that selects at least `recall` of its errors.
+pub fn choose_tau(
+    source: &Source,
+    selection: &FrameSelection,
+    model: &mut DenseSegModel,
+    recall: f64,
+) -> Result<TauChoice> {
+    let selection = selection.clone().request(camera_request());
+    let mut chooser = TauChooser::default();
+    let mut seen = 0usize;
+    for frame in source.frames(&selection)? {
+        let frame = frame?;
+        let images = labelled_images(&frame.frame, &frame.at)?;
+        let views: Vec<RgbView<'_>> = images.iter().map(|i| RgbView::from(&i.rgb)).collect();
+        if views.is_empty() {
+            continue;
+        }
+        let (outs, _) = model.run(&views, true)?;
+        for (img, out) in images.iter().zip(&outs) {
+            chooser.add(out, &img.classes);
+            seen += 1;
+        }
+    }
+    if seen == 0 {
+        return Err(Error::invalid(
+            Location::file(source.path()),
+            "camera images with segmentation labels to choose τ on",
+            "none in the selected frames",
+        ));
+    }
+    Ok(chooser.choose(recall))
+}
+
+/// The methods side by side: mIoU, boundary F, selection, ms per image; then per-class IoU.
+pub fn table(reports: &[MethodReport]) -> String {
+    let mut s = format!(
+        "camera segmentation: {} images\n  {:<16} {:>7} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+        reports.first().map_or(0, |r| r.report.images),
+        "method",
+        "mIoU",
+        "bF",
+        "τ",
+        "selected",
+        "err.rec.",
+        "model ms",
+        "cls ms",
+        "refine ms",
+        "total ms"
+    );
+    let opt = |v: Option<f64>, pct: bool| {
+        v.map_or("-".to_string(), |x| if pct { format!("{:.1}%", 100.0 * x) } else { format!("{x:.3}") })
+    };
+    for r in reports {
+        s += &format!(
+            "  {:<16} {:>7.4} {:>7.4} {:>8} {:>9} {:>9} {:>9.1} {:>9.1} {:>9.1} {:>9.1}\n",
+            r.method,
+            r.report.segmentation.miou,
+            r.report.boundary_f,
+            opt(r.tau.map(f64::from), false),
+            opt(r.selected, true),
+            opt(r.error_recall, true),
+            r.ms_per_image.model,
+            r.ms_per_image.classify,
+            r.ms_per_image.select + r.ms_per_image.gather + r.ms_per_image.refine,
+            r.ms_per_image.total
+        );
+    }
+    s += &format!("  per-class IoU{}\n", reports.iter().map(|r| format!(" {:>10}", r.method)).collect::<String>());
+    if let Some(first) = reports.first() {
+        for (i, c) in first.report.segmentation.classes.iter().enumerate() {
+            if c.support == 0 && reports.iter().all(|r| r.report.segmentation.classes[i].iou.is_none()) {
+                continue;
+            }
+            s += &format!("  {:<13}", c.class);
+            for r in reports {
+                s +=
+                    &format!(" {:>10}", r.report.segmentation.classes[i].iou.map_or("-".into(), |v| format!("{v:.3}")));
+            }
+            s += "\n";
+        }
+    }
+    s
+}

@@ -1,0 +1,237 @@
+//! From the dense model's stride-`s` logit cells to per-pixel classes (and entropy) at the
+//! model's input resolution: bilinear interpolation of the logits at each pixel centre
+//! (`align_corners = False`, edges clamped), argmax, and optionally the entropy of the softmax.
+//!
+//! Both the dense full-resolution baseline and SparseRefine's low-resolution pass run this
+//! one kernel, at their own input sizes, so both do the same work per pixel.
+
+use rayon::prelude::*;
+
+/// Logits are padded to this many channels so the per-pixel loops are whole vectors.
+pub const LANES: usize = 32;
+/// The padded channels' logit: far below any real one, so exp() of it is 0 and it never wins.
+const PAD_LOGIT: f32 = -1.0e4;
+
+/// One image's logit cells, channels last and padded to [`LANES`]: `[height][width][LANES]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogitCells {
+    pub width: usize,
+    pub height: usize,
+    pub classes: usize,
+    /// The cells' stride in model-input pixels.
+    pub stride: usize,
+    pub data: Vec<f32>,
+}
+
+impl LogitCells {
+    /// From channels-last cells `[h][w][classes]`.
+    pub fn new(width: usize, height: usize, classes: usize, stride: usize, cells: &[f32]) -> Self {
+        assert!(classes <= LANES && cells.len() == width * height * classes);
+        let mut data = vec![PAD_LOGIT; width * height * LANES];
+        for (dst, src) in data.chunks_exact_mut(LANES).zip(cells.chunks_exact(classes)) {
+            dst[..classes].copy_from_slice(src);
+        }
+        LogitCells { width, height, classes, stride, data }
+    }
+
+    /// The interpolated logits at input pixel `(x, y)` (its centre), `out` of length `classes`.
+    pub fn logits_at(&self, x: usize, y: usize, out: &mut [f32]) {
+        let (x0, x1, fx) = tap(x, self.stride, self.width);
+        let (y0, y1, fy) = tap(y, self.stride, self.height);
+        let at = |r: usize, q: usize| &self.data[(r * self.width + q) * LANES..][..LANES];
+        let (a, b, c, d) = (at(y0, x0), at(y0, x1), at(y1, x0), at(y1, x1));
+        for k in 0..self.classes {
+            let top = a[k] + fx * (b[k] - a[k]);
+            let bottom = c[k] + fx * (d[k] - c[k]);
+            out[k] = top + fy * (bottom - top);
+        }
+    }
+}
+
+/// The two cells around pixel `i`'s centre and the weight of the second.
+fn tap(i: usize, stride: usize, cells: usize) -> (usize, usize, f32) {
+    let pos = ((i as f32 + 0.5) / stride as f32 - 0.5).clamp(0.0, (cells - 1) as f32);
+    let lo = (pos as usize).min(cells - 1);
+    let hi = (lo + 1).min(cells - 1);
+    (lo, hi, pos - lo as f32)
+}
+
+/// Per-pixel results over a `width × height` grid of input pixels, row-major.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PixelClasses {
+    pub width: usize,
+    pub height: usize,
+    pub classes: Vec<u8>,
+    /// Entropy of the softmax in nats, when asked for.
+    pub entropy: Option<Vec<f32>>,
+}
+
+/// Resamples `cells` at every pixel of a `width × height` input grid: argmax and, if
+/// `entropy`, the softmax's entropy. Rows run in parallel.
+pub fn classify(cells: &LogitCells, width: usize, height: usize, entropy: bool) -> PixelClasses {
+    let mut classes = vec![0u8; width * height];
+    let mut ent = if entropy { vec![0f32; width * height] } else { Vec::new() };
+    let xtaps: Vec<(usize, usize, f32)> = (0..width).map(|x| tap(x, cells.stride, cells.width)).collect();
+    let rows_per_task = (16384 / width.max(1)).max(1);
+    let work = |(chunk, (cls, ent)): (usize, (&mut [u8], &mut [f32]))| {
+        // The vertical blend of the two cell rows, once per pixel row (shared by all its pixels).
+        let mut row = vec![0f32; cells.width * LANES];
+        for r in 0..cls.len() / width {
+            let y = chunk * rows_per_task + r;
+            let (y0, y1, fy) = tap(y, cells.stride, cells.height);
+            let a = &cells.data[y0 * cells.width * LANES..][..cells.width * LANES];
+            let b = &cells.data[y1 * cells.width * LANES..][..cells.width * LANES];
+            for ((o, &p), &q) in row.iter_mut().zip(a).zip(b) {
+                *o = p + fy * (q - p);
+            }
+            for (x, &(x0, x1, fx)) in xtaps.iter().enumerate() {
+                let l: &[f32; LANES] = row[x0 * LANES..][..LANES].try_into().expect("LANES");
+                let h: &[f32; LANES] = row[x1 * LANES..][..LANES].try_into().expect("LANES");
+                let mut z = [0f32; LANES];
+                for k in 0..LANES {
+                    z[k] = l[k] + fx * (h[k] - l[k]);
+                }
+                let (best, max) = argmax(&z);
+                cls[r * width + x] = best as u8;
+                if !ent.is_empty() {
+                    ent[r * width + x] = softmax_entropy(&z, max);
+                }
+            }
+        }
+    };
+    let chunk = rows_per_task * width;
+    if entropy {
+        classes.par_chunks_mut(chunk).zip(ent.par_chunks_mut(chunk)).enumerate().for_each(work);
+    } else {
+        classes.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| work((i, (c, &mut [][..]))));
+    }
+    PixelClasses { width, height, classes, entropy: entropy.then_some(ent) }
+}
+
+/// Argmax by halving: each level keeps, per lane, the larger of lanes `i` and `i + half`
+/// (the lower one on a tie) with its index. Branch-free, so it vectorises; a serial scan is a
+/// 32-step dependency chain per pixel.
+fn argmax(z: &[f32; LANES]) -> (usize, f32) {
+    let mut v = *z;
+    let mut idx: [u32; LANES] = std::array::from_fn(|k| k as u32);
+    let mut half = LANES / 2;
+    while half > 0 {
+        for i in 0..half {
+            let right = v[i + half] > v[i];
+            v[i] = if right { v[i + half] } else { v[i] };
+            idx[i] = if right { idx[i + half] } else { idx[i] };
+        }
+        half /= 2;
+    }
+    (idx[0] as usize, v[0])
+}
+
+/// `H = log S − Σ e^{z_k − m} (z_k − m) / S` with `S = Σ e^{z_k − m}`: the entropy of
+/// softmax(z) in nats, written so padded channels (e^{−10⁴} = 0) add nothing. The sums are
+/// taken by halving (lane-wise adds) so they vectorise; a running sum is a serial chain.
+fn softmax_entropy(z: &[f32; LANES], max: f32) -> f32 {
+    let mut e = [0f32; LANES];
+    let mut ed = [0f32; LANES];
+    for k in 0..LANES {
+        let d = z[k] - max;
+        e[k] = exp_neg(d);
+        ed[k] = e[k] * d;
+    }
+    let (s, sz) = (halving_sum(e), halving_sum(ed));
+    (s.ln() - sz / s).max(0.0)
+}
+
+fn halving_sum(mut v: [f32; LANES]) -> f32 {
+    let mut half = LANES / 2;
+    while half > 0 {
+        for i in 0..half {
+            v[i] += v[i + half];
+        }
+        half /= 2;
+    }
+    v[0]
+}
+
+/// `e^x` for `x ≤ 0` (relative error below 2e-7 for x ≥ −87; 0 below): range reduction
+/// `x = n·ln2 + r`, a degree-6 polynomial on |r| ≤ ln2/2, `2^n` through the exponent bits.
+/// Branch-free, so the loops above vectorise (the library exp does not).
+#[inline(always)]
+pub fn exp_neg(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // Round to nearest with the 1.5·2^23 trick (vectorises; `round()` may not).
+    const MAGIC: f32 = 12_582_912.0;
+    let x = x.max(-87.0);
+    let n = (x * LOG2E + MAGIC) - MAGIC;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    // Wrapping: no overflow check in the loop (n ∈ [−126, 0] after the clamp).
+    let bits = ((n as i32).wrapping_add(127) << 23) as u32;
+    p * f32::from_bits(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_neg_is_exp_to_float_precision() {
+        let mut worst = 0f64;
+        for i in 0..=87_000 {
+            let x = -(i as f32) / 1000.0;
+            let want = (x as f64).exp();
+            let got = exp_neg(x) as f64;
+            worst = worst.max(((got - want) / want).abs());
+        }
+        assert!(worst < 4e-7, "worst relative error {worst:e}");
+        assert_eq!(exp_neg(-1.0e4), 0.0f32.max(exp_neg(-1.0e4)));
+        assert!(exp_neg(-1.0e4) < 1e-37);
+    }
+
+    /// The kernel against the direct formula: bilinear logits at each pixel centre, argmax,
+    /// entropy −Σ p log p in f64.
+    #[test]
+    fn classify_equals_the_direct_formula() {
+        let (w, h, c, s) = (7, 5, 29, 4);
+        let cells: Vec<f32> = (0..w * h * c)
+            .map(|i| ((i * 7919 % 1000) as f32 / 100.0 - 5.0) * if i % 3 == 0 { 2.0 } else { 1.0 })
+            .collect();
+        let lc = LogitCells::new(w, h, c, s, &cells);
+        let (pw, ph) = (27, 18); // not a multiple of the stride: the last cells clamp
+        let got = classify(&lc, pw, ph, true);
+        let mut z = vec![0f32; c];
+        for y in 0..ph {
+            for x in 0..pw {
+                // Direct: continuous cell position, clamped, four corners.
+                let cx = ((x as f64 + 0.5) / s as f64 - 0.5).clamp(0.0, (w - 1) as f64);
+                let cy = ((y as f64 + 0.5) / s as f64 - 0.5).clamp(0.0, (h - 1) as f64);
+                let (x0, y0) = (cx.floor() as usize, cy.floor() as usize);
+                let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+                let (fx, fy) = (cx - x0 as f64, cy - y0 as f64);
+                let v = |r: usize, q: usize, k: usize| cells[(r * w + q) * c + k] as f64;
+                let zs: Vec<f64> = (0..c)
+                    .map(|k| {
+                        (1.0 - fy) * ((1.0 - fx) * v(y0, x0, k) + fx * v(y0, x1, k))
+                            + fy * ((1.0 - fx) * v(y1, x0, k) + fx * v(y1, x1, k))
+                    })
+                    .collect();
+                let m = zs.iter().cloned().fold(f64::MIN, f64::max);
+                let sum: f64 = zs.iter().map(|z| (z - m).exp()).sum();
+                let ent: f64 = -zs.iter().map(|z| (z - m).exp() / sum).map(|p| p * p.ln()).sum::<f64>();
+                let best = zs.iter().enumerate().fold(0, |b, (k, z)| if *z > zs[b] { k } else { b });
+                let i = y * pw + x;
+                // Ties within rounding may pick either; the chosen class is within 1e-4 of the max.
+                assert!(zs[got.classes[i] as usize] >= zs[best] - 1e-4, "pixel ({x},{y})");
+                assert!((got.entropy.as_ref().unwrap()[i] as f64 - ent).abs() < 1e-4, "pixel ({x},{y})");
+                lc.logits_at(x, y, &mut z);
+                for k in 0..c {
+                    assert!((z[k] as f64 - zs[k]).abs() < 1e-4);
+                }
+            }
+        }
+        let no_entropy = classify(&lc, pw, ph, false);
+        assert_eq!(no_entropy.classes, got.classes);
+        assert!(no_entropy.entropy.is_none());
+    }
+}

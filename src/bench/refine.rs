@@ -61,6 +61,9 @@ pub struct RefineBench {
     pub reps: usize,
     pub threads: usize,
     pub methods: Vec<MethodTime>,
+    /// Per refined scale, over the first frame's images (one extra, untimed-above run): the
+    /// refiner's convs (ms in the conv, ms building kernel maps, GFLOP/s) in network order.
+    pub layers: Vec<(String, Vec<(String, f64, f64, f64)>)>,
 }
 
 struct Method {
@@ -116,7 +119,7 @@ pub fn run(o: &RefineBenchOptions) -> Result<RefineBench> {
     let ctx = RunCtx::default();
     // Per method, per frame: fastest round's stage seconds.
     let mut best: Vec<Vec<[f64; 6]>> = vec![Vec::new(); methods.len()];
-    let (mut frames, mut images_n) = (0usize, 0usize);
+    let (mut frames, mut images_n, mut pixels) = (0usize, 0usize, 0f64);
     // One warm-up frame (sessions bind their buffers, pages fault in), not timed.
     let mut warmed = false;
     for frame in source.frames(&selection)? {
@@ -150,6 +153,7 @@ pub fn run(o: &RefineBenchOptions) -> Result<RefineBench> {
         }
         frames += 1;
         images_n += images.len();
+        pixels += images.iter().map(|i| i.width() as f64 * i.height() as f64).sum::<f64>();
         if frames >= o.frames {
             break;
         }
@@ -157,20 +161,32 @@ pub fn run(o: &RefineBenchOptions) -> Result<RefineBench> {
     if frames == 0 {
         return Err(Error::invalid(Location::file(&o.data), "frames with camera images", "none"));
     }
-    let per_image = |v: f64| v * 1e3 / images_n as f64;
-    let pixels: f64 = {
-        // Full-resolution pixels per frame are the same for every method: from dense ×1's outputs.
-        let mut n = 0f64;
-        for frame in source.frames(&selection.clone().frames(0..frames))? {
-            let frame = frame?;
-            for c in &frame.frame.cameras {
-                if let Some(calib) = &c.calibration {
-                    n += calib.width as f64 * calib.height as f64;
+    // Where the refiner's time goes: one more pass over the first frame with per-conv timing.
+    let mut layers = Vec::new();
+    if let Some(frame) = source.frames(&selection.clone().frames(0..1))?.next() {
+        let frame = frame?;
+        let images: Vec<image::RgbImage> = decode_frame_images(&frame.frame, &frame.at)?.images;
+        for (m, name) in methods.iter_mut().zip(&names).skip(1) {
+            let mut stats_ctx = RunCtx::default().with_stats();
+            run_once(m, &images, &stats_ctx)?;
+            let mut rows: Vec<(String, f64, f64, f64)> = Vec::new();
+            for st in stats_ctx.take_stats() {
+                match rows.iter_mut().find(|r| r.0 == st.name) {
+                    Some(r) => {
+                        r.1 += st.seconds * 1e3;
+                        r.2 += st.map_seconds * 1e3;
+                        r.3 += st.flops;
+                    }
+                    None => rows.push((st.name.clone(), st.seconds * 1e3, st.map_seconds * 1e3, st.flops)),
                 }
             }
+            for r in &mut rows {
+                r.3 = r.3 / (r.1 / 1e3).max(1e-9) / 1e9;
+            }
+            layers.push((name.clone(), rows));
         }
-        n
-    };
+    }
+    let per_image = |v: f64| v * 1e3 / images_n as f64;
     let base: Vec<f64> = best[0].iter().map(|s| s[0]).collect();
     let methods = best
         .iter()
@@ -195,7 +211,7 @@ pub fn run(o: &RefineBenchOptions) -> Result<RefineBench> {
             }
         })
         .collect();
-    Ok(RefineBench { images: images_n, frames, reps: o.reps, threads: rayon::current_num_threads(), methods })
+    Ok(RefineBench { images: images_n, frames, reps: o.reps, threads: rayon::current_num_threads(), methods, layers })
 }
 
 impl RefineBench {
@@ -220,6 +236,15 @@ impl RefineBench {
                 100.0 * m.selected,
                 m.speedup.map_or("-".to_string(), |(med, lo, hi)| format!("{med:.2}× [{lo:.2}, {hi:.2}]"))
             );
+        }
+        for (name, rows) in &self.layers {
+            let (conv, map): (f64, f64) = rows.iter().fold((0.0, 0.0), |a, r| (a.0 + r.1, a.1 + r.2));
+            s += &format!(
+                "  {name}: refiner convs on the first frame: {conv:.1} ms in convs, {map:.1} ms building kernel maps\n"
+            );
+            for (layer, ms, map_ms, gflops) in rows {
+                s += &format!("    {layer:<14} {ms:>8.2} ms {map_ms:>8.2} ms map {gflops:>7.1} GFLOP/s\n");
+            }
         }
         s
     }

@@ -581,16 +581,20 @@ pub fn table(reports: &[MethodReport]) -> String {
             r.ms_per_image.total
         );
     }
-    s += &format!("  per-class IoU{}\n", reports.iter().map(|r| format!(" {:>10}", r.method)).collect::<String>());
+    s += &format!(
+        "  {:<24}{}\n",
+        "per-class IoU",
+        reports.iter().map(|r| format!(" {:>12}", r.method)).collect::<String>()
+    );
     if let Some(first) = reports.first() {
         for (i, c) in first.report.segmentation.classes.iter().enumerate() {
             if c.support == 0 && reports.iter().all(|r| r.report.segmentation.classes[i].iou.is_none()) {
                 continue;
             }
-            s += &format!("  {:<13}", c.class);
+            s += &format!("  {:<24}", c.class);
             for r in reports {
                 s +=
-                    &format!(" {:>10}", r.report.segmentation.classes[i].iou.map_or("-".into(), |v| format!("{v:.3}")));
+                    &format!(" {:>12}", r.report.segmentation.classes[i].iou.map_or("-".into(), |v| format!("{v:.3}")));
             }
             s += "\n";
         }

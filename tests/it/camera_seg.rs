@@ -165,3 +165,30 @@ fn a_label_of_the_wrong_size_is_named() {
     let err = labelled_images(&frame.frame, &frame.at).err().expect("an error").to_string();
     assert!(err.contains(&format!("camera {name} segmentation")) && err.contains("size"), "{err}");
 }
+
+/// A grey camera JPEG is widened to RGB and scored; a corrupt one is an error naming the camera.
+#[test]
+fn grey_and_corrupt_jpegs() {
+    let world = tiny_world();
+    let source = Source::open(world.path()).unwrap();
+    let selection = FrameSelection::all().request(scenetok::eval::camera_seg::camera_request());
+    let frame = source.frames(&selection).unwrap().next().unwrap().unwrap();
+    let (w, h) = {
+        let c = frame.frame.cameras[0].calibration.as_ref().unwrap();
+        (c.width, c.height)
+    };
+    let mut grey = frame.clone();
+    let mut bytes = Vec::new();
+    image::GrayImage::from_fn(w, h, |x, _| image::Luma([(x % 256) as u8]))
+        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Jpeg)
+        .unwrap();
+    grey.frame.cameras[0].jpeg = bytes;
+    let images = labelled_images(&grey.frame, &grey.at).unwrap();
+    assert_eq!(images.len(), 5);
+    let mut corrupt = frame.clone();
+    let name = corrupt.frame.cameras[0].camera;
+    let jpeg = &mut corrupt.frame.cameras[0].jpeg;
+    jpeg.truncate(40);
+    let err = labelled_images(&corrupt.frame, &corrupt.at).err().expect("an error").to_string();
+    assert!(err.contains(&format!("camera {name}")), "{err}");
+}

@@ -171,7 +171,8 @@ def main(argv=None):
 
     def decoded(k):
         if k not in rgb_cache:
-            rgb_cache[k] = cs.decode(*images[k][1:])
+            rgb, sem = cs.decode(*images[k][1:])
+            rgb_cache[k] = (rgb, sem.astype(np.uint8))  # classes < 29 and IGNORE = 255 fit
         return rgb_cache[k]
 
     channels = [int(c) for c in a.channels.split(",")]
@@ -220,7 +221,7 @@ def main(argv=None):
             coords.append(torch.from_numpy(np.stack([np.full_like(u, len(coords)), u - u0, v - v0, np.zeros_like(u)], 1)))
             rgbs.append(torch.from_numpy(rgb[v, u].astype(np.int64)))
             l1s.append(l1[torch.from_numpy(idx[sel])])
-            gts.append(torch.from_numpy(sem[v, u]))
+            gts.append(torch.from_numpy(sem[v, u].astype(np.int64)))
         if not coords:
             step += 1
             continue

@@ -10,16 +10,18 @@ use serde::Serialize;
 
 use super::dense::DenseOutput;
 
-/// Full-resolution pixels `(u, v)` to refine, row-major order.
+/// Full-resolution pixels `(u, v)` to refine, in `(u, v)` order: the order of the sparse
+/// engine's ravelled keys (`u` before `v`), so its kernel maps are built by a merge join over
+/// sorted keys instead of hashing.
 pub fn select(dense: &DenseOutput, tau: f32) -> Vec<(u32, u32)> {
     let Some(entropy) = &dense.pixels.entropy else { return Vec::new() };
     let pw = dense.pixels.width;
-    let cols: Vec<usize> = (0..dense.width).map(|u| dense.input_pixel(u, 0).0).collect();
+    let rows: Vec<usize> = (0..dense.height).map(|v| dense.input_pixel(0, v).1 * pw).collect();
     let mut out = Vec::new();
-    for v in 0..dense.height {
-        let row = &entropy[dense.input_pixel(0, v).1 * pw..][..pw];
-        for (u, &c) in cols.iter().enumerate() {
-            if row[c] > tau {
+    for u in 0..dense.width {
+        let c = dense.input_pixel(u, 0).0;
+        for (v, &r) in rows.iter().enumerate() {
+            if entropy[r + c] > tau {
                 out.push((u as u32, v as u32));
             }
         }

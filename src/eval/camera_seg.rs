@@ -132,6 +132,8 @@ pub struct CameraSegScore {
     pub boundary: BoundaryCounts,
     pub tolerance: usize,
     pub images: usize,
+    /// Each image's confusion (bootstrap intervals over images).
+    pub per_image: Vec<ConfusionMatrix>,
 }
 
 /// The report of one method.
@@ -152,17 +154,21 @@ impl CameraSegScore {
             boundary: BoundaryCounts::default(),
             tolerance,
             images: 0,
+            per_image: Vec::new(),
         }
     }
 
     /// Adds one image: predicted and true classes at full resolution (`0` in `gt` = not scored).
     pub fn add(&mut self, pred: &[u8], gt: &[u8], w: usize, h: usize) {
         self.images += 1;
+        let mut own = ConfusionMatrix::camera();
         for (&p, &g) in pred.iter().zip(gt) {
             if g != 0 {
-                self.confusion.add(g as usize, p as usize);
+                own.add(g as usize, p as usize);
             }
         }
+        self.confusion.merge(&own);
+        self.per_image.push(own);
         self.boundary.merge(&boundary_counts(pred, gt, w, h, self.tolerance));
     }
 
@@ -176,6 +182,32 @@ impl CameraSegScore {
             boundary_tolerance_px: self.tolerance,
         }
     }
+}
+
+/// mIoU(b) − mIoU(a) over the same images, with its 95% percentile interval from `draws`
+/// bootstrap resamplings of the images (paired: both methods on each drawn set).
+pub fn paired_miou(a: &CameraSegScore, b: &CameraSegScore, draws: usize, seed: u64) -> super::bootstrap::Interval {
+    use rand::{Rng, SeedableRng};
+    let n = a.per_image.len().min(b.per_image.len());
+    let estimate = b.confusion.camera_report().miou - a.confusion.camera_report().miou;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut diffs: Vec<f64> = (0..draws)
+        .map(|_| {
+            let (mut ca, mut cb) = (ConfusionMatrix::camera(), ConfusionMatrix::camera());
+            for _ in 0..n {
+                let i = rng.random_range(0..n);
+                ca.merge(&a.per_image[i]);
+                cb.merge(&b.per_image[i]);
+            }
+            cb.camera_report().miou - ca.camera_report().miou
+        })
+        .collect();
+    diffs.sort_by(f64::total_cmp);
+    let at = |q: f64| diffs[((q * diffs.len() as f64).ceil() as usize).clamp(1, diffs.len()) - 1];
+    if diffs.is_empty() {
+        return super::bootstrap::Interval { estimate, low: estimate, high: estimate };
+    }
+    super::bootstrap::Interval { estimate, low: at(0.025), high: at(0.975) }
 }
 
 #[cfg(test)]
@@ -342,7 +374,15 @@ pub struct MethodReport {
     pub tau: Option<f32>,
     pub selected: Option<f64>,
     pub error_recall: Option<f64>,
+    /// mIoU − the dense full-resolution model's, on the same images (95% bootstrap interval
+    /// over images); for methods below full resolution when scale 1 is evaluated too.
+    pub miou_vs_full: Option<super::bootstrap::Interval>,
+    /// SparseRefine: mIoU − the dense model's at the same scale.
+    pub miou_vs_dense: Option<super::bootstrap::Interval>,
 }
+
+/// Bootstrap resamplings of the images for the mIoU intervals.
+pub const BOOTSTRAP_DRAWS: usize = 1000;
 
 /// A dense model at one scale; with a τ its selection is reported, with a refiner too
 /// SparseRefine runs on it (a second row, sharing the dense pass and its time).
@@ -466,22 +506,27 @@ pub fn evaluate(
         }
     }
     let mut reports = Vec::new();
+    let full = methods.iter().position(|m| m.model.scale() == 1.0).map(|i| dense_acc[i].score.clone());
     for ((m, a), r) in methods.iter().zip(dense_acc).zip(refine_acc) {
-        let row = |a: Acc, name: String| {
-            let images = a.score.as_ref().map_or(0, |s| s.images);
+        let dense_score = a.score.clone();
+        let row = |a: Acc, name: String, vs_dense: Option<&CameraSegScore>| {
+            let score = a.score.as_ref().expect("made with a score");
+            let full = full.as_ref().and_then(|f| f.as_ref());
             MethodReport {
                 method: name,
                 scale: m.model.scale(),
-                report: a.score.as_ref().expect("made with a score").report(),
-                ms_per_image: a.secs.scaled(1e3 / images.max(1) as f64),
+                report: score.report(),
+                ms_per_image: a.secs.scaled(1e3 / score.images.max(1) as f64),
                 tau: m.tau,
                 selected: m.tau.map(|_| a.selected as f64 / a.labelled.max(1) as f64),
                 error_recall: m.tau.map(|_| a.wrong_selected as f64 / a.wrong.max(1) as f64),
+                miou_vs_full: full.filter(|_| m.model.scale() != 1.0).map(|f| paired_miou(f, score, BOOTSTRAP_DRAWS, 0)),
+                miou_vs_dense: vs_dense.map(|d| paired_miou(d, score, BOOTSTRAP_DRAWS, 1)),
             }
         };
-        reports.push(row(a, format!("dense ×{}", m.model.scale())));
+        reports.push(row(a, format!("dense ×{}", m.model.scale()), None));
         if m.refiner.is_some() {
-            reports.push(row(r, format!("refine ×{}", m.model.scale())));
+            reports.push(row(r, format!("refine ×{}", m.model.scale()), dense_score.as_ref()));
         }
     }
     if reports.first().is_some_and(|r| r.report.images == 0) {
@@ -580,6 +625,16 @@ pub fn table(reports: &[MethodReport]) -> String {
             r.ms_per_image.select + r.ms_per_image.gather + r.ms_per_image.refine,
             r.ms_per_image.total
         );
+    }
+    let iv = |i: &super::bootstrap::Interval| format!("{:+.4} [{:+.4}, {:+.4}]", i.estimate, i.low, i.high);
+    for r in reports {
+        if let Some(i) = &r.miou_vs_full {
+            s += &format!("  {:<16} mIoU − dense ×1: {}", r.method, iv(i));
+            if let Some(d) = &r.miou_vs_dense {
+                s += &format!("; − dense ×{}: {}", r.scale, iv(d));
+            }
+            s += "  (95% bootstrap over images)\n";
+        }
     }
     s += &format!(
         "  {:<24}{}\n",

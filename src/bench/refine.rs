@@ -16,11 +16,12 @@ use serde::Serialize;
 
 use crate::backend::Device;
 use crate::error::{Error, Location, Result};
-use crate::eval::camera_seg::{labelled_images, refine_image};
+use crate::eval::camera_seg::labelled_images;
 use crate::models::image_encoder::EncoderOptions;
 use crate::models::image_encoder::decode_frame_images;
 use crate::models::image_encoder::preprocess::RgbView;
 use crate::models::seg::DenseSegModel;
+use crate::models::seg::refiner::refine_image;
 use crate::models::seg::refiner::{Refiner, weights_file};
 use crate::models::seg::selector::select;
 use crate::pipeline::{FrameSelection, Source};

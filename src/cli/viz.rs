@@ -268,9 +268,10 @@ fn attention(args: &Args, dir: &std::path::Path, ctx: &Context, stdout: &mut imp
 
 /// `viz --refine`: SparseRefine's stages on one frame's cameras.
 fn refine(args: &Args, data: &std::path::Path, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
-    use scenetok::eval::camera_seg::{camera_request, labelled_images, refine_image};
+    use scenetok::eval::camera_seg::{camera_request, labelled_images};
     use scenetok::models::image_encoder::EncoderOptions;
     use scenetok::models::image_encoder::preprocess::RgbView;
+    use scenetok::models::seg::refiner::refine_image;
     use scenetok::models::seg::refiner::{Refiner, weights_file};
     use scenetok::models::seg::{CONFIG_FILE, DenseSegModel, selector::select};
     use scenetok::pipeline::{FrameSelection, Segments, Source};

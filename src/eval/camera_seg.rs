@@ -266,13 +266,12 @@ use crate::error::{Error, Location, Result};
 use crate::io::v2::{Component, FrameRequest};
 use crate::models::image_encoder::decode_frame_images;
 use crate::models::image_encoder::preprocess::RgbView;
-use crate::models::seg::refiner::Refiner;
+use crate::models::seg::refiner::{Refiner, refine_image};
 use crate::models::seg::selector::{TauChoice, TauChooser};
-use crate::models::seg::{CLASSES, DenseOutput, DenseSegModel};
+use crate::models::seg::{DenseOutput, DenseSegModel};
 use crate::pipeline::{FrameSelection, Source};
 use crate::scene::Frame;
 use crate::sparse::layers::RunCtx;
-use rayon::prelude::*;
 
 /// What a frame is read with for camera segmentation.
 pub fn camera_request() -> FrameRequest {
@@ -412,36 +411,6 @@ impl Acc {
     }
 }
 
-/// The refined full-resolution classes of one image: the dense ones with the selected pixels
-/// replaced by the ensembler's argmax. Returns (classes, gather seconds, refine seconds).
-pub fn refine_image(
-    refiner: &Refiner,
-    dense: &DenseOutput,
-    pred: &[u8],
-    rgb: &image::RgbImage,
-    pixels: &[(u32, u32)],
-    ctx: &RunCtx,
-) -> Result<(Vec<u8>, f64, f64)> {
-    let t = Instant::now();
-    let n = pixels.len();
-    let mut colours = vec![0u8; 3 * n];
-    let mut l1 = vec![0f32; CLASSES * n];
-    colours.par_chunks_mut(3).zip(l1.par_chunks_mut(CLASSES)).zip(pixels.par_iter()).for_each(|((c, l), &(u, v))| {
-        c.copy_from_slice(&rgb.get_pixel(u, v).0);
-        let (iu, iv) = dense.input_pixel(u as usize, v as usize);
-        dense.cells.logits_at(iu, iv, l);
-    });
-    let gather_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let refined = refiner.forward(pixels, &colours, &l1, rgb.width(), rgb.height(), ctx)?;
-    let mut out = pred.to_vec();
-    for (&(u, v), z) in pixels.iter().zip(refined.ensemble.chunks_exact(CLASSES)) {
-        let best = z.iter().enumerate().fold(0, |b, (k, &x)| if x > z[b] { k } else { b });
-        out[v as usize * dense.width + u as usize] = best as u8;
-    }
-    Ok((out, gather_s, t.elapsed().as_secs_f64()))
-}
-
 /// Scores each method on every labelled camera image of `selection`'s frames. `on_image` is
 /// called after each image (progress).
 pub fn evaluate(
@@ -520,7 +489,9 @@ pub fn evaluate(
                 tau: m.tau,
                 selected: m.tau.map(|_| a.selected as f64 / a.labelled.max(1) as f64),
                 error_recall: m.tau.map(|_| a.wrong_selected as f64 / a.wrong.max(1) as f64),
-                miou_vs_full: full.filter(|_| m.model.scale() != 1.0).map(|f| paired_miou(f, score, BOOTSTRAP_DRAWS, 0)),
+                miou_vs_full: full
+                    .filter(|_| m.model.scale() != 1.0)
+                    .map(|f| paired_miou(f, score, BOOTSTRAP_DRAWS, 0)),
                 miou_vs_dense: vs_dense.map(|d| paired_miou(d, score, BOOTSTRAP_DRAWS, 1)),
             }
         };

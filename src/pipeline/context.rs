@@ -74,6 +74,15 @@ pub struct TokenOutput {
     pub clouds: Vec<(usize, Range<usize>)>,
 }
 
+/// The camera-segmentation head's output.
+#[derive(Debug, Clone, Default)]
+pub struct CameraSegOutput {
+    /// Per camera: name, width, height and the class of every pixel (row-major, full resolution).
+    pub cameras: Vec<(crate::scene::CameraName, u32, u32, Vec<u8>)>,
+    /// Per camera: pixels SparseRefine refined (0 for the dense model alone).
+    pub refined: Vec<usize>,
+}
+
 /// One frame and every stage's output so far.
 #[derive(Debug, Default)]
 pub struct FrameContext {
@@ -91,6 +100,8 @@ pub struct FrameContext {
     pub image: Option<ImageOutput>,
     /// Scene-token stage.
     pub tokens: Option<TokenOutput>,
+    /// Camera-segmentation head.
+    pub camera_seg: Option<CameraSegOutput>,
     /// How long each stage took on this frame, in the order they ran.
     pub times: Vec<(&'static str, Duration)>,
     /// The last frame's image output, whose memory the image stage reuses.
@@ -115,6 +126,7 @@ impl FrameContext {
         self.points.clear();
         self.lidar = None;
         self.tokens = None;
+        self.camera_seg = None;
         if let Some(image) = self.image.take() {
             self.spare_image = Some(image);
         }

@@ -3,10 +3,11 @@
 //! refine, labels of the wrong size).
 
 use scenetok::backend::{Dataflow, Device};
-use scenetok::eval::camera_seg::{DenseMethod, evaluate, labelled_images, refine_image};
+use scenetok::eval::camera_seg::{DenseMethod, evaluate, labelled_images};
 use scenetok::models::image_encoder::EncoderOptions;
 use scenetok::models::image_encoder::preprocess::RgbView;
 use scenetok::models::seg::refiner::Refiner;
+use scenetok::models::seg::refiner::refine_image;
 use scenetok::models::seg::selector::select;
 use scenetok::models::seg::{CLASSES, CONFIG_FILE, DenseSegModel};
 use scenetok::pipeline::{FrameSelection, Source};
@@ -191,4 +192,30 @@ fn grey_and_corrupt_jpegs() {
     jpeg.truncate(40);
     let err = labelled_images(&corrupt.frame, &corrupt.at).err().expect("an error").to_string();
     assert!(err.contains(&format!("camera {name}")), "{err}");
+}
+
+/// The head as a pipeline stage: every camera of the frame gets full-resolution classes, the
+/// stage is timed under its name; a refiner without τ in its weights is refused.
+#[test]
+fn camera_segmentation_runs_as_a_pipeline_stage() {
+    use scenetok::pipeline::stages::CameraSegStage;
+    use scenetok::pipeline::{FrameContext, Pipeline};
+    let world = tiny_world();
+    let source = Source::open(world.path()).unwrap();
+    let mut pipeline = Pipeline::new().then(CameraSegStage::dense(dense(0.5))).unwrap();
+    let selection = FrameSelection::all().request(pipeline.request());
+    let frame = source.frames(&selection).unwrap().next().unwrap().unwrap();
+    let mut ctx = FrameContext::new(frame);
+    pipeline.run(&mut ctx).unwrap();
+    let out = ctx.camera_seg.as_ref().expect("the head's output");
+    assert_eq!(out.cameras.len(), 5);
+    for (_, w, h, classes) in &out.cameras {
+        assert_eq!(classes.len(), (*w * *h) as usize);
+        assert!(classes.iter().all(|&c| (c as usize) < CLASSES));
+    }
+    assert!(ctx.times.iter().any(|(name, _)| *name == "camera_seg"));
+    let (_, golden_dir) = golden();
+    let untuned = Refiner::load(&golden_dir.join("refiner_weights.safetensors"), &Device::cpu()).unwrap();
+    let err = CameraSegStage::sparse_refine(dense(0.5), untuned).err().expect("no τ").to_string();
+    assert!(err.contains("tau"), "{err}");
 }

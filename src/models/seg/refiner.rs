@@ -8,6 +8,7 @@
 //! with the low-resolution logits `l1`. Batch norms are folded into their convs at load.
 
 use std::path::Path;
+use std::time::Instant;
 
 use rayon::prelude::*;
 
@@ -18,7 +19,7 @@ use crate::sparse::layers::{ResBlock, RunCtx, SparseConv3d, concat};
 use crate::sparse::nets::{conv_bn, res_block};
 use crate::sparse::weights::{Init, Params};
 
-use super::dense::CLASSES;
+use super::dense::{CLASSES, DenseOutput};
 
 /// The shipped refiner weights' files under the data folder's `weights/`, per input scale.
 pub fn weights_file(scale: f64) -> String {
@@ -231,6 +232,36 @@ impl Refiner {
         let h = self.post[0].forward(d, &backend.upload(&y, n, CLASSES)?, Activation::Relu)?;
         backend.download(&self.post[1].forward(d, &h, Activation::None)?)
     }
+}
+
+/// The refined full-resolution classes of one image: the dense ones with the selected pixels
+/// replaced by the ensembler's argmax. Returns (classes, gather seconds, refine seconds).
+pub fn refine_image(
+    refiner: &Refiner,
+    dense: &DenseOutput,
+    pred: &[u8],
+    rgb: &image::RgbImage,
+    pixels: &[(u32, u32)],
+    ctx: &RunCtx,
+) -> Result<(Vec<u8>, f64, f64)> {
+    let t = Instant::now();
+    let n = pixels.len();
+    let mut colours = vec![0u8; 3 * n];
+    let mut l1 = vec![0f32; CLASSES * n];
+    colours.par_chunks_mut(3).zip(l1.par_chunks_mut(CLASSES)).zip(pixels.par_iter()).for_each(|((c, l), &(u, v))| {
+        c.copy_from_slice(&rgb.get_pixel(u, v).0);
+        let (iu, iv) = dense.input_pixel(u as usize, v as usize);
+        dense.cells.logits_at(iu, iv, l);
+    });
+    let gather_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let refined = refiner.forward(pixels, &colours, &l1, rgb.width(), rgb.height(), ctx)?;
+    let mut out = pred.to_vec();
+    for (&(u, v), z) in pixels.iter().zip(refined.ensemble.chunks_exact(CLASSES)) {
+        let best = z.iter().enumerate().fold(0, |b, (k, &x)| if x > z[b] { k } else { b });
+        out[v as usize * dense.width + u as usize] = best as u8;
+    }
+    Ok((out, gather_s, t.elapsed().as_secs_f64()))
 }
 
 /// Row-wise softmax of `[n × 29]` logits.

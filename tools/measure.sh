@@ -72,6 +72,10 @@ gen "$work/lidar_calib" --preset full --camera-div 8 --segments 1 --frames 4 --s
 # The motion transformer's held-out test worlds: `dataset motion`'s test split (seed 1002),
 # written with (small) sensors so that `eval` reads them like any dataset.
 gen "$work/motion_test" --preset full --segments 24 --seed 1002 --lidar-div 8,16 --camera-div 8
+# SparseRefine's held-out test worlds (20 worlds, one full-size frame each) and the validation
+# worlds τ is chosen on for the real frame (tools/train/refine_experiment.sh uses the same seeds).
+gen "$work/camseg_test" --segments 20 --frames 1 --seed 3000
+gen "$work/camseg_val" --segments 10 --frames 1 --seed 2000
 samples=../shared/waymo-samples
 
 # The main job's printed summary (motion baselines on a generated world and the real WOMD
@@ -133,6 +137,10 @@ for p in bf16 int8 auto; do
 done
 step lidar_seg_heldout_int8_nosmooth "$bin" eval --task lidar-seg --data "$work/lidar_heldout" \
     --out "$work/lidar_seg_heldout_int8_nosmooth" --precision int8 --calib "$work/lidar_calib" --smooth-alpha -1
+step camera_seg_heldout "$bin" eval --task camera-seg --data "$work/camseg_test" --out "$work/camera_seg_heldout"
+step bench_refine "$bin" bench refine --data "$work/camseg_test" --frames 4 --reps 2
+[ -d "$samples" ] && step camera_seg_pvps "$bin" eval --task camera-seg \
+    --data "$samples/v1/pvps_data_one_frame.tfrecord" --tau-data "$work/camseg_val" --tau-frames 1
 if [ "$quick" -eq 0 ]; then
     py=.venv-train/bin/python
     step bench_sparse_01 "$bin" bench sparse --data "$work/sparse_full" --frames 1 --reps 2 --widths 0.25,0.5,1.0 --voxels 0.1 --python "$py"

@@ -34,7 +34,7 @@ done
 for scale in 0.5 0.25; do
     w=data/weights/camera_refiner_x$scale.safetensors
     [ -f "$w" ] || $PY tools/train/train_refiner.py --data "$DATA/train" --val "$DATA/val" --scale "$scale" \
-        --steps "$STEPS_REFINE" --batch 4 --crop 384 --lr 2e-3 --threads 1 --seed 0 \
+        --steps "$STEPS_REFINE" --batch 4 --crop 384 --lr 2e-3 --threads 2 --class-weight 0.5 --seed 0 \
         --ckpt "$CKPT/refiner_x$scale" --out "$w"
 done
 

@@ -60,6 +60,8 @@ def parse_args(argv=None):
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--wd", type=float, default=0.05)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--class-weight", type=float, default=0.0,
+                    help="cross-entropy class weights (1/frequency)^p over the training labels (capped at 10× the mean); 0: none")
     return ap.parse_args(argv)
 
 
@@ -175,6 +177,21 @@ def main(argv=None):
             rgb_cache[k] = (rgb, sem.astype(np.uint8))  # classes < 29 and IGNORE = 255 fit
         return rgb_cache[k]
 
+    weight = None
+    if a.class_weight > 0:
+        counts = np.zeros(cs.CLASSES, np.float64)
+        for k in range(len(images)):
+            sem = decoded(k)[1]
+            counts += np.bincount(sem[sem != cs.IGNORE].ravel(), minlength=cs.CLASSES)[: cs.CLASSES]
+        present = counts > 0
+        w = np.zeros(cs.CLASSES)
+        w[present] = (counts.sum() / counts[present]) ** a.class_weight
+        w /= w[present].mean()
+        w = np.minimum(w, 10.0)
+        w /= w[present].mean()
+        weight = torch.tensor(w, dtype=torch.float32)
+        print("class weights: " + " ".join(f"{i}:{v:.2f}" for i, v in enumerate(w) if v > 0), flush=True)
+
     channels = [int(c) for c in a.channels.split(",")]
     torch.manual_seed(a.seed)
     model = rt.Refiner(channels=channels, hidden=a.hidden)
@@ -185,7 +202,7 @@ def main(argv=None):
     meta = {"model": "sparserefine_refiner", "channels": a.channels, "hidden": a.hidden, "scale": a.scale,
             "tau": f"{tau:.6f}", "error_recall_target": a.error_recall, "val_error_recall": f"{rec:.4f}",
             "val_selected": f"{frac:.4f}", "dense_model_sha256": model_sha, "seed": a.seed, "total_steps": a.steps,
-            "batch": a.batch, "crop": a.crop, "train_images": len(images), "command": shlex.join([sys.executable, *argv_rec]),
+            "batch": a.batch, "crop": a.crop, "class_weight": a.class_weight, "train_images": len(images), "command": shlex.join([sys.executable, *argv_rec]),
             "git_commit": git_commit(), "torch": torch.__version__}
     step = 0
     if a.ckpt:
@@ -228,7 +245,8 @@ def main(argv=None):
         coords, rgb, l1, gt = torch.cat(coords), torch.cat(rgbs), torch.cat(l1s), torch.cat(gts)
         tm = time.time()
         l2, ens = model(coords, rgb, l1, [a.crop, a.crop, 1])
-        loss = F.cross_entropy(l2, gt, ignore_index=cs.IGNORE) + F.cross_entropy(ens, gt, ignore_index=cs.IGNORE)
+        loss = (F.cross_entropy(l2, gt, weight=weight, ignore_index=cs.IGNORE)
+                + F.cross_entropy(ens, gt, weight=weight, ignore_index=cs.IGNORE))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -25,9 +25,12 @@ while [ $# -gt 0 ]; do
     esac
 done
 
+# A step of the run is wanted (--only) when its name starts with one of these prefixes.
+wanted_prefix() { [ -z "$only" ] && return 0; local p; for p; do [[ ",$only" == *",$p"* ]] && return 0; done; return 1; }
+
 tools/setup.sh
 tools/setup-train.sh          # spconv, the sparse-conv baseline
-tools/bench/setup-waymo.sh    # Waymo's own range-image conversion (bench io)
+wanted_prefix bench_io && tools/bench/setup-waymo.sh    # Waymo's own range-image conversion (bench io)
 cargo build --locked --bin scenetok
 bin=target/debug/scenetok
 work=runs/measure
@@ -64,18 +67,19 @@ gen() {
     rm -rf "$1"
     "$bin" generate --out "$@" > /dev/null
 }
-gen "$work/full10" --segments 1 --frames 10 --seed 0
-gen "$work/tiny20" --preset tiny --segments 20 --frames 111 --seed 11
-gen "$work/sparse_full" --preset full --segments 1 --frames 2 --camera-div 8 --seed 0
-gen "$work/lidar_heldout" --preset full --camera-div 8 --segments 1 --frames 20 --seed 99
-gen "$work/lidar_calib" --preset full --camera-div 8 --segments 1 --frames 4 --seed 98
+# Each world is written only when a wanted step reads it (--only runs stay short).
+wanted_prefix bench_io && gen "$work/full10" --segments 1 --frames 10 --seed 0
+wanted_prefix eval_tiny20 && gen "$work/tiny20" --preset tiny --segments 20 --frames 111 --seed 11
+wanted_prefix bench_sparse && gen "$work/sparse_full" --preset full --segments 1 --frames 2 --camera-div 8 --seed 0
+wanted_prefix lidar_seg && gen "$work/lidar_heldout" --preset full --camera-div 8 --segments 1 --frames 20 --seed 99
+wanted_prefix lidar_seg && gen "$work/lidar_calib" --preset full --camera-div 8 --segments 1 --frames 4 --seed 98
 # The motion transformer's held-out test worlds: `dataset motion`'s test split (seed 1002),
 # written with (small) sensors so that `eval` reads them like any dataset.
-gen "$work/motion_test" --preset full --segments 24 --seed 1002 --lidar-div 8,16 --camera-div 8
+wanted_prefix motion_test motion_compare && gen "$work/motion_test" --preset full --segments 24 --seed 1002 --lidar-div 8,16 --camera-div 8
 # SparseRefine's held-out test worlds (20 worlds, one full-size frame each) and the validation
 # worlds τ is chosen on for the real frame (tools/train/refine_experiment.sh uses the same seeds).
-gen "$work/camseg_test" --segments 20 --frames 1 --seed 3000
-gen "$work/camseg_val" --segments 10 --frames 1 --seed 2000
+wanted_prefix camera_seg bench_refine && gen "$work/camseg_test" --segments 20 --frames 1 --seed 3000
+wanted_prefix camera_seg_pvps && gen "$work/camseg_val" --segments 10 --frames 1 --seed 2000
 samples=../shared/waymo-samples
 
 # The main job's printed summary (motion baselines on a generated world and the real WOMD

@@ -455,7 +455,9 @@ pub fn evaluate(
                 if let Some(refiner) = &m.refiner {
                     let (refined, gather_s, refine_s) = refine_image(refiner, out, pred, &img.rgb, &sel, &ctx)?;
                     r.score().add(&refined, &img.classes, out.width, out.height);
-                    count_selection(r, &sel, pred, &img.classes, out.width);
+                    // The same selection against the same dense errors: copy, not count again.
+                    (r.selected, r.wrong, r.wrong_selected, r.labelled) =
+                        (a.selected, a.wrong, a.wrong_selected, a.labelled);
                     r.secs.add(&StageMs {
                         select: select_s,
                         gather: gather_s,

@@ -27,7 +27,6 @@ import json
 import math
 import os
 import shlex
-import subprocess
 import sys
 import time
 
@@ -37,6 +36,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import camera_seg as cs  # noqa: E402
+from train_lidar_seg import git_commit  # noqa: E402,F401  (one definition; train_refiner imports it from here)
 
 RESUME_FREE = {"resume", "export_only", "out", "quiet", "workers", "val", "val_images"}
 
@@ -70,16 +70,6 @@ def parse_args(argv=None):
     if not a.export_only and (not a.data or a.steps is None):
         ap.error("training needs --data and --steps")
     return a
-
-
-def git_commit():
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    try:
-        head = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain"], capture_output=True, text=True).stdout.strip()
-        return head + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def rng_for(seed, *keys):

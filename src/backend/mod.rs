@@ -33,6 +33,8 @@ pub enum Activation {
     #[default]
     None,
     Relu,
+    /// `x·Φ(x)` with the exact (erf) Gaussian CDF, PyTorch's default `GELU`; erf to 1.5·10⁻⁷.
+    Gelu,
 }
 
 impl Activation {
@@ -41,6 +43,7 @@ impl Activation {
         match self {
             Activation::None => v,
             Activation::Relu => v.max(0.0),
+            Activation::Gelu => cpu::dense::gelu(v),
         }
     }
 }
@@ -86,6 +89,11 @@ pub struct Voxels {
     pub origin: [f32; 3],
     pub voxel_size: f32,
 }
+
+/// An index of [`Backend::scatter_rows`] whose row is dropped (a padding token).
+pub const DROP_ROW: u32 = u32::MAX;
+/// A window of [`Backend::window_attention`] with no mask.
+pub const NO_MASK: u32 = u32::MAX;
 
 /// How a conv's kernel map relates its outputs to its inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +145,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn add_rows(&self, x: &mut Tensor, table: &Tensor, index: &[u32], act: Activation) -> Result<()>;
     /// The rows `index` of `parts` stacked one above the other (a gather; rows may repeat).
     fn gather_rows(&self, parts: &[&Tensor], index: &[u32]) -> Result<Tensor>;
+    /// `x[index[i]] ← rows[i]` for every `i` whose index is not [`DROP_ROW`] (the inverse of
+    /// [`Backend::gather_rows`]; rows not written keep their values).
+    fn scatter_rows(&self, x: &mut Tensor, rows: &Tensor, index: &[u32]) -> Result<()>;
     /// [`SetEncoder`] on `x [rows × k]`: `[rows / group × out]`.
     fn set_encoder(&self, x: &Tensor, enc: &SetEncoder<'_>) -> Result<Tensor>;
     /// Scaled dot-product attention over `batch` independent problems, `heads` heads each:
@@ -150,6 +161,20 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         batch: usize,
         heads: usize,
         key_valid: Option<&[bool]>,
+    ) -> Result<Tensor>;
+
+    /// Self-attention inside windows (Swin's W-MSA): `qkv [windows·n × 3d]` holds each
+    /// token's query, key and value (heads side by side in each); every window's scores get
+    /// `bias [heads·n × n]` added (the relative position bias) and, where
+    /// `mask = Some((masks, kinds))` and `kinds[w]` is not [`NO_MASK`], the `[n × n]` block
+    /// `kinds[w]` of `masks` too (the shifted windows' region mask). Output `[windows·n × d]`.
+    fn window_attention(
+        &self,
+        qkv: &Tensor,
+        n: usize,
+        heads: usize,
+        bias: &Tensor,
+        mask: Option<(&Tensor, &[u32])>,
     ) -> Result<Tensor>;
 
     /// Voxelizes frames into one batch (`floor(p / voxel_size)`, shifted to start at 0, mean

@@ -36,6 +36,12 @@ impl Tensor {
     pub fn shape(&self) -> [usize; 2] {
         [self.rows, self.cols]
     }
+    /// The same values read as `[rows × cols]` (row-major: `[4m × c]` becomes `[m × 4c]` with
+    /// every four consecutive rows side by side); `None` when the sizes differ.
+    pub fn reshape(self, rows: usize, cols: usize) -> Option<Tensor> {
+        (rows * cols == self.rows * self.cols).then_some(Tensor { rows, cols, ..self })
+    }
+
     /// The name of the device holding it.
     pub fn device_name(&self) -> &'static str {
         match self.storage {

@@ -4,5 +4,7 @@
 pub mod image_encoder;
 pub mod lidar_seg;
 pub mod motion;
+pub mod nn;
 pub mod scene_tokens;
 pub mod seg;
+pub mod det;

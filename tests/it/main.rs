@@ -3,6 +3,7 @@
 // Errors carry their full location; see src/lib.rs.
 #![allow(clippy::result_large_err)]
 
+mod camera_det;
 mod camera_seg;
 mod cli;
 mod common;

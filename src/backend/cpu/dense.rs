@@ -103,6 +103,19 @@ pub fn gather_rows(parts: &[(&[f32], usize)], cols: usize, index: &[u32]) -> Vec
     out
 }
 
+/// `x[index[i]] ← rows[i]`, skipping [`crate::backend::DROP_ROW`] (indices checked by the
+/// caller). One pass in index order: a later duplicate wins.
+pub fn scatter_rows(x: &mut [f32], cols: usize, rows: &[f32], index: &[u32]) {
+    if cols == 0 {
+        return;
+    }
+    for (row, &i) in rows.chunks_exact(cols).zip(index) {
+        if i != crate::backend::DROP_ROW {
+            x[i as usize * cols..][..cols].copy_from_slice(row);
+        }
+    }
+}
+
 /// The weights of a [`crate::backend::SetEncoder`] on the host.
 pub struct SetLayers<'a> {
     pub w1: &'a [f32],
@@ -159,6 +172,74 @@ pub fn set_encoder(x: &[f32], k: usize, l: &SetLayers<'_>, group: usize, valid: 
         }
     });
     out
+}
+
+/// Shapes of one [`window_attention`] call.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowShape {
+    pub windows: usize,
+    /// Tokens per window.
+    pub n: usize,
+    pub d: usize,
+    pub heads: usize,
+}
+
+/// Swin's window attention (see [`crate::backend::Backend::window_attention`]): one task per
+/// window; per head, `softmax(q·kᵀ/√dh + bias + mask)·v` through the GEMM on strided views.
+pub fn window_attention(qkv: &[f32], s: WindowShape, bias: &[f32], masks: Option<(&[f32], &[u32])>) -> Vec<f32> {
+    let WindowShape { windows, n, d, heads } = s;
+    let dh = d / heads.max(1);
+    let scale = 1.0 / (dh as f32).sqrt();
+    let mut out = vec![0.0f32; windows * n * d];
+    if n == 0 || d == 0 {
+        return out;
+    }
+    let all = vec![true; n];
+    out.par_chunks_mut(n * d).enumerate().for_each(|(w, out)| {
+        let x = &qkv[w * n * 3 * d..][..n * 3 * d];
+        let mask = masks.and_then(|(m, kinds)| {
+            let k = kinds[w];
+            (k != crate::backend::NO_MASK).then(|| &m[k as usize * n * n..][..n * n])
+        });
+        // The keys, transposed once per window (columns d..2d of each row).
+        let mut kt = vec![0.0f32; d * n];
+        for j in 0..n {
+            for (c, &v) in x[j * 3 * d + d..][..d].iter().enumerate() {
+                kt[c * n + j] = v;
+            }
+        }
+        let mut scores = vec![0.0f32; n * n];
+        for h in 0..heads {
+            let cols = h * dh;
+            let qh = gemm::View::new(&x[cols..], n, dh, 3 * d, 1);
+            let kth = gemm::View::new(&kt[cols * n..], dh, n, n, 1);
+            gemm::sgemm_view(qh, kth, scale, false, &mut scores, n);
+            let b = &bias[h * n * n..][..n * n];
+            match mask {
+                Some(m) => scores.iter_mut().zip(b).zip(m).for_each(|((s, b), m)| *s += b + m),
+                None => scores.iter_mut().zip(b).for_each(|(s, b)| *s += b),
+            }
+            softmax_rows(&mut scores, &all);
+            let p = gemm::View::new(&scores, n, n, n, 1);
+            let vh = gemm::View::new(&x[2 * d + cols..], n, dh, 3 * d, 1);
+            gemm::sgemm_view(p, vh, 1.0, false, &mut out[cols..], d);
+        }
+    });
+    out
+}
+
+/// `x·Φ(x)`, `Φ` through erf by Abramowitz & Stegun 7.1.26 (absolute error ≤ 1.5·10⁻⁷) with
+/// [`exp_nonpositive`]: no libm call, so the epilogue loops vectorise.
+#[inline(always)]
+pub fn gelu(x: f32) -> f32 {
+    const P: f32 = 0.327_591_1;
+    const A: [f32; 5] = [0.254_829_6, -0.284_496_74, 1.421_413_8, -1.453_152, 1.061_405_4];
+    let z = x.abs() * std::f32::consts::FRAC_1_SQRT_2;
+    let t = 1.0 / (1.0 + P * z);
+    let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
+    let erf = 1.0 - poly * exp_nonpositive(-z * z);
+    let erf = if x < 0.0 { -erf } else { erf };
+    0.5 * x * (1.0 + erf)
 }
 
 /// `kt[c·m + j] = kv[j·2d + c]` for the `d` key columns, in 16 × 16 blocks: a row-by-row
@@ -322,6 +403,65 @@ mod tests {
         (0..n as u32)
             .map(|i| ((i.wrapping_mul(2654435761) ^ seed.wrapping_mul(40503)) % 2000) as f32 / 1000.0 - 1.0)
             .collect()
+    }
+
+    /// erf-based GELU against the f64 formula (erf by its Taylor series, exact here).
+    #[test]
+    fn gelu_equals_the_erf_formula() {
+        fn erf(x: f64) -> f64 {
+            // Σ (−1)ⁿ x^(2n+1) / (n! (2n+1)) · 2/√π; |x| ≤ 6 converges in f64 well within 200 terms.
+            let (mut term, mut sum) = (x, x);
+            for n in 1..200 {
+                term *= -x * x / n as f64;
+                sum += term / (2 * n + 1) as f64;
+            }
+            sum * 2.0 / std::f64::consts::PI.sqrt()
+        }
+        for i in -800..=800 {
+            let x = i as f64 / 100.0;
+            let want = if x.abs() > 5.0 { x.max(0.0) } else { 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)) };
+            let got = gelu(x as f32) as f64;
+            assert!((got - want).abs() <= 2e-6 * (1.0 + x.abs()), "gelu({x}) = {got}, want {want}");
+        }
+    }
+
+    /// Window attention equals the naive per-window formula (f64) with bias and masks on some
+    /// windows only.
+    #[test]
+    fn window_attention_equals_the_naive_formula() {
+        let (windows, n, heads, dh) = (5, 9, 3, 4);
+        let d = heads * dh;
+        let qkv = values(windows * n * 3 * d, 11);
+        let bias = values(heads * n * n, 12);
+        let masks: Vec<f32> = values(2 * n * n, 13).iter().map(|v| if *v > 0.3 { -100.0 } else { 0.0 }).collect();
+        let kinds = [crate::backend::NO_MASK, 1, 0, crate::backend::NO_MASK, 1];
+        let got = window_attention(&qkv, WindowShape { windows, n, d, heads }, &bias, Some((&masks, &kinds)));
+        for w in 0..windows {
+            for h in 0..heads {
+                for i in 0..n {
+                    let at = |j: usize, part: usize, c: usize| qkv[(w * n + j) * 3 * d + part * d + h * dh + c] as f64;
+                    let s: Vec<f64> = (0..n)
+                        .map(|j| {
+                            let dot: f64 = (0..dh).map(|c| at(i, 0, c) * at(j, 1, c)).sum();
+                            let m = if kinds[w] == crate::backend::NO_MASK {
+                                0.0
+                            } else {
+                                masks[kinds[w] as usize * n * n + i * n + j] as f64
+                            };
+                            dot / (dh as f64).sqrt() + bias[h * n * n + i * n + j] as f64 + m
+                        })
+                        .collect();
+                    let max = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let e: Vec<f64> = s.iter().map(|v| (v - max).exp()).collect();
+                    let sum: f64 = e.iter().sum();
+                    for c in 0..dh {
+                        let want: f64 = (0..n).map(|j| e[j] / sum * at(j, 2, c)).sum();
+                        let g = got[(w * n + i) * d + h * dh + c] as f64;
+                        assert!((g - want).abs() < 1e-5, "window {w} head {h} token {i}: {g} vs {want}");
+                    }
+                }
+            }
+        }
     }
 
     /// The fused set encoder equals the unfused layers (f64), with groups that straddle task

@@ -118,7 +118,7 @@ fn conv_bf16_with(
 
 fn relu(act: Activation) -> bool {
     match act {
-        Activation::None => false,
+        Activation::None | Activation::Gelu => false,
         Activation::Relu => true,
     }
 }

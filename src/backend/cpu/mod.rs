@@ -192,6 +192,62 @@ impl Backend for CpuBackend {
         Ok(tensor(dense::gather_rows(&hosts, cols, index), index.len(), cols))
     }
 
+    fn scatter_rows(&self, x: &mut Tensor, rows: &Tensor, index: &[u32]) -> Result<()> {
+        let (n, cols) = (x.rows(), x.cols());
+        let bad = index.iter().find(|&&i| i != super::DROP_ROW && i as usize >= n);
+        if rows.cols() != cols || rows.rows() != index.len() || bad.is_some() {
+            return Err(mismatch(format!(
+                "scattering {:?} rows by {} indices (out of range: {bad:?}) into a {:?} tensor",
+                rows.shape(),
+                index.len(),
+                x.shape()
+            )));
+        }
+        let src = host(rows, "the scattered rows")?;
+        dense::scatter_rows(host_mut(x, "the tensor")?, cols, src, index);
+        Ok(())
+    }
+
+    fn window_attention(
+        &self,
+        qkv: &Tensor,
+        n: usize,
+        heads: usize,
+        bias: &Tensor,
+        mask: Option<(&Tensor, &[u32])>,
+    ) -> Result<Tensor> {
+        let d = qkv.cols() / 3;
+        let windows = if n == 0 { 0 } else { qkv.rows() / n };
+        let mask_ok = mask.is_none_or(|(m, kinds)| {
+            m.cols() == n
+                && m.rows().is_multiple_of(n.max(1))
+                && kinds.len() == windows
+                && kinds.iter().all(|&k| k == super::NO_MASK || (k as usize) < m.rows() / n.max(1))
+        });
+        let ok = n > 0
+            && heads > 0
+            && qkv.cols() == 3 * d
+            && d.is_multiple_of(heads)
+            && qkv.rows().is_multiple_of(n)
+            && bias.shape() == [heads * n, n]
+            && mask_ok;
+        if !ok {
+            return Err(mismatch(format!(
+                "window attention over {n}-token windows, {heads} heads: qkv {:?}, bias {:?}, mask {:?}",
+                qkv.shape(),
+                bias.shape(),
+                mask.map(|(m, k)| (m.shape(), k.len()))
+            )));
+        }
+        let masks = match mask {
+            Some((m, kinds)) => Some((host(m, "the window masks")?, kinds)),
+            None => None,
+        };
+        let shape = dense::WindowShape { windows, n, d, heads };
+        let y = dense::window_attention(host(qkv, "queries, keys and values")?, shape, host(bias, "the bias")?, masks);
+        Ok(tensor(y, qkv.rows(), d))
+    }
+
     fn set_encoder(&self, x: &Tensor, enc: &SetEncoder<'_>) -> Result<Tensor> {
         let (k, group) = (x.cols(), enc.group);
         let ((w1, b1), (w2, b2)) = (enc.first, enc.second);
@@ -322,6 +378,9 @@ impl Backend for CpuBackend {
             }
             host(x, "conv input")
         };
+        if act == Activation::Gelu {
+            return Err(mismatch(format!("a {} conv with a fused GELU (ReLU or none only)", precision.label())));
+        }
         match (precision, &w.int8, &w.bf16) {
             (Precision::Int8, Some(q), _) => {
                 let y = lowp::conv_int8(

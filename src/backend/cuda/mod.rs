@@ -88,6 +88,19 @@ impl Backend for CudaBackend {
     fn attention(&self, _: &Tensor, _: &Tensor, _: usize, _: usize, _: Option<&[bool]>) -> Result<Tensor> {
         match *self {}
     }
+    fn scatter_rows(&self, _: &mut Tensor, _: &Tensor, _: &[u32]) -> Result<()> {
+        match *self {}
+    }
+    fn window_attention(
+        &self,
+        _: &Tensor,
+        _: usize,
+        _: usize,
+        _: &Tensor,
+        _: Option<(&Tensor, &[u32])>,
+    ) -> Result<Tensor> {
+        match *self {}
+    }
     fn voxelize(&self, _: &[PointsRef<'_>], _: f32) -> Result<Voxels> {
         match *self {}
     }

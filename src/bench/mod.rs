@@ -7,6 +7,7 @@ pub mod io;
 pub mod metrics;
 pub mod motion;
 pub mod refine;
+pub mod sparsevit;
 pub mod sparse_cases;
 pub mod tokens;
 pub mod viz;

@@ -128,6 +128,30 @@ pub enum Command {
         #[command(flatten)]
         device: DeviceArg,
     },
+    /// The SparseViT backbone at pruning ratios against its dense self on one image (random
+    /// weights of --config unless --weights), and against ONNX Runtime on the dense backbone
+    /// (--onnx, from tools/train/export_swin_onnx.py).
+    Sparsevit {
+        /// swin-t or small.
+        #[arg(long, default_value = "swin-t")]
+        config: String,
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Input size WIDTHxHEIGHT (SparseViT's latency is measured at 672x672).
+        #[arg(long, default_value = "672x672")]
+        size: String,
+        /// Ratio sets NAME=RATIOS separated by `;` (RATIOS as blocks by commas, stages by
+        /// slashes); default: the repository's Swin-T cfg1-cfg3.
+        #[arg(long)]
+        ratios: Option<String>,
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// The dense backbone exported to ONNX for the same size.
+        #[arg(long)]
+        onnx: Option<PathBuf>,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
     /// Motion-metric throughput (scenarios/s) on the scenarios of a dataset or TFRecord.
     Metrics {
         #[arg(long)]
@@ -290,6 +314,47 @@ pub fn run(which: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()>
                 device: device.open()?,
             };
             write!(stdout, "{}", scenetok::bench::refine::run(&opts)?.report())?;
+            Ok(())
+        }
+        Command::Sparsevit { config, weights, size, ratios, reps, onnx, device } => {
+            use scenetok::models::det::{Ratios, SwinConfig};
+            let cfg = SwinConfig::named(&config).ok_or_else(|| anyhow::anyhow!("--config {config}: swin-t or small"))?;
+            let (width, height) = size
+                .split_once('x')
+                .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
+                .filter(|&(w, h)| w > 0 && h > 0)
+                .ok_or_else(|| anyhow::anyhow!("--size {size}: WIDTHxHEIGHT, e.g. 672x672"))?;
+            // Ratios are checked against the weights' config when there are weights.
+            let cfg = match &weights {
+                Some(w) => scenetok::models::det::Backbone::load(w, &scenetok::backend::Device::cpu())?.config().clone(),
+                None => cfg,
+            };
+            let sets: Vec<(String, String)> = match ratios {
+                Some(text) => text
+                    .split(';')
+                    .filter(|t| !t.trim().is_empty())
+                    .map(|t| match t.split_once('=') {
+                        Some((n, r)) => (n.trim().to_string(), r.trim().to_string()),
+                        None => (t.trim().to_string(), t.trim().to_string()),
+                    })
+                    .collect(),
+                None => scenetok::bench::sparsevit::PUBLISHED.iter().map(|(n, r)| (n.to_string(), r.to_string())).collect(),
+            };
+            let ratios = sets
+                .into_iter()
+                .map(|(n, r)| Ok((n, Ratios::parse(&r, &cfg)?)))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let opts = scenetok::bench::sparsevit::SparseVitBenchOptions {
+                config: cfg,
+                weights,
+                height,
+                width,
+                ratios,
+                reps,
+                onnx,
+                device: device.open()?,
+            };
+            write!(stdout, "{}", scenetok::bench::sparsevit::run(&opts)?.report())?;
             Ok(())
         }
         Command::Metrics { data, repeat } => {

@@ -52,6 +52,8 @@ pub struct BackboneOutput {
     pub features: Vec<FeatureMap>,
     /// Per stage, per block.
     pub windows: Vec<Vec<BlockWindows>>,
+    /// Seconds per stage (patch embedding in the first, merging in the one it ends).
+    pub stage_seconds: Vec<f64>,
 }
 
 /// The backbone with its weights on a device.
@@ -156,11 +158,12 @@ impl Backbone {
             ));
         }
         let be = dev.backend();
+        let mut clock = std::time::Instant::now();
         let (patches, mut h, mut w) = im2col(image, self.cfg.patch);
         let x = be.upload(&patches, h * w, 3 * self.cfg.patch * self.cfg.patch)?;
         let x = self.embed.forward(dev, &x, Activation::None)?;
         let mut x = self.embed_norm.forward(dev, &x)?;
-        let (mut features, mut windows) = (Vec::new(), Vec::new());
+        let (mut features, mut windows, mut stage_seconds) = (Vec::new(), Vec::new(), Vec::new());
         for (s, stage) in self.stages.iter().enumerate() {
             let d = self.cfg.dim(s);
             let zero = be.upload(&vec![0.0; d], 1, d)?;
@@ -169,8 +172,10 @@ impl Backbone {
             if let Some(m) = &stage.merge {
                 (x, h, w) = m.forward(dev, &x, &zero, (h, w), d)?;
             }
+            stage_seconds.push(clock.elapsed().as_secs_f64());
+            clock = std::time::Instant::now();
         }
-        Ok(BackboneOutput { features, windows })
+        Ok(BackboneOutput { features, windows, stage_seconds })
     }
 }
 

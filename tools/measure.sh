@@ -143,6 +143,13 @@ step lidar_seg_heldout_int8_nosmooth "$bin" eval --task lidar-seg --data "$work/
     --out "$work/lidar_seg_heldout_int8_nosmooth" --precision int8 --calib "$work/lidar_calib" --smooth-alpha -1
 step camera_seg_heldout "$bin" eval --task camera-seg --data "$work/camseg_test" --out "$work/camera_seg_heldout"
 step bench_refine "$bin" bench refine --data "$work/camseg_test" --frames 4 --reps 2
+# SparseViT: Swin-T at 672² with random weights (speed only), the same weights in ONNX Runtime.
+if wanted_prefix bench_sparsevit; then
+    .venv-train/bin/python tools/train/export_swin_onnx.py --config swin-t --size 672x672 \
+        --out "$work/swin_t_672.onnx" > /dev/null 2>&1
+    step bench_sparsevit "$bin" bench sparsevit --size 672x672 --reps 7 --onnx "$work/swin_t_672.onnx" \
+        --weights "$work/swin_t_672.onnx.safetensors"
+fi
 [ -d "$samples" ] && step camera_seg_pvps "$bin" eval --task camera-seg \
     --data "$samples/v1/pvps_data_one_frame.tfrecord" --tau-data "$work/camseg_val" --tau-frames 1
 if [ "$quick" -eq 0 ]; then

@@ -22,6 +22,7 @@ pub struct ImageBoxes {
 pub struct ClassAp {
     pub class: String,
     pub ap50: f64,
+    pub ap75: f64,
     /// Mean AP over IoU thresholds 0.50, 0.55, …, 0.95.
     pub ap: f64,
     pub ground_truth: usize,
@@ -33,6 +34,7 @@ pub struct ClassAp {
 pub struct Detection2dReport {
     pub classes: Vec<ClassAp>,
     pub map50: f64,
+    pub map75: f64,
     pub map: f64,
 }
 
@@ -84,6 +86,7 @@ impl Detection2dMetrics {
             out.push(ClassAp {
                 class: class.name().to_string(),
                 ap50: aps[0],
+                ap75: aps[5],
                 ap: aps.iter().sum::<f64>() / aps.len() as f64,
                 ground_truth,
                 detections,
@@ -93,7 +96,7 @@ impl Detection2dMetrics {
         let mean = |f: fn(&ClassAp) -> f64| {
             if with_gt.is_empty() { 0.0 } else { with_gt.iter().map(|c| f(c)).sum::<f64>() / with_gt.len() as f64 }
         };
-        Detection2dReport { map50: mean(|c| c.ap50), map: mean(|c| c.ap), classes: out }
+        Detection2dReport { map50: mean(|c| c.ap50), map75: mean(|c| c.ap75), map: mean(|c| c.ap), classes: out }
     }
 
     /// AP of one class at one IoU threshold.
@@ -164,11 +167,14 @@ impl Detection2dMetrics {
 
 impl Detection2dReport {
     pub fn table(&self) -> String {
-        let mut s = format!("{:<12} {:>8} {:>8} {:>6} {:>6}\n", "class", "AP50", "AP", "gt", "det");
+        let mut s = format!("{:<12} {:>8} {:>8} {:>8} {:>6} {:>6}\n", "class", "AP", "AP50", "AP75", "gt", "det");
         for c in &self.classes {
-            s += &format!("{:<12} {:>8.4} {:>8.4} {:>6} {:>6}\n", c.class, c.ap50, c.ap, c.ground_truth, c.detections);
+            s += &format!(
+                "{:<12} {:>8.4} {:>8.4} {:>8.4} {:>6} {:>6}\n",
+                c.class, c.ap, c.ap50, c.ap75, c.ground_truth, c.detections
+            );
         }
-        s += &format!("{:<12} {:>8.4} {:>8.4}\n", "mean", self.map50, self.map);
+        s += &format!("{:<12} {:>8.4} {:>8.4} {:>8.4}\n", "mean", self.map, self.map50, self.map75);
         s
     }
 

@@ -83,3 +83,40 @@ fn sparsevit_refuses_bad_ratios_and_images() {
     let bad = SwinConfig { heads: vec![3, 2], ..cfg };
     assert!(Backbone::random(bad, 1, &dev).unwrap_err().to_string().contains("3 heads for 8 channels"));
 }
+
+/// `tools/train/make_camera_det_golden.py`: the detector's input (the ½ resize of an odd-sized
+/// image) and its head map, dense and pruned, equal the twin's (float64).
+#[test]
+fn camera_detector_reproduces_the_pytorch_twin() {
+    use scenetok::models::det::Detector;
+    use scenetok::models::image_encoder::preprocess::RgbView;
+    let bytes = std::fs::read(golden_dir().join("camera_det.safetensors")).expect("the golden file is committed");
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = meta.metadata().clone().unwrap_or_default();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let f32s = |n: &str| -> Vec<f32> {
+        st.tensor(n).unwrap().data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    };
+    let close = |got: &[f32], want: &[f32], what: &str| {
+        assert_eq!(got.len(), want.len(), "{what}");
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let err = got.iter().zip(want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(err / scale < 1e-4, "{what}: max relative error {:e}", err / scale);
+    };
+    let dev = Device::cpu();
+    let det = Detector::load(&golden_dir().join("camera_det_weights.safetensors"), &dev).unwrap();
+    let rgb = st.tensor("rgb").unwrap();
+    let (h, w) = (rgb.shape()[0] as u32, rgb.shape()[1] as u32);
+    let (input, iw, ih) = det.input(RgbView::new(w, h, rgb.data()).unwrap());
+    assert_eq!((iw, ih), (151, 102), "round(301 / 2), round(203 / 2)");
+    close(&input, &f32s("input"), "input");
+    let cfg = det.config().clone();
+    let pruned = {
+        let stages = meta["ratios"].split(';').map(|s| s.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+        Ratios::new(stages, &cfg).unwrap()
+    };
+    for (key, ratios) in [("dense", Ratios::dense(&cfg)), ("pruned", pruned)] {
+        let map = det.forward(&dev, ChwImage { height: ih, width: iw, values: &input }, &ratios).unwrap();
+        close(&map.values, &f32s(key), key);
+    }
+}

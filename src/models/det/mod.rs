@@ -4,9 +4,12 @@
 
 mod backbone;
 mod config;
+pub mod detector;
+mod head;
 mod ratios;
 mod windows;
 
 pub use backbone::{Backbone, BackboneOutput, BlockWindows, ChwImage, FeatureMap};
 pub use config::SwinConfig;
+pub use detector::{DecodeOptions, Detection, Detector, DetectorOutput};
 pub use ratios::Ratios;

@@ -84,7 +84,7 @@ pub struct Batch {
 /// half-pixel centres (`src = (dst + 0.5) · in/out − 0.5`, clamped to the image), the
 /// convention of OpenCV's INTER_LINEAR and PyTorch's `align_corners=False` without
 /// antialiasing. At a factor of exactly 1/2 this is the 2×2 box average.
-fn taps(input: u32, output: u32) -> Vec<(usize, usize, f32)> {
+pub(crate) fn taps(input: u32, output: u32) -> Vec<(usize, usize, f32)> {
     let ratio = input as f64 / output as f64;
     let last = input as usize - 1;
     (0..output)

@@ -23,6 +23,11 @@ pub const PUBLISHED: [(&str, &str); 3] = [
     ("cfg3", "0.7/0/0.2,0.2,0.4,0.4,0.5,0.5/0"),
 ];
 
+/// [`PUBLISHED`] as `NAME=RATIOS;…`.
+pub fn published() -> String {
+    PUBLISHED.iter().map(|(n, r)| format!("{n}={r}")).collect::<Vec<_>>().join(";")
+}
+
 pub struct SparseVitBenchOptions {
     pub config: SwinConfig,
     /// Trained weights (their config wins); random weights of `config` otherwise.

@@ -51,7 +51,26 @@ pub struct Args {
     #[command(flatten)]
     camera: CameraSegArgs,
     #[command(flatten)]
+    det: CameraDetArgs,
+    #[command(flatten)]
     device: DeviceArg,
+}
+
+/// camera-det: SparseViT ratio sets and decoding.
+#[derive(clap::Args, Clone)]
+pub struct CameraDetArgs {
+    /// camera-det: ratio sets NAME=RATIOS separated by `;` (blocks by commas, stages by
+    /// slashes), each against the dense backbone; default: the searched sets stored with the
+    /// weights (metadata), else none.
+    #[arg(long)]
+    ratios: Option<String>,
+    /// camera-det: a `search sparsevit` record (runs/tuning/sparsevit__…json): its ratio
+    /// sets are reported; it must be for these weights and this device.
+    #[arg(long)]
+    searched: Option<PathBuf>,
+    /// camera-det: the lowest box score kept.
+    #[arg(long, default_value_t = 0.05)]
+    score_threshold: f32,
 }
 
 /// camera-seg: the dense model at several scales and SparseRefine's selector.
@@ -169,6 +188,9 @@ enum Task {
     /// Camera semantic segmentation: the dense model at each --scales, mIoU, boundary F,
     /// SparseRefine's selection (with --tau-data) and ms per image.
     CameraSeg,
+    /// Camera 2-D detection with SparseViT: COCO AP, AP50, AP75 per class for the dense
+    /// backbone and each --ratios set, backbone and end-to-end ms per image.
+    CameraDet,
 }
 
 pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
@@ -186,6 +208,13 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
                 None => ctx.data()?.weights(WEIGHTS_FILE),
             };
             lidar_seg(&args.data, &weights, args.out, args.max_frames, &args.device, &args.lowp, stdout)
+        }
+        Task::CameraDet => {
+            let weights = match &args.weights {
+                Some(w) => w.clone(),
+                None => ctx.data()?.weights(scenetok::models::det::detector::WEIGHTS_FILE),
+            };
+            camera_det(&args.data, &weights, args.out.as_deref(), args.max_frames, &args.det, &args.device, stdout)
         }
         Task::CameraSeg => {
             let config = match &args.camera.seg_model {
@@ -285,6 +314,51 @@ fn camera_seg(
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
         let p = out.join("metrics.json");
         scenetok::io::output::write_file(&p, serde_json::to_string_pretty(&reports)?.as_bytes())?;
+        writeln!(stdout, "wrote {}", p.display())?;
+    }
+    Ok(())
+}
+
+fn camera_det(
+    data: &Path,
+    weights: &Path,
+    out: Option<&Path>,
+    max_frames: Option<usize>,
+    args: &CameraDetArgs,
+    device: &DeviceArg,
+    stdout: &mut impl Write,
+) -> Result<()> {
+    use scenetok::eval::camera_det::{DetMethod, evaluate};
+    use scenetok::models::det::{DecodeOptions, Detector, Ratios};
+
+    if let Some(out) = out {
+        scenetok::io::output::refuse_input(&out.join("metrics.json"), &[data])?;
+    }
+    let source = Source::open(data)?;
+    let device = device.open()?;
+    let det = Detector::load(weights, &device)?;
+    let cfg = det.config().clone();
+    let mut methods = vec![DetMethod { name: "dense".into(), ratios: Ratios::dense(&cfg) }];
+    let mut sets = match &args.ratios {
+        Some(text) => Ratios::parse_sets(text, &cfg)?,
+        None => det.searched.clone(),
+    };
+    if let Some(path) = &args.searched {
+        use scenetok::models::det::search::{SearchRecord, model_id};
+        let record = SearchRecord::load_for(path, &model_id(weights)?, &device.backend().tuning_key())?;
+        sets.extend(record.sets(&cfg)?);
+    }
+    methods.extend(sets.into_iter().map(|(name, ratios)| DetMethod { name, ratios }));
+    let opts = DecodeOptions { score_threshold: args.score_threshold, ..DecodeOptions::default() };
+    let bar = indicatif::ProgressBar::new_spinner();
+    let report =
+        evaluate(&source, &FrameSelection::all().first(max_frames), &det, &device, &methods, &opts, || bar.inc(1))?;
+    bar.finish_and_clear();
+    write!(stdout, "{}", report.table())?;
+    if let Some(out) = out {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let p = out.join("metrics.json");
+        scenetok::io::output::write_file(&p, serde_json::to_string_pretty(&report)?.as_bytes())?;
         writeln!(stdout, "wrote {}", p.display())?;
     }
     Ok(())

@@ -14,6 +14,7 @@ mod fixture;
 mod generate;
 mod inspect;
 mod report;
+mod search;
 mod sparse;
 mod tokens;
 mod tune;
@@ -58,6 +59,12 @@ enum Command {
     Dataset {
         #[command(subcommand)]
         which: dataset::Command,
+    },
+    /// Search model configurations on validation data (`search sparsevit`: pruning ratios
+    /// under latency budgets) and store them per model and device.
+    Search {
+        #[command(subcommand)]
+        which: search::Command,
     },
     /// Autotune the sparse-conv dataflows of a network on real frames and store the choice.
     Tune(tune::Args),
@@ -127,6 +134,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sparse { which } => sparse::run(which, &mut stdout),
         Command::Dataset { which } => dataset::run(which, &ctx, &mut stdout),
         Command::Tune(a) => tune::run(a, &mut stdout),
+        Command::Search { which } => search::run(which, &ctx, &mut stdout),
         Command::Demo(a) => demo::run(a, &ctx, &mut stdout),
         Command::Report(a) => report::run(a, &mut stdout),
         Command::Compare(a) => compare::run(a, &ctx, &mut stdout),

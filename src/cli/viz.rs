@@ -39,8 +39,19 @@ pub struct Args {
     refine: bool,
     #[arg(long, default_value_t = 0.5)]
     refine_scale: f64,
-    /// With --refine: the panels as one picture (PNG), shrunk by --png-factor.
-    #[arg(long, requires = "refine")]
+    /// Camera detection with SparseViT on the first frame of --data (of --segment, or at
+    /// --frames' start): per camera the windows each stage ran (bright) and pruned (dark) at
+    /// --ratios, and the boxes (--png and/or --save).
+    #[arg(long, requires = "data", conflicts_with = "refine")]
+    sparsevit: bool,
+    /// With --sparsevit: the ratios (blocks by commas, stages by slashes; default dense).
+    #[arg(long, requires = "sparsevit")]
+    ratios: Option<String>,
+    /// With --sparsevit: the detector (default: the data folder's weights/camera_det_small.safetensors).
+    #[arg(long, requires = "sparsevit")]
+    det_weights: Option<PathBuf>,
+    /// With --refine or --sparsevit: the panels as one picture (PNG), shrunk by --png-factor.
+    #[arg(long)]
     png: Option<PathBuf>,
     #[arg(long, default_value_t = 5)]
     png_factor: u32,
@@ -110,6 +121,9 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
     let Some(data) = args.data.clone() else { anyhow::bail!("--data is required") };
     if args.refine {
         return refine(&args, &data, ctx, stdout);
+    }
+    if args.sparsevit {
+        return sparsevit(&args, &data, ctx, stdout);
     }
     let sink = match (args.save, args.spawn, args.connect) {
         (Some(p), _, _) => VizSink::Save(p),
@@ -262,6 +276,85 @@ fn attention(args: &Args, dir: &std::path::Path, ctx: &Context, stdout: &mut imp
     ] {
         let (n, w) = by_kind(k);
         writeln!(stdout, "  {:<7} {n:>4} tokens, {:.1}% of the attention", k.name(), 100.0 * w)?;
+    }
+    Ok(())
+}
+
+/// `viz --sparsevit`: the detector's kept windows and boxes on one frame's cameras.
+fn sparsevit(args: &Args, data: &std::path::Path, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
+    use scenetok::eval::camera_det::det_request;
+    use scenetok::models::det::detector::{CLASSES, WEIGHTS_FILE};
+    use scenetok::models::det::{DecodeOptions, Detector, Ratios};
+    use scenetok::models::image_encoder::decode_frame_images;
+    use scenetok::models::image_encoder::preprocess::RgbView;
+    use scenetok::pipeline::{FrameSelection, Segments, Source};
+    use scenetok::viz::refine::grid;
+    use scenetok::viz::sparsevit::{SparseVitView, log, panels};
+
+    let weights = match &args.det_weights {
+        Some(w) => w.clone(),
+        None => ctx.data()?.weights(WEIGHTS_FILE),
+    };
+    let dev = args.device.open()?;
+    let det = Detector::load(&weights, &dev)?;
+    let cfg = det.config().clone();
+    let ratios = match &args.ratios {
+        Some(r) => Ratios::parse(r, &cfg)?,
+        None => Ratios::dense(&cfg),
+    };
+    let source = Source::open(data)?;
+    let start = args.frames.as_ref().map_or(0, |r| r.start);
+    let selection = FrameSelection::all()
+        .segments(Segments::named_or(args.segment.clone(), Segments::All))
+        .frames(start..start + 1)
+        .request(det_request());
+    let frame =
+        source.frames(&selection)?.next().ok_or_else(|| anyhow::anyhow!("{}: no such frame", data.display()))??;
+    let images = decode_frame_images(&frame.frame, &frame.at)?;
+    anyhow::ensure!(!images.images.is_empty(), "{}: the frame has no camera image", data.display());
+    let rec = match (&args.save, args.spawn, &args.connect) {
+        (Some(p), _, _) => Some(rerun::RecordingStreamBuilder::new("scenetok sparsevit").save(p)?),
+        (_, true, _) => Some(rerun::RecordingStreamBuilder::new("scenetok sparsevit").spawn()?),
+        (_, _, Some(a)) => Some(rerun::RecordingStreamBuilder::new("scenetok sparsevit").connect_grpc_opts(a.clone())?),
+        _ => None,
+    };
+    let mut rows = Vec::new();
+    for ((camera, _), rgb) in images.cameras.iter().zip(&images.images) {
+        let out = det.detect(&dev, RgbView::from(rgb), &ratios, &DecodeOptions::default())?;
+        let truth: Vec<_> = frame
+            .frame
+            .camera_boxes
+            .iter()
+            .filter(|b| b.camera == *camera && CLASSES.contains(&b.kind))
+            .map(|b| (b.kind, b.bbox.clone()))
+            .collect();
+        let view = SparseVitView {
+            camera: *camera,
+            rgb,
+            to_camera: rgb.width() as f64 / out.input_size.0 as f64,
+            patch: cfg.patch,
+            window: cfg.window,
+            windows: &out.windows,
+            detections: &out.detections,
+            truth: &truth,
+        };
+        if let Some(rec) = &rec {
+            log(rec, &view, 1)?;
+        }
+        rows.push(panels(&view, args.png_factor));
+        let (ran, all) = out.windows.iter().flatten().fold((0, 0), |a, b| (a.0 + b.kept.len(), a.1 + b.grid.0 * b.grid.1));
+        writeln!(
+            stdout,
+            "{camera}: {} boxes with score ≥ 0.3 ({} labelled), {:.0}% of windows run, backbone {:.1} ms",
+            out.detections.iter().filter(|d| d.score >= 0.3).count(),
+            truth.len(),
+            100.0 * ran as f64 / all.max(1) as f64,
+            out.times.backbone * 1e3
+        )?;
+    }
+    if let Some(png) = &args.png {
+        grid(&rows).save(png).map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))?;
+        writeln!(stdout, "wrote {} (columns: windows run per stage 1-{}, boxes)", png.display(), cfg.stages())?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod assignment;
 pub mod attention;
 pub mod bootstrap;
+pub mod camera_det;
 pub mod camera_seg;
 pub mod detection2d;
 pub mod detection3d;

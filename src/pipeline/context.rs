@@ -83,6 +83,13 @@ pub struct CameraSegOutput {
     pub refined: Vec<usize>,
 }
 
+/// The camera-detection head's output.
+#[derive(Debug, Clone, Default)]
+pub struct CameraDetOutput {
+    /// Per camera: its boxes (full-resolution pixels), and the share of windows the backbone ran.
+    pub cameras: Vec<(crate::scene::CameraName, Vec<crate::models::det::Detection>, f64)>,
+}
+
 /// One frame and every stage's output so far.
 #[derive(Debug, Default)]
 pub struct FrameContext {
@@ -102,6 +109,8 @@ pub struct FrameContext {
     pub tokens: Option<TokenOutput>,
     /// Camera-segmentation head.
     pub camera_seg: Option<CameraSegOutput>,
+    /// Camera-detection head.
+    pub camera_det: Option<CameraDetOutput>,
     /// How long each stage took on this frame, in the order they ran.
     pub times: Vec<(&'static str, Duration)>,
     /// The last frame's image output, whose memory the image stage reuses.
@@ -127,6 +136,7 @@ impl FrameContext {
         self.lidar = None;
         self.tokens = None;
         self.camera_seg = None;
+        self.camera_det = None;
         if let Some(image) = self.image.take() {
             self.spare_image = Some(image);
         }

@@ -18,6 +18,7 @@ pub mod map;
 pub mod motion;
 pub mod paths;
 pub mod refine;
+pub mod sparsevit;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};

@@ -50,20 +50,20 @@ pub fn panels(v: &RefineView<'_>, factor: u32) -> [RgbImage; 5] {
     [image, classes(v.dense), selection, classes(v.refined), classes(v.truth)]
 }
 
-/// A grid: one row per camera, its five panels side by side, 4-pixel white gutters.
-pub fn grid(rows: &[[RgbImage; 5]]) -> RgbImage {
+/// A grid: one row per camera, its panels side by side, 4-pixel white gutters.
+pub fn grid<R: AsRef<[RgbImage]>>(rows: &[R]) -> RgbImage {
     const GAP: u32 = 4;
-    let width = rows.iter().map(|r| r.iter().map(|p| p.width() + GAP).sum::<u32>()).max().unwrap_or(0);
-    let height: u32 = rows.iter().map(|r| r[0].height() + GAP).sum();
+    let width = rows.iter().map(|r| r.as_ref().iter().map(|p| p.width() + GAP).sum::<u32>()).max().unwrap_or(0);
+    let height: u32 = rows.iter().map(|r| r.as_ref().first().map_or(0, |p| p.height()) + GAP).sum();
     let mut out = RgbImage::from_pixel(width.max(1), height.max(1), Rgb([255, 255, 255]));
     let mut y = 0;
     for r in rows {
         let mut x = 0;
-        for p in r {
+        for p in r.as_ref() {
             image::imageops::replace(&mut out, p, x as i64, y as i64);
             x += p.width() + GAP;
         }
-        y += r[0].height() + GAP;
+        y += r.as_ref().first().map_or(0, |p| p.height()) + GAP;
     }
     out
 }

@@ -329,21 +329,10 @@ pub fn run(which: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()>
                 Some(w) => scenetok::models::det::Backbone::load(w, &scenetok::backend::Device::cpu())?.config().clone(),
                 None => cfg,
             };
-            let sets: Vec<(String, String)> = match ratios {
-                Some(text) => text
-                    .split(';')
-                    .filter(|t| !t.trim().is_empty())
-                    .map(|t| match t.split_once('=') {
-                        Some((n, r)) => (n.trim().to_string(), r.trim().to_string()),
-                        None => (t.trim().to_string(), t.trim().to_string()),
-                    })
-                    .collect(),
-                None => scenetok::bench::sparsevit::PUBLISHED.iter().map(|(n, r)| (n.to_string(), r.to_string())).collect(),
+            let ratios = match ratios {
+                Some(text) => Ratios::parse_sets(&text, &cfg)?,
+                None => Ratios::parse_sets(&scenetok::bench::sparsevit::published(), &cfg)?,
             };
-            let ratios = sets
-                .into_iter()
-                .map(|(n, r)| Ok((n, Ratios::parse(&r, &cfg)?)))
-                .collect::<anyhow::Result<Vec<_>>>()?;
             let opts = scenetok::bench::sparsevit::SparseVitBenchOptions {
                 config: cfg,
                 weights,

@@ -81,6 +81,9 @@ pub struct Detector {
     pub scale: f64,
     /// The head's cell size in input pixels.
     pub stride: usize,
+    /// Ratio sets stored with the weights (metadata `searched`, `NAME=RATIOS;…`: what
+    /// `scenetok search sparsevit` found), for `eval` to report by default.
+    pub searched: Vec<(String, Ratios)>,
 }
 
 impl Detector {
@@ -114,7 +117,11 @@ impl Detector {
         let backbone = Backbone::build(cfg.clone(), &mut p, dev).map_err(|e| e.in_file(path))?;
         let dims: Vec<usize> = (1..cfg.stages()).map(|s| cfg.dim(s)).collect();
         let head = Head::load(&mut p, dev, &dims, dim, CLASSES.len()).map_err(|e| e.in_file(path))?;
-        Ok(Detector { backbone, head, scale, stride })
+        let searched = match p.metadata("searched") {
+            Some(text) => Ratios::parse_sets(text, &cfg).map_err(|e| e.in_file(path))?,
+            None => Vec::new(),
+        };
+        Ok(Detector { backbone, head, scale, stride, searched })
     }
 
     pub fn config(&self) -> &SwinConfig {

@@ -5,6 +5,7 @@
 mod backbone;
 mod config;
 pub mod detector;
+pub mod search;
 mod head;
 mod ratios;
 mod windows;

@@ -70,6 +70,18 @@ impl Ratios {
         Self::new(per_block, cfg)
     }
 
+    /// Named sets `NAME=RATIOS;NAME=RATIOS` ([`Ratios::parse`] each; a set without a name is
+    /// named by its ratios).
+    pub fn parse_sets(text: &str, cfg: &SwinConfig) -> Result<Vec<(String, Ratios)>> {
+        text.split(';')
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| {
+                let (name, r) = t.split_once('=').unwrap_or((t, t));
+                Ok((name.trim().to_string(), Self::parse(r.trim(), cfg)?))
+            })
+            .collect()
+    }
+
     pub fn stage(&self, s: usize) -> &[f64] {
         &self.0[s]
     }

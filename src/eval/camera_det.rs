@@ -1,0 +1,251 @@
+//! Camera detection with SparseViT on labelled frames: COCO-style AP, AP50, AP75 per class
+//! (`camera_box` vehicles, pedestrians, cyclists; [`super::detection2d`]) for the dense
+//! backbone and for pruning ratio sets, with backbone and end-to-end milliseconds per image
+//! from the same run, and paired bootstrap intervals of each ratio set's AP change.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::bootstrap::Interval;
+use super::detection2d::{Detection2dMetrics, Detection2dReport, ImageBoxes};
+use crate::backend::Device;
+use crate::error::Result;
+use crate::io::v2::{Component, FrameRequest};
+use crate::models::det::detector::CLASSES;
+use crate::models::det::{DecodeOptions, Detector, Ratios};
+use crate::models::image_encoder::decode_frame_images;
+use crate::models::image_encoder::preprocess::RgbView;
+use crate::pipeline::{FrameSelection, Source};
+
+/// The components camera detection reads.
+pub fn det_request() -> FrameRequest {
+    FrameRequest::only(&[Component::CameraImage, Component::CameraCalibration, Component::CameraBox])
+        .without_second_returns()
+}
+
+/// One set of ratios to evaluate (`dense` for none).
+#[derive(Debug, Clone)]
+pub struct DetMethod {
+    pub name: String,
+    pub ratios: Ratios,
+}
+
+/// One method's accuracy and speed.
+#[derive(Debug, Clone, Serialize)]
+pub struct DetMethodReport {
+    pub name: String,
+    pub ratios: String,
+    pub ap: Detection2dReport,
+    /// Milliseconds per image: the backbone alone, and everything (resize, backbone, head,
+    /// decoding with NMS).
+    pub backbone_ms: f64,
+    pub total_ms: f64,
+    /// Windows run over a dense pass's, all blocks, mean over images.
+    pub window_share: f64,
+    /// AP (0.50:0.95) minus the first method's, paired bootstrap over images (95%).
+    pub ap_change: Option<Interval>,
+    #[serde(skip)]
+    pub images: Vec<ImageBoxes>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CameraDetReport {
+    pub frames: usize,
+    pub images: usize,
+    pub threads: usize,
+    pub methods: Vec<DetMethodReport>,
+}
+
+/// Runs every method on every camera image of `selection` (methods in turn on each image).
+pub fn evaluate(
+    source: &Source,
+    selection: &FrameSelection,
+    det: &Detector,
+    dev: &Device,
+    methods: &[DetMethod],
+    opts: &DecodeOptions,
+    mut on_image: impl FnMut(),
+) -> Result<CameraDetReport> {
+    let selection = selection.clone().request(det_request());
+    let n = methods.len();
+    let mut images: Vec<Vec<ImageBoxes>> = vec![Vec::new(); n];
+    let (mut backbone_s, mut total_s, mut share) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    let (mut frames, mut count) = (0, 0);
+    for frame in source.frames(&selection)? {
+        let frame = frame?;
+        let decoded = decode_frame_images(&frame.frame, &frame.at)?;
+        frames += 1;
+        for ((camera, _), rgb) in decoded.cameras.iter().zip(&decoded.images) {
+            let ground_truth: Vec<_> = frame
+                .frame
+                .camera_boxes
+                .iter()
+                .filter(|b| b.camera == *camera && CLASSES.contains(&b.kind))
+                .map(|b| (b.kind, b.bbox.clone()))
+                .collect();
+            for (m, method) in methods.iter().enumerate() {
+                let t = Instant::now();
+                let out = det.detect(dev, RgbView::from(rgb), &method.ratios, opts)?;
+                total_s[m] += t.elapsed().as_secs_f64();
+                backbone_s[m] += out.times.backbone;
+                let (ran, all) = out.windows.iter().flatten().fold((0, 0), |a, b| (a.0 + b.kept.len(), a.1 + b.grid.0 * b.grid.1));
+                share[m] += ran as f64 / all.max(1) as f64;
+                images[m].push(ImageBoxes {
+                    ground_truth: ground_truth.clone(),
+                    detections: out.detections.iter().map(|d| (d.class, d.bbox.clone(), d.score as f64)).collect(),
+                });
+            }
+            count += 1;
+            on_image();
+        }
+    }
+    let per = |v: f64| if count == 0 { 0.0 } else { v / count as f64 };
+    let mut reports: Vec<DetMethodReport> = methods
+        .iter()
+        .zip(images)
+        .enumerate()
+        .map(|(m, (method, images))| DetMethodReport {
+            name: method.name.clone(),
+            ratios: method.ratios.to_string(),
+            ap: metrics(&images, None).finish(),
+            backbone_ms: per(backbone_s[m]) * 1e3,
+            total_ms: per(total_s[m]) * 1e3,
+            window_share: per(share[m]),
+            ap_change: None,
+            images,
+        })
+        .collect();
+    for m in 1..reports.len() {
+        reports[m].ap_change = Some(paired_ap(&reports[0].images, &reports[m].images, 1000, 7));
+    }
+    Ok(CameraDetReport { frames, images: count, threads: rayon::current_num_threads(), methods: reports })
+}
+
+/// Decoded labelled camera images held in memory, for scoring many ratio sets on the same
+/// images (the search).
+pub struct ValidationImages {
+    pub images: Vec<(image::RgbImage, Vec<(crate::scene::BoxType, crate::scene::Box2d)>)>,
+}
+
+impl ValidationImages {
+    pub fn load(source: &Source, selection: &FrameSelection) -> Result<ValidationImages> {
+        let selection = selection.clone().request(det_request());
+        let mut images = Vec::new();
+        for frame in source.frames(&selection)? {
+            let frame = frame?;
+            let decoded = decode_frame_images(&frame.frame, &frame.at)?;
+            for ((camera, _), rgb) in decoded.cameras.iter().zip(decoded.images) {
+                let gt = frame
+                    .frame
+                    .camera_boxes
+                    .iter()
+                    .filter(|b| b.camera == *camera && CLASSES.contains(&b.kind))
+                    .map(|b| (b.kind, b.bbox.clone()))
+                    .collect();
+                images.push((rgb, gt));
+            }
+        }
+        Ok(ValidationImages { images })
+    }
+
+    /// Keeps `n` images evenly spaced over the set (all when there are fewer).
+    pub fn keep_evenly(&mut self, n: usize) {
+        let len = self.images.len();
+        if n < len {
+            let keep: Vec<usize> = (0..n).map(|i| i * len / n).collect();
+            let mut k = 0;
+            let mut i = 0;
+            self.images.retain(|_| {
+                let hit = k < keep.len() && keep[k] == i;
+                k += hit as usize;
+                i += 1;
+                hit
+            });
+        }
+    }
+
+    /// COCO AP (mean over classes and IoU 0.50:0.95) of `det` at `ratios` on these images.
+    pub fn ap(&self, det: &Detector, dev: &Device, ratios: &Ratios, opts: &DecodeOptions) -> Result<f64> {
+        let mut m = Detection2dMetrics::default();
+        for (rgb, gt) in &self.images {
+            let out = det.detect(dev, RgbView::from(rgb), ratios, opts)?;
+            m.add(ImageBoxes {
+                ground_truth: gt.clone(),
+                detections: out.detections.iter().map(|d| (d.class, d.bbox.clone(), d.score as f64)).collect(),
+            });
+        }
+        Ok(m.finish().map)
+    }
+}
+
+fn metrics(images: &[ImageBoxes], pick: Option<&[usize]>) -> Detection2dMetrics {
+    let mut m = Detection2dMetrics::default();
+    match pick {
+        Some(ix) => ix.iter().for_each(|&i| m.add(images[i].clone())),
+        None => images.iter().for_each(|i| m.add(i.clone())),
+    }
+    m
+}
+
+/// `AP(b) − AP(a)` (mean over classes and IoU 0.50:0.95) with a 95% paired bootstrap
+/// interval: the same images resampled for both.
+pub fn paired_ap(a: &[ImageBoxes], b: &[ImageBoxes], draws: usize, seed: u64) -> Interval {
+    use rand::{Rng, SeedableRng};
+    let n = a.len().min(b.len());
+    let estimate = metrics(&b[..n], None).finish().map - metrics(&a[..n], None).finish().map;
+    if n == 0 || draws == 0 {
+        return Interval { estimate, low: estimate, high: estimate };
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut diffs: Vec<f64> = (0..draws)
+        .map(|_| {
+            let pick: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
+            metrics(b, Some(&pick)).finish().map - metrics(a, Some(&pick)).finish().map
+        })
+        .collect();
+    diffs.sort_by(f64::total_cmp);
+    let at = |q: f64| diffs[((q * diffs.len() as f64).ceil() as usize).clamp(1, diffs.len()) - 1];
+    Interval { estimate, low: at(0.025), high: at(0.975) }
+}
+
+impl CameraDetReport {
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "camera detection: {} images ({} frames), {} threads, f32; AP = COCO mAP@[.5:.95]\n",
+            self.images, self.frames, self.threads
+        );
+        s += &format!(
+            "  {:<10} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9} {:>8}  {:<26} {}\n",
+            "method", "AP", "AP50", "AP75", "veh", "ped", "cyc", "bb ms", "total ms", "windows", "ΔAP vs dense [95%]", "ratios"
+        );
+        for m in &self.methods {
+            let class = |name: &str| m.ap.by_class().get(name).map_or(f64::NAN, |c| c.ap);
+            s += &format!(
+                "  {:<10} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>9.1} {:>9.1} {:>7.0}%  {:<26} {}\n",
+                m.name,
+                m.ap.map,
+                m.ap.map50,
+                m.ap.map75,
+                class("VEHICLE"),
+                class("PEDESTRIAN"),
+                class("CYCLIST"),
+                m.backbone_ms,
+                m.total_ms,
+                100.0 * m.window_share,
+                m.ap_change.map_or("-".to_string(), |i| format!(
+                    "{:+.4} [{:+.4}, {:+.4}]",
+                    i.estimate, i.low, i.high
+                )),
+                m.ratios
+            );
+        }
+        if let Some(first) = self.methods.first() {
+            s += &format!("  per class ({}):\n", first.name);
+            for line in first.ap.table().lines() {
+                s += &format!("    {line}\n");
+            }
+        }
+        s
+    }
+}

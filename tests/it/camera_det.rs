@@ -120,3 +120,86 @@ fn camera_detector_reproduces_the_pytorch_twin() {
         close(&map.values, &f32s(key), key);
     }
 }
+
+fn tiny_world() -> tempfile::TempDir {
+    use scenetok::sim::generate::{GenerateConfig, Preset, generate};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = GenerateConfig { segments: 1, frames: 2, seed: 4, camera_div: 8, ..GenerateConfig::preset(Preset::Tiny) };
+    generate(dir.path(), &cfg, |_, _| {}).unwrap();
+    dir
+}
+
+/// The detector as a pipeline stage: every camera of the frame gets its boxes and the share
+/// of windows the backbone ran (all of them dense, fewer pruned).
+#[test]
+fn camera_detection_runs_as_a_pipeline_stage() {
+    use scenetok::models::det::Detector;
+    use scenetok::pipeline::stages::CameraDetStage;
+    use scenetok::pipeline::{FrameContext, FrameSelection, Pipeline, Source};
+    let world = tiny_world();
+    let dev = Device::cpu();
+    let det = Detector::load(&golden_dir().join("camera_det_weights.safetensors"), &dev).unwrap();
+    let cfg = det.config().clone();
+    let source = Source::open(world.path()).unwrap();
+    for (ratios, dense) in [(Ratios::dense(&cfg), true), (Ratios::parse("0.5/0.5/0.5/0", &cfg).unwrap(), false)] {
+        let mut pipeline = Pipeline::new().then(CameraDetStage::new(det.clone(), ratios, dev.clone())).unwrap();
+        let selection = FrameSelection::all().request(pipeline.request());
+        let frame = source.frames(&selection).unwrap().next().unwrap().unwrap();
+        let mut ctx = FrameContext::new(frame);
+        pipeline.run(&mut ctx).unwrap();
+        let out = ctx.camera_det.as_ref().expect("the head's output");
+        assert_eq!(out.cameras.len(), 5);
+        for (_, boxes, share) in &out.cameras {
+            assert!(boxes.len() <= 100);
+            assert_eq!(*share == 1.0, dense, "window share {share}");
+        }
+        assert!(ctx.times.iter().any(|(name, _)| *name == "camera_det"));
+    }
+}
+
+/// `eval --task camera-det` and `search sparsevit` as a user runs them: the table, the
+/// metrics file, the search record; a record for another device is refused by eval.
+#[test]
+fn camera_det_eval_and_search_commands() {
+    let world = tiny_world();
+    let weights = golden_dir().join("camera_det_weights.safetensors");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scenetok")).args(args).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let data = world.path().to_str().unwrap();
+    let outputs = tempfile::tempdir().unwrap();
+    let out_dir = outputs.path().join("eval");
+    let (ok, stdout, stderr) = run(&[
+        "eval", "--task", "camera-det", "--data", data, "--weights", weights.to_str().unwrap(),
+        "--ratios", "half=0.5/0.5/0.5/0", "--out", out_dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("dense") && stdout.contains("half") && stdout.contains("AP50"), "{stdout}");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["methods"].as_array().unwrap().len(), 2);
+    assert_eq!(metrics["images"], 10);
+    let tuning = outputs.path().join("tuning");
+    let (ok, stdout, stderr) = run(&[
+        "search", "sparsevit", "--data", data, "--weights", weights.to_str().unwrap(), "--images", "2",
+        "--population", "3", "--parents", "2", "--generations", "2", "--budgets", "0.9",
+        "--latency-reps", "1", "--out-dir", tuning.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("budget 0.9"), "{stdout}");
+    let record = std::fs::read_dir(&tuning).unwrap().next().unwrap().unwrap().path();
+    let (ok, _, stderr) = run(&[
+        "eval", "--task", "camera-det", "--data", data, "--weights", weights.to_str().unwrap(),
+        "--searched", record.to_str().unwrap(), "--max-frames", "1",
+    ]);
+    assert!(ok, "{stderr}");
+    // The same record claimed for another device: refused, naming both.
+    let text = std::fs::read_to_string(&record).unwrap().replace("\"device\": \"cpu", "\"device\": \"cuda0-cpu");
+    std::fs::write(&record, text).unwrap();
+    let (ok, _, stderr) = run(&[
+        "eval", "--task", "camera-det", "--data", data, "--weights", weights.to_str().unwrap(),
+        "--searched", record.to_str().unwrap(),
+    ]);
+    assert!(!ok && stderr.contains("a search for model camera_det_weights.safetensors@"), "{stderr}");
+}

@@ -78,8 +78,8 @@ wanted_prefix lidar_seg && gen "$work/lidar_calib" --preset full --camera-div 8 
 wanted_prefix motion_test motion_compare && gen "$work/motion_test" --preset full --segments 24 --seed 1002 --lidar-div 8,16 --camera-div 8
 # SparseRefine's held-out test worlds (20 worlds, one full-size frame each) and the validation
 # worlds τ is chosen on for the real frame (tools/train/refine_experiment.sh uses the same seeds).
-wanted_prefix camera_seg bench_refine && gen "$work/camseg_test" --segments 20 --frames 1 --seed 3000
-wanted_prefix camera_seg_pvps && gen "$work/camseg_val" --segments 10 --frames 1 --seed 2000
+wanted_prefix camera_seg bench_refine camera_det && gen "$work/camseg_test" --segments 20 --frames 1 --seed 3000
+wanted_prefix camera_seg_pvps camera_det && gen "$work/camseg_val" --segments 10 --frames 1 --seed 2000
 samples=../shared/waymo-samples
 
 # The main job's printed summary (motion baselines on a generated world and the real WOMD
@@ -149,6 +149,27 @@ if wanted_prefix bench_sparsevit; then
         --out "$work/swin_t_672.onnx" > /dev/null 2>&1
     step bench_sparsevit "$bin" bench sparsevit --size 672x672 --reps 7 --onnx "$work/swin_t_672.onnx" \
         --weights "$work/swin_t_672.onnx.safetensors"
+fi
+# SparseViT camera detection: ratios searched on the validation world under two latency budgets
+# (this machine's), then the held-out test world and the real pvps frame with them.
+wanted camera_det_search && rm -rf "$work/tuning_det"
+step camera_det_search "$bin" search sparsevit --data "$work/camseg_val" --budgets 0.75,0.7 --images 50 \
+    --population 16 --parents 4 --generations 3 --out-dir "$work/tuning_det"
+det_record=$(ls "$work"/tuning_det/sparsevit__*.json 2>/dev/null | head -1)
+step camera_det_heldout "$bin" eval --task camera-det --data "$work/camseg_test" ${det_record:+--searched "$det_record"} \
+    --out "$work/camera_det_heldout"
+[ -d "$samples" ] && step camera_det_pvps "$bin" eval --task camera-det \
+    --data "$samples/v1/pvps_data_one_frame.tfrecord" ${det_record:+--searched "$det_record"}
+# The trained backbone with the searched ratios, and the same weights in ONNX Runtime, at 896×672
+# (every stage's grid a multiple of the window: the exported graph is wrong where the twin pads).
+if wanted_prefix bench_sparsevit_small; then
+    .venv-train/bin/python tools/train/export_swin_onnx.py --weights data/weights/camera_det_small.safetensors \
+        --size 896x672 --out "$work/det_small_896.onnx" > /dev/null 2>&1
+    sets=$([ -n "$det_record" ] && python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+print(";".join(b["name"] + "=" + b["ratios"] for b in r["results"]))' "$det_record" || true)
+    step bench_sparsevit_small "$bin" bench sparsevit --weights data/weights/camera_det_small.safetensors \
+        --size 896x672 --reps 7 --onnx "$work/det_small_896.onnx" ${sets:+--ratios "$sets"}
 fi
 [ -d "$samples" ] && step camera_seg_pvps "$bin" eval --task camera-seg \
     --data "$samples/v1/pvps_data_one_frame.tfrecord" --tau-data "$work/camseg_val" --tau-frames 1

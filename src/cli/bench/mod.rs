@@ -141,7 +141,7 @@ pub enum Command {
         #[arg(long, default_value = "672x672")]
         size: String,
         /// Ratio sets NAME=RATIOS separated by `;` (RATIOS as blocks by commas, stages by
-        /// slashes); default: the repository's Swin-T cfg1-cfg3.
+        /// slashes); default: the repository's Swin-T cfg1-cfg3 (for Swin-T depths; none otherwise).
         #[arg(long)]
         ratios: Option<String>,
         #[arg(long, default_value_t = 5)]
@@ -331,7 +331,11 @@ pub fn run(which: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()>
             };
             let ratios = match ratios {
                 Some(text) => Ratios::parse_sets(&text, &cfg)?,
-                None => Ratios::parse_sets(&scenetok::bench::sparsevit::published(), &cfg)?,
+                // The published sets are Swin-T's; another shape is timed dense only.
+                None if cfg.depths == SwinConfig::swin_t().depths => {
+                    Ratios::parse_sets(&scenetok::bench::sparsevit::published(), &cfg)?
+                }
+                None => Vec::new(),
             };
             let opts = scenetok::bench::sparsevit::SparseVitBenchOptions {
                 config: cfg,

@@ -13,6 +13,9 @@ full size), a random scale jitter in [--min-jitter, --max-jitter], a --crop × -
         --steps 1500 --saa-steps 500 --seed 0 --ckpt ~/ckpt/camera_det --out data/weights/camera_det_small.safetensors
     # interrupted? the same command with --resume
 
+Fine-tuning the searched ratios (§C.3's last step): `--init W --fixed-ratios R --saa-steps 0`
+starts from trained weights and runs every step at ratios R (blocks by commas, stages by slashes).
+
 Output: safetensors with the backbone's and the head's parameters (the twin's names) and
 metadata: `config` (the Swin config, JSON), `head_dim`, `scale`, `stride`, `classes`, the
 command, steps, seed, data digest and git commit.
@@ -49,6 +52,8 @@ def parse_args(argv=None):
     ap.add_argument("--ckpt-every", type=int, default=50)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--init", help="start from these weights (safetensors) instead of a random init")
+    ap.add_argument("--fixed-ratios", help="every step at these per-block ratios (fine-tuning a searched set)")
     ap.add_argument("--embed", type=int, default=32)
     ap.add_argument("--depths", default="2,2,4,2")
     ap.add_argument("--heads", default="1,2,4,8")
@@ -130,6 +135,9 @@ def main(argv=None):
     cfg = tw.SwinConfig(a.embed, [int(v) for v in a.depths.split(",")], [int(v) for v in a.heads.split(",")], 7, 4, 4)
     torch.manual_seed(a.seed)
     model = cd.Detector(cfg, a.head_dim)
+    if a.init:
+        from safetensors.torch import load_file
+        model.load_state_dict(load_file(os.path.expanduser(a.init)))
 
     if a.export_only:
         st = torch.load(last_ckpt(a.ckpt), weights_only=False)
@@ -150,6 +158,7 @@ def main(argv=None):
     meta = {
         "config": cfg.to_json(), "head_dim": a.head_dim, "scale": cd.SCALE, "stride": cd.STRIDE,
         "classes": ",".join(cd.CLASSES), "seed": a.seed, "dense_steps": a.steps, "saa_steps": a.saa_steps,
+        "init": a.init or "random", "fixed_ratios": a.fixed_ratios or "none",
         "batch": a.batch, "crop": a.crop, "train_images": len(images), "train_data_sha256": digest,
         "command": shlex.join([sys.executable, *argv_rec]), "git_commit": git_commit(), "torch": torch.__version__,
     }
@@ -193,12 +202,13 @@ def main(argv=None):
     model.train()
     t0 = time.time()
     gh = gw = a.crop // cd.STRIDE
+    fixed = [[float(v) for v in st.split(",")] for st in a.fixed_ratios.split("/")] if a.fixed_ratios else None
     while step < total:
         ts = time.time()
         samples = [sample(images, a.seed, step, j, a) for j in range(a.batch)]
         x = torch.stack([cd.normalise(s[0]) for s in samples])
         tg = [cd.targets(b, k, gh, gw) for _, b, k in samples]
-        ratios = None
+        ratios = fixed
         if step >= a.steps:
             gen = torch.Generator().manual_seed(int(rng_for(a.seed, "ratios", step).integers(1 << 62)))
             ratios = tw.random_ratios(cfg, gen)

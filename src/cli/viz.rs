@@ -326,7 +326,7 @@ fn sparsevit(args: &Args, data: &std::path::Path, ctx: &Context, stdout: &mut im
             .camera_boxes
             .iter()
             .filter(|b| b.camera == *camera && CLASSES.contains(&b.kind))
-            .map(|b| (b.kind, b.bbox.clone()))
+            .map(|b| (b.kind, b.bbox))
             .collect();
         let view = SparseVitView {
             camera: *camera,

@@ -82,7 +82,7 @@ pub fn evaluate(
                 .camera_boxes
                 .iter()
                 .filter(|b| b.camera == *camera && CLASSES.contains(&b.kind))
-                .map(|b| (b.kind, b.bbox.clone()))
+                .map(|b| (b.kind, b.bbox))
                 .collect();
             for (m, method) in methods.iter().enumerate() {
                 let t = Instant::now();
@@ -93,7 +93,7 @@ pub fn evaluate(
                 share[m] += ran as f64 / all.max(1) as f64;
                 images[m].push(ImageBoxes {
                     ground_truth: ground_truth.clone(),
-                    detections: out.detections.iter().map(|d| (d.class, d.bbox.clone(), d.score as f64)).collect(),
+                    detections: out.detections.iter().map(|d| (d.class, d.bbox, d.score as f64)).collect(),
                 });
             }
             count += 1;
@@ -141,7 +141,7 @@ impl ValidationImages {
                     .camera_boxes
                     .iter()
                     .filter(|b| b.camera == *camera && CLASSES.contains(&b.kind))
-                    .map(|b| (b.kind, b.bbox.clone()))
+                    .map(|b| (b.kind, b.bbox))
                     .collect();
                 images.push((rgb, gt));
             }
@@ -172,7 +172,7 @@ impl ValidationImages {
             let out = det.detect(dev, RgbView::from(rgb), ratios, opts)?;
             m.add(ImageBoxes {
                 ground_truth: gt.clone(),
-                detections: out.detections.iter().map(|d| (d.class, d.bbox.clone(), d.score as f64)).collect(),
+                detections: out.detections.iter().map(|d| (d.class, d.bbox, d.score as f64)).collect(),
             });
         }
         Ok(m.finish().map)

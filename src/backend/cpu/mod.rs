@@ -217,7 +217,7 @@ impl Backend for CpuBackend {
         mask: Option<(&Tensor, &[u32])>,
     ) -> Result<Tensor> {
         let d = qkv.cols() / 3;
-        let windows = if n == 0 { 0 } else { qkv.rows() / n };
+        let windows = qkv.rows().checked_div(n).unwrap_or(0);
         let mask_ok = mask.is_none_or(|(m, kinds)| {
             m.cols() == n
                 && m.rows().is_multiple_of(n.max(1))

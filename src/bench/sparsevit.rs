@@ -34,8 +34,9 @@ pub struct SparseVitBenchOptions {
     pub weights: Option<PathBuf>,
     pub height: usize,
     pub width: usize,
-    /// Named ratio sets to time against the dense backbone.
-    pub ratios: Vec<(String, Ratios)>,
+    /// Named ratio sets `NAME=RATIOS;…` to time against the dense backbone, checked against
+    /// the backbone's config; default: [`PUBLISHED`] for Swin-T's depths, none otherwise.
+    pub ratios: Option<String>,
     pub reps: usize,
     /// The dense backbone as ONNX (same config and input size) for the peer row.
     pub onnx: Option<PathBuf>,
@@ -94,7 +95,12 @@ pub fn run(o: &SparseVitBenchOptions) -> Result<SparseVitBench> {
     let values = input(o.height, o.width);
     let image = ChwImage { height: o.height, width: o.width, values: &values };
     let mut methods: Vec<(String, Ratios)> = vec![("dense".into(), Ratios::dense(&cfg))];
-    methods.extend(o.ratios.iter().cloned());
+    let sets = match &o.ratios {
+        Some(text) => Ratios::parse_sets(text, &cfg)?,
+        None if cfg.depths == SwinConfig::swin_t().depths => Ratios::parse_sets(&published(), &cfg)?,
+        None => Vec::new(),
+    };
+    methods.extend(sets);
     let mut peer = match &o.onnx {
         Some(path) => Some(OrtPeer::load(path, rayon::current_num_threads())?),
         None => None,

@@ -60,8 +60,7 @@ pub struct Args {
 #[derive(clap::Args, Clone)]
 pub struct CameraDetArgs {
     /// camera-det: ratio sets NAME=RATIOS separated by `;` (blocks by commas, stages by
-    /// slashes), each against the dense backbone; default: the searched sets stored with the
-    /// weights (metadata), else none.
+    /// slashes), each against the dense backbone (with --searched: besides its sets).
     #[arg(long)]
     ratios: Option<String>,
     /// camera-det: a `search sparsevit` record (runs/tuning/sparsevit__…json): its ratio
@@ -310,13 +309,10 @@ fn camera_seg(
         })?;
     bar.finish_and_clear();
     write!(stdout, "{}", table(&reports))?;
-    if let Some(out) = out {
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        let p = out.join("metrics.json");
-        scenetok::io::output::write_file(&p, serde_json::to_string_pretty(&reports)?.as_bytes())?;
-        writeln!(stdout, "wrote {}", p.display())?;
+    match out {
+        Some(out) => write_metrics(out.as_ref(), &reports, stdout),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn camera_det(
@@ -341,7 +337,7 @@ fn camera_det(
     let mut methods = vec![DetMethod { name: "dense".into(), ratios: Ratios::dense(&cfg) }];
     let mut sets = match &args.ratios {
         Some(text) => Ratios::parse_sets(text, &cfg)?,
-        None => det.searched.clone(),
+        None => Vec::new(),
     };
     if let Some(path) = &args.searched {
         use scenetok::models::det::search::{SearchRecord, model_id};
@@ -355,12 +351,18 @@ fn camera_det(
         evaluate(&source, &FrameSelection::all().first(max_frames), &det, &device, &methods, &opts, || bar.inc(1))?;
     bar.finish_and_clear();
     write!(stdout, "{}", report.table())?;
-    if let Some(out) = out {
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        let p = out.join("metrics.json");
-        scenetok::io::output::write_file(&p, serde_json::to_string_pretty(&report)?.as_bytes())?;
-        writeln!(stdout, "wrote {}", p.display())?;
+    match out {
+        Some(out) => write_metrics(out.as_ref(), &report, stdout),
+        None => Ok(()),
     }
+}
+
+/// `OUT/metrics.json` (pretty JSON), said on stdout.
+fn write_metrics(out: &Path, value: &impl serde::Serialize, stdout: &mut impl Write) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let p = out.join("metrics.json");
+    scenetok::io::output::write_file(&p, serde_json::to_string_pretty(value)?.as_bytes())?;
+    writeln!(stdout, "wrote {}", p.display())?;
     Ok(())
 }
 
@@ -432,11 +434,8 @@ fn lidar_seg(
     lowp.apply(&mut model, &mut run, stdout)?;
     let report = lidar_seg::evaluate(&source, &FrameSelection::all().first(max_frames), model, run)?;
     write!(stdout, "{}", report.table())?;
-    if let Some(out) = out {
-        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-        let p = out.join("metrics.json");
-        scenetok::io::output::write_file(&p, serde_json::to_string_pretty(&report)?.as_bytes())?;
-        writeln!(stdout, "wrote {}", p.display())?;
+    match out {
+        Some(out) => write_metrics(out.as_ref(), &report, stdout),
+        None => Ok(()),
     }
-    Ok(())
 }

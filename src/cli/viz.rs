@@ -282,8 +282,8 @@ fn attention(args: &Args, dir: &std::path::Path, ctx: &Context, stdout: &mut imp
 
 /// `viz --sparsevit`: the detector's kept windows and boxes on one frame's cameras.
 fn sparsevit(args: &Args, data: &std::path::Path, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
-    use scenetok::eval::camera_det::det_request;
-    use scenetok::models::det::detector::{CLASSES, WEIGHTS_FILE};
+    use scenetok::eval::camera_det::{det_request, ground_truth};
+    use scenetok::models::det::detector::WEIGHTS_FILE;
     use scenetok::models::det::{DecodeOptions, Detector, Ratios};
     use scenetok::models::image_encoder::decode_frame_images;
     use scenetok::models::image_encoder::preprocess::RgbView;
@@ -321,13 +321,7 @@ fn sparsevit(args: &Args, data: &std::path::Path, ctx: &Context, stdout: &mut im
     let mut rows = Vec::new();
     for ((camera, _), rgb) in images.cameras.iter().zip(&images.images) {
         let out = det.detect(&dev, RgbView::from(rgb), &ratios, &DecodeOptions::default())?;
-        let truth: Vec<_> = frame
-            .frame
-            .camera_boxes
-            .iter()
-            .filter(|b| b.camera == *camera && CLASSES.contains(&b.kind))
-            .map(|b| (b.kind, b.bbox))
-            .collect();
+        let truth = ground_truth(&frame.frame, *camera);
         let view = SparseVitView {
             camera: *camera,
             rgb,

@@ -13,15 +13,26 @@ use crate::backend::Device;
 use crate::error::Result;
 use crate::io::v2::{Component, FrameRequest};
 use crate::models::det::detector::CLASSES;
-use crate::models::det::{DecodeOptions, Detector, Ratios};
+use crate::models::det::{DecodeOptions, Detection, Detector, Ratios};
 use crate::models::image_encoder::decode_frame_images;
 use crate::models::image_encoder::preprocess::RgbView;
 use crate::pipeline::{FrameSelection, Source};
+use crate::scene::{Box2d, BoxType, CameraName, Frame};
 
 /// The components camera detection reads.
 pub fn det_request() -> FrameRequest {
     FrameRequest::only(&[Component::CameraImage, Component::CameraCalibration, Component::CameraBox])
         .without_second_returns()
+}
+
+/// The labelled boxes of the detector's classes on one camera of a frame.
+pub fn ground_truth(frame: &Frame, camera: CameraName) -> Vec<(BoxType, Box2d)> {
+    frame.camera_boxes.iter().filter(|b| b.camera == camera && CLASSES.contains(&b.kind)).map(|b| (b.kind, b.bbox)).collect()
+}
+
+/// One image's labels and detections as the AP accumulator takes them.
+fn image_boxes(ground_truth: Vec<(BoxType, Box2d)>, detections: &[Detection]) -> ImageBoxes {
+    ImageBoxes { ground_truth, detections: detections.iter().map(|d| (d.class, d.bbox, d.score as f64)).collect() }
 }
 
 /// One set of ratios to evaluate (`dense` for none).
@@ -77,13 +88,7 @@ pub fn evaluate(
         let decoded = decode_frame_images(&frame.frame, &frame.at)?;
         frames += 1;
         for ((camera, _), rgb) in decoded.cameras.iter().zip(&decoded.images) {
-            let ground_truth: Vec<_> = frame
-                .frame
-                .camera_boxes
-                .iter()
-                .filter(|b| b.camera == *camera && CLASSES.contains(&b.kind))
-                .map(|b| (b.kind, b.bbox))
-                .collect();
+            let ground_truth = ground_truth(&frame.frame, *camera);
             for (m, method) in methods.iter().enumerate() {
                 let t = Instant::now();
                 let out = det.detect(dev, RgbView::from(rgb), &method.ratios, opts)?;
@@ -91,10 +96,7 @@ pub fn evaluate(
                 backbone_s[m] += out.times.backbone;
                 let (ran, all) = out.windows.iter().flatten().fold((0, 0), |a, b| (a.0 + b.kept.len(), a.1 + b.grid.0 * b.grid.1));
                 share[m] += ran as f64 / all.max(1) as f64;
-                images[m].push(ImageBoxes {
-                    ground_truth: ground_truth.clone(),
-                    detections: out.detections.iter().map(|d| (d.class, d.bbox, d.score as f64)).collect(),
-                });
+                images[m].push(image_boxes(ground_truth.clone(), &out.detections));
             }
             count += 1;
             on_image();
@@ -125,7 +127,7 @@ pub fn evaluate(
 /// Decoded labelled camera images held in memory, for scoring many ratio sets on the same
 /// images (the search).
 pub struct ValidationImages {
-    pub images: Vec<(image::RgbImage, Vec<(crate::scene::BoxType, crate::scene::Box2d)>)>,
+    pub images: Vec<(image::RgbImage, Vec<(BoxType, Box2d)>)>,
 }
 
 impl ValidationImages {
@@ -136,14 +138,7 @@ impl ValidationImages {
             let frame = frame?;
             let decoded = decode_frame_images(&frame.frame, &frame.at)?;
             for ((camera, _), rgb) in decoded.cameras.iter().zip(decoded.images) {
-                let gt = frame
-                    .frame
-                    .camera_boxes
-                    .iter()
-                    .filter(|b| b.camera == *camera && CLASSES.contains(&b.kind))
-                    .map(|b| (b.kind, b.bbox))
-                    .collect();
-                images.push((rgb, gt));
+                images.push((rgb, ground_truth(&frame.frame, *camera)));
             }
         }
         Ok(ValidationImages { images })
@@ -170,10 +165,7 @@ impl ValidationImages {
         let mut m = Detection2dMetrics::default();
         for (rgb, gt) in &self.images {
             let out = det.detect(dev, RgbView::from(rgb), ratios, opts)?;
-            m.add(ImageBoxes {
-                ground_truth: gt.clone(),
-                detections: out.detections.iter().map(|d| (d.class, d.bbox, d.score as f64)).collect(),
-            });
+            m.add(image_boxes(gt.clone(), &out.detections));
         }
         Ok(m.finish().map)
     }

@@ -41,15 +41,9 @@ pub struct Detection2dReport {
 /// COCO's per-image detection cap.
 pub const MAX_DETECTIONS: usize = 100;
 
-/// IoU of two axis-aligned boxes.
+/// IoU of two axis-aligned boxes ([`Box2d::iou`]).
 pub fn iou_2d(a: &Box2d, b: &Box2d) -> f64 {
-    let [ax0, ay0, ax1, ay1] = a.min_max();
-    let [bx0, by0, bx1, by1] = b.min_max();
-    let iw = (ax1.min(bx1) - ax0.max(bx0)).max(0.0);
-    let ih = (ay1.min(by1) - ay0.max(by0)).max(0.0);
-    let inter = iw * ih;
-    let union = a.size_x * a.size_y + b.size_x * b.size_y - inter;
-    if union <= 0.0 { 0.0 } else { inter / union }
+    a.iou(b)
 }
 
 /// The ten COCO IoU thresholds.

@@ -6,9 +6,9 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use crate::error::Location;
+use crate::error::{Location, Result};
 use crate::geom::range_image::PointCloud;
-use crate::models::image_encoder::{FrameImages, Outputs, PointFeatures};
+use crate::models::image_encoder::{FrameImages, Outputs, PointFeatures, decode_frame_images};
 use crate::models::scene_tokens::SceneElements;
 use crate::scene::{Frame, LaserName};
 use crate::sparse::SparseTensor;
@@ -118,6 +118,15 @@ pub struct FrameContext {
 }
 
 impl FrameContext {
+    /// The frame's decoded camera images: the image stage's when it ran, else decoded now
+    /// (the camera heads read them either way).
+    pub fn camera_images(&self) -> Result<std::borrow::Cow<'_, FrameImages>> {
+        match &self.image {
+            Some(image) => Ok(std::borrow::Cow::Borrowed(&image.images)),
+            None => Ok(std::borrow::Cow::Owned(decode_frame_images(&self.frame, &self.at)?)),
+        }
+    }
+
     /// A context for one frame.
     pub fn new(frame: SourceFrame) -> Self {
         let mut ctx = FrameContext::default();

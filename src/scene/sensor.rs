@@ -193,6 +193,16 @@ impl Box2d {
         let (hx, hy) = (self.size_x / 2.0, self.size_y / 2.0);
         [self.center_x - hx, self.center_y - hy, self.center_x + hx, self.center_y + hy]
     }
+    /// Intersection over union with `other` (0 when the union is empty).
+    pub fn iou(&self, other: &Box2d) -> f64 {
+        let [ax0, ay0, ax1, ay1] = self.min_max();
+        let [bx0, by0, bx1, by1] = other.min_max();
+        let iw = (ax1.min(bx1) - ax0.max(bx0)).max(0.0);
+        let ih = (ay1.min(by1) - ay0.max(by0)).max(0.0);
+        let inter = iw * ih;
+        let union = self.size_x * self.size_y + other.size_x * other.size_y - inter;
+        if union <= 0.0 { 0.0 } else { inter / union }
+    }
 }
 
 /// A 3-D box label (`lidar_box`, v1 `laser_labels`), in the frame's vehicle coordinates.

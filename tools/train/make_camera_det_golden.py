@@ -33,14 +33,7 @@ def main():
     g = torch.Generator().manual_seed(11)
     cfg = tw.SwinConfig(16, [2, 2, 2, 2], [1, 2, 2, 4], 7, 4, 4)
     model = cd.Detector(cfg, 16)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if "norm" in name and name.endswith("weight"):
-                t.copy_(1 + 0.2 * torch.randn(t.shape, generator=g))
-            elif name.endswith("bias") and "rel_bias" not in name:
-                t.copy_(0.1 * torch.randn(t.shape, generator=g))
-            elif name.endswith("rel_bias"):
-                t.copy_(0.5 * torch.randn(t.shape, generator=g))
+    tw.perturb(model, g)
     w, h = 301, 203
     rgb = torch.randint(0, 256, (h, w, 3), generator=g, dtype=torch.uint8)
     rw, rh = cd.scaled(w, cd.SCALE), cd.scaled(h, cd.SCALE)

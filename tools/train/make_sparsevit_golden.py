@@ -41,14 +41,7 @@ def main():
     g = torch.Generator().manual_seed(7)
     cfg = tw.SwinConfig(16, [2, 2, 4, 2], [1, 2, 2, 4], 7, 4, 4)
     model = tw.Backbone(cfg)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if "norm" in name and name.endswith("weight"):
-                t.copy_(1 + 0.2 * torch.randn(t.shape, generator=g))
-            elif name.endswith("bias") and "rel_bias" not in name:
-                t.copy_(0.1 * torch.randn(t.shape, generator=g))
-            elif name.endswith("rel_bias"):
-                t.copy_(0.5 * torch.randn(t.shape, generator=g))
+    tw.perturb(model, g)
     image = torch.randn((1, 3, a.height, a.width), generator=g)
     io = {"image": image[0].float().contiguous()}
     m = model.double().eval()

@@ -246,3 +246,16 @@ def random_ratios(cfg, gen=None):
         k = torch.randint(0, 9, (d // 2,), generator=gen).sort().values.tolist()
         out.append([v / 10 for v in k for _ in range(2)])
     return out
+
+
+def perturb(model, g):
+    """Golden-file weights: LayerNorm gains 1 + N(0, 0.2²), biases N(0, 0.1²), relative position
+    biases N(0, 0.5²) from generator `g` (so every parameter matters), in state-dict order."""
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if "norm" in name and name.endswith("weight"):
+                t.copy_(1 + 0.2 * torch.randn(t.shape, generator=g))
+            elif name.endswith("bias") and "rel_bias" not in name:
+                t.copy_(0.1 * torch.randn(t.shape, generator=g))
+            elif name.endswith("rel_bias"):
+                t.copy_(0.5 * torch.randn(t.shape, generator=g))

@@ -317,26 +317,13 @@ pub fn run(which: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()>
             Ok(())
         }
         Command::Sparsevit { config, weights, size, ratios, reps, onnx, device } => {
-            use scenetok::models::det::{Ratios, SwinConfig};
+            use scenetok::models::det::SwinConfig;
             let cfg = SwinConfig::named(&config).ok_or_else(|| anyhow::anyhow!("--config {config}: swin-t or small"))?;
             let (width, height) = size
                 .split_once('x')
                 .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
                 .filter(|&(w, h)| w > 0 && h > 0)
                 .ok_or_else(|| anyhow::anyhow!("--size {size}: WIDTHxHEIGHT, e.g. 672x672"))?;
-            // Ratios are checked against the weights' config when there are weights.
-            let cfg = match &weights {
-                Some(w) => scenetok::models::det::Backbone::load(w, &scenetok::backend::Device::cpu())?.config().clone(),
-                None => cfg,
-            };
-            let ratios = match ratios {
-                Some(text) => Ratios::parse_sets(&text, &cfg)?,
-                // The published sets are Swin-T's; another shape is timed dense only.
-                None if cfg.depths == SwinConfig::swin_t().depths => {
-                    Ratios::parse_sets(&scenetok::bench::sparsevit::published(), &cfg)?
-                }
-                None => Vec::new(),
-            };
             let opts = scenetok::bench::sparsevit::SparseVitBenchOptions {
                 config: cfg,
                 weights,

@@ -13,7 +13,6 @@ use super::head::Head;
 use super::{Backbone, BackboneOutput, BlockWindows, ChwImage, Ratios, SwinConfig};
 use crate::backend::Device;
 use crate::error::{Error, Location, Result};
-use crate::eval::detection2d::iou_2d;
 use crate::models::image_encoder::preprocess::{RgbView, taps};
 use crate::scene::{Box2d, BoxType};
 use crate::sparse::weights::Params;
@@ -81,9 +80,6 @@ pub struct Detector {
     pub scale: f64,
     /// The head's cell size in input pixels.
     pub stride: usize,
-    /// Ratio sets stored with the weights (metadata `searched`, `NAME=RATIOS;…`: what
-    /// `scenetok search sparsevit` found), for `eval` to report by default.
-    pub searched: Vec<(String, Ratios)>,
 }
 
 impl Detector {
@@ -117,11 +113,7 @@ impl Detector {
         let backbone = Backbone::build(cfg.clone(), &mut p, dev).map_err(|e| e.in_file(path))?;
         let dims: Vec<usize> = (1..cfg.stages()).map(|s| cfg.dim(s)).collect();
         let head = Head::load(&mut p, dev, &dims, dim, CLASSES.len()).map_err(|e| e.in_file(path))?;
-        let searched = match p.metadata("searched") {
-            Some(text) => Ratios::parse_sets(text, &cfg).map_err(|e| e.in_file(path))?,
-            None => Vec::new(),
-        };
-        Ok(Detector { backbone, head, scale, stride, searched })
+        Ok(Detector { backbone, head, scale, stride })
     }
 
     pub fn config(&self) -> &SwinConfig {
@@ -240,7 +232,7 @@ pub fn decode(
         }
         let bbox = Box2d::from_min_max(x0, y0, x1, y1);
         let class = CLASSES[c];
-        if out.iter().any(|d| d.class == class && iou_2d(&d.bbox, &bbox) > opts.nms_iou) {
+        if out.iter().any(|d| d.class == class && d.bbox.iou(&bbox) > opts.nms_iou) {
             continue;
         }
         out.push(Detection { class, bbox, score });

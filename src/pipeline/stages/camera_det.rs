@@ -5,7 +5,7 @@
 use crate::error::Result;
 use crate::io::v2::{Component, FrameRequest};
 use crate::models::det::{DecodeOptions, Detector, Ratios};
-use crate::models::image_encoder::{RgbView, decode_frame_images};
+use crate::models::image_encoder::RgbView;
 use crate::pipeline::context::{CameraDetOutput, FrameContext};
 use crate::pipeline::stage::{Stage, StageKind};
 use crate::backend::Device;
@@ -37,14 +37,7 @@ impl Stage for CameraDetStage {
     }
 
     fn run(&mut self, ctx: &mut FrameContext) -> Result<()> {
-        let decoded;
-        let images = match &ctx.image {
-            Some(image) => &image.images,
-            None => {
-                decoded = decode_frame_images(&ctx.frame, &ctx.at)?;
-                &decoded
-            }
-        };
+        let images = ctx.camera_images()?;
         let mut out = CameraDetOutput::default();
         for ((camera, _), rgb) in images.cameras.iter().zip(&images.images) {
             let d = self.det.detect(&self.device, RgbView::from(rgb), &self.ratios, &self.opts)?;

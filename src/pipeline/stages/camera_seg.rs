@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::io::v2::{Component, FrameRequest};
-use crate::models::image_encoder::{RgbView, decode_frame_images};
+use crate::models::image_encoder::RgbView;
 use crate::models::seg::refiner::{Refiner, refine_image};
 use crate::models::seg::{DenseSegModel, selector::select};
 use crate::pipeline::context::{CameraSegOutput, FrameContext};
@@ -50,14 +50,7 @@ impl Stage for CameraSegStage {
     }
 
     fn run(&mut self, ctx: &mut FrameContext) -> Result<()> {
-        let decoded;
-        let images = match &ctx.image {
-            Some(image) => &image.images,
-            None => {
-                decoded = decode_frame_images(&ctx.frame, &ctx.at)?;
-                &decoded
-            }
-        };
+        let images = ctx.camera_images()?;
         let mut out = CameraSegOutput::default();
         if images.images.is_empty() {
             ctx.camera_seg = Some(out);

@@ -41,6 +41,7 @@ pub mod pipeline;
 pub mod scene;
 pub mod sim;
 pub mod sparse;
+pub mod stream;
 pub mod viz;
 
 pub use error::{Error, Location, Result};

@@ -64,8 +64,11 @@ pub struct RefineBench {
     pub methods: Vec<MethodTime>,
     /// Per refined scale, over the first frame's images (one extra, untimed-above run): the
     /// refiner's convs (ms in the conv, ms building kernel maps, GFLOP/s) in network order.
-    pub layers: Vec<(String, Vec<(String, f64, f64, f64)>)>,
+    pub layers: Vec<(String, Vec<LayerTime>)>,
 }
+
+/// One conv of the refiner: its name, ms in the conv, ms building kernel maps, GFLOP/s.
+pub type LayerTime = (String, f64, f64, f64);
 
 struct Method {
     dense: DenseSegModel,

@@ -310,7 +310,7 @@ fn camera_seg(
     bar.finish_and_clear();
     write!(stdout, "{}", table(&reports))?;
     match out {
-        Some(out) => write_metrics(out.as_ref(), &reports, stdout),
+        Some(out) => write_metrics(out, &reports, stdout),
         None => Ok(()),
     }
 }
@@ -352,7 +352,7 @@ fn camera_det(
     bar.finish_and_clear();
     write!(stdout, "{}", report.table())?;
     match out {
-        Some(out) => write_metrics(out.as_ref(), &report, stdout),
+        Some(out) => write_metrics(out, &report, stdout),
         None => Ok(()),
     }
 }

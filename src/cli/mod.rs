@@ -13,8 +13,10 @@ mod features;
 mod fixture;
 mod generate;
 mod inspect;
+mod replay;
 mod report;
 mod search;
+mod serve;
 mod sparse;
 mod tokens;
 mod tune;
@@ -91,6 +93,11 @@ enum Command {
     Tokens(tokens::Args),
     /// Show a dataset, a v1 Frame or WOMD Scenario TFRecord, and motion predictions in rerun.
     Viz(viz::Args),
+    /// The streaming server: v2 sensor batches in over Arrow Flight (DoPut), the pipeline on
+    /// every complete frame, results out (DoGet, parquet); `stats` and `components` actions.
+    Serve(serve::Args),
+    /// Send a v2 dataset to a streaming server at the pace of its timestamps (or `--rate max`).
+    Replay(replay::Args),
     /// Write scenetok's tiny built-in v2 dataset (every component, 3 frames) to a folder.
     Fixture(fixture::Args),
 }
@@ -143,6 +150,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Tokens(a) => tokens::run(a, &ctx, &mut stdout),
         Command::Viz(a) => viz::run(a, &ctx, &mut stdout),
         Command::Fixture(a) => fixture::run(a, &mut stdout),
+        Command::Serve(a) => serve::run(a, &ctx, &mut stdout),
+        Command::Replay(a) => replay::run(a, &mut stdout),
     }
 }
 

@@ -111,6 +111,8 @@ pub struct FrameContext {
     pub camera_seg: Option<CameraSegOutput>,
     /// Camera-detection head.
     pub camera_det: Option<CameraDetOutput>,
+    /// Motion stage.
+    pub motion: Option<super::stages::MotionOutput>,
     /// How long each stage took on this frame, in the order they ran.
     pub times: Vec<(&'static str, Duration)>,
     /// The last frame's image output, whose memory the image stage reuses.
@@ -146,6 +148,7 @@ impl FrameContext {
         self.tokens = None;
         self.camera_seg = None;
         self.camera_det = None;
+        self.motion = None;
         if let Some(image) = self.image.take() {
             self.spare_image = Some(image);
         }

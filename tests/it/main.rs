@@ -27,6 +27,7 @@ mod sim_kinematics;
 mod sim_lidar;
 mod sim_world;
 mod sparse;
+mod stream;
 mod v2_parquet;
 mod viz;
 mod womd_sensors;

@@ -137,6 +137,81 @@ impl Dataset {
     pub fn frames(&self, segment: &str, request: &FrameRequest) -> Result<FrameReader> {
         FrameReader::new(self, segment, request)
     }
+
+    /// The frames of one segment as stored, not joined: per requested per-frame component,
+    /// the batch of the frame's rows (what a stream sender sends).
+    pub fn frame_batches(&self, segment: &str, request: &FrameRequest) -> Result<FrameBatches> {
+        let reader = FrameReader::new(self, segment, request)?;
+        Ok(FrameBatches { segment: reader.segment, timestamps: reader.timestamps, next: 0, cursors: reader.cursors })
+    }
+
+    /// The rows of this segment in a per-segment component (calibrations, the map), in the
+    /// declared types; `None` when the segment has no such file.
+    pub fn segment_batch(&self, segment: &str, component: Component) -> Result<Option<RecordBatch>> {
+        let Some(f) = self.file(segment, component)? else { return Ok(None) };
+        let wanted: Vec<&'static ColumnSpec> = component.columns().iter().collect();
+        let mut batches = Vec::new();
+        for group in f.row_groups(&wanted) {
+            let (_, batch) = group?;
+            batches.push(rows_of_segment(&batch, segment, None).map_err(|e| Error::Arrow { at: Location::file(f.path()), cause: e })?);
+        }
+        let schema = match batches.first() {
+            Some(b) => b.schema(),
+            None => return Ok(None),
+        };
+        arrow::compute::concat_batches(&schema, &batches)
+            .map(Some)
+            .map_err(|e| Error::Arrow { at: Location::file(f.path()), cause: e })
+    }
+}
+
+/// The rows of `batch` (declared key columns first) of `segment`, and of frame `ts` if given.
+fn rows_of_segment(batch: &RecordBatch, segment: &str, ts: Option<i64>) -> arrow::error::Result<RecordBatch> {
+    let segs = batch.column(0).as_string::<i32>();
+    let mask: arrow::array::BooleanArray = (0..batch.num_rows())
+        .map(|row| {
+            let seg_ok = !segs.is_null(row) && segs.value(row) == segment;
+            let ts_ok = ts.is_none_or(|ts| {
+                let tss = batch.column(1).as_primitive::<Int64Type>();
+                !tss.is_null(row) && tss.value(row) == ts
+            });
+            Some(seg_ok && ts_ok)
+        })
+        .collect();
+    arrow::compute::filter_record_batch(batch, &mask)
+}
+
+/// Iterates the frames of one segment in timestamp order as `(timestamp, [(component, the
+/// frame's rows)])`, one row group per component in memory at a time.
+pub struct FrameBatches {
+    segment: String,
+    timestamps: Vec<i64>,
+    next: usize,
+    cursors: Vec<Cursor>,
+}
+
+impl FrameBatches {
+    /// Timestamps of the frames this reader yields.
+    pub fn timestamps(&self) -> &[i64] {
+        &self.timestamps
+    }
+}
+
+impl Iterator for FrameBatches {
+    type Item = Result<(i64, Vec<(Component, RecordBatch)>)>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let ts = *self.timestamps.get(self.next)?;
+        self.next += 1;
+        let mut out = Vec::new();
+        for cursor in &mut self.cursors {
+            match cursor.batch_of(&self.segment, ts) {
+                Ok(Some(b)) => out.push((cursor.file.component(), b)),
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok((ts, out)))
+    }
 }
 
 /// Per row group, the sorted distinct timestamps of this segment's rows (reads two key columns).
@@ -236,6 +311,35 @@ impl Cursor {
     }
 }
 
+impl Cursor {
+    /// The rows of frame `ts` as one batch (`None` when the frame has none here).
+    fn batch_of(&mut self, segment: &str, ts: i64) -> Result<Option<RecordBatch>> {
+        let mut parts = Vec::new();
+        for g in 0..self.group_timestamps.len() {
+            if self.group_timestamps[g].binary_search(&ts).is_err() {
+                continue;
+            }
+            if self.loaded.as_ref().is_none_or(|(i, _)| *i != g) {
+                self.loaded = None;
+                self.loaded = Some((g, self.file.read_row_group(g, &self.wanted)?));
+            }
+            let Some((_, batch)) = &self.loaded else { continue };
+            let rows = rows_of_segment(batch, segment, Some(ts))
+                .map_err(|e| Error::Arrow { at: Location::file(self.file.path()), cause: e })?;
+            if rows.num_rows() > 0 {
+                parts.push(rows);
+            }
+        }
+        match parts.len() {
+            0 => Ok(None),
+            1 => Ok(parts.pop()),
+            _ => arrow::compute::concat_batches(&parts[0].schema(), &parts)
+                .map(Some)
+                .map_err(|e| Error::Arrow { at: Location::file(self.file.path()), cause: e }),
+        }
+    }
+}
+
 fn optional_bulk_columns(c: Component) -> &'static [&'static str] {
     match c {
         Component::Lidar => LidarRecord::optional_bulk_columns(),
@@ -317,20 +421,26 @@ impl FrameReader {
             let component = cursor.file.component();
             cursor.for_rows(&segment, ts, |cols, row| add_row(&mut frame, component, cols, row))?;
         }
-        for calib in &self.lidar_calibrations {
-            if let Some(l) = frame.lasers.iter_mut().find(|l| l.laser == calib.laser) {
-                l.calibration = Some(calib.clone());
-            }
-        }
-        for calib in &self.camera_calibrations {
-            if let Some(c) = frame.cameras.iter_mut().find(|c| c.camera == calib.camera) {
-                c.calibration = Some(calib.clone());
-            }
-        }
-        frame.lasers.sort_by_key(|l| l.laser);
-        frame.cameras.sort_by_key(|c| c.camera);
+        finish_frame(&mut frame, &self.lidar_calibrations, &self.camera_calibrations);
         Ok(frame)
     }
+}
+
+/// Gives a frame joined from its rows the segment's calibrations and puts its sensors in
+/// name order (what the reader and the stream assembler both do last).
+pub(crate) fn finish_frame(frame: &mut Frame, lidar: &[LidarCalibration], camera: &[CameraCalibration]) {
+    for calib in lidar {
+        if let Some(l) = frame.lasers.iter_mut().find(|l| l.laser == calib.laser) {
+            l.calibration = Some(calib.clone());
+        }
+    }
+    for calib in camera {
+        if let Some(c) = frame.cameras.iter_mut().find(|c| c.camera == calib.camera) {
+            c.calibration = Some(calib.clone());
+        }
+    }
+    frame.lasers.sort_by_key(|l| l.laser);
+    frame.cameras.sort_by_key(|c| c.camera);
 }
 
 impl Iterator for FrameReader {
@@ -411,7 +521,9 @@ fn unique_by<T: PartialEq, K: PartialEq + std::fmt::Display>(
     Ok(())
 }
 
-fn add_row(frame: &mut Frame, component: Component, cols: &Cols, row: usize) -> Result<()> {
+/// Adds row `row` of a per-frame component to the frame it belongs to (duplicates of a key
+/// are an error naming the row).
+pub(crate) fn add_row(frame: &mut Frame, component: Component, cols: &Cols, row: usize) -> Result<()> {
     match component {
         Component::Lidar => {
             let r = LidarRecord::decode(cols, row)?;

@@ -11,7 +11,7 @@ pub mod schema;
 mod thrift_guard;
 pub mod writer;
 
-pub use dataset::{Dataset, FileInfo, FrameReader, FrameRequest, SegmentWriter};
+pub use dataset::{Dataset, FileInfo, FrameBatches, FrameReader, FrameRequest, SegmentWriter};
 pub use file::ComponentFile;
 pub use normalize::Deviation;
 pub use records::*;

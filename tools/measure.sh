@@ -173,6 +173,15 @@ print(";".join(b["name"] + "=" + b["ratios"] for b in r["results"]))' "$det_reco
 fi
 [ -d "$samples" ] && step camera_seg_pvps "$bin" eval --task camera-seg \
     --data "$samples/v1/pvps_data_one_frame.tfrecord" --tau-data "$work/camseg_val" --tau-frames 1
+# The streaming server (#22): a full-size segment (50 frames, looped) replayed at 10 Hz for 10
+# minutes into the streaming preset, and for 2 minutes into the full preset (what it reaches);
+# the streaming preset's detector at its input scale on the held-out images.
+wanted_prefix bench_stream && gen "$work/stream_full50" --segments 1 --frames 50 --seed 2200
+step bench_stream "$bin" bench stream --data "$work/stream_full50" --duration 600 --work "$work/bench_stream"
+step bench_stream_full "$bin" bench stream --data "$work/stream_full50" --duration 120 --work "$work/bench_stream_full" \
+    -- --preset full
+step camera_det_scale035 "$bin" eval --task camera-det --data "$work/camseg_test" --det-scale 0.35 \
+    --ratios "streaming=0.1/0.4/0.3,0.3,0.8,0.8/0.5" --out "$work/camera_det_scale035"
 if [ "$quick" -eq 0 ]; then
     py=.venv-train/bin/python
     step bench_sparse_01 "$bin" bench sparse --data "$work/sparse_full" --frames 1 --reps 2 --widths 0.25,0.5,1.0 --voxels 0.1 --python "$py"

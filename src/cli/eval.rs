@@ -70,6 +70,10 @@ pub struct CameraDetArgs {
     /// camera-det: the lowest box score kept.
     #[arg(long, default_value_t = 0.05)]
     score_threshold: f32,
+    /// camera-det: the input scale instead of the weights' (e.g. 0.25: a quarter-size image,
+    /// what a streaming preset may run at).
+    #[arg(long)]
+    det_scale: Option<f64>,
 }
 
 /// camera-seg: the dense model at several scales and SparseRefine's selector.
@@ -332,7 +336,11 @@ fn camera_det(
     }
     let source = Source::open(data)?;
     let device = device.open()?;
-    let det = Detector::load(weights, &device)?;
+    let mut det = Detector::load(weights, &device)?;
+    if let Some(s) = args.det_scale {
+        anyhow::ensure!(s > 0.0 && s <= 1.0, "--det-scale: expected a scale in (0, 1], found {s}");
+        det.scale = s;
+    }
     let cfg = det.config().clone();
     let mut methods = vec![DetMethod { name: "dense".into(), ratios: Ratios::dense(&cfg) }];
     let mut sets = match &args.ratios {

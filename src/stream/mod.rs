@@ -46,4 +46,4 @@ pub use presets::Preset;
 pub use queue::FrameQueue;
 pub use results::FrameResult;
 pub use server::{ServeOptions, Server};
-pub use stats::{DropReason, RejectReason, Stats, StatsReport};
+pub use stats::{DropReason, FrameTimes, RejectReason, Stats, StatsReport};

@@ -28,7 +28,8 @@ pub enum StageName {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 pub enum Preset {
     /// For 2 CPU cores at 10 Hz: the TOP laser's points, the front camera through SparseViT
-    /// (pruned), motion from the tracked boxes.
+    /// (pruned, at a reduced input scale: `scenetok serve` picks them), motion from the
+    /// tracked boxes.
     Streaming,
     /// Every laser and camera: points, LiDAR encoder, image model, scene tokens, SparseViT,
     /// motion.

@@ -43,8 +43,10 @@ pub struct FrameResult {
     pub frame_index: u64,
     /// The result came after the deadline.
     pub late: bool,
-    /// Arrival of the frame's first part to the result.
+    /// Arrival of the frame (its last required part) to the result.
     pub latency_ms: f64,
+    /// First part to last (how long the frame took to come).
+    pub assembly_ms: f64,
     /// Of which waiting in the queue.
     pub queue_ms: f64,
     pub stage_ms: Vec<(String, f64)>,
@@ -159,6 +161,7 @@ pub fn schema() -> SchemaRef {
                 Field::new("frame_index", DataType::UInt64, false),
                 Field::new("late", DataType::Boolean, false),
                 Field::new("latency_ms", DataType::Float64, false),
+                Field::new("assembly_ms", DataType::Float64, false),
                 Field::new("queue_ms", DataType::Float64, false),
                 Field::new("stage_ms", list_of(stage_fields()), false),
                 Field::new("points", DataType::UInt64, false),
@@ -242,6 +245,7 @@ pub fn to_batch(results: &[FrameResult]) -> RecordBatch {
         Arc::new(UInt64Array::from_iter_values(results.iter().map(|r| r.frame_index))),
         Arc::new(BooleanArray::from(results.iter().map(|r| r.late).collect::<Vec<_>>())),
         Arc::new(Float64Array::from_iter_values(results.iter().map(|r| r.latency_ms))),
+        Arc::new(Float64Array::from_iter_values(results.iter().map(|r| r.assembly_ms))),
         Arc::new(Float64Array::from_iter_values(results.iter().map(|r| r.queue_ms))),
         stage_ms,
         Arc::new(UInt64Array::from_iter_values(results.iter().map(|r| r.points))),

@@ -30,7 +30,7 @@ use super::hub::{ParquetParts, ResultsHub};
 use super::presets::PresetSpec;
 use super::queue::FrameQueue;
 use super::results::{FrameResult, schema};
-use super::stats::{DropReason, RejectReason, Stats, StatsReport};
+use super::stats::{DropReason, FrameTimes, RejectReason, Stats, StatsReport};
 use super::wire::{Decoded, MessageDecoder};
 
 /// How the server runs.
@@ -290,12 +290,15 @@ fn run_worker(shared: &Shared, mut pipeline: Pipeline, deadline: Duration, mut p
         ctx.load(frame);
         match pipeline.run(&mut ctx) {
             Ok(()) => {
-                let latency = q.arrived.arrival.elapsed();
+                let latency = q.enqueued.elapsed();
                 let mut r = FrameResult::from_context(&ctx);
                 r.late = latency > deadline;
                 r.latency_ms = latency.as_secs_f64() * 1e3;
                 r.queue_ms = queue_wait.as_secs_f64() * 1e3;
-                shared.stats.frame_processed(latency, queue_wait, r.late, &ctx.times);
+                let assembly = q.enqueued.duration_since(q.arrived.arrival);
+                r.assembly_ms = assembly.as_secs_f64() * 1e3;
+                let times = FrameTimes { latency, assembly, queue_wait };
+                shared.stats.frame_processed(times, r.late, &ctx.times);
                 if let Some(p) = &mut parts {
                     match p.write(&r) {
                         Ok(()) => shared.stats.result_written(1),

@@ -63,6 +63,18 @@ pub enum DropReason {
     Shutdown,
 }
 
+/// Where a processed frame's time went. A frame *arrives* when its last required part does
+/// (before that it cannot run); how long its parts took to come is its assembly time.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameTimes {
+    /// Arrival (complete) to its result: what the deadline applies to.
+    pub latency: Duration,
+    /// First part to complete (the sender's and the network's share).
+    pub assembly: Duration,
+    /// Arrival to taken by the pipeline.
+    pub queue_wait: Duration,
+}
+
 /// Counters and latencies at one moment, as the `stats` action returns them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatsReport {
@@ -79,8 +91,10 @@ pub struct StatsReport {
     /// Results a subscriber did not take in time (per subscriber buffer full).
     pub results_dropped_slow_consumer: u64,
     pub results_written: u64,
-    /// Arrival of the first part to the result, milliseconds.
+    /// Arrival (the frame complete) to its result, milliseconds.
     pub latency: Option<LatencyStats>,
+    /// First part to last part of a frame (its sending and assembly).
+    pub assembly: Option<LatencyStats>,
     /// Waiting in the queue.
     pub queue_wait: Option<LatencyStats>,
     pub stages: Vec<(String, LatencyStats)>,
@@ -131,6 +145,7 @@ struct Inner {
     results_dropped_slow_consumer: u64,
     results_written: u64,
     latency: Series,
+    assembly: Series,
     queue_wait: Series,
     stage_order: Vec<String>,
     stages: BTreeMap<String, Series>,
@@ -171,12 +186,15 @@ impl Stats {
     pub fn frame_dropped(&self, reason: DropReason) {
         self.with(|s| *s.frames_dropped.entry(reason).or_default() += 1);
     }
-    /// A frame's result: its latency from arrival, its queue wait and its stages.
-    pub fn frame_processed(&self, latency: Duration, queue_wait: Duration, late: bool, stages: &[(&str, Duration)]) {
+    /// A frame's result: its latency from arrival, of which assembly and queue wait, and
+    /// its stages.
+    pub fn frame_processed(&self, t: FrameTimes, late: bool, stages: &[(&str, Duration)]) {
         self.with(|s| {
             s.frames_processed += 1;
             s.frames_late += late as u64;
-            s.latency.push(latency);
+            s.latency.push(t.latency);
+            s.assembly.push(t.assembly);
+            let queue_wait = t.queue_wait;
             s.queue_wait.push(queue_wait);
             for (name, d) in stages {
                 if !s.stages.contains_key(*name) {
@@ -218,6 +236,7 @@ impl Stats {
             results_dropped_slow_consumer: s.results_dropped_slow_consumer,
             results_written: s.results_written,
             latency: s.latency.stats(),
+            assembly: s.assembly.stats(),
             queue_wait: s.queue_wait.stats(),
             stages: s.stage_order.iter().filter_map(|n| Some((n.clone(), s.stages.get(n)?.stats()?))).collect(),
             uptime_s: self.started.elapsed().as_secs_f64(),
@@ -235,8 +254,9 @@ mod tests {
         for _ in 0..5 {
             s.frame_received();
         }
-        s.frame_processed(Duration::from_millis(30), Duration::from_millis(1), false, &[("points", Duration::from_millis(5))]);
-        s.frame_processed(Duration::from_millis(300), Duration::from_millis(2), true, &[("points", Duration::from_millis(7))]);
+        let t = |ms| FrameTimes { latency: Duration::from_millis(ms), assembly: Duration::from_millis(1), queue_wait: Duration::from_millis(2) };
+        s.frame_processed(t(30), false, &[("points", Duration::from_millis(5))]);
+        s.frame_processed(t(300), true, &[("points", Duration::from_millis(7))]);
         s.frame_dropped(DropReason::QueueFull);
         s.frame_rejected(RejectReason::Incomplete);
         let r = s.report(1);

@@ -1,6 +1,7 @@
 //! `scenetok bench …`: benchmarks against a baseline measured in the same run.
 
 mod sparse;
+mod stream;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -128,6 +129,10 @@ pub enum Command {
         #[command(flatten)]
         device: DeviceArg,
     },
+    /// The streaming server: a full-size segment replayed (looped) at 10 Hz into `scenetok
+    /// serve` for `--duration` seconds: frames processed / dropped / rejected, latency per
+    /// stage, the server's memory over the run and its CPU use. Server options after `--`.
+    Stream(stream::Args),
     /// The SparseViT backbone at pruning ratios against its dense self on one image (random
     /// weights of --config unless --weights), and against ONNX Runtime on the dense backbone
     /// (--onnx, from tools/train/export_swin_onnx.py).
@@ -222,6 +227,7 @@ pub fn tree_file(relative: &str) -> Result<PathBuf> {
 pub fn run(which: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
     match which {
         Command::Sparse(args) => sparse::run(args, stdout),
+        Command::Stream(args) => stream::run(args, stdout),
         Command::Gemm { python, no_baseline, reps, quick } => {
             use scenetok::bench::gemm::{Baseline, GemmOptions, shapes};
             let baseline = if no_baseline {

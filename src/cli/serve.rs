@@ -18,7 +18,9 @@ use scenetok::pipeline::Pipeline;
 use scenetok::scene::{CameraName, LaserName};
 use scenetok::sparse::layers::RunCtx;
 use scenetok::stream::presets::{PresetSpec, StageName};
-use scenetok::stream::{Preset, ServeOptions, Server, StatsReport};
+use scenetok::stream::{FrameSink, Preset, ServeOptions, Server, StatsReport};
+use scenetok::viz::VizSink;
+use scenetok::viz::live::LiveView;
 
 use super::features::ImageModelArgs;
 use super::{Context, DeviceArg};
@@ -59,6 +61,13 @@ pub struct Args {
     /// Frames per parquet part.
     #[arg(long, default_value_t = 600)]
     part_frames: usize,
+    /// Log every processed frame live to a rerun viewer (`host:port` or a `rerun+http://…`
+    /// URL; start one with `rerun` or `.venv/bin/rerun`).
+    #[arg(long, value_name = "ADDR")]
+    rerun: Option<String>,
+    /// ...or to an `.rrd` file, complete when the server stops.
+    #[arg(long, value_name = "FILE", conflicts_with = "rerun")]
+    rerun_save: Option<PathBuf>,
     /// Print the counters this often (seconds; 0: only at the end).
     #[arg(long, default_value_t = 10.0)]
     stats_every: f64,
@@ -175,7 +184,12 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
     opts.part_frames = args.part_frames;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let report = runtime.block_on(async {
-        let server = Server::start(pipeline, maps, opts).await?;
+        let sink: Option<Box<dyn FrameSink>> = match (&args.rerun, &args.rerun_save) {
+            (Some(addr), _) => Some(Box::new(LiveView::open(&VizSink::Connect(addr.clone()))?)),
+            (_, Some(file)) => Some(Box::new(LiveView::open(&VizSink::Save(file.clone()))?)),
+            _ => None,
+        };
+        let server = Server::start(pipeline, maps, sink, opts).await?;
         writeln!(stdout, "listening on {}", server.local_addr())?;
         stdout.flush()?;
         let mut tick = tokio::time::interval(Duration::from_secs_f64(args.stats_every.max(0.1)));

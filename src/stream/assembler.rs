@@ -147,12 +147,14 @@ pub struct Assembler {
     config: AssemblyConfig,
     segments: BTreeMap<String, SegmentState>,
     maps: SegmentMaps,
+    /// Stopped: nothing more is taken.
+    closed: bool,
 }
 
 impl Assembler {
     /// An assembler that publishes each segment's map to `maps` (the motion stage reads it).
     pub fn new(config: AssemblyConfig, maps: SegmentMaps) -> Self {
-        Assembler { config, segments: BTreeMap::new(), maps }
+        Assembler { config, segments: BTreeMap::new(), maps, closed: false }
     }
 
     pub fn config(&self) -> &AssemblyConfig {
@@ -168,6 +170,9 @@ impl Assembler {
     /// message for errors.
     pub fn push(&mut self, component: Component, batch: &RecordBatch, at: &Location, now: Instant) -> Vec<Event> {
         let mut events = Vec::new();
+        if self.closed {
+            return events;
+        }
         let batch = match check_required(component, &batch.schema(), at)
             .and_then(|()| normalize(batch, component, &component.columns().iter().collect::<Vec<_>>(), at))
         {
@@ -373,8 +378,10 @@ impl Assembler {
         events
     }
 
-    /// Closes every open frame (the server is stopping): how many there were.
+    /// Stops taking messages and closes every open frame (the server is stopping): how many
+    /// there were.
     pub fn abandon_all(&mut self) -> usize {
+        self.closed = true;
         let mut n = 0;
         for seg in self.segments.values_mut() {
             n += seg.open.len();

@@ -45,5 +45,5 @@ pub use assembler::{Arrived, Assembler, AssemblyConfig, Event, Part, Sensor};
 pub use presets::Preset;
 pub use queue::FrameQueue;
 pub use results::FrameResult;
-pub use server::{ServeOptions, Server};
+pub use server::{FrameSink, ServeOptions, Server};
 pub use stats::{DropReason, FrameTimes, RejectReason, Stats, StatsReport};

@@ -69,6 +69,14 @@ impl ServeOptions {
     }
 }
 
+/// Takes every processed frame besides the subscribers (a live viewer). Runs on the pipeline
+/// thread: an implementation that does real work hands it to a thread of its own.
+pub trait FrameSink: Send {
+    fn frame(&mut self, ctx: &FrameContext, result: &FrameResult);
+    /// The server is stopping: flush what was taken.
+    fn finish(&mut self) {}
+}
+
 /// A frame waiting for the pipeline.
 struct Queued {
     arrived: Arrived,
@@ -142,7 +150,12 @@ pub struct Server {
 impl Server {
     /// Binds `opts.listen` and starts serving (within a tokio runtime); `pipeline` runs on
     /// every complete frame, `maps` is what its motion stage reads the segments' maps from.
-    pub async fn start(pipeline: Pipeline, maps: SegmentMaps, opts: ServeOptions) -> Result<Server> {
+    pub async fn start(
+        pipeline: Pipeline,
+        maps: SegmentMaps,
+        sink: Option<Box<dyn FrameSink>>,
+        opts: ServeOptions,
+    ) -> Result<Server> {
         let at = Location::file(format!("flight://{}", opts.listen));
         let listener = tokio::net::TcpListener::bind(opts.listen).await.map_err(|e| Error::io(at.clone(), e))?;
         let addr = listener.local_addr().map_err(|e| Error::io(at, e))?;
@@ -164,7 +177,7 @@ impl Server {
             let (shared, deadline) = (shared.clone(), opts.deadline);
             std::thread::Builder::new()
                 .name("scenetok-pipeline".into())
-                .spawn(move || run_worker(&shared, pipeline, deadline, parts))
+                .spawn(move || run_worker(&shared, pipeline, deadline, parts, sink))
                 .map_err(|e| Error::io(Location::default().detail("pipeline thread"), e))?
         };
         let ticker = {
@@ -270,7 +283,13 @@ fn log_stats(r: &StatsReport) {
 }
 
 /// The pipeline thread: takes complete frames until the queue is closed and empty.
-fn run_worker(shared: &Shared, mut pipeline: Pipeline, deadline: Duration, mut parts: Option<ParquetParts>) -> Result<()> {
+fn run_worker(
+    shared: &Shared,
+    mut pipeline: Pipeline,
+    deadline: Duration,
+    mut parts: Option<ParquetParts>,
+    mut sink: Option<Box<dyn FrameSink>>,
+) -> Result<()> {
     let mut ctx = FrameContext::default();
     loop {
         let Some(q) = shared.queue.pop(Duration::from_millis(100)) else {
@@ -305,6 +324,9 @@ fn run_worker(shared: &Shared, mut pipeline: Pipeline, deadline: Duration, mut p
                         Err(e) => tracing::error!("results not written: {e}"),
                     }
                 }
+                if let Some(s) = &mut sink {
+                    s.frame(&ctx, &r);
+                }
                 shared.hub.publish(r);
             }
             Err(e) => {
@@ -313,6 +335,9 @@ fn run_worker(shared: &Shared, mut pipeline: Pipeline, deadline: Duration, mut p
             }
         }
         shared.running.store(0, Ordering::SeqCst);
+    }
+    if let Some(s) = &mut sink {
+        s.finish();
     }
     if let Some(p) = &mut parts {
         p.finish_part()?;

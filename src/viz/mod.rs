@@ -14,6 +14,7 @@ pub mod elements;
 pub mod frame;
 pub mod hooks;
 pub mod input;
+pub mod live;
 pub mod map;
 pub mod motion;
 pub mod paths;

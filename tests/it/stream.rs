@@ -48,12 +48,16 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 async fn start(tweak: impl FnOnce(&mut ServeOptions)) -> Server {
+    start_with(None, tweak).await
+}
+
+async fn start_with(sink: Option<Box<dyn scenetok::stream::FrameSink>>, tweak: impl FnOnce(&mut ServeOptions)) -> Server {
     let spec = spec();
     let (p, maps) = pipeline(&spec);
     let mut opts = ServeOptions::new("127.0.0.1:0".parse().unwrap(), spec);
     opts.queue_capacity = 1000;
     tweak(&mut opts);
-    Server::start(p, maps, opts).await.unwrap()
+    Server::start(p, maps, sink, opts).await.unwrap()
 }
 
 /// Waits until nothing is in progress and `done(report)` holds (or fails after 60 s).
@@ -382,4 +386,53 @@ fn pyarrow_flight_client_sends_a_segment_and_reads_predictions() {
         let r = server.shutdown().await.unwrap();
         assert_balanced(&r);
     });
+}
+
+#[test]
+fn two_senders_get_their_own_segments() {
+    let (a, b) = (world(10, 17), world(12, 18));
+    let name = |w: &tempfile::TempDir| Dataset::open(w.path()).unwrap().segments().next().unwrap().to_string();
+    let (sa, sb) = (name(&a), name(&b));
+    assert_ne!(sa, sb);
+    runtime().block_on(async {
+        let server = start(|_| {}).await;
+        let addr = server.local_addr().to_string();
+        let opts = ReplayOptions { rate: Rate::Times(4.0), looped: false, duration: None, segment: None, frames: None };
+        let (ca, cb) = (connect(&addr).await.unwrap(), connect(&addr).await.unwrap());
+        let (ra, rb) = tokio::join!(replay(a.path(), ca, &opts), replay(b.path(), cb, &opts));
+        assert_eq!((ra.unwrap().frames_sent, rb.unwrap().frames_sent), (10, 12));
+        let r = settle(&server, |r| r.frames_processed == 22).await;
+        assert_balanced(&r);
+        for (seg, n) in [(&sa, 10), (&sb, 12)] {
+            let mut client = connect(&addr).await.unwrap();
+            let ticket = serde_json::json!({ "segment": seg, "count": n }).to_string();
+            let s = client.do_get(Ticket { ticket: ticket.into() }).await.unwrap();
+            let got: Vec<RecordBatch> = s.map(|b| b.unwrap()).collect().await;
+            assert_eq!(rows(&got), n);
+            assert!(got.iter().all(|b| b.column(0).as_string::<i32>().iter().all(|s| s == Some(seg.as_str()))));
+        }
+        server.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn live_view_logs_every_frame_it_keeps_up_with() {
+    let w = world(12, 19);
+    let dir = tempfile::tempdir().unwrap();
+    let rrd = dir.path().join("live.rrd");
+    let view = scenetok::viz::live::LiveView::open(&scenetok::viz::VizSink::Save(rrd.clone())).unwrap();
+    runtime().block_on(async {
+        let server = start_with(Some(Box::new(view)), |_| {}).await;
+        let client = connect(&server.local_addr().to_string()).await.unwrap();
+        let opts = ReplayOptions { rate: Rate::Times(2.0), looped: false, duration: None, segment: None, frames: None };
+        replay(w.path(), client, &opts).await.unwrap();
+        settle(&server, |r| r.frames_processed == 12).await;
+        server.shutdown().await.unwrap();
+    });
+    assert!(rrd.exists(), "the recording is complete once the server stops");
+    let Some(s) = crate::viz::read_back(&rrd) else { return };
+    let logged = crate::viz::entity(&s, "/world/ego")["rows"].as_u64().unwrap();
+    assert!((10..=12).contains(&logged), "frames logged: {logged} of 12 (a slow viewer may lose a few)");
+    assert_eq!(crate::viz::entity(&s, "/metrics/stream/latency_ms")["rows"].as_u64(), Some(logged));
+    assert_eq!(crate::viz::entity(&s, "/world/motion/predicted")["rows"].as_u64(), Some(logged));
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::common;
 
 /// Reads an .rrd back through the Python SDK; `None` (skip) without the tools.
-fn read_back(rrd: &Path) -> Option<Value> {
+pub fn read_back(rrd: &Path) -> Option<Value> {
     let py = common::python_with("rerun")?;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/rrd_summary.py");
     let out = std::process::Command::new(py).arg(script).arg(rrd).output().unwrap();
@@ -23,7 +23,7 @@ fn read_back(rrd: &Path) -> Option<Value> {
     Some(serde_json::from_slice(&out.stdout).unwrap())
 }
 
-fn entity<'a>(summary: &'a Value, path: &str) -> &'a Value {
+pub fn entity<'a>(summary: &'a Value, path: &str) -> &'a Value {
     let e = &summary["entities"][path];
     assert!(e.is_object(), "entity {path} missing; have {:?}", summary["entities"].as_object().unwrap().keys());
     e

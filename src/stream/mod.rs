@@ -38,6 +38,7 @@ pub mod queue;
 pub mod replay;
 pub mod results;
 pub mod server;
+mod service;
 pub mod stats;
 pub mod wire;
 
@@ -46,4 +47,5 @@ pub use presets::Preset;
 pub use queue::FrameQueue;
 pub use results::FrameResult;
 pub use server::{FrameSink, ServeOptions, Server};
+pub use service::ResultsTicket;
 pub use stats::{DropReason, FrameTimes, RejectReason, Stats, StatsReport};

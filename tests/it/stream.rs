@@ -311,6 +311,15 @@ fn stalled_result_reader_does_not_stall_the_pipeline() {
 
 #[test]
 fn sigint_mid_stream_finishes_flushes_and_exits_zero() {
+    stop_mid_stream(libc::SIGINT);
+}
+
+#[test]
+fn sigterm_mid_stream_finishes_flushes_and_exits_zero() {
+    stop_mid_stream(libc::SIGTERM);
+}
+
+fn stop_mid_stream(signal: i32) {
     let w = world(30, 15);
     let out = tempfile::tempdir().unwrap();
     let parts = out.path().join("results");
@@ -331,8 +340,8 @@ fn sigint_mid_stream_finishes_flushes_and_exits_zero() {
         let opts = ReplayOptions { rate: Rate::Times(1.0), looped: true, duration: Some(Duration::from_secs(2)), segment: None, frames: None };
         let send = tokio::spawn(async move { replay(w.path(), client, &opts).await });
         tokio::time::sleep(Duration::from_millis(1200)).await;
-        // SIGINT while frames are still coming.
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        // The signal while frames are still coming.
+        unsafe { libc::kill(child.id() as i32, signal) };
         let _ = send.await;
     });
     let t = Instant::now();
@@ -340,7 +349,7 @@ fn sigint_mid_stream_finishes_flushes_and_exits_zero() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(t.elapsed() < Duration::from_secs(30), "serve did not stop after SIGINT");
+        assert!(t.elapsed() < Duration::from_secs(30), "serve did not stop after signal {signal}");
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status}");

@@ -153,7 +153,8 @@ fn replayed_segment_comes_back_whole() {
 
 #[test]
 fn corrupt_messages_are_rejected_counted_and_the_stream_goes_on() {
-    let w = world(80, 12);
+    // 150 frames: 605 batches, 6 of them bad (1%).
+    let w = world(150, 12);
     let spec = spec();
     let (head, frames) = frame_batches(w.path(), &spec);
     runtime().block_on(async {
@@ -226,17 +227,18 @@ fn corrupt_messages_are_rejected_counted_and_the_stream_goes_on() {
             }
         }
         send(&mut client, msgs).await;
-        let r = settle(&server, |r| r.frames_processed + r.rejected() == 80).await;
+        let r = settle(&server, |r| r.frames_processed + r.rejected() == 150).await;
         assert_balanced(&r);
-        assert_eq!(r.frames_received, 80);
-        assert_eq!(r.frames_processed, 76, "{r:?}");
+        assert_eq!(r.frames_received, 150);
+        assert_eq!(r.frames_processed, 146, "{r:?}");
         assert_eq!(r.frames_rejected.get("incomplete"), Some(&2), "{r:?}");
         assert_eq!(r.frames_rejected.get("bad_value"), Some(&2), "range image and JPEG: {r:?}");
         for reason in ["undecodable", "missing_column", "out_of_order", "from_the_future"] {
             assert_eq!(r.messages_rejected.get(reason), Some(&1), "{reason}: {r:?}");
         }
         assert_eq!(r.messages_received as usize, total, "every batch counted once");
-        assert_eq!(rows(&results(&server, 76).await), 76, "every processed frame has its result");
+        assert_eq!(total, 605);
+        assert_eq!(rows(&results(&server, 146).await), 146, "every processed frame has its result");
         server.shutdown().await.unwrap();
     });
 }

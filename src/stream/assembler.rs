@@ -243,6 +243,7 @@ impl Assembler {
         let segs = batch.column(0).as_string::<i32>();
         let tss = batch.column(1).as_primitive::<Int64Type>();
         let mut groups: Vec<((String, i64), Vec<usize>)> = Vec::new();
+        let mut index: BTreeMap<(&str, i64), usize> = BTreeMap::new();
         for row in 0..batch.num_rows() {
             if segs.is_null(row) || tss.is_null(row) {
                 events.push(Event::MessageRejected {
@@ -251,10 +252,13 @@ impl Assembler {
                 });
                 continue;
             }
-            let k = (segs.value(row).to_string(), tss.value(row));
-            match groups.iter_mut().find(|(g, _)| *g == k) {
-                Some((_, rows)) => rows.push(row),
-                None => groups.push((k, vec![row])),
+            let (seg, ts) = (segs.value(row), tss.value(row));
+            match index.get(&(seg, ts)) {
+                Some(&g) => groups[g].1.push(row),
+                None => {
+                    index.insert((seg, ts), groups.len());
+                    groups.push(((seg.to_string(), ts), vec![row]));
+                }
             }
         }
         for ((segment, ts), rows) in groups {
@@ -276,12 +280,13 @@ impl Assembler {
         let tol = self.config.tolerance_micros;
         let max_ahead = self.config.max_ahead_micros;
         let seg = self.segments.entry(segment.to_string()).or_default();
-        let nearest = seg.open.range(ts.saturating_sub(tol)..=ts.saturating_add(tol)).map(|(k, _)| *k).min_by_key(|k| (k - ts).abs());
+        let nearest = seg.open.range(ts.saturating_sub(tol)..=ts.saturating_add(tol)).map(|(k, _)| *k).min_by_key(|k| k.abs_diff(ts));
         let key = match nearest {
             Some(k) => k,
             None => {
                 let at = cols.at(key::TIMESTAMP, rows[0]).frame(ts).detail(format!("segment {segment}, {}", component.tag()));
-                let reject = if seg.closed.iter().any(|c| (c - ts).abs() <= tol) {
+                // Any i64 may come in: distances without overflow.
+                let reject = if seg.closed.iter().any(|c| c.abs_diff(ts) <= tol.unsigned_abs()) {
                     Some((RejectReason::ClosedFrame, "rows of a frame not yet dispatched or rejected", "a frame already closed".to_string()))
                 } else if seg.last_dispatched.is_some_and(|d| ts < d) {
                     Some((RejectReason::OutOfOrder, "timestamps after the newest dispatched frame", format!("a frame older than {}", seg.last_dispatched.unwrap_or_default())))
@@ -425,5 +430,95 @@ fn part_of(component: Component, cols: &Cols, row: usize) -> crate::Result<Part>
         Ok(Part::camera(component, cols.enum_value::<CameraName>(key::CAMERA, row)?))
     } else {
         Ok(Part::frame(component))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::v2::{FrameKey, LidarBoxRecord, VehiclePoseRecord, encode_all};
+    use crate::scene::{Box3d, BoxType, DifficultyLevel, LidarBox, Transform};
+    use nalgebra::Vector3;
+
+    fn pose(ts: i64) -> RecordBatch {
+        encode_all([&VehiclePoseRecord {
+            key: FrameKey { segment: "s".into(), timestamp_micros: ts },
+            world_from_vehicle: Transform::identity(),
+        }])
+    }
+
+    fn boxes(ts: i64, ids: &[&str]) -> RecordBatch {
+        let records: Vec<LidarBoxRecord> = ids
+            .iter()
+            .map(|id| LidarBoxRecord {
+                key: FrameKey { segment: "s".into(), timestamp_micros: ts },
+                label: LidarBox {
+                    object_id: id.to_string(),
+                    bbox: Box3d { center: Vector3::new(5.0, 0.0, 1.0), size: Vector3::new(4.5, 2.0, 1.6), heading: 0.0 },
+                    kind: BoxType::Vehicle,
+                    num_lidar_points_in_box: 10,
+                    num_top_lidar_points_in_box: 10,
+                    speed: Vector3::zeros(),
+                    acceleration: Vector3::zeros(),
+                    detection_difficulty: DifficultyLevel::Level1,
+                    tracking_difficulty: DifficultyLevel::Level1,
+                },
+            })
+            .collect();
+        encode_all(&records)
+    }
+
+    fn assembler() -> Assembler {
+        let mut cfg = AssemblyConfig::new(vec![Part::frame(Component::VehiclePose)]);
+        cfg.timeout = Duration::from_millis(100);
+        Assembler::new(cfg, SegmentMaps::default())
+    }
+
+    fn count(events: &[Event], f: impl Fn(&Event) -> bool) -> usize {
+        events.iter().filter(|e| f(e)).count()
+    }
+
+    #[test]
+    fn boxes_in_several_batches_join_before_the_pose_completes_the_frame() {
+        let mut a = assembler();
+        let (at, now) = (Location::file("flight://test"), Instant::now());
+        let mut ev = a.push(Component::LidarBox, &boxes(100, &["a", "b"]), &at, now);
+        ev.extend(a.push(Component::LidarBox, &boxes(100, &["c"]), &at, now));
+        // Within the tolerance of the open frame.
+        ev.extend(a.push(Component::VehiclePose, &pose(1_100), &at, now));
+        assert_eq!(count(&ev, |e| matches!(e, Event::Opened)), 1);
+        let done: Vec<&Arrived> = ev.iter().filter_map(|e| if let Event::Complete(f) = e { Some(&**f) } else { None }).collect();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].frame.frame.lidar_boxes.len(), 3);
+        assert_eq!(done[0].frame.frame.timestamp_micros, 100);
+        // Late rows of the dispatched frame, a second pose of it, an older frame.
+        let late = a.push(Component::LidarBox, &boxes(100, &["d"]), &at, now);
+        assert!(matches!(late[..], [Event::MessageRejected { reason: RejectReason::ClosedFrame, .. }]));
+        let old = a.push(Component::VehiclePose, &pose(-20_000), &at, now);
+        assert!(matches!(old[..], [Event::MessageRejected { reason: RejectReason::OutOfOrder, .. }]));
+    }
+
+    #[test]
+    fn extreme_timestamps_are_rejected_not_a_panic() {
+        let mut a = assembler();
+        let (at, now) = (Location::file("flight://test"), Instant::now());
+        let first = a.push(Component::VehiclePose, &pose(i64::MIN), &at, now);
+        assert_eq!(count(&first, |e| matches!(e, Event::Complete(_))), 1);
+        let ev = a.push(Component::VehiclePose, &pose(i64::MAX), &at, now);
+        assert!(matches!(ev[..], [Event::MessageRejected { reason: RejectReason::FromTheFuture, .. }]), "{ev:?}");
+        let ev = a.push(Component::VehiclePose, &pose(i64::MIN + 1), &at, now);
+        assert!(matches!(ev[..], [Event::MessageRejected { reason: RejectReason::ClosedFrame, .. }]), "{ev:?}");
+    }
+
+    #[test]
+    fn a_frame_without_its_required_part_expires_naming_what_is_missing() {
+        let mut a = assembler();
+        let (at, now) = (Location::file("flight://test"), Instant::now());
+        a.push(Component::LidarBox, &boxes(7, &["a"]), &at, now);
+        assert!(a.expire(now).is_empty());
+        let ev = a.expire(now + Duration::from_millis(150));
+        let Some(Event::FrameRejected { reason: RejectReason::Incomplete, detail }) = ev.first() else { panic!("{ev:?}") };
+        assert!(detail.contains("vehicle_pose"), "{detail}");
+        assert_eq!(a.open_frames(), 0);
     }
 }

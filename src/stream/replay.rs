@@ -167,7 +167,7 @@ fn shifted(batch: &RecordBatch, offset: i64) -> arrow::error::Result<RecordBatch
     }
     let Ok(i) = batch.schema().index_of(key::TIMESTAMP) else { return Ok(batch.clone()) };
     let ts = batch.column(i).as_primitive::<Int64Type>();
-    let moved: Int64Array = ts.iter().map(|t| t.map(|t| t + offset)).collect();
+    let moved: Int64Array = ts.iter().map(|t| t.map(|t| t.saturating_add(offset))).collect();
     let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
     cols[i] = Arc::new(moved);
     RecordBatch::try_new(batch.schema(), cols)
@@ -245,7 +245,7 @@ async fn send_segment(mut client: FlightClient, seg: Loaded, opts: &ReplayOption
         let offset = round as i64 * span;
         for (ts, parts) in &seg.frames {
             if let Rate::Times(x) = opts.rate {
-                let due = started + Duration::from_secs_f64((ts - first + offset) as f64 * 1e-6 / x);
+                let due = started + Duration::from_secs_f64(((*ts as i128 - first as i128 + offset as i128) as f64 * 1e-6 / x).max(0.0));
                 let now = Instant::now();
                 if due > now {
                     tokio::time::sleep_until(due.into()).await;

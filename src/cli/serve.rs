@@ -18,7 +18,7 @@ use scenetok::pipeline::Pipeline;
 use scenetok::scene::{CameraName, LaserName};
 use scenetok::sparse::layers::RunCtx;
 use scenetok::stream::presets::{PresetSpec, StageName};
-use scenetok::stream::{FrameSink, Preset, ServeOptions, Server, StatsReport};
+use scenetok::stream::{FrameSink, Preset, ServeOptions, Server};
 use scenetok::viz::VizSink;
 use scenetok::viz::live::LiveView;
 
@@ -200,7 +200,7 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = term.recv() => break,
                 _ = tick.tick(), if args.stats_every > 0.0 => {
-                    writeln!(stdout, "{}", stats_line(&server.stats()))?;
+                    writeln!(stdout, "{}", server.stats().summary())?;
                     stdout.flush()?;
                 }
             }
@@ -208,26 +208,10 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
         writeln!(stdout, "stopping: finishing complete frames, dropping incomplete ones")?;
         anyhow::Ok(server.shutdown().await?)
     })?;
-    writeln!(stdout, "{}", stats_line(&report))?;
+    writeln!(stdout, "{}", report.summary())?;
     writeln!(stdout, "{}", serde_json::to_string(&report)?)?;
     if let Some(out) = &args.out {
         writeln!(stdout, "results: {} frames in {}", report.results_written, out.display())?;
     }
     Ok(())
-}
-
-/// One line of counters and latencies.
-pub fn stats_line(r: &StatsReport) -> String {
-    let lat = r.latency.as_ref().map_or("-".into(), |l| format!("p50 {:.1} / p90 {:.1} / p99 {:.1} ms", l.p50_ms, l.p90_ms, l.p99_ms));
-    format!(
-        "frames: {} received = {} processed ({} late) + {} dropped + {} rejected + {} in progress; messages {} ({} rejected); latency {lat}",
-        r.frames_received,
-        r.frames_processed,
-        r.frames_late,
-        r.dropped(),
-        r.rejected(),
-        r.frames_in_progress,
-        r.messages_received,
-        r.messages_rejected.values().sum::<u64>(),
-    )
 }

@@ -39,6 +39,7 @@ pub mod replay;
 pub mod results;
 pub mod server;
 mod service;
+mod shared;
 pub mod stats;
 pub mod wire;
 

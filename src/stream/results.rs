@@ -103,7 +103,7 @@ impl FrameResult {
                 for (k, (p, xy)) in a.modes.iter().enumerate() {
                     r.trajectories.push(Trajectory {
                         object_id: a.object_id.clone(),
-                        agent_type: format!("{:?}", a.agent_type).to_ascii_lowercase(),
+                        agent_type: a.agent_type.name().to_string(),
                         mode: k as u8,
                         probability: *p,
                         xy: xy.clone(),

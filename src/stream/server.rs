@@ -1,6 +1,6 @@
 //! The server: the Flight service (`service.rs`) feeds the assembler, one worker thread runs
-//! the pipeline on complete frames, results go to the hub, parquet parts and a sink. Shutdown
-//! follows one rule: frames complete when it starts are
+//! the pipeline on complete frames, results go to the hub, parquet parts and a sink; what they
+//! share is in `shared.rs`. Shutdown follows one rule: frames complete when it starts are
 //! finished (the queued ones and the running one), incomplete ones are dropped and counted,
 //! then the results are flushed.
 
@@ -17,13 +17,14 @@ use crate::error::{Error, Location, Result};
 use crate::pipeline::stages::SegmentMaps;
 use crate::pipeline::{FrameContext, Pipeline};
 
-use super::assembler::{Arrived, Assembler, AssemblyConfig, Event};
+use super::assembler::{Assembler, AssemblyConfig};
 use super::hub::{ParquetParts, ResultsHub};
 use super::presets::PresetSpec;
 use super::queue::FrameQueue;
 use super::results::FrameResult;
 use super::stats::{DropReason, FrameTimes, RejectReason, Stats, StatsReport};
 use super::service::FlightSvc;
+use super::shared::Shared;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -67,66 +68,6 @@ pub trait FrameSink: Send {
     fn frame(&mut self, ctx: &FrameContext, result: &FrameResult);
     /// The server is stopping: flush what was taken.
     fn finish(&mut self) {}
-}
-
-/// A frame waiting for the pipeline.
-struct Queued {
-    arrived: Arrived,
-    enqueued: Instant,
-}
-
-pub(super) struct Shared {
-    pub(super) assembler: Mutex<Assembler>,
-    queue: FrameQueue<Queued>,
-    pub(super) stats: Arc<Stats>,
-    pub(super) hub: ResultsHub,
-    running: AtomicU64,
-    pub(super) streams: AtomicU64,
-    pub(super) spec: PresetSpec,
-    pub(super) subscriber_buffer: usize,
-    pub(super) shutdown: watch::Receiver<bool>,
-}
-
-impl Shared {
-    pub(super) fn assembler(&self) -> std::sync::MutexGuard<'_, Assembler> {
-        self.assembler.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn in_progress(&self) -> u64 {
-        (self.assembler().open_frames() + self.queue.len()) as u64 + self.running.load(Ordering::SeqCst)
-    }
-
-    pub(super) fn report(&self) -> StatsReport {
-        self.stats.report(self.in_progress())
-    }
-
-    /// Counts and routes what the assembler did.
-    pub(super) fn handle(&self, events: Vec<Event>) {
-        for e in events {
-            match e {
-                Event::Opened => self.stats.frame_received(),
-                Event::Complete(arrived) => {
-                    if let Some(old) = self.queue.push(Queued { arrived: *arrived, enqueued: Instant::now() }) {
-                        let reason = if self.queue.is_closed() { DropReason::Shutdown } else { DropReason::QueueFull };
-                        self.stats.frame_dropped(reason);
-                        tracing::warn!(
-                            "dropped frame {} of segment {} ({reason:?}): the pipeline is behind",
-                            old.arrived.frame.frame.timestamp_micros,
-                            old.arrived.frame.segment
-                        );
-                    }
-                }
-                Event::FrameRejected { reason, detail } => {
-                    self.stats.frame_rejected(reason);
-                    tracing::warn!("frame rejected ({}): {detail}", reason.name());
-                }
-                Event::MessageRejected { reason, detail } => {
-                    self.stats.message_rejected(reason);
-                    tracing::warn!("message rejected ({}): {detail}", reason.name());
-                }
-            }
-        }
-    }
 }
 
 /// A running server.
@@ -257,21 +198,7 @@ impl Server {
 }
 
 fn log_stats(r: &StatsReport) {
-    let lat = |l: &Option<crate::pipeline::LatencyStats>| {
-        l.as_ref().map_or("-".to_string(), |l| format!("p50 {:.1} / p99 {:.1} ms", l.p50_ms, l.p99_ms))
-    };
-    tracing::info!(
-        "frames: {} received, {} processed ({} late), {} dropped, {} rejected, {} in progress; messages: {} ({} rejected); latency {}",
-        r.frames_received,
-        r.frames_processed,
-        r.frames_late,
-        r.dropped(),
-        r.rejected(),
-        r.frames_in_progress,
-        r.messages_received,
-        r.messages_rejected.values().sum::<u64>(),
-        lat(&r.latency)
-    );
+    tracing::info!("{}", r.summary());
 }
 
 /// The pipeline thread: takes complete frames until the queue is closed and empty.

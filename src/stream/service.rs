@@ -20,7 +20,7 @@ use crate::error::Location;
 
 use super::assembler::Event;
 use super::results::{FrameResult, schema};
-use super::server::Shared;
+use super::shared::Shared;
 use super::wire::{Decoded, MessageDecoder};
 
 /// What a `DoGet` ticket asks for (JSON; an empty ticket is every segment from the kept

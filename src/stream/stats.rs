@@ -108,6 +108,24 @@ impl StatsReport {
     pub fn rejected(&self) -> u64 {
         self.frames_rejected.values().sum()
     }
+    /// One line of counters and the arrival → result latency (the log's and `serve`'s).
+    pub fn summary(&self) -> String {
+        let lat = self.latency.as_ref().map_or("-".into(), |l| {
+            format!("p50 {:.1} / p90 {:.1} / p99 {:.1} ms", l.p50_ms, l.p90_ms, l.p99_ms)
+        });
+        format!(
+            "frames: {} received = {} processed ({} late) + {} dropped + {} rejected + {} in progress; messages {} ({} rejected); latency {lat}",
+            self.frames_received,
+            self.frames_processed,
+            self.frames_late,
+            self.dropped(),
+            self.rejected(),
+            self.frames_in_progress,
+            self.messages_received,
+            self.messages_rejected.values().sum::<u64>(),
+        )
+    }
+
     /// Whether every frame received has exactly one outcome (with none in progress).
     pub fn balanced(&self) -> bool {
         self.frames_received == self.frames_processed + self.dropped() + self.rejected() + self.frames_in_progress

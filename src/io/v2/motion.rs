@@ -221,22 +221,9 @@ pub fn window_scenarios(
             .filter(|t| t.states.iter().any(|s| s.valid))
             .collect();
         let t0 = timestamps[start];
-        let mut candidates: Vec<(f32, usize)> = window
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| t.id != 0)
-            .filter(|(_, t)| {
-                let s = &t.states;
-                s[HISTORY].valid && s[WINDOW - 1].valid && s[..HISTORY].iter().filter(|x| x.valid).count() >= 5
-            })
-            .map(|(i, t)| (-(t.states[HISTORY].velocity_x.hypot(t.states[HISTORY].velocity_y)), i))
-            .collect();
-        candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let tracks_to_predict = candidates
-            .iter()
-            .take(MAX_TO_PREDICT)
-            .map(|&(_, i)| PredictionTarget { track_index: i, difficulty: DifficultyLevel::Level1 })
-            .collect::<Vec<_>>();
+        let tracks_to_predict = agents_to_predict(&window, HISTORY, |s| {
+            s[HISTORY].valid && s[WINDOW - 1].valid && s[..HISTORY].iter().filter(|x| x.valid).count() >= 5
+        });
         if !tracks_to_predict.is_empty() {
             out.scenarios.push(Scenario {
                 id: format!("{segment}@{start}"),
@@ -253,6 +240,27 @@ pub fn window_scenarios(
         start += stride.max(1);
     }
     out
+}
+
+/// The agents to predict: every track but the ego whose states `eligible` accepts, moving ones
+/// first (speed at step `current`, then track order), at most [`MAX_TO_PREDICT`].
+pub fn agents_to_predict(
+    tracks: &[Track],
+    current: usize,
+    eligible: impl Fn(&[AgentState]) -> bool,
+) -> Vec<PredictionTarget> {
+    let mut candidates: Vec<(f32, usize)> = tracks
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.id != 0 && eligible(&t.states))
+        .map(|(i, t)| (-(t.states[current].velocity_x.hypot(t.states[current].velocity_y)), i))
+        .collect();
+    candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    candidates
+        .iter()
+        .take(MAX_TO_PREDICT)
+        .map(|&(_, i)| PredictionTarget { track_index: i, difficulty: DifficultyLevel::Level1 })
+        .collect()
 }
 
 /// The frame (index in its segment) where a window scenario starts: its id is

@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::io::v2::motion::{FUTURE, HISTORY, MAX_TO_PREDICT, TrackBuilder};
+use crate::io::v2::motion::{FUTURE, HISTORY, TrackBuilder, agents_to_predict};
 use crate::io::v2::{Component, FrameRequest};
 use crate::models::motion::MotionPredictor;
 use crate::pipeline::context::FrameContext;
 use crate::pipeline::stage::{Stage, StageKind};
 use crate::scene::prediction::PredictionHorizon;
-use crate::scene::{AgentState, AgentType, DifficultyLevel, LidarBox, MapFeature, PredictionTarget, Scenario, Transform};
+use crate::scene::{AgentState, AgentType, LidarBox, MapFeature, Scenario, Transform};
 
 /// Each segment's map, as received (shared between the receiver and this stage).
 pub type SegmentMaps = Arc<Mutex<HashMap<String, Arc<Vec<MapFeature>>>>>;
@@ -107,7 +107,7 @@ impl Stage for MotionStage {
 
 /// The scenario whose current step is the last of `steps` (history padded with invalid states
 /// in front when shorter than 1.1 s; no future). Agents valid now with at least `min_history`
-/// valid steps are predicted, moving ones first, at most [`MAX_TO_PREDICT`].
+/// valid steps are predicted ([`agents_to_predict`]).
 fn scenario_of(segment: &str, steps: &VecDeque<Step>, map: &[MapFeature], min_history: usize) -> Scenario {
     let mut builder = TrackBuilder::default();
     for s in steps {
@@ -124,19 +124,10 @@ fn scenario_of(segment: &str, steps: &VecDeque<Step>, map: &[MapFeature], min_hi
     let now = timestamps.last().copied().unwrap_or_default();
     // Seconds from the window's first step, 10 Hz (what the window scenarios of a dataset hold).
     let timestamps_seconds = (0..HISTORY + 1 + FUTURE).map(|i| i as f64 * 0.1).collect();
-    let mut candidates: Vec<(f32, usize)> = tracks
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| t.id != 0 && t.states[HISTORY].valid)
-        .filter(|(_, t)| t.states[..=HISTORY].iter().filter(|s| s.valid).count() >= min_history.min(timestamps.len()))
-        .map(|(i, t)| (-(t.states[HISTORY].velocity_x.hypot(t.states[HISTORY].velocity_y)), i))
-        .collect();
-    candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    let tracks_to_predict = candidates
-        .iter()
-        .take(MAX_TO_PREDICT)
-        .map(|&(_, i)| PredictionTarget { track_index: i, difficulty: DifficultyLevel::Level1 })
-        .collect();
+    let needed = min_history.min(timestamps.len());
+    let tracks_to_predict = agents_to_predict(&tracks, HISTORY, |s| {
+        s[HISTORY].valid && s[..=HISTORY].iter().filter(|x| x.valid).count() >= needed
+    });
     Scenario {
         id: format!("{segment}@{now}"),
         timestamps_seconds,

@@ -115,17 +115,22 @@ pub struct FrameContext {
     pub motion: Option<super::stages::MotionOutput>,
     /// How long each stage took on this frame, in the order they ran.
     pub times: Vec<(&'static str, Duration)>,
+    /// The frame's camera images decoded before the pipeline ran it (the streaming server
+    /// decodes the next frame's while this one runs); the image stage and the camera heads
+    /// take them instead of decoding.
+    pub decoded: Option<FrameImages>,
     /// The last frame's image output, whose memory the image stage reuses.
     spare_image: Option<ImageOutput>,
 }
 
 impl FrameContext {
-    /// The frame's decoded camera images: the image stage's when it ran, else decoded now
-    /// (the camera heads read them either way).
+    /// The frame's decoded camera images: the image stage's when it ran, else those decoded
+    /// ahead, else decoded now (the camera heads read them either way).
     pub fn camera_images(&self) -> Result<std::borrow::Cow<'_, FrameImages>> {
-        match &self.image {
-            Some(image) => Ok(std::borrow::Cow::Borrowed(&image.images)),
-            None => Ok(std::borrow::Cow::Owned(decode_frame_images(&self.frame, &self.at)?)),
+        match (&self.image, &self.decoded) {
+            (Some(image), _) => Ok(std::borrow::Cow::Borrowed(&image.images)),
+            (None, Some(images)) => Ok(std::borrow::Cow::Borrowed(images)),
+            (None, None) => Ok(std::borrow::Cow::Owned(decode_frame_images(&self.frame, &self.at)?)),
         }
     }
 
@@ -149,6 +154,7 @@ impl FrameContext {
         self.camera_seg = None;
         self.camera_det = None;
         self.motion = None;
+        self.decoded = None;
         if let Some(image) = self.image.take() {
             self.spare_image = Some(image);
         }

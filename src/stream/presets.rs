@@ -74,7 +74,8 @@ impl PresetSpec {
     fn uses_lidar(&self) -> bool {
         self.stages.iter().any(|s| matches!(s, StageName::Points | StageName::Lidar | StageName::Tokens))
     }
-    fn uses_cameras(&self) -> bool {
+    /// Whether a stage reads the camera images.
+    pub fn uses_cameras(&self) -> bool {
         self.stages.iter().any(|s| matches!(s, StageName::Image | StageName::Detect))
     }
     fn uses_boxes(&self) -> bool {

@@ -86,6 +86,9 @@ pub async fn connect(addr: &str) -> Result<FlightClient> {
     let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
         .map_err(|e| Error::invalid(at(), "a server address such as 127.0.0.1:50051", e.to_string()))?;
     let channel = endpoint
+        .initial_stream_window_size(super::server::WINDOW_BYTES)
+        .initial_connection_window_size(2 * super::server::WINDOW_BYTES)
+        .tcp_nodelay(true)
         .connect()
         .await
         .map_err(|e| Error::invalid(at(), "a scenetok server listening there (scenetok serve)", e.to_string()))?;

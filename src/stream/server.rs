@@ -1,12 +1,13 @@
-//! The server: the Flight service (`service.rs`) feeds the assembler, one worker thread runs
-//! the pipeline on complete frames, results go to the hub, parquet parts and a sink; what they
-//! share is in `shared.rs`. Shutdown follows one rule: frames complete when it starts are
-//! finished (the queued ones and the running one), incomplete ones are dropped and counted,
-//! then the results are flushed.
+//! The server: the Flight service (`service.rs`) feeds the assembler, one thread prepares
+//! complete frames (their JPEGs decoded ahead), one runs the pipeline on them, results go to
+//! the hub, parquet parts and a sink; what they share is in `shared.rs`. Shutdown follows one
+//! rule: frames complete when it starts are finished (the queued ones, the prepared one and
+//! the running one), incomplete ones are dropped and counted, then the results are flushed.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,8 +15,9 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use tokio::sync::watch;
 
 use crate::error::{Error, Location, Result};
+use crate::models::image_encoder::{FrameImages, decode_frame_images_into};
 use crate::pipeline::stages::SegmentMaps;
-use crate::pipeline::{FrameContext, Pipeline};
+use crate::pipeline::{FrameContext, Pipeline, SourceFrame};
 
 use super::assembler::{Assembler, AssemblyConfig};
 use super::hub::{ParquetParts, ResultsHub};
@@ -25,6 +27,9 @@ use super::results::FrameResult;
 use super::stats::{DropReason, FrameTimes, RejectReason, Stats, StatsReport};
 use super::service::FlightSvc;
 use super::shared::Shared;
+
+/// The HTTP/2 flow-control window of a stream, server and client side.
+pub const WINDOW_BYTES: u32 = 32 << 20;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -108,9 +113,22 @@ impl Server {
         });
         let worker = {
             let (shared, deadline) = (shared.clone(), opts.deadline);
+            let spawn = move || {
+                // One frame ready ahead; decoded images come back to be reused.
+                let (to_pipeline, prepared) = sync_channel(0);
+                let (spent_tx, spent) = sync_channel(2);
+                std::thread::scope(|s| {
+                    let shared = &shared;
+                    std::thread::Builder::new()
+                        .name("scenetok-prepare".into())
+                        .spawn_scoped(s, move || run_prepare(shared, to_pipeline, spent))
+                        .map_err(|e| Error::io(Location::default().detail("frame-preparing thread"), e))?;
+                    run_pipeline(shared, pipeline, deadline, prepared, spent_tx, parts, sink)
+                })
+            };
             std::thread::Builder::new()
                 .name("scenetok-pipeline".into())
-                .spawn(move || run_worker(&shared, pipeline, deadline, parts, sink))
+                .spawn(spawn)
                 .map_err(|e| Error::io(Location::default().detail("pipeline thread"), e))?
         };
         let ticker = {
@@ -139,7 +157,13 @@ impl Server {
         let mut stopped = shutdown.clone();
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let grpc = tokio::spawn(async move {
+            // Windows that hold whole frames (a full-size TOP LiDAR is ~10 MB): with HTTP/2's
+            // defaults a frame takes a dozen window updates, each a wait for a busy core,
+            // which spread its parts' arrival over 50-150 ms.
             let r = tonic::transport::Server::builder()
+                .initial_stream_window_size(WINDOW_BYTES)
+                .initial_connection_window_size(2 * WINDOW_BYTES)
+                .tcp_nodelay(true)
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = stopped.wait_for(|s| *s).await;
@@ -201,15 +225,24 @@ fn log_stats(r: &StatsReport) {
     tracing::info!("{}", r.summary());
 }
 
-/// The pipeline thread: takes complete frames until the queue is closed and empty.
-fn run_worker(
-    shared: &Shared,
-    mut pipeline: Pipeline,
-    deadline: Duration,
-    mut parts: Option<ParquetParts>,
-    mut sink: Option<Box<dyn FrameSink>>,
-) -> Result<()> {
-    let mut ctx = FrameContext::default();
+/// A frame taken from the queue, its camera images decoded ahead.
+struct Prepared {
+    frame: SourceFrame,
+    arrival: Instant,
+    enqueued: Instant,
+    images: Option<FrameImages>,
+    decode: Duration,
+}
+
+/// The thread before the pipeline: takes complete frames until the queue is closed and empty,
+/// keeps the sensors the preset uses and decodes their camera images, so a frame's JPEG
+/// decode runs on the other core while the pipeline runs the frame before (a decode is about
+/// a sixth of a frame's work and single-threaded). It holds at most one frame ready, and
+/// hands it over when the pipeline is free; newer frames wait in the queue, where the oldest
+/// is dropped. A frame whose images do not decode goes on without them, and the pipeline
+/// reports the same error.
+fn run_prepare(shared: &Shared, to_pipeline: SyncSender<Prepared>, spent: Receiver<FrameImages>) {
+    let spec = &shared.spec;
     loop {
         let Some(q) = shared.queue.pop(Duration::from_millis(100)) else {
             if shared.queue.is_closed() && shared.queue.is_empty() {
@@ -217,28 +250,57 @@ fn run_worker(
             }
             continue;
         };
-        shared.running.store(1, Ordering::SeqCst);
-        let queue_wait = q.enqueued.elapsed();
+        shared.running.fetch_add(1, Ordering::SeqCst);
         let mut frame = q.arrived.frame;
         // Sensors the preset does not use cost nothing further.
-        let spec = &shared.spec;
         frame.frame.lasers.retain(|l| spec.lasers.contains(&l.laser));
         frame.frame.cameras.retain(|c| spec.cameras.contains(&c.camera));
-        let (segment, ts) = (frame.segment.clone(), frame.frame.timestamp_micros);
-        ctx.load(frame);
-        match pipeline.run(&mut ctx) {
+        let t = Instant::now();
+        let images = spec.uses_cameras().then(|| {
+            let mut images = spent.try_recv().unwrap_or_default();
+            decode_frame_images_into(&frame.frame, &frame.at, &mut images).ok().map(|()| images)
+        });
+        let p = Prepared { frame, arrival: q.arrived.arrival, enqueued: q.enqueued, images: images.flatten(), decode: t.elapsed() };
+        if to_pipeline.send(p).is_err() {
+            break;
+        }
+    }
+}
+
+/// The pipeline thread: runs each prepared frame until the preparing thread is done.
+fn run_pipeline(
+    shared: &Shared,
+    mut pipeline: Pipeline,
+    deadline: Duration,
+    prepared: Receiver<Prepared>,
+    spent: SyncSender<FrameImages>,
+    mut parts: Option<ParquetParts>,
+    mut sink: Option<Box<dyn FrameSink>>,
+) -> Result<()> {
+    let mut ctx = FrameContext::default();
+    while let Ok(p) = prepared.recv() {
+        let queue_wait = p.enqueued.elapsed();
+        let (segment, ts) = (p.frame.segment.clone(), p.frame.frame.timestamp_micros);
+        ctx.load(p.frame);
+        let decoded_ahead = p.images.is_some();
+        ctx.decoded = p.images;
+        let ran = pipeline.run(&mut ctx);
+        if decoded_ahead {
+            ctx.times.insert(0, ("decode_ahead", p.decode));
+        }
+        match ran {
             Ok(()) => {
-                let latency = q.enqueued.elapsed();
+                let latency = p.enqueued.elapsed();
                 let mut r = FrameResult::from_context(&ctx);
                 r.late = latency > deadline;
                 r.latency_ms = latency.as_secs_f64() * 1e3;
                 r.queue_ms = queue_wait.as_secs_f64() * 1e3;
-                let assembly = q.enqueued.duration_since(q.arrived.arrival);
+                let assembly = p.enqueued.duration_since(p.arrival);
                 r.assembly_ms = assembly.as_secs_f64() * 1e3;
                 let times = FrameTimes { latency, assembly, queue_wait };
                 shared.stats.frame_processed(times, r.late, &ctx.times);
-                if let Some(p) = &mut parts {
-                    match p.write(&r) {
+                if let Some(w) = &mut parts {
+                    match w.write(&r) {
                         Ok(()) => shared.stats.result_written(1),
                         Err(e) => tracing::error!("results not written: {e}"),
                     }
@@ -253,7 +315,11 @@ fn run_worker(
                 tracing::warn!("frame rejected (pipeline_error): segment {segment}, frame {ts}: {e}");
             }
         }
-        shared.running.store(0, Ordering::SeqCst);
+        // The images' memory goes back to be decoded into again.
+        if let Some(images) = ctx.decoded.take() {
+            let _ = spent.try_send(images);
+        }
+        shared.running.fetch_sub(1, Ordering::SeqCst);
     }
     if let Some(s) = &mut sink {
         s.finish();

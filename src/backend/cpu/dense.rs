@@ -29,7 +29,7 @@ pub fn layer_norm(x: &[f32], cols: usize, gamma: &[f32], beta: &[f32], eps: f32)
 
 /// Whether the `_avx2` variants here may run (the build targets baseline x86-64: SSE2).
 #[cfg(target_arch = "x86_64")]
-fn avx2_fma() -> bool {
+pub(super) fn avx2_fma() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 

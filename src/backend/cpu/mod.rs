@@ -407,16 +407,44 @@ impl Backend for CpuBackend {
     }
 }
 
-/// `row ← act(row + bias)` on the rows of one tile, in the calling thread.
+/// `row ← act(row + bias)` on the rows of one tile, in the calling thread. With AVX2 the
+/// same loop is compiled 8 lanes wide (the build's baseline is SSE2): the backbones' GELU
+/// epilogues were a tenth of a streamed frame's CPU time. The arithmetic is the same either
+/// way (no contraction into FMA), so both give the same bits.
 fn epilogue_rows(y: &mut [f32], cols: usize, bias: Option<&[f32]>, act: Activation) {
     if cols == 0 || (bias.is_none() && act == Activation::None) {
         return;
     }
-    for row in y.chunks_exact_mut(cols) {
-        match bias {
-            Some(b) => row.iter_mut().zip(b).for_each(|(v, b)| *v = act.apply(*v + b)),
-            None => row.iter_mut().for_each(|v| *v = act.apply(*v)),
+    #[cfg(target_arch = "x86_64")]
+    if dense::avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above).
+        return unsafe { epilogue_rows_avx2(y, cols, bias, act) };
+    }
+    epilogue_rows_any(y, cols, bias, act);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn epilogue_rows_avx2(y: &mut [f32], cols: usize, bias: Option<&[f32]>, act: Activation) {
+    epilogue_rows_any(y, cols, bias, act);
+}
+
+/// One loop per activation, so each is a straight vectorisable loop (no branch per value).
+#[inline(always)]
+fn epilogue_rows_any(y: &mut [f32], cols: usize, bias: Option<&[f32]>, act: Activation) {
+    #[inline(always)]
+    fn rows(y: &mut [f32], cols: usize, bias: Option<&[f32]>, f: impl Fn(f32) -> f32) {
+        for row in y.chunks_exact_mut(cols) {
+            match bias {
+                Some(b) => row.iter_mut().zip(b).for_each(|(v, b)| *v = f(*v + b)),
+                None => row.iter_mut().for_each(|v| *v = f(*v)),
+            }
         }
+    }
+    match act {
+        Activation::None => rows(y, cols, bias, |v| v),
+        Activation::Relu => rows(y, cols, bias, |v| v.max(0.0)),
+        Activation::Gelu => rows(y, cols, bias, dense::gelu),
     }
 }
 

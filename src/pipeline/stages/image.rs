@@ -54,7 +54,10 @@ impl Stage for ImageStage {
         // The last frame's buffers: same-sized images decode, and outputs and per-point
         // features fill, without fresh pages (which cost as much as the sampling itself).
         let mut out = ctx.take_spare_image();
-        decode_frame_images_into(&ctx.frame, &ctx.at, &mut out.images)?;
+        match ctx.decoded.take() {
+            Some(images) => out.images = images,
+            None => decode_frame_images_into(&ctx.frame, &ctx.at, &mut out.images)?,
+        }
         if out.images.images.is_empty() {
             return Err(Error::invalid(ctx.at_frame(), "at least one camera image with its calibration", "none"));
         }

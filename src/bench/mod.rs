@@ -7,8 +7,8 @@ pub mod io;
 pub mod metrics;
 pub mod motion;
 pub mod refine;
-pub mod sparsevit;
 pub mod sparse_cases;
+pub mod sparsevit;
 pub mod tokens;
 pub mod viz;
 

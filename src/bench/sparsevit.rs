@@ -119,9 +119,11 @@ pub fn run(o: &SparseVitBenchOptions) -> Result<SparseVitBench> {
                 let s = t.elapsed().as_secs_f64();
                 let last = out.features.last().map(|f| dev.backend().download(&f.values)).transpose()?;
                 checksums[m] = last.map_or(0.0, |v| checksum(&v));
-                let (ran, all) = out.windows.iter().flatten().fold((0usize, 0usize), |a, b| {
-                    (a.0 + b.kept.len(), a.1 + b.grid.0 * b.grid.1)
-                });
+                let (ran, all) = out
+                    .windows
+                    .iter()
+                    .flatten()
+                    .fold((0usize, 0usize), |a, b| (a.0 + b.kept.len(), a.1 + b.grid.0 * b.grid.1));
                 shares[m] = ran as f64 / all.max(1) as f64;
                 if round > 0 {
                     times[m].push((s, out.stage_seconds));

@@ -5,8 +5,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
+use scenetok::io::shard::Shard;
 use scenetok::models::scene_tokens::TokenConfig;
-use scenetok::pipeline::export::motion_dataset::{DatasetPlan, MANIFEST, Split, TokenPlan, build};
+use scenetok::pipeline::export::motion_dataset::{DatasetPlan, Split, TokenPlan, build_part, manifest_path};
 use scenetok::pipeline::export::token_pipeline;
 use scenetok::sim::generate::{GenerateConfig, Preset};
 
@@ -57,6 +58,11 @@ pub struct MotionArgs {
     /// default: the preset's).
     #[arg(long)]
     obstacles: Option<usize>,
+    /// Only this part of the work (I/N: of the worlds of each split in split order, then the
+    /// --data inputs, job k where k mod N = I), writing `dataset_manifest.I-of-N.json`; a
+    /// last run without --shard finds every file built and writes the dataset's manifest.
+    #[arg(long, default_value = "0/1", value_name = "I/N")]
+    shard: Shard,
     #[command(flatten)]
     tokens: TokenArgs,
 }
@@ -129,9 +135,10 @@ fn motion(args: MotionArgs, ctx: &Context, stdout: &mut impl Write) -> Result<()
         inputs: args.data.iter().map(|p| (p.clone(), args.data_split)).collect(),
         tokens: token_plan,
     };
-    let shards = args.train_worlds + args.validation_worlds + args.test_worlds + args.data.len();
+    let jobs = args.train_worlds + args.validation_worlds + args.test_worlds + args.data.len();
+    let shards = (0..jobs).filter(|&k| args.shard.keeps(k)).count();
     let bar = super::progress("dataset", shards as u64, "shards")?;
-    let manifest = build(&args.out, &plan, pipeline.as_mut(), |_| bar.inc(1))?;
+    let manifest = build_part(&args.out, &plan, args.shard, pipeline.as_mut(), |_| bar.inc(1))?;
     bar.finish_and_clear();
     writeln!(
         stdout,
@@ -150,6 +157,6 @@ fn motion(args: MotionArgs, ctx: &Context, stdout: &mut impl Write) -> Result<()
             split.seed(args.seed)
         )?;
     }
-    writeln!(stdout, "manifest: {}", args.out.join(MANIFEST).display())?;
+    writeln!(stdout, "manifest: {}", manifest_path(&args.out, args.shard).display())?;
     Ok(())
 }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use scenetok::backend::Precision;
 use scenetok::eval::lidar_seg;
-use scenetok::eval::runner::{check_run_folder, evaluate_with_progress, write_run};
+use scenetok::eval::partial::MotionPartial;
+use scenetok::eval::runner::{check_run_folder, write_run};
+use scenetok::io::shard::Shard;
 use scenetok::models::lidar_seg::{LidarSegModel, WEIGHTS_FILE};
 use scenetok::models::motion::MotionModel;
 use scenetok::pipeline::{FrameSelection, Segments, Source};
@@ -29,9 +31,17 @@ pub struct Args {
     task: Task,
     #[arg(long, value_enum, default_value = "ctra")]
     model: MotionModel,
-    /// Output folder (required for motion; for lidar-seg, metrics.json goes there).
+    /// Output folder (motion: required unless --partial; for lidar-seg, metrics.json goes there).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Motion: only this shard of the input (I/N: v2 segments, or TFRecord records, number k
+    /// in the input's order where k mod N = I); with --partial, `scenetok merge` joins the N.
+    #[arg(long, default_value = "0/1", value_name = "I/N")]
+    shard: Shard,
+    /// Motion: write this shard's mergeable result to FILE (JSON) instead of a run folder;
+    /// `scenetok merge FILE… --out DIR` writes the run of all shards.
+    #[arg(long, value_name = "FILE", conflicts_with = "out")]
+    partial: Option<PathBuf>,
     /// For v2 datasets: a 9.1 s scenario window every STRIDE frames.
     #[arg(long, default_value_t = 20)]
     stride: usize,
@@ -184,7 +194,7 @@ impl LowpArgs {
     }
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Task {
     Motion,
     LidarSeg,
@@ -197,6 +207,9 @@ enum Task {
 }
 
 pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
+    if args.task != Task::Motion && (args.partial.is_some() || !args.shard.is_all()) {
+        anyhow::bail!("--shard and --partial are for --task motion (the other evaluations do not merge yet)");
+    }
     match args.task {
         Task::Motion => {
             let weights = match &args.weights {
@@ -376,37 +389,65 @@ fn write_metrics(out: &Path, value: &impl serde::Serialize, stdout: &mut impl Wr
 
 fn motion(args: Args, weights: &Path, stdout: &mut impl Write) -> Result<()> {
     let data = &args.data;
-    let out = args.out.ok_or_else(|| anyhow::anyhow!("eval --task motion needs --out DIR"))?;
-    check_run_folder(&out, &[data])?;
+    match (&args.out, &args.partial) {
+        (Some(out), None) => check_run_folder(out, &[data])?,
+        (None, Some(partial)) => scenetok::io::output::refuse_input(partial, &[data])?,
+        _ => anyhow::bail!("eval --task motion needs --out DIR (or --partial FILE for one shard)"),
+    }
     // The baselines run on the CPU; the device is checked so `--device` means the same on
     // every command (the transformer runs there).
     let device = args.device.open()?;
     // The model before the data: missing weights are reported before any reading.
     let predictor = args.model.load(weights, &device)?;
     let started = std::time::Instant::now();
-    let scenarios =
-        Source::open(data)?.allow_missing_pose(args.allow_missing).scenarios(&Segments::All, args.stride)?;
+    let scenarios = Source::open(data)?
+        .allow_missing_pose(args.allow_missing)
+        .keyed_scenarios(&Segments::Shard(args.shard), args.stride)?;
     let read_s = started.elapsed().as_secs_f64();
-    anyhow::ensure!(!scenarios.is_empty(), "{}: no scenario of 91 frames with agents to predict", data.display());
+    // An empty shard is a result (a shard of more shards than segments); an empty input is not.
+    anyhow::ensure!(
+        !scenarios.is_empty() || !args.shard.is_all(),
+        "{}: no scenario of 91 frames with agents to predict",
+        data.display()
+    );
     let bar = indicatif::ProgressBar::new(scenarios.len() as u64);
-    let report = evaluate_with_progress(&scenarios, predictor.as_ref(), &data.display().to_string(), || bar.inc(1))?;
+    let name = data.display().to_string();
+    let partial = MotionPartial::evaluate(&scenarios, predictor.as_ref(), &name, args.shard, || bar.inc(1))?;
     bar.finish_and_clear();
-    let path = write_run(&out, &report)?;
+    let times = (
+        read_s,
+        partial.records.iter().map(|r| r.model_s).sum::<f64>(),
+        partial.records.iter().map(|r| r.metrics_s).sum::<f64>(),
+    );
+    if let Some(path) = &args.partial {
+        partial.write(path)?;
+        writeln!(stdout, "shard {}: {} scenarios", args.shard, partial.records.len())?;
+        print_times(stdout, times, started)?;
+        writeln!(stdout, "wrote {} (merge the shards with `scenetok merge`)", path.display())?;
+        return Ok(());
+    }
+    let out = args.out.as_deref().unwrap_or(Path::new("."));
+    let report = partial.report()?;
+    let path = write_run(out, &report)?;
     write!(stdout, "{}", report.table())?;
-    let stage_s = |name: &str| {
-        report.latency.iter().find(|l| l.stage == name).map_or(0.0, |l| l.stats.mean_ms * l.stats.count as f64 / 1e3)
-    };
-    writeln!(
-        stdout,
-        "time: reading {read_s:.3} s, model {:.3} s, metrics {:.3} s, total {:.3} s",
-        stage_s("model"),
-        stage_s("metrics"),
-        started.elapsed().as_secs_f64()
-    )?;
+    print_times(stdout, times, started)?;
     writeln!(
         stdout,
         "wrote {} (metrics), report.html, report.md, predictions.parquet and submission.binproto beside it",
         path.display()
+    )?;
+    Ok(())
+}
+
+fn print_times(
+    stdout: &mut impl Write,
+    (read_s, model_s, metrics_s): (f64, f64, f64),
+    started: std::time::Instant,
+) -> Result<()> {
+    writeln!(
+        stdout,
+        "time: reading {read_s:.3} s, model {model_s:.3} s, metrics {metrics_s:.3} s, total {:.3} s",
+        started.elapsed().as_secs_f64()
     )?;
     Ok(())
 }

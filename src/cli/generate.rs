@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
+use scenetok::io::shard::Shard;
 use scenetok::sim::generate::{GenerateConfig, Preset};
 
 #[derive(clap::Args)]
@@ -26,6 +27,10 @@ pub struct Args {
     /// Divide camera image sizes (1 = Waymo's 1920×1280 / 1920×886).
     #[arg(long)]
     camera_div: Option<u32>,
+    /// Only this shard's segments (I/N: segment k where k mod N = I), the same files the
+    /// whole run writes for them: N processes writing one folder make the whole world.
+    #[arg(long, default_value = "0/1", value_name = "I/N")]
+    shard: Shard,
 }
 
 pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
@@ -41,8 +46,9 @@ pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
         cfg.camera_div = d;
     }
     cfg.validate()?;
-    let bar = super::progress("generate", (cfg.segments * cfg.frames) as u64, "frames")?;
-    let manifest = scenetok::sim::generate::generate(&args.out, &cfg, |_, _| bar.inc(1))?;
+    let segments = (0..cfg.segments).filter(|&i| args.shard.keeps(i)).count();
+    let bar = super::progress("generate", (segments * cfg.frames) as u64, "frames")?;
+    let manifest = scenetok::sim::generate::generate_shard(&args.out, &cfg, args.shard, |_, _| bar.inc(1))?;
     bar.finish_and_clear();
     writeln!(
         stdout,

@@ -13,6 +13,7 @@ mod features;
 mod fixture;
 mod generate;
 mod inspect;
+mod merge;
 mod replay;
 mod report;
 mod search;
@@ -52,6 +53,9 @@ enum Command {
     /// `OUT/submission.binproto`, and the report `OUT/report.html` + `OUT/report.md`; or
     /// evaluate the LiDAR encoder's segmentation (`--task lidar-seg`).
     Eval(eval::Args),
+    /// Join shards' partial motion evaluations (`eval --shard I/N --partial FILE`) into the
+    /// run folder one process would have written: the same metrics, bit for bit.
+    Merge(merge::Args),
     /// Sparse-conv tools: export LiDAR training data for tools/train/.
     Sparse {
         #[command(subcommand)]
@@ -138,6 +142,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect(a) => inspect::run(a, &mut stdout),
         Command::Generate(a) => generate::run(a, &mut stdout),
         Command::Eval(a) => eval::run(a, &ctx, &mut stdout),
+        Command::Merge(a) => merge::run(a, &mut stdout),
         Command::Sparse { which } => sparse::run(which, &mut stdout),
         Command::Dataset { which } => dataset::run(which, &ctx, &mut stdout),
         Command::Tune(a) => tune::run(a, &mut stdout),

@@ -90,7 +90,10 @@ pub fn run(cmd: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
     )?;
     let mut results = Vec::new();
     for &fraction in &a.budgets {
-        anyhow::ensure!(fraction > 0.0 && fraction <= 1.0, "--budgets {fraction}: a fraction of the dense latency in (0, 1]");
+        anyhow::ensure!(
+            fraction > 0.0 && fraction <= 1.0,
+            "--budgets {fraction}: a fraction of the dense latency in (0, 1]"
+        );
         let o = SearchOptions {
             population: a.population,
             parents: a.parents,
@@ -117,7 +120,13 @@ pub fn run(cmd: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
         match best {
             Some(b) => {
                 let ap = b.ap.unwrap_or(0.0);
-                writeln!(stdout, "  best: {} — {:.1} ms, AP {ap:.4} ({:+.4} vs dense)", b.ratios, b.latency_ms, ap - dense_ap)?;
+                writeln!(
+                    stdout,
+                    "  best: {} — {:.1} ms, AP {ap:.4} ({:+.4} vs dense)",
+                    b.ratios,
+                    b.latency_ms,
+                    ap - dense_ap
+                )?;
                 results.push(BudgetResult {
                     name: format!("b{fraction:.2}"),
                     budget_ms: o.budget_ms,

@@ -13,8 +13,10 @@ use scenetok::models::lidar_seg::{LidarSegModel, WEIGHTS_FILE as LIDAR_WEIGHTS};
 use scenetok::models::motion::MotionModel;
 use scenetok::models::motion::transformer::WEIGHTS_FILE as MOTION_WEIGHTS;
 use scenetok::models::scene_tokens::TokenConfig;
-use scenetok::pipeline::stages::{CameraDetStage, ImageStage, LidarStage, MotionStage, PointsStage, SegmentMaps, TokensStage};
 use scenetok::pipeline::Pipeline;
+use scenetok::pipeline::stages::{
+    CameraDetStage, ImageStage, LidarStage, MotionStage, PointsStage, SegmentMaps, TokensStage,
+};
 use scenetok::scene::{CameraName, LaserName};
 use scenetok::sparse::layers::RunCtx;
 use scenetok::stream::presets::{PresetSpec, StageName};
@@ -115,13 +117,19 @@ impl StageArgs {
         if let Some(l) = &self.lasers {
             spec.lasers = l
                 .iter()
-                .map(|n| LaserName::from_name(n).with_context(|| format!("--lasers: expected {}, found `{n}`", LaserName::expected())))
+                .map(|n| {
+                    LaserName::from_name(n)
+                        .with_context(|| format!("--lasers: expected {}, found `{n}`", LaserName::expected()))
+                })
                 .collect::<Result<_>>()?;
         }
         if let Some(c) = &self.cameras {
             spec.cameras = c
                 .iter()
-                .map(|n| CameraName::from_name(n).with_context(|| format!("--cameras: expected {}, found `{n}`", CameraName::expected())))
+                .map(|n| {
+                    CameraName::from_name(n)
+                        .with_context(|| format!("--cameras: expected {}, found `{n}`", CameraName::expected()))
+                })
                 .collect::<Result<_>>()?;
         }
         Ok(spec)

@@ -5,11 +5,12 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
+use scenetok::io::shard::Shard;
 use scenetok::models::lidar_seg::{LidarSegModel, WEIGHTS_FILE};
 use scenetok::models::scene_tokens::TokenConfig;
-use scenetok::pipeline::Source;
 use scenetok::pipeline::export::{TokenExport, check_token_outputs, export_tokens};
 use scenetok::pipeline::stages::{ImageStage, LidarStage};
+use scenetok::pipeline::{Segments, Source};
 use scenetok::sparse::layers::RunCtx;
 
 use super::features::ImageModelArgs;
@@ -23,8 +24,12 @@ pub struct Args {
     /// The elements file; the per-point file goes next to it.
     #[arg(long)]
     out: PathBuf,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "shard")]
     segment: Option<String>,
+    /// Only this shard's segments (I/N: segment k in the input's order where k mod N = I);
+    /// each shard writes its own OUT.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<Shard>,
     /// At most this many frames per segment.
     #[arg(long)]
     frames: Option<usize>,
@@ -81,7 +86,11 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
         lidar,
         image,
         config: TokenConfig { max_tokens: args.max_tokens, ..TokenConfig::default() },
-        segment: args.segment,
+        segments: match (args.segment, args.shard) {
+            (Some(name), _) => Segments::Named(name),
+            (None, Some(shard)) => Segments::Shard(shard),
+            (None, None) => Segments::All,
+        },
         max_frames: args.frames,
     };
     let s = export_tokens(job, &source, &args.out)?;

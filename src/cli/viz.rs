@@ -336,7 +336,8 @@ fn sparsevit(args: &Args, data: &std::path::Path, ctx: &Context, stdout: &mut im
             log(rec, &view, 1)?;
         }
         rows.push(panels(&view, args.png_factor));
-        let (ran, all) = out.windows.iter().flatten().fold((0, 0), |a, b| (a.0 + b.kept.len(), a.1 + b.grid.0 * b.grid.1));
+        let (ran, all) =
+            out.windows.iter().flatten().fold((0, 0), |a, b| (a.0 + b.kept.len(), a.1 + b.grid.0 * b.grid.1));
         writeln!(
             stdout,
             "{camera}: {} boxes with score ≥ 0.3 ({} labelled), {:.0}% of windows run, backbone {:.1} ms",

@@ -27,7 +27,12 @@ pub fn det_request() -> FrameRequest {
 
 /// The labelled boxes of the detector's classes on one camera of a frame.
 pub fn ground_truth(frame: &Frame, camera: CameraName) -> Vec<(BoxType, Box2d)> {
-    frame.camera_boxes.iter().filter(|b| b.camera == camera && CLASSES.contains(&b.kind)).map(|b| (b.kind, b.bbox)).collect()
+    frame
+        .camera_boxes
+        .iter()
+        .filter(|b| b.camera == camera && CLASSES.contains(&b.kind))
+        .map(|b| (b.kind, b.bbox))
+        .collect()
 }
 
 /// One image's labels and detections as the AP accumulator takes them.
@@ -94,7 +99,8 @@ pub fn evaluate(
                 let out = det.detect(dev, RgbView::from(rgb), &method.ratios, opts)?;
                 total_s[m] += t.elapsed().as_secs_f64();
                 backbone_s[m] += out.times.backbone;
-                let (ran, all) = out.windows.iter().flatten().fold((0, 0), |a, b| (a.0 + b.kept.len(), a.1 + b.grid.0 * b.grid.1));
+                let (ran, all) =
+                    out.windows.iter().flatten().fold((0, 0), |a, b| (a.0 + b.kept.len(), a.1 + b.grid.0 * b.grid.1));
                 share[m] += ran as f64 / all.max(1) as f64;
                 images[m].push(image_boxes(ground_truth.clone(), &out.detections));
             }
@@ -209,7 +215,18 @@ impl CameraDetReport {
         );
         s += &format!(
             "  {:<10} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9} {:>8}  {:<26} {}\n",
-            "method", "AP", "AP50", "AP75", "veh", "ped", "cyc", "bb ms", "total ms", "windows", "ΔAP vs dense [95%]", "ratios"
+            "method",
+            "AP",
+            "AP50",
+            "AP75",
+            "veh",
+            "ped",
+            "cyc",
+            "bb ms",
+            "total ms",
+            "windows",
+            "ΔAP vs dense [95%]",
+            "ratios"
         );
         for m in &self.methods {
             let class = |name: &str| m.ap.by_class().get(name).map_or(f64::NAN, |c| c.ap);
@@ -225,10 +242,7 @@ impl CameraDetReport {
                 m.backbone_ms,
                 m.total_ms,
                 100.0 * m.window_share,
-                m.ap_change.map_or("-".to_string(), |i| format!(
-                    "{:+.4} [{:+.4}, {:+.4}]",
-                    i.estimate, i.low, i.high
-                )),
+                m.ap_change.map_or("-".to_string(), |i| format!("{:+.4} [{:+.4}, {:+.4}]", i.estimate, i.low, i.high)),
                 m.ratios
             );
         }

@@ -13,6 +13,7 @@ pub mod kinematics;
 pub mod lidar_seg;
 pub mod motion;
 pub mod outputs;
+pub mod partial;
 pub mod report;
 pub mod runner;
 pub mod segmentation;

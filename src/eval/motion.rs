@@ -112,7 +112,7 @@ pub enum MetricsError {
 /// The (confidence, true positive) samples of one trajectory-type bucket and its number of
 /// ground-truth trajectories, the recall denominator (upstream's `PredictionStats`).
 /// Confidences are kept at float32 precision, as upstream's `PredictionSample` holds them.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct PrBucket {
     pub samples: Vec<(f64, bool)>,
     pub num_trajectories: usize,
@@ -128,8 +128,8 @@ pub struct PrSample {
 /// Per trajectory type: its samples and trajectory count.
 type ApSamples = BTreeMap<TrajectoryType, PrBucket>;
 
-/// Sums of one (object type, measurement step) breakdown.
-#[derive(Debug, Clone, Default)]
+/// The samples of one (object type, measurement step) breakdown.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 struct Bucket {
     min_ade: Vec<f64>,
     min_fde: Vec<f64>,
@@ -144,6 +144,15 @@ struct Bucket {
 pub struct MotionMetrics {
     config: MetricsConfig,
     buckets: BTreeMap<(u8, usize), Bucket>,
+}
+
+/// One scenario's samples for every breakdown it touches: what [`MotionMetrics::add`] appends.
+/// Kept per scenario, shards' results merge exactly: the samples are appended in the
+/// scenarios' order whichever process computed them, so means and APs are the same bits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct ScenarioSamples {
+    /// (object type priority, measurement step) and its samples, in key order.
+    buckets: Vec<((u8, usize), Bucket)>,
 }
 
 /// One `MotionMetricsBundle`.
@@ -280,14 +289,44 @@ impl MotionMetrics {
 
     /// Validates and accumulates one scenario.
     pub fn add(&mut self, scenario: &Scenario, predictions: &ScenarioPredictions) -> Result<(), MetricsError> {
+        let samples = self.samples(scenario, predictions)?;
+        self.absorb(&samples);
+        Ok(())
+    }
+
+    /// Appends one scenario's samples (from [`samples`](Self::samples)).
+    pub fn absorb(&mut self, samples: &ScenarioSamples) {
+        for (key, b) in &samples.buckets {
+            let into = self.buckets.entry(*key).or_default();
+            into.min_ade.extend_from_slice(&b.min_ade);
+            into.min_fde.extend_from_slice(&b.min_fde);
+            into.miss.extend_from_slice(&b.miss);
+            into.overlap.extend_from_slice(&b.overlap);
+            for (from, to) in [(&b.map, &mut into.map), (&b.soft_map, &mut into.soft_map)] {
+                for (tt, pr) in from {
+                    let e = to.entry(*tt).or_default();
+                    e.samples.extend_from_slice(&pr.samples);
+                    e.num_trajectories += pr.num_trajectories;
+                }
+            }
+        }
+    }
+
+    /// One scenario's samples, validated as [`add`](Self::add) does, without adding them.
+    pub fn samples(
+        &self,
+        scenario: &Scenario,
+        predictions: &ScenarioPredictions,
+    ) -> Result<ScenarioSamples, MetricsError> {
+        let mut buckets: BTreeMap<(u8, usize), Bucket> = BTreeMap::new();
         self.validate(scenario, predictions)?;
         let by_id: BTreeMap<i64, &Track> = scenario.tracks.iter().map(|t| (t.id, t)).collect();
         let current = self.config.track_history_samples;
         for m in &predictions.predictions {
             // Upstream returns here, skipping every later prediction of the scenario.
-            let Some(first) = m.joints.first() else { return Ok(()) };
+            let Some(first) = m.joints.first() else { break };
             if first.trajectories.is_empty() {
-                return Ok(());
+                break;
             }
             let object_type = first
                 .trajectories
@@ -307,7 +346,7 @@ impl MotionMetrics {
             let last_step = self.config.step_configurations.iter().map(|s| s.measurement_step).max().unwrap_or(0);
             let first_overlap = first_overlap(&self.config, &m.joints, scenario, &by_id, last_step);
             for step in self.config.step_configurations.clone() {
-                let bucket = self.buckets.entry((object_type, step.measurement_step)).or_default();
+                let bucket = buckets.entry((object_type, step.measurement_step)).or_default();
                 let s = step.measurement_step;
                 // minADE / minFDE over the first K joints, input order.
                 let ade: Vec<f64> =
@@ -356,7 +395,7 @@ impl MotionMetrics {
                 }
             }
         }
-        Ok(())
+        Ok(ScenarioSamples { buckets: buckets.into_iter().collect() })
     }
 
     /// The breakdowns for vehicles, pedestrians and cyclists at each measurement step

@@ -7,11 +7,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::motion::{Breakdown, MetricsConfig, MetricsError, MotionMetrics};
-use super::report::data::{StepErrors, example_scenes, step_errors, trajectory_type_histogram};
+use super::motion::{Breakdown, MetricsError};
+use super::partial::MotionPartial;
+use super::report::data::StepErrors;
 use super::report::{ReportData, ReportError};
+use crate::io::shard::Shard;
 use crate::models::motion::MotionPredictor;
-use crate::pipeline::timing::{LatencyStats, StageTimes};
+use crate::pipeline::source::ScenarioKey;
+use crate::pipeline::timing::LatencyStats;
 use crate::pipeline::{Segments, Source};
 use crate::scene::Scenario;
 
@@ -69,9 +72,6 @@ pub struct EvalReport {
     pub report_data: ReportData,
 }
 
-/// Example scenes drawn in a report.
-const REPORT_SCENES: usize = 4;
-
 /// Runs a predictor over scenarios and computes the challenge metrics; `data` names the input.
 pub fn evaluate(scenarios: &[Scenario], model: &dyn MotionPredictor, data: &str) -> Result<EvalReport, EvalError> {
     evaluate_with_progress(scenarios, model, data, || {})
@@ -82,62 +82,11 @@ pub fn evaluate_with_progress(
     scenarios: &[Scenario],
     model: &dyn MotionPredictor,
     data: &str,
-    mut tick: impl FnMut(),
+    tick: impl FnMut(),
 ) -> Result<EvalReport, EvalError> {
-    let cfg = MetricsConfig::challenge();
-    let horizon = cfg.horizon();
-    let mut metrics = MotionMetrics::new(cfg.clone())?;
-    let mut predicted_agents = 0;
-    let mut types = std::collections::BTreeSet::new();
-    let mut predictions = Vec::with_capacity(scenarios.len());
-    let mut times = StageTimes::default();
-    for s in scenarios {
-        let p = times.time("model", || model.predict(s, &horizon))?;
-        predicted_agents += p.predictions.len();
-        for t in &s.tracks_to_predict {
-            types.insert(format!("TYPE_{}", s.tracks[t.track_index].agent_type.name()));
-        }
-        times
-            .time("metrics", || metrics.add(s, &p))
-            .map_err(|cause| EvalError::ScenarioMetrics { data: data.to_string(), cause })?;
-        predictions.push(p);
-        tick();
-    }
-    let breakdowns = metrics.finish();
-    let present: Vec<&Breakdown> = breakdowns.iter().filter(|b| types.contains(&b.object_type)).collect();
-    let n = present.len().max(1) as f64;
-    let avg = |f: fn(&Breakdown) -> f64| present.iter().map(|b| f(b)).sum::<f64>() / n;
-    let mean = Breakdown {
-        object_type: "MEAN".into(),
-        measurement_step: 0,
-        min_ade: avg(|b| b.min_ade),
-        min_fde: avg(|b| b.min_fde),
-        miss_rate: avg(|b| b.miss_rate),
-        overlap_rate: avg(|b| b.overlap_rate),
-        map: avg(|b| b.map),
-        soft_map: avg(|b| b.soft_map),
-    };
-    let report_data = ReportData {
-        // Nanosecond resolution: exact through the JSON round trip.
-        latency_samples_ms: times
-            .stages()
-            .map(|s| (s.to_string(), times.samples(s).iter().map(|v| (v * 1e6).round() / 1e6).collect()))
-            .collect(),
-        scenes: example_scenes(scenarios, &predictions, &cfg, REPORT_SCENES),
-    };
-    Ok(EvalReport {
-        model: model.name().to_string(),
-        data: data.to_string(),
-        scenarios: scenarios.len(),
-        predicted_agents,
-        breakdowns,
-        mean,
-        trajectory_types: trajectory_type_histogram(scenarios),
-        step_errors: step_errors(scenarios, &predictions, &cfg),
-        latency: times.stats().into_iter().map(|(stage, stats)| StageLatency { stage, stats }).collect(),
-        predictions,
-        report_data,
-    })
+    let keyed: Vec<(ScenarioKey, Scenario)> =
+        scenarios.iter().enumerate().map(|(i, s)| (ScenarioKey::new(0, i), s.clone())).collect();
+    MotionPartial::evaluate(&keyed, model, data, Shard::ALL, tick)?.report()
 }
 
 impl EvalReport {

@@ -7,6 +7,7 @@ pub mod image;
 pub mod inspect;
 pub mod output;
 pub mod proto;
+pub mod shard;
 pub mod tfrecord;
 pub mod v1;
 mod v1_range_image;

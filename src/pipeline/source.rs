@@ -12,6 +12,9 @@ use crate::io::v2::motion::{MissingPose, segment_scenarios};
 use crate::io::v2::{Dataset, FrameReader, FrameRequest};
 use crate::scene::{Frame, MapFeature, Scenario};
 
+use crate::io::shard::Shard;
+use serde::{Deserialize, Serialize};
+
 /// An opened input.
 pub struct Source {
     path: PathBuf,
@@ -32,6 +35,9 @@ pub enum Segments {
     First,
     /// One segment by name.
     Named(String),
+    /// One shard's segments (of a v2 dataset in name order, of a v1 file in order of first
+    /// frame, of a WOMD file by record: see [`Shard`]).
+    Shard(Shard),
 }
 
 impl Segments {
@@ -138,12 +144,18 @@ impl Source {
                         ds.components(s)?;
                         VecDeque::from([s.clone()])
                     }
+                    Segments::Shard(shard) => {
+                        ds.segments().enumerate().filter(|(k, _)| shard.keeps(*k)).map(|(_, s)| s.to_string()).collect()
+                    }
                 };
                 FramesInner::V2 { ds, segments, current: None }
             }
-            (None, InputKind::V1Frames) => {
-                FramesInner::V1 { reader: Box::new(crate::io::v1::open_frames(&self.path)?), segment: None, index: 0 }
-            }
+            (None, InputKind::V1Frames) => FramesInner::V1 {
+                reader: Box::new(crate::io::v1::open_frames(&self.path)?),
+                segment: None,
+                index: 0,
+                segments_seen: 0,
+            },
             (None, InputKind::WomdScenarios) => FramesInner::Womd {
                 records: Box::new(crate::io::tfrecord::open(&self.path)?),
                 record: 0,
@@ -173,27 +185,73 @@ impl Source {
     /// Motion scenarios: the WOMD file's, or from a v2 dataset a 9.1 s window every `stride`
     /// frames of the selected segments (segments read in parallel, kept in order).
     pub fn scenarios(&self, segments: &Segments, stride: usize) -> Result<Vec<Scenario>> {
+        Ok(self.keyed_scenarios(segments, stride)?.into_iter().map(|(_, s)| s).collect())
+    }
+
+    /// [`scenarios`](Self::scenarios), each with its place in the whole input's order (what
+    /// merges shards' results: see [`Segments::Shard`]).
+    pub fn keyed_scenarios(&self, segments: &Segments, stride: usize) -> Result<Vec<(ScenarioKey, Scenario)>> {
+        let shard = match segments {
+            Segments::Shard(s) => *s,
+            _ => Shard::ALL,
+        };
         match (&self.dataset, self.kind) {
             (Some(ds), _) => {
-                let names: Vec<String> = match segments {
-                    Segments::All => ds.segments().map(str::to_string).collect(),
-                    Segments::First => ds.segments().next().map(str::to_string).into_iter().collect(),
-                    Segments::Named(s) => vec![s.clone()],
+                let names: Vec<(usize, String)> = match segments {
+                    Segments::All | Segments::Shard(_) => ds.segments().map(str::to_string).enumerate().collect(),
+                    Segments::First => ds.segments().next().map(|s| (0, s.to_string())).into_iter().collect(),
+                    Segments::Named(s) => {
+                        ds.segments().position(|n| n == s).map(|k| (k, s.clone())).into_iter().collect()
+                    }
+                };
+                let names: Vec<(usize, String)> = match (segments, names.is_empty()) {
+                    // A name the dataset lacks: its reader says so (and how it is spelled).
+                    (Segments::Named(s), true) => vec![(0, s.clone())],
+                    _ => names,
                 };
                 use rayon::prelude::*;
-                let per_segment: Vec<Vec<Scenario>> = names
+                let per_segment: Vec<Vec<(ScenarioKey, Scenario)>> = names
                     .par_iter()
-                    .map(|seg| segment_scenarios(ds, seg, stride, self.missing_pose))
+                    .filter(|(k, _)| shard.keeps(*k))
+                    .map(|(k, seg)| {
+                        let windows = segment_scenarios(ds, seg, stride, self.missing_pose)?;
+                        Ok(windows.into_iter().enumerate().map(|(w, s)| (ScenarioKey::new(*k, w), s)).collect())
+                    })
                     .collect::<Result<_>>()?;
                 Ok(per_segment.into_iter().flatten().collect())
             }
-            (None, InputKind::WomdScenarios) => crate::io::womd::read_scenarios(&self.path),
+            (None, InputKind::WomdScenarios) => {
+                let mut out = Vec::new();
+                for (r, record) in crate::io::tfrecord::open(&self.path)?.enumerate() {
+                    let bytes = record?;
+                    if shard.keeps(r) {
+                        let at = Location::file(&self.path).record(r);
+                        out.push((ScenarioKey::new(0, r), crate::io::womd::decode_scenario(&bytes, &at)?));
+                    }
+                }
+                Ok(out)
+            }
             _ => Err(Error::invalid(
                 Location::file(&self.path),
                 "motion scenarios (a v2 dataset folder with boxes and a map, or a WOMD Scenario TFRecord)",
                 self.kind.describe(),
             )),
         }
+    }
+}
+
+/// A scenario's place in its input's order: (segment number in a v2 dataset's name order,
+/// window within the segment), or (0, record) in a TFRecord. Shards' results merge in this
+/// order, the order one process reads them in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ScenarioKey {
+    pub unit: u64,
+    pub index: u64,
+}
+
+impl ScenarioKey {
+    pub fn new(unit: usize, index: usize) -> Self {
+        ScenarioKey { unit: unit as u64, index: index as u64 }
     }
 }
 
@@ -217,6 +275,8 @@ enum FramesInner<'a> {
         /// The segment of the frames seen last, and the index of the next one in it.
         segment: Option<String>,
         index: usize,
+        /// Segments begun so far (a shard's are every N-th).
+        segments_seen: usize,
     },
     Womd {
         records: Box<crate::io::tfrecord::RecordReader<std::io::BufReader<std::fs::File>>>,
@@ -271,7 +331,7 @@ impl Frames<'_> {
 
     fn next_v1(&mut self) -> Option<Result<SourceFrame>> {
         loop {
-            let FramesInner::V1 { reader, segment, index } = &mut self.inner else { return None };
+            let FramesInner::V1 { reader, segment, index, segments_seen } = &mut self.inner else { return None };
             let frame = match reader.next()? {
                 Ok(f) => f,
                 Err(e) => return Some(Err(e)),
@@ -279,6 +339,12 @@ impl Frames<'_> {
             if segment.as_deref() != Some(frame.segment.as_str()) {
                 *segment = Some(frame.segment.clone());
                 *index = 0;
+                *segments_seen += 1;
+            }
+            if let Segments::Shard(shard) = &self.selection.segments {
+                if !shard.keeps(*segments_seen - 1) {
+                    continue;
+                }
             }
             let i = *index;
             *index += 1;
@@ -325,6 +391,11 @@ impl Frames<'_> {
             };
             let at = Location::file(self.source.path()).record(*record);
             *record += 1;
+            if let Segments::Shard(shard) = &self.selection.segments {
+                if !shard.keeps(*record - 1) {
+                    continue;
+                }
+            }
             let frames = match crate::io::womd_sensors::sensor_frames(&bytes, &at) {
                 Ok(f) => f,
                 Err(e) => return Some(Err(e)),

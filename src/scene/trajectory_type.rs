@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::scene::AgentState;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub enum TrajectoryType {
     Stationary = 0,
     Straight = 1,

@@ -11,6 +11,8 @@ use serde::Serialize;
 
 use std::sync::Arc;
 
+use crate::io::shard::Shard;
+
 use super::agents::{AgentConfig, AgentWorld, State, simulate};
 use super::bvh::TriangleMesh;
 use super::camera::{CameraOptions, CameraSensor, camera_projection_image, camera_rig};
@@ -372,7 +374,20 @@ impl SimulatedSegment {
 }
 
 /// Generates every segment; `progress` is called after each frame with (segment, frame).
-pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize, usize)) -> Result<Manifest> {
+pub fn generate(out: &Path, cfg: &GenerateConfig, progress: impl FnMut(usize, usize)) -> Result<Manifest> {
+    generate_shard(out, cfg, Shard::ALL, progress)
+}
+
+/// [`generate`]'s segments of one shard (segment `i` is shard `i mod N`'s): the same files as
+/// the whole run writes for them, so N processes writing into one folder make the whole
+/// world. A shard's manifest is `scenetok_manifest.I-of-N.json` (the whole run's is
+/// `scenetok_manifest.json`).
+pub fn generate_shard(
+    out: &Path,
+    cfg: &GenerateConfig,
+    shard: Shard,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Manifest> {
     cfg.validate()?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(Location::file(out), e))?;
     let mut segments = Vec::new();
@@ -383,7 +398,7 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
         *seconds.entry(stage.to_string()).or_default() += since.elapsed().as_secs_f64();
         *since = std::time::Instant::now();
     };
-    for index in 0..cfg.segments {
+    for index in (0..cfg.segments).filter(|&i| shard.keeps(i)) {
         let mut t = std::time::Instant::now();
         let seg = SimulatedSegment::new(cfg, index);
         for t in seg.world.tracks() {
@@ -411,13 +426,16 @@ pub fn generate(out: &Path, cfg: &GenerateConfig, mut progress: impl FnMut(usize
         generator: "scenetok generate".into(),
         version: GENERATOR_VERSION.into(),
         settings: cfg.clone(),
-        segments,
         trajectory_types: hist.iter().map(|(k, n)| (k.name().to_string(), *n)).collect(),
         files,
         seconds,
-        frames_written: cfg.segments * cfg.frames,
+        frames_written: segments.len() * cfg.frames,
+        segments,
     };
-    let path = out.join("scenetok_manifest.json");
+    let path = match shard.is_all() {
+        true => out.join("scenetok_manifest.json"),
+        false => out.join(format!("scenetok_manifest.{}-of-{}.json", shard.index(), shard.count())),
+    };
     let json = serde_json::to_string_pretty(&manifest)
         .map_err(|e| Error::invalid(Location::file(&path), "a serialisable manifest", e.to_string()))?;
     crate::io::output::write_file(&path, json.as_bytes())?;

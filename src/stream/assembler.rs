@@ -77,7 +77,12 @@ pub struct AssemblyConfig {
 
 impl AssemblyConfig {
     pub fn new(required: Vec<Part>) -> Self {
-        AssemblyConfig { required, tolerance_micros: 5_000, timeout: Duration::from_secs(2), max_ahead_micros: 10_000_000 }
+        AssemblyConfig {
+            required,
+            tolerance_micros: 5_000,
+            timeout: Duration::from_secs(2),
+            max_ahead_micros: 10_000_000,
+        }
     }
 }
 
@@ -248,7 +253,10 @@ impl Assembler {
             if segs.is_null(row) || tss.is_null(row) {
                 events.push(Event::MessageRejected {
                     reason: RejectReason::BadValue,
-                    detail: format!("{}: a segment and a timestamp on every row, found a null", cols.at(key::SEGMENT, row)),
+                    detail: format!(
+                        "{}: a segment and a timestamp on every row, found a null",
+                        cols.at(key::SEGMENT, row)
+                    ),
                 });
                 continue;
             }
@@ -280,23 +288,48 @@ impl Assembler {
         let tol = self.config.tolerance_micros;
         let max_ahead = self.config.max_ahead_micros;
         let seg = self.segments.entry(segment.to_string()).or_default();
-        let nearest = seg.open.range(ts.saturating_sub(tol)..=ts.saturating_add(tol)).map(|(k, _)| *k).min_by_key(|k| k.abs_diff(ts));
+        let nearest = seg
+            .open
+            .range(ts.saturating_sub(tol)..=ts.saturating_add(tol))
+            .map(|(k, _)| *k)
+            .min_by_key(|k| k.abs_diff(ts));
         let key = match nearest {
             Some(k) => k,
             None => {
-                let at = cols.at(key::TIMESTAMP, rows[0]).frame(ts).detail(format!("segment {segment}, {}", component.tag()));
+                let at = cols
+                    .at(key::TIMESTAMP, rows[0])
+                    .frame(ts)
+                    .detail(format!("segment {segment}, {}", component.tag()));
                 // Any i64 may come in: distances without overflow.
                 let reject = if seg.closed.iter().any(|c| c.abs_diff(ts) <= tol.unsigned_abs()) {
-                    Some((RejectReason::ClosedFrame, "rows of a frame not yet dispatched or rejected", "a frame already closed".to_string()))
+                    Some((
+                        RejectReason::ClosedFrame,
+                        "rows of a frame not yet dispatched or rejected",
+                        "a frame already closed".to_string(),
+                    ))
                 } else if seg.last_dispatched.is_some_and(|d| ts < d) {
-                    Some((RejectReason::OutOfOrder, "timestamps after the newest dispatched frame", format!("a frame older than {}", seg.last_dispatched.unwrap_or_default())))
+                    Some((
+                        RejectReason::OutOfOrder,
+                        "timestamps after the newest dispatched frame",
+                        format!("a frame older than {}", seg.last_dispatched.unwrap_or_default()),
+                    ))
                 } else if seg.newest.is_some_and(|n| ts > n.saturating_add(max_ahead)) {
-                    Some((RejectReason::FromTheFuture, "a timestamp near its segment's clock", format!("{} s ahead of the newest frame", (ts as i128 - seg.newest.unwrap_or_default() as i128) as f64 * 1e-6)))
+                    Some((
+                        RejectReason::FromTheFuture,
+                        "a timestamp near its segment's clock",
+                        format!(
+                            "{} s ahead of the newest frame",
+                            (ts as i128 - seg.newest.unwrap_or_default() as i128) as f64 * 1e-6
+                        ),
+                    ))
                 } else {
                     None
                 };
                 if let Some((reason, expected, found)) = reject {
-                    events.push(Event::MessageRejected { reason, detail: format!("{at}: expected {expected}, found {found}") });
+                    events.push(Event::MessageRejected {
+                        reason,
+                        detail: format!("{at}: expected {expected}, found {found}"),
+                    });
                     return;
                 }
                 let index = seg.next_index;
@@ -322,11 +355,16 @@ impl Assembler {
             if one_row_per_part(component) && pending.parts.contains(&part) && !added.contains(&part) {
                 events.push(Event::MessageRejected {
                     reason: RejectReason::Duplicate,
-                    detail: format!("{}: expected one {part} per frame, found a second", cols.at(key::TIMESTAMP, row).frame(ts)),
+                    detail: format!(
+                        "{}: expected one {part} per frame, found a second",
+                        cols.at(key::TIMESTAMP, row).frame(ts)
+                    ),
                 });
                 continue;
             }
-            if let Err(e) = add_row(&mut pending.frame, component, cols, row).and_then(|()| check_image(&pending.frame, part, cols, row)) {
+            if let Err(e) = add_row(&mut pending.frame, component, cols, row)
+                .and_then(|()| check_image(&pending.frame, part, cols, row))
+            {
                 Self::reject_open(seg, key, RejectReason::BadValue, e.to_string(), events);
                 return;
             }
@@ -405,7 +443,8 @@ impl Assembler {
 fn check_image(frame: &Frame, part: Part, cols: &Cols, row: usize) -> crate::Result<()> {
     let (Component::CameraImage, Sensor::Camera(camera)) = (part.component, part.sensor) else { return Ok(()) };
     let Some(c) = frame.cameras.iter().find(|c| c.camera == camera) else { return Ok(()) };
-    let at = cols.at("[CameraImageComponent].image", row).frame(frame.timestamp_micros).detail(format!("camera {camera}"));
+    let at =
+        cols.at("[CameraImageComponent].image", row).frame(frame.timestamp_micros).detail(format!("camera {camera}"));
     crate::io::image::jpeg_dimensions(&c.jpeg, &at).map(|_| ())
 }
 
@@ -454,7 +493,11 @@ mod tests {
                 key: FrameKey { segment: "s".into(), timestamp_micros: ts },
                 label: LidarBox {
                     object_id: id.to_string(),
-                    bbox: Box3d { center: Vector3::new(5.0, 0.0, 1.0), size: Vector3::new(4.5, 2.0, 1.6), heading: 0.0 },
+                    bbox: Box3d {
+                        center: Vector3::new(5.0, 0.0, 1.0),
+                        size: Vector3::new(4.5, 2.0, 1.6),
+                        heading: 0.0,
+                    },
                     kind: BoxType::Vehicle,
                     num_lidar_points_in_box: 10,
                     num_top_lidar_points_in_box: 10,
@@ -487,7 +530,8 @@ mod tests {
         // Within the tolerance of the open frame.
         ev.extend(a.push(Component::VehiclePose, &pose(1_100), &at, now));
         assert_eq!(count(&ev, |e| matches!(e, Event::Opened)), 1);
-        let done: Vec<&Arrived> = ev.iter().filter_map(|e| if let Event::Complete(f) = e { Some(&**f) } else { None }).collect();
+        let done: Vec<&Arrived> =
+            ev.iter().filter_map(|e| if let Event::Complete(f) = e { Some(&**f) } else { None }).collect();
         assert_eq!(done.len(), 1);
         assert_eq!(done[0].frame.frame.lidar_boxes.len(), 3);
         assert_eq!(done[0].frame.frame.timestamp_micros, 100);
@@ -517,7 +561,9 @@ mod tests {
         a.push(Component::LidarBox, &boxes(7, &["a"]), &at, now);
         assert!(a.expire(now).is_empty());
         let ev = a.expire(now + Duration::from_millis(150));
-        let Some(Event::FrameRejected { reason: RejectReason::Incomplete, detail }) = ev.first() else { panic!("{ev:?}") };
+        let Some(Event::FrameRejected { reason: RejectReason::Incomplete, detail }) = ev.first() else {
+            panic!("{ev:?}")
+        };
         assert!(detail.contains("vehicle_pose"), "{detail}");
         assert_eq!(a.open_frames(), 0);
     }

@@ -74,7 +74,12 @@ impl ResultsHub {
     /// A subscription to the results of `segment` (all when `None`): first the kept results
     /// after `after_micros` (all kept when `None`), then each new one. At most `buffer`
     /// results wait for the subscriber; the channel ends when the hub closes.
-    pub fn subscribe(&self, segment: Option<String>, after_micros: Option<i64>, buffer: usize) -> mpsc::Receiver<Arc<FrameResult>> {
+    pub fn subscribe(
+        &self,
+        segment: Option<String>,
+        after_micros: Option<i64>,
+        buffer: usize,
+    ) -> mpsc::Receiver<Arc<FrameResult>> {
         let mut g = self.lock();
         let kept: Vec<Arc<FrameResult>> = g
             .history
@@ -116,7 +121,9 @@ impl ParquetParts {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(Location::file(dir), e))?;
         let next_part = std::fs::read_dir(dir)
             .map_err(|e| Error::io(Location::file(dir), e))?
-            .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("results-")?.split('.').next()?.parse::<usize>().ok())
+            .filter_map(|e| {
+                e.ok()?.file_name().to_str()?.strip_prefix("results-")?.split('.').next()?.parse::<usize>().ok()
+            })
             .max()
             .map_or(0, |n| n + 1);
         Ok(ParquetParts { dir: dir.to_path_buf(), part_frames: part_frames.max(1), next_part, open: None })
@@ -135,11 +142,13 @@ impl ParquetParts {
             let file = File::create(&partial).map_err(|e| Error::io(Location::file(&partial), e))?;
             // Small row groups: a frame's per-point classes can be 100k+ values.
             let props = WriterProperties::builder().set_max_row_group_row_count(Some(64)).build();
-            let w = ArrowWriter::try_new(file, schema(), Some(props)).map_err(|e| Error::Parquet { at: Location::file(&partial), cause: e })?;
+            let w = ArrowWriter::try_new(file, schema(), Some(props))
+                .map_err(|e| Error::Parquet { at: Location::file(&partial), cause: e })?;
             self.open = Some((w, path, 0));
         }
         let Some((w, path, n)) = &mut self.open else { return Ok(()) };
-        w.write(&to_batch(std::slice::from_ref(result))).map_err(|e| Error::Parquet { at: Location::file(&*path), cause: e })?;
+        w.write(&to_batch(std::slice::from_ref(result)))
+            .map_err(|e| Error::Parquet { at: Location::file(&*path), cause: e })?;
         *n += 1;
         if *n >= self.part_frames {
             self.finish_part()?;

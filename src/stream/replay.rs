@@ -107,7 +107,8 @@ pub async fn server_needs(client: &mut FlightClient) -> Result<ServerNeeds> {
         Some(Err(e)) => return Err(Error::invalid(at(), "an answer", e.to_string())),
         None => return Err(Error::invalid(at(), "an answer", "none")),
     };
-    serde_json::from_slice(&body).map_err(|e| Error::invalid(at(), "JSON of components, lasers and cameras", e.to_string()))
+    serde_json::from_slice(&body)
+        .map_err(|e| Error::invalid(at(), "JSON of components, lasers and cameras", e.to_string()))
 }
 
 /// One segment ready to send: segment-level batches, then its frames.
@@ -148,7 +149,12 @@ fn load(ds: &Dataset, segment: &str, needs: &ServerNeeds, frames: &Option<Range<
 }
 
 /// The rows of `batch` for the given lasers and cameras (others of per-sensor components dropped).
-fn only_sensors(batch: &RecordBatch, c: Component, lasers: &[i64], cameras: &[i64]) -> arrow::error::Result<RecordBatch> {
+fn only_sensors(
+    batch: &RecordBatch,
+    c: Component,
+    lasers: &[i64],
+    cameras: &[i64],
+) -> arrow::error::Result<RecordBatch> {
     let (col, keep) = if c.column(key::LASER).is_some() {
         (key::LASER, lasers)
     } else if c.column(key::CAMERA).is_some() {
@@ -159,7 +165,8 @@ fn only_sensors(batch: &RecordBatch, c: Component, lasers: &[i64], cameras: &[i6
     let Some(values) = batch.column_by_name(col) else { return Ok(batch.clone()) };
     let values = arrow::compute::cast(values, &arrow::datatypes::DataType::Int64)?;
     let values = values.as_primitive::<Int64Type>();
-    let mask: BooleanArray = (0..values.len()).map(|i| Some(!values.is_null(i) && keep.contains(&values.value(i)))).collect();
+    let mask: BooleanArray =
+        (0..values.len()).map(|i| Some(!values.is_null(i) && keep.contains(&values.value(i)))).collect();
     arrow::compute::filter_record_batch(batch, &mask)
 }
 
@@ -210,12 +217,18 @@ pub async fn replay(root: &Path, client: FlightClient, opts: &ReplayOptions) -> 
     Ok(summary)
 }
 
-async fn send_segment(mut client: FlightClient, seg: Loaded, opts: &ReplayOptions, started: Instant) -> Result<ReplaySummary> {
+async fn send_segment(
+    mut client: FlightClient,
+    seg: Loaded,
+    opts: &ReplayOptions,
+    started: Instant,
+) -> Result<ReplaySummary> {
     let at = || Location::file(format!("flight://segment {}", seg.name));
     let mut s = ReplaySummary::default();
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let input = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok);
-    let mut acks = client.do_put(input).await.map_err(|e| Error::invalid(at(), "a server taking DoPut", e.to_string()))?;
+    let mut acks =
+        client.do_put(input).await.map_err(|e| Error::invalid(at(), "a server taking DoPut", e.to_string()))?;
     let acks = tokio::spawn(async move {
         let mut rejected = 0u64;
         while let Some(Ok(r)) = acks.next().await {
@@ -248,7 +261,10 @@ async fn send_segment(mut client: FlightClient, seg: Loaded, opts: &ReplayOption
         let offset = round as i64 * span;
         for (ts, parts) in &seg.frames {
             if let Rate::Times(x) = opts.rate {
-                let due = started + Duration::from_secs_f64(((*ts as i128 - first as i128 + offset as i128) as f64 * 1e-6 / x).max(0.0));
+                let due = started
+                    + Duration::from_secs_f64(
+                        ((*ts as i128 - first as i128 + offset as i128) as f64 * 1e-6 / x).max(0.0),
+                    );
                 let now = Instant::now();
                 if due > now {
                     tokio::time::sleep_until(due.into()).await;

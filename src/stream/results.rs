@@ -195,7 +195,10 @@ pub fn to_batch(results: &[FrameResult]) -> RecordBatch {
     let stage_ms = list(
         stage_fields(),
         results.iter().map(|r| r.stage_ms.len()),
-        vec![strs(stages.iter().map(|s| s.0.as_str()).collect()), Arc::new(Float64Array::from_iter_values(stages.iter().map(|s| s.1)))],
+        vec![
+            strs(stages.iter().map(|s| s.0.as_str()).collect()),
+            Arc::new(Float64Array::from_iter_values(stages.iter().map(|s| s.1))),
+        ],
     );
     let classes: Vec<&(String, Vec<i8>)> = results.iter().flat_map(|r| &r.point_classes).collect();
     let point_classes = list(
@@ -226,7 +229,9 @@ pub fn to_batch(results: &[FrameResult]) -> RecordBatch {
     );
     let trajs: Vec<&Trajectory> = results.iter().flat_map(|r| &r.trajectories).collect();
     let lens: Vec<usize> = trajs.iter().map(|t| t.xy.len()).collect();
-    let axis = |k: usize| prim_list(&lens, Float32Array::from_iter_values(trajs.iter().flat_map(|t| t.xy.iter().map(move |p| p[k]))));
+    let axis = |k: usize| {
+        prim_list(&lens, Float32Array::from_iter_values(trajs.iter().flat_map(|t| t.xy.iter().map(move |p| p[k]))))
+    };
     let trajectories = list(
         trajectory_fields(),
         results.iter().map(|r| r.trajectories.len()),
@@ -270,7 +275,12 @@ mod tests {
             timestamp_micros: 7,
             stage_ms: vec![("points".into(), 1.5), ("motion".into(), 2.0)],
             point_classes: vec![("TOP".into(), vec![1, 2, 3])],
-            detections: vec![CameraBox { camera: "FRONT".into(), class: "VEHICLE".into(), score: 0.9, bbox: [1.0, 2.0, 3.0, 4.0] }],
+            detections: vec![CameraBox {
+                camera: "FRONT".into(),
+                class: "VEHICLE".into(),
+                score: 0.9,
+                bbox: [1.0, 2.0, 3.0, 4.0],
+            }],
             trajectories: vec![Trajectory {
                 object_id: "o".into(),
                 agent_type: "vehicle".into(),

@@ -24,9 +24,9 @@ use super::hub::{ParquetParts, ResultsHub};
 use super::presets::PresetSpec;
 use super::queue::FrameQueue;
 use super::results::FrameResult;
-use super::stats::{DropReason, FrameTimes, RejectReason, Stats, StatsReport};
 use super::service::FlightSvc;
 use super::shared::Shared;
+use super::stats::{DropReason, FrameTimes, RejectReason, Stats, StatsReport};
 
 /// The HTTP/2 flow-control window of a stream, server and client side.
 pub const WINDOW_BYTES: u32 = 32 << 20;
@@ -260,7 +260,13 @@ fn run_prepare(shared: &Shared, to_pipeline: SyncSender<Prepared>, spent: Receiv
             let mut images = spent.try_recv().unwrap_or_default();
             decode_frame_images_into(&frame.frame, &frame.at, &mut images).ok().map(|()| images)
         });
-        let p = Prepared { frame, arrival: q.arrived.arrival, enqueued: q.enqueued, images: images.flatten(), decode: t.elapsed() };
+        let p = Prepared {
+            frame,
+            arrival: q.arrived.arrival,
+            enqueued: q.enqueued,
+            images: images.flatten(),
+            decode: t.elapsed(),
+        };
         if to_pipeline.send(p).is_err() {
             break;
         }

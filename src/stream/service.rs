@@ -61,10 +61,16 @@ impl FlightService for FlightSvc {
     type DoActionStream = Stream<arrow_flight::Result>;
     type ListActionsStream = Stream<ActionType>;
 
-    async fn handshake(&self, _: Request<Streaming<HandshakeRequest>>) -> std::result::Result<Response<Self::HandshakeStream>, Status> {
+    async fn handshake(
+        &self,
+        _: Request<Streaming<HandshakeRequest>>,
+    ) -> std::result::Result<Response<Self::HandshakeStream>, Status> {
         Err(Status::unimplemented("no handshake: the server needs none"))
     }
-    async fn list_flights(&self, _: Request<Criteria>) -> std::result::Result<Response<Self::ListFlightsStream>, Status> {
+    async fn list_flights(
+        &self,
+        _: Request<Criteria>,
+    ) -> std::result::Result<Response<Self::ListFlightsStream>, Status> {
         Err(Status::unimplemented("list_flights: results are read with DoGet"))
     }
     async fn get_flight_info(&self, _: Request<FlightDescriptor>) -> std::result::Result<Response<FlightInfo>, Status> {
@@ -81,7 +87,10 @@ impl FlightService for FlightSvc {
         Ok(Response::new(r))
     }
 
-    async fn do_put(&self, request: Request<Streaming<FlightData>>) -> std::result::Result<Response<Self::DoPutStream>, Status> {
+    async fn do_put(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> std::result::Result<Response<Self::DoPutStream>, Status> {
         let peer = request.remote_addr().map_or("unknown".to_string(), |a| a.to_string());
         let n = self.shared.streams.fetch_add(1, Ordering::SeqCst);
         let mut input = request.into_inner();
@@ -115,7 +124,9 @@ impl FlightService for FlightSvc {
                         shared.stats.message();
                         let events = shared.assembler().push(component, &batch, &at, Instant::now());
                         let rejected = events.iter().find_map(|e| match e {
-                            Event::MessageRejected { reason, .. } | Event::FrameRejected { reason, .. } => Some(*reason),
+                            Event::MessageRejected { reason, .. } | Event::FrameRejected { reason, .. } => {
+                                Some(*reason)
+                            }
                             _ => None,
                         });
                         shared.handle(events);
@@ -165,7 +176,10 @@ impl FlightService for FlightSvc {
         Ok(Response::new(Box::pin(encoded)))
     }
 
-    async fn do_exchange(&self, _: Request<Streaming<FlightData>>) -> std::result::Result<Response<Self::DoExchangeStream>, Status> {
+    async fn do_exchange(
+        &self,
+        _: Request<Streaming<FlightData>>,
+    ) -> std::result::Result<Response<Self::DoExchangeStream>, Status> {
         Err(Status::unimplemented("do_exchange: send with DoPut, read with DoGet"))
     }
 
@@ -181,7 +195,11 @@ impl FlightService for FlightSvc {
                     "required": spec.required().iter().map(|p| p.to_string()).collect::<Vec<_>>(),
                 }))
             }
-            other => return Err(Status::invalid_argument(format!("expected the action `stats` or `components`, found `{other}`"))),
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "expected the action `stats` or `components`, found `{other}`"
+                )));
+            }
         }
         .map_err(|e| Status::internal(e.to_string()))?;
         let out = futures::stream::iter([Ok(arrow_flight::Result { body: body.into() })]);

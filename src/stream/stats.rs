@@ -110,9 +110,10 @@ impl StatsReport {
     }
     /// One line of counters and the arrival → result latency (the log's and `serve`'s).
     pub fn summary(&self) -> String {
-        let lat = self.latency.as_ref().map_or("-".into(), |l| {
-            format!("p50 {:.1} / p90 {:.1} / p99 {:.1} ms", l.p50_ms, l.p90_ms, l.p99_ms)
-        });
+        let lat = self
+            .latency
+            .as_ref()
+            .map_or("-".into(), |l| format!("p50 {:.1} / p90 {:.1} / p99 {:.1} ms", l.p50_ms, l.p90_ms, l.p99_ms));
         format!(
             "frames: {} received = {} processed ({} late) + {} dropped + {} rejected + {} in progress; messages {} ({} rejected); latency {lat}",
             self.frames_received,
@@ -272,7 +273,11 @@ mod tests {
         for _ in 0..5 {
             s.frame_received();
         }
-        let t = |ms| FrameTimes { latency: Duration::from_millis(ms), assembly: Duration::from_millis(1), queue_wait: Duration::from_millis(2) };
+        let t = |ms| FrameTimes {
+            latency: Duration::from_millis(ms),
+            assembly: Duration::from_millis(1),
+            queue_wait: Duration::from_millis(2),
+        };
         s.frame_processed(t(30), false, &[("points", Duration::from_millis(5))]);
         s.frame_processed(t(300), true, &[("points", Duration::from_millis(7))]);
         s.frame_dropped(DropReason::QueueFull);

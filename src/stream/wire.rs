@@ -73,7 +73,9 @@ impl MessageDecoder {
             }
             MessageHeader::DictionaryBatch => {
                 let schema = self.schema.clone().ok_or_else(|| undecodable("a dictionary before any schema".into()))?;
-                let dict = message.header_as_dictionary_batch().ok_or_else(|| undecodable("a bad dictionary header".into()))?;
+                let dict = message
+                    .header_as_dictionary_batch()
+                    .ok_or_else(|| undecodable("a bad dictionary header".into()))?;
                 arrow::ipc::reader::read_dictionary(
                     &Buffer::from(data.data_body.clone()),
                     dict,
@@ -85,7 +87,8 @@ impl MessageDecoder {
                 Ok(Decoded::Nothing)
             }
             MessageHeader::RecordBatch => {
-                let schema = self.schema.clone().ok_or_else(|| undecodable("a record batch before any schema".into()))?;
+                let schema =
+                    self.schema.clone().ok_or_else(|| undecodable("a record batch before any schema".into()))?;
                 let batch = arrow_flight::utils::flight_data_to_arrow_batch(data, schema, &self.dictionaries)
                     .map_err(|e| undecodable(e.to_string()))?;
                 let component = self.component.ok_or_else(|| {
@@ -110,7 +113,15 @@ pub fn component_of(schema: &Schema, descriptor: Option<Component>) -> Option<Co
         return Component::from_tag(tag);
     }
     descriptor.or_else(|| {
-        let keys = [key::SEGMENT, key::TIMESTAMP, key::LASER, key::CAMERA, key::LASER_OBJECT, key::CAMERA_OBJECT, key::MAP_FEATURE];
+        let keys = [
+            key::SEGMENT,
+            key::TIMESTAMP,
+            key::LASER,
+            key::CAMERA,
+            key::LASER_OBJECT,
+            key::CAMERA_OBJECT,
+            key::MAP_FEATURE,
+        ];
         Component::ALL
             .iter()
             .map(|&c| {

@@ -35,7 +35,9 @@ fn class_colour(c: BoxType) -> Rgb<u8> {
 /// A `w·h` image shrunk by `factor` (the pixel at each block's centre).
 fn shrink(rgb: &RgbImage, f: u32) -> RgbImage {
     let (w, h) = rgb.dimensions();
-    RgbImage::from_fn(w.div_ceil(f), h.div_ceil(f), |x, y| *rgb.get_pixel((x * f + f / 2).min(w - 1), (y * f + f / 2).min(h - 1)))
+    RgbImage::from_fn(w.div_ceil(f), h.div_ceil(f), |x, y| {
+        *rgb.get_pixel((x * f + f / 2).min(w - 1), (y * f + f / 2).min(h - 1))
+    })
 }
 
 fn rectangle(img: &mut RgbImage, b: &Box2d, scale: f64, colour: Rgb<u8>, thick: u32) {
@@ -95,7 +97,11 @@ pub fn panels(v: &SparseVitView<'_>, factor: u32) -> Vec<RgbImage> {
 }
 
 /// Logs the panels under `sparsevit/<camera>/{stage0,…,boxes}`.
-pub fn log(rec: &rerun::RecordingStream, v: &SparseVitView<'_>, factor: u32) -> Result<(), rerun::RecordingStreamError> {
+pub fn log(
+    rec: &rerun::RecordingStream,
+    v: &SparseVitView<'_>,
+    factor: u32,
+) -> Result<(), rerun::RecordingStreamError> {
     let panels = panels(v, factor);
     let n = panels.len();
     for (i, p) in panels.into_iter().enumerate() {

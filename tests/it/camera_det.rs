@@ -50,7 +50,11 @@ fn sparsevit_backbone_reproduces_the_pytorch_twin() {
                     let want: Vec<u32> = words(&name).into_iter().map(|w| i32::from_le_bytes(w) as u32).collect();
                     assert_eq!(block.kept, want, "{name}");
                 } else {
-                    assert_eq!(block.kept.len(), block.grid.0 * block.grid.1, "{name}: a dense block runs every window");
+                    assert_eq!(
+                        block.kept.len(),
+                        block.grid.0 * block.grid.1,
+                        "{name}: a dense block runs every window"
+                    );
                 }
             }
         }
@@ -165,14 +169,27 @@ fn camera_det_eval_and_search_commands() {
     let weights = golden_dir().join("camera_det_weights.safetensors");
     let run = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_scenetok")).args(args).output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let data = world.path().to_str().unwrap();
     let outputs = tempfile::tempdir().unwrap();
     let out_dir = outputs.path().join("eval");
     let (ok, stdout, stderr) = run(&[
-        "eval", "--task", "camera-det", "--data", data, "--weights", weights.to_str().unwrap(),
-        "--ratios", "half=0.5/0.5/0.5/0", "--out", out_dir.to_str().unwrap(),
+        "eval",
+        "--task",
+        "camera-det",
+        "--data",
+        data,
+        "--weights",
+        weights.to_str().unwrap(),
+        "--ratios",
+        "half=0.5/0.5/0.5/0",
+        "--out",
+        out_dir.to_str().unwrap(),
     ]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("dense") && stdout.contains("half") && stdout.contains("AP50"), "{stdout}");
@@ -182,24 +199,57 @@ fn camera_det_eval_and_search_commands() {
     assert_eq!(metrics["images"], 10);
     let tuning = outputs.path().join("tuning");
     let (ok, stdout, stderr) = run(&[
-        "search", "sparsevit", "--data", data, "--weights", weights.to_str().unwrap(), "--images", "2",
-        "--population", "3", "--parents", "2", "--generations", "2", "--budgets", "0.9",
-        "--latency-reps", "1", "--out-dir", tuning.to_str().unwrap(),
+        "search",
+        "sparsevit",
+        "--data",
+        data,
+        "--weights",
+        weights.to_str().unwrap(),
+        "--images",
+        "2",
+        "--population",
+        "3",
+        "--parents",
+        "2",
+        "--generations",
+        "2",
+        "--budgets",
+        "0.9",
+        "--latency-reps",
+        "1",
+        "--out-dir",
+        tuning.to_str().unwrap(),
     ]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("budget 0.9"), "{stdout}");
     let record = std::fs::read_dir(&tuning).unwrap().next().unwrap().unwrap().path();
     let (ok, _, stderr) = run(&[
-        "eval", "--task", "camera-det", "--data", data, "--weights", weights.to_str().unwrap(),
-        "--searched", record.to_str().unwrap(), "--max-frames", "1",
+        "eval",
+        "--task",
+        "camera-det",
+        "--data",
+        data,
+        "--weights",
+        weights.to_str().unwrap(),
+        "--searched",
+        record.to_str().unwrap(),
+        "--max-frames",
+        "1",
     ]);
     assert!(ok, "{stderr}");
     // The same record claimed for another device: refused, naming both.
     let text = std::fs::read_to_string(&record).unwrap().replace("\"device\": \"cpu", "\"device\": \"cuda0-cpu");
     std::fs::write(&record, text).unwrap();
     let (ok, _, stderr) = run(&[
-        "eval", "--task", "camera-det", "--data", data, "--weights", weights.to_str().unwrap(),
-        "--searched", record.to_str().unwrap(),
+        "eval",
+        "--task",
+        "camera-det",
+        "--data",
+        data,
+        "--weights",
+        weights.to_str().unwrap(),
+        "--searched",
+        record.to_str().unwrap(),
     ]);
     assert!(!ok && stderr.contains("a search for model camera_det_weights.safetensors@"), "{stderr}");
 }

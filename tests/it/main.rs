@@ -21,6 +21,7 @@ mod motion_transformer;
 mod quant;
 mod report;
 mod scene_tokens;
+mod shards;
 mod sim_camera;
 mod sim_generate;
 mod sim_kinematics;

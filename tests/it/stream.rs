@@ -51,7 +51,10 @@ async fn start(tweak: impl FnOnce(&mut ServeOptions)) -> Server {
     start_with(None, tweak).await
 }
 
-async fn start_with(sink: Option<Box<dyn scenetok::stream::FrameSink>>, tweak: impl FnOnce(&mut ServeOptions)) -> Server {
+async fn start_with(
+    sink: Option<Box<dyn scenetok::stream::FrameSink>>,
+    tweak: impl FnOnce(&mut ServeOptions),
+) -> Server {
     let spec = spec();
     let (p, maps) = pipeline(&spec);
     let mut opts = ServeOptions::new("127.0.0.1:0".parse().unwrap(), spec);
@@ -140,11 +143,20 @@ fn replayed_segment_comes_back_whole() {
         assert_eq!((r.frames_received, r.rejected(), r.dropped()), (20, 0, 0), "{r:?}");
         let got = results(&server, 20).await;
         assert_eq!(rows(&got), 20);
-        let points: u64 = got.iter().flat_map(|b| b.column_by_name("points").unwrap().as_primitive::<arrow::datatypes::UInt64Type>().values().to_vec()).sum();
+        let points: u64 = got
+            .iter()
+            .flat_map(|b| {
+                b.column_by_name("points").unwrap().as_primitive::<arrow::datatypes::UInt64Type>().values().to_vec()
+            })
+            .sum();
         assert!(points > 20 * 1000, "every frame has its TOP points: {points}");
-        let trajectories: usize = got.iter().map(|b| b.column_by_name("trajectories").unwrap().as_list::<i32>().values().len()).sum();
+        let trajectories: usize =
+            got.iter().map(|b| b.column_by_name("trajectories").unwrap().as_list::<i32>().values().len()).sum();
         assert!(trajectories > 0, "agents get predictions once they have a history");
-        let timestamps: Vec<i64> = got.iter().flat_map(|b| b.column(1).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec()).collect();
+        let timestamps: Vec<i64> = got
+            .iter()
+            .flat_map(|b| b.column(1).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec())
+            .collect();
         assert!(timestamps.windows(2).all(|w| w[0] < w[1]), "results come in frame order");
         let fin = server.shutdown().await.unwrap();
         assert_balanced(&fin);
@@ -190,7 +202,9 @@ fn corrupt_messages_are_rejected_counted_and_the_stream_goes_on() {
                     }
                     // A vehicle pose without its transform.
                     (11, Component::VehiclePose) => {
-                        let keep: Vec<usize> = (0..b.num_columns()).filter(|&k| !b.schema().field(k).name().contains("transform")).collect();
+                        let keep: Vec<usize> = (0..b.num_columns())
+                            .filter(|&k| !b.schema().field(k).name().contains("transform"))
+                            .collect();
                         b = b.project(&keep).unwrap();
                     }
                     _ => {}
@@ -207,9 +221,18 @@ fn corrupt_messages_are_rejected_counted_and_the_stream_goes_on() {
             if i == 23 {
                 let ds = Dataset::open(w.path()).unwrap();
                 let seg = ds.segments().next().unwrap().to_string();
-                let (_, cams) = ds.frame_batches(&seg, &FrameRequest::only(&[Component::CameraImage])).unwrap().nth(i).unwrap().unwrap().1.remove(0);
+                let (_, cams) = ds
+                    .frame_batches(&seg, &FrameRequest::only(&[Component::CameraImage]))
+                    .unwrap()
+                    .nth(i)
+                    .unwrap()
+                    .unwrap()
+                    .1
+                    .remove(0);
                 let bad = arrow::array::BinaryArray::from(vec![&b"\xff\xd8 truncated"[..]; cams.num_rows()]);
-                let m = enc.encode(Component::CameraImage, &with_column(&cams, "[CameraImageComponent].image", Arc::new(bad))).unwrap();
+                let m = enc
+                    .encode(Component::CameraImage, &with_column(&cams, "[CameraImageComponent].image", Arc::new(bad)))
+                    .unwrap();
                 total += 1;
                 // Before the frame's lidar (its schema message and batch), which completes it.
                 let lidar = msgs.split_off(msgs.len() - 2);
@@ -306,7 +329,10 @@ fn stalled_result_reader_does_not_stall_the_pipeline() {
         assert_balanced(&r);
         // A reader that reads gets every result, whatever the stalled one does.
         assert_eq!(rows(&results(&server, 40).await), 40);
-        let fin = tokio::time::timeout(Duration::from_secs(20), server.shutdown()).await.expect("shutdown with a stalled reader").unwrap();
+        let fin = tokio::time::timeout(Duration::from_secs(20), server.shutdown())
+            .await
+            .expect("shutdown with a stalled reader")
+            .unwrap();
         assert_balanced(&fin);
     });
 }
@@ -339,7 +365,13 @@ fn stop_mid_stream(signal: i32) {
     let addr = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line: {line}")).to_string();
     runtime().block_on(async {
         let client = connect(&addr).await.unwrap();
-        let opts = ReplayOptions { rate: Rate::Times(1.0), looped: true, duration: Some(Duration::from_secs(2)), segment: None, frames: None };
+        let opts = ReplayOptions {
+            rate: Rate::Times(1.0),
+            looped: true,
+            duration: Some(Duration::from_secs(2)),
+            segment: None,
+            frames: None,
+        };
         let send = tokio::spawn(async move { replay(w.path(), client, &opts).await });
         tokio::time::sleep(Duration::from_millis(1200)).await;
         // The signal while frames are still coming.
@@ -367,7 +399,8 @@ fn stop_mid_stream(signal: i32) {
         let p: PathBuf = e.unwrap().path();
         assert_eq!(p.extension().and_then(|e| e.to_str()), Some("parquet"), "{}", p.display());
         let f = std::fs::File::open(&p).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap();
         total += reader.map(|b| b.unwrap().num_rows()).sum::<usize>();
     }
     assert_eq!(total as u64, r.frames_processed);

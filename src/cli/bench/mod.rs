@@ -324,7 +324,8 @@ pub fn run(which: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()>
         }
         Command::Sparsevit { config, weights, size, ratios, reps, onnx, device } => {
             use scenetok::models::det::SwinConfig;
-            let cfg = SwinConfig::named(&config).ok_or_else(|| anyhow::anyhow!("--config {config}: swin-t or small"))?;
+            let cfg =
+                SwinConfig::named(&config).ok_or_else(|| anyhow::anyhow!("--config {config}: swin-t or small"))?;
             let (width, height) = size
                 .split_once('x')
                 .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))

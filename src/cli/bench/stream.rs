@@ -61,7 +61,12 @@ fn dataset(args: &Args) -> Result<PathBuf> {
     }
     let d = args.work.join(format!("full-{}", args.frames));
     if !d.join("scenetok_manifest.json").exists() {
-        let cfg = GenerateConfig { segments: 1, frames: args.frames, seed: 2200, ..GenerateConfig::preset(WorldPreset::Full) };
+        let cfg = GenerateConfig {
+            segments: 1,
+            frames: args.frames,
+            seed: 2200,
+            ..GenerateConfig::preset(WorldPreset::Full)
+        };
         generate(&d, &cfg, |_, _| {})?;
     }
     Ok(d)
@@ -78,7 +83,8 @@ fn start_server(args: &Args) -> Result<(Child, String)> {
     let mut out = std::io::BufReader::new(child.stdout.take().context("server stdout")?);
     let mut line = String::new();
     out.read_line(&mut line)?;
-    let addr = line.trim().strip_prefix("listening on ").with_context(|| format!("scenetok serve said: {line}"))?.to_string();
+    let addr =
+        line.trim().strip_prefix("listening on ").with_context(|| format!("scenetok serve said: {line}"))?.to_string();
     // The rest of its output is drained (the counters are read with the `stats` action).
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     Ok((child, addr))
@@ -202,7 +208,14 @@ impl Report {
                 a.rss_mb, b.rss_mb, peak, cores
             );
             let mid = &self.samples[self.samples.len() / 2];
-            s += &format!("  memory over the run (s: MB): {}\n", self.samples.iter().map(|x| format!("{:.0}: {:.0}", x.seconds, x.rss_mb)).collect::<Vec<_>>().join(", "));
+            s += &format!(
+                "  memory over the run (s: MB): {}\n",
+                self.samples
+                    .iter()
+                    .map(|x| format!("{:.0}: {:.0}", x.seconds, x.rss_mb))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             s += &format!("  from the middle of the run to the end: {:+.0} MB\n", b.rss_mb - mid.rss_mb);
         }
         let p99 = r.latency.as_ref().map_or(f64::INFINITY, |l| l.p99_ms);

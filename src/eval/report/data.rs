@@ -68,35 +68,62 @@ fn cm_xy(x: f64, y: f64) -> [f64; 2] {
     [cm(x), cm(y)]
 }
 
+/// Per object type, the sum of min-over-modes displacements and the number of agents at each
+/// prediction step.
+pub type StepSums = BTreeMap<String, (Vec<f64>, Vec<usize>)>;
+
 /// Per-type step errors over all scenarios (agents with valid ground truth at a step only).
 pub fn step_errors(
     scenarios: &[Scenario],
     predictions: &[ScenarioPredictions],
     cfg: &MetricsConfig,
 ) -> Vec<StepErrors> {
-    let steps = cfg.prediction_steps();
-    let mut sums: BTreeMap<String, (Vec<f64>, Vec<usize>)> = BTreeMap::new();
+    let mut sums = StepSums::new();
     for (s, p) in scenarios.iter().zip(predictions) {
-        for (target, pred) in s.tracks_to_predict.iter().zip(&p.predictions) {
-            let track = &s.tracks[target.track_index];
-            let entry = sums
-                .entry(format!("TYPE_{}", track.agent_type.name()))
-                .or_insert_with(|| (vec![0.0; steps], vec![0; steps]));
-            for step in 0..steps {
-                let Some(gt) = track.states.get(cfg.track_step(step)).filter(|g| g.valid) else { continue };
-                let best = pred
-                    .joints
-                    .iter()
-                    .filter_map(|j| j.trajectories.first())
-                    .filter_map(|t| Some((t.x.get(step)? - gt.x).hypot(t.y.get(step)? - gt.y)))
-                    .fold(f64::INFINITY, f64::min);
-                if best.is_finite() {
-                    entry.0[step] += best;
-                    entry.1[step] += 1;
-                }
+        add_step_sums(&mut sums, &scenario_step_sums(s, p, cfg));
+    }
+    step_errors_from(sums, cfg)
+}
+
+/// One scenario's [`StepSums`]. Totals add scenarios' sums in their order, so a merged run
+/// adds the same numbers in the same order as one process.
+pub fn scenario_step_sums(s: &Scenario, p: &ScenarioPredictions, cfg: &MetricsConfig) -> StepSums {
+    let steps = cfg.prediction_steps();
+    let mut sums = StepSums::new();
+    for (target, pred) in s.tracks_to_predict.iter().zip(&p.predictions) {
+        let track = &s.tracks[target.track_index];
+        let entry = sums
+            .entry(format!("TYPE_{}", track.agent_type.name()))
+            .or_insert_with(|| (vec![0.0; steps], vec![0; steps]));
+        for step in 0..steps {
+            let Some(gt) = track.states.get(cfg.track_step(step)).filter(|g| g.valid) else { continue };
+            let best = pred
+                .joints
+                .iter()
+                .filter_map(|j| j.trajectories.first())
+                .filter_map(|t| Some((t.x.get(step)? - gt.x).hypot(t.y.get(step)? - gt.y)))
+                .fold(f64::INFINITY, f64::min);
+            if best.is_finite() {
+                entry.0[step] += best;
+                entry.1[step] += 1;
             }
         }
     }
+    sums
+}
+
+/// Adds one scenario's sums to a total.
+pub fn add_step_sums(total: &mut StepSums, one: &StepSums) {
+    for (t, (sum, n)) in one {
+        let e = total.entry(t.clone()).or_insert_with(|| (vec![0.0; sum.len()], vec![0; n.len()]));
+        e.0.iter_mut().zip(sum).for_each(|(a, b)| *a += b);
+        e.1.iter_mut().zip(n).for_each(|(a, b)| *a += b);
+    }
+}
+
+/// The means of a total.
+pub fn step_errors_from(sums: StepSums, cfg: &MetricsConfig) -> Vec<StepErrors> {
+    let steps = cfg.prediction_steps();
     let dt = 1.0 / cfg.prediction_steps_per_second as f64;
     sums.into_iter()
         .map(|(object_type, (sum, n))| StepErrors {
@@ -193,18 +220,30 @@ pub fn scene_view(s: &Scenario, p: &ScenarioPredictions, cfg: &MetricsConfig, ra
     SceneView { scenario_id: s.id.clone(), map, others, agents }
 }
 
-/// Up to `n` example scenes, spread evenly over the scenarios (deterministic).
+/// Up to `n` example scenes: of the scenarios with agents to predict, those whose
+/// [`scene_rank`] is lowest, drawn in the input's order. A rank of the scenario alone (not
+/// its place in the input) picks the same scenes from a whole run and from merged shards.
 pub fn example_scenes(
     scenarios: &[Scenario],
     predictions: &[ScenarioPredictions],
     cfg: &MetricsConfig,
     n: usize,
 ) -> Vec<SceneView> {
-    let with_agents: Vec<usize> =
-        (0..scenarios.len()).filter(|&i| !scenarios[i].tracks_to_predict.is_empty()).collect();
-    let take = n.min(with_agents.len());
-    (0..take)
-        .map(|k| with_agents[k * with_agents.len() / take.max(1)])
-        .map(|i| scene_view(&scenarios[i], &predictions[i], cfg, 60.0))
-        .collect()
+    let mut ranked: Vec<(u64, usize)> = (0..scenarios.len())
+        .filter(|&i| !scenarios[i].tracks_to_predict.is_empty())
+        .map(|i| (scene_rank(&scenarios[i].id), i))
+        .collect();
+    ranked.sort();
+    let mut chosen: Vec<usize> = ranked.into_iter().take(n).map(|(_, i)| i).collect();
+    chosen.sort();
+    chosen.into_iter().map(|i| scene_view(&scenarios[i], &predictions[i], cfg, EXAMPLE_RADIUS_M)).collect()
+}
+
+/// How far from the predicted agents an example scene's map reaches.
+pub const EXAMPLE_RADIUS_M: f64 = 60.0;
+
+/// A scenario's rank for [`example_scenes`]: FNV-1a of its id, a spread-out order that does
+/// not depend on where the scenario sits in the input.
+pub fn scene_rank(scenario_id: &str) -> u64 {
+    scenario_id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }

@@ -153,7 +153,10 @@ impl Dataset {
         let mut batches = Vec::new();
         for group in f.row_groups(&wanted) {
             let (_, batch) = group?;
-            batches.push(rows_of_segment(&batch, segment, None).map_err(|e| Error::Arrow { at: Location::file(f.path()), cause: e })?);
+            batches.push(
+                rows_of_segment(&batch, segment, None)
+                    .map_err(|e| Error::Arrow { at: Location::file(f.path()), cause: e })?,
+            );
         }
         let schema = match batches.first() {
             Some(b) => b.schema(),

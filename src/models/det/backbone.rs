@@ -96,10 +96,9 @@ impl Backbone {
     pub fn load(path: &Path, dev: &Device) -> Result<Backbone> {
         let mut p = Params::load(path)?;
         let at = || Location::file(path).detail("safetensors metadata `config`");
-        let text = p.metadata("config").ok_or_else(|| Error::MissingColumn {
-            at: at(),
-            expected: "the Swin config as JSON".into(),
-        })?;
+        let text = p
+            .metadata("config")
+            .ok_or_else(|| Error::MissingColumn { at: at(), expected: "the Swin config as JSON".into() })?;
         let cfg: SwinConfig =
             serde_json::from_str(text).map_err(|e| Error::invalid(at(), "a Swin config (JSON)", e.to_string()))?;
         Self::build(cfg, &mut p, dev).map_err(|e| e.in_file(path))

@@ -56,12 +56,16 @@ impl SwinConfig {
 
     /// Every width divides into its heads, and the stages are consistent.
     pub fn validate(&self) -> Result<()> {
-        let bad = |what: String| Err(Error::invalid(Location::default().detail("Swin config"), "a consistent config", what));
+        let bad =
+            |what: String| Err(Error::invalid(Location::default().detail("Swin config"), "a consistent config", what));
         if self.depths.is_empty() || self.depths.len() != self.heads.len() {
             return bad(format!("{} stage depths and {} head counts", self.depths.len(), self.heads.len()));
         }
         if self.embed == 0 || self.window == 0 || self.patch == 0 || self.mlp_ratio == 0 {
-            return bad(format!("embed {}, window {}, patch {}, MLP ratio {}", self.embed, self.window, self.patch, self.mlp_ratio));
+            return bad(format!(
+                "embed {}, window {}, patch {}, MLP ratio {}",
+                self.embed, self.window, self.patch, self.mlp_ratio
+            ));
         }
         for (s, &h) in self.heads.iter().enumerate() {
             if h == 0 || !self.dim(s).is_multiple_of(h) {

@@ -96,13 +96,14 @@ impl Detector {
             v.parse().map_err(|_| Error::invalid(at(key), "a number", v))
         };
         let text = meta(&p, "config")?;
-        let cfg: SwinConfig =
-            serde_json::from_str(&text).map_err(|e| Error::invalid(at("config"), "a Swin config (JSON)", e.to_string()))?;
+        let cfg: SwinConfig = serde_json::from_str(&text)
+            .map_err(|e| Error::invalid(at("config"), "a Swin config (JSON)", e.to_string()))?;
         let classes = meta(&p, "classes")?;
         if classes != "vehicle,pedestrian,cyclist" {
             return Err(Error::invalid(at("classes"), "vehicle,pedestrian,cyclist", classes));
         }
-        let (dim, scale, stride) = (number(&p, "head_dim")? as usize, number(&p, "scale")?, number(&p, "stride")? as usize);
+        let (dim, scale, stride) =
+            (number(&p, "head_dim")? as usize, number(&p, "scale")?, number(&p, "stride")? as usize);
         if cfg.stages() < 2 || !(scale > 0.0 && scale <= 1.0) || stride != cfg.patch << 1 {
             return Err(Error::invalid(
                 Location::file(path),
@@ -155,7 +156,13 @@ impl Detector {
     }
 
     /// Boxes on one camera image.
-    pub fn detect(&self, dev: &Device, rgb: RgbView<'_>, ratios: &Ratios, opts: &DecodeOptions) -> Result<DetectorOutput> {
+    pub fn detect(
+        &self,
+        dev: &Device,
+        rgb: RgbView<'_>,
+        ratios: &Ratios,
+        opts: &DecodeOptions,
+    ) -> Result<DetectorOutput> {
         let t = Instant::now();
         let (values, w, h) = self.input(rgb);
         let preprocess = t.elapsed().as_secs_f64();
@@ -164,7 +171,8 @@ impl Detector {
         // Input pixels → camera pixels, per axis.
         let to_full = (rgb.width as f64 / w as f64, rgb.height as f64 / h as f64);
         let detections = decode(&map.values, map.grid, self.stride, to_full, (rgb.width, rgb.height), opts);
-        let times = DetTimes { preprocess, backbone: map.backbone_s, head: map.head_s, decode: t.elapsed().as_secs_f64() };
+        let times =
+            DetTimes { preprocess, backbone: map.backbone_s, head: map.head_s, decode: t.elapsed().as_secs_f64() };
         Ok(DetectorOutput { detections, windows: map.backbone.windows, input_size: (w, h), times })
     }
 }

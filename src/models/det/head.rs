@@ -37,7 +37,14 @@ impl Conv3x3 {
         Ok(Conv3x3 { w: be.upload(&wt, 9 * cin, cout)?, b: be.upload(&b, 1, cout)?, cin })
     }
 
-    fn forward(&self, dev: &Device, x: &Tensor, (h, w): (usize, usize), zero: &Tensor, act: Activation) -> Result<Tensor> {
+    fn forward(
+        &self,
+        dev: &Device,
+        x: &Tensor,
+        (h, w): (usize, usize),
+        zero: &Tensor,
+        act: Activation,
+    ) -> Result<Tensor> {
         let pad = (h * w) as u32;
         let mut rows = Vec::with_capacity(9 * h * w);
         for y in 0..h as isize {
@@ -98,8 +105,7 @@ impl Head {
         let mut p = self.lat[0].forward(dev, &feats[0].values, Activation::None)?;
         for (k, (f, lat)) in feats.iter().zip(&self.lat).enumerate().skip(1) {
             let q = lat.forward(dev, &f.values, Activation::None)?;
-            let index: Vec<u32> =
-                (0..h * w).map(|i| (((i / w) >> k) * f.width + ((i % w) >> k)) as u32).collect();
+            let index: Vec<u32> = (0..h * w).map(|i| (((i / w) >> k) * f.width + ((i % w) >> k)) as u32).collect();
             be.add_act(&mut p, &be.gather_rows(&[&q], &index)?, Activation::None)?;
         }
         let zero = be.upload(&vec![0.0; self.dim], 1, self.dim)?;

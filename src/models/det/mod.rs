@@ -5,9 +5,9 @@
 mod backbone;
 mod config;
 pub mod detector;
-pub mod search;
 mod head;
 mod ratios;
+pub mod search;
 mod windows;
 
 pub use backbone::{Backbone, BackboneOutput, BlockWindows, ChwImage, FeatureMap};

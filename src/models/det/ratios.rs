@@ -25,11 +25,7 @@ impl Ratios {
         }
         for (s, (stage, &depth)) in per_block.iter().zip(&cfg.depths).enumerate() {
             if stage.len() != depth {
-                return Err(Error::invalid(
-                    at(),
-                    format!("{depth} ratios in stage {s}"),
-                    format!("{}", stage.len()),
-                ));
+                return Err(Error::invalid(at(), format!("{depth} ratios in stage {s}"), format!("{}", stage.len())));
             }
             if let Some(r) = stage.iter().find(|r| !(0.0..1.0).contains(*r)) {
                 return Err(Error::invalid(at(), format!("ratios in [0, 1) in stage {s}"), format!("{r}")));
@@ -61,7 +57,9 @@ impl Ratios {
             let values = stage
                 .split(',')
                 .map(|v| {
-                    v.trim().parse::<f64>().map_err(|_| Error::invalid(at(), "numbers like 0.3", format!("`{v}` in `{text}`")))
+                    v.trim()
+                        .parse::<f64>()
+                        .map_err(|_| Error::invalid(at(), "numbers like 0.3", format!("`{v}` in `{text}`")))
                 })
                 .collect::<Result<Vec<f64>>>()?;
             let depth = cfg.depths.get(s).copied().unwrap_or(0);
@@ -119,7 +117,9 @@ mod tests {
         let r = Ratios::parse("0.6/0/0.2,0.2,0.4,0.4,0.5,0.5/0", &cfg).unwrap();
         assert_eq!(r, Ratios::from_pairs(&[vec![0.6], vec![0.0], vec![0.2, 0.4, 0.5], vec![0.0]], &cfg).unwrap());
         assert_eq!(Ratios::parse(&r.to_string(), &cfg).unwrap(), r);
-        assert!(Ratios::parse("0.6/0/0.5,0.5,0.4,0.4,0.5,0.5/0", &cfg).unwrap_err().to_string().contains("non-decreasing"));
+        assert!(
+            Ratios::parse("0.6/0/0.5,0.5,0.4,0.4,0.5,0.5/0", &cfg).unwrap_err().to_string().contains("non-decreasing")
+        );
         assert!(Ratios::parse("1.0/0/0/0", &cfg).unwrap_err().to_string().contains("[0, 1)"));
         assert!(Ratios::parse("0.1/0/0", &cfg).is_err());
         assert!(Ratios::parse("0.1/0/x/0", &cfg).is_err());

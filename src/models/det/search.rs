@@ -60,7 +60,8 @@ impl Genome {
             a.0.iter()
                 .zip(&b.0)
                 .map(|(x, y)| {
-                    let mut v: Vec<u8> = x.iter().zip(y).map(|(&p, &q)| if rng.random_bool(0.5) { p } else { q }).collect();
+                    let mut v: Vec<u8> =
+                        x.iter().zip(y).map(|(&p, &q)| if rng.random_bool(0.5) { p } else { q }).collect();
                     v.sort_unstable();
                     v
                 })
@@ -210,7 +211,9 @@ pub fn model_id(weights: &Path) -> Result<String> {
 impl SearchRecord {
     /// The record's file under `dir`.
     pub fn path(dir: &Path, model: &str, device: &str) -> PathBuf {
-        let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect::<String>();
+        let clean = |s: &str| {
+            s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect::<String>()
+        };
         dir.join(format!("sparsevit__{}__{}.json", clean(model), clean(device)))
     }
 
@@ -224,8 +227,8 @@ impl SearchRecord {
     /// Reads a record and checks it was searched for `model` on `device`.
     pub fn load_for(path: &Path, model: &str, device: &str) -> Result<SearchRecord> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(Location::file(path), e))?;
-        let r: SearchRecord =
-            serde_json::from_str(&text).map_err(|e| Error::decode(Location::file(path), "SparseViT search record", e))?;
+        let r: SearchRecord = serde_json::from_str(&text)
+            .map_err(|e| Error::decode(Location::file(path), "SparseViT search record", e))?;
         if r.model != model || r.device != device {
             return Err(Error::invalid(
                 Location::file(path),
@@ -258,7 +261,8 @@ mod tests {
         };
         let acc = |r: &Ratios| {
             let weights = [0.2, 1.0, 1.0, 1.0];
-            1.0 - r.stages().iter().zip(weights).map(|(s, w)| w * s.iter().sum::<f64>() / s.len() as f64).sum::<f64>() / 4.0
+            1.0 - r.stages().iter().zip(weights).map(|(s, w)| w * s.iter().sum::<f64>() / s.len() as f64).sum::<f64>()
+                / 4.0
         };
         let (best, all) = evolve(&cfg, &o, |r| Ok(cost(r)), |r| Ok(acc(r))).unwrap();
         let best = best.expect("a configuration within the budget");
@@ -282,7 +286,14 @@ mod tests {
             dense_ms: 100.0,
             dense_ap: 0.3,
             validation: "val".into(),
-            options: SearchOptions { population: 1, parents: 1, generations: 1, mutation: 0.1, seed: 0, budget_ms: 1.0 },
+            options: SearchOptions {
+                population: 1,
+                parents: 1,
+                generations: 1,
+                mutation: 0.1,
+                seed: 0,
+                budget_ms: 1.0,
+            },
             results: vec![],
         };
         let path = r.save(dir.path()).unwrap();

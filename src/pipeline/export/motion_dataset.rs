@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Location, Result};
+use crate::io::shard::Shard;
 use crate::models::motion::dataset::{
     Footprint, Sample, obstacle_distances, scenario_samples, shard_rows, write_shard,
 };
@@ -134,6 +135,29 @@ pub fn build(
     tokens: Option<&mut Pipeline>,
     progress: impl Fn(usize) + Sync,
 ) -> Result<DatasetManifest> {
+    build_part(out, plan, Shard::ALL, tokens, progress)
+}
+
+/// Where a build of `part` writes its manifest: [`MANIFEST`] for the whole plan,
+/// `dataset_manifest.I-of-N.json` for part I of N.
+pub fn manifest_path(out: &Path, part: Shard) -> PathBuf {
+    match part.is_all() {
+        true => out.join(MANIFEST),
+        false => out.join(format!("dataset_manifest.{}-of-{}.json", part.index(), part.count())),
+    }
+}
+
+/// [`build`] of one part of the work: of the plan's jobs (the worlds of each split in split
+/// order, then the inputs), job `k` is part `k mod N`'s. N processes build disjoint files;
+/// each writes `dataset_manifest.I-of-N.json`, and a last run of the whole plan (which finds
+/// every file built) writes the dataset's [`MANIFEST`].
+pub fn build_part(
+    out: &Path,
+    plan: &DatasetPlan,
+    part: Shard,
+    tokens: Option<&mut Pipeline>,
+    progress: impl Fn(usize) + Sync,
+) -> Result<DatasetManifest> {
     plan.world.validate()?;
     if plan.tokens.is_some() != tokens.is_some() {
         return Err(Error::invalid(
@@ -161,6 +185,7 @@ pub fn build(
         path: path.clone(),
         split: *split,
     }));
+    let jobs: Vec<Job> = jobs.into_iter().enumerate().filter(|(k, _)| part.keeps(*k)).map(|(_, j)| j).collect();
     for split in Split::ALL {
         let mut dirs = vec![out.join(split.name())];
         if plan.tokens.is_some() {
@@ -204,7 +229,7 @@ pub fn build(
         shards_built: built.iter().filter(|b| b.2).count(),
         shards_skipped: built.iter().filter(|b| !b.2).count(),
     };
-    let path = out.join(MANIFEST);
+    let path = manifest_path(out, part);
     let json = serde_json::to_string_pretty(&manifest)
         .map_err(|e| Error::invalid(Location::file(&path), "a serialisable manifest", e.to_string()))?;
     crate::io::output::write_file(&path, json.as_bytes())?;

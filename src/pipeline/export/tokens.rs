@@ -35,8 +35,8 @@ pub struct TokenExport {
     /// The image model (the feature of each point's pixel is pooled), if any.
     pub image: Option<ImageStage>,
     pub config: TokenConfig,
-    /// Only this segment (default: all).
-    pub segment: Option<String>,
+    /// The segments: all, one by name, or one shard's.
+    pub segments: Segments,
     /// At most this many frames per segment.
     pub max_frames: Option<usize>,
 }
@@ -92,10 +92,8 @@ pub fn token_pipeline(
 pub fn export_tokens(job: TokenExport, source: &Source, out: &Path) -> Result<TokenSummary> {
     check_token_outputs(out, source)?;
     let (mut pipeline, layout) = token_pipeline(job.lidar, job.image, job.config)?;
-    let selection = FrameSelection::all()
-        .segments(Segments::named_or(job.segment.clone(), Segments::All))
-        .first(job.max_frames)
-        .request(pipeline.request());
+    let selection =
+        FrameSelection::all().segments(job.segments.clone()).first(job.max_frames).request(pipeline.request());
     let meta = serde_json::json!({
         "image_channels": layout.image_channels,
         "lidar_channels": layout.lidar_channels,

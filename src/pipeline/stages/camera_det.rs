@@ -2,13 +2,13 @@
 //! ratios (a `Heads` stage, after the encoders). It reuses the image stage's decoded images
 //! when that stage ran, else decodes them.
 
+use crate::backend::Device;
 use crate::error::Result;
 use crate::io::v2::{Component, FrameRequest};
 use crate::models::det::{DecodeOptions, Detector, Ratios};
 use crate::models::image_encoder::RgbView;
 use crate::pipeline::context::{CameraDetOutput, FrameContext};
 use crate::pipeline::stage::{Stage, StageKind};
-use crate::backend::Device;
 
 /// Cameras → 2-D boxes per camera.
 pub struct CameraDetStage {

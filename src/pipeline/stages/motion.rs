@@ -83,7 +83,8 @@ impl Stage for MotionStage {
         }
         steps.push_back(Step { timestamp: ctx.frame.timestamp_micros, pose, boxes: ctx.frame.lidar_boxes.clone() });
         let map = self.maps.lock().unwrap_or_else(|p| p.into_inner()).get(&ctx.segment).cloned();
-        let scenario = scenario_of(&ctx.segment, steps, map.as_deref().map_or(&[][..], |m| m.as_slice()), self.min_history);
+        let scenario =
+            scenario_of(&ctx.segment, steps, map.as_deref().map_or(&[][..], |m| m.as_slice()), self.min_history);
         let mut out = MotionOutput { agents: Vec::new(), history_frames: steps.len() };
         if !scenario.tracks_to_predict.is_empty() {
             let predictions = self.predictor.predict(&scenario, &PredictionHorizon::WOMD)?;
@@ -97,7 +98,11 @@ impl Stage for MotionStage {
                         Some((j.confidence as f32, t.x.iter().zip(&t.y).map(|(x, y)| [*x as f32, *y as f32]).collect()))
                     })
                     .collect();
-                out.agents.push(AgentForecast { object_id: track.source_id.clone(), agent_type: track.agent_type, modes });
+                out.agents.push(AgentForecast {
+                    object_id: track.source_id.clone(),
+                    agent_type: track.agent_type,
+                    modes,
+                });
             }
         }
         ctx.motion = Some(out);

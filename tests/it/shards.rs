@@ -1,0 +1,255 @@
+//! Sharded evaluation: `eval --shard I/N --partial` on every shard, then `merge`, gives the run
+//! one process writes, in any order of the partials; bad sets of partials are refused.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::common;
+
+fn scenetok(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scenetok")).args(args).output().expect("scenetok runs")
+}
+
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `metrics.json` without its wall times (the only part that depends on where it ran).
+fn metrics_without_times(run: &Path) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("metrics.json")).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("latency");
+    v
+}
+
+fn scenes(run: &Path) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("report_data.json")).unwrap()).unwrap();
+    v["scenes"].clone()
+}
+
+/// Evaluates `data` whole into `dir/single` and in `n` shards merged in two orders into
+/// `dir/merged_a` and `dir/merged_b`; returns the partials' paths.
+fn single_and_merged(dir: &Path, data: &Path, n: usize) -> Vec<String> {
+    ok(scenetok(&["eval", "--data", s(data), "--model", "ctra", "--out", s(&dir.join("single"))]));
+    let partials: Vec<String> = (0..n).map(|i| s(&dir.join(format!("part{i}.json"))).to_string()).collect();
+    for (i, p) in partials.iter().enumerate() {
+        let shard = format!("{i}/{n}");
+        let out = ok(scenetok(&["eval", "--data", s(data), "--model", "ctra", "--shard", &shard, "--partial", p]));
+        assert!(out.contains(&format!("shard {shard}")), "{out}");
+    }
+    let mut args = vec!["merge"];
+    args.extend(partials.iter().map(String::as_str));
+    let a = dir.join("merged_a");
+    args.extend(["--out", s(&a)]);
+    ok(scenetok(&args));
+    let mut reversed = vec!["merge"];
+    reversed.extend(partials.iter().rev().map(String::as_str));
+    let b = dir.join("merged_b");
+    reversed.extend(["--out", s(&b)]);
+    ok(scenetok(&reversed));
+    partials
+}
+
+fn assert_same_run(dir: &Path) {
+    let (single, a, b) = (dir.join("single"), dir.join("merged_a"), dir.join("merged_b"));
+    // Any order of the partials: the same bytes (wall times included, they come from the partials).
+    for f in ["metrics.json", "report_data.json", "predictions.parquet", "submission.binproto"] {
+        assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f}");
+    }
+    // And the single process's run, but for wall times.
+    assert_eq!(metrics_without_times(&single), metrics_without_times(&a));
+    assert_eq!(scenes(&single), scenes(&a));
+    for f in ["predictions.parquet", "submission.binproto"] {
+        assert_eq!(std::fs::read(single.join(f)).unwrap(), std::fs::read(a.join(f)).unwrap(), "{f}");
+    }
+}
+
+#[test]
+fn four_shards_of_a_generated_world_merge_into_the_single_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = dir.path().join("world");
+    ok(scenetok(&[
+        "generate",
+        "--preset",
+        "tiny",
+        "--segments",
+        "5",
+        "--frames",
+        "120",
+        "--seed",
+        "7",
+        "--out",
+        s(&world),
+    ]));
+    single_and_merged(dir.path(), &world, 4);
+    assert_same_run(dir.path());
+    let m = metrics_without_times(&dir.path().join("single"));
+    assert!(m["scenarios"].as_u64().unwrap() >= 8, "{m}");
+    // More shards than segments: the empty ones are results too.
+    let seven = dir.path().join("seven");
+    std::fs::create_dir(&seven).unwrap();
+    single_and_merged(&seven, &world, 7);
+    assert_same_run(&seven);
+}
+
+#[test]
+fn shards_of_a_womd_tfrecord_merge_into_the_single_run() {
+    use prost::Message;
+    let Some(samples) = common::samples() else { return };
+    let bytes =
+        scenetok::io::tfrecord::read_records(samples.join("womd/motion_data_one_scenario.tfrecord")).unwrap().remove(0);
+    let scenario = scenetok::io::proto::Scenario::decode(&bytes[..]).unwrap();
+    // Five records, five ids: the shards split by record.
+    let records: Vec<Vec<u8>> = (0..5)
+        .map(|i| {
+            let mut s = scenario.clone();
+            s.scenario_id = Some(format!("{}-{i}", s.scenario_id.clone().unwrap_or_default()));
+            s.encode_to_vec()
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("five.tfrecord");
+    scenetok::io::tfrecord::write_records(&file, &records).unwrap();
+    single_and_merged(dir.path(), &file, 3);
+    assert_same_run(dir.path());
+    assert_eq!(metrics_without_times(&dir.path().join("single"))["scenarios"], 5);
+}
+
+#[test]
+fn a_bad_set_of_partials_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = dir.path().join("world");
+    ok(scenetok(&[
+        "generate",
+        "--preset",
+        "tiny",
+        "--segments",
+        "2",
+        "--frames",
+        "100",
+        "--seed",
+        "3",
+        "--out",
+        s(&world),
+    ]));
+    let part = |name: &str, shard: &str, model: &str| {
+        let p = dir.path().join(name);
+        ok(scenetok(&["eval", "--data", s(&world), "--model", model, "--shard", shard, "--partial", s(&p)]));
+        s(&p).to_string()
+    };
+    let (p0, p1) = (part("p0.json", "0/2", "ctra"), part("p1.json", "1/2", "ctra"));
+    let cv1 = part("cv1.json", "1/2", "constant-velocity");
+    let merge = |parts: &[&str]| {
+        let out_dir = dir.path().join("out");
+        let mut args = vec!["merge"];
+        args.extend(parts);
+        args.extend(["--out", s(&out_dir)]);
+        let out = scenetok(&args);
+        assert!(!out.status.success(), "merge of {parts:?} should fail");
+        assert!(!out_dir.join("metrics.json").exists(), "nothing written on failure");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = merge(&[&p0]);
+    assert!(e.contains("shard 1/2 is missing"), "{e}");
+    let e = merge(&[&p0, &p1, &p1]);
+    assert!(e.contains("is also"), "{e}");
+    let e = merge(&[&p0, &cv1]);
+    assert!(e.contains("cv1.json") && e.contains("model"), "{e}");
+    // A truncated partial: its file and what was expected.
+    let bytes = std::fs::read(&p1).unwrap();
+    let cut = dir.path().join("cut.json");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let e = merge(&[&p0, s(&cut)]);
+    assert!(e.contains("cut.json") && e.contains("partial result"), "{e}");
+    // A shard that is not one.
+    let out = scenetok(&["eval", "--data", s(&world), "--shard", "2/2", "--partial", s(&dir.path().join("x.json"))]);
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("I/N") && e.contains("2/2"), "{e}");
+}
+
+/// Every file under `dir` (relative path → bytes), but for the manifests.
+fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !p.file_name().unwrap().to_string_lossy().contains("manifest") {
+                out.insert(p.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn generate_and_dataset_shards_write_the_files_of_the_whole_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let generate = |out: &Path, shard: &str| {
+        ok(scenetok(&[
+            "generate",
+            "--preset",
+            "tiny",
+            "--segments",
+            "3",
+            "--frames",
+            "12",
+            "--seed",
+            "5",
+            "--shard",
+            shard,
+            "--out",
+            s(out),
+        ]))
+    };
+    let (whole, parts) = (dir.path().join("whole"), dir.path().join("parts"));
+    generate(&whole, "0/1");
+    assert!(generate(&parts, "1/2").contains("wrote 1 segment(s)"));
+    assert!(generate(&parts, "0/2").contains("wrote 2 segment(s)"));
+    assert!(
+        parts.join("scenetok_manifest.0-of-2.json").exists() && parts.join("scenetok_manifest.1-of-2.json").exists()
+    );
+    let (a, b) = (files(&whole), files(&parts));
+    assert!(a.len() > 20);
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    assert!(a == b, "a shard's files differ from the whole run's");
+
+    let build = |out: &Path, shard: &str| {
+        ok(scenetok(&[
+            "dataset",
+            "motion",
+            "--preset",
+            "tiny",
+            "--frames",
+            "100",
+            "--train-worlds",
+            "3",
+            "--validation-worlds",
+            "1",
+            "--test-worlds",
+            "1",
+            "--shard",
+            shard,
+            "--out",
+            s(out),
+        ]))
+    };
+    let (whole, parts) = (dir.path().join("ds_whole"), dir.path().join("ds_parts"));
+    build(&whole, "0/1");
+    for i in 0..3 {
+        let shard = format!("{i}/3");
+        let out = build(&parts, &shard);
+        assert!(out.contains(&format!("dataset_manifest.{i}-of-3.json")), "{out}");
+    }
+    assert!(files(&whole) == files(&parts), "the parts' shards differ from the whole build's");
+    // The last, whole run finds everything built and writes the dataset's manifest.
+    let out = build(&parts, "0/1");
+    assert!(out.contains("0 shards built, 5 already there"), "{out}");
+}

@@ -255,12 +255,15 @@ impl MotionPartial {
         struct Head {
             format: String,
         }
-        let head: Head = serde_json::from_slice(&bytes)
-            .map_err(|e| crate::Error::invalid(at(), format!("a partial result ({FORMAT}) as JSON"), e.to_string()))?;
-        if head.format != FORMAT {
-            return Err(crate::Error::invalid(at(), format!("format {FORMAT}"), head.format).into());
-        }
-        Ok(serde_json::from_slice(&bytes)
-            .map_err(|e| crate::Error::invalid(at(), format!("a partial result ({FORMAT})"), e.to_string()))?)
+        let found = match serde_json::from_slice::<MotionPartial>(&bytes) {
+            Ok(p) if p.format == FORMAT => return Ok(p),
+            Ok(p) => format!("format {}", p.format),
+            // Another format's file says which it is; otherwise the parser's own error.
+            Err(e) => match serde_json::from_slice::<Head>(&bytes) {
+                Ok(head) if head.format != FORMAT => format!("format {}", head.format),
+                _ => e.to_string(),
+            },
+        };
+        Err(crate::Error::invalid(at(), format!("a partial result ({FORMAT}) as JSON"), found).into())
     }
 }

@@ -1,7 +1,7 @@
 //! What a path holds, found by looking at it: every command that takes "a dataset folder or
 //! a file" asks here, so they all accept the same inputs and name them the same way.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Location, Result};
 
@@ -31,9 +31,11 @@ impl InputKind {
 }
 
 /// What the commands accept, for errors.
-pub const EXPECTED: &str = "a v2 dataset folder, a .parquet component file or a TFRecord (v1 Frames or WOMD Scenarios)";
+pub const EXPECTED: &str =
+    "a v2 dataset folder, a .parquet component file, a TFRecord (v1 Frames or WOMD Scenarios) or a folder of TFRecords";
 
-/// Looks at `path`: a folder is a v2 dataset; a file starting with parquet's magic (`PAR1`)
+/// Looks at `path`: a folder of TFRecord files (see [`tfrecord_files`]) is of its first file's
+/// kind, any other folder is a v2 dataset; a file starting with parquet's magic (`PAR1`)
 /// or named `.parquet` is a v2 component; any other file is read as a TFRecord, and its first
 /// record decides the kind by which message it decodes as: a WOMD `Scenario` with tracks, or a
 /// v1 `Frame` with a context. Only the message's structure is looked at here, so a record of
@@ -42,7 +44,10 @@ pub const EXPECTED: &str = "a v2 dataset folder, a .parquet component file or a 
 /// error saying what was expected.
 pub fn detect(path: &Path) -> Result<InputKind> {
     if path.is_dir() {
-        return Ok(InputKind::V2Dataset);
+        return match tfrecord_files(path)?.first() {
+            Some(first) => detect(first),
+            None => Ok(InputKind::V2Dataset),
+        };
     }
     if !path.exists() {
         return Err(Error::invalid(Location::file(path), EXPECTED, "nothing at this path"));
@@ -64,6 +69,25 @@ pub fn detect(path: &Path) -> Result<InputKind> {
             format!("{} bytes that decode as neither", first.len()),
         )
     })
+}
+
+/// The TFRecord files of a folder that holds such files and no sub-folders (a sharded
+/// release such as WOMD's `validation.tfrecord-00000-of-00150` …), in name order; none for
+/// any other folder (a v2 dataset has a folder per component).
+pub fn tfrecord_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let at = || Location::file(dir);
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| Error::io(at(), e))? {
+        let p = e.map_err(|e| Error::io(at(), e))?.path();
+        if p.is_dir() {
+            return Ok(Vec::new());
+        }
+        if p.file_name().is_some_and(|n| n.to_string_lossy().to_ascii_lowercase().contains(".tfrecord")) {
+            files.push(p);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Which message a TFRecord record holds, by its structure alone.

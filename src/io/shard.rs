@@ -4,7 +4,9 @@
 //! The rule is stable and needs no coordination: the input's units are numbered in the
 //! input's own order, and unit `k` belongs to shard `k mod N`. The units are the segments of
 //! a v2 dataset (in name order), the records of a WOMD `Scenario` TFRecord (in file order),
-//! and the segments `generate` writes (by index). Round-robin over the order rather than a
+//! the files of a folder of TFRecords (in name order: a shard reads only its files), the
+//! segments of a v1 file (in order of first frame), the segments `generate` writes (by
+//! index) and the jobs of `dataset motion` (its worlds, then its inputs). Round-robin over the order rather than a
 //! hash of names: N shards of any input differ in size by at most one unit.
 
 use std::fmt;

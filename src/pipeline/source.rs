@@ -7,7 +7,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Location, Result};
-use crate::io::detect::{InputKind, detect};
+use crate::io::detect::{InputKind, detect, tfrecord_files};
 use crate::io::v2::motion::{MissingPose, segment_scenarios};
 use crate::io::v2::{Dataset, FrameReader, FrameRequest};
 use crate::scene::{Frame, MapFeature, Scenario};
@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 pub struct Source {
     path: PathBuf,
     kind: InputKind,
+    /// A folder of TFRecords: its files in name order (see [`tfrecord_files`]).
+    files: Vec<PathBuf>,
     /// The index of a v2 dataset (segments, components, row groups).
     dataset: Option<Dataset>,
     /// What v2 frames without a vehicle pose become in motion scenarios.
@@ -110,7 +112,8 @@ impl Source {
             }
             InputKind::V1Frames | InputKind::WomdScenarios => None,
         };
-        Ok(Source { path: path.to_path_buf(), kind, dataset, missing_pose: MissingPose::Error })
+        let files = if path.is_dir() { tfrecord_files(path)? } else { Vec::new() };
+        Ok(Source { path: path.to_path_buf(), kind, files, dataset, missing_pose: MissingPose::Error })
     }
 
     /// Lets motion scenarios of a v2 dataset use the identity pose (with a warning) where a
@@ -135,6 +138,13 @@ impl Source {
     /// carry LiDAR (v1.2+; segment = scenario id, index = step), with their agents as boxes; a
     /// file with no LiDAR at all is an error that says so.
     pub fn frames(&self, selection: &FrameSelection) -> Result<Frames<'_>> {
+        if !self.files.is_empty() {
+            return Err(Error::invalid(
+                Location::file(&self.path),
+                "sensor frames from one TFRecord file (a folder of TFRecords is read for motion scenarios only)",
+                format!("a folder of {} TFRecord files", self.files.len()),
+            ));
+        }
         let inner = match (&self.dataset, self.kind) {
             (Some(ds), _) => {
                 let segments: VecDeque<String> = match &selection.segments {
@@ -221,12 +231,23 @@ impl Source {
                 Ok(per_segment.into_iter().flatten().collect())
             }
             (None, InputKind::WomdScenarios) => {
+                // A folder's shards are its files (each read by one shard only); a single
+                // file's are its records.
+                let (files, by_file) = match self.files.is_empty() {
+                    true => (vec![self.path.clone()], false),
+                    false => (self.files.clone(), true),
+                };
                 let mut out = Vec::new();
-                for (r, record) in crate::io::tfrecord::open(&self.path)?.enumerate() {
-                    let bytes = record?;
-                    if shard.keeps(r) {
-                        let at = Location::file(&self.path).record(r);
-                        out.push((ScenarioKey::new(0, r), crate::io::womd::decode_scenario(&bytes, &at)?));
+                for (f, file) in files.iter().enumerate() {
+                    if by_file && !shard.keeps(f) {
+                        continue;
+                    }
+                    for (r, record) in crate::io::tfrecord::open(file)?.enumerate() {
+                        let bytes = record?;
+                        if by_file || shard.keeps(r) {
+                            let at = Location::file(file).record(r);
+                            out.push((ScenarioKey::new(f, r), crate::io::womd::decode_scenario(&bytes, &at)?));
+                        }
                     }
                 }
                 Ok(out)
@@ -241,7 +262,8 @@ impl Source {
 }
 
 /// A scenario's place in its input's order: (segment number in a v2 dataset's name order,
-/// window within the segment), or (0, record) in a TFRecord. Shards' results merge in this
+/// window within the segment), (0, record) in a TFRecord, (file number in name order,
+/// record) in a folder of TFRecords. Shards' results merge in this
 /// order, the order one process reads them in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ScenarioKey {

@@ -117,6 +117,25 @@ fn shards_of_a_womd_tfrecord_merge_into_the_single_run() {
     single_and_merged(dir.path(), &file, 3);
     assert_same_run(dir.path());
     assert_eq!(metrics_without_times(&dir.path().join("single"))["scenarios"], 5);
+
+    // The same five as a folder of three files (a sharded release): a shard reads its files.
+    let folder = dir.path().join("release");
+    std::fs::create_dir(&folder).unwrap();
+    for (k, chunk) in records.chunks(2).enumerate() {
+        scenetok::io::tfrecord::write_records(folder.join(format!("validation.tfrecord-{k:05}-of-00003")), chunk)
+            .unwrap();
+    }
+    let runs = dir.path().join("from_folder");
+    std::fs::create_dir(&runs).unwrap();
+    single_and_merged(&runs, &folder, 2);
+    assert_same_run(&runs);
+    // The folder's metrics are the file's (the data path aside).
+    let without_data = |run: &Path| {
+        let mut m = metrics_without_times(run);
+        m.as_object_mut().unwrap().remove("data");
+        m
+    };
+    assert_eq!(without_data(&runs.join("single")), without_data(&dir.path().join("single")));
 }
 
 #[test]

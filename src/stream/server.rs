@@ -37,7 +37,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     pub spec: PresetSpec,
     pub assembly: AssemblyConfig,
-    /// Complete frames waiting for the pipeline; beyond, the oldest is dropped.
+    /// Complete frames waiting for the pipeline, the one decoded ahead included (so at least
+    /// 2); beyond, the oldest still queued is dropped.
     pub queue_capacity: usize,
     /// A result later than this after its frame's first part arrived is marked late.
     pub deadline: Duration,
@@ -102,7 +103,8 @@ impl Server {
         let (stop, shutdown) = watch::channel(false);
         let shared = Arc::new(Shared {
             assembler: Mutex::new(Assembler::new(opts.assembly.clone(), maps)),
-            queue: FrameQueue::new(opts.queue_capacity),
+            // The preparing thread holds one more (decoded ahead).
+            queue: FrameQueue::new(opts.queue_capacity.saturating_sub(1).max(1)),
             hub: ResultsHub::new(stats.clone()),
             stats,
             running: AtomicU64::new(0),

@@ -145,7 +145,7 @@ def main() -> int:
         except Exception as e:  # the last retry failed too
             say(f"shard {shard} failed after {args.retries} retries: {e}")
             return 1
-        r["driver_seconds"] = time.monotonic() - submitted[shard]
+        r["submitted_to_done_seconds"] = time.monotonic() - submitted[shard]
         results.append(r)
         say(f"shard {shard} done on {r['node']} in {r['seconds']:.2f} s ({len(results)}/{len(commands)})")
     shards_s = time.monotonic() - started
@@ -161,7 +161,7 @@ def main() -> int:
         "join_seconds": join_s,
         "killed_and_retried": retried,
         "per_shard": sorted(
-            ({k: r[k] for k in ("shard", "seconds", "driver_seconds", "node")} for r in results),
+            ({k: r[k] for k in ("shard", "seconds", "submitted_to_done_seconds", "node")} for r in results),
             key=lambda r: int(r["shard"].split("/")[0]),
         ),
     }

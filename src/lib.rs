@@ -19,10 +19,13 @@
 //!   what the pipeline exports.
 //! * [`sim`]: the synthetic world written as a v2 dataset.
 //! * [`eval`]: metrics (motion, segmentation, detection), the evaluation runner, reports.
-//! * [`viz`]: rerun recordings of inputs and outputs.
+//! * [`viz`]: rerun recordings of inputs and outputs (cargo feature `viz`).
+//! * `stream`: the streaming server over Arrow Flight (cargo feature `serve`).
 //! * [`bench`]: benchmarks against baselines run in the same invocation.
 //!
-//! The `scenetok` command (`src/cli/`) sits on top and is not part of the library.
+//! The `scenetok` command (`src/cli/`) sits on top and is not part of the library. Both
+//! features are on by default; `--no-default-features` builds the library without rerun and
+//! the gRPC stack (what a package that only reads, evaluates and runs models needs).
 
 // Errors carry their full location (file, column, row, frame); they are the cold path.
 #![allow(clippy::result_large_err)]
@@ -41,7 +44,9 @@ pub mod pipeline;
 pub mod scene;
 pub mod sim;
 pub mod sparse;
+#[cfg(feature = "serve")]
 pub mod stream;
+#[cfg(feature = "viz")]
 pub mod viz;
 
 pub use error::{Error, Location, Result};

@@ -10,6 +10,7 @@ pub mod refine;
 pub mod sparse_cases;
 pub mod sparsevit;
 pub mod tokens;
+#[cfg(feature = "viz")]
 pub mod viz;
 
 /// Runs a Python baseline script (`command` already holds the interpreter, the script and its

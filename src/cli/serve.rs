@@ -45,8 +45,8 @@ pub struct Args {
     /// Results later than this after their frame arrived (its last required part) are marked late.
     #[arg(long, default_value_t = 200)]
     deadline_ms: u64,
-    /// Complete frames waiting for the pipeline, the one whose JPEGs are decoded ahead
-    /// included (at least 2); beyond, the oldest still queued is dropped.
+    /// Complete frames waiting for the pipeline besides the one ready (JPEGs decoded ahead);
+    /// beyond, the oldest waiting (the ready one first) is dropped.
     #[arg(long, default_value_t = 2)]
     queue: usize,
     /// An incomplete frame is rejected this long after its first part arrived.

@@ -55,6 +55,11 @@ impl<T> FrameQueue<T> {
         }
     }
 
+    /// Whether it holds as many items as it may (the next push drops the oldest).
+    pub fn is_full(&self) -> bool {
+        self.lock().0.len() >= self.capacity
+    }
+
     /// Stops accepting; what is queued can still be taken.
     pub fn close(&self) {
         self.lock().1 = true;

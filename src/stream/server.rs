@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,8 +37,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     pub spec: PresetSpec,
     pub assembly: AssemblyConfig,
-    /// Complete frames waiting for the pipeline, the one decoded ahead included (so at least
-    /// 2); beyond, the oldest still queued is dropped.
+    /// Complete frames waiting for the pipeline besides the one ready (decoded ahead); beyond,
+    /// the oldest waiting is dropped.
     pub queue_capacity: usize,
     /// A result later than this after its frame's first part arrived is marked late.
     pub deadline: Duration,
@@ -103,8 +103,7 @@ impl Server {
         let (stop, shutdown) = watch::channel(false);
         let shared = Arc::new(Shared {
             assembler: Mutex::new(Assembler::new(opts.assembly.clone(), maps)),
-            // The preparing thread holds one more (decoded ahead).
-            queue: FrameQueue::new(opts.queue_capacity.saturating_sub(1).max(1)),
+            queue: FrameQueue::new(opts.queue_capacity),
             hub: ResultsHub::new(stats.clone()),
             stats,
             running: AtomicU64::new(0),
@@ -239,12 +238,15 @@ struct Prepared {
 /// The thread before the pipeline: takes complete frames until the queue is closed and empty,
 /// keeps the sensors the preset uses and decodes their camera images, so a frame's JPEG
 /// decode runs on the other core while the pipeline runs the frame before (a decode is about
-/// a sixth of a frame's work and single-threaded). It holds at most one frame ready, and
-/// hands it over when the pipeline is free; newer frames wait in the queue, where the oldest
-/// is dropped. A frame whose images do not decode goes on without them, and the pipeline
-/// reports the same error.
+/// a tenth of a streamed frame's work, and single-threaded). It holds one frame ready and
+/// hands it over when the pipeline is free. That frame is the oldest not yet started: when
+/// the queue fills behind it, it is the one dropped (`queue_full`), and the next ones are held
+/// undecoded (nothing decoded in vain) until one is handed over without a drop. A frame whose
+/// images do not decode goes on without them, and the pipeline reports the same error.
 fn run_prepare(shared: &Shared, to_pipeline: SyncSender<Prepared>, spent: Receiver<FrameImages>) {
     let spec = &shared.spec;
+    let mut spare: Option<FrameImages> = None;
+    let mut behind = false;
     loop {
         let Some(q) = shared.queue.pop(Duration::from_millis(100)) else {
             if shared.queue.is_closed() && shared.queue.is_empty() {
@@ -258,19 +260,38 @@ fn run_prepare(shared: &Shared, to_pipeline: SyncSender<Prepared>, spent: Receiv
         frame.frame.lasers.retain(|l| spec.lasers.contains(&l.laser));
         frame.frame.cameras.retain(|c| spec.cameras.contains(&c.camera));
         let t = Instant::now();
-        let images = spec.uses_cameras().then(|| {
-            let mut images = spent.try_recv().unwrap_or_default();
+        let images = (spec.uses_cameras() && !behind).then(|| {
+            let mut images = spare.take().or_else(|| spent.try_recv().ok()).unwrap_or_default();
             decode_frame_images_into(&frame.frame, &frame.at, &mut images).ok().map(|()| images)
         });
-        let p = Prepared {
-            frame,
-            arrival: q.arrived.arrival,
-            enqueued: q.enqueued,
-            images: images.flatten(),
-            decode: t.elapsed(),
-        };
-        if to_pipeline.send(p).is_err() {
-            break;
+        let decode = t.elapsed();
+        let mut p =
+            Prepared { frame, arrival: q.arrived.arrival, enqueued: q.enqueued, images: images.flatten(), decode };
+        loop {
+            match to_pipeline.try_send(p) {
+                Ok(()) => {
+                    behind = false;
+                    break;
+                }
+                Err(TrySendError::Disconnected(_)) => return,
+                Err(TrySendError::Full(back)) if shared.queue.is_full() && !shared.queue.is_closed() => {
+                    shared.stats.frame_dropped(DropReason::QueueFull);
+                    shared.running.fetch_sub(1, Ordering::SeqCst);
+                    tracing::warn!(
+                        "dropped frame {} of segment {} (QueueFull): the pipeline is behind",
+                        back.frame.frame.timestamp_micros,
+                        back.frame.segment
+                    );
+                    spare = back.images;
+                    behind = true;
+                    break;
+                }
+                Err(TrySendError::Full(back)) => {
+                    // The pipeline is busy: look again shortly (a hand-over waits ≤ 1 ms more).
+                    p = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod elements;
 pub mod frame;
 pub mod hooks;
 pub mod input;
+#[cfg(feature = "serve")]
 pub mod live;
 pub mod map;
 pub mod motion;

@@ -412,7 +412,8 @@ fn motion(args: Args, weights: &Path, stdout: &mut impl Write) -> Result<()> {
     );
     let bar = indicatif::ProgressBar::new(scenarios.len() as u64);
     let name = data.display().to_string();
-    let partial = MotionPartial::evaluate(&scenarios, predictor.as_ref(), &name, args.shard, || bar.inc(1))?;
+    let keyed = scenarios.iter().map(|(k, s)| (*k, s));
+    let partial = MotionPartial::evaluate(keyed, predictor.as_ref(), &name, args.shard, || bar.inc(1))?;
     bar.finish_and_clear();
     let times = (
         read_s,

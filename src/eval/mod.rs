@@ -15,6 +15,7 @@ pub mod motion;
 pub mod outputs;
 pub mod partial;
 pub mod report;
+pub mod run;
 pub mod runner;
 pub mod segmentation;
 pub mod subset;

@@ -20,7 +20,7 @@ use super::report::data::{
     EXAMPLE_RADIUS_M, SceneView, StepSums, add_step_sums, scenario_step_sums, scene_rank, scene_view, step_errors_from,
     trajectory_type_histogram,
 };
-use super::runner::{EvalError, EvalReport, StageLatency};
+use super::run::{EvalError, EvalReport, StageLatency};
 use crate::io::shard::Shard;
 use crate::models::motion::MotionPredictor;
 use crate::pipeline::StageTimes;
@@ -73,8 +73,8 @@ pub struct MotionPartial {
 impl MotionPartial {
     /// Runs `model` on a shard's scenarios and keeps what the run's outputs need; `tick` after
     /// every scenario.
-    pub fn evaluate(
-        scenarios: &[(ScenarioKey, Scenario)],
+    pub fn evaluate<'a>(
+        scenarios: impl IntoIterator<Item = (ScenarioKey, &'a Scenario)>,
         model: &dyn MotionPredictor,
         data: &str,
         shard: Shard,
@@ -83,7 +83,7 @@ impl MotionPartial {
         let cfg = MetricsConfig::challenge();
         let horizon = cfg.horizon();
         let metrics = MotionMetrics::new(cfg.clone())?;
-        let mut records = Vec::with_capacity(scenarios.len());
+        let mut records = Vec::new();
         let mut scenes = Vec::new();
         for (key, s) in scenarios {
             let t = std::time::Instant::now();
@@ -95,10 +95,10 @@ impl MotionPartial {
                 .map_err(|cause| EvalError::ScenarioMetrics { data: data.to_string(), cause })?;
             let metrics_s = t.elapsed().as_secs_f64();
             if !s.tracks_to_predict.is_empty() {
-                scenes.push((scene_rank(&s.id), *key, s, records.len()));
+                scenes.push((scene_rank(&s.id), key, s, records.len()));
             }
             records.push(ScenarioRecord {
-                key: *key,
+                key,
                 scenario_id: s.id.clone(),
                 object_types: s
                     .tracks_to_predict

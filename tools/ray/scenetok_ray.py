@@ -120,7 +120,8 @@ def main() -> int:
     if args.data:
         args.data = str(Path(args.data).resolve())
     args.work = str(Path(args.work or args.out + ".parts").resolve())
-    Path(args.work).mkdir(parents=True, exist_ok=True)
+    if args.command == "eval" or args.inject_kill:
+        Path(args.work).mkdir(parents=True, exist_ok=True)
 
     ray.init(address=args.address, log_to_driver=False, logging_level="WARNING")
     say(f"cluster: {ray.cluster_resources().get('CPU', 0):.0f} CPUs on {len(ray.nodes())} node(s)")

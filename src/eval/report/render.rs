@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::charts::{ChartError, bar_chart, bev_scene, histogram, line_chart};
 use super::data::ReportData;
 use crate::eval::motion::Breakdown;
-use crate::eval::runner::EvalReport;
+use crate::eval::run::EvalReport;
 
 const HTML_TEMPLATE: &str = include_str!("../../../viz/report.html.j2");
 const MD_TEMPLATE: &str = include_str!("../../../viz/report.md.j2");

@@ -74,6 +74,8 @@ def main():
     p.add_argument("--port", type=int, default=6392)
     p.add_argument("--json")
     args = p.parse_args()
+    # Loopback-only clusters: no token authentication (see tools/ray/test.sh).
+    os.environ.update(RAY_AUTH_MODE="disabled", RAY_DISABLE_USAGE_STATS="1")
     sample = Path(args.samples) / "womd/motion_data_one_scenario.tfrecord"
     if not sample.exists():
         sys.exit(f"{sample}: the real WOMD sample is needed (the project's machines have it)")

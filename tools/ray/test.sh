@@ -9,6 +9,10 @@ cd "$(dirname "$0")/../.."
 tools/ray/setup.sh
 cargo build --locked --quiet
 bin="$PWD/target/debug/scenetok"
+# A loopback-only cluster: no token authentication. (Ray 2.60 turns it on for `ray start`
+# when ~/.ray/auth_token exists, which a local `ray.init()` leaves behind, and the driver
+# would then be refused.)
+export RAY_AUTH_MODE=disabled RAY_DISABLE_USAGE_STATS=1
 py="$PWD/.venv-ray/bin/python"
 work=$(mktemp -d)
 port=${RAY_TEST_PORT:-6391}
@@ -18,7 +22,7 @@ trap stop EXIT
 "$bin" generate --preset tiny --segments 6 --frames 120 --seed 11 --out "$work/world" >/dev/null
 "$bin" eval --data "$work/world" --model ctra --out "$work/single" >/dev/null
 
-RAY_DISABLE_USAGE_STATS=1 "$PWD/.venv-ray/bin/ray" start --head --node-ip-address 127.0.0.1 --port "$port" \
+"$PWD/.venv-ray/bin/ray" start --head --node-ip-address 127.0.0.1 --port "$port" \
     --num-cpus 2 --include-dashboard false --disable-usage-stats >/dev/null
 "$py" tools/ray/scenetok_ray.py eval --address "127.0.0.1:$port" --scenetok "$bin" --data "$work/world" \
     --shards 4 --out "$work/merged" --inject-kill 2 --summary "$work/summary.json" -- --model ctra >/dev/null

@@ -387,13 +387,26 @@ fn write_metrics(out: &Path, value: &impl serde::Serialize, stdout: &mut impl Wr
     Ok(())
 }
 
+/// Where a motion evaluation writes.
+enum Target<'a> {
+    Run(&'a Path),
+    Partial(&'a Path),
+}
+
 fn motion(args: Args, weights: &Path, stdout: &mut impl Write) -> Result<()> {
     let data = &args.data;
-    match (&args.out, &args.partial) {
-        (Some(out), None) => check_run_folder(out, &[data])?,
-        (None, Some(partial)) => scenetok::io::output::refuse_input(partial, &[data])?,
+    // Where it goes: a run folder, or (one shard) a partial result; checked before any work.
+    let target = match (&args.out, &args.partial) {
+        (Some(out), None) => {
+            check_run_folder(out, &[data])?;
+            Target::Run(out.as_path())
+        }
+        (None, Some(partial)) => {
+            scenetok::io::output::refuse_input(partial, &[data])?;
+            Target::Partial(partial.as_path())
+        }
         _ => anyhow::bail!("eval --task motion needs --out DIR (or --partial FILE for one shard)"),
-    }
+    };
     // The baselines run on the CPU; the device is checked so `--device` means the same on
     // every command (the transformer runs there).
     let device = args.device.open()?;
@@ -420,22 +433,29 @@ fn motion(args: Args, weights: &Path, stdout: &mut impl Write) -> Result<()> {
         partial.records.iter().map(|r| r.model_s).sum::<f64>(),
         partial.records.iter().map(|r| r.metrics_s).sum::<f64>(),
     );
-    if let Some(path) = &args.partial {
-        partial.write(path)?;
-        writeln!(stdout, "shard {}: {} scenarios", args.shard, partial.records.len())?;
-        print_times(stdout, times, started)?;
-        writeln!(stdout, "wrote {} (merge the shards with `scenetok merge`)", path.display())?;
-        return Ok(());
-    }
-    let out = args.out.as_deref().unwrap_or(Path::new("."));
+    let out = match target {
+        Target::Run(out) => out,
+        Target::Partial(path) => {
+            partial.write(path)?;
+            writeln!(stdout, "shard {}: {} scenarios", args.shard, partial.records.len())?;
+            print_times(stdout, times, started)?;
+            writeln!(stdout, "wrote {} (merge the shards with `scenetok merge`)", path.display())?;
+            return Ok(());
+        }
+    };
     let report = partial.report()?;
     let path = write_run(out, &report)?;
     write!(stdout, "{}", report.table())?;
     print_times(stdout, times, started)?;
+    print_run_written(stdout, &path)
+}
+
+/// The line after a motion run folder is written (`eval`, `merge`).
+pub(super) fn print_run_written(stdout: &mut impl Write, metrics: &Path) -> Result<()> {
     writeln!(
         stdout,
         "wrote {} (metrics), report.html, report.md, predictions.parquet and submission.binproto beside it",
-        path.display()
+        metrics.display()
     )?;
     Ok(())
 }

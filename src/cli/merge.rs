@@ -39,10 +39,5 @@ pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
         "merged {shards} shard(s): reading {read_s:.3} s, merging and writing {:.3} s",
         started.elapsed().as_secs_f64() - read_s
     )?;
-    writeln!(
-        stdout,
-        "wrote {} (metrics), report.html, report.md, predictions.parquet and submission.binproto beside it",
-        path.display()
-    )?;
-    Ok(())
+    super::eval::print_run_written(stdout, &path)
 }

@@ -19,6 +19,16 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `scenetok generate --preset tiny` of `segments` × `frames` with `seed` into `out`
+/// (`extra`: e.g. a shard); its stdout.
+fn generate_tiny(out: &Path, segments: usize, frames: usize, seed: u64, extra: &[&str]) -> String {
+    let (segments, frames, seed) = (segments.to_string(), frames.to_string(), seed.to_string());
+    let mut args = vec!["generate", "--preset", "tiny", "--segments", &segments, "--frames", &frames, "--seed", &seed];
+    args.extend(extra);
+    args.extend(["--out", s(out)]);
+    ok(scenetok(&args))
+}
+
 /// `metrics.json` without its wall times (the only part that depends on where it ran).
 fn metrics_without_times(run: &Path) -> serde_json::Value {
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("metrics.json")).unwrap()).unwrap();
@@ -72,19 +82,7 @@ fn assert_same_run(dir: &Path) {
 fn four_shards_of_a_generated_world_merge_into_the_single_run() {
     let dir = tempfile::tempdir().unwrap();
     let world = dir.path().join("world");
-    ok(scenetok(&[
-        "generate",
-        "--preset",
-        "tiny",
-        "--segments",
-        "5",
-        "--frames",
-        "120",
-        "--seed",
-        "7",
-        "--out",
-        s(&world),
-    ]));
+    generate_tiny(&world, 5, 120, 7, &[]);
     single_and_merged(dir.path(), &world, 4);
     assert_same_run(dir.path());
     let m = metrics_without_times(&dir.path().join("single"));
@@ -142,19 +140,7 @@ fn shards_of_a_womd_tfrecord_merge_into_the_single_run() {
 fn a_bad_set_of_partials_is_refused_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let world = dir.path().join("world");
-    ok(scenetok(&[
-        "generate",
-        "--preset",
-        "tiny",
-        "--segments",
-        "2",
-        "--frames",
-        "100",
-        "--seed",
-        "3",
-        "--out",
-        s(&world),
-    ]));
+    generate_tiny(&world, 2, 100, 3, &[]);
     let part = |name: &str, shard: &str, model: &str| {
         let p = dir.path().join(name);
         ok(scenetok(&["eval", "--data", s(&world), "--model", model, "--shard", shard, "--partial", s(&p)]));
@@ -211,23 +197,7 @@ fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 #[test]
 fn generate_and_dataset_shards_write_the_files_of_the_whole_run() {
     let dir = tempfile::tempdir().unwrap();
-    let generate = |out: &Path, shard: &str| {
-        ok(scenetok(&[
-            "generate",
-            "--preset",
-            "tiny",
-            "--segments",
-            "3",
-            "--frames",
-            "12",
-            "--seed",
-            "5",
-            "--shard",
-            shard,
-            "--out",
-            s(out),
-        ]))
-    };
+    let generate = |out: &Path, shard: &str| generate_tiny(out, 3, 12, 5, &["--shard", shard]);
     let (whole, parts) = (dir.path().join("whole"), dir.path().join("parts"));
     generate(&whole, "0/1");
     assert!(generate(&parts, "1/2").contains("wrote 1 segment(s)"));

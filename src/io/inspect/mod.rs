@@ -13,7 +13,7 @@ pub use tfrecord::TfRecordReport;
 use super::detect::{InputKind, detect};
 use super::v2::normalize::type_name;
 use super::v2::{ComponentFile, Dataset, Deviation, schema::key};
-use crate::error::{Error, Result};
+use crate::error::{Error, Location, Result};
 
 #[derive(Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -66,6 +66,12 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
     match detect(path) {
         Ok(InputKind::V2Dataset) => inspect_dataset(path).map(Inspection::Dataset),
         Ok(InputKind::V2ComponentFile) => inspect_file(&ComponentFile::open_any(path)?).map(Inspection::Parquet),
+        // A folder of TFRecords is inspected file by file (`scenetok inspect DIR/*`).
+        Ok(InputKind::V1Frames | InputKind::WomdScenarios) if path.is_dir() => Err(Error::invalid(
+            Location::file(path),
+            "a TFRecord file (inspect a folder of TFRecords by its files: DIR/*)",
+            "a folder of TFRecord files",
+        )),
         Ok(InputKind::V1Frames | InputKind::WomdScenarios) => {
             tfrecord::inspect_tfrecord(path).map(Inspection::Tfrecord)
         }

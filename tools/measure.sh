@@ -181,6 +181,7 @@ step bench_stream "$bin" bench stream --data "$work/stream_full50" --duration 60
 step bench_stream_full "$bin" bench stream --data "$work/stream_full50" --duration 120 --work "$work/bench_stream_full" \
     -- --preset full
 step ray_scaleout tools/ray/bench.sh --json "$work/ray_scaleout.json"
+step python_wheel tools/python/bench.sh --reps 50
 step camera_det_scale035 "$bin" eval --task camera-det --data "$work/camseg_test" --det-scale 0.35 \
     --ratios "streaming=0.1/0.4/0.3,0.3,0.8,0.8/0.5" --out "$work/camera_det_scale035"
 if [ "$quick" -eq 0 ]; then

@@ -6,3 +6,5 @@ cd "$(dirname "$0")/.."
 tools/setup.sh
 export SCENETOK_REQUIRE_TOOLS=1
 cargo test --locked "$@"
+# The Python package: the wheel built and installed into .venv-py, pytest against the command.
+tools/python/test.sh

@@ -2,6 +2,9 @@
 //! (python/scenetok/): each submodule's classes and functions, re-exported there with their
 //! docs and types (python/scenetok/*.pyi).
 
+// Library errors carry their full location (see scenetok's src/lib.rs); they are the cold path.
+#![allow(clippy::result_large_err)]
+
 mod arrays;
 mod errors;
 mod metrics;

@@ -13,6 +13,7 @@ use scenetok::eval::motion::{
     JointPrediction, MetricsConfig, MotionMetrics, MultimodalPrediction, PredictedTrajectory, ScenarioPredictions,
 };
 use scenetok::eval::outputs::{to_submission, write_submission};
+use scenetok::scene::AgentType;
 
 use crate::arrays::array_of;
 use crate::errors::{OrRaise, invalid};
@@ -194,18 +195,24 @@ impl PyMotionMetrics {
     /// The nine breakdowns, named as Waymo's op names them (`TYPE_VEHICLE_5`, …,
     /// `TYPE_CYCLIST_15`: object type and measurement step), each a dict of `min_ade`,
     /// `min_fde`, `miss_rate`, `overlap_rate`, `mean_average_precision` and
-    /// `soft_mean_average_precision`. A breakdown without samples is all zeros.
+    /// `soft_mean_average_precision`. As in the op, a breakdown that no predicted object's type
+    /// reached is -1 throughout; one whose objects gave no sample to a metric (no valid ground
+    /// truth at the step) has 0 for it.
     fn result<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let breakdowns = self.metrics.lock().unwrap_or_else(|e| e.into_inner()).finish();
+        let metrics = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
         let out = PyDict::new(py);
-        for b in breakdowns {
+        for b in metrics.finish() {
+            let has_stats =
+                AgentType::from_name(&b.object_type).is_some_and(|t| metrics.has_stats(t, b.measurement_step));
+            // As the op: -1 for every metric of a breakdown no object of its type reached.
+            let value = |v: f64| if has_stats { v } else { -1.0 };
             let d = PyDict::new(py);
-            d.set_item("min_ade", b.min_ade)?;
-            d.set_item("min_fde", b.min_fde)?;
-            d.set_item("miss_rate", b.miss_rate)?;
-            d.set_item("overlap_rate", b.overlap_rate)?;
-            d.set_item("mean_average_precision", b.map)?;
-            d.set_item("soft_mean_average_precision", b.soft_map)?;
+            d.set_item("min_ade", value(b.min_ade))?;
+            d.set_item("min_fde", value(b.min_fde))?;
+            d.set_item("miss_rate", value(b.miss_rate))?;
+            d.set_item("overlap_rate", value(b.overlap_rate))?;
+            d.set_item("mean_average_precision", value(b.map))?;
+            d.set_item("soft_mean_average_precision", value(b.soft_map))?;
             out.set_item(format!("{}_{}", b.object_type, b.measurement_step), d)?;
         }
         Ok(out)

@@ -83,8 +83,15 @@ def test_metrics_equal_the_commands_on_its_own_predictions(cli, womd_sample, tmp
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     want = {f"{b['object_type']}_{b['measurement_step']}": b for b in find_breakdowns(metrics)}
     assert set(want) == set(got)
+    present = {("VEHICLE", "PEDESTRIAN", "CYCLIST")[int(t) - 1] for t in scenario.object_types[scenario.tracks_to_predict]}
+    assert len(present) < 3, "the scenario should leave a type out (for the -1 rule below)"
     for name, b in got.items():
         w = want[name]
+        if name.split("_")[1] not in present:
+            # No predicted object of this type: the op's -1, the command's zeros.
+            assert set(b.values()) == {-1.0}, name
+            assert (w["min_ade"], w["min_fde"], w["miss_rate"], w["map"]) == (0.0, 0.0, 0.0, 0.0), name
+            continue
         assert (b["min_ade"], b["min_fde"], b["miss_rate"], b["overlap_rate"]) == (
             w["min_ade"], w["min_fde"], w["miss_rate"], w["overlap_rate"],
         ), name
@@ -114,10 +121,33 @@ def test_ground_truth_predictions_score_perfectly(womd_sample):
     m = scenetok.metrics.MotionMetrics()
     m.add(scenario, p)
     assert m.num_scenarios == 1
+    present = {("VEHICLE", "PEDESTRIAN", "CYCLIST")[int(t) - 1] for t in scenario.object_types[targets]}
     for name, b in m.result().items():
+        if name.split("_")[1] not in present:
+            assert set(b.values()) == {-1.0}, name
+            continue
         assert b["min_ade"] == 0.0 and b["min_fde"] == 0.0 and b["miss_rate"] == 0.0, name
-        # A breakdown with samples has mAP 1; one without (no such object) stays 0.
+        # mAP 1 where the step has a sample (valid ground truth there), else 0.
         assert b["mean_average_precision"] in (0.0, 1.0), name
+
+
+def test_a_type_without_predictions_is_minus_one_as_in_the_op(womd_sample):
+    """Only the vehicles of the op table predicted: Waymo's op gave the table's vehicle rows
+    and -1 for every pedestrian and cyclist metric (run in .venv-waymo)."""
+    (scenario,) = scenetok.womd.read_scenarios(womd_sample)
+    s, p = op_inputs(scenario)
+    vehicles = scenario.object_types[s.tracks_to_predict] == 1
+    s = scenario.with_tracks_to_predict(s.tracks_to_predict[vehicles])
+    p = scenetok.metrics.Predictions(s.scenario_id, p.object_ids[vehicles], p.trajectories[vehicles], p.scores[vehicles])
+    m = scenetok.metrics.MotionMetrics()
+    m.add(s, p)
+    got = m.result()
+    for name, ade, fde, mr, overlap, m_ap in OP_TABLE:
+        if name.startswith("TYPE_VEHICLE"):
+            assert (got[name]["min_ade"], got[name]["mean_average_precision"]) == (
+                pytest.approx(ade, abs=1e-4), pytest.approx(m_ap, abs=1e-6)), name
+        else:
+            assert set(got[name].values()) == {-1.0}, name
 
 
 def test_bad_predictions_raise_with_the_scenario_named(womd_sample):

@@ -202,6 +202,13 @@ impl MotionMetrics {
         Ok(MotionMetrics { config, buckets: BTreeMap::new() })
     }
 
+    /// Whether a prediction of `object_type` has been added, i.e. whether the breakdown has
+    /// stats at all. Waymo's TF op reports every metric of a breakdown without stats as -1;
+    /// [`finish`](Self::finish) gives zeros there.
+    pub fn has_stats(&self, object_type: AgentType, measurement_step: usize) -> bool {
+        self.buckets.contains_key(&(type_priority(object_type), measurement_step))
+    }
+
     /// The mAP buckets (soft mAP's with `soft`) of one breakdown so far, indexed by
     /// `TrajectoryType as usize` like upstream's `pr_buckets`; `None` when no prediction of
     /// that object type has been added (upstream then has no stats for the type).
@@ -399,7 +406,8 @@ impl MotionMetrics {
     }
 
     /// The breakdowns for vehicles, pedestrians and cyclists at each measurement step
-    /// (a missing breakdown has zeros, as upstream).
+    /// (a breakdown without stats has zeros: the C++ library has no bundle for it, the TF op
+    /// -1 for each metric; see [`has_stats`](Self::has_stats)).
     pub fn finish(&self) -> Vec<Breakdown> {
         let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
         let mut out = Vec::new();

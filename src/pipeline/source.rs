@@ -363,10 +363,10 @@ impl Frames<'_> {
                 *index = 0;
                 *segments_seen += 1;
             }
-            if let Segments::Shard(shard) = &self.selection.segments {
-                if !shard.keeps(*segments_seen - 1) {
-                    continue;
-                }
+            if let Segments::Shard(shard) = &self.selection.segments
+                && !shard.keeps(*segments_seen - 1)
+            {
+                continue;
             }
             let i = *index;
             *index += 1;
@@ -413,10 +413,10 @@ impl Frames<'_> {
             };
             let at = Location::file(self.source.path()).record(*record);
             *record += 1;
-            if let Segments::Shard(shard) = &self.selection.segments {
-                if !shard.keeps(*record - 1) {
-                    continue;
-                }
+            if let Segments::Shard(shard) = &self.selection.segments
+                && !shard.keeps(*record - 1)
+            {
+                continue;
             }
             let frames = match crate::io::womd_sensors::sensor_frames(&bytes, &at) {
                 Ok(f) => f,

@@ -34,12 +34,13 @@ pub struct Args {
     /// Output folder (motion: required unless --partial; for lidar-seg, metrics.json goes there).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Motion: only this shard of the input (I/N: v2 segments, or TFRecord records, number k
-    /// in the input's order where k mod N = I); with --partial, `scenetok merge` joins the N.
+    /// Motion and lidar-seg: only this shard of the input (I/N: v2 segments, or TFRecord
+    /// records, number k in the input's order where k mod N = I); with --partial, `scenetok
+    /// merge` joins the N.
     #[arg(long, default_value = "0/1", value_name = "I/N")]
     shard: Shard,
-    /// Motion: write this shard's mergeable result to FILE (JSON) instead of a run folder;
-    /// `scenetok merge FILE… --out DIR` writes the run of all shards.
+    /// Motion and lidar-seg: write this shard's mergeable result to FILE (JSON) instead of
+    /// a run folder / metrics; `scenetok merge FILE… --out DIR` writes those of all shards.
     #[arg(long, value_name = "FILE", conflicts_with = "out")]
     partial: Option<PathBuf>,
     /// For v2 datasets: a 9.1 s scenario window every STRIDE frames.
@@ -207,8 +208,10 @@ enum Task {
 }
 
 pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
-    if args.task != Task::Motion && (args.partial.is_some() || !args.shard.is_all()) {
-        anyhow::bail!("--shard and --partial are for --task motion (the other evaluations do not merge yet)");
+    if matches!(args.task, Task::CameraSeg | Task::CameraDet) && (args.partial.is_some() || !args.shard.is_all()) {
+        anyhow::bail!(
+            "--shard and --partial are for --task motion and lidar-seg (the camera evaluations do not merge yet)"
+        );
     }
     match args.task {
         Task::Motion => {
@@ -219,11 +222,11 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
             motion(args, &weights, stdout)
         }
         Task::LidarSeg => {
-            let weights = match args.weights {
-                Some(w) => w,
+            let weights = match &args.weights {
+                Some(w) => w.clone(),
                 None => ctx.data()?.weights(WEIGHTS_FILE),
             };
-            lidar_seg(&args.data, &weights, args.out, args.max_frames, &args.device, &args.lowp, stdout)
+            lidar_seg(&args, &weights, stdout)
         }
         Task::CameraDet => {
             let weights = match &args.weights {
@@ -379,7 +382,7 @@ fn camera_det(
 }
 
 /// `OUT/metrics.json` (pretty JSON), said on stdout.
-fn write_metrics(out: &Path, value: &impl serde::Serialize, stdout: &mut impl Write) -> Result<()> {
+pub(super) fn write_metrics(out: &Path, value: &impl serde::Serialize, stdout: &mut impl Write) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let p = out.join("metrics.json");
     scenetok::io::output::write_file(&p, serde_json::to_string_pretty(value)?.as_bytes())?;
@@ -473,21 +476,17 @@ fn print_times(
     Ok(())
 }
 
-fn lidar_seg(
-    data: &Path,
-    weights: &Path,
-    out: Option<PathBuf>,
-    max_frames: Option<usize>,
-    device: &DeviceArg,
-    lowp: &LowpArgs,
-    stdout: &mut impl Write,
-) -> Result<()> {
-    if let Some(out) = &out {
+fn lidar_seg(args: &Args, weights: &Path, stdout: &mut impl Write) -> Result<()> {
+    let data = args.data.as_path();
+    if let Some(out) = &args.out {
         scenetok::io::output::refuse_input(&out.join("metrics.json"), &[data])?;
+    }
+    if let Some(partial) = &args.partial {
+        scenetok::io::output::refuse_input(partial, &[data])?;
     }
     // The input first: a bad one is reported before the model loads.
     let source = Source::open(data)?;
-    let device = device.open()?;
+    let device = args.device.open()?;
     let mut model = LidarSegModel::load(weights, &device)?;
     // A stored `scenetok tune` result for this network, device and scale is reused.
     let tuned = TuneRecord::load(
@@ -501,11 +500,21 @@ fn lidar_seg(
         run.choices = t.choices();
         writeln!(stdout, "using the dataflows tuned for {} on {}", t.network, t.device)?;
     }
-    lowp.apply(&mut model, &mut run, stdout)?;
-    let report = lidar_seg::evaluate(&source, &FrameSelection::all().first(max_frames), model, run)?;
+    args.lowp.apply(&mut model, &mut run, stdout)?;
+    let frames = FrameSelection::all().segments(Segments::Shard(args.shard)).first(args.max_frames);
+    let confusion = lidar_seg::confusion(&source, &frames, model, run)?;
+    if let Some(path) = &args.partial {
+        let partial = lidar_seg::SegPartial::new(weights, data, args.shard, confusion);
+        partial.write(path)?;
+        let c = &partial.confusion;
+        writeln!(stdout, "shard {}: {} frames, {} labelled points", args.shard, c.frames(), c.points())?;
+        writeln!(stdout, "wrote {} (merge the shards with `scenetok merge`)", path.display())?;
+        return Ok(());
+    }
+    let report = confusion.scored_report(data)?;
     write!(stdout, "{}", report.table())?;
-    match out {
-        Some(out) => write_metrics(out.as_ref(), &report, stdout),
+    match &args.out {
+        Some(out) => write_metrics(out, &report, stdout),
         None => Ok(()),
     }
 }

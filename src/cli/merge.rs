@@ -1,17 +1,19 @@
-//! `scenetok merge`: the run of every shard from their partial results.
+//! `scenetok merge`: the result of every shard from their partial results (motion runs or
+//! LiDAR-segmentation metrics, by the partials' format).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use rayon::prelude::*;
-use scenetok::eval::partial::MotionPartial;
+use scenetok::eval::lidar_seg::{self, SegPartial};
+use scenetok::eval::partial::{self, MotionPartial};
 use scenetok::eval::runner::{check_run_folder, write_run};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The shards' partial results (`eval --task motion --shard I/N --partial FILE`), every
-    /// shard of one N once, in any order.
+    /// The shards' partial results (`eval --task motion|lidar-seg --shard I/N --partial
+    /// FILE`), every shard of one N once, in any order.
     #[arg(required = true, value_name = "PARTIAL")]
     partials: Vec<PathBuf>,
     /// The run folder, as `eval --out` writes it.
@@ -20,15 +22,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
-    let inputs: Vec<&std::path::Path> = args.partials.iter().map(PathBuf::as_path).collect();
+    let inputs: Vec<&Path> = args.partials.iter().map(PathBuf::as_path).collect();
+    // The first partial's format says which evaluation this is; each reader refuses another.
+    let first = &args.partials[0];
+    let head = std::fs::read(first).map_err(|e| scenetok::Error::io(scenetok::Location::file(first), e))?;
+    if partial::format_of(&head).as_deref() == Some(lidar_seg::PARTIAL_FORMAT) {
+        return lidar_seg(&args, &inputs, stdout);
+    }
     check_run_folder(&args.out, &inputs)?;
     let started = std::time::Instant::now();
     // Parsed in parallel: reading the partials is most of a merge's time.
-    let parts = args
-        .partials
-        .par_iter()
-        .map(|p| Ok((p.display().to_string(), MotionPartial::read(p)?)))
-        .collect::<Result<Vec<_>>>()?;
+    let parts = read_all(&args.partials, MotionPartial::read)?;
     let read_s = started.elapsed().as_secs_f64();
     let shards = parts.len();
     let report = MotionPartial::merge(parts)?.report()?;
@@ -40,4 +44,24 @@ pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
         started.elapsed().as_secs_f64() - read_s
     )?;
     super::eval::print_run_written(stdout, &path)
+}
+
+/// Every partial, named by its path for errors.
+fn read_all<T: Send>(
+    paths: &[PathBuf],
+    read: impl Fn(&Path) -> Result<T, scenetok::eval::run::EvalError> + Sync,
+) -> Result<Vec<(String, T)>> {
+    paths.par_iter().map(|p| Ok((p.display().to_string(), read(p)?))).collect()
+}
+
+/// LiDAR segmentation: the summed confusion counts, `OUT/metrics.json` as `eval --task
+/// lidar-seg --out OUT` writes it.
+fn lidar_seg(args: &Args, inputs: &[&Path], stdout: &mut impl Write) -> Result<()> {
+    scenetok::io::output::refuse_input(&args.out.join("metrics.json"), inputs)?;
+    let parts = read_all(&args.partials, SegPartial::read)?;
+    let shards = parts.len();
+    let report = SegPartial::merge(parts)?.report()?;
+    write!(stdout, "{}", report.table())?;
+    writeln!(stdout, "merged {shards} shard(s)")?;
+    super::eval::write_metrics(&args.out, &report, stdout)
 }

@@ -140,29 +140,11 @@ impl MotionPartial {
     /// scenario twice.
     pub fn merge(parts: Vec<(String, MotionPartial)>) -> Result<MotionPartial, EvalError> {
         let bad = |m: String| EvalError::Other(m);
-        let Some((first_name, first)) = parts.first() else { return Err(bad("no partial results to merge".into())) };
-        let (model, data, count) = (first.model.clone(), first.data.clone(), first.shard.count());
-        let mut seen: BTreeMap<usize, &str> = BTreeMap::new();
-        for (name, p) in &parts {
-            if p.model != model || p.data != data {
-                return Err(bad(format!(
-                    "{name}: expected a partial of model {model} on {data} (as {first_name}), found model {} on {}",
-                    p.model, p.data
-                )));
-            }
-            if p.shard.count() != count {
-                return Err(bad(format!(
-                    "{name}: expected a shard of {count} (as {first_name}), found shard {}",
-                    p.shard
-                )));
-            }
-            if let Some(other) = seen.insert(p.shard.index(), name) {
-                return Err(bad(format!("{name}: shard {} is also {other}", p.shard)));
-            }
-        }
-        if let Some(missing) = (0..count).find(|i| !seen.contains_key(i)) {
-            return Err(bad(format!("expected every shard of {count}, shard {missing}/{count} is missing")));
-        }
+        check_shard_set(
+            parts.iter().map(|(name, p)| (name.as_str(), format!("model {} on {}", p.model, p.data), p.shard)),
+        )?;
+        let Some((_, first)) = parts.first() else { return Err(bad("no partial results to merge".into())) };
+        let (model, data) = (first.model.clone(), first.data.clone());
         let mut records = Vec::new();
         let mut scenes = Vec::new();
         for (_, p) in parts {
@@ -249,21 +231,63 @@ impl MotionPartial {
 
     /// Reads a partial written by [`write`](Self::write).
     pub fn read(path: &Path) -> Result<MotionPartial, EvalError> {
-        let at = || crate::Location::file(path);
-        let bytes = std::fs::read(path).map_err(|e| crate::Error::io(at(), e))?;
-        #[derive(Deserialize)]
-        struct Head {
-            format: String,
-        }
-        let found = match serde_json::from_slice::<MotionPartial>(&bytes) {
-            Ok(p) if p.format == FORMAT => return Ok(p),
-            Ok(p) => format!("format {}", p.format),
-            // Another format's file says which it is; otherwise the parser's own error.
-            Err(e) => match serde_json::from_slice::<Head>(&bytes) {
-                Ok(head) if head.format != FORMAT => format!("format {}", head.format),
-                _ => e.to_string(),
-            },
-        };
-        Err(crate::Error::invalid(at(), format!("a partial result ({FORMAT}) as JSON"), found).into())
+        read_partial(path, FORMAT, |p: &MotionPartial| &p.format)
     }
+}
+
+/// Checks that `parts` (file name, what it is a partial of, its shard) are every shard `0..N`
+/// of one `N` exactly once, all of the same thing (model and data): what any merge needs.
+pub fn check_shard_set<'a>(parts: impl IntoIterator<Item = (&'a str, String, Shard)>) -> Result<(), EvalError> {
+    let bad = |m: String| EvalError::Other(m);
+    let parts: Vec<(&str, String, Shard)> = parts.into_iter().collect();
+    let Some((first_name, what, first_shard)) = parts.first() else {
+        return Err(bad("no partial results to merge".into()));
+    };
+    let count = first_shard.count();
+    let mut seen: BTreeMap<usize, &str> = BTreeMap::new();
+    for (name, other, shard) in &parts {
+        if other != what {
+            return Err(bad(format!("{name}: expected a partial of {what} (as {first_name}), found {other}")));
+        }
+        if shard.count() != count {
+            return Err(bad(format!("{name}: expected a shard of {count} (as {first_name}), found shard {shard}")));
+        }
+        if let Some(previous) = seen.insert(shard.index(), name) {
+            return Err(bad(format!("{name}: shard {shard} is also {previous}")));
+        }
+    }
+    if let Some(missing) = (0..count).find(|i| !seen.contains_key(i)) {
+        return Err(bad(format!("expected every shard of {count}, shard {missing}/{count} is missing")));
+    }
+    Ok(())
+}
+
+/// The `format` a partial file says it has (`None` when it is not a JSON object with one).
+pub fn format_of(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Head {
+        format: String,
+    }
+    serde_json::from_slice::<Head>(bytes).ok().map(|h| h.format)
+}
+
+/// Reads a partial of `format` from JSON; another format, or bytes that do not parse, are an
+/// error naming the file and what was expected.
+pub fn read_partial<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    format: &str,
+    format_field: impl Fn(&T) -> &String,
+) -> Result<T, EvalError> {
+    let at = || crate::Location::file(path);
+    let bytes = std::fs::read(path).map_err(|e| crate::Error::io(at(), e))?;
+    let found = match serde_json::from_slice::<T>(&bytes) {
+        Ok(p) if format_field(&p) == format => return Ok(p),
+        Ok(p) => format!("format {}", format_field(&p)),
+        // Another format's file says which it is; otherwise the parser's own error.
+        Err(e) => match format_of(&bytes) {
+            Some(f) if f != format => format!("format {f}"),
+            _ => e.to_string(),
+        },
+    };
+    Err(crate::Error::invalid(at(), format!("a partial result ({format}) as JSON"), found).into())
 }

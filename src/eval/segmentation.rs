@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::scene::{CameraSegClass, LidarSegClass};
 
 /// Counts of (ground truth, prediction) pairs over `classes` class ids `0..classes`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ConfusionMatrix {
     classes: usize,
     /// Row-major `[gt][pred]`.

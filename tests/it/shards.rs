@@ -177,6 +177,53 @@ fn a_bad_set_of_partials_is_refused_naming_the_file() {
     assert!(e.contains("I/N") && e.contains("2/2"), "{e}");
 }
 
+#[test]
+fn lidar_segmentation_shards_merge_into_the_single_metrics_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = dir.path().join("world");
+    generate_tiny(&world, 3, 3, 5, &[]);
+    let single = dir.path().join("single");
+    let eval = ["eval", "--task", "lidar-seg", "--data", s(&world)];
+    ok(scenetok(&[&eval[..], &["--out", s(&single)]].concat()));
+    let single_json = std::fs::read(single.join("metrics.json")).unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&single_json).unwrap();
+    assert_eq!(m["frames"], 9, "{m}");
+    assert!(m["points"].as_u64().unwrap() > 0, "{m}");
+    // 2 shards, and 4 (one of them empty: 3 segments), merged in both orders.
+    for n in [2, 4] {
+        let parts: Vec<String> = (0..n)
+            .map(|i| {
+                let p = dir.path().join(format!("seg{i}of{n}.json"));
+                let shard = format!("{i}/{n}");
+                let out = ok(scenetok(&[&eval[..], &["--shard", &shard, "--partial", s(&p)]].concat()));
+                assert!(out.contains(&format!("shard {shard}:")), "{out}");
+                s(&p).to_string()
+            })
+            .collect();
+        for (k, order) in [parts.clone(), parts.iter().rev().cloned().collect()].into_iter().enumerate() {
+            let out = dir.path().join(format!("merged{n}_{k}"));
+            let mut args = vec!["merge"];
+            args.extend(order.iter().map(String::as_str));
+            args.extend(["--out", s(&out)]);
+            ok(scenetok(&args));
+            assert_eq!(std::fs::read(out.join("metrics.json")).unwrap(), single_json, "{n} shards, order {k}");
+        }
+    }
+    // A motion partial among segmentation ones is refused, naming the file and the format.
+    let motion = dir.path().join("motion.json");
+    ok(scenetok(&["eval", "--data", s(&world), "--model", "ctra", "--shard", "1/2", "--partial", s(&motion)]));
+    let seg0 = dir.path().join("seg0of2.json");
+    let out = scenetok(&["merge", s(&seg0), s(&motion), "--out", s(&dir.path().join("mixed"))]);
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("motion.json") && e.contains("scenetok-motion-partial/1"), "{e}");
+    // The camera evaluations do not take shards yet, and say so.
+    let out =
+        scenetok(&["eval", "--task", "camera-det", "--data", s(&world), "--shard", "0/2", "--partial", s(&motion)]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("camera evaluations do not merge yet"));
+}
+
 /// Every file under `dir` (relative path → bytes), but for the manifests.
 fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     let mut out = std::collections::BTreeMap::new();

@@ -18,7 +18,7 @@ cp -p data/weights/lidar_seg_minkunet.safetensors data/weights/motion_transforme
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 start=$(date +%s.%N)
-CARGO_TARGET_DIR="$tmp/target" .venv-py/bin/maturin build --release --locked -m python/Cargo.toml -o "$tmp/wheels" >&2
+CARGO_TARGET_DIR="$tmp/target" .venv-py/bin/maturin build --release --strip --locked -m python/Cargo.toml -o "$tmp/wheels" >&2
 end=$(date +%s.%N)
 wheel=$(ls "$tmp"/wheels/scenetok-*.whl)
 so_bytes=$(.venv-py/bin/python -c 'import sys, zipfile; print(sum(i.file_size for i in zipfile.ZipFile(sys.argv[1]).infolist() if i.filename.endswith(".so")))' "$wheel")

@@ -4,7 +4,7 @@
 # offers are staged into the package first. Usage: tools/python/build.sh [--dev]
 #   (default): release profile, stripped: the wheel to ship (about 6 min from nothing here).
 #   --dev: the workspace's dev profile (optimised, with debug assertions) with the library's
-#          viewer and server compiled in too (`share-test-build`, unused by the package): it
+#          default features (viewer and server, `share-test-build`, unused by the package): it
 #          then reuses every crate the Rust tests' build compiled. What the test command uses.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -34,12 +34,12 @@ pub struct Args {
     /// Output folder (motion: required unless --partial; for lidar-seg, metrics.json goes there).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Motion and lidar-seg: only this shard of the input (I/N: v2 segments, or TFRecord
+    /// Motion, lidar-seg and camera-det: only this shard of the input (I/N: v2 segments, or TFRecord
     /// records, number k in the input's order where k mod N = I); with --partial, `scenetok
     /// merge` joins the N.
     #[arg(long, default_value = "0/1", value_name = "I/N")]
     shard: Shard,
-    /// Motion and lidar-seg: write this shard's mergeable result to FILE (JSON) instead of
+    /// Motion, lidar-seg and camera-det: write this shard's mergeable result to FILE (JSON) instead of
     /// a run folder / metrics; `scenetok merge FILE… --out DIR` writes those of all shards.
     #[arg(long, value_name = "FILE", conflicts_with = "out")]
     partial: Option<PathBuf>,
@@ -208,9 +208,9 @@ enum Task {
 }
 
 pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
-    if matches!(args.task, Task::CameraSeg | Task::CameraDet) && (args.partial.is_some() || !args.shard.is_all()) {
+    if args.task == Task::CameraSeg && (args.partial.is_some() || !args.shard.is_all()) {
         anyhow::bail!(
-            "--shard and --partial are for --task motion and lidar-seg (the camera evaluations do not merge yet)"
+            "--shard and --partial are for --task motion, lidar-seg and camera-det (camera-seg does not merge yet)"
         );
     }
     match args.task {
@@ -233,7 +233,7 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
                 Some(w) => w.clone(),
                 None => ctx.data()?.weights(scenetok::models::det::detector::WEIGHTS_FILE),
             };
-            camera_det(&args.data, &weights, args.out.as_deref(), args.max_frames, &args.det, &args.device, stdout)
+            camera_det(&args, &weights, stdout)
         }
         Task::CameraSeg => {
             let config = match &args.camera.seg_model {
@@ -335,45 +335,50 @@ fn camera_seg(
     }
 }
 
-fn camera_det(
-    data: &Path,
-    weights: &Path,
-    out: Option<&Path>,
-    max_frames: Option<usize>,
-    args: &CameraDetArgs,
-    device: &DeviceArg,
-    stdout: &mut impl Write,
-) -> Result<()> {
-    use scenetok::eval::camera_det::{DetMethod, evaluate};
+fn camera_det(args: &Args, weights: &Path, stdout: &mut impl Write) -> Result<()> {
+    use scenetok::eval::camera_det::{DetMethod, DetPartial, evaluate_images};
     use scenetok::models::det::{DecodeOptions, Detector, Ratios};
 
+    let (data, out, det_args) = (args.data.as_path(), args.out.as_deref(), &args.det);
     if let Some(out) = out {
         scenetok::io::output::refuse_input(&out.join("metrics.json"), &[data])?;
     }
+    if let Some(partial) = &args.partial {
+        scenetok::io::output::refuse_input(partial, &[data])?;
+    }
     let source = Source::open(data)?;
-    let device = device.open()?;
+    let device = args.device.open()?;
     let mut det = Detector::load(weights, &device)?;
-    if let Some(s) = args.det_scale {
+    if let Some(s) = det_args.det_scale {
         anyhow::ensure!(s > 0.0 && s <= 1.0, "--det-scale: expected a scale in (0, 1], found {s}");
         det.scale = s;
     }
     let cfg = det.config().clone();
     let mut methods = vec![DetMethod { name: "dense".into(), ratios: Ratios::dense(&cfg) }];
-    let mut sets = match &args.ratios {
+    let mut sets = match &det_args.ratios {
         Some(text) => Ratios::parse_sets(text, &cfg)?,
         None => Vec::new(),
     };
-    if let Some(path) = &args.searched {
+    if let Some(path) = &det_args.searched {
         use scenetok::models::det::search::{SearchRecord, model_id};
         let record = SearchRecord::load_for(path, &model_id(weights)?, &device.backend().tuning_key())?;
         sets.extend(record.sets(&cfg)?);
     }
     methods.extend(sets.into_iter().map(|(name, ratios)| DetMethod { name, ratios }));
-    let opts = DecodeOptions { score_threshold: args.score_threshold, ..DecodeOptions::default() };
+    let opts = DecodeOptions { score_threshold: det_args.score_threshold, ..DecodeOptions::default() };
+    let frames = FrameSelection::all().segments(Segments::Shard(args.shard)).first(args.max_frames);
     let bar = indicatif::ProgressBar::new_spinner();
-    let report =
-        evaluate(&source, &FrameSelection::all().first(max_frames), &det, &device, &methods, &opts, || bar.inc(1))?;
+    let (frame_count, images) = evaluate_images(&source, &frames, &det, &device, &methods, &opts, || bar.inc(1))?;
     bar.finish_and_clear();
+    // A single process goes through the same path as a merge of its shards.
+    let partial = DetPartial::new(weights, data, &methods, args.shard, frame_count, images);
+    if let Some(path) = &args.partial {
+        partial.write(path)?;
+        writeln!(stdout, "shard {}: {} frames, {} images", args.shard, partial.frames, partial.images.len())?;
+        writeln!(stdout, "wrote {} (merge the shards with `scenetok merge`)", path.display())?;
+        return Ok(());
+    }
+    let report = partial.report();
     write!(stdout, "{}", report.table())?;
     match out {
         Some(out) => write_metrics(out, &report, stdout),

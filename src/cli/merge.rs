@@ -1,18 +1,19 @@
-//! `scenetok merge`: the result of every shard from their partial results (motion runs or
-//! LiDAR-segmentation metrics, by the partials' format).
+//! `scenetok merge`: the result of every shard from their partial results (motion runs,
+//! LiDAR-segmentation or camera-detection metrics, by the partials' format).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use rayon::prelude::*;
+use scenetok::eval::camera_det::{self, DetPartial};
 use scenetok::eval::lidar_seg::{self, SegPartial};
 use scenetok::eval::partial::{self, MotionPartial};
 use scenetok::eval::runner::{check_run_folder, write_run};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The shards' partial results (`eval --task motion|lidar-seg --shard I/N --partial
+    /// The shards' partial results (`eval --task motion|lidar-seg|camera-det --shard I/N --partial
     /// FILE`), every shard of one N once, in any order.
     #[arg(required = true, value_name = "PARTIAL")]
     partials: Vec<PathBuf>,
@@ -26,8 +27,10 @@ pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
     // The first partial's format says which evaluation this is; each reader refuses another.
     let first = &args.partials[0];
     let head = std::fs::read(first).map_err(|e| scenetok::Error::io(scenetok::Location::file(first), e))?;
-    if partial::format_of(&head).as_deref() == Some(lidar_seg::PARTIAL_FORMAT) {
-        return lidar_seg(&args, &inputs, stdout);
+    match partial::format_of(&head).as_deref() {
+        Some(lidar_seg::PARTIAL_FORMAT) => return lidar_seg(&args, &inputs, stdout),
+        Some(camera_det::PARTIAL_FORMAT) => return camera_det(&args, &inputs, stdout),
+        _ => {}
     }
     check_run_folder(&args.out, &inputs)?;
     let started = std::time::Instant::now();
@@ -61,6 +64,18 @@ fn lidar_seg(args: &Args, inputs: &[&Path], stdout: &mut impl Write) -> Result<(
     let parts = read_all(&args.partials, SegPartial::read)?;
     let shards = parts.len();
     let report = SegPartial::merge(parts)?.report()?;
+    write!(stdout, "{}", report.table())?;
+    writeln!(stdout, "merged {shards} shard(s)")?;
+    super::eval::write_metrics(&args.out, &report, stdout)
+}
+
+/// Camera detection: the shards' images back in input order, `OUT/metrics.json` as `eval
+/// --task camera-det --out OUT` writes it (its wall times are each image's where it ran).
+fn camera_det(args: &Args, inputs: &[&Path], stdout: &mut impl Write) -> Result<()> {
+    scenetok::io::output::refuse_input(&args.out.join("metrics.json"), inputs)?;
+    let parts = read_all(&args.partials, DetPartial::read)?;
+    let shards = parts.len();
+    let report = DetPartial::merge(parts)?.report();
     write!(stdout, "{}", report.table())?;
     writeln!(stdout, "merged {shards} shard(s)")?;
     super::eval::write_metrics(&args.out, &report, stdout)

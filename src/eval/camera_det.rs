@@ -1,16 +1,22 @@
 //! Camera detection with SparseViT on labelled frames: COCO-style AP, AP50, AP75 per class
 //! (`camera_box` vehicles, pedestrians, cyclists; [`super::detection2d`]) for the dense
 //! backbone and for pruning ratio sets, with backbone and end-to-end milliseconds per image
-//! from the same run, and paired bootstrap intervals of each ratio set's AP change.
+//! from the same run, and paired bootstrap intervals of each ratio set's AP change. A shard's
+//! images with their boxes are its partial result ([`DetPartial`]); merged back in the
+//! input's order they give the single process's metrics exactly (but for wall times).
 
+use std::path::Path;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::bootstrap::Interval;
 use super::detection2d::{Detection2dMetrics, Detection2dReport, ImageBoxes};
+use super::partial::{check_shard_set, read_partial};
+use super::run::EvalError;
 use crate::backend::Device;
 use crate::error::Result;
+use crate::io::shard::Shard;
 use crate::io::v2::{Component, FrameRequest};
 use crate::models::det::detector::CLASSES;
 use crate::models::det::{DecodeOptions, Detection, Detector, Ratios};
@@ -73,6 +79,18 @@ pub struct CameraDetReport {
     pub methods: Vec<DetMethodReport>,
 }
 
+/// One camera image of an evaluation: where it is in the input (unit, frame index, camera
+/// value: the order a single process reads them in), and per method its boxes, seconds
+/// (backbone, end to end) and share of windows run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetImage {
+    pub key: (u64, u64, i64),
+    pub boxes: Vec<ImageBoxes>,
+    pub backbone_s: Vec<f64>,
+    pub total_s: Vec<f64>,
+    pub window_share: Vec<f64>,
+}
+
 /// Runs every method on every camera image of `selection` (methods in turn on each image).
 pub fn evaluate(
     source: &Source,
@@ -81,53 +99,163 @@ pub fn evaluate(
     dev: &Device,
     methods: &[DetMethod],
     opts: &DecodeOptions,
-    mut on_image: impl FnMut(),
+    on_image: impl FnMut(),
 ) -> Result<CameraDetReport> {
+    let (frames, images) = evaluate_images(source, selection, det, dev, methods, opts, on_image)?;
+    Ok(report(methods.iter().map(|m| (m.name.clone(), m.ratios.to_string())).collect(), frames, images))
+}
+
+/// The frames read and the images of [`evaluate`], before any metric.
+pub fn evaluate_images(
+    source: &Source,
+    selection: &FrameSelection,
+    det: &Detector,
+    dev: &Device,
+    methods: &[DetMethod],
+    opts: &DecodeOptions,
+    mut on_image: impl FnMut(),
+) -> Result<(usize, Vec<DetImage>)> {
     let selection = selection.clone().request(det_request());
     let n = methods.len();
-    let mut images: Vec<Vec<ImageBoxes>> = vec![Vec::new(); n];
-    let (mut backbone_s, mut total_s, mut share) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-    let (mut frames, mut count) = (0, 0);
+    let mut images = Vec::new();
+    let mut frames = 0;
     for frame in source.frames(&selection)? {
         let frame = frame?;
         let decoded = decode_frame_images(&frame.frame, &frame.at)?;
         frames += 1;
         for ((camera, _), rgb) in decoded.cameras.iter().zip(&decoded.images) {
             let ground_truth = ground_truth(&frame.frame, *camera);
-            for (m, method) in methods.iter().enumerate() {
+            let mut image = DetImage {
+                key: (frame.unit as u64, frame.index as u64, camera.value()),
+                boxes: Vec::with_capacity(n),
+                backbone_s: Vec::with_capacity(n),
+                total_s: Vec::with_capacity(n),
+                window_share: Vec::with_capacity(n),
+            };
+            for method in methods {
                 let t = Instant::now();
                 let out = det.detect(dev, RgbView::from(rgb), &method.ratios, opts)?;
-                total_s[m] += t.elapsed().as_secs_f64();
-                backbone_s[m] += out.times.backbone;
+                image.total_s.push(t.elapsed().as_secs_f64());
+                image.backbone_s.push(out.times.backbone);
                 let (ran, all) =
                     out.windows.iter().flatten().fold((0, 0), |a, b| (a.0 + b.kept.len(), a.1 + b.grid.0 * b.grid.1));
-                share[m] += ran as f64 / all.max(1) as f64;
-                images[m].push(image_boxes(ground_truth.clone(), &out.detections));
+                image.window_share.push(ran as f64 / all.max(1) as f64);
+                image.boxes.push(image_boxes(ground_truth.clone(), &out.detections));
             }
-            count += 1;
+            images.push(image);
             on_image();
         }
     }
+    Ok((frames, images))
+}
+
+/// The report of `images` (in input order) for `methods` (name, ratios), the first being the
+/// one each other's AP change is measured against.
+pub fn report(methods: Vec<(String, String)>, frames: usize, images: Vec<DetImage>) -> CameraDetReport {
+    let count = images.len();
     let per = |v: f64| if count == 0 { 0.0 } else { v / count as f64 };
+    let sum = |m: usize, f: fn(&DetImage) -> &Vec<f64>| images.iter().map(|i| f(i)[m]).sum::<f64>();
     let mut reports: Vec<DetMethodReport> = methods
-        .iter()
-        .zip(images)
+        .into_iter()
         .enumerate()
-        .map(|(m, (method, images))| DetMethodReport {
-            name: method.name.clone(),
-            ratios: method.ratios.to_string(),
-            ap: metrics(&images, None).finish(),
-            backbone_ms: per(backbone_s[m]) * 1e3,
-            total_ms: per(total_s[m]) * 1e3,
-            window_share: per(share[m]),
-            ap_change: None,
-            images,
+        .map(|(m, (name, ratios))| {
+            let boxes: Vec<ImageBoxes> = images.iter().map(|i| i.boxes[m].clone()).collect();
+            DetMethodReport {
+                name,
+                ratios,
+                ap: metrics(&boxes, None).finish(),
+                backbone_ms: per(sum(m, |i| &i.backbone_s)) * 1e3,
+                total_ms: per(sum(m, |i| &i.total_s)) * 1e3,
+                window_share: per(sum(m, |i| &i.window_share)),
+                ap_change: None,
+                images: boxes,
+            }
         })
         .collect();
     for m in 1..reports.len() {
         reports[m].ap_change = Some(paired_ap(&reports[0].images, &reports[m].images, 1000, 7));
     }
-    Ok(CameraDetReport { frames, images: count, threads: rayon::current_num_threads(), methods: reports })
+    CameraDetReport { frames, images: count, threads: rayon::current_num_threads(), methods: reports }
+}
+
+/// What a camera-detection partial file starts with; another value is refused.
+pub const PARTIAL_FORMAT: &str = "scenetok-cameradet-partial/1";
+
+/// A shard's camera-detection evaluation (`eval --task camera-det --shard I/N --partial`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetPartial {
+    pub format: String,
+    /// The weights and the data as given on the command line, and the methods (name,
+    /// ratios): the same on every shard.
+    pub weights: String,
+    pub data: String,
+    pub methods: Vec<(String, String)>,
+    pub shard: Shard,
+    pub frames: usize,
+    /// In key order.
+    pub images: Vec<DetImage>,
+}
+
+impl DetPartial {
+    pub fn new(
+        weights: &Path,
+        data: &Path,
+        methods: &[DetMethod],
+        shard: Shard,
+        frames: usize,
+        mut images: Vec<DetImage>,
+    ) -> Self {
+        images.sort_by_key(|i| i.key);
+        DetPartial {
+            format: PARTIAL_FORMAT.into(),
+            weights: weights.display().to_string(),
+            data: data.display().to_string(),
+            methods: methods.iter().map(|m| (m.name.clone(), m.ratios.to_string())).collect(),
+            shard,
+            frames,
+            images,
+        }
+    }
+
+    /// The whole evaluation from every shard's partial (`names` say where each came from).
+    pub fn merge(parts: Vec<(String, DetPartial)>) -> Result<DetPartial, EvalError> {
+        check_shard_set(parts.iter().map(|(name, p)| {
+            let methods: Vec<String> = p.methods.iter().map(|(n, r)| format!("{n}={r}")).collect();
+            (name.as_str(), format!("weights {} on {} with {}", p.weights, p.data, methods.join(";")), p.shard)
+        }))?;
+        let mut parts = parts.into_iter().map(|(_, p)| p);
+        let Some(mut whole) = parts.next() else { return Err(EvalError::Other("no partial results to merge".into())) };
+        for p in parts {
+            whole.frames += p.frames;
+            whole.images.extend(p.images);
+        }
+        whole.images.sort_by_key(|i| i.key);
+        if let Some(w) = whole.images.windows(2).find(|w| w[0].key == w[1].key) {
+            return Err(EvalError::Other(format!(
+                "image {:?} is in two shards: partials of different shard rules or inputs",
+                w[0].key
+            )));
+        }
+        whole.shard = Shard::ALL;
+        Ok(whole)
+    }
+
+    /// The report of the whole evaluation.
+    pub fn report(self) -> CameraDetReport {
+        report(self.methods, self.frames, self.images)
+    }
+
+    /// Writes the partial as JSON (exact for every number), whole or not at all.
+    pub fn write(&self, path: &Path) -> Result<(), EvalError> {
+        let json = serde_json::to_vec(self).map_err(|e| EvalError::Other(format!("{}: JSON: {e}", path.display())))?;
+        crate::io::output::write_file(path, &json)?;
+        Ok(())
+    }
+
+    /// Reads a partial written by [`write`](Self::write).
+    pub fn read(path: &Path) -> Result<DetPartial, EvalError> {
+        read_partial(path, PARTIAL_FORMAT, |p: &DetPartial| &p.format)
+    }
 }
 
 /// Decoded labelled camera images held in memory, for scoring many ratio sets on the same

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::scene::{Box2d, BoxType};
 
 /// One image's boxes: ground truth and detections. An image is one camera of one frame.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct ImageBoxes {
     pub ground_truth: Vec<(BoxType, Box2d)>,
     /// (class, box, score)

@@ -90,6 +90,10 @@ impl FrameSelection {
 #[derive(Debug, Clone)]
 pub struct SourceFrame {
     pub segment: String,
+    /// The segment's place among the input's units (see [`Shard`]): a v2 dataset's segments in
+    /// name order, a v1 file's in order of first frame, a WOMD file's records. With `index`,
+    /// it orders frames as the input does (shards' results merge back in this order).
+    pub unit: usize,
     /// Index of the frame within its segment.
     pub index: usize,
     pub frame: Frame,
@@ -147,16 +151,15 @@ impl Source {
         }
         let inner = match (&self.dataset, self.kind) {
             (Some(ds), _) => {
-                let segments: VecDeque<String> = match &selection.segments {
-                    Segments::All => ds.segments().map(str::to_string).collect(),
-                    Segments::First => ds.segments().next().map(str::to_string).into_iter().collect(),
+                let all = ds.segments().enumerate().map(|(k, s)| (k, s.to_string()));
+                let segments: VecDeque<(usize, String)> = match &selection.segments {
+                    Segments::All => all.collect(),
+                    Segments::First => all.take(1).collect(),
                     Segments::Named(s) => {
                         ds.components(s)?;
-                        VecDeque::from([s.clone()])
+                        all.filter(|(_, name)| name == s).collect()
                     }
-                    Segments::Shard(shard) => {
-                        ds.segments().enumerate().filter(|(k, _)| shard.keeps(*k)).map(|(_, s)| s.to_string()).collect()
-                    }
+                    Segments::Shard(shard) => all.filter(|(k, _)| shard.keeps(*k)).collect(),
                 };
                 FramesInner::V2 { ds, segments, current: None }
             }
@@ -288,9 +291,10 @@ pub struct Frames<'a> {
 enum FramesInner<'a> {
     V2 {
         ds: &'a Dataset,
-        segments: VecDeque<String>,
-        /// The segment being read: its reader, the selected timestamps, the next one.
-        current: Option<(String, FrameReader, Vec<i64>, usize)>,
+        /// The segments to read, with their units.
+        segments: VecDeque<(usize, String)>,
+        /// The segment being read: its unit, name, reader, the selected timestamps, the next one.
+        current: Option<(usize, String, FrameReader, Vec<i64>, usize)>,
     },
     V1 {
         reader: Box<crate::io::v1::FrameReader<std::io::BufReader<std::fs::File>>>,
@@ -323,13 +327,14 @@ impl Frames<'_> {
         let range = self.selection.frames.clone();
         let FramesInner::V2 { ds, segments, current } = &mut self.inner else { return None };
         loop {
-            if let Some((segment, reader, timestamps, next)) = current {
+            if let Some((unit, segment, reader, timestamps, next)) = current {
                 if let Some(&ts) = timestamps.get(*next) {
                     let index = range.as_ref().map_or(0, |r| r.start) + *next;
                     *next += 1;
                     let at = Location::file(ds.root()).detail(format!("segment {segment}"));
                     return Some(reader.read_frame(ts).map(|frame| SourceFrame {
                         segment: segment.clone(),
+                        unit: *unit,
                         index,
                         frame,
                         at,
@@ -337,7 +342,7 @@ impl Frames<'_> {
                 }
                 *current = None;
             }
-            let segment = segments.pop_front()?;
+            let (unit, segment) = segments.pop_front()?;
             let reader = match ds.frames(&segment, &self.selection.request) {
                 Ok(r) => r,
                 Err(e) => return Some(Err(e)),
@@ -347,7 +352,7 @@ impl Frames<'_> {
                 Some(r) => all[r.start.min(all.len())..r.end.min(all.len())].to_vec(),
                 None => all.to_vec(),
             };
-            *current = Some((segment, reader, timestamps, 0));
+            *current = Some((unit, segment, reader, timestamps, 0));
         }
     }
 
@@ -363,8 +368,9 @@ impl Frames<'_> {
                 *index = 0;
                 *segments_seen += 1;
             }
+            let unit = *segments_seen - 1;
             if let Segments::Shard(shard) = &self.selection.segments
-                && !shard.keeps(*segments_seen - 1)
+                && !shard.keeps(unit)
             {
                 continue;
             }
@@ -387,7 +393,7 @@ impl Frames<'_> {
                 continue;
             }
             let at = Location::file(self.source.path()).detail(format!("segment {}", frame.segment));
-            return Some(Ok(SourceFrame { segment: frame.segment.clone(), index: i, frame, at }));
+            return Some(Ok(SourceFrame { segment: frame.segment.clone(), unit, index: i, frame, at }));
         }
     }
 }
@@ -431,12 +437,13 @@ impl Frames<'_> {
                 _ => {}
             }
             let range = self.selection.frames.clone();
+            let unit = *record - 1;
             let at = Location::file(self.source.path()).detail(format!("scenario {segment}"));
             pending.extend(
                 frames
                     .into_iter()
                     .filter(|(step, _)| range.as_ref().is_none_or(|r| r.contains(step)))
-                    .map(|(index, frame)| SourceFrame { segment: segment.clone(), index, frame, at: at.clone() }),
+                    .map(|(index, frame)| SourceFrame { segment: segment.clone(), unit, index, frame, at: at.clone() }),
             );
         }
     }

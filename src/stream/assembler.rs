@@ -394,7 +394,14 @@ impl Assembler {
         finish_frame(&mut pending.frame, &lidar, &camera);
         let at = Location::file(format!("flight://{segment}")).detail(format!("segment {segment}"));
         events.push(Event::Complete(Box::new(Arrived {
-            frame: SourceFrame { segment: segment.to_string(), index: pending.index, frame: pending.frame, at },
+            // A stream has no input order to merge shards back into: unit 0.
+            frame: SourceFrame {
+                segment: segment.to_string(),
+                unit: 0,
+                index: pending.index,
+                frame: pending.frame,
+                at,
+            },
             arrival: pending.arrival,
         })));
     }

@@ -39,7 +39,13 @@ fn feature_pipeline(enc: ImageEncoder, map: &str) -> Pipeline {
 
 /// Runs `frame` through `pipeline` in `ctx` (whose buffers the stages reuse).
 fn run_frame(pipeline: &mut Pipeline, ctx: &mut FrameContext, frame: &Frame) {
-    ctx.load(SourceFrame { segment: frame.segment.clone(), index: 0, frame: frame.clone(), at: Location::default() });
+    ctx.load(SourceFrame {
+        segment: frame.segment.clone(),
+        unit: 0,
+        index: 0,
+        frame: frame.clone(),
+        at: Location::default(),
+    });
     pipeline.run(ctx).unwrap();
 }
 

@@ -83,7 +83,7 @@ fn token_sidecars_give_each_agent_the_pipelines_tokens() {
     for (f, age) in [(now - 10, 1.0f32), (now, 0.0)] {
         let frame = seg.frame(f, out.path(), |_| {}).unwrap();
         let pose = frame.vehicle_pose.unwrap();
-        ctx.load(SourceFrame { segment: name.clone(), index: f, frame, at: Default::default() });
+        ctx.load(SourceFrame { segment: name.clone(), unit: 0, index: f, frame, at: Default::default() });
         pipeline.run(&mut ctx).unwrap();
         made.push((ctx.tokens.as_ref().unwrap().elements.clone(), pose, age));
     }

@@ -217,11 +217,61 @@ fn lidar_segmentation_shards_merge_into_the_single_metrics_byte_for_byte() {
     assert!(!out.status.success());
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("motion.json") && e.contains("scenetok-motion-partial/1"), "{e}");
-    // The camera evaluations do not take shards yet, and say so.
+    // Camera segmentation does not take shards yet, and says so.
     let out =
-        scenetok(&["eval", "--task", "camera-det", "--data", s(&world), "--shard", "0/2", "--partial", s(&motion)]);
+        scenetok(&["eval", "--task", "camera-seg", "--data", s(&world), "--shard", "0/2", "--partial", s(&motion)]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("camera evaluations do not merge yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("camera-seg does not merge yet"));
+}
+
+/// `metrics.json` of a camera-detection run without its wall times.
+fn detection_metrics_without_times(dir: &Path) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+    for m in v["methods"].as_array_mut().unwrap() {
+        let m = m.as_object_mut().unwrap();
+        m.remove("backbone_ms");
+        m.remove("total_ms");
+    }
+    v
+}
+
+#[test]
+fn camera_detection_shards_merge_into_the_single_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = dir.path().join("world");
+    generate_tiny(&world, 3, 1, 4, &["--camera-div", "8"]);
+    let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/camera_det_weights.safetensors");
+    let eval = [
+        "eval",
+        "--task",
+        "camera-det",
+        "--data",
+        s(&world),
+        "--weights",
+        s(&weights),
+        "--ratios",
+        "half=0.5/0.5/0.5/0",
+    ];
+    let single = dir.path().join("single");
+    ok(scenetok(&[&eval[..], &["--out", s(&single)]].concat()));
+    let want = detection_metrics_without_times(&single);
+    assert_eq!(want["images"], 15, "{want}");
+    assert!(want["methods"][1]["ap_change"].is_object(), "{want}");
+    let parts: Vec<String> = (0..2)
+        .map(|i| {
+            let p = dir.path().join(format!("det{i}.json"));
+            let shard = format!("{i}/2");
+            let out = ok(scenetok(&[&eval[..], &["--shard", &shard, "--partial", s(&p)]].concat()));
+            assert!(out.contains(&format!("shard {shard}:")), "{out}");
+            s(&p).to_string()
+        })
+        .collect();
+    let (a, b) = (dir.path().join("merged_a"), dir.path().join("merged_b"));
+    ok(scenetok(&["merge", &parts[0], &parts[1], "--out", s(&a)]));
+    ok(scenetok(&["merge", &parts[1], &parts[0], "--out", s(&b)]));
+    // Any order: the same bytes (wall times come from the partials); the single run's metrics.
+    assert_eq!(std::fs::read(a.join("metrics.json")).unwrap(), std::fs::read(b.join("metrics.json")).unwrap());
+    assert_eq!(detection_metrics_without_times(&a), want);
 }
 
 /// Every file under `dir` (relative path → bytes), but for the manifests.

@@ -347,7 +347,8 @@ fn simulate_token_frames(
         let frame = seg.frame(f, at, |_| {})?;
         let pose = frame.vehicle_pose.unwrap_or_else(crate::scene::Transform::identity);
         let location = Location::file(at).frame(frame.timestamp_micros).detail(format!("segment {}", seg.name));
-        ctx.load(SourceFrame { segment: seg.name.clone(), index: f, frame, at: location });
+        // One world being built, not an input read in shards: unit 0.
+        ctx.load(SourceFrame { segment: seg.name.clone(), unit: 0, index: f, frame, at: location });
         pipeline.run(&mut ctx)?;
         if let Some(t) = &ctx.tokens {
             out.insert(f as u32, token_shard::to_world(&t.elements, &pose));

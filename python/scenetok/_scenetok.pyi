@@ -1,5 +1,6 @@
 # Types of the extension module; the package's modules re-export these.
 import os
+import pathlib
 from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
@@ -18,7 +19,7 @@ def open(path: PathLike) -> "Dataset":
 
 class Dataset:
     @property
-    def root(self) -> str: ...
+    def root(self) -> pathlib.Path: ...
     @property
     def segments(self) -> List[str]:
         """Segment names, sorted."""

@@ -30,15 +30,7 @@ if [ ! -x .venv-train/bin/python ]; then
     say "creating .venv-train"
     python3 -m venv .venv-train
 fi
-if ! .venv-train/bin/python - "${PKGS[@]}" <<'PY' >/dev/null 2>&1
-import sys
-from importlib.metadata import version
-for spec in sys.argv[1:]:
-    name, want = spec.split("==")
-    if version(name) != want:
-        sys.exit(1)
-PY
-then
+if ! .venv-train/bin/python tools/pinned.py "${PKGS[@]}" >/dev/null 2>&1; then
     say "installing ${PKGS[*]} into .venv-train"
     .venv-train/bin/pip install -q --disable-pip-version-check "${PKGS[@]}"
 fi

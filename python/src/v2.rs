@@ -78,14 +78,12 @@ impl PyDataset {
         columns: Option<Vec<String>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let c = component_named(component)?;
-        let path = self.inner.file_path(segment, c).ok_or_else(|| {
-            let has: Vec<&str> =
-                self.inner.components(segment).map(|m| m.keys().map(|c| c.tag()).collect()).unwrap_or_default();
-            invalid(format!("segment {segment:?} has no {component} file (it has {has:?})"))
-        });
         // An unknown segment is the library's error (it lists the segments).
-        self.inner.components(segment).or_raise()?;
-        let path = path?;
+        let files = self.inner.components(segment).or_raise()?;
+        let path = files.get(&c).map(|info| info.path.clone()).ok_or_else(|| {
+            let has: Vec<&str> = files.keys().map(|c| c.tag()).collect();
+            invalid(format!("segment {segment:?} has no {component} file (it has {has:?})"))
+        })?;
         let (batches, schema) = py
             .detach(|| -> Result<_, Error> {
                 let file = ComponentFile::open(&path, c)?;

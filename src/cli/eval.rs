@@ -336,7 +336,7 @@ fn camera_seg(
 }
 
 fn camera_det(args: &Args, weights: &Path, stdout: &mut impl Write) -> Result<()> {
-    use scenetok::eval::camera_det::{DetMethod, DetPartial, evaluate_images};
+    use scenetok::eval::camera_det::{DetMethod, DetPartial, evaluate};
     use scenetok::models::det::{DecodeOptions, Detector, Ratios};
 
     let (data, out, det_args) = (args.data.as_path(), args.out.as_deref(), &args.det);
@@ -368,7 +368,7 @@ fn camera_det(args: &Args, weights: &Path, stdout: &mut impl Write) -> Result<()
     let opts = DecodeOptions { score_threshold: det_args.score_threshold, ..DecodeOptions::default() };
     let frames = FrameSelection::all().segments(Segments::Shard(args.shard)).first(args.max_frames);
     let bar = indicatif::ProgressBar::new_spinner();
-    let (frame_count, images) = evaluate_images(&source, &frames, &det, &device, &methods, &opts, || bar.inc(1))?;
+    let (frame_count, images) = evaluate(&source, &frames, &det, &device, &methods, &opts, || bar.inc(1))?;
     bar.finish_and_clear();
     // A single process goes through the same path as a merge of its shards.
     let partial = DetPartial::new(weights, data, &methods, args.shard, frame_count, images);

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bootstrap::Interval;
 use super::detection2d::{Detection2dMetrics, Detection2dReport, ImageBoxes};
-use super::partial::{check_shard_set, read_partial};
+use super::partial::{check_shard_set, read_partial, write_partial};
 use super::run::EvalError;
 use crate::backend::Device;
 use crate::error::Result;
@@ -91,22 +91,10 @@ pub struct DetImage {
     pub window_share: Vec<f64>,
 }
 
-/// Runs every method on every camera image of `selection` (methods in turn on each image).
+/// Runs every method on every camera image of `selection` (methods in turn on each image):
+/// the frames read and the images, in input order; [`report`] (or a [`DetPartial`] of them)
+/// gives the metrics.
 pub fn evaluate(
-    source: &Source,
-    selection: &FrameSelection,
-    det: &Detector,
-    dev: &Device,
-    methods: &[DetMethod],
-    opts: &DecodeOptions,
-    on_image: impl FnMut(),
-) -> Result<CameraDetReport> {
-    let (frames, images) = evaluate_images(source, selection, det, dev, methods, opts, on_image)?;
-    Ok(report(methods.iter().map(|m| (m.name.clone(), m.ratios.to_string())).collect(), frames, images))
-}
-
-/// The frames read and the images of [`evaluate`], before any metric.
-pub fn evaluate_images(
     source: &Source,
     selection: &FrameSelection,
     det: &Detector,
@@ -155,21 +143,29 @@ pub fn report(methods: Vec<(String, String)>, frames: usize, images: Vec<DetImag
     let count = images.len();
     let per = |v: f64| if count == 0 { 0.0 } else { v / count as f64 };
     let sum = |m: usize, f: fn(&DetImage) -> &Vec<f64>| images.iter().map(|i| f(i)[m]).sum::<f64>();
+    let times: Vec<[f64; 3]> = (0..methods.len())
+        .map(|m| [sum(m, |i| &i.backbone_s), sum(m, |i| &i.total_s), sum(m, |i| &i.window_share)])
+        .collect();
+    // Each method's boxes, image by image, moved out of the images.
+    let mut boxes: Vec<Vec<ImageBoxes>> = vec![Vec::with_capacity(count); methods.len()];
+    for image in images {
+        for (m, b) in image.boxes.into_iter().enumerate() {
+            boxes[m].push(b);
+        }
+    }
     let mut reports: Vec<DetMethodReport> = methods
         .into_iter()
-        .enumerate()
-        .map(|(m, (name, ratios))| {
-            let boxes: Vec<ImageBoxes> = images.iter().map(|i| i.boxes[m].clone()).collect();
-            DetMethodReport {
-                name,
-                ratios,
-                ap: metrics(&boxes, None).finish(),
-                backbone_ms: per(sum(m, |i| &i.backbone_s)) * 1e3,
-                total_ms: per(sum(m, |i| &i.total_s)) * 1e3,
-                window_share: per(sum(m, |i| &i.window_share)),
-                ap_change: None,
-                images: boxes,
-            }
+        .zip(boxes)
+        .zip(times)
+        .map(|(((name, ratios), images), [backbone, total, share])| DetMethodReport {
+            name,
+            ratios,
+            ap: metrics(&images, None).finish(),
+            backbone_ms: per(backbone) * 1e3,
+            total_ms: per(total) * 1e3,
+            window_share: per(share),
+            ap_change: None,
+            images,
         })
         .collect();
     for m in 1..reports.len() {
@@ -247,9 +243,7 @@ impl DetPartial {
 
     /// Writes the partial as JSON (exact for every number), whole or not at all.
     pub fn write(&self, path: &Path) -> Result<(), EvalError> {
-        let json = serde_json::to_vec(self).map_err(|e| EvalError::Other(format!("{}: JSON: {e}", path.display())))?;
-        crate::io::output::write_file(path, &json)?;
-        Ok(())
+        write_partial(path, self)
     }
 
     /// Reads a partial written by [`write`](Self::write).

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::partial::{check_shard_set, read_partial};
+use super::partial::{check_shard_set, read_partial, write_partial};
 use super::run::EvalError;
 use super::segmentation::ConfusionMatrix;
 use crate::error::{Error, Location, Result};
@@ -184,9 +184,7 @@ impl SegPartial {
 
     /// Writes the partial as JSON, whole or not at all.
     pub fn write(&self, path: &Path) -> Result<(), EvalError> {
-        let json = serde_json::to_vec(self).map_err(|e| EvalError::Other(format!("{}: JSON: {e}", path.display())))?;
-        crate::io::output::write_file(path, &json)?;
-        Ok(())
+        write_partial(path, self)
     }
 
     /// Reads a partial written by [`write`](Self::write).

@@ -224,9 +224,7 @@ impl MotionPartial {
 
     /// Writes the partial as JSON (exact for every number), whole or not at all.
     pub fn write(&self, path: &Path) -> Result<(), EvalError> {
-        let json = serde_json::to_vec(self).map_err(|e| EvalError::Other(format!("{}: JSON: {e}", path.display())))?;
-        crate::io::output::write_file(path, &json)?;
-        Ok(())
+        write_partial(path, self)
     }
 
     /// Reads a partial written by [`write`](Self::write).
@@ -259,6 +257,14 @@ pub fn check_shard_set<'a>(parts: impl IntoIterator<Item = (&'a str, String, Sha
     if let Some(missing) = (0..count).find(|i| !seen.contains_key(i)) {
         return Err(bad(format!("expected every shard of {count}, shard {missing}/{count} is missing")));
     }
+    Ok(())
+}
+
+/// Writes a partial as JSON (every number exact: serde_json's float round trip), whole or not
+/// at all.
+pub fn write_partial<T: Serialize>(path: &Path, partial: &T) -> Result<(), EvalError> {
+    let json = serde_json::to_vec(partial).map_err(|e| EvalError::Other(format!("{}: JSON: {e}", path.display())))?;
+    crate::io::output::write_file(path, &json)?;
     Ok(())
 }
 

@@ -27,15 +27,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     say "creating $VENV with $PY ($("$PY" --version))"
     "$PY" -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" - "${PACKAGES[@]}" <<'PY' >/dev/null 2>&1
-import sys
-from importlib.metadata import version
-for spec in sys.argv[1:]:
-    name, want = spec.split("==")
-    if version(name) != want:
-        sys.exit(1)
-PY
-then
+if ! "$VENV/bin/python" tools/pinned.py "${PACKAGES[@]}" >/dev/null 2>&1; then
     say "installing ${PACKAGES[*]} into $VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check "${PACKAGES[@]}"
 fi

@@ -15,15 +15,7 @@ if [ ! -x .venv-ray/bin/python ]; then
     say "creating .venv-ray"
     python3 -m venv .venv-ray
 fi
-if ! .venv-ray/bin/python - "${PKGS[@]}" <<'PY' >/dev/null 2>&1
-import sys
-from importlib.metadata import version
-for spec in sys.argv[1:]:
-    name, want = spec.split("==")
-    if version(name) != want:
-        sys.exit(1)
-PY
-then
+if ! .venv-ray/bin/python tools/pinned.py "${PKGS[@]}" >/dev/null 2>&1; then
     say "installing ${PKGS[*]}"
     .venv-ray/bin/python -m pip install --quiet --upgrade pip
     .venv-ray/bin/python -m pip install --quiet "${PKGS[@]}"

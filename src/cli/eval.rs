@@ -34,12 +34,12 @@ pub struct Args {
     /// Output folder (motion: required unless --partial; for lidar-seg, metrics.json goes there).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Motion, lidar-seg and camera-det: only this shard of the input (I/N: v2 segments, or TFRecord
+    /// Every task: only this shard of the input (I/N: v2 segments, or TFRecord
     /// records, number k in the input's order where k mod N = I); with --partial, `scenetok
     /// merge` joins the N.
     #[arg(long, default_value = "0/1", value_name = "I/N")]
     shard: Shard,
-    /// Motion, lidar-seg and camera-det: write this shard's mergeable result to FILE (JSON) instead of
+    /// Every task: write this shard's mergeable result to FILE (JSON) instead of
     /// a run folder / metrics; `scenetok merge FILE… --out DIR` writes those of all shards.
     #[arg(long, value_name = "FILE", conflicts_with = "out")]
     partial: Option<PathBuf>,
@@ -208,11 +208,6 @@ enum Task {
 }
 
 pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
-    if args.task == Task::CameraSeg && (args.partial.is_some() || !args.shard.is_all()) {
-        anyhow::bail!(
-            "--shard and --partial are for --task motion, lidar-seg and camera-det (camera-seg does not merge yet)"
-        );
-    }
     match args.task {
         Task::Motion => {
             let weights = match &args.weights {
@@ -244,48 +239,33 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
                 Some(d) => d.clone(),
                 None => ctx.data()?.weights(""),
             };
-            camera_seg(
-                &args.data,
-                &config,
-                &refiners,
-                args.out.as_deref(),
-                args.max_frames,
-                &args.camera,
-                &args.device,
-                stdout,
-            )
+            camera_seg(&args, &config, &refiners, stdout)
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn camera_seg(
-    data: &Path,
-    config: &Path,
-    refiners: &Path,
-    out: Option<&Path>,
-    max_frames: Option<usize>,
-    args: &CameraSegArgs,
-    device: &DeviceArg,
-    stdout: &mut impl Write,
-) -> Result<()> {
-    use scenetok::eval::camera_seg::{DenseMethod, choose_tau, evaluate, table};
+fn camera_seg(args: &Args, config: &Path, refiners: &Path, stdout: &mut impl Write) -> Result<()> {
+    use scenetok::eval::camera_seg::{CameraSegPartial, DenseMethod, choose_tau, evaluate, rows_of, table};
     use scenetok::models::image_encoder::EncoderOptions;
     use scenetok::models::seg::DenseSegModel;
     use scenetok::models::seg::refiner::{Refiner, weights_file};
 
+    let (data, out, cam) = (args.data.as_path(), args.out.as_deref(), &args.camera);
     if let Some(out) = out {
         scenetok::io::output::refuse_input(&out.join("metrics.json"), &[data])?;
     }
+    if let Some(partial) = &args.partial {
+        scenetok::io::output::refuse_input(partial, &[data])?;
+    }
     let source = Source::open(data)?;
-    let tau_source = args.tau_data.as_deref().map(Source::open).transpose()?;
-    let device = device.open()?;
+    let tau_source = cam.tau_data.as_deref().map(Source::open).transpose()?;
+    let device = args.device.open()?;
     let mut methods = Vec::new();
-    for &scale in &args.scales {
+    for &scale in &cam.scales {
         let mut model = DenseSegModel::load(config, scale, EncoderOptions::default())?;
         // Full resolution is the baseline: nothing to refine there.
         let refiner_path = refiners.join(weights_file(scale));
-        let refiner = if scale < 1.0 && !args.no_refine && refiner_path.is_file() {
+        let refiner = if scale < 1.0 && !cam.no_refine && refiner_path.is_file() {
             let r = Refiner::load(&refiner_path, &device)?;
             if r.scale.is_some_and(|s| (s - scale).abs() > 1e-9) {
                 anyhow::bail!("{}: trained for scale {:?}, not {scale}", refiner_path.display(), r.scale);
@@ -297,12 +277,8 @@ fn camera_seg(
         };
         let tau = match &tau_source {
             Some(src) if scale < 1.0 => {
-                let choice = choose_tau(
-                    src,
-                    &FrameSelection::all().first(Some(args.tau_frames)),
-                    &mut model,
-                    args.error_recall,
-                )?;
+                let choice =
+                    choose_tau(src, &FrameSelection::all().first(Some(cam.tau_frames)), &mut model, cam.error_recall)?;
                 writeln!(
                     stdout,
                     "scale {scale}: τ = {:.3} on {} (selects {:.1}% of labelled pixels, {:.1}% of the errors there)",
@@ -322,12 +298,20 @@ fn camera_seg(
         };
         methods.push(DenseMethod { model, tau, refiner });
     }
+    let frames = FrameSelection::all().segments(Segments::Shard(args.shard)).first(args.max_frames);
     let bar = indicatif::ProgressBar::new_spinner();
-    let reports =
-        evaluate(&source, &FrameSelection::all().first(max_frames), &mut methods, args.boundary_tolerance, || {
-            bar.inc(1)
-        })?;
+    let counted = evaluate(&source, &frames, &mut methods, cam.boundary_tolerance, || bar.inc(1))?;
     bar.finish_and_clear();
+    // A single process goes through the same path as a merge of its shards.
+    let partial =
+        CameraSegPartial::new(config, refiners, data, rows_of(&methods), cam.boundary_tolerance, args.shard, counted);
+    if let Some(path) = &args.partial {
+        partial.write(path)?;
+        writeln!(stdout, "shard {}: {} frames, {} images", args.shard, partial.frames.len(), partial.images())?;
+        writeln!(stdout, "wrote {} (merge the shards with `scenetok merge`)", path.display())?;
+        return Ok(());
+    }
+    let reports = partial.report()?;
     write!(stdout, "{}", table(&reports))?;
     match out {
         Some(out) => write_metrics(out, &reports, stdout),

@@ -1,5 +1,6 @@
 //! `scenetok merge`: the result of every shard from their partial results (motion runs,
-//! LiDAR-segmentation or camera-detection metrics, by the partials' format).
+//! LiDAR-segmentation, camera-segmentation or camera-detection metrics, by the partials'
+//! format).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -7,14 +8,15 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use rayon::prelude::*;
 use scenetok::eval::camera_det::{self, DetPartial};
+use scenetok::eval::camera_seg::{self, CameraSegPartial};
 use scenetok::eval::lidar_seg::{self, SegPartial};
 use scenetok::eval::partial::{self, MotionPartial};
 use scenetok::eval::runner::{check_run_folder, write_run};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The shards' partial results (`eval --task motion|lidar-seg|camera-det --shard I/N --partial
-    /// FILE`), every shard of one N once, in any order.
+    /// The shards' partial results (`eval --task … --shard I/N --partial FILE`), every shard
+    /// of one N once, in any order.
     #[arg(required = true, value_name = "PARTIAL")]
     partials: Vec<PathBuf>,
     /// The run folder, as `eval --out` writes it.
@@ -30,6 +32,7 @@ pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
     match partial::format_of(&head).as_deref() {
         Some(lidar_seg::PARTIAL_FORMAT) => return lidar_seg(&args, &inputs, stdout),
         Some(camera_det::PARTIAL_FORMAT) => return camera_det(&args, &inputs, stdout),
+        Some(camera_seg::PARTIAL_FORMAT) => return camera_seg(&args, &inputs, stdout),
         _ => {}
     }
     check_run_folder(&args.out, &inputs)?;
@@ -79,4 +82,16 @@ fn camera_det(args: &Args, inputs: &[&Path], stdout: &mut impl Write) -> Result<
     write!(stdout, "{}", report.table())?;
     writeln!(stdout, "merged {shards} shard(s)")?;
     super::eval::write_metrics(&args.out, &report, stdout)
+}
+
+/// Camera segmentation: the shards' frames back in input order, `OUT/metrics.json` as `eval
+/// --task camera-seg --out OUT` writes it (its wall times are each frame's where it ran).
+fn camera_seg(args: &Args, inputs: &[&Path], stdout: &mut impl Write) -> Result<()> {
+    scenetok::io::output::refuse_input(&args.out.join("metrics.json"), inputs)?;
+    let parts = read_all(&args.partials, CameraSegPartial::read)?;
+    let shards = parts.len();
+    let reports = CameraSegPartial::merge(parts)?.report()?;
+    write!(stdout, "{}", camera_seg::table(&reports))?;
+    writeln!(stdout, "merged {shards} shard(s)")?;
+    super::eval::write_metrics(&args.out, &reports, stdout)
 }

@@ -8,13 +8,20 @@
 //! `tolerance` pixels (Chebyshev distance) of a ground-truth boundary pixel; recall: the share of
 //! ground-truth boundary pixels within `tolerance` of a predicted one; F = 2PR / (P + R). The
 //! tolerance is in full-resolution pixels (default 3), the same for every method compared.
+//!
+//! A shard's frames with their counts (per image confusion, boundary and selection counts,
+//! seconds) are its partial result ([`CameraSegPartial`]): integer counts, so merged back in
+//! the input's order they give the single process's metrics and intervals exactly (but for
+//! wall times).
 
-use serde::Serialize;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
 
 use super::segmentation::{ConfusionMatrix, SegmentationReport};
 
 /// Matched and total boundary pixels of each side.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct BoundaryCounts {
     pub pred_matched: u64,
     pub pred_total: u64,
@@ -158,18 +165,14 @@ impl CameraSegScore {
         }
     }
 
-    /// Adds one image: predicted and true classes at full resolution (`0` in `gt` = not scored).
-    pub fn add(&mut self, pred: &[u8], gt: &[u8], w: usize, h: usize) {
-        self.images += 1;
-        let mut own = ConfusionMatrix::camera();
-        for (&p, &g) in pred.iter().zip(gt) {
-            if g != 0 {
-                own.add(g as usize, p as usize);
-            }
+    /// Adds one frame's images of a row (counted by [`evaluate`]).
+    pub fn absorb(&mut self, row: &FrameRow) {
+        for c in &row.confusion {
+            self.images += 1;
+            self.confusion.merge(c);
+            self.per_image.push(c.clone());
         }
-        self.confusion.merge(&own);
-        self.per_image.push(own);
-        self.boundary.merge(&boundary_counts(pred, gt, w, h, self.tolerance));
+        self.boundary.merge(&row.boundary);
     }
 
     pub fn report(&self) -> CameraSegReport {
@@ -262,7 +265,10 @@ mod tests {
 
 use std::time::Instant;
 
+use super::partial::{check_shard_set, read_partial, write_partial};
+use super::run::EvalError;
 use crate::error::{Error, Location, Result};
+use crate::io::shard::Shard;
 use crate::io::v2::{Component, FrameRequest};
 use crate::models::image_encoder::decode_frame_images;
 use crate::models::image_encoder::preprocess::RgbView;
@@ -323,8 +329,8 @@ pub fn labelled_images(frame: &Frame, at: &Location) -> Result<Vec<LabelledImage
     Ok(out)
 }
 
-/// Milliseconds per image of each stage of one method.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+/// Seconds (summed over images, or per image in a report) of each stage of one method.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct StageMs {
     pub preprocess: f64,
     pub model: f64,
@@ -362,6 +368,25 @@ impl StageMs {
     }
 }
 
+/// A selection against the dense prediction's errors, on labelled pixels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SelectionCounts {
+    pub labelled: u64,
+    pub selected: u64,
+    /// Labelled pixels the dense prediction gets wrong, and those of them selected.
+    pub wrong: u64,
+    pub wrong_selected: u64,
+}
+
+impl SelectionCounts {
+    fn add(&mut self, o: &SelectionCounts) {
+        self.labelled += o.labelled;
+        self.selected += o.selected;
+        self.wrong += o.wrong;
+        self.wrong_selected += o.wrong_selected;
+    }
+}
+
 /// One method (a dense scale, or SparseRefine on it) over the evaluated images.
 #[derive(Debug, Clone, Serialize)]
 pub struct MethodReport {
@@ -391,39 +416,85 @@ pub struct DenseMethod {
     pub refiner: Option<Refiner>,
 }
 
-#[derive(Default)]
-struct Acc {
-    score: Option<CameraSegScore>,
-    /// Seconds, summed over images.
-    secs: StageMs,
-    selected: u64,
-    wrong: u64,
-    wrong_selected: u64,
-    labelled: u64,
+/// One row of the report as the evaluation runs it: a dense scale, or SparseRefine on the
+/// dense row just before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowSpec {
+    pub method: String,
+    pub scale: f64,
+    pub tau: Option<f32>,
+    pub refined: bool,
 }
 
-impl Acc {
-    fn new(tolerance: usize) -> Self {
-        Acc { score: Some(CameraSegScore::new(tolerance)), ..Acc::default() }
+/// The report's rows for `methods`, in order.
+pub fn rows_of(methods: &[DenseMethod]) -> Vec<RowSpec> {
+    let mut rows = Vec::new();
+    for m in methods {
+        let scale = m.model.scale();
+        rows.push(RowSpec { method: format!("dense ×{scale}"), scale, tau: m.tau, refined: false });
+        if m.refiner.is_some() {
+            rows.push(RowSpec { method: format!("refine ×{scale}"), scale, tau: m.tau, refined: true });
+        }
     }
-    fn score(&mut self) -> &mut CameraSegScore {
-        self.score.as_mut().expect("made with a score")
+    rows
+}
+
+/// One row's counts on one frame's labelled images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameRow {
+    /// Each image's confusion, in camera order (the bootstrap resamples images).
+    pub confusion: Vec<ConfusionMatrix>,
+    pub boundary: BoundaryCounts,
+    pub selection: SelectionCounts,
+    /// Seconds over the frame's images.
+    pub seconds: StageMs,
+}
+
+impl FrameRow {
+    fn new(seconds: StageMs) -> Self {
+        FrameRow {
+            confusion: Vec::new(),
+            boundary: BoundaryCounts::default(),
+            selection: SelectionCounts::default(),
+            seconds,
+        }
+    }
+
+    /// Adds one image: predicted and true classes at full resolution (`0` in `gt` = not scored).
+    fn add_image(&mut self, pred: &[u8], gt: &[u8], w: usize, h: usize, tolerance: usize) {
+        let mut own = ConfusionMatrix::camera();
+        for (&p, &g) in pred.iter().zip(gt) {
+            if g != 0 {
+                own.add(g as usize, p as usize);
+            }
+        }
+        self.confusion.push(own);
+        self.boundary.merge(&boundary_counts(pred, gt, w, h, tolerance));
     }
 }
 
-/// Scores each method on every labelled camera image of `selection`'s frames. `on_image` is
-/// called after each image (progress).
+/// A frame with labelled camera images: where it is in the input (unit, frame index: the
+/// order a single process reads frames in) and each row's counts on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegFrame {
+    pub key: (u64, u64),
+    pub rows: Vec<FrameRow>,
+}
+
+/// Runs each method on every labelled camera image of `selection`'s frames (the methods in
+/// turn on each frame) and keeps each frame's counts, in input order; [`report`] (or a
+/// [`CameraSegPartial`] of them) gives the metrics. `on_image` is called after each image
+/// (progress).
 pub fn evaluate(
     source: &Source,
     selection: &FrameSelection,
     methods: &mut [DenseMethod],
     tolerance: usize,
     mut on_image: impl FnMut(),
-) -> Result<Vec<MethodReport>> {
+) -> Result<Vec<SegFrame>> {
     let selection = selection.clone().request(camera_request());
-    let mut dense_acc: Vec<Acc> = methods.iter().map(|_| Acc::new(tolerance)).collect();
-    let mut refine_acc: Vec<Acc> = methods.iter().map(|_| Acc::new(tolerance)).collect();
     let ctx = RunCtx::default();
+    let mut frames = Vec::new();
     for frame in source.frames(&selection)? {
         let frame = frame?;
         let images = labelled_images(&frame.frame, &frame.at)?;
@@ -431,34 +502,34 @@ pub fn evaluate(
             continue;
         }
         let views: Vec<RgbView<'_>> = images.iter().map(|i| RgbView::from(&i.rgb)).collect();
-        for ((m, a), r) in methods.iter_mut().zip(&mut dense_acc).zip(&mut refine_acc) {
+        let mut rows = Vec::new();
+        for m in methods.iter_mut() {
             let t = Instant::now();
             let (outs, times) = m.model.run(&views, m.tau.is_some())?;
             let t_full = Instant::now();
             let preds: Vec<Vec<u8>> = outs.iter().map(DenseOutput::full_classes).collect();
             let full_s = t_full.elapsed().as_secs_f64();
-            let dense = StageMs {
+            let dense_s = StageMs {
                 preprocess: times.preprocess,
                 model: times.model,
                 classify: times.classify + full_s,
                 total: t.elapsed().as_secs_f64(),
                 ..StageMs::default()
             };
-            a.secs.add(&dense);
+            let mut dense = FrameRow::new(dense_s);
+            // SparseRefine pays the dense pass (without the dense row's selection time).
+            let mut refined = m.refiner.as_ref().map(|_| FrameRow::new(dense_s));
             for ((img, out), pred) in images.iter().zip(&outs).zip(&preds) {
-                a.score().add(pred, &img.classes, out.width, out.height);
+                dense.add_image(pred, &img.classes, out.width, out.height, tolerance);
                 let Some(tau) = m.tau else { continue };
                 let t = Instant::now();
                 let sel = crate::models::seg::selector::select(out, tau);
                 let select_s = t.elapsed().as_secs_f64();
-                count_selection(a, &sel, pred, &img.classes, out.width);
-                if let Some(refiner) = &m.refiner {
-                    let (refined, gather_s, refine_s) = refine_image(refiner, out, pred, &img.rgb, &sel, &ctx)?;
-                    r.score().add(&refined, &img.classes, out.width, out.height);
-                    // The same selection against the same dense errors: copy, not count again.
-                    (r.selected, r.wrong, r.wrong_selected, r.labelled) =
-                        (a.selected, a.wrong, a.wrong_selected, a.labelled);
-                    r.secs.add(&StageMs {
+                dense.selection.add(&count_selection(&sel, pred, &img.classes, out.width));
+                if let (Some(refiner), Some(row)) = (&m.refiner, refined.as_mut()) {
+                    let (classes, gather_s, refine_s) = refine_image(refiner, out, pred, &img.rgb, &sel, &ctx)?;
+                    row.add_image(&classes, &img.classes, out.width, out.height, tolerance);
+                    row.seconds.add(&StageMs {
                         select: select_s,
                         gather: gather_s,
                         refine: refine_s,
@@ -467,67 +538,199 @@ pub fn evaluate(
                     });
                 }
             }
-            if m.refiner.is_some() {
-                // SparseRefine pays the dense pass (without the dense row's selection time).
-                r.secs.add(&dense);
+            if let Some(row) = refined.as_mut() {
+                // The same selection against the same dense errors.
+                row.selection = dense.selection;
             }
+            rows.push(dense);
+            rows.extend(refined);
         }
+        frames.push(SegFrame { key: (frame.unit as u64, frame.index as u64), rows });
         for _ in &images {
             on_image();
         }
     }
-    let mut reports = Vec::new();
-    let full = methods.iter().position(|m| m.model.scale() == 1.0).map(|i| dense_acc[i].score.clone());
-    for ((m, a), r) in methods.iter().zip(dense_acc).zip(refine_acc) {
-        let dense_score = a.score.clone();
-        let row = |a: Acc, name: String, vs_dense: Option<&CameraSegScore>| {
-            let score = a.score.as_ref().expect("made with a score");
-            let full = full.as_ref().and_then(|f| f.as_ref());
-            MethodReport {
-                method: name,
-                scale: m.model.scale(),
-                report: score.report(),
-                ms_per_image: a.secs.scaled(1e3 / score.images.max(1) as f64),
-                tau: m.tau,
-                selected: m.tau.map(|_| a.selected as f64 / a.labelled.max(1) as f64),
-                error_recall: m.tau.map(|_| a.wrong_selected as f64 / a.wrong.max(1) as f64),
-                miou_vs_full: full
-                    .filter(|_| m.model.scale() != 1.0)
-                    .map(|f| paired_miou(f, score, BOOTSTRAP_DRAWS, 0)),
-                miou_vs_dense: vs_dense.map(|d| paired_miou(d, score, BOOTSTRAP_DRAWS, 1)),
-            }
-        };
-        reports.push(row(a, format!("dense ×{}", m.model.scale()), None));
-        if m.refiner.is_some() {
-            reports.push(row(r, format!("refine ×{}", m.model.scale()), dense_score.as_ref()));
-        }
-    }
-    if reports.first().is_some_and(|r| r.report.images == 0) {
-        return Err(Error::invalid(
-            Location::file(source.path()),
-            "camera images with segmentation labels (camera_segmentation)",
-            "none in the selected frames",
-        ));
-    }
-    Ok(reports)
+    Ok(frames)
 }
 
-/// Counts the selection against the dense prediction's errors on labelled pixels.
-fn count_selection(a: &mut Acc, sel: &[(u32, u32)], pred: &[u8], gt: &[u8], width: usize) {
+/// The report of `frames` (in input order) for `rows`; every frame must hold a count of
+/// each row (what [`evaluate`] writes, and [`CameraSegPartial::read`] checks).
+pub fn report(rows: &[RowSpec], tolerance: usize, frames: &[SegFrame]) -> Vec<MethodReport> {
+    let mut scores: Vec<CameraSegScore> = rows.iter().map(|_| CameraSegScore::new(tolerance)).collect();
+    let mut seconds = vec![StageMs::default(); rows.len()];
+    let mut selection = vec![SelectionCounts::default(); rows.len()];
+    for frame in frames {
+        for (r, counts) in frame.rows.iter().enumerate() {
+            scores[r].absorb(counts);
+            seconds[r].add(&counts.seconds);
+            selection[r].add(&counts.selection);
+        }
+    }
+    let full = rows.iter().position(|r| !r.refined && r.scale == 1.0);
+    rows.iter()
+        .enumerate()
+        .map(|(r, spec)| {
+            let score = &scores[r];
+            let sel = &selection[r];
+            MethodReport {
+                method: spec.method.clone(),
+                scale: spec.scale,
+                report: score.report(),
+                ms_per_image: seconds[r].scaled(1e3 / score.images.max(1) as f64),
+                tau: spec.tau,
+                selected: spec.tau.map(|_| sel.selected as f64 / sel.labelled.max(1) as f64),
+                error_recall: spec.tau.map(|_| sel.wrong_selected as f64 / sel.wrong.max(1) as f64),
+                miou_vs_full: full
+                    .filter(|_| spec.scale != 1.0)
+                    .map(|f| paired_miou(&scores[f], score, BOOTSTRAP_DRAWS, 0)),
+                // A refined row follows its dense row.
+                miou_vs_dense: (spec.refined && r > 0).then(|| paired_miou(&scores[r - 1], score, BOOTSTRAP_DRAWS, 1)),
+            }
+        })
+        .collect()
+}
+
+/// The selection `sel` against the dense prediction's errors on labelled pixels.
+fn count_selection(sel: &[(u32, u32)], pred: &[u8], gt: &[u8], width: usize) -> SelectionCounts {
     let mut chosen = vec![false; pred.len()];
     for &(u, v) in sel {
         chosen[v as usize * width + u as usize] = true;
     }
-    for ((&p, &g), &c) in pred.iter().zip(gt).zip(&chosen) {
+    let mut c = SelectionCounts::default();
+    for ((&p, &g), &picked) in pred.iter().zip(gt).zip(&chosen) {
         if g == 0 {
             continue;
         }
-        a.labelled += 1;
-        a.selected += c as u64;
+        c.labelled += 1;
+        c.selected += picked as u64;
         if p != g {
-            a.wrong += 1;
-            a.wrong_selected += c as u64;
+            c.wrong += 1;
+            c.wrong_selected += picked as u64;
         }
+    }
+    c
+}
+
+/// What a camera-segmentation partial file starts with; another value is refused.
+pub const PARTIAL_FORMAT: &str = "scenetok-cameraseg-partial/1";
+
+/// A shard's camera-segmentation evaluation (`eval --task camera-seg --shard I/N --partial`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CameraSegPartial {
+    pub format: String,
+    /// The dense model's config, the refiners' folder and the data as given on the command
+    /// line, the rows (τ included) and the boundary tolerance: the same on every shard.
+    pub model: String,
+    pub refiners: String,
+    pub data: String,
+    pub rows: Vec<RowSpec>,
+    pub tolerance: usize,
+    pub shard: Shard,
+    /// In key order.
+    pub frames: Vec<SegFrame>,
+}
+
+impl CameraSegPartial {
+    pub fn new(
+        model: &Path,
+        refiners: &Path,
+        data: &Path,
+        rows: Vec<RowSpec>,
+        tolerance: usize,
+        shard: Shard,
+        mut frames: Vec<SegFrame>,
+    ) -> Self {
+        frames.sort_by_key(|f| f.key);
+        CameraSegPartial {
+            format: PARTIAL_FORMAT.into(),
+            model: model.display().to_string(),
+            refiners: refiners.display().to_string(),
+            data: data.display().to_string(),
+            rows,
+            tolerance,
+            shard,
+            frames,
+        }
+    }
+
+    /// Labelled images in the partial.
+    pub fn images(&self) -> usize {
+        self.frames.iter().map(|f| f.rows.first().map_or(0, |r| r.confusion.len())).sum()
+    }
+
+    /// What must be the same on every shard, in words.
+    fn identity(&self) -> String {
+        let rows: Vec<String> = self
+            .rows
+            .iter()
+            .map(|r| format!("{}{}", r.method, r.tau.map_or(String::new(), |t| format!(" (τ {t})"))))
+            .collect();
+        format!(
+            "model {} (refiners {}) on {}, rows {}, boundary tolerance {}",
+            self.model,
+            self.refiners,
+            self.data,
+            rows.join(", "),
+            self.tolerance
+        )
+    }
+
+    /// The whole evaluation from every shard's partial (`names` say where each came from).
+    pub fn merge(parts: Vec<(String, CameraSegPartial)>) -> std::result::Result<CameraSegPartial, EvalError> {
+        check_shard_set(parts.iter().map(|(name, p)| (name.as_str(), p.identity(), p.shard)))?;
+        let mut parts = parts.into_iter().map(|(_, p)| p);
+        let Some(mut whole) = parts.next() else { return Err(EvalError::Other("no partial results to merge".into())) };
+        for p in parts {
+            whole.frames.extend(p.frames);
+        }
+        whole.frames.sort_by_key(|f| f.key);
+        if let Some(w) = whole.frames.windows(2).find(|w| w[0].key == w[1].key) {
+            return Err(EvalError::Other(format!(
+                "frame {:?} is in two shards: partials of different shard rules or inputs",
+                w[0].key
+            )));
+        }
+        whole.shard = Shard::ALL;
+        Ok(whole)
+    }
+
+    /// The report of the whole evaluation; no labelled image is an error about the data (an
+    /// mIoU over nothing would read as 0, not as "nothing to score").
+    pub fn report(&self) -> Result<Vec<MethodReport>> {
+        if self.images() == 0 {
+            return Err(Error::invalid(
+                Location::file(Path::new(&self.data)),
+                "camera images with segmentation labels (camera_segmentation)",
+                "none in the selected frames",
+            ));
+        }
+        Ok(report(&self.rows, self.tolerance, &self.frames))
+    }
+
+    /// Writes the partial as JSON (exact for every number), whole or not at all.
+    pub fn write(&self, path: &Path) -> std::result::Result<(), EvalError> {
+        write_partial(path, self)
+    }
+
+    /// Reads a partial written by [`write`](Self::write): every frame must count every row,
+    /// each row the same images, each matrix the 29 camera classes.
+    pub fn read(path: &Path) -> std::result::Result<CameraSegPartial, EvalError> {
+        let p = read_partial(path, PARTIAL_FORMAT, |p: &CameraSegPartial| &p.format)?;
+        let classes = ConfusionMatrix::camera().classes();
+        for f in &p.frames {
+            let images = f.rows.first().map_or(0, |r| r.confusion.len());
+            let fits = f.rows.len() == p.rows.len()
+                && f.rows
+                    .iter()
+                    .all(|r| r.confusion.len() == images && r.confusion.iter().all(|c| c.classes() == classes));
+            if !fits {
+                let at = Location::file(path).detail(format!("frame {:?}", f.key));
+                let expected =
+                    format!("counts of {} row(s), each of the same images over {classes} classes", p.rows.len());
+                return Err(Error::invalid(at, expected, format!("{} row(s) of other shapes", f.rows.len())).into());
+            }
+        }
+        Ok(p)
     }
 }
 

@@ -189,6 +189,12 @@ impl SegPartial {
 
     /// Reads a partial written by [`write`](Self::write).
     pub fn read(path: &Path) -> Result<SegPartial, EvalError> {
-        read_partial(path, PARTIAL_FORMAT, |p: &SegPartial| &p.format)
+        let p = read_partial(path, PARTIAL_FORMAT, |p: &SegPartial| &p.format)?;
+        let found = p.confusion.matrix.classes();
+        if found != CLASSES {
+            let expected = format!("a confusion matrix of the {CLASSES} LiDAR classes");
+            return Err(Error::invalid(Location::file(path), expected, format!("one of {found} classes")).into());
+        }
+        Ok(p)
     }
 }

@@ -11,13 +11,40 @@ use serde::Serialize;
 use crate::scene::{CameraSegClass, LidarSegClass};
 
 /// Counts of (ground truth, prediction) pairs over `classes` class ids `0..classes`.
+///
+/// Read back (a shard's partial result) only when its counts are `classes²`: a matrix of
+/// another shape is a parse error, never a panic later.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(try_from = "RawConfusionMatrix")]
 pub struct ConfusionMatrix {
     classes: usize,
     /// Row-major `[gt][pred]`.
     counts: Vec<u64>,
     /// Pairs whose ids were outside `0..classes` (reported, never silently folded in).
     out_of_range: u64,
+}
+
+/// A matrix as read, before its shape is checked.
+#[derive(serde::Deserialize)]
+struct RawConfusionMatrix {
+    classes: usize,
+    counts: Vec<u64>,
+    out_of_range: u64,
+}
+
+impl TryFrom<RawConfusionMatrix> for ConfusionMatrix {
+    type Error = String;
+    fn try_from(r: RawConfusionMatrix) -> Result<Self, String> {
+        if r.classes.checked_mul(r.classes) != Some(r.counts.len()) {
+            return Err(format!(
+                "a confusion matrix of {} classes needs {} counts, found {}",
+                r.classes,
+                r.classes.saturating_mul(r.classes),
+                r.counts.len()
+            ));
+        }
+        Ok(ConfusionMatrix { classes: r.classes, counts: r.counts, out_of_range: r.out_of_range })
+    }
 }
 
 /// IoU of one class.
@@ -88,6 +115,11 @@ impl ConfusionMatrix {
 
     pub fn count(&self, gt: usize, pred: usize) -> u64 {
         self.counts[gt * self.classes + pred]
+    }
+
+    /// The class ids it counts: `0..classes`.
+    pub fn classes(&self) -> usize {
+        self.classes
     }
 
     pub fn out_of_range(&self) -> u64 {

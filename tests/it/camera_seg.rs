@@ -3,7 +3,7 @@
 //! refine, labels of the wrong size).
 
 use scenetok::backend::{Dataflow, Device};
-use scenetok::eval::camera_seg::{DenseMethod, evaluate, labelled_images};
+use scenetok::eval::camera_seg::{DenseMethod, evaluate, labelled_images, report, rows_of};
 use scenetok::models::image_encoder::EncoderOptions;
 use scenetok::models::image_encoder::preprocess::RgbView;
 use scenetok::models::seg::refiner::Refiner;
@@ -135,8 +135,10 @@ fn evaluation_reports_every_method() {
         DenseMethod { model: dense(0.25), tau: Some(0.5), refiner: Some(refiner) },
     ];
     let mut seen = 0;
-    let reports = evaluate(&source, &FrameSelection::all(), &mut methods, 3, || seen += 1).unwrap();
+    let frames = evaluate(&source, &FrameSelection::all(), &mut methods, 3, || seen += 1).unwrap();
     assert_eq!(seen, 5);
+    assert_eq!(frames.len(), 1);
+    let reports = report(&rows_of(&methods), 3, &frames);
     let names: Vec<&str> = reports.iter().map(|r| r.method.as_str()).collect();
     assert_eq!(names, ["dense ×1", "dense ×0.25", "refine ×0.25"]);
     for r in &reports {

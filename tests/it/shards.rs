@@ -217,11 +217,64 @@ fn lidar_segmentation_shards_merge_into_the_single_metrics_byte_for_byte() {
     assert!(!out.status.success());
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("motion.json") && e.contains("scenetok-motion-partial/1"), "{e}");
-    // Camera segmentation does not take shards yet, and says so.
-    let out =
-        scenetok(&["eval", "--task", "camera-seg", "--data", s(&world), "--shard", "0/2", "--partial", s(&motion)]);
+}
+
+/// `metrics.json` of a camera-segmentation run without its wall times.
+fn segmentation_metrics_without_times(dir: &Path) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+    for m in v.as_array_mut().unwrap() {
+        m.as_object_mut().unwrap().remove("ms_per_image");
+    }
+    v
+}
+
+#[test]
+fn camera_segmentation_shards_merge_into_the_single_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = dir.path().join("world");
+    // Cameras at ¼ of Waymo's size, as the shipped model was trained on.
+    generate_tiny(&world, 3, 1, 6, &["--camera-div", "4"]);
+    // Full resolution and ¼ with the shipped refiner (its τ from its metadata): every kind of row
+    // and both bootstrap intervals.
+    let eval = ["eval", "--task", "camera-seg", "--data", s(&world), "--scales", "1,0.25"];
+    let single = dir.path().join("single");
+    ok(scenetok(&[&eval[..], &["--out", s(&single)]].concat()));
+    let want = segmentation_metrics_without_times(&single);
+    let rows: Vec<&str> = want.as_array().unwrap().iter().map(|r| r["method"].as_str().unwrap()).collect();
+    assert_eq!(rows, ["dense ×1", "dense ×0.25", "refine ×0.25"], "{want}");
+    assert_eq!(want[0]["report"]["images"], 15, "{want}");
+    assert!(want[2]["miou_vs_dense"].is_object() && want[1]["miou_vs_full"].is_object(), "{want}");
+    let parts: Vec<String> = (0..2)
+        .map(|i| {
+            let p = dir.path().join(format!("seg{i}.json"));
+            let shard = format!("{i}/2");
+            let out = ok(scenetok(&[&eval[..], &["--shard", &shard, "--partial", s(&p)]].concat()));
+            assert!(out.contains(&format!("shard {shard}:")), "{out}");
+            s(&p).to_string()
+        })
+        .collect();
+    let (a, b) = (dir.path().join("merged_a"), dir.path().join("merged_b"));
+    ok(scenetok(&["merge", &parts[0], &parts[1], "--out", s(&a)]));
+    ok(scenetok(&["merge", &parts[1], &parts[0], "--out", s(&b)]));
+    // Any order: the same bytes (wall times come from the partials); the single run's metrics,
+    // intervals included.
+    assert_eq!(std::fs::read(a.join("metrics.json")).unwrap(), std::fs::read(b.join("metrics.json")).unwrap());
+    assert_eq!(segmentation_metrics_without_times(&a), want);
+    // A partial of other rows (no refiner) is refused, naming both files.
+    let other = dir.path().join("other.json");
+    ok(scenetok(&[&eval[..], &["--no-refine", "--shard", "1/2", "--partial", s(&other)]].concat()));
+    let out = scenetok(&["merge", &parts[0], s(&other), "--out", s(&dir.path().join("mixed"))]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("camera-seg does not merge yet"));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("other.json") && e.contains("seg0.json") && e.contains("refine ×0.25"), "{e}");
+    // A hand-edited partial whose matrix is not 29 × 29 is an error naming the file, not a panic.
+    let text = std::fs::read_to_string(&parts[1]).unwrap();
+    let cut = dir.path().join("cut.json");
+    std::fs::write(&cut, text.replacen("\"classes\":29", "\"classes\":23", 1)).unwrap();
+    let out = scenetok(&["merge", &parts[0], s(&cut), "--out", s(&dir.path().join("cut"))]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("cut.json") && e.contains("529 counts"), "{e}");
 }
 
 /// `metrics.json` of a camera-detection run without its wall times.

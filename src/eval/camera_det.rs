@@ -241,7 +241,7 @@ impl DetPartial {
         report(self.methods, self.frames, self.images)
     }
 
-    /// Writes the partial as JSON (exact for every number), whole or not at all.
+    /// Writes the partial (JSON for a `.json` name, else MessagePack: [`Encoding`](super::partial::Encoding)), whole or not at all.
     pub fn write(&self, path: &Path) -> Result<(), EvalError> {
         write_partial(path, self)
     }

@@ -707,7 +707,7 @@ impl CameraSegPartial {
         Ok(report(&self.rows, self.tolerance, &self.frames))
     }
 
-    /// Writes the partial as JSON (exact for every number), whole or not at all.
+    /// Writes the partial (JSON for a `.json` name, else MessagePack: [`Encoding`](super::partial::Encoding)), whole or not at all.
     pub fn write(&self, path: &Path) -> std::result::Result<(), EvalError> {
         write_partial(path, self)
     }

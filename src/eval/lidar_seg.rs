@@ -182,7 +182,7 @@ impl SegPartial {
         self.confusion.scored_report(Path::new(&self.data))
     }
 
-    /// Writes the partial as JSON, whole or not at all.
+    /// Writes the partial (JSON for a `.json` name, else MessagePack: [`Encoding`](super::partial::Encoding)), whole or not at all.
     pub fn write(&self, path: &Path) -> Result<(), EvalError> {
         write_partial(path, self)
     }

@@ -45,7 +45,10 @@ fn scenes(run: &Path) -> serde_json::Value {
 /// `dir/merged_a` and `dir/merged_b`; returns the partials' paths.
 fn single_and_merged(dir: &Path, data: &Path, n: usize) -> Vec<String> {
     ok(scenetok(&["eval", "--data", s(data), "--model", "ctra", "--out", s(&dir.join("single"))]));
-    let partials: Vec<String> = (0..n).map(|i| s(&dir.join(format!("part{i}.json"))).to_string()).collect();
+    // Both encodings, mixed in one merge: JSON for even shards, MessagePack for odd ones.
+    let partials: Vec<String> = (0..n)
+        .map(|i| s(&dir.join(format!("part{i}.{}", if i % 2 == 0 { "json" } else { "msgpack" }))).to_string())
+        .collect();
     for (i, p) in partials.iter().enumerate() {
         let shard = format!("{i}/{n}");
         let out = ok(scenetok(&["eval", "--data", s(data), "--model", "ctra", "--shard", &shard, "--partial", p]));
@@ -170,6 +173,14 @@ fn a_bad_set_of_partials_is_refused_naming_the_file() {
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let e = merge(&[&p0, s(&cut)]);
     assert!(e.contains("cut.json") && e.contains("partial result"), "{e}");
+    // The same shard in MessagePack: smaller, and truncated it is named as well.
+    let p1m = part("p1.msgpack", "1/2", "ctra");
+    let bytes = std::fs::read(&p1m).unwrap();
+    assert!(bytes.len() < std::fs::metadata(&p1).unwrap().len() as usize, "MessagePack holds fewer bytes than JSON");
+    let cut = dir.path().join("cut.msgpack");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let e = merge(&[&p0, s(&cut)]);
+    assert!(e.contains("cut.msgpack") && e.contains("MessagePack"), "{e}");
     // A shard that is not one.
     let out = scenetok(&["eval", "--data", s(&world), "--shard", "2/2", "--partial", s(&dir.path().join("x.json"))]);
     assert!(!out.status.success());

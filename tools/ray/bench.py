@@ -12,7 +12,8 @@ transformer. The same evaluation is timed
   3. on a local Ray cluster with 1 worker CPU and with 2 (one thread per task), shards then
      merge: the 2-vs-1 throughput ratio and Ray's own cost per task (the driver's time per
      task beyond the scenetok process inside it);
-  4. merging alone, and the partial results' size per scenario.
+  4. merging alone, and the partial results' size per scenario, for MessagePack partials (what
+     the driver writes) and for the same shards as JSON.
 
 It prints a table and writes the figures as JSON (--json), with the extrapolation to WOMD's
 validation split (44,097 scenarios) on 1, 8 and 64 nodes of this machine's size.
@@ -92,11 +93,19 @@ def main():
         single_2t = run(ev(work / "single2"), env=one(2))
         single_1t = run(ev(work / "single1"), env=one(1))
         shards = args.files
-        parts = [work / f"part{i}.json" for i in range(shards)]
-        local = [run([bin_, "eval", "--data", str(data), "--model", "transformer", "--shard", f"{i}/{shards}",
-                      "--partial", str(parts[i])], env=one(1)) for i in range(shards)]
+        # The shards in turn, as the Ray driver writes them (MessagePack), then the same
+        # shards as JSON: each encoding's merge time and bytes.
+        shard_run = lambda i, part: run([bin_, "eval", "--data", str(data), "--model", "transformer",
+                                         "--shard", f"{i}/{shards}", "--partial", str(part)], env=one(1))
+        parts = [work / f"part{i}.msgpack" for i in range(shards)]
+        local = [shard_run(i, parts[i]) for i in range(shards)]
         merge_s = run([bin_, "merge", *map(str, parts), "--out", str(work / "merged_local")])
         partial_bytes = sum(p.stat().st_size for p in parts)
+        parts_json = [work / f"part{i}.json" for i in range(shards)]
+        for i in range(shards):
+            shard_run(i, parts_json[i])
+        merge_json_s = run([bin_, "merge", *map(str, parts_json), "--out", str(work / "merged_json")])
+        json_bytes = sum(p.stat().st_size for p in parts_json)
         ray1_s, ray1 = ray_eval(args.python, bin_, data, shards, 1, work / "ray1", args.port)
         ray2_s, ray2 = ray_eval(args.python, bin_, data, shards, 2, work / "ray2", args.port)
         # With one CPU the tasks run one after another: the time from the first submission to
@@ -132,6 +141,9 @@ def main():
         "merge_s": merge_s,
         "merge_per_scenario_ms": merge_per_scenario * 1e3,
         "partial_kb_per_scenario": partial_bytes / scenarios / 1e3,
+        "merge_json_s": merge_json_s,
+        "merge_json_per_scenario_ms": merge_json_s / scenarios * 1e3,
+        "partial_json_kb_per_scenario": json_bytes / scenarios / 1e3,
     }
     # On paper: nodes of this machine's size (2 cores, one 1-thread task per core), WOMD
     # validation's 44,097 scenarios in 150 files (one shard per file: at most 150 busy tasks).
@@ -161,7 +173,9 @@ def main():
     print(f"  Ray's cost per task               {ray_cost:7.3f} s  (beyond the {fig['ray_task_inside_mean_s']:.3f} s "
           "scenetok process inside)")
     print(f"  merge of {shards} partials            {merge_s:7.2f} s  ({fig['merge_per_scenario_ms']:.2f} ms, "
-          f"{fig['partial_kb_per_scenario']:.0f} kB per scenario)")
+          f"{fig['partial_kb_per_scenario']:.0f} kB per scenario, MessagePack)")
+    print(f"  the same partials as JSON         {merge_json_s:7.2f} s  ({fig['merge_json_per_scenario_ms']:.2f} ms, "
+          f"{fig['partial_json_kb_per_scenario']:.0f} kB per scenario)")
     print(f"WOMD validation ({WOMD_VALIDATION} scenarios, 150 files), nodes of this machine's size (2 cores):")
     for nodes, e in est.items():
         print(f"  {nodes:>3} node(s): {e['tasks']:>3} tasks: compute {e['compute_s']:7.0f} s + per-shard "

@@ -67,7 +67,7 @@ def shard_commands(args) -> list:
     for i in range(n):
         shard = f"{i}/{n}"
         if args.command == "eval":
-            part = str(Path(args.work) / f"part-{i:05d}-of-{n:05d}.json")
+            part = str(Path(args.work) / f"part-{i:05d}-of-{n:05d}.msgpack")
             argv = [args.scenetok, "eval", "--data", args.data, "--shard", shard, "--partial", part, *args.extra]
             out.append((shard, argv, part))
         elif args.command == "dataset-motion":

@@ -13,6 +13,9 @@ full size), a random scale jitter in [--min-jitter, --max-jitter], a --crop × -
         --steps 1500 --saa-steps 500 --seed 0 --ckpt ~/ckpt/camera_det --out data/weights/camera_det_small.safetensors
     # interrupted? the same command with --resume
 
+Continuing a trained detector with more adaptation (the shipped weights' second run):
+`--init W --steps 0 --saa-steps N --saa-lr 2e-4 --saa-schedule cosine`.
+
 Fine-tuning the searched ratios (§C.3's last step): `--init W --fixed-ratios R --saa-steps 0`
 starts from trained weights and runs every step at ratios R (blocks by commas, stages by slashes).
 
@@ -64,6 +67,8 @@ def parse_args(argv=None):
     ap.add_argument("--max-jitter", type=float, default=1.25)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--saa-lr", type=float, default=1e-4)
+    ap.add_argument("--saa-schedule", choices=["constant", "cosine"], default="constant",
+                    help="the SAA learning rate: constant, or a cosine from --saa-lr down to 2%% of it")
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--wd", type=float, default=0.05)
     ap.add_argument("--threads", type=int, default=2)
@@ -115,7 +120,10 @@ def last_ckpt(d):
 
 def lr_at(step, a):
     if step >= a.steps:
-        return a.saa_lr
+        if a.saa_schedule == "constant":
+            return a.saa_lr
+        t = (step - a.steps) / max(1, a.saa_steps)
+        return a.saa_lr * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * t)))
     if step < a.warmup:
         return a.lr * (step + 1) / a.warmup
     t = (step - a.warmup) / max(1, a.steps - a.warmup)

@@ -40,7 +40,7 @@ pub struct Args {
     #[arg(long, default_value = "0/1", value_name = "I/N")]
     shard: Shard,
     /// Every task: write this shard's mergeable result to FILE instead of a run folder /
-    /// metrics (JSON for a `.json` name, else MessagePack: half the bytes, faster to merge);
+    /// metrics (JSON for a `.json` name, else MessagePack: fewer bytes, faster to merge);
     /// `scenetok merge FILE… --out DIR` writes those of all shards.
     #[arg(long, value_name = "FILE", conflicts_with = "out")]
     partial: Option<PathBuf>,

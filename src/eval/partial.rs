@@ -265,8 +265,8 @@ pub fn check_shard_set<'a>(parts: impl IntoIterator<Item = (&'a str, String, Sha
 }
 
 /// How a partial is stored. JSON is readable and what `.json` names get; MessagePack (every
-/// other name, e.g. `.msgpack`) holds the same fields in binary: about half the bytes and
-/// several times faster to read, which is what a merge of many shards spends its time on.
+/// other name, e.g. `.msgpack`) holds the same fields in binary: on WOMD scenarios a quarter
+/// fewer bytes and a merge 1.6× as fast (README, "Scale-out").
 /// Both keep every number exact (f64 and f32 as their bits); a reader tells them apart by
 /// the first byte, so one merge may take both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

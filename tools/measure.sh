@@ -83,6 +83,9 @@ wanted_prefix camera_seg_pvps camera_det && gen "$work/camseg_val" --segments 10
 # SparseViT's ratio search scores on 20 validation worlds (the same seed: camseg_val's 10 and 10
 # more), 100 images: AP differences of a point are noise on 50.
 wanted_prefix camera_det && gen "$work/camdet_val" --segments 20 --frames 1 --seed 2000
+# ... and its finalists are scored again on 20 other validation worlds (seed 2100), where the
+# choice is made: the best of ~40 noisy scores on the first set is biased up.
+wanted_prefix camera_det && gen "$work/camdet_val2" --segments 20 --frames 1 --seed 2100
 samples=../shared/waymo-samples
 
 # The main job's printed summary (motion baselines on a generated world and the real WOMD
@@ -158,7 +161,8 @@ fi
 # held-out test worlds and the real pvps frame with them.
 wanted camera_det_search && rm -rf "$work/tuning_det"
 step camera_det_search "$bin" search sparsevit --data "$work/camdet_val" --budgets 0.7,0.65 --images 100 \
-    --population 16 --parents 4 --generations 3 --out-dir "$work/tuning_det"
+    --population 16 --parents 4 --generations 3 --rescore-data "$work/camdet_val2" --rescore-images 100 \
+    --finalists 5 --out-dir "$work/tuning_det"
 det_record=$(ls "$work"/tuning_det/sparsevit__*.json 2>/dev/null | head -1)
 step camera_det_heldout "$bin" eval --task camera-det --data "$work/camseg_test" ${det_record:+--searched "$det_record"} \
     --out "$work/camera_det_heldout"

@@ -217,12 +217,28 @@ fn camera_det_eval_and_search_commands() {
         "0.9",
         "--latency-reps",
         "1",
+        // The finalists scored again (here on the same small world: the mechanics, not the
+        // statistics) and the best there chosen.
+        "--rescore-data",
+        data,
+        "--rescore-images",
+        "3",
+        "--finalists",
+        "2",
         "--out-dir",
         tuning.to_str().unwrap(),
     ]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("budget 0.9"), "{stdout}");
+    assert!(stdout.contains("budget 0.9") && stdout.contains("finalist"), "{stdout}");
     let record = std::fs::read_dir(&tuning).unwrap().next().unwrap().unwrap().path();
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    let chosen = &r["results"][0];
+    let finalists = chosen["rescore"]["finalists"].as_array().expect("the re-scored finalists");
+    assert!((1..=2).contains(&finalists.len()), "{r}");
+    assert_eq!(chosen["rescore"]["images"], 3, "{r}");
+    let best = finalists.iter().map(|f| f[3].as_f64().unwrap()).fold(f64::MIN, f64::max);
+    let chosen_row = finalists.iter().find(|f| f[0] == chosen["ratios"]).expect("the chosen set is a finalist");
+    assert_eq!(chosen_row[3].as_f64().unwrap(), best, "{r}");
     let (ok, _, stderr) = run(&[
         "eval",
         "--task",

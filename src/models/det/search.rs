@@ -167,12 +167,32 @@ pub fn evolve(
         population = next;
     }
     let all: Vec<Candidate> = order.iter().map(|g| seen[g].clone()).collect();
-    let best = all
-        .iter()
-        .filter(|c| c.ap.is_some() && c.latency_ms <= o.budget_ms)
-        .max_by(|a, b| a.ap.unwrap_or(0.0).total_cmp(&b.ap.unwrap_or(0.0)))
-        .cloned();
+    let best = finalists(&all, o.budget_ms, 1).into_iter().next();
     Ok((best, all))
+}
+
+/// The `k` scored candidates with the highest AP within `budget_ms`, best first. The best of
+/// many noisy scores is biased up (its AP on other images is lower), so a search may re-score
+/// these finalists on validation images the evolution did not see and choose there.
+pub fn finalists(all: &[Candidate], budget_ms: f64, k: usize) -> Vec<Candidate> {
+    let mut within: Vec<(usize, &Candidate)> =
+        all.iter().enumerate().filter(|(_, c)| c.ap.is_some() && c.latency_ms <= budget_ms).collect();
+    // Equal APs: the one measured later first (what the search has always chosen).
+    within.sort_by(|(i, a), (j, b)| b.ap.unwrap_or(0.0).total_cmp(&a.ap.unwrap_or(0.0)).then(j.cmp(i)));
+    within.into_iter().take(k).map(|(_, c)| c.clone()).collect()
+}
+
+/// A budget's finalists re-scored on other validation images (`search sparsevit
+/// --rescore-data`): the chosen set is the best there.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rescore {
+    pub data: String,
+    pub images: usize,
+    /// The dense backbone's AP on these images.
+    pub dense_ap: f64,
+    /// Each finalist (best search AP first): ratios, latency (ms), AP on the search's images,
+    /// AP on these.
+    pub finalists: Vec<(String, f64, f64, f64)>,
 }
 
 /// One budget's outcome.
@@ -183,8 +203,12 @@ pub struct BudgetResult {
     pub budget_ms: f64,
     pub ratios: String,
     pub latency_ms: f64,
+    /// AP on the search's validation images.
     pub ap: f64,
     pub evaluated: usize,
+    /// With a re-scoring: the finalists on the other images, the chosen one the best there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rescore: Option<Rescore>,
 }
 
 /// A stored search: which model, which device, the input, and the best ratios per budget.
@@ -248,6 +272,22 @@ impl SearchRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finalists_are_the_best_within_the_budget_best_first() {
+        let c = |r: &str, ms: f64, ap: Option<f64>| Candidate { ratios: r.into(), latency_ms: ms, ap };
+        let all = vec![
+            c("a", 50.0, Some(0.30)),
+            c("b", 90.0, Some(0.50)), // over the budget
+            c("c", 60.0, None),       // never scored
+            c("d", 40.0, Some(0.40)),
+            c("e", 45.0, Some(0.30)), // ties with a: measured later, ranked first
+        ];
+        let names = |v: Vec<Candidate>| v.into_iter().map(|c| c.ratios).collect::<Vec<_>>();
+        assert_eq!(names(finalists(&all, 70.0, 3)), ["d", "e", "a"]);
+        assert_eq!(names(finalists(&all, 70.0, 10)), ["d", "e", "a"]);
+        assert_eq!(names(finalists(&all, 30.0, 3)), Vec::<String>::new());
+    }
 
     /// On a toy problem (latency falls and accuracy falls with the ratios, accuracy counts
     /// stage 0 least), the search stays inside the budget and prefers pruning stage 0.

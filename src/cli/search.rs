@@ -57,7 +57,8 @@ pub struct SparsevitArgs {
     /// With --rescore-data: how many of each budget's best sets are scored again.
     #[arg(long, default_value_t = 5)]
     finalists: usize,
-    /// Timed backbone runs per candidate (median; after one warm-up).
+    /// Timed backbone runs per candidate, and of the dense backbone just before it (medians;
+    /// after one warm-up each).
     #[arg(long, default_value_t = 3)]
     latency_reps: usize,
     #[arg(long, default_value = TUNING_DIR)]
@@ -93,6 +94,13 @@ pub fn run(cmd: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
     let opts = DecodeOptions::default();
     let dense = Ratios::dense(&cfg);
     let dense_ms = backbone_ms(&dense)?;
+    // A candidate's latency is timed right after the dense backbone's and kept relative to it
+    // (in units of the first dense timing): the budget is a fraction of the dense latency,
+    // and this machine's speed drifts by more than the margins between candidates.
+    let relative_ms = |r: &Ratios| -> scenetok::error::Result<f64> {
+        let dense_now = backbone_ms(&dense)?;
+        Ok(backbone_ms(r)? / dense_now * dense_ms)
+    };
     let dense_ap = val.ap(&det, &dev, &dense, &opts)?;
     writeln!(
         stdout,
@@ -128,7 +136,7 @@ pub fn run(cmd: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
         };
         let started = Instant::now();
         let bar = indicatif::ProgressBar::new_spinner();
-        let (best, all) = evolve(&cfg, &o, &backbone_ms, |r| {
+        let (best, all) = evolve(&cfg, &o, &relative_ms, |r| {
             bar.inc(1);
             val.ap(&det, &dev, r, &opts)
         })?;

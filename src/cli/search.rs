@@ -168,11 +168,9 @@ pub fn run(cmd: Command, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
                 )?;
                 rows.push((c, ap2));
             }
-            // The best re-scored AP; equal ones: the better search AP (listed first).
-            if let Some((c, _)) = rows.iter().fold(None::<&(_, f64)>, |m, r| match m {
-                Some(m) if m.1 >= r.1 => Some(m),
-                _ => Some(r),
-            }) {
+            // The best re-scored AP; equal ones: the better search AP (listed first, and
+            // `max_by` keeps the last of equals, so the list is walked backwards).
+            if let Some((c, _)) = rows.iter().rev().max_by(|a, b| a.1.total_cmp(&b.1)) {
                 best = c.clone();
             }
             rescored = Some(Rescore {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bootstrap::Interval;
 use super::detection2d::{Detection2dMetrics, Detection2dReport, ImageBoxes};
-use super::partial::{check_shard_set, read_partial, write_partial};
+use super::partial::{check_shard_set, in_input_order, read_partial, write_partial};
 use super::run::EvalError;
 use crate::backend::Device;
 use crate::error::Result;
@@ -225,13 +225,7 @@ impl DetPartial {
             whole.frames += p.frames;
             whole.images.extend(p.images);
         }
-        whole.images.sort_by_key(|i| i.key);
-        if let Some(w) = whole.images.windows(2).find(|w| w[0].key == w[1].key) {
-            return Err(EvalError::Other(format!(
-                "image {:?} is in two shards: partials of different shard rules or inputs",
-                w[0].key
-            )));
-        }
+        in_input_order(&mut whole.images, |i| i.key, |i| format!("image {:?}", i.key))?;
         whole.shard = Shard::ALL;
         Ok(whole)
     }

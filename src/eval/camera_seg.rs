@@ -265,7 +265,7 @@ mod tests {
 
 use std::time::Instant;
 
-use super::partial::{check_shard_set, read_partial, write_partial};
+use super::partial::{check_shard_set, in_input_order, read_partial, write_partial};
 use super::run::EvalError;
 use crate::error::{Error, Location, Result};
 use crate::io::shard::Shard;
@@ -683,13 +683,7 @@ impl CameraSegPartial {
         for p in parts {
             whole.frames.extend(p.frames);
         }
-        whole.frames.sort_by_key(|f| f.key);
-        if let Some(w) = whole.frames.windows(2).find(|w| w[0].key == w[1].key) {
-            return Err(EvalError::Other(format!(
-                "frame {:?} is in two shards: partials of different shard rules or inputs",
-                w[0].key
-            )));
-        }
+        in_input_order(&mut whole.frames, |f| f.key, |f| format!("frame {:?}", f.key))?;
         whole.shard = Shard::ALL;
         Ok(whole)
     }

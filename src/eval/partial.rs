@@ -155,13 +155,7 @@ impl MotionPartial {
             records.extend(p.records);
             scenes.extend(p.scenes);
         }
-        records.sort_by_key(|r| r.key);
-        if let Some(w) = records.windows(2).find(|w| w[0].key == w[1].key) {
-            return Err(bad(format!(
-                "scenario {} ({:?}) is in two shards: partials of different shard rules or inputs",
-                w[0].scenario_id, w[0].key
-            )));
-        }
+        in_input_order(&mut records, |r| r.key, |r| format!("scenario {} ({:?})", r.scenario_id, r.key))?;
         scenes.sort_by_key(|c| (c.rank, c.key));
         scenes.truncate(REPORT_SCENES);
         Ok(MotionPartial { format: FORMAT.into(), model, data, shard: Shard::ALL, records, scenes })
@@ -262,6 +256,24 @@ pub fn check_shard_set<'a>(parts: impl IntoIterator<Item = (&'a str, String, Sha
         return Err(bad(format!("expected every shard of {count}, shard {missing}/{count} is missing")));
     }
     Ok(())
+}
+
+/// Sorts the units of every shard (scenarios, frames, images) back into input order by `key`;
+/// a unit in two shards (partials of different shard rules or inputs) is an error naming it
+/// (`describe`).
+pub fn in_input_order<T, K: Ord>(
+    units: &mut [T],
+    key: impl Fn(&T) -> K,
+    describe: impl Fn(&T) -> String,
+) -> Result<(), EvalError> {
+    units.sort_by_key(&key);
+    match units.windows(2).find(|w| key(&w[0]) == key(&w[1])) {
+        Some(w) => Err(EvalError::Other(format!(
+            "{} is in two shards: partials of different shard rules or inputs",
+            describe(&w[0])
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// How a partial is stored. JSON is readable and what `.json` names get; MessagePack (every

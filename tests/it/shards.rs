@@ -230,6 +230,26 @@ fn lidar_segmentation_shards_merge_into_the_single_metrics_byte_for_byte() {
     assert!(e.contains("motion.json") && e.contains("scenetok-motion-partial/1"), "{e}");
 }
 
+/// Runs `eval` (a metrics-writing task) as shards 0/2 and 1/2 into `dir/{prefix}{i}.json`, merges
+/// them in both orders and checks both merges wrote the same bytes (wall times come from the
+/// partials, so any order gives the same file); returns the partials and one merged folder.
+fn two_shards_merged_both_ways(dir: &Path, eval: &[&str], prefix: &str) -> (Vec<String>, std::path::PathBuf) {
+    let parts: Vec<String> = (0..2)
+        .map(|i| {
+            let p = dir.join(format!("{prefix}{i}.json"));
+            let shard = format!("{i}/2");
+            let out = ok(scenetok(&[eval, &["--shard", &shard, "--partial", s(&p)]].concat()));
+            assert!(out.contains(&format!("shard {shard}:")), "{out}");
+            s(&p).to_string()
+        })
+        .collect();
+    let (a, b) = (dir.join("merged_a"), dir.join("merged_b"));
+    ok(scenetok(&["merge", &parts[0], &parts[1], "--out", s(&a)]));
+    ok(scenetok(&["merge", &parts[1], &parts[0], "--out", s(&b)]));
+    assert_eq!(std::fs::read(a.join("metrics.json")).unwrap(), std::fs::read(b.join("metrics.json")).unwrap());
+    (parts, a)
+}
+
 /// `metrics.json` of a camera-segmentation run without its wall times.
 fn segmentation_metrics_without_times(dir: &Path) -> serde_json::Value {
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
@@ -255,22 +275,9 @@ fn camera_segmentation_shards_merge_into_the_single_metrics() {
     assert_eq!(rows, ["dense ×1", "dense ×0.25", "refine ×0.25"], "{want}");
     assert_eq!(want[0]["report"]["images"], 15, "{want}");
     assert!(want[2]["miou_vs_dense"].is_object() && want[1]["miou_vs_full"].is_object(), "{want}");
-    let parts: Vec<String> = (0..2)
-        .map(|i| {
-            let p = dir.path().join(format!("seg{i}.json"));
-            let shard = format!("{i}/2");
-            let out = ok(scenetok(&[&eval[..], &["--shard", &shard, "--partial", s(&p)]].concat()));
-            assert!(out.contains(&format!("shard {shard}:")), "{out}");
-            s(&p).to_string()
-        })
-        .collect();
-    let (a, b) = (dir.path().join("merged_a"), dir.path().join("merged_b"));
-    ok(scenetok(&["merge", &parts[0], &parts[1], "--out", s(&a)]));
-    ok(scenetok(&["merge", &parts[1], &parts[0], "--out", s(&b)]));
-    // Any order: the same bytes (wall times come from the partials); the single run's metrics,
-    // intervals included.
-    assert_eq!(std::fs::read(a.join("metrics.json")).unwrap(), std::fs::read(b.join("metrics.json")).unwrap());
-    assert_eq!(segmentation_metrics_without_times(&a), want);
+    let (parts, merged) = two_shards_merged_both_ways(dir.path(), &eval, "seg");
+    // The single run's metrics, intervals included.
+    assert_eq!(segmentation_metrics_without_times(&merged), want);
     // A partial of other rows (no refiner) is refused, naming both files.
     let other = dir.path().join("other.json");
     ok(scenetok(&[&eval[..], &["--no-refine", "--shard", "1/2", "--partial", s(&other)]].concat()));
@@ -321,21 +328,8 @@ fn camera_detection_shards_merge_into_the_single_metrics() {
     let want = detection_metrics_without_times(&single);
     assert_eq!(want["images"], 15, "{want}");
     assert!(want["methods"][1]["ap_change"].is_object(), "{want}");
-    let parts: Vec<String> = (0..2)
-        .map(|i| {
-            let p = dir.path().join(format!("det{i}.json"));
-            let shard = format!("{i}/2");
-            let out = ok(scenetok(&[&eval[..], &["--shard", &shard, "--partial", s(&p)]].concat()));
-            assert!(out.contains(&format!("shard {shard}:")), "{out}");
-            s(&p).to_string()
-        })
-        .collect();
-    let (a, b) = (dir.path().join("merged_a"), dir.path().join("merged_b"));
-    ok(scenetok(&["merge", &parts[0], &parts[1], "--out", s(&a)]));
-    ok(scenetok(&["merge", &parts[1], &parts[0], "--out", s(&b)]));
-    // Any order: the same bytes (wall times come from the partials); the single run's metrics.
-    assert_eq!(std::fs::read(a.join("metrics.json")).unwrap(), std::fs::read(b.join("metrics.json")).unwrap());
-    assert_eq!(detection_metrics_without_times(&a), want);
+    let (_, merged) = two_shards_merged_both_ways(dir.path(), &eval, "det");
+    assert_eq!(detection_metrics_without_times(&merged), want);
 }
 
 /// Every file under `dir` (relative path → bytes), but for the manifests.

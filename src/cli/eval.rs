@@ -79,6 +79,11 @@ pub struct CameraDetArgs {
     /// sets are reported; it must be for these weights and this device.
     #[arg(long)]
     searched: Option<PathBuf>,
+    /// camera-det: weights fine-tuned at one ratio set (their metadata's `fixed_ratios`,
+    /// `train_camera_det.py --fixed-ratios`), each a row named by its file, at that set,
+    /// against the dense --weights; repeatable.
+    #[arg(long)]
+    finetuned: Vec<PathBuf>,
     /// camera-det: the lowest box score kept.
     #[arg(long, default_value_t = 0.05)]
     score_threshold: f32,
@@ -333,13 +338,19 @@ fn camera_det(args: &Args, weights: &Path, stdout: &mut impl Write) -> Result<()
     }
     let source = Source::open(data)?;
     let device = args.device.open()?;
-    let mut det = Detector::load(weights, &device)?;
     if let Some(s) = det_args.det_scale {
         anyhow::ensure!(s > 0.0 && s <= 1.0, "--det-scale: expected a scale in (0, 1], found {s}");
-        det.scale = s;
     }
+    let load = |path: &Path| -> Result<Detector> {
+        let mut det = Detector::load(path, &device)?;
+        if let Some(s) = det_args.det_scale {
+            det.scale = s;
+        }
+        Ok(det)
+    };
+    let det = load(weights)?;
     let cfg = det.config().clone();
-    let mut methods = vec![DetMethod { name: "dense".into(), ratios: Ratios::dense(&cfg) }];
+    let mut methods = vec![DetMethod::new("dense", Ratios::dense(&cfg))];
     let mut sets = match &det_args.ratios {
         Some(text) => Ratios::parse_sets(text, &cfg)?,
         None => Vec::new(),
@@ -349,7 +360,23 @@ fn camera_det(args: &Args, weights: &Path, stdout: &mut impl Write) -> Result<()
         let record = SearchRecord::load_for(path, &model_id(weights)?, &device.backend().tuning_key())?;
         sets.extend(record.sets(&cfg)?);
     }
-    methods.extend(sets.into_iter().map(|(name, ratios)| DetMethod { name, ratios }));
+    methods.extend(sets.into_iter().map(|(name, ratios)| DetMethod::new(name, ratios)));
+    for path in &det_args.finetuned {
+        let tuned = load(path)?;
+        anyhow::ensure!(
+            tuned.config() == &cfg,
+            "--finetuned {}: a backbone of another config than --weights {}",
+            path.display(),
+            weights.display()
+        );
+        let Some(ratios) = tuned.fixed_ratios.clone() else {
+            anyhow::bail!(
+                "--finetuned {}: weights without `fixed_ratios` metadata (not fine-tuned at one ratio set)",
+                path.display()
+            );
+        };
+        methods.push(DetMethod::finetuned(path, ratios, tuned));
+    }
     let opts = DecodeOptions { score_threshold: det_args.score_threshold, ..DecodeOptions::default() };
     let frames = FrameSelection::all().segments(Segments::Shard(args.shard)).first(args.max_frames);
     let bar = indicatif::ProgressBar::new_spinner();

@@ -5,7 +5,8 @@
 //! images with their boxes are its partial result ([`DetPartial`]); merged back in the
 //! input's order they give the single process's metrics exactly (but for wall times).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -46,11 +47,26 @@ fn image_boxes(ground_truth: Vec<(BoxType, Box2d)>, detections: &[Detection]) ->
     ImageBoxes { ground_truth, detections: detections.iter().map(|d| (d.class, d.bbox, d.score as f64)).collect() }
 }
 
-/// One set of ratios to evaluate (`dense` for none).
+/// One set of ratios to evaluate (`dense` for none), on the evaluation's detector or on
+/// weights of its own (fine-tuned at that set).
 #[derive(Debug, Clone)]
 pub struct DetMethod {
     pub name: String,
     pub ratios: Ratios,
+    /// Weights fine-tuned at `ratios` and their file; `None`: the evaluation's detector.
+    pub own: Option<(PathBuf, Arc<Detector>)>,
+}
+
+impl DetMethod {
+    pub fn new(name: impl Into<String>, ratios: Ratios) -> DetMethod {
+        DetMethod { name: name.into(), ratios, own: None }
+    }
+
+    /// A row for `det`, weights fine-tuned at `ratios`, named by its file's stem.
+    pub fn finetuned(path: &Path, ratios: Ratios, det: Detector) -> DetMethod {
+        let name = path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned());
+        DetMethod { name, ratios, own: Some((path.to_path_buf(), Arc::new(det))) }
+    }
 }
 
 /// One method's accuracy and speed.
@@ -122,6 +138,7 @@ pub fn evaluate(
             };
             for method in methods {
                 let t = Instant::now();
+                let det = method.own.as_ref().map_or(det, |(_, own)| own.as_ref());
                 let out = det.detect(dev, RgbView::from(rgb), &method.ratios, opts)?;
                 image.total_s.push(t.elapsed().as_secs_f64());
                 image.backbone_s.push(out.times.backbone);
@@ -186,6 +203,9 @@ pub struct DetPartial {
     pub weights: String,
     pub data: String,
     pub methods: Vec<(String, String)>,
+    /// The files of the methods with weights of their own (`--finetuned`), in method order.
+    #[serde(default)]
+    pub finetuned: Vec<String>,
     pub shard: Shard,
     pub frames: usize,
     /// In key order.
@@ -207,6 +227,7 @@ impl DetPartial {
             weights: weights.display().to_string(),
             data: data.display().to_string(),
             methods: methods.iter().map(|m| (m.name.clone(), m.ratios.to_string())).collect(),
+            finetuned: methods.iter().filter_map(|m| m.own.as_ref().map(|(p, _)| p.display().to_string())).collect(),
             shard,
             frames,
             images,
@@ -217,7 +238,12 @@ impl DetPartial {
     pub fn merge(parts: Vec<(String, DetPartial)>) -> Result<DetPartial, EvalError> {
         check_shard_set(parts.iter().map(|(name, p)| {
             let methods: Vec<String> = p.methods.iter().map(|(n, r)| format!("{n}={r}")).collect();
-            (name.as_str(), format!("weights {} on {} with {}", p.weights, p.data, methods.join(";")), p.shard)
+            let tuned = if p.finetuned.is_empty() {
+                String::new()
+            } else {
+                format!(" (fine-tuned: {})", p.finetuned.join(", "))
+            };
+            (name.as_str(), format!("weights {}{tuned} on {} with {}", p.weights, p.data, methods.join(";")), p.shard)
         }))?;
         let mut parts = parts.into_iter().map(|(_, p)| p);
         let Some(mut whole) = parts.next() else { return Err(EvalError::Other("no partial results to merge".into())) };
@@ -329,8 +355,10 @@ impl CameraDetReport {
             "camera detection: {} images ({} frames), {} threads, f32; AP = COCO mAP@[.5:.95]\n",
             self.images, self.frames, self.threads
         );
+        // The method column as wide as its longest name (fine-tuned rows are named by file).
+        let w = self.methods.iter().map(|m| m.name.chars().count()).max().unwrap_or(0).max(10);
         s += &format!(
-            "  {:<10} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9} {:>8}  {:<26} {}\n",
+            "  {:<w$} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9} {:>8}  {:<26} {}\n",
             "method",
             "AP",
             "AP50",
@@ -347,7 +375,7 @@ impl CameraDetReport {
         for m in &self.methods {
             let class = |name: &str| m.ap.by_class().get(name).map_or(f64::NAN, |c| c.ap);
             s += &format!(
-                "  {:<10} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>9.1} {:>9.1} {:>7.0}%  {:<26} {}\n",
+                "  {:<w$} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>9.1} {:>9.1} {:>7.0}%  {:<26} {}\n",
                 m.name,
                 m.ap.map,
                 m.ap.map50,

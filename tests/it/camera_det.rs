@@ -269,3 +269,47 @@ fn camera_det_eval_and_search_commands() {
     ]);
     assert!(!ok && stderr.contains("a search for model camera_det_weights.safetensors@"), "{stderr}");
 }
+
+/// `eval --task camera-det --finetuned W`: weights fine-tuned at one ratio set are a row of
+/// their own at that set (named by the file), paired against the dense `--weights`. Here the
+/// "fine-tuned" file is the same weights with the metadata added, so its row must equal the
+/// `--ratios` row of the same set exactly; weights without the metadata are refused.
+#[test]
+fn camera_det_eval_of_finetuned_weights() {
+    let world = tiny_world();
+    let weights = golden_dir().join("camera_det_weights.safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let tuned = dir.path().join("tuned_half.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = header.metadata().clone().unwrap_or_default();
+    meta.insert("fixed_ratios".into(), "0.5/0.5/0.5/0".into());
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    safetensors::serialize_to_file(st.tensors(), Some(meta), &tuned).unwrap();
+
+    let run = |extra: &[&str]| {
+        let out_dir = dir.path().join(format!("eval{}", extra.len()));
+        let mut args = vec!["eval", "--task", "camera-det", "--data", world.path().to_str().unwrap()];
+        args.extend(["--weights", weights.to_str().unwrap(), "--max-frames", "1"]);
+        args.extend(["--out", out_dir.to_str().unwrap()]);
+        args.extend(extra);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scenetok")).args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let metrics = out.status.success().then(|| {
+            serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(out_dir.join("metrics.json")).unwrap())
+                .unwrap()
+        });
+        (metrics, stderr)
+    };
+    let (metrics, stderr) = run(&["--ratios", "half=0.5/0.5/0.5/0", "--finetuned", tuned.to_str().unwrap()]);
+    let metrics = metrics.unwrap_or_else(|| panic!("{stderr}"));
+    let methods = metrics["methods"].as_array().unwrap();
+    assert_eq!(methods.len(), 3);
+    assert_eq!(methods[2]["name"], "tuned_half");
+    assert_eq!(methods[2]["ratios"], methods[1]["ratios"]);
+    assert_eq!(methods[2]["ap"], methods[1]["ap"], "same weights, same set: the same boxes");
+    assert_eq!(methods[2]["ap_change"], methods[1]["ap_change"]);
+    // The dense weights are not fine-tuned at any set.
+    let (metrics, stderr) = run(&["--finetuned", weights.to_str().unwrap()]);
+    assert!(metrics.is_none() && stderr.contains("without `fixed_ratios`"), "{stderr}");
+}

@@ -80,6 +80,9 @@ pub struct Detector {
     pub scale: f64,
     /// The head's cell size in input pixels.
     pub stride: usize,
+    /// The ratio set these weights were fine-tuned at (metadata `fixed_ratios`, §C.3's last
+    /// step); `None` for weights trained dense or with random ratios.
+    pub fixed_ratios: Option<Ratios>,
 }
 
 impl Detector {
@@ -114,7 +117,11 @@ impl Detector {
         let backbone = Backbone::build(cfg.clone(), &mut p, dev).map_err(|e| e.in_file(path))?;
         let dims: Vec<usize> = (1..cfg.stages()).map(|s| cfg.dim(s)).collect();
         let head = Head::load(&mut p, dev, &dims, dim, CLASSES.len()).map_err(|e| e.in_file(path))?;
-        Ok(Detector { backbone, head, scale, stride })
+        let fixed_ratios = match p.metadata("fixed_ratios") {
+            None | Some("none") => None,
+            Some(text) => Some(Ratios::parse(text, &cfg).map_err(|e| e.in_file(path))?),
+        };
+        Ok(Detector { backbone, head, scale, stride, fixed_ratios })
     }
 
     pub fn config(&self) -> &SwinConfig {

@@ -92,6 +92,17 @@ pub struct SearchOptions {
     pub seed: u64,
     /// Candidates slower than this (ms) are not considered.
     pub budget_ms: f64,
+    /// Nor faster than this (ms; 0: no floor): the paper's `min ≤ latency ≤ max`, which keeps
+    /// the search on sets that use the budget instead of drifting to faster, less accurate ones.
+    #[serde(default)]
+    pub floor_ms: f64,
+}
+
+impl SearchOptions {
+    /// Whether a configuration of this latency may be chosen.
+    pub fn admits(&self, latency_ms: f64) -> bool {
+        latency_ms >= self.floor_ms && latency_ms <= self.budget_ms
+    }
 }
 
 /// A configuration with its measurements.
@@ -103,7 +114,8 @@ pub struct Candidate {
 }
 
 /// Runs the search; `latency` and `accuracy` measure one configuration (each called at most
-/// once per distinct configuration). The best is the highest AP within the budget.
+/// once per distinct configuration). The best is the highest AP within the budget (and above
+/// the floor).
 pub fn evolve(
     cfg: &SwinConfig,
     o: &SearchOptions,
@@ -116,13 +128,13 @@ pub fn evolve(
     // Measures latency once; true when within the budget.
     let mut fits = |g: &Genome, seen: &mut HashMap<Genome, Candidate>, order: &mut Vec<Genome>| -> Result<bool> {
         if let Some(c) = seen.get(g) {
-            return Ok(c.latency_ms <= o.budget_ms);
+            return Ok(o.admits(c.latency_ms));
         }
         let r = g.ratios(cfg)?;
         let ms = latency(&r)?;
         seen.insert(g.clone(), Candidate { ratios: r.to_string(), latency_ms: ms, ap: None });
         order.push(g.clone());
-        Ok(ms <= o.budget_ms)
+        Ok(o.admits(ms))
     };
     let tries = 30 * o.population.max(1);
     let mut population: Vec<Genome> = Vec::new();
@@ -167,16 +179,16 @@ pub fn evolve(
         population = next;
     }
     let all: Vec<Candidate> = order.iter().map(|g| seen[g].clone()).collect();
-    let best = finalists(&all, o.budget_ms, 1).into_iter().next();
+    let best = finalists(&all, o, 1).into_iter().next();
     Ok((best, all))
 }
 
-/// The `k` scored candidates with the highest AP within `budget_ms`, best first. The best of
+/// The `k` scored candidates with the highest AP that `o` admits, best first. The best of
 /// many noisy scores is biased up (its AP on other images is lower), so a search may re-score
 /// these finalists on validation images the evolution did not see and choose there.
-pub fn finalists(all: &[Candidate], budget_ms: f64, k: usize) -> Vec<Candidate> {
+pub fn finalists(all: &[Candidate], o: &SearchOptions, k: usize) -> Vec<Candidate> {
     let mut within: Vec<(usize, &Candidate)> =
-        all.iter().enumerate().filter(|(_, c)| c.ap.is_some() && c.latency_ms <= budget_ms).collect();
+        all.iter().enumerate().filter(|(_, c)| c.ap.is_some() && o.admits(c.latency_ms)).collect();
     // Equal APs: the one measured later first (what the search has always chosen).
     within.sort_by(|(i, a), (j, b)| b.ap.unwrap_or(0.0).total_cmp(&a.ap.unwrap_or(0.0)).then(j.cmp(i)));
     within.into_iter().take(k).map(|(_, c)| c.clone()).collect()
@@ -201,6 +213,9 @@ pub struct BudgetResult {
     /// The set's name in reports (`b0.70`: 70% of the dense latency).
     pub name: String,
     pub budget_ms: f64,
+    /// The band's lower end (ms; 0: none, and records written before the band).
+    #[serde(default)]
+    pub floor_ms: f64,
     pub ratios: String,
     pub latency_ms: f64,
     /// AP on the search's validation images.
@@ -284,9 +299,20 @@ mod tests {
             c("e", 45.0, Some(0.30)), // ties with a: measured later, ranked first
         ];
         let names = |v: Vec<Candidate>| v.into_iter().map(|c| c.ratios).collect::<Vec<_>>();
-        assert_eq!(names(finalists(&all, 70.0, 3)), ["d", "e", "a"]);
-        assert_eq!(names(finalists(&all, 70.0, 10)), ["d", "e", "a"]);
-        assert_eq!(names(finalists(&all, 30.0, 3)), Vec::<String>::new());
+        let within = |floor_ms: f64, budget_ms: f64| SearchOptions {
+            population: 1,
+            parents: 1,
+            generations: 1,
+            mutation: 0.0,
+            seed: 0,
+            budget_ms,
+            floor_ms,
+        };
+        assert_eq!(names(finalists(&all, &within(0.0, 70.0), 3)), ["d", "e", "a"]);
+        assert_eq!(names(finalists(&all, &within(0.0, 70.0), 10)), ["d", "e", "a"]);
+        assert_eq!(names(finalists(&all, &within(0.0, 30.0), 3)), Vec::<String>::new());
+        // A floor: the faster d is out.
+        assert_eq!(names(finalists(&all, &within(42.0, 70.0), 3)), ["e", "a"]);
     }
 
     /// On a toy problem (latency falls and accuracy falls with the ratios, accuracy counts
@@ -294,7 +320,15 @@ mod tests {
     #[test]
     fn evolution_respects_the_budget_and_finds_the_cheap_stage() {
         let cfg = SwinConfig::swin_t();
-        let o = SearchOptions { population: 16, parents: 4, generations: 6, mutation: 0.2, seed: 3, budget_ms: 70.0 };
+        let o = SearchOptions {
+            population: 16,
+            parents: 4,
+            generations: 6,
+            mutation: 0.2,
+            seed: 3,
+            budget_ms: 70.0,
+            floor_ms: 0.0,
+        };
         let cost = |r: &Ratios| {
             let weights = [40.0, 10.0, 40.0, 10.0];
             r.stages().iter().zip(weights).map(|(s, w)| w * (1.0 - s.iter().sum::<f64>() / s.len() as f64)).sum::<f64>()
@@ -314,6 +348,12 @@ mod tests {
         for c in &all {
             Ratios::parse(&c.ratios, &cfg).unwrap();
         }
+        // With a floor, every scored configuration lies in the band.
+        let banded = SearchOptions { floor_ms: 62.0, ..o };
+        let (best, all) = evolve(&cfg, &banded, |r| Ok(cost(r)), |r| Ok(acc(r))).unwrap();
+        let best = best.expect("a configuration in the band");
+        assert!((62.0..=70.0).contains(&best.latency_ms), "{best:?}");
+        assert!(all.iter().filter(|c| c.ap.is_some()).all(|c| (62.0..=70.0).contains(&c.latency_ms)));
     }
 
     #[test]
@@ -333,6 +373,7 @@ mod tests {
                 mutation: 0.1,
                 seed: 0,
                 budget_ms: 1.0,
+                floor_ms: 0.0,
             },
             results: vec![],
         };

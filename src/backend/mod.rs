@@ -143,6 +143,18 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn layer_norm(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor>;
     /// `x[r] ← act(x[r] + table[index[r]])`: a learned embedding added to every row.
     fn add_rows(&self, x: &mut Tensor, table: &Tensor, index: &[u32], act: Activation) -> Result<()>;
+    /// `y[r] ← (y[r] + table[index[r]]) / √(var(x[r]) + eps) + beta` (biased variance, as
+    /// LayerNorm): the epilogue of a linear map that a LayerNorm of `x` was folded into
+    /// (`y` the map of the un-normalised, centred input; `beta [1 × y.cols]`).
+    fn fold_norm(
+        &self,
+        y: &mut Tensor,
+        x: &Tensor,
+        eps: f32,
+        table: &Tensor,
+        index: &[u32],
+        beta: &Tensor,
+    ) -> Result<()>;
     /// The rows `index` of `parts` stacked one above the other (a gather; rows may repeat).
     fn gather_rows(&self, parts: &[&Tensor], index: &[u32]) -> Result<Tensor>;
     /// `x[index[i]] ← rows[i]` for every `i` whose index is not [`DROP_ROW`] (the inverse of

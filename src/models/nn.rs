@@ -86,4 +86,11 @@ impl LayerNorm {
     pub fn forward(&self, dev: &Device, x: &Tensor) -> Result<Tensor> {
         dev.backend().layer_norm(x, &self.gamma, &self.beta, LN_EPS)
     }
+
+    /// `gamma` and `beta` (`[1 × d]` each), for folding the norm into the layer after it.
+    pub fn parts(&self) -> (&Tensor, &Tensor) {
+        (&self.gamma, &self.beta)
+    }
+
+    pub const EPS: f32 = LN_EPS;
 }

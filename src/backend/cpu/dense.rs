@@ -80,6 +80,35 @@ pub fn add_rows(x: &mut [f32], cols: usize, table: &[f32], index: &[u32], act: A
     });
 }
 
+/// [`crate::backend::Backend::fold_norm`] on host rows (`y` of `cols`, `x` of `xcols`).
+#[allow(clippy::too_many_arguments)]
+pub fn fold_norm(
+    y: &mut [f32],
+    cols: usize,
+    x: &[f32],
+    xcols: usize,
+    eps: f32,
+    table: &[f32],
+    index: &[u32],
+    beta: &[f32],
+) {
+    if cols == 0 || xcols == 0 {
+        return;
+    }
+    let chunks = y.par_chunks_mut(ROWS * cols).zip(x.par_chunks(ROWS * xcols)).zip(index.par_chunks(ROWS));
+    chunks.for_each(|((y, x), index)| {
+        for ((yr, xr), &i) in y.chunks_mut(cols).zip(x.chunks(xcols)).zip(index) {
+            let mean = lane_sum(xr, |v| v) / xcols as f32;
+            let var = lane_sum(xr, |v| (v - mean) * (v - mean)) / xcols as f32;
+            let inv = 1.0 / (var + eps).sqrt();
+            let t = &table[i as usize * cols..][..cols];
+            for ((v, t), b) in yr.iter_mut().zip(t).zip(beta) {
+                *v = (*v + t) * inv + b;
+            }
+        }
+    });
+}
+
 /// `parts` with their row counts, stacked; `index` addresses the stack.
 pub fn gather_rows(parts: &[(&[f32], usize)], cols: usize, index: &[u32]) -> Vec<f32> {
     let mut starts = Vec::with_capacity(parts.len());

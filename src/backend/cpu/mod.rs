@@ -176,6 +176,36 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn fold_norm(
+        &self,
+        y: &mut Tensor,
+        x: &Tensor,
+        eps: f32,
+        table: &Tensor,
+        index: &[u32],
+        beta: &Tensor,
+    ) -> Result<()> {
+        let cols = y.cols();
+        if x.rows() != y.rows()
+            || table.cols() != cols
+            || beta.cols() != cols
+            || index.len() != y.rows()
+            || index.iter().any(|&i| i as usize >= table.rows())
+        {
+            return Err(mismatch(format!(
+                "a folded LayerNorm of {:?} onto {:?} with a {:?} table, {:?} beta and {} indices",
+                x.shape(),
+                y.shape(),
+                table.shape(),
+                beta.shape(),
+                index.len()
+            )));
+        }
+        let (xs, t, b) = (host(x, "the normalised input")?, host(table, "the table")?, host(beta, "beta")?);
+        dense::fold_norm(host_mut(y, "the output")?, cols, xs, x.cols(), eps, t, index, b);
+        Ok(())
+    }
+
     fn gather_rows(&self, parts: &[&Tensor], index: &[u32]) -> Result<Tensor> {
         let cols = parts.first().map_or(0, |p| p.cols());
         let rows: usize = parts.iter().map(|p| p.rows()).sum();

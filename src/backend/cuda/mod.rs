@@ -82,6 +82,9 @@ impl Backend for CudaBackend {
     fn gather_rows(&self, _: &[&Tensor], _: &[u32]) -> Result<Tensor> {
         match *self {}
     }
+    fn fold_norm(&self, _: &mut Tensor, _: &Tensor, _: f32, _: &Tensor, _: &[u32], _: &Tensor) -> Result<()> {
+        match *self {}
+    }
     fn set_encoder(&self, _: &Tensor, _: &SetEncoder<'_>) -> Result<Tensor> {
         match *self {}
     }

@@ -36,14 +36,28 @@ impl Attention {
         batch: usize,
         key_valid: Option<&[bool]>,
     ) -> Result<Tensor> {
-        let (q, kv) = self.project(dev, x, ctx)?;
-        let y = dev.backend().attention(&q, &kv, batch, self.heads, key_valid)?;
+        let kv = self.kv.forward(dev, ctx, Activation::None)?;
+        self.forward_kv(dev, x, &kv, batch, key_valid)
+    }
+
+    /// [`Attention::forward`] with the context's keys and values already projected
+    /// (`kv [batch·m × 2d]`, e.g. by a projection the context's LayerNorm was folded into).
+    pub fn forward_kv(
+        &self,
+        dev: &Device,
+        x: &Tensor,
+        kv: &Tensor,
+        batch: usize,
+        key_valid: Option<&[bool]>,
+    ) -> Result<Tensor> {
+        let q = self.q.forward(dev, x, Activation::None)?;
+        let y = dev.backend().attention(&q, kv, batch, self.heads, key_valid)?;
         self.o.forward(dev, &y, Activation::None)
     }
 
-    /// The queries of `x` and the keys and values of `ctx`.
-    fn project(&self, dev: &Device, x: &Tensor, ctx: &Tensor) -> Result<(Tensor, Tensor)> {
-        Ok((self.q.forward(dev, x, Activation::None)?, self.kv.forward(dev, ctx, Activation::None)?))
+    /// The stacked key and value projection `[d × 2d]`, `[1 × 2d]`.
+    pub fn kv_parts(&self) -> (&Tensor, &Tensor) {
+        self.kv.parts()
     }
 
     /// The attention weights of `x [batch·n × d]` to `ctx [batch·m × d]`, averaged over the
@@ -57,11 +71,26 @@ impl Attention {
         batch: usize,
         key_valid: Option<&[bool]>,
     ) -> Result<Vec<Vec<f32>>> {
+        let kv = self.kv.forward(dev, ctx, Activation::None)?;
+        self.weights_kv(dev, x, &kv, ctx.rows(), batch, key_valid)
+    }
+
+    /// [`Attention::weights`] with the context's keys and values already projected
+    /// (`kv [ctx_rows × 2d]`).
+    pub fn weights_kv(
+        &self,
+        dev: &Device,
+        x: &Tensor,
+        kv: &Tensor,
+        ctx_rows: usize,
+        batch: usize,
+        key_valid: Option<&[bool]>,
+    ) -> Result<Vec<Vec<f32>>> {
         let be = dev.backend();
-        let (q, kv) = self.project(dev, x, ctx)?;
-        let (q, kv) = (be.download(&q)?, be.download(&kv)?);
+        let q = self.q.forward(dev, x, Activation::None)?;
+        let (q, kv) = (be.download(&q)?, be.download(kv)?);
         let d = q.len() / (x.rows().max(1));
-        let (n, m) = (x.rows() / batch.max(1), ctx.rows() / batch.max(1));
+        let (n, m) = (x.rows() / batch.max(1), ctx_rows / batch.max(1));
         let dh = d / self.heads;
         let scale = 1.0 / (dh as f32).sqrt();
         let mut out = Vec::with_capacity(batch);
@@ -119,7 +148,8 @@ impl Ffn {
     }
 }
 
-/// Latent queries attending to the (normalized) tokens, then the FFN.
+/// Latent queries attending to the tokens (their keys and values projected by the caller:
+/// [`CrossBlock::kv_parts`]), then the FFN.
 #[derive(Debug, Clone)]
 pub struct CrossBlock {
     norm_q: LayerNorm,
@@ -138,21 +168,27 @@ impl CrossBlock {
         })
     }
 
-    /// With `trace`, the attention weights (head mean) are put there.
+    /// The attention's key and value projection (`[d × 2d]`, `[1 × 2d]`).
+    pub fn kv_parts(&self) -> (&Tensor, &Tensor) {
+        self.attn.kv_parts()
+    }
+
+    /// `kv [batch·m × 2d]`: the tokens' keys and values. With `trace`, the attention weights
+    /// (head mean) are put there.
     pub fn forward(
         &self,
         dev: &Device,
         x: &mut Tensor,
-        ctx: &Tensor,
+        kv: &Tensor,
         batch: usize,
         key_valid: &[bool],
         trace: Option<&mut Vec<Vec<f32>>>,
     ) -> Result<()> {
         let q = self.norm_q.forward(dev, x)?;
         if let Some(t) = trace {
-            *t = self.attn.weights(dev, &q, ctx, batch, Some(key_valid))?;
+            *t = self.attn.weights_kv(dev, &q, kv, kv.rows(), batch, Some(key_valid))?;
         }
-        let y = self.attn.forward(dev, &q, ctx, batch, Some(key_valid))?;
+        let y = self.attn.forward_kv(dev, &q, kv, batch, Some(key_valid))?;
         dev.backend().add_act(x, &y, Activation::None)?;
         self.ffn.residual(dev, &self.norm_ffn, x)
     }

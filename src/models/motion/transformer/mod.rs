@@ -5,6 +5,7 @@
 
 mod layers;
 mod predictor;
+mod token_kv;
 
 pub use predictor::TransformerPredictor;
 
@@ -14,6 +15,7 @@ use ndarray::{Array2, Array3, Array4};
 use serde::{Deserialize, Serialize};
 
 use self::layers::{CrossBlock, DecoderBlock, LayerNorm, Linear, SelfBlock, table};
+use self::token_kv::{Source, TokenKv};
 use super::features::{
     AGENT_FEATURES, AGENT_SLOTS, AgentInputs, FUTURE_STEPS, HISTORY_STEPS, MAX_POLYLINES, POLYLINE_POINTS,
 };
@@ -200,7 +202,9 @@ pub struct MotionTransformer {
     token_offsets: Tensor,
     scene_in: Option<Linear>,
     latents: Tensor,
-    norm_tokens: LayerNorm,
+    /// The tokens' LayerNorm and the cross-attention's key/value projection, folded into
+    /// the sources' output layers.
+    token_kv: TokenKv,
     cross: CrossBlock,
     fusion: Vec<SelfBlock>,
     norm_latents: LayerNorm,
@@ -281,25 +285,50 @@ impl MotionTransformer {
         offsets.extend_from_slice(&modality[..d]);
         offsets.extend(modality[..d].iter().zip(&target).map(|(m, t)| m + t));
         offsets.extend_from_slice(&modality[d..3 * d]);
+        // Loaded in the twin's order (seeded random weights draw in it).
+        let agent_in = Linear::load(p, dev, "agent_in", AGENT_FEATURES, hidden)?;
+        let agent_time = table(p, dev, "agent_time", HISTORY_STEPS, hidden)?;
+        let agent_type = table(p, dev, "agent_type", AGENT_TYPES, hidden)?;
+        let agent_mid = Linear::load(p, dev, "agent_mid", hidden, hidden)?;
+        let agent_out = Linear::load(p, dev, "agent_out", hidden, d)?;
+        let point_in = Linear::load(p, dev, "point_in", 4, hidden)?;
+        let map_type = table(p, dev, "map_type", MAP_TYPES, hidden)?;
+        let signal = table(p, dev, "signal", SIGNAL_STATES, hidden)?;
+        let point_mid = Linear::load(p, dev, "point_mid", hidden, hidden)?;
+        let polyline_out = Linear::load(p, dev, "polyline_out", hidden, d)?;
+        let token_offsets = dev.backend().upload(&offsets, 4, d)?;
+        let scene_in = (cfg.scene_dim > 0).then(|| Linear::load(p, dev, "scene_in", cfg.scene_dim, d)).transpose()?;
+        let latents = table(p, dev, "latents", cfg.latents, d)?;
+        let norm_tokens = LayerNorm::load(p, dev, "norm_tokens", d)?;
+        let cross = CrossBlock::load(p, dev, "cross", d, heads)?;
+        let token_kv = TokenKv::fold(
+            dev,
+            &norm_tokens,
+            cross.kv_parts(),
+            &token_offsets,
+            &agent_out,
+            &polyline_out,
+            scene_in.as_ref(),
+        )?;
         Ok(MotionTransformer {
             cfg,
             scene_spec: None,
             device: dev.clone(),
-            agent_in: Linear::load(p, dev, "agent_in", AGENT_FEATURES, hidden)?,
-            agent_time: table(p, dev, "agent_time", HISTORY_STEPS, hidden)?,
-            agent_type: table(p, dev, "agent_type", AGENT_TYPES, hidden)?,
-            agent_mid: Linear::load(p, dev, "agent_mid", hidden, hidden)?,
-            agent_out: Linear::load(p, dev, "agent_out", hidden, d)?,
-            point_in: Linear::load(p, dev, "point_in", 4, hidden)?,
-            map_type: table(p, dev, "map_type", MAP_TYPES, hidden)?,
-            signal: table(p, dev, "signal", SIGNAL_STATES, hidden)?,
-            point_mid: Linear::load(p, dev, "point_mid", hidden, hidden)?,
-            polyline_out: Linear::load(p, dev, "polyline_out", hidden, d)?,
-            token_offsets: dev.backend().upload(&offsets, 4, d)?,
-            scene_in: (cfg.scene_dim > 0).then(|| Linear::load(p, dev, "scene_in", cfg.scene_dim, d)).transpose()?,
-            latents: table(p, dev, "latents", cfg.latents, d)?,
-            norm_tokens: LayerNorm::load(p, dev, "norm_tokens", d)?,
-            cross: CrossBlock::load(p, dev, "cross", d, heads)?,
+            agent_in,
+            agent_time,
+            agent_type,
+            agent_mid,
+            agent_out,
+            point_in,
+            map_type,
+            signal,
+            point_mid,
+            polyline_out,
+            token_offsets,
+            scene_in,
+            latents,
+            token_kv,
+            cross,
             fusion: (0..cfg.fusion_layers)
                 .map(|i| SelfBlock::load(p, dev, &format!("fusion.{i}"), d, heads))
                 .collect::<Result<_>>()?,
@@ -318,7 +347,19 @@ impl MotionTransformer {
         &self.cfg
     }
 
-    /// Multiply-adds ×2 of one agent's forward pass (the GEMMs and attention products).
+    /// What [`MotionTransformer::flops_per_agent`] counts less what the folded token norm
+    /// saves: the keys and values projected from the encoders' widths instead of d.
+    pub fn flops_run_per_agent(&self, scene_tokens: usize) -> f64 {
+        let TransformerConfig { d, hidden, scene_dim, .. } = self.cfg;
+        let tokens = AGENT_SLOTS + MAX_POLYLINES + scene_tokens;
+        let kv = |rows: usize, k: usize| 2.0 * (rows * k * 2 * d) as f64;
+        self.flops_per_agent(scene_tokens) - kv(tokens, d)
+            + kv(AGENT_SLOTS + MAX_POLYLINES, hidden)
+            + kv(scene_tokens, scene_dim)
+    }
+
+    /// Multiply-adds ×2 of one agent's forward pass as the model is written (the GEMMs and
+    /// attention products; what ONNX Runtime and PyTorch run).
     pub fn flops_per_agent(&self, scene_tokens: usize) -> f64 {
         let TransformerConfig { d, hidden, latents, modes, fusion_layers, decoder_layers, scene_dim, .. } = self.cfg;
         let (a, p) = (AGENT_SLOTS * HISTORY_STEPS, MAX_POLYLINES * POLYLINE_POINTS);
@@ -458,7 +499,7 @@ impl MotionTransformer {
                 }
             }
         }
-        let pooled = be.set_encoder(
+        let pooled_a = be.set_encoder(
             &be.upload(&xa, rows_a, AGENT_FEATURES)?,
             &SetEncoder {
                 first: self.agent_in.parts(),
@@ -468,9 +509,10 @@ impl MotionTransformer {
                 valid: &valid_a,
             },
         )?;
-        let mut agent_tokens = self.agent_out.forward(dev, &pooled, Activation::None)?;
+        let mut agent_tokens = self.agent_out.forward(dev, &pooled_a, Activation::None)?;
         let slot_offset: Vec<u32> = (0..b * AGENT_SLOTS).map(|r| u32::from(r % AGENT_SLOTS == 0)).collect();
         be.add_rows(&mut agent_tokens, &self.token_offsets, &slot_offset, Activation::None)?;
+        let agent_kv = self.token_kv.project(dev, Source::Agents, &pooled_a, &agent_tokens, &slot_offset)?;
         let agent_ok: Vec<bool> = valid_a.chunks(HISTORY_STEPS).map(|c| c.iter().any(|&v| v)).collect();
 
         // Polylines: per point (x, y, dx, dy) MLP with type and signal embeddings, max over points.
@@ -502,7 +544,7 @@ impl MotionTransformer {
                 }
             }
         }
-        let pooled = be.set_encoder(
+        let pooled_p = be.set_encoder(
             &be.upload(&xp, rows_p, 4)?,
             &SetEncoder {
                 first: self.point_in.parts(),
@@ -512,12 +554,14 @@ impl MotionTransformer {
                 valid: &valid_p,
             },
         )?;
-        let mut poly_tokens = self.polyline_out.forward(dev, &pooled, Activation::None)?;
-        be.add_rows(&mut poly_tokens, &self.token_offsets, &vec![2; b * MAX_POLYLINES], Activation::None)?;
+        let mut poly_tokens = self.polyline_out.forward(dev, &pooled_p, Activation::None)?;
+        let poly_kind = vec![2; b * MAX_POLYLINES];
+        be.add_rows(&mut poly_tokens, &self.token_offsets, &poly_kind, Activation::None)?;
+        let poly_kv = self.token_kv.project(dev, Source::Polylines, &pooled_p, &poly_tokens, &poly_kind)?;
         let poly_ok: Vec<bool> = valid_p.chunks(POLYLINE_POINTS).map(|c| c.iter().any(|&v| v)).collect();
 
-        // Scene tokens, projected.
-        let (scene_tokens, scene_ok, s_count) = match (scene, &self.scene_in) {
+        // Scene tokens, projected; their keys and values.
+        let (scene_kv, scene_ok, s_count) = match (scene, &self.scene_in) {
             (None, _) => (None, Vec::new(), 0),
             (Some(_), None) => {
                 return Err(bad("no scene tokens (this model was trained without them)".into(), "scene tokens".into()));
@@ -532,13 +576,16 @@ impl MotionTransformer {
                     ));
                 }
                 let flat: Vec<f32> = s.iter().flat_map(|t| t.tokens.iter().copied()).collect();
-                let mut y = proj.forward(dev, &be.upload(&flat, b * count, cfg.scene_dim)?, Activation::None)?;
-                be.add_rows(&mut y, &self.token_offsets, &vec![3; b * count], Activation::None)?;
-                (Some(y), s.iter().flat_map(|t| t.valid.iter().copied()).collect(), count)
+                let raw = be.upload(&flat, b * count, cfg.scene_dim)?;
+                let mut y = proj.forward(dev, &raw, Activation::None)?;
+                let kind = vec![3; b * count];
+                be.add_rows(&mut y, &self.token_offsets, &kind, Activation::None)?;
+                let kv = self.token_kv.project(dev, Source::Scene, &raw, &y, &kind)?;
+                (Some(kv), s.iter().flat_map(|t| t.valid.iter().copied()).collect(), count)
             }
         };
 
-        // Tokens per agent: its 65 agent slots, 256 polylines, S scene tokens.
+        // Keys and values per agent: its 65 agent slots, 256 polylines, S scene tokens.
         let n_tokens = AGENT_SLOTS + MAX_POLYLINES + s_count;
         let (a_rows, p_rows) = ((b * AGENT_SLOTS) as u32, (b * MAX_POLYLINES) as u32);
         let mut index = Vec::with_capacity(b * n_tokens);
@@ -551,16 +598,16 @@ impl MotionTransformer {
             index.extend((0..s_count).map(|s| a_rows + p_rows + (i * s_count + s) as u32));
             key_valid.extend_from_slice(&scene_ok[i * s_count..(i + 1) * s_count]);
         }
-        let mut parts = vec![&agent_tokens, &poly_tokens];
-        if let Some(s) = &scene_tokens {
+        let mut parts = vec![&agent_kv, &poly_kv];
+        if let Some(s) = &scene_kv {
             parts.push(s);
         }
-        let tokens = self.norm_tokens.forward(dev, &be.gather_rows(&parts, &index)?)?;
+        let kv = be.gather_rows(&parts, &index)?;
 
         // Fusion into the latents, then the decoder.
         let repeat = |n: usize| -> Vec<u32> { (0..b).flat_map(|_| 0..n as u32).collect() };
         let mut z = be.gather_rows(&[&self.latents], &repeat(cfg.latents))?;
-        self.cross.forward(dev, &mut z, &tokens, b, &key_valid, trace.as_deref_mut().map(|t| &mut t.cross))?;
+        self.cross.forward(dev, &mut z, &kv, b, &key_valid, trace.as_deref_mut().map(|t| &mut t.cross))?;
         for blk in &self.fusion {
             let mut w = Vec::new();
             blk.forward(dev, &mut z, b, trace.is_some().then_some(&mut w))?;

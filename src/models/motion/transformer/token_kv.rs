@@ -143,3 +143,57 @@ impl TokenKv {
         Ok(y)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::sparse::weights::Params;
+
+    /// The folded keys and values equal `LN(p·W + b + o)·Wkv + bkv` computed directly, with a
+    /// LayerNorm that is not the identity and offsets of two kinds.
+    #[test]
+    fn folded_projection_equals_norm_then_projection() {
+        let (h, d, n) = (5, 8, 6);
+        let value = |i: usize, s: usize| ((i * 7919 + s * 104729) % 997) as f32 / 498.5 - 1.0;
+        let mut tensors = HashMap::new();
+        let mut put = |name: &str, shape: Vec<usize>, s: usize| {
+            let len = shape.iter().product();
+            tensors.insert(name.to_string(), (shape, (0..len).map(|i| value(i, s)).collect::<Vec<f32>>()));
+        };
+        put("src.weight", vec![d, h], 1);
+        put("src.bias", vec![d], 2);
+        put("norm.weight", vec![d], 3);
+        put("norm.bias", vec![d], 4);
+        put("k.weight", vec![d, d], 5);
+        put("k.bias", vec![d], 6);
+        put("v.weight", vec![d, d], 7);
+        put("v.bias", vec![d], 8);
+        let mut p = Params::File { path: "test".into(), tensors, metadata: HashMap::new() };
+        let dev = Device::cpu();
+        let be = dev.backend();
+        let src = Linear::load(&mut p, &dev, "src", h, d).unwrap();
+        let norm = LayerNorm::load(&mut p, &dev, "norm", d).unwrap();
+        let kv = Linear::stacked(&mut p, &dev, &["k", "v"], d, d).unwrap();
+        let offsets: Vec<f32> = (0..4 * d).map(|i| value(i, 9) * 0.5).collect();
+        let offsets = be.upload(&offsets, 4, d).unwrap();
+        let fold = TokenKv::fold(&dev, &norm, kv.parts(), &offsets, &src, &src, None).unwrap();
+
+        let inputs: Vec<f32> = (0..n * h).map(|i| value(i, 10) * 3.0).collect();
+        let inputs = be.upload(&inputs, n, h).unwrap();
+        let kinds: Vec<u32> = (0..n as u32).map(|r| r % 2 + 1).collect();
+        let mut tokens = src.forward(&dev, &inputs, Activation::None).unwrap();
+        be.add_rows(&mut tokens, &offsets, &kinds, Activation::None).unwrap();
+        let direct = kv.forward(&dev, &norm.forward(&dev, &tokens).unwrap(), Activation::None).unwrap();
+        let folded = fold.project(&dev, Source::Polylines, &inputs, &tokens, &kinds).unwrap();
+        let (direct, folded) = (be.download(&direct).unwrap(), be.download(&folded).unwrap());
+        assert_eq!(direct.len(), n * 2 * d);
+        let scale = direct.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (a, b) in direct.iter().zip(&folded) {
+            assert!((a - b).abs() <= 1e-5 * scale, "{a} vs {b}");
+        }
+        // A model without scene tokens has no scene source to project.
+        assert!(fold.project(&dev, Source::Scene, &inputs, &tokens, &kinds).is_err());
+    }
+}

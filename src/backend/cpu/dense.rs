@@ -42,13 +42,19 @@ fn layer_norm_rows_avx2(out: &mut [f32], x: &[f32], cols: usize, gamma: &[f32], 
 #[inline(always)]
 fn layer_norm_rows(out: &mut [f32], x: &[f32], cols: usize, gamma: &[f32], beta: &[f32], eps: f32) {
     for (o, r) in out.chunks_mut(cols).zip(x.chunks(cols)) {
-        let mean = lane_sum(r, |v| v) / cols as f32;
-        let var = lane_sum(r, |v| (v - mean) * (v - mean)) / cols as f32;
-        let inv = 1.0 / (var + eps).sqrt();
+        let (mean, inv) = mean_and_inv_std(r, eps);
         for ((o, v), (g, b)) in o.iter_mut().zip(r).zip(gamma.iter().zip(beta)) {
             *o = (v - mean) * inv * g + b;
         }
     }
+}
+
+/// A row's mean and `1 / √(var + eps)` (biased variance), as LayerNorm takes them.
+#[inline(always)]
+fn mean_and_inv_std(r: &[f32], eps: f32) -> (f32, f32) {
+    let mean = lane_sum(r, |v| v) / r.len() as f32;
+    let var = lane_sum(r, |v| (v - mean) * (v - mean)) / r.len() as f32;
+    (mean, 1.0 / (var + eps).sqrt())
 }
 
 /// `Σ f(x)` with 8 partial sums (a single accumulator is a serial chain that cannot vectorise).
@@ -98,9 +104,7 @@ pub fn fold_norm(
     let chunks = y.par_chunks_mut(ROWS * cols).zip(x.par_chunks(ROWS * xcols)).zip(index.par_chunks(ROWS));
     chunks.for_each(|((y, x), index)| {
         for ((yr, xr), &i) in y.chunks_mut(cols).zip(x.chunks(xcols)).zip(index) {
-            let mean = lane_sum(xr, |v| v) / xcols as f32;
-            let var = lane_sum(xr, |v| (v - mean) * (v - mean)) / xcols as f32;
-            let inv = 1.0 / (var + eps).sqrt();
+            let (_, inv) = mean_and_inv_std(xr, eps);
             let t = &table[i as usize * cols..][..cols];
             for ((v, t), b) in yr.iter_mut().zip(t).zip(beta) {
                 *v = (*v + t) * inv + b;

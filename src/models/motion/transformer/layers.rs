@@ -72,25 +72,24 @@ impl Attention {
         key_valid: Option<&[bool]>,
     ) -> Result<Vec<Vec<f32>>> {
         let kv = self.kv.forward(dev, ctx, Activation::None)?;
-        self.weights_kv(dev, x, &kv, ctx.rows(), batch, key_valid)
+        self.weights_kv(dev, x, &kv, batch, key_valid)
     }
 
     /// [`Attention::weights`] with the context's keys and values already projected
-    /// (`kv [ctx_rows × 2d]`).
+    /// (`kv [batch·m × 2d]`).
     pub fn weights_kv(
         &self,
         dev: &Device,
         x: &Tensor,
         kv: &Tensor,
-        ctx_rows: usize,
         batch: usize,
         key_valid: Option<&[bool]>,
     ) -> Result<Vec<Vec<f32>>> {
         let be = dev.backend();
+        let (n, m) = (x.rows() / batch.max(1), kv.rows() / batch.max(1));
         let q = self.q.forward(dev, x, Activation::None)?;
         let (q, kv) = (be.download(&q)?, be.download(kv)?);
         let d = q.len() / (x.rows().max(1));
-        let (n, m) = (x.rows() / batch.max(1), ctx_rows / batch.max(1));
         let dh = d / self.heads;
         let scale = 1.0 / (dh as f32).sqrt();
         let mut out = Vec::with_capacity(batch);
@@ -186,7 +185,7 @@ impl CrossBlock {
     ) -> Result<()> {
         let q = self.norm_q.forward(dev, x)?;
         if let Some(t) = trace {
-            *t = self.attn.weights_kv(dev, &q, kv, kv.rows(), batch, Some(key_valid))?;
+            *t = self.attn.weights_kv(dev, &q, kv, batch, Some(key_valid))?;
         }
         let y = self.attn.forward_kv(dev, &q, kv, batch, Some(key_valid))?;
         dev.backend().add_act(x, &y, Activation::None)?;

@@ -242,14 +242,18 @@ def nll(mu, sigma, rho, target, valid):
     return v * valid[:, None, :]
 
 
-def loss(out, target, valid):
-    """Winner-take-all: the mode nearest the truth (mean displacement over the valid steps)
-    is trained by NLL, and the logits by cross-entropy towards it. Returns (total, parts)."""
+def loss(out, target, valid, assigned=None):
+    """Winner-take-all by default: the mode nearest the truth (mean displacement over the valid
+    steps) is trained by NLL, and the logits by cross-entropy towards it. With `assigned` (a mode
+    per sample, -1 = winner-take-all for that sample; tools/train/motion_anchors.py) that mode is
+    trained instead. Returns (total, parts)."""
     mu, sigma, rho, logits = out
     v = valid.float()
     n = v.sum(-1).clamp(min=1)
     dist = ((mu - target[:, None]).norm(dim=-1) * v[:, None]).sum(-1) / n[:, None]
     best = dist.argmin(dim=1)
+    if assigned is not None:
+        best = torch.where(assigned >= 0, assigned, best)
     per_step = nll(mu, sigma, rho, target, v)
     reg = per_step[torch.arange(len(best)), best].sum(-1) / n
     cls = F.cross_entropy(logits, best, reduction="none")

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
+import motion_anchors  # noqa: E402
 import motion_twin as twin  # noqa: E402
 import scene_tokens as sctok  # noqa: E402
 import stio  # noqa: E402
@@ -106,18 +107,23 @@ def to_model(b):
 def evaluate(model, data, batch=256):
     model.eval()
     ade, fde, n = 0.0, 0.0, 0
+    per_type = {}
     for s in range(0, len(data["agents"]), batch):
         idx = np.arange(s, min(s + batch, len(data["agents"])))
         x, y, v = to_model(batch_of(data, idx))
         mu, _, _, _ = model(*x)
         d = (mu - y[:, None]).norm(dim=-1)  # [B, K, T]
         vf = v.float()[:, None]
-        ade += ((d * vf).sum(-1) / vf.sum(-1).clamp(min=1)).min(1).values.sum().item()
+        sample_ade = ((d * vf).sum(-1) / vf.sum(-1).clamp(min=1)).min(1).values
+        ade += sample_ade.sum().item()
+        for t, e in zip(data["agent_type"][idx], sample_ade.tolist()):
+            per_type.setdefault(int(t), []).append(e)
         last = (torch.arange(twin.FUTURE)[None] * v).argmax(-1)
         fde += d[torch.arange(len(idx)), :, last].min(1).values.sum().item()
         n += len(idx)
     model.train()
-    return dict(min_ade=ade / max(n, 1), min_fde=fde / max(n, 1), samples=n)
+    return dict(min_ade=ade / max(n, 1), min_fde=fde / max(n, 1), samples=n,
+                min_ade_by_type={str(t): round(float(np.mean(e)), 4) for t, e in sorted(per_type.items())})
 
 
 def parse_args(argv=None):
@@ -134,6 +140,9 @@ def parse_args(argv=None):
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--wd", type=float, default=0.01)
     ap.add_argument("--clip", type=float, default=1.0, help="gradient-norm clip")
+    ap.add_argument("--assign", choices=["anchors", "wta"], default="anchors",
+                    help="which mode each sample trains: its type's intention anchor nearest the truth "
+                         "(tools/train/motion_anchors.py) or plain winner-take-all")
     ap.add_argument("--train-limit", type=int, help="use only the first N training samples")
     ap.add_argument("--ckpt", help="checkpoint folder (config.json, loss.jsonl, step*.pt)")
     ap.add_argument("--ckpt-every", type=int, default=500)
@@ -178,10 +187,17 @@ def main(argv=None):
         scene = dict(features=a.tokens, image_channels=store.model_layout[0], lidar_channels=store.model_layout[1],
                      history=store.history, max_tokens=store.max_tokens, range=sctok.RANGE)
     model = twin.build(cfg)
+    anchors = {}
+    if a.assign == "anchors":
+        anchors = motion_anchors.fit(train["future_xy"], train["future_valid"], train["agent_type"],
+                                     model.cfg["modes"], seed=a.seed)
+        print("anchor end points (m) per agent type:", json.dumps(motion_anchors.describe(anchors)), flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.wd)
     command = shlex.join([sys.executable, *drop_resume_free(sys.argv if argv is None else ["train_motion.py", *argv])])
     run = dict(config=model.cfg, seed=a.seed, batch=a.batch, lr=a.lr, steps=a.steps, warmup=a.warmup,
                data_seed=manifest["plan"]["base_seed"], train_samples=len(train["agents"]))
+    if a.assign == "anchors":
+        run["assign"] = dict(rule="anchors", end_points=motion_anchors.describe(anchors))
     if scene:
         run["scene_tokens"] = scene
     step = 0
@@ -212,7 +228,8 @@ def main(argv=None):
         x, y, v = to_model(batch_of(train, idx))
         for g in opt.param_groups:
             g["lr"] = lr_at(a, step)
-        total, parts = twin.loss(model(*x), y, v)
+        assigned = motion_anchors.assign(anchors, train["agent_type"][idx], y, v) if anchors else None
+        total, parts = twin.loss(model(*x), y, v, assigned)
         opt.zero_grad()
         total.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip).item()

@@ -27,6 +27,7 @@ use super::report::data::{
 use super::run::{EvalError, EvalReport, StageLatency};
 use crate::io::shard::Shard;
 use crate::models::motion::MotionPredictor;
+use crate::models::motion::training::TrainingCurve;
 use crate::pipeline::StageTimes;
 use crate::pipeline::source::ScenarioKey;
 use crate::scene::Scenario;
@@ -72,6 +73,9 @@ pub struct MotionPartial {
     /// In key order.
     pub records: Vec<ScenarioRecord>,
     pub scenes: Vec<SceneCandidate>,
+    /// How the model's weights were trained (learned models whose weights carry it).
+    #[serde(default)]
+    pub training: Option<TrainingCurve>,
 }
 
 impl MotionPartial {
@@ -136,6 +140,7 @@ impl MotionPartial {
             shard,
             records,
             scenes,
+            training: model.training_curve().cloned(),
         })
     }
 
@@ -148,7 +153,7 @@ impl MotionPartial {
             parts.iter().map(|(name, p)| (name.as_str(), format!("model {} on {}", p.model, p.data), p.shard)),
         )?;
         let Some((_, first)) = parts.first() else { return Err(bad("no partial results to merge".into())) };
-        let (model, data) = (first.model.clone(), first.data.clone());
+        let (model, data, training) = (first.model.clone(), first.data.clone(), first.training.clone());
         let mut records = Vec::new();
         let mut scenes = Vec::new();
         for (_, p) in parts {
@@ -158,7 +163,7 @@ impl MotionPartial {
         in_input_order(&mut records, |r| r.key, |r| format!("scenario {} ({:?})", r.scenario_id, r.key))?;
         scenes.sort_by_key(|c| (c.rank, c.key));
         scenes.truncate(REPORT_SCENES);
-        Ok(MotionPartial { format: FORMAT.into(), model, data, shard: Shard::ALL, records, scenes })
+        Ok(MotionPartial { format: FORMAT.into(), model, data, shard: Shard::ALL, records, scenes, training })
     }
 
     /// The run's metrics and report data.
@@ -204,6 +209,7 @@ impl MotionPartial {
                 .map(|s| (s.to_string(), times.samples(s).iter().map(|v| (v * 1e6).round() / 1e6).collect()))
                 .collect(),
             scenes: scenes.into_iter().map(|c| c.view).collect(),
+            training: self.training,
         };
         Ok(EvalReport {
             model: self.model,

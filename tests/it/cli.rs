@@ -143,6 +143,11 @@ fn demo_generates_a_world_and_evaluates_every_baseline() {
         }
     }
     assert!(dir.path().join("compare-lane-follower-vs-transformer/report.html").exists());
+    // The shipped weights carry their learning curve and the transformer's report draws it.
+    for (model, trained) in [("transformer", true), ("lane-follower", false)] {
+        let md = std::fs::read_to_string(dir.path().join("generated").join(model).join("report.md")).unwrap();
+        assert_eq!(md.contains("## Training") && md.contains("train_motion.py"), trained, "{model}");
+    }
     // The transformer's predictions.parquet carries its covariance per step (positive
     // variances, |ρ| < 1); the baselines' columns are null.
     for (model, with_cov) in [("transformer", true), ("lane-follower", false)] {

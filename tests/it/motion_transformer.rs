@@ -213,6 +213,25 @@ fn bad_weights_and_inputs_are_errors() {
         Err(e) => assert!(e.to_string().contains("shape"), "{e}"),
         Ok(_) => panic!("d = 64 weights loaded from d = 32 tensors"),
     }
+    // The learning curve the trainer records: read when well formed, an error naming the
+    // metadata when not (loss and step counts differ).
+    let (_, header) = safetensors::SafeTensors::read_metadata(&weights).unwrap();
+    let mut meta: std::collections::HashMap<String, String> = header.metadata().clone().unwrap();
+    for (curve, ok) in [
+        (
+            r#"{"command": "train_motion.py", "steps": [50, 100], "loss": [4.0, 3.0], "validation": [{"step": 100, "min_ade": 2.0, "min_fde": 5.0}]}"#,
+            true,
+        ),
+        (r#"{"command": "train_motion.py", "steps": [50, 100], "loss": [4.0]}"#, false),
+    ] {
+        meta.insert("curve".into(), curve.into());
+        std::fs::write(&path, safetensors::serialize(w.tensors(), Some(meta.clone())).unwrap()).unwrap();
+        match MotionTransformer::load(&path, &dev) {
+            Ok(m) if ok => assert_eq!(m.training_curve().unwrap().validation[0].min_fde, 5.0),
+            Err(e) if !ok => assert!(e.to_string().contains("curve"), "{e}"),
+            other => panic!("curve {curve}: {:?}", other.map(|_| "loaded")),
+        }
+    }
     let plain = MotionTransformer::random(
         TransformerConfig { d: 32, heads: 4, hidden: 16, latents: 8, ..TransformerConfig::D128 },
         3,

@@ -164,6 +164,28 @@ def lr_at(a, step):
     return a.lr * (a.min_lr + (1 - a.min_lr) * 0.5 * (1 + np.cos(np.pi * min(t, 1.0))))
 
 
+CURVE_WINDOW = 50
+
+
+def curve_of(records, command, window=CURVE_WINDOW):
+    """The learning curve the weights carry (metadata `curve`; the evaluation report draws it):
+    the loss averaged over each `window` steps and every validation pass. `records` are
+    loss.jsonl's rows; a step logged twice (a run resumed before its last checkpoint) counts
+    once, its last row."""
+    by_step = {r["step"]: r for r in records}
+    steps, loss, validation = [], [], []
+    ordered = [by_step[k] for k in sorted(by_step)]
+    for i in range(0, len(ordered), window):
+        part = ordered[i:i + window]
+        steps.append(part[-1]["step"])
+        loss.append(float(np.mean([r["loss"] for r in part])))
+    for r in ordered:
+        if "validation" in r:
+            v = r["validation"]
+            validation.append(dict(step=r["step"], min_ade=v["min_ade"], min_fde=v["min_fde"]))
+    return dict(command=command, steps=steps, loss=loss, validation=validation)
+
+
 def export(model, path, meta):
     tensors = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
     stio.save(tensors, path, {k: json.dumps(v) if not isinstance(v, str) else v for k, v in meta.items()})
@@ -218,6 +240,7 @@ def main(argv=None):
             sys.exit(f"{a.ckpt} already has checkpoints: use --resume or another folder")
         json.dump(dict(run=run, command=command), open(os.path.join(a.ckpt, "config.json"), "w"), indent=1)
     log = open(os.path.join(a.ckpt, "loss.jsonl"), "a") if a.ckpt else None
+    history = []  # this process's rows (loss.jsonl has every run's)
     n = len(train["agents"])
     per_epoch = max(1, n // a.batch)
     t_start = time.time()
@@ -238,6 +261,7 @@ def main(argv=None):
         rec = dict(step=step, loss=total.item(), grad_norm=gn, lr=lr_at(a, step - 1), **parts)
         if val is not None and (step % a.eval_every == 0 or step == a.steps):
             rec["validation"] = evaluate(model, val)
+        history.append(rec)
         if log:
             log.write(json.dumps(rec) + "\n")
             log.flush()
@@ -250,8 +274,12 @@ def main(argv=None):
                             torch_rng=torch.get_rng_state()), path + ".tmp")
             os.replace(path + ".tmp", path)
     if a.out:
+        if log:
+            log.close()
+            with open(os.path.join(a.ckpt, "loss.jsonl")) as f:
+                history = [json.loads(line) for line in f if line.strip()]
         meta = dict(command=command, commit=git_commit(), step=step, run=run,
-                    generator=manifest.get("generator_version", ""))
+                    generator=manifest.get("generator_version", ""), curve=curve_of(history, command))
         if scene:
             meta["scene_tokens"] = scene
         export(model, a.out, meta)

@@ -56,6 +56,9 @@ pub struct SceneView {
 pub struct ReportData {
     pub latency_samples_ms: BTreeMap<String, Vec<f64>>,
     pub scenes: Vec<SceneView>,
+    /// The learning curve of the evaluated weights, where they carry one.
+    #[serde(default)]
+    pub training: Option<crate::models::motion::training::TrainingCurve>,
 }
 
 /// Scene coordinates are kept to the centimetre (and probabilities to 1e-6): small files, and

@@ -10,6 +10,7 @@ use super::charts::{ChartError, bar_chart, bev_scene, histogram, line_chart};
 use super::data::ReportData;
 use crate::eval::motion::Breakdown;
 use crate::eval::run::EvalReport;
+use crate::models::motion::training::TrainingCurve;
 
 const HTML_TEMPLATE: &str = include_str!("../../../viz/report.html.j2");
 const MD_TEMPLATE: &str = include_str!("../../../viz/report.md.j2");
@@ -195,6 +196,33 @@ fn write(out: &Path, html: &str, md: &str) -> Result<std::path::PathBuf, ReportE
     Ok(html_path)
 }
 
+/// How the evaluated weights were trained: the loss per window of steps and the validation
+/// errors, from the weights' own record.
+fn training_section(curve: &TrainingCurve) -> Result<Section, ReportError> {
+    let loss: Vec<(f64, f64)> = curve.steps.iter().zip(&curve.loss).map(|(&s, &l)| (s as f64, l)).collect();
+    let mut figures = vec![Figure {
+        svg: line_chart("training loss", "step", "NLL + classification", &[("loss".to_string(), loss)])?,
+        caption: "The training loss, each point the mean over the steps since the previous one.".into(),
+    }];
+    if !curve.validation.is_empty() {
+        let v = &curve.validation;
+        let series = [
+            ("minADE".to_string(), v.iter().map(|p| (p.step as f64, p.min_ade)).collect()),
+            ("minFDE".to_string(), v.iter().map(|p| (p.step as f64, p.min_fde)).collect()),
+        ];
+        figures.push(Figure {
+            svg: line_chart("validation error", "step", "metres (6 modes, 8 s)", &series)?,
+            caption: "minADE and minFDE over the validation split during training.".into(),
+        });
+    }
+    Ok(Section {
+        title: "Training".into(),
+        note: Some(format!("The weights were trained by `{}`.", curve.command)),
+        figures,
+        ..Default::default()
+    })
+}
+
 /// The page of one run.
 fn run_page(report: &EvalReport, data: &ReportData) -> Result<Page, ReportError> {
     let mut sections = Vec::new();
@@ -243,6 +271,9 @@ fn run_page(report: &EvalReport, data: &ReportData) -> Result<Page, ReportError>
         })
         .collect::<Result<Vec<_>, ChartError>>()?;
     sections.push(Section { title: "Example scenes".into(), figures: scenes, legend: true, ..Default::default() });
+    if let Some(curve) = &data.training {
+        sections.push(training_section(curve)?);
+    }
     Ok(Page {
         title: report.model.clone(),
         summary: format!(

@@ -7,6 +7,7 @@ pub mod dataset;
 pub mod features;
 mod kinematic;
 mod lane_follower;
+pub mod training;
 pub mod transformer;
 
 pub use kinematic::{ConstantVelocity, Ctra};
@@ -26,6 +27,12 @@ pub trait MotionPredictor: Send + Sync {
     /// `horizon.prediction_steps()` points. Fails only where the model itself cannot run
     /// (weights, device); an agent without a valid current state still gets a prediction.
     fn predict(&self, scenario: &Scenario, horizon: &PredictionHorizon) -> Result<ScenarioPredictions>;
+
+    /// How a learned model's weights were trained (the report draws it); `None` for the
+    /// baselines and for weights without the record.
+    fn training_curve(&self) -> Option<&training::TrainingCurve> {
+        None
+    }
 }
 
 /// The baselines, by name.

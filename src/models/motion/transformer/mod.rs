@@ -19,6 +19,7 @@ use self::token_kv::{Source, TokenKv};
 use super::features::{
     AGENT_FEATURES, AGENT_SLOTS, AgentInputs, FUTURE_STEPS, HISTORY_STEPS, MAX_POLYLINES, POLYLINE_POINTS,
 };
+use super::training::TrainingCurve;
 use crate::backend::{Activation, Device, SetEncoder, Tensor};
 use crate::error::{Error, Location, Result};
 use crate::sparse::weights::Params;
@@ -187,6 +188,7 @@ pub struct ModeOutputs {
 pub struct MotionTransformer {
     cfg: TransformerConfig,
     scene_spec: Option<SceneTokenSpec>,
+    curve: Option<TrainingCurve>,
     device: Device,
     agent_in: Linear,
     agent_time: Tensor,
@@ -246,8 +248,19 @@ impl MotionTransformer {
                 format!("{} values", 6 + spec.layout().len()),
             ));
         }
+        let curve = match p.metadata("curve") {
+            None => None,
+            Some(text) => Some(TrainingCurve::parse(text).map_err(|e| {
+                Error::invalid(
+                    Location::file(path).detail("safetensors metadata `curve`"),
+                    "the training curve's JSON (command, rising steps, finite loss and validation values)",
+                    e,
+                )
+            })?),
+        };
         let mut model = Self::build(cfg, &mut p, device)?;
         model.scene_spec = scene_spec;
+        model.curve = curve;
         Ok(model)
     }
 
@@ -268,6 +281,11 @@ impl MotionTransformer {
     /// How the model's scene tokens are made (`None`: no tokens, or weights without the record).
     pub fn scene_spec(&self) -> Option<&SceneTokenSpec> {
         self.scene_spec.as_ref()
+    }
+
+    /// How the weights were trained (`None`: random weights, or a file without the record).
+    pub fn training_curve(&self) -> Option<&TrainingCurve> {
+        self.curve.as_ref()
     }
 
     /// Seeded random weights (benchmarks at sizes with no trained weights).
@@ -313,6 +331,7 @@ impl MotionTransformer {
         Ok(MotionTransformer {
             cfg,
             scene_spec: None,
+            curve: None,
             device: dev.clone(),
             agent_in,
             agent_time,

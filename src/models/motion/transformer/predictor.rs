@@ -80,6 +80,10 @@ impl MotionPredictor for TransformerPredictor {
         &self.name
     }
 
+    fn training_curve(&self) -> Option<&crate::models::motion::training::TrainingCurve> {
+        self.model.training_curve()
+    }
+
     fn predict(&self, scenario: &Scenario, horizon: &PredictionHorizon) -> Result<ScenarioPredictions> {
         let fits = horizon.track_steps_per_second == 10
             && (1..=FUTURE_STEPS).contains(&horizon.future_samples)

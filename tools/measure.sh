@@ -140,6 +140,16 @@ done
 for a in constant-velocity ctra lane-follower; do
     step "motion_compare_$a" "$bin" compare --data "$work/motion_test" --a "$a" --b transformer --resamples 1000
 done
+# The shipped weights against the previous ones (winner-take-all, 3,500 steps; README "Why the
+# anchors"), and the errors of both split by whether the truth turns.
+if wanted_prefix motion_error_split motion_compare_previous; then
+    git show a52d818:data/weights/motion_transformer.safetensors > "$work/motion_wta_3500.safetensors"
+fi
+step motion_error_split .venv-train/bin/python tools/train/motion_error_split.py --data "$work/motion_dataset" \
+    --weights wta-3500="$work/motion_wta_3500.safetensors" --weights shipped=data/weights/motion_transformer.safetensors \
+    --run lane-follower="$work/motion_test_lane-follower"
+step motion_compare_previous_weights "$bin" compare --data "$work/motion_test" --a transformer \
+    --a-weights "$work/motion_wta_3500.safetensors" --b transformer --resamples 1000
 step lidar_seg_heldout "$bin" eval --task lidar-seg --data "$work/lidar_heldout" --out "$work/lidar_seg_heldout"
 for p in bf16 int8 auto; do
     step "lidar_seg_heldout_$p" "$bin" eval --task lidar-seg --data "$work/lidar_heldout" --out "$work/lidar_seg_heldout_$p" \

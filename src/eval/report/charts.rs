@@ -53,7 +53,8 @@ fn padded(lo: f64, hi: f64) -> (f64, f64) {
     if hi - lo < 1e-9 { (lo - 0.5, hi + 0.5) } else { (lo, hi + 0.05 * (hi - lo)) }
 }
 
-/// Lines, one per named series of (x, y) points; NaN points are skipped.
+/// Lines, one per named series of (x, y) points; NaN points are skipped. The y axis starts at
+/// zero, or below it where a value is negative (a Gaussian NLL can be).
 pub fn line_chart(
     title: &str,
     x_desc: &str,
@@ -63,14 +64,16 @@ pub fn line_chart(
     let pts = || series.iter().flat_map(|s| s.1.iter()).filter(|p| p.0.is_finite() && p.1.is_finite());
     let (x0, x1) =
         padded(pts().map(|p| p.0).fold(f64::INFINITY, f64::min), pts().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max));
-    let (_, y1) = padded(0.0, pts().map(|p| p.1).fold(0.0, f64::max));
+    let y_min = pts().map(|p| p.1).fold(0.0, f64::min);
+    let (_, y1) = padded(y_min, pts().map(|p| p.1).fold(0.0, f64::max));
+    let y0 = if y_min < 0.0 { y_min - 0.05 * (y1 - y_min) } else { 0.0 };
     draw(title, (520, 320), |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 16))
             .margin(10)
             .x_label_area_size(36)
             .y_label_area_size(52)
-            .build_cartesian_2d(x0..x1, 0.0..y1)?;
+            .build_cartesian_2d(x0..x1, y0..y1)?;
         chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).light_line_style(WHITE.mix(0.0)).draw()?;
         for (i, (name, points)) in series.iter().enumerate() {
             let c = colour(i);
@@ -250,6 +253,9 @@ mod tests {
         assert!(svg.contains("STRAIGHT") && svg.contains("<rect"));
         let svg = histogram("latency", "ms", &[1.0, 2.0, 2.5, 9.0], 5).unwrap();
         assert!(svg.matches("<rect").count() >= 5);
+        // A negative value (a Gaussian NLL) gets an axis below zero.
+        let svg = line_chart("loss", "step", "nll", &[("loss".into(), vec![(50.0, 2.0), (100.0, -1.5)])]).unwrap();
+        assert!(svg.contains("-1.0"), "no negative tick");
         // Degenerate inputs still draw.
         histogram("empty", "ms", &[], 5).unwrap();
         line_chart("none", "s", "m", &[]).unwrap();

@@ -199,10 +199,17 @@ fn write(out: &Path, html: &str, md: &str) -> Result<std::path::PathBuf, ReportE
 /// How the evaluated weights were trained: the loss per window of steps and the validation
 /// errors, from the weights' own record.
 fn training_section(curve: &TrainingCurve) -> Result<Section, ReportError> {
-    let loss: Vec<(f64, f64)> = curve.steps.iter().zip(&curve.loss).map(|(&s, &l)| (s as f64, l)).collect();
+    // The first window (random weights, warm-up) is an order of magnitude above the rest and
+    // would flatten the curve: it is named in the caption instead of drawn.
+    let skip = usize::from(curve.loss.len() > 2);
+    let loss: Vec<(f64, f64)> = curve.steps.iter().zip(&curve.loss).skip(skip).map(|(&s, &l)| (s as f64, l)).collect();
+    let first = match (skip, curve.steps.first(), curve.loss.first()) {
+        (1, Some(s), Some(l)) => format!(" The first {s} steps (mean {l:.3}) are left out of the drawing."),
+        _ => String::new(),
+    };
     let mut figures = vec![Figure {
         svg: line_chart("training loss", "step", "NLL + classification", &[("loss".to_string(), loss)])?,
-        caption: "The training loss, each point the mean over the steps since the previous one.".into(),
+        caption: format!("The training loss, each point the mean over the steps since the previous one.{first}"),
     }];
     if !curve.validation.is_empty() {
         let v = &curve.validation;

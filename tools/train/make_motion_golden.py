@@ -44,12 +44,8 @@ def main():
     torch.manual_seed(0)
     torch.set_num_threads(1)
     if a.shipped:
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-        with safe_open(a.shipped, "pt") as f:
-            config = json.loads(f.metadata()["run"])["config"]
-        model = twin.build(config)
-        model.load_state_dict(load_file(a.shipped))
+        model = twin.load(a.shipped)
+        config = model.cfg
     else:
         config = CONFIG
         model = twin.build(CONFIG)

@@ -22,6 +22,8 @@ Inference is unchanged: the model still outputs K modes and their logits.
 import numpy as np
 import torch
 
+import motion_twin as twin
+
 SAMPLE_STEPS = slice(9, 80, 10)  # 1 s ... 8 s at 10 Hz
 ITERATIONS = 100
 
@@ -61,15 +63,11 @@ def assign(anchors, agent_type, target, valid):
     """The anchor (= mode) index of each sample, or -1 where its type has no anchors (the loss
     falls back to winner-take-all there). target [B, 80, 2], valid [B, 80] (torch)."""
     out = torch.full((len(target),), -1, dtype=torch.long)
-    v = valid.float()
-    n = v.sum(-1).clamp(min=1)
     for t, a in anchors.items():
         rows = torch.from_numpy(np.flatnonzero(agent_type == t))
         if len(rows) == 0:
             continue
-        a = torch.from_numpy(a)
-        d = ((target[rows, None] - a[None]).norm(dim=-1) * v[rows, None]).sum(-1) / n[rows, None]
-        out[rows] = d.argmin(1)
+        out[rows] = twin.mean_displacement(torch.from_numpy(a)[None], target[rows], valid[rows]).argmin(1)
     return out
 
 

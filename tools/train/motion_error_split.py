@@ -14,7 +14,6 @@ run predicted are counted.
 import argparse
 import collections
 import glob
-import json
 import os
 import sys
 
@@ -32,16 +31,11 @@ STEPS = np.arange(4, twin.FUTURE, 5)  # 0.5 s ... 8 s
 
 def load_model(path):
     """Trained weights (safetensors) or a training checkpoint (.pt)."""
-    if path.endswith(".pt"):
-        st = torch.load(path, weights_only=False)
-        model = twin.build(st["run"]["config"])
-        model.load_state_dict(st["model"])
-    else:
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-        with safe_open(path, "pt") as f:
-            model = twin.build(json.loads(f.metadata()["run"])["config"])
-        model.load_state_dict(load_file(path))
+    if not path.endswith(".pt"):
+        return twin.load(path)
+    st = torch.load(path, weights_only=False)
+    model = twin.build(st["run"]["config"])
+    model.load_state_dict(st["model"])
     return model.eval()
 
 
@@ -51,9 +45,8 @@ def twin_min_ade(model, data, batch=256):
     for s in range(0, len(data["agents"]), batch):
         idx = np.arange(s, min(s + batch, len(data["agents"])))
         x, y, v = to_model(batch_of(data, idx))
-        d = (model(*x)[0] - y[:, None]).norm(dim=-1)[..., STEPS]
-        vf = v[:, STEPS].float()[:, None]
-        out += ((d * vf).sum(-1) / vf.sum(-1).clamp(min=1)).min(1).values.tolist()
+        mu = model(*x)[0][:, :, STEPS]
+        out += twin.mean_displacement(mu, y[:, STEPS], v[:, STEPS]).min(1).values.tolist()
     return np.array(out)
 
 

@@ -19,6 +19,7 @@ Inputs (shapes from src/models/motion/features.rs; B samples, each in its agent'
    attention to the fused latents and FFN; per mode a bivariate Gaussian per future step
    (mu = 10 raw, sigma = exp(clamp(raw, -6, 6)), rho = 0.95 tanh(raw)) and a logit.
 """
+import json
 import math
 
 import torch
@@ -242,6 +243,25 @@ def nll(mu, sigma, rho, target, valid):
     return v * valid[:, None, :]
 
 
+def load(path):
+    """Weights written by tools/train/train_motion.py (safetensors; the config from the
+    metadata `run`), in eval mode."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    with safe_open(path, "pt") as f:
+        model = build(json.loads(f.metadata()["run"])["config"])
+    model.load_state_dict(load_file(path))
+    return model.eval()
+
+
+def mean_displacement(mu, target, valid):
+    """Every mode's mean displacement from the truth over the truth's valid steps: [B, K]
+    (mu [B or 1, K, T, 2], target [B, T, 2], valid [B, T]). Winner-take-all, the anchor
+    assignment and minADE all measure with it."""
+    v = valid.float()
+    return ((mu - target[:, None]).norm(dim=-1) * v[:, None]).sum(-1) / v.sum(-1).clamp(min=1)[:, None]
+
+
 def loss(out, target, valid, assigned=None):
     """Winner-take-all by default: the mode nearest the truth (mean displacement over the valid
     steps) is trained by NLL, and the logits by cross-entropy towards it. With `assigned` (a mode
@@ -250,7 +270,7 @@ def loss(out, target, valid, assigned=None):
     mu, sigma, rho, logits = out
     v = valid.float()
     n = v.sum(-1).clamp(min=1)
-    dist = ((mu - target[:, None]).norm(dim=-1) * v[:, None]).sum(-1) / n[:, None]
+    dist = mean_displacement(mu, target, valid)
     best = dist.argmin(dim=1)
     if assigned is not None:
         best = torch.where(assigned >= 0, assigned, best)

@@ -113,8 +113,7 @@ def evaluate(model, data, batch=256):
         x, y, v = to_model(batch_of(data, idx))
         mu, _, _, _ = model(*x)
         d = (mu - y[:, None]).norm(dim=-1)  # [B, K, T]
-        vf = v.float()[:, None]
-        sample_ade = ((d * vf).sum(-1) / vf.sum(-1).clamp(min=1)).min(1).values
+        sample_ade = twin.mean_displacement(mu, y, v).min(1).values
         ade += sample_ade.sum().item()
         for t, e in zip(data["agent_type"][idx], sample_ade.tolist()):
             per_type.setdefault(int(t), []).append(e)

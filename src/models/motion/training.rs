@@ -31,11 +31,8 @@ impl TrainingCurve {
         if c.steps.len() != c.loss.len() {
             return Err(format!("{} steps but {} loss values", c.steps.len(), c.loss.len()));
         }
-        let rising = |s: &mut dyn Iterator<Item = u64>| {
-            let v: Vec<u64> = s.collect();
-            v.windows(2).all(|w| w[0] < w[1])
-        };
-        if !rising(&mut c.steps.iter().copied()) || !rising(&mut c.validation.iter().map(|v| v.step)) {
+        let validation_steps: Vec<u64> = c.validation.iter().map(|v| v.step).collect();
+        if !rising(&c.steps) || !rising(&validation_steps) {
             return Err("steps that do not rise".into());
         }
         let finite =
@@ -45,6 +42,10 @@ impl TrainingCurve {
         }
         Ok(c)
     }
+}
+
+fn rising(steps: &[u64]) -> bool {
+    steps.windows(2).all(|w| w[0] < w[1])
 }
 
 #[cfg(test)]

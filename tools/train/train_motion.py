@@ -9,6 +9,11 @@ Every sample of the train split is used (shuffled per epoch by the seed); the va
 split's minADE / minFDE (6 modes, metres) is logged every --eval-every steps. The weights
 (safetensors, f32) record the command, the step, the data manifest's seeds and the config.
 
+With --init WEIGHTS the run starts from trained weights (a fine-tune: same config, the same
+anchors since they are fitted on the same data with the same seed); the new weights record the
+first run in `run.init` and carry both runs' learning curve on one step axis. --type-weight
+3=4 visits every cyclist sample four times per epoch (the shipped weights' second stage).
+
 With --tokens all|lidar|image (a dataset built with `dataset motion --tokens`), each sample
 also gets its scene tokens (tools/train/scene_tokens.py) through the model's scene-token slot:
 every feature block, or the geometry with only the LiDAR encoder's or only the image model's.
@@ -143,6 +148,11 @@ def parse_args(argv=None):
                     help="which mode each sample trains: its type's intention anchor nearest the truth "
                          "(tools/train/motion_anchors.py) or plain winner-take-all")
     ap.add_argument("--train-limit", type=int, help="use only the first N training samples")
+    ap.add_argument("--init", help="start from these weights (a fine-tune; same config): their command and "
+                                   "step are recorded in the new weights' run")
+    ap.add_argument("--type-weight", action="append", default=[], metavar="TYPE=N",
+                    help="each sample of WOMD agent type TYPE (1 vehicle, 2 pedestrian, 3 cyclist) appears "
+                         "N times per epoch (repeatable)")
     ap.add_argument("--ckpt", help="checkpoint folder (config.json, loss.jsonl, step*.pt)")
     ap.add_argument("--ckpt-every", type=int, default=500)
     ap.add_argument("--eval-every", type=int, default=1000)
@@ -153,7 +163,31 @@ def parse_args(argv=None):
     a = ap.parse_args(argv)
     if a.steps is None:
         ap.error("--steps is required")
+    weights = {}
+    for w in a.type_weight:
+        t, _, n = w.partition("=")
+        if not (t.isdigit() and n.isdigit() and int(n) >= 1):
+            ap.error(f"--type-weight {w}: expected TYPE=N with integers, N >= 1")
+        weights[int(t)] = int(n)
+    a.type_weight = weights
     return a
+
+
+def epoch_pool(agent_type, type_weight):
+    """The sample indices one epoch visits: every sample once, those of a weighted type N times."""
+    reps = np.ones(len(agent_type), np.int64)
+    for t, n in type_weight.items():
+        reps[agent_type == t] = n
+    return np.repeat(np.arange(len(agent_type)), reps)
+
+
+def init_record(path):
+    """The weights a fine-tune starts from, as its run records them: their command, step and commit."""
+    from safetensors import safe_open
+    with safe_open(path, "pt") as f:
+        meta = f.metadata() or {}
+    return dict(path=os.path.basename(path), command=meta.get("command", ""), step=json.loads(meta.get("step", "0")),
+                commit=meta.get("commit", ""))
 
 
 def lr_at(a, step):
@@ -185,6 +219,15 @@ def curve_of(records, command, window=CURVE_WINDOW):
     return dict(command=command, steps=steps, loss=loss, validation=validation)
 
 
+def chained(first, then, offset):
+    """The learning curve of a fine-tune that started from weights trained `offset` steps with
+    curve `first`: both runs on one step axis, the command that reproduces both."""
+    shift = lambda steps: [k + offset for k in steps]  # noqa: E731
+    return dict(command=f"{first['command']} && {then['command']}", steps=first["steps"] + shift(then["steps"]),
+                loss=first["loss"] + then["loss"],
+                validation=first.get("validation", []) + [dict(v, step=v["step"] + offset) for v in then["validation"]])
+
+
 def export(model, path, meta):
     tensors = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
     stio.save(tensors, path, {k: json.dumps(v) if not isinstance(v, str) else v for k, v in meta.items()})
@@ -208,6 +251,12 @@ def main(argv=None):
         scene = dict(features=a.tokens, image_channels=store.model_layout[0], lidar_channels=store.model_layout[1],
                      history=store.history, max_tokens=store.max_tokens, range=sctok.RANGE)
     model = twin.build(cfg)
+    if a.init:
+        start = twin.load(a.init)
+        if start.cfg != model.cfg:
+            sys.exit(f"--init {a.init}: its config {start.cfg} differs from --config {a.config} ({model.cfg})")
+        model.load_state_dict(start.state_dict())
+        model.train()
     anchors = {}
     if a.assign == "anchors":
         anchors = motion_anchors.fit(train["future_xy"], train["future_valid"], train["agent_type"],
@@ -219,6 +268,10 @@ def main(argv=None):
                data_seed=manifest["plan"]["base_seed"], train_samples=len(train["agents"]))
     if a.assign == "anchors":
         run["assign"] = dict(rule="anchors", end_points=motion_anchors.describe(anchors))
+    if a.init:
+        run["init"] = init_record(a.init)
+    if a.type_weight:
+        run["type_weight"] = {str(t): n for t, n in sorted(a.type_weight.items())}
     if scene:
         run["scene_tokens"] = scene
     step = 0
@@ -240,12 +293,13 @@ def main(argv=None):
         json.dump(dict(run=run, command=command), open(os.path.join(a.ckpt, "config.json"), "w"), indent=1)
     log = open(os.path.join(a.ckpt, "loss.jsonl"), "a") if a.ckpt else None
     history = []  # this process's rows (loss.jsonl has every run's)
-    n = len(train["agents"])
+    pool = epoch_pool(train["agent_type"], a.type_weight)
+    n = len(pool)
     per_epoch = max(1, n // a.batch)
     t_start = time.time()
     while step < a.steps:
         epoch, pos = divmod(step, per_epoch)
-        order = np.random.default_rng([a.seed, epoch]).permutation(n)
+        order = pool[np.random.default_rng([a.seed, epoch]).permutation(n)]
         idx = np.sort(order[pos * a.batch:(pos + 1) * a.batch])
         x, y, v = to_model(batch_of(train, idx))
         for g in opt.param_groups:
@@ -279,6 +333,12 @@ def main(argv=None):
                 history = [json.loads(line) for line in f if line.strip()]
         meta = dict(command=command, commit=git_commit(), step=step, run=run,
                     generator=manifest.get("generator_version", ""), curve=curve_of(history, command))
+        if a.init:
+            from safetensors import safe_open
+            with safe_open(a.init, "pt") as f:
+                first = (f.metadata() or {}).get("curve")
+            if first:
+                meta["curve"] = chained(json.loads(first), meta["curve"], run["init"]["step"])
         if scene:
             meta["scene_tokens"] = scene
         export(model, a.out, meta)

@@ -140,16 +140,20 @@ done
 for a in constant-velocity ctra lane-follower; do
     step "motion_compare_$a" "$bin" compare --data "$work/motion_test" --a "$a" --b transformer --resamples 1000
 done
-# The shipped weights against the previous ones (winner-take-all, 3,500 steps; README "Why the
-# anchors"), and the errors of both split by whether the truth turns.
-if wanted_prefix motion_error_split motion_compare_previous; then
+# The shipped weights against the earlier ones (README "Why the anchors", "The cyclist
+# fine-tune"): winner-take-all at 3,500 steps (a52d818) and the anchored 6,000-step run the
+# shipped weights were fine-tuned from (3b95e8e); the errors of each split by whether the truth turns.
+if wanted_prefix motion_error_split motion_compare_previous motion_compare_anchors; then
     git show a52d818:data/weights/motion_transformer.safetensors > "$work/motion_wta_3500.safetensors"
+    git show 3b95e8e:data/weights/motion_transformer.safetensors > "$work/motion_anchors_6000.safetensors"
 fi
 step motion_error_split .venv-train/bin/python tools/train/motion_error_split.py --data "$work/motion_dataset" \
-    --weights wta-3500="$work/motion_wta_3500.safetensors" --weights shipped=data/weights/motion_transformer.safetensors \
-    --run lane-follower="$work/motion_test_lane-follower"
+    --weights wta-3500="$work/motion_wta_3500.safetensors" --weights anchors-6000="$work/motion_anchors_6000.safetensors" \
+    --weights shipped=data/weights/motion_transformer.safetensors --run lane-follower="$work/motion_test_lane-follower"
 step motion_compare_previous_weights "$bin" compare --data "$work/motion_test" --a transformer \
     --a-weights "$work/motion_wta_3500.safetensors" --b transformer --resamples 1000
+step motion_compare_anchors_6000 "$bin" compare --data "$work/motion_test" --a transformer \
+    --a-weights "$work/motion_anchors_6000.safetensors" --b transformer --resamples 1000
 step lidar_seg_heldout "$bin" eval --task lidar-seg --data "$work/lidar_heldout" --out "$work/lidar_seg_heldout"
 for p in bf16 int8 auto; do
     step "lidar_seg_heldout_$p" "$bin" eval --task lidar-seg --data "$work/lidar_heldout" --out "$work/lidar_seg_heldout_$p" \

@@ -228,7 +228,19 @@ fn an_installed_binary_finds_its_models_or_says_where_it_looked() {
         if let Some(e) = env {
             c.env("SCENETOK_DATA", e);
         }
-        c.args(["eval", "--task", "lidar-seg", "--data", root.to_str().unwrap()]).args(extra).output().unwrap()
+        c.args(["eval", "--task", "lidar-seg", "--data", root.to_str().unwrap()]).args(extra);
+        // The copy was just written: a child another test thread forked while the copy's file
+        // was open for writing holds that descriptor until it execs, and Linux refuses to run a
+        // file open for writing (ETXTBSY). That child execs within milliseconds; try again.
+        for _ in 0..100 {
+            match c.output() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                out => return out.unwrap(),
+            }
+        }
+        panic!("{} stayed busy (ETXTBSY) for 2 s", exe.display())
     };
     let out = run(&[], None);
     assert!(!out.status.success());

@@ -119,7 +119,7 @@ fi
 step bench_gemm "$bin" bench gemm --reps 3
 # The motion transformer: its training data, speed against ONNX Runtime / PyTorch, and every
 # model on the held-out test worlds and the real WOMD scenario, with paired bootstrap intervals.
-rm -rf "$work/motion_dataset"
+wanted motion_dataset && rm -rf "$work/motion_dataset"
 step motion_dataset "$bin" dataset motion --out "$work/motion_dataset"
 if [ -d "$samples" ]; then
     # A user with the real WOMD trains with the same commands: the sample scenario as a dataset, 5 steps.
@@ -143,7 +143,7 @@ done
 # The shipped weights against the earlier ones (README "Why the anchors", "The cyclist
 # fine-tune"): winner-take-all at 3,500 steps (a52d818) and the anchored 6,000-step run the
 # shipped weights were fine-tuned from (3b95e8e); the errors of each split by whether the truth turns.
-if wanted_prefix motion_error_split motion_compare_previous motion_compare_anchors; then
+if wanted_prefix motion_error_split motion_compare_previous motion_compare_anchors motion_control motion_compare_control; then
     git show a52d818:data/weights/motion_transformer.safetensors > "$work/motion_wta_3500.safetensors"
     git show 3b95e8e:data/weights/motion_transformer.safetensors > "$work/motion_anchors_6000.safetensors"
 fi
@@ -154,6 +154,13 @@ step motion_compare_previous_weights "$bin" compare --data "$work/motion_test" -
     --a-weights "$work/motion_wta_3500.safetensors" --b transformer --resamples 1000
 step motion_compare_anchors_6000 "$bin" compare --data "$work/motion_test" --a transformer \
     --a-weights "$work/motion_anchors_6000.safetensors" --b transformer --resamples 1000
+# The control for the cyclist fine-tune: the same 1,000 steps from the same weights without
+# --type-weight (~13 min), then paired against the shipped weights: what the weighting did.
+step motion_control_finetune .venv-train/bin/python tools/train/train_motion.py --data "$work/motion_dataset" \
+    --steps 1000 --seed 0 --init "$work/motion_anchors_6000.safetensors" --lr 3e-4 --warmup 100 --quiet \
+    --out "$work/motion_control.safetensors"
+step motion_compare_control "$bin" compare --data "$work/motion_test" --a transformer \
+    --a-weights "$work/motion_control.safetensors" --b transformer --resamples 1000
 step lidar_seg_heldout "$bin" eval --task lidar-seg --data "$work/lidar_heldout" --out "$work/lidar_seg_heldout"
 for p in bf16 int8 auto; do
     step "lidar_seg_heldout_$p" "$bin" eval --task lidar-seg --data "$work/lidar_heldout" --out "$work/lidar_seg_heldout_$p" \

@@ -181,11 +181,15 @@ def epoch_pool(agent_type, type_weight):
     return np.repeat(np.arange(len(agent_type)), reps)
 
 
-def init_record(path):
-    """The weights a fine-tune starts from, as its run records them: their command, step and commit."""
+def weights_metadata(path):
+    """A safetensors file's metadata (strings)."""
     from safetensors import safe_open
     with safe_open(path, "pt") as f:
-        meta = f.metadata() or {}
+        return f.metadata() or {}
+
+
+def init_record(path, meta):
+    """The weights a fine-tune starts from, as its run records them: their command, step and commit."""
     return dict(path=os.path.basename(path), command=meta.get("command", ""), step=json.loads(meta.get("step", "0")),
                 commit=meta.get("commit", ""))
 
@@ -219,9 +223,12 @@ def curve_of(records, command, window=CURVE_WINDOW):
     return dict(command=command, steps=steps, loss=loss, validation=validation)
 
 
-def chained(first, then, offset):
-    """The learning curve of a fine-tune that started from weights trained `offset` steps with
-    curve `first`: both runs on one step axis, the command that reproduces both."""
+def chained(first, then):
+    """The learning curve of a fine-tune (`then`) that started from weights with curve `first`:
+    both runs on one step axis (the fine-tune's steps after the last of `first`, which for
+    weights that were fine-tuned themselves is past their own run's step), and the command that
+    reproduces both."""
+    offset = first["steps"][-1] if first["steps"] else 0
     shift = lambda steps: [k + offset for k in steps]  # noqa: E731
     return dict(command=f"{first['command']} && {then['command']}", steps=first["steps"] + shift(then["steps"]),
                 loss=first["loss"] + then["loss"],
@@ -251,6 +258,7 @@ def main(argv=None):
         scene = dict(features=a.tokens, image_channels=store.model_layout[0], lidar_channels=store.model_layout[1],
                      history=store.history, max_tokens=store.max_tokens, range=sctok.RANGE)
     model = twin.build(cfg)
+    init_meta = weights_metadata(a.init) if a.init else {}
     if a.init:
         start = twin.load(a.init)
         if start.cfg != model.cfg:
@@ -269,7 +277,7 @@ def main(argv=None):
     if a.assign == "anchors":
         run["assign"] = dict(rule="anchors", end_points=motion_anchors.describe(anchors))
     if a.init:
-        run["init"] = init_record(a.init)
+        run["init"] = init_record(a.init, init_meta)
     if a.type_weight:
         run["type_weight"] = {str(t): n for t, n in sorted(a.type_weight.items())}
     if scene:
@@ -333,12 +341,8 @@ def main(argv=None):
                 history = [json.loads(line) for line in f if line.strip()]
         meta = dict(command=command, commit=git_commit(), step=step, run=run,
                     generator=manifest.get("generator_version", ""), curve=curve_of(history, command))
-        if a.init:
-            from safetensors import safe_open
-            with safe_open(a.init, "pt") as f:
-                first = (f.metadata() or {}).get("curve")
-            if first:
-                meta["curve"] = chained(json.loads(first), meta["curve"], run["init"]["step"])
+        if init_meta.get("curve"):
+            meta["curve"] = chained(json.loads(init_meta["curve"]), meta["curve"])
         if scene:
             meta["scene_tokens"] = scene
         export(model, a.out, meta)

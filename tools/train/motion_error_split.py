@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 import motion_twin as twin  # noqa: E402
-from train_motion import batch_of, load_split, to_model  # noqa: E402
+from train_motion import TURN_M, batch_of, load_split, side_offset, to_model  # noqa: E402
 
 TYPES = {1: "vehicle", 2: "pedestrian", 3: "cyclist"}
 STEPS = np.arange(4, twin.FUTURE, 5)  # 0.5 s ... 8 s
@@ -81,7 +81,7 @@ def main():
     ap.add_argument("--data", required=True, help="a `scenetok dataset motion` folder (its test split)")
     ap.add_argument("--weights", action="append", default=[], help="NAME=PATH (safetensors or checkpoint); repeatable")
     ap.add_argument("--run", action="append", default=[], help="NAME=DIR of a `scenetok eval` run; repeatable")
-    ap.add_argument("--turn", type=float, default=8.0, help="metres to the side that make a future a turn")
+    ap.add_argument("--turn", type=float, default=TURN_M, help="metres to the side that make a future a turn")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -98,8 +98,7 @@ def main():
         name, path = spec.split("=", 1)
         errors[name] = twin_min_ade(load_model(path), data)
     covered = np.all([np.isfinite(e) for e in errors.values()], axis=0) if a.run else np.ones(len(keys), bool)
-    side = np.array([abs(f[v.astype(bool)][-1][1]) if v.any() else 0.0
-                     for f, v in zip(data["future_xy"], data["future_valid"])])
+    side = side_offset(data["future_xy"], data["future_valid"])
     print(f"minADE (m), 6 modes, 8 s; a turn: last valid point > {a.turn:g} m to the side")
     print(f"{'type':<11}{'subset':<10}{'agents':>7}" + "".join(f"{n:>16}" for n in errors))
     for t, tname in TYPES.items():

@@ -12,7 +12,9 @@ split's minADE / minFDE (6 modes, metres) is logged every --eval-every steps. Th
 With --init WEIGHTS the run starts from trained weights (a fine-tune: same config, the same
 anchors since they are fitted on the same data with the same seed); the new weights record the
 first run in `run.init` and carry both runs' learning curve on one step axis. --type-weight
-3=4 visits every cyclist sample four times per epoch (the shipped weights' second stage).
+3=4 visits every cyclist sample four times per epoch (the shipped weights' second stage);
+--turn-weight 3 every sample whose truth ends more than --turn-m (8) metres to the side three
+times (the third stage).
 
 With --tokens all|lidar|image (a dataset built with `dataset motion --tokens`), each sample
 also gets its scene tokens (tools/train/scene_tokens.py) through the model's scene-token slot:
@@ -153,6 +155,11 @@ def parse_args(argv=None):
     ap.add_argument("--type-weight", action="append", default=[], metavar="TYPE=N",
                     help="each sample of WOMD agent type TYPE (1 vehicle, 2 pedestrian, 3 cyclist) appears "
                          "N times per epoch (repeatable)")
+    ap.add_argument("--turn-weight", type=int, default=1, metavar="N",
+                    help="each sample whose truth turns (see --turn-m) appears N times per epoch; multiplies "
+                         "with --type-weight")
+    ap.add_argument("--turn-m", type=float, default=TURN_M,
+                    help="metres to the side (last valid future point, agent frame at t = 0) that make a turn")
     ap.add_argument("--ckpt", help="checkpoint folder (config.json, loss.jsonl, step*.pt)")
     ap.add_argument("--ckpt-every", type=int, default=500)
     ap.add_argument("--eval-every", type=int, default=1000)
@@ -170,14 +177,31 @@ def parse_args(argv=None):
             ap.error(f"--type-weight {w}: expected TYPE=N with integers, N >= 1")
         weights[int(t)] = int(n)
     a.type_weight = weights
+    if a.turn_weight < 1:
+        ap.error("--turn-weight: N >= 1")
     return a
 
 
-def epoch_pool(agent_type, type_weight):
-    """The sample indices one epoch visits: every sample once, those of a weighted type N times."""
+TURN_M = 8.0
+
+
+def side_offset(future_xy, future_valid):
+    """Per sample, how far to the side (m, absolute) its last valid future point ends, in the
+    agent's frame at t = 0; 0 for a sample without a valid future point."""
+    valid = future_valid.astype(bool)
+    last = np.where(valid.any(1), valid.shape[1] - 1 - np.argmax(valid[:, ::-1], axis=1), -1)
+    side = np.abs(future_xy[np.arange(len(last)), np.maximum(last, 0), 1]).astype(np.float64)
+    return np.where(last >= 0, side, 0.0)
+
+
+def epoch_pool(agent_type, type_weight, turning=None, turn_weight=1):
+    """The sample indices one epoch visits: every sample once, those of a weighted type N times,
+    and a turning one (`turning`, a mask) `turn_weight` times that."""
     reps = np.ones(len(agent_type), np.int64)
     for t, n in type_weight.items():
         reps[agent_type == t] = n
+    if turning is not None:
+        reps[turning] *= turn_weight
     return np.repeat(np.arange(len(agent_type)), reps)
 
 
@@ -280,6 +304,10 @@ def main(argv=None):
         run["init"] = init_record(a.init, init_meta)
     if a.type_weight:
         run["type_weight"] = {str(t): n for t, n in sorted(a.type_weight.items())}
+    turning = None
+    if a.turn_weight > 1:
+        turning = side_offset(train["future_xy"], train["future_valid"]) > a.turn_m
+        run["turn_weight"] = dict(n=a.turn_weight, side_m=a.turn_m, samples=int(turning.sum()))
     if scene:
         run["scene_tokens"] = scene
     step = 0
@@ -301,7 +329,7 @@ def main(argv=None):
         json.dump(dict(run=run, command=command), open(os.path.join(a.ckpt, "config.json"), "w"), indent=1)
     log = open(os.path.join(a.ckpt, "loss.jsonl"), "a") if a.ckpt else None
     history = []  # this process's rows (loss.jsonl has every run's)
-    pool = epoch_pool(train["agent_type"], a.type_weight)
+    pool = epoch_pool(train["agent_type"], a.type_weight, turning, a.turn_weight)
     n = len(pool)
     per_epoch = max(1, n // a.batch)
     t_start = time.time()

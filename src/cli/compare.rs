@@ -9,13 +9,14 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use scenetok::eval::bootstrap::{METRICS, PairedBreakdown, paired};
-use scenetok::eval::motion::MetricsConfig;
+use scenetok::eval::motion::{BucketAp, MetricsConfig, MotionMetrics};
 use scenetok::eval::subset::agent_subset;
 use scenetok::models::motion::transformer::{MotionTransformer, SceneTokenSource, TransformerPredictor};
 use scenetok::models::motion::{MotionModel, MotionPredictor};
 use scenetok::pipeline::export::motion_dataset::Split;
 use scenetok::pipeline::motion_split::open_split;
 use scenetok::pipeline::{Segments, Source};
+use scenetok::scene::trajectory_type::TrajectoryType;
 
 use super::{Context, DeviceArg};
 
@@ -173,6 +174,8 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
         writeln!(stdout, "\n{title}: {n_agents} agents in {n_scenarios} scenarios")?;
         table(stdout, result)?;
     }
+    let buckets = map_buckets(&cfg, &scenarios, &pa, &pb)?;
+    bucket_table(stdout, &buckets)?;
     if let Some(o) = &looked {
         writeln!(
             stdout,
@@ -201,8 +204,64 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
             "breakdowns": parts[0].1, "subsets": subsets,
             "obstacle_distance_m": split.as_ref().map(|_| args.obstacle_distance),
             "obstacle_attention": looked,
+            "map_buckets": buckets,
         });
         scenetok::io::output::write_file(path, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The mAP buckets of A and B at the last measurement step, paired by (object type,
+/// trajectory type); a bucket only one model has predictions in shows the other's as none.
+fn map_buckets(
+    cfg: &MetricsConfig,
+    scenarios: &[scenetok::scene::Scenario],
+    pa: &[scenetok::scene::prediction::ScenarioPredictions],
+    pb: &[scenetok::scene::prediction::ScenarioPredictions],
+) -> Result<Vec<[Option<BucketAp>; 2]>> {
+    let Some(step) = cfg.step_configurations.iter().map(|s| s.measurement_step).max() else {
+        return Ok(Vec::new());
+    };
+    let mut rows: std::collections::BTreeMap<(String, TrajectoryType), [Option<BucketAp>; 2]> = Default::default();
+    for (side, preds) in [pa, pb].into_iter().enumerate() {
+        let mut m = MotionMetrics::new(cfg.clone())?;
+        for (s, p) in scenarios.iter().zip(preds) {
+            m.add(s, p)?;
+        }
+        for b in m.bucket_aps().into_iter().filter(|b| b.measurement_step == step) {
+            let key = (b.object_type.clone(), b.trajectory_type);
+            rows.entry(key).or_default()[side] = Some(b);
+        }
+    }
+    Ok(rows.into_values().collect())
+}
+
+fn bucket_table(stdout: &mut impl Write, rows: &[[Option<BucketAp>; 2]]) -> Result<()> {
+    let Some(step) = rows.iter().flatten().flatten().map(|b| b.measurement_step).next() else { return Ok(()) };
+    writeln!(
+        stdout,
+        "\nmAP by trajectory type at step {step} (all agents; a type's mAP is the mean AP of its buckets):"
+    )?;
+    writeln!(
+        stdout,
+        "{:<16} {:<15} {:>7} {:>6} {:>7} {:>6} {:>7}",
+        "type", "trajectory", "agents", "A TP", "A AP", "B TP", "B AP"
+    )?;
+    for [a, b] in rows {
+        let Some(any) = a.as_ref().or(b.as_ref()) else { continue };
+        let side = |x: &Option<BucketAp>| match x {
+            Some(x) => format!("{:>6} {:>7.3}", x.true_positives, x.average_precision),
+            None => format!("{:>6} {:>7}", "-", "-"),
+        };
+        writeln!(
+            stdout,
+            "{:<16} {:<15} {:>7} {} {}",
+            any.object_type,
+            any.trajectory_type.name(),
+            any.trajectories,
+            side(a),
+            side(b)
+        )?;
     }
     Ok(())
 }

@@ -155,6 +155,21 @@ pub struct ScenarioSamples {
     buckets: Vec<((u8, usize), Bucket)>,
 }
 
+/// The AP of one mAP bucket (object type, measurement step, trajectory type): WOMD's mAP is
+/// the mean of these over the buckets with predictions, so with few agents one bucket (a
+/// handful of turning cyclists) moves it as much as a big one; these say where it comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct BucketAp {
+    pub object_type: String,
+    pub measurement_step: usize,
+    pub trajectory_type: TrajectoryType,
+    /// Agents of this trajectory type with a prediction (the recall denominator).
+    pub trajectories: usize,
+    /// True positives: agents whose highest-confidence matching mode matched.
+    pub true_positives: usize,
+    pub average_precision: f64,
+}
+
 /// One `MotionMetricsBundle`.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Breakdown {
@@ -219,6 +234,25 @@ impl MotionMetrics {
             out[*t as usize] = bucket.clone();
         }
         Some(out)
+    }
+
+    /// Every mAP bucket with predictions so far (not soft mAP's), by object type, measurement
+    /// step and trajectory type; [`finish`](Self::finish)'s mAP is the mean of a breakdown's.
+    pub fn bucket_aps(&self) -> Vec<BucketAp> {
+        let mut out = Vec::new();
+        for (&(object_type, measurement_step), b) in &self.buckets {
+            for (&trajectory_type, bucket) in b.map.iter().filter(|(_, k)| !k.samples.is_empty()) {
+                out.push(BucketAp {
+                    object_type: type_name(object_type).into(),
+                    measurement_step,
+                    trajectory_type,
+                    trajectories: bucket.num_trajectories,
+                    true_positives: bucket.samples.iter().filter(|s| s.1).count(),
+                    average_precision: average_precision(&bucket.samples, bucket.num_trajectories),
+                });
+            }
+        }
+        out
     }
 
     /// Checks predictions against the scenario as upstream's `ComputeMetricsStats` does.

@@ -147,6 +147,24 @@ fn scenarios_from_a_generated_dataset_evaluate() {
         assert_eq!(report.breakdowns.len(), 9);
         assert!(report.mean.min_ade > 0.0 && report.mean.min_ade.is_finite());
         ade.push(report.breakdowns[0].min_ade);
+        // A breakdown's mAP is the mean AP of its trajectory-type buckets.
+        let mut m = MotionMetrics::new(MetricsConfig::challenge()).unwrap();
+        let h = MetricsConfig::challenge().horizon();
+        for s in &scenarios {
+            m.add(s, &model.predictor().predict(s, &h).unwrap()).unwrap();
+        }
+        let buckets = m.bucket_aps();
+        let scored: Vec<_> = m.finish().into_iter().filter(|b| b.map > 0.0).collect();
+        assert!(!scored.is_empty());
+        for b in scored {
+            let aps: Vec<f64> = buckets
+                .iter()
+                .filter(|k| k.object_type == b.object_type && k.measurement_step == b.measurement_step)
+                .map(|k| k.average_precision)
+                .collect();
+            assert!((aps.iter().sum::<f64>() / aps.len() as f64 - b.map).abs() < 1e-12, "{b:?}: {aps:?}");
+        }
+        assert!(buckets.iter().all(|k| k.true_positives <= k.trajectories && k.trajectories > 0));
     }
     eprintln!("vehicle minADE@3s: constant velocity {:.2}, CTRA {:.2}, lane follower {:.2}", ade[0], ade[1], ade[2]);
     // Vehicles in the synthetic world follow lanes; the map-aware baseline must know it.
@@ -353,6 +371,12 @@ mod upstream_cases {
         assert_eq!(buckets[TrajectoryType::Straight as usize].samples, vec![(0.8f32 as f64, false), (0.5, true)]);
         let total: usize = buckets.iter().map(|b| b.num_trajectories).sum();
         assert_eq!(total, 1);
+        // The same bucket as `bucket_aps` gives it: one trajectory, one true positive, AP 0.5.
+        let aps = m.bucket_aps();
+        let ap = aps.iter().find(|b| b.object_type == "TYPE_PEDESTRIAN" && b.measurement_step == 3).unwrap();
+        assert_eq!((ap.trajectory_type, ap.trajectories, ap.true_positives), (TrajectoryType::Straight, 1, 1));
+        assert_eq!(ap.average_precision, 0.5);
+        assert!(aps.iter().all(|b| b.object_type == "TYPE_PEDESTRIAN"));
     }
 
     /// `InvalidJointPredictions`, `MissingObjectPredictions`.

@@ -19,6 +19,8 @@ turns get modes of their own from the first step:
 
 Inference is unchanged: the model still outputs K modes and their logits.
 """
+import itertools
+
 import numpy as np
 import torch
 
@@ -74,3 +76,25 @@ def assign(anchors, agent_type, target, valid):
 def describe(anchors):
     """Each anchor's end point (metres, agent frame), for the run record."""
     return {str(t): [[round(float(x), 1) for x in a[-1]] for a in per] for t, per in anchors.items()}
+
+
+def match(anchors, end_points):
+    """Reorders each type's anchors so that anchor j is the one that best continues mode j of
+    weights fitted earlier, given their recorded end points (`describe`'s output): the
+    permutation with the least total end-point distance. A fine-tune on other data (more worlds)
+    fits its anchors again, and k-means numbers its clusters arbitrarily; without this, mode j
+    would be trained towards another intention than the one it learnt. Returns the anchors and,
+    per type, the permutation applied where it is not the identity."""
+    out, moved = {}, {}
+    for t, a in anchors.items():
+        ref = np.asarray(end_points.get(str(t), []), np.float64)
+        if ref.shape != (len(a), 2):
+            out[t] = a
+            continue
+        ends = a[:, -1].astype(np.float64)
+        cost = np.hypot(*(ends[:, None] - ref[None]).transpose(2, 0, 1))  # [new, old]
+        best = min(itertools.permutations(range(len(a))), key=lambda p: sum(cost[p[j], j] for j in range(len(a))))
+        out[t] = a[list(best)]
+        if list(best) != list(range(len(a))):
+            moved[str(t)] = list(best)
+    return out, moved

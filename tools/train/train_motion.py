@@ -10,7 +10,9 @@ split's minADE / minFDE (6 modes, metres) is logged every --eval-every steps. Th
 (safetensors, f32) record the command, the step, the data manifest's seeds and the config.
 
 With --init WEIGHTS the run starts from trained weights (a fine-tune: same config, the same
-anchors since they are fitted on the same data with the same seed); the new weights record the
+anchors since they are fitted on the same data with the same seed; on other data, e.g. more
+worlds, the new anchors are put in the order of the init weights' recorded end points, so
+each mode keeps its intention); the new weights record the
 first run in `run.init` and carry both runs' learning curve on one step axis. --type-weight
 3=4 visits every cyclist sample four times per epoch (the shipped weights' second stage);
 --turn-weight 3 every sample whose truth ends more than --turn-m (8) metres to the side three
@@ -293,6 +295,10 @@ def main(argv=None):
     if a.assign == "anchors":
         anchors = motion_anchors.fit(train["future_xy"], train["future_valid"], train["agent_type"],
                                      model.cfg["modes"], seed=a.seed)
+        reordered = {}
+        init_ends = json.loads(init_meta.get("run", "{}")).get("assign", {}).get("end_points")
+        if init_ends:
+            anchors, reordered = motion_anchors.match(anchors, init_ends)
         print("anchor end points (m) per agent type:", json.dumps(motion_anchors.describe(anchors)), flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.wd)
     command = shlex.join([sys.executable, *drop_resume_free(sys.argv if argv is None else ["train_motion.py", *argv])])
@@ -300,6 +306,9 @@ def main(argv=None):
                data_seed=manifest["plan"]["base_seed"], train_samples=len(train["agents"]))
     if a.assign == "anchors":
         run["assign"] = dict(rule="anchors", end_points=motion_anchors.describe(anchors))
+        if reordered:
+            # The init weights' modes keep their intentions (anchors fitted on other data).
+            run["assign"]["reordered_to_init"] = reordered
     if a.init:
         run["init"] = init_record(a.init, init_meta)
     if a.type_weight:

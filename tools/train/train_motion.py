@@ -71,8 +71,7 @@ def load_split(root, split, limit=None, required=True, tokens=None, manifest=Non
     # twice at the end (~70 kB per sample: 13 GB for a 1,440-world training split).
     rows = [pq.ParquetFile(f).metadata.num_rows for f in files]
     total = min(sum(rows), limit) if limit else sum(rows)
-    out = {c: np.empty((total, *SHAPES[c]), np.float32 if c in ("agents", "polylines", "future_xy") else np.uint8)
-           for c in COLUMNS}
+    out = {}
     n, used = 0, []
     scalars = {c: [] for c in SCALARS + ["shard", "start"]}
     for k, f in enumerate(files):
@@ -82,8 +81,10 @@ def load_split(root, split, limit=None, required=True, tokens=None, manifest=Non
         take = min(len(t), total - n)
         t = t.slice(0, take)
         for c in COLUMNS:
-            col = t.column(c).combine_chunks()
-            out[c][n:n + take] = col.values.to_numpy(zero_copy_only=False).reshape((take, *SHAPES[c]))
+            values = t.column(c).combine_chunks().values.to_numpy(zero_copy_only=False)
+            if c not in out:  # the file's own types, as the shards store them
+                out[c] = np.empty((total, *SHAPES[c]), values.dtype)
+            out[c][n:n + take] = values.reshape((take, *SHAPES[c]))
         for c in SCALARS:
             scalars[c].append(t.column(c).to_numpy(zero_copy_only=False))
         scalars["shard"].append(np.full(take, k))

@@ -131,7 +131,8 @@ impl SceneTokenSource for SidecarTokens {
             })
             .collect();
         let agent = AgentPose { x: state.x, y: state.y, z: state.z, heading: state.heading as f64 };
-        let selection = TokenSelection { max_tokens: spec.max_tokens, range: spec.range };
+        let selection = TokenSelection { max_tokens: spec.max_tokens, range: spec.range, ..TokenSelection::default() }
+            .with_kinds(&spec.kinds);
         let Some(full) = tokens_for_agent(&history, agent, selection) else { return Ok(None) };
         let mut tokens = Array2::<f32>::zeros((full.tokens.nrows(), POSE_LEN + cols.len()));
         for (mut row, src) in tokens.rows_mut().into_iter().zip(full.tokens.rows()) {

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 
 use scenetok::models::motion::transformer::{SceneTokenSource, SceneTokenSpec};
-use scenetok::models::scene_tokens::TokenConfig;
 use scenetok::models::scene_tokens::agent_frame::{AgentPose, FrameElements, TokenSelection, tokens_for_agent};
 use scenetok::models::scene_tokens::shard as token_shard;
+use scenetok::models::scene_tokens::{ElementKind, TokenConfig};
 use scenetok::pipeline::export::motion_dataset::{DatasetPlan, Split, TokenPlan, build, token_frames, token_sidecar};
 use scenetok::pipeline::export::token_pipeline;
 use scenetok::pipeline::motion_split::open_split;
@@ -42,6 +42,7 @@ fn spec() -> SceneTokenSpec {
         history: vec![10, 0],
         max_tokens: 512,
         range: 60.0,
+        kinds: vec![],
     }
 }
 
@@ -117,7 +118,8 @@ fn token_sidecars_give_each_agent_the_pipelines_tokens() {
 }
 
 /// The trainer's tokens (tools/train/scene_tokens.py, golden file from
-/// tools/train/make_token_golden.py on this test's dataset) equal evaluation's.
+/// tools/train/make_token_golden.py on this test's dataset) equal evaluation's: every kind,
+/// and object tokens only (`--token-kinds object`).
 #[test]
 fn training_tokens_equal_the_rust_token_source() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/scene_tokens.safetensors");
@@ -129,16 +131,15 @@ fn training_tokens_equal_the_rust_token_source() {
     let f32s = |name: &str| -> Vec<f32> {
         st.tensor(name).unwrap().data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
     };
-    let offsets: Vec<usize> = st
-        .tensor("offsets")
-        .unwrap()
-        .data()
-        .chunks_exact(8)
-        .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as usize)
-        .collect();
-    let golden = f32s("tokens");
+    let offsets = |name: &str| -> Vec<usize> {
+        st.tensor(name)
+            .unwrap()
+            .data()
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as usize)
+            .collect()
+    };
     let width: usize = meta["width"].parse().unwrap();
-    assert_eq!(offsets.len(), samples.len() + 1);
 
     let out = tempfile::tempdir().unwrap();
     let plan = plan();
@@ -146,23 +147,29 @@ fn training_tokens_equal_the_rust_token_source() {
     build(out.path(), &plan, Some(&mut pipeline), |_| {}).unwrap();
     let split = open_split(out.path(), Split::Test).unwrap();
     let tokens = split.tokens.unwrap();
-    let mut compared = 0;
-    for (k, (id, track_id)) in samples.iter().enumerate() {
-        let s = split.scenarios.iter().find(|s| &s.id == id).expect("the golden sample's scenario");
-        let track = s.tracks.iter().position(|t| t.id == *track_id).unwrap();
-        let want = &golden[offsets[k] * width..offsets[k + 1] * width];
-        match tokens.tokens(s, track, &spec()).unwrap() {
-            None => assert!(want.is_empty(), "{id} {track_id}: Rust has no tokens"),
-            Some(t) => {
-                assert_eq!(t.tokens.dim(), (offsets[k + 1] - offsets[k], width), "{id} {track_id}");
-                for (a, b) in t.tokens.iter().zip(want) {
-                    assert!((a - b).abs() < 1e-4, "{id} {track_id}: {a} vs {b}");
+    let objects_only = SceneTokenSpec { kinds: vec![ElementKind::Object], ..spec() };
+    for (prefix, spec, at_least) in [("", spec(), 100), ("object_", objects_only, 50)] {
+        let golden = f32s(&format!("{prefix}tokens"));
+        let offsets = offsets(&format!("{prefix}offsets"));
+        assert_eq!(offsets.len(), samples.len() + 1);
+        let mut compared = 0;
+        for (k, (id, track_id)) in samples.iter().enumerate() {
+            let s = split.scenarios.iter().find(|s| &s.id == id).expect("the golden sample's scenario");
+            let track = s.tracks.iter().position(|t| t.id == *track_id).unwrap();
+            let want = &golden[offsets[k] * width..offsets[k + 1] * width];
+            match tokens.tokens(s, track, &spec).unwrap() {
+                None => assert!(want.is_empty(), "{prefix}{id} {track_id}: Rust has no tokens"),
+                Some(t) => {
+                    assert_eq!(t.tokens.dim(), (offsets[k + 1] - offsets[k], width), "{prefix}{id} {track_id}");
+                    for (a, b) in t.tokens.iter().zip(want) {
+                        assert!((a - b).abs() < 1e-4, "{prefix}{id} {track_id}: {a} vs {b}");
+                    }
+                    compared += t.tokens.nrows();
                 }
-                compared += t.tokens.nrows();
             }
         }
+        assert!(compared > at_least, "{prefix}: {compared} tokens compared");
     }
-    assert!(compared > 100, "{compared} tokens compared");
 }
 
 /// The attention view (`viz --dataset`): a token model's modes for an agent near an

@@ -9,8 +9,9 @@ tiny token dataset, its tokens as the trainer makes them.
         --out tests/golden/scene_tokens.safetensors
 
 Writes `tokens` [rows, width] (every sample's tokens one after the other), `offsets`
-[samples + 1] and the samples' (scenario_id, track_id) in the `samples` metadata; the Rust
-test (tests/it/motion_tokens.rs) builds the same dataset and compares.
+[samples + 1] and the samples' (scenario_id, track_id) in the `samples` metadata, and the
+same for object tokens only (`object_tokens`, `object_offsets`: `--token-kinds object`); the
+Rust test (tests/it/motion_tokens.rs) builds the same dataset and compares.
 """
 import argparse
 import json
@@ -39,17 +40,21 @@ def main():
     for f in sorted(glob.glob(os.path.join(a.data, "test", "*.parquet"))):
         t = pq.read_table(f, columns=["scenario_id", "track_id"])
         ids += list(zip(t.column("scenario_id").to_pylist(), t.column("track_id").to_pylist()))
-    store = d["tokens"]
-    rows, offsets = [], [0]
-    for i in range(len(d["agents"])):
-        t = store.tokens(d["shard"][i], d["start"][i],
-                         (d["frame_x"][i], d["frame_y"][i], d["agent_z"][i], d["frame_heading"][i]))
-        rows.append(t)
-        offsets.append(offsets[-1] + len(t))
-    tokens = np.concatenate(rows) if rows else np.zeros((0, store.width), np.float32)
-    stio.save({"tokens": torch.from_numpy(tokens), "offsets": torch.tensor(offsets, dtype=torch.int64)}, a.out,
-              {"samples": json.dumps(ids), "width": str(store.width)})
-    print(f"{len(ids)} samples, {len(tokens)} tokens of {store.width} values: {a.out}")
+    objects = load_split(a.data, "test", tokens="all", manifest=manifest, kinds=["object"])["tokens"]
+    out = {}
+    for prefix, store in (("", d["tokens"]), ("object_", objects)):
+        rows, offsets = [], [0]
+        for i in range(len(d["agents"])):
+            t = store.tokens(d["shard"][i], d["start"][i],
+                             (d["frame_x"][i], d["frame_y"][i], d["agent_z"][i], d["frame_heading"][i]))
+            rows.append(t)
+            offsets.append(offsets[-1] + len(t))
+        tokens = np.concatenate(rows) if rows else np.zeros((0, store.width), np.float32)
+        out[prefix + "tokens"] = torch.from_numpy(tokens)
+        out[prefix + "offsets"] = torch.tensor(offsets, dtype=torch.int64)
+        print(f"{prefix or 'all '}tokens: {len(ids)} samples, {len(tokens)} tokens of {store.width} values")
+    stio.save(out, a.out, {"samples": json.dumps(ids), "width": str(d["tokens"].width)})
+    print(f"wrote {a.out}")
 
 
 if __name__ == "__main__":

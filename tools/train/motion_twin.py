@@ -171,6 +171,11 @@ class MotionTransformer(nn.Module):
         self.modality = nn.Parameter(torch.randn(3, d) * 0.1)
         self.target = nn.Parameter(torch.randn(d) * 0.1)
         self.scene_in = nn.Linear(scene_dim, d) if scene_dim > 0 else None
+        # Training-time standardisation of the scene tokens' columns (set_scene_norm); folded
+        # into scene_in when the weights are written (folded_state_dict), so the shipped layout
+        # and the Rust model have no such step.
+        self.register_buffer("scene_shift", None, persistent=False)
+        self.register_buffer("scene_inv_scale", None, persistent=False)
         # Fusion.
         self.latents = nn.Parameter(torch.randn(latents, d) * 0.1)
         self.norm_tokens = nn.LayerNorm(d, eps=LN_EPS)
@@ -208,6 +213,8 @@ class MotionTransformer(nn.Module):
         if scene_tokens is not None:
             if self.scene_in is None:
                 raise ValueError("scene tokens given to a model without a scene-token input (scene_dim = 0)")
+            if self.scene_shift is not None:
+                scene_tokens = (scene_tokens - self.scene_shift) * self.scene_inv_scale
             tokens.append(self.scene_in(scene_tokens) + self.modality[2])
             ok.append(scene_valid.bool())
         x = self.norm_tokens(torch.cat(tokens, dim=1))
@@ -226,6 +233,25 @@ class MotionTransformer(nn.Module):
         sigma = torch.exp(raw[..., 2:4].clamp(-LOG_SIGMA_CLAMP, LOG_SIGMA_CLAMP))
         rho = torch.tanh(raw[..., 4]) * RHO_SCALE
         return mu, sigma, rho, self.logit(m)[..., 0]
+
+
+    def set_scene_norm(self, mean, std):
+        """Standardise every scene-token column by the training tokens' mean and std (a column
+        that does not vary keeps scale 1): the token features span 1e-2 to ~20 unscaled."""
+        mean = torch.as_tensor(mean, dtype=torch.float32)
+        std = torch.as_tensor(std, dtype=torch.float32)
+        self.scene_shift = mean
+        self.scene_inv_scale = torch.where(std > 1e-6, 1.0 / std.clamp(min=1e-6), torch.ones_like(std))
+
+    def folded_state_dict(self):
+        """The state dict with the token standardisation folded into scene_in:
+        W (x - m) * s + b = (W * s) x + (b - (W * s) m)."""
+        sd = {k: v.detach().clone() for k, v in self.state_dict().items()}
+        if self.scene_in is not None and self.scene_shift is not None:
+            w = sd["scene_in.weight"].double() * self.scene_inv_scale.double()[None, :]
+            sd["scene_in.bias"] = (sd["scene_in.bias"].double() - w @ self.scene_shift.double()).float()
+            sd["scene_in.weight"] = w.float()
+        return sd
 
 
 def build(name_or_cfg):

@@ -3,8 +3,9 @@
 `scenetok dataset motion --tokens` writes, per shard, the scene elements of the token frames in
 the world frame (`tokens/<split>/<shard>.parquet`: frame, kind, x, y, z, heading, features). A
 sample's tokens are the elements of its window's token frames (its current frame less each of the
-plan's `history` steps) within RANGE of the agent, at most MAX_TOKENS: agents first, then objects,
-then ground tiles, within a kind the newest frame first, then the nearest. A token row is
+plan's `history` steps) of the selected kinds (KINDS; all by default) within RANGE of the agent, at
+most MAX_TOKENS: agents first, then objects, then ground tiles, within a kind the newest frame
+first, then the nearest. A token row is
 `[x, y, z] * 0.1` in the agent's frame at the current step, `cos, sin` of the element's heading
 relative to the agent's, the frame's age (s), then the element's features (FEATURE_SETS picks
 which blocks: geometry always, the image model's and/or the LiDAR encoder's pooled features).
@@ -21,6 +22,7 @@ MAX_TOKENS = 512
 RANGE = 60.0
 GEOMETRY = 16
 FEATURE_SETS = ("all", "lidar", "image")
+KINDS = ("agent", "object", "ground")  # ElementKind's names, in its order
 
 
 def pooled_len(channels):
@@ -66,8 +68,10 @@ class TokenStore:
     """The token sidecars of one split, in memory."""
 
     def __init__(self, root, split, shard_names, which="all", history=(10, 0), current_index=10,
-                 max_tokens=MAX_TOKENS):
+                 max_tokens=MAX_TOKENS, kinds=()):
         self.history, self.current_index, self.max_tokens = list(history), current_index, max_tokens
+        # Kind ids that become tokens (none named: all), as TokenSelection::with_kinds.
+        self.kinds = [KINDS.index(k) for k in kinds] if kinds else list(range(len(KINDS)))
         self.shards = []
         self.layout = None
         for name in shard_names:
@@ -114,7 +118,7 @@ class TokenStore:
             dx, dy = s["xyz"][lo:hi, 0] - ax, s["xyz"][lo:hi, 1] - ay
             lx, ly = c * dx + si * dy, -si * dx + c * dy
             dist = np.sqrt(lx * lx + ly * ly)
-            keep = np.flatnonzero(dist <= RANGE)
+            keep = np.flatnonzero((dist <= RANGE) & np.isin(s["kind"][lo:hi], self.kinds))
             parts.append((np.full(len(keep), h * 0.1), keep + lo, lx[keep], ly[keep], dist[keep]))
         if not parts:
             return np.zeros((0, self.width), np.float32)

@@ -21,6 +21,11 @@ times (the third stage).
 With --tokens all|lidar|image (a dataset built with `dataset motion --tokens`), each sample
 also gets its scene tokens (tools/train/scene_tokens.py) through the model's scene-token slot:
 every feature block, or the geometry with only the LiDAR encoder's or only the image model's.
+Each token column is standardised by its mean and std over the tokens of --token-norm-samples
+training samples (a seeded draw; `--token-norm none`: raw, as the first token experiment), folded
+into the token projection when the weights are written. --init may then name weights without
+the scene-token slot (e.g. the shipped motion weights): everything else starts from them and
+the token projection starts fresh.
 """
 import argparse
 import glob
@@ -58,7 +63,7 @@ INPUTS = COLUMNS[:7]
 SCALARS = ["agent_type", "eval_target", "frame_x", "frame_y", "frame_heading", "agent_z", "obstacle_distance_m"]
 
 
-def load_split(root, split, limit=None, required=True, tokens=None, manifest=None):
+def load_split(root, split, limit=None, required=True, tokens=None, manifest=None, kinds=()):
     """Every shard of a split as numpy arrays (one per column), shards in name order; None for
     a split without samples unless `required`. With `tokens` (a feature set), also the split's
     token sidecars (`data["tokens"]`, a scene_tokens.TokenStore)."""
@@ -97,7 +102,7 @@ def load_split(root, split, limit=None, required=True, tokens=None, manifest=Non
         plan = (manifest or {}).get("plan", {}).get("tokens")
         if not plan:
             sys.exit(f"--tokens: {root} was built without tokens (`scenetok dataset motion --tokens`)")
-        out["tokens"] = sctok.TokenStore(root, split, used, tokens, history=plan["history"])
+        out["tokens"] = sctok.TokenStore(root, split, used, tokens, history=plan["history"], kinds=kinds)
     return out
 
 
@@ -147,6 +152,12 @@ def parse_args(argv=None):
     ap.add_argument("--config", default="d128", choices=sorted(twin.CONFIGS))
     ap.add_argument("--tokens", choices=sctok.FEATURE_SETS,
                     help="with scene tokens: every feature block, or only the LiDAR's or the image's")
+    ap.add_argument("--token-kinds", type=lambda v: v.split(","), default=[],
+                    help="comma-separated element kinds that become tokens (agent, object, ground; default all)")
+    ap.add_argument("--token-norm", choices=["standard", "none"], default="standard",
+                    help="standardise each scene-token column (training tokens' mean / std) or feed them raw")
+    ap.add_argument("--token-norm-samples", type=int, default=2000,
+                    help="training samples whose tokens give the standardisation's mean and std")
     ap.add_argument("--steps", type=int, help="optimizer steps (the run stops there)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch", type=int, default=64)
@@ -186,6 +197,11 @@ def parse_args(argv=None):
             ap.error(f"--type-weight {w}: expected TYPE=N with integers, N >= 1")
         weights[int(t)] = int(n)
     a.type_weight = weights
+    bad = [k for k in a.token_kinds if k not in sctok.KINDS]
+    if bad:
+        ap.error(f"--token-kinds: unknown {bad} (kinds: {', '.join(sctok.KINDS)})")
+    if a.token_kinds and not a.tokens:
+        ap.error("--token-kinds needs --tokens")
     if a.turn_weight < 1:
         ap.error("--turn-weight: N >= 1")
     return a
@@ -268,8 +284,36 @@ def chained(first, then):
                 validation=first.get("validation", []) + [dict(v, step=v["step"] + offset) for v in then["validation"]])
 
 
+def token_stats(data, samples, seed):
+    """Per-column mean and std of the scene tokens of `samples` training samples (drawn with
+    the seed, so a resumed run gets the same), and the number of tokens they hold."""
+    n = len(data["agents"])
+    idx = np.sort(np.random.default_rng([seed, 7]).choice(n, size=min(samples, n), replace=False))
+    store = data["tokens"]
+    rows = np.concatenate([store.tokens(data["shard"][i], data["start"][i],
+                                        (data["frame_x"][i], data["frame_y"][i], data["agent_z"][i],
+                                         data["frame_heading"][i])) for i in idx]).astype(np.float64)
+    if not len(rows):
+        return np.zeros(store.width, np.float32), np.ones(store.width, np.float32), 0
+    return rows.mean(0).astype(np.float32), rows.std(0).astype(np.float32), len(rows)
+
+
+@torch.no_grad()
+def check_folded(model, path, data):
+    """The written weights (standardisation folded into scene_in) against the trained model on
+    a few samples: the same outputs up to float rounding."""
+    model.eval()
+    x, _, _ = to_model(batch_of(data, np.arange(min(32, len(data["agents"])))))
+    ours, theirs = model(*x), twin.load(path)(*x)
+    diff = max((a - b).abs().max().item() for a, b in zip(ours, theirs))
+    scale = max(a.abs().max().item() for a in ours)
+    if diff > 1e-4 * max(1.0, scale):
+        sys.exit(f"{path}: folding the token standardisation changed the outputs by {diff:.3g}")
+    print(f"token standardisation folded into scene_in: outputs within {diff:.2g}", flush=True)
+
+
 def export(model, path, meta):
-    tensors = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: v.float().contiguous() for k, v in model.folded_state_dict().items()}
     stio.save(tensors, path, {k: json.dumps(v) if not isinstance(v, str) else v for k, v in meta.items()})
 
 
@@ -279,8 +323,8 @@ def main(argv=None):
     torch.manual_seed(a.seed)
     manifest = json.load(open(os.path.join(a.data, "dataset_manifest.json")))
     t0 = time.time()
-    train = load_split(a.data, "train", a.train_limit, tokens=a.tokens, manifest=manifest)
-    val = load_split(a.data, "validation", required=False, tokens=a.tokens, manifest=manifest)
+    train = load_split(a.data, "train", a.train_limit, tokens=a.tokens, manifest=manifest, kinds=a.token_kinds)
+    val = load_split(a.data, "validation", required=False, tokens=a.tokens, manifest=manifest, kinds=a.token_kinds)
     print(f"{len(train['agents'])} training and {len(val['agents']) if val else 0} validation samples "
           f"loaded in {time.time() - t0:.0f} s", flush=True)
     cfg = dict(twin.CONFIGS[a.config])
@@ -290,14 +334,28 @@ def main(argv=None):
         cfg["scene_dim"] = store.width
         scene = dict(features=a.tokens, image_channels=store.model_layout[0], lidar_channels=store.model_layout[1],
                      history=store.history, max_tokens=store.max_tokens, range=sctok.RANGE)
+        if a.token_kinds:
+            scene["kinds"] = a.token_kinds
     model = twin.build(cfg)
     init_meta = weights_metadata(a.init) if a.init else {}
+    fresh_scene_in = False
     if a.init:
         start = twin.load(a.init)
-        if start.cfg != model.cfg:
+        # Weights without the scene-token slot may start a token model: all but scene_in.
+        fresh_scene_in = start.cfg["scene_dim"] == 0 and model.cfg["scene_dim"] > 0
+        if dict(start.cfg, scene_dim=model.cfg["scene_dim"]) != model.cfg or \
+                (start.cfg["scene_dim"] != model.cfg["scene_dim"] and not fresh_scene_in):
             sys.exit(f"--init {a.init}: its config {start.cfg} differs from --config {a.config} ({model.cfg})")
-        model.load_state_dict(start.state_dict())
+        missing, unexpected = model.load_state_dict(start.state_dict(), strict=not fresh_scene_in)
+        if unexpected or any(not k.startswith("scene_in.") for k in missing):
+            sys.exit(f"--init {a.init}: tensors differ from the model's: missing {missing}, unexpected {unexpected}")
         model.train()
+    if scene and a.token_norm == "standard":
+        mean, std, count = token_stats(train, a.token_norm_samples, a.seed)
+        model.set_scene_norm(mean, std)
+        scene["norm"] = dict(rule="standard", samples=min(a.token_norm_samples, len(train["agents"])))
+        print(f"scene tokens standardised over {count} tokens of {scene['norm']['samples']} training samples; "
+              f"column std {std.min():.3g}..{std.max():.3g}", flush=True)
     anchors = {}
     if a.assign == "anchors":
         anchors = motion_anchors.fit(train["future_xy"], train["future_valid"], train["agent_type"],
@@ -318,6 +376,8 @@ def main(argv=None):
             run["assign"]["reordered_to_init"] = reordered
     if a.init:
         run["init"] = init_record(a.init, init_meta)
+        if fresh_scene_in:
+            run["init"]["scene_in"] = "fresh"
     if a.type_weight:
         run["type_weight"] = {str(t): n for t, n in sorted(a.type_weight.items())}
     turning = None
@@ -390,6 +450,8 @@ def main(argv=None):
         if scene:
             meta["scene_tokens"] = scene
         export(model, a.out, meta)
+        if model.scene_shift is not None:
+            check_folded(model, a.out, val if val is not None else train)
         print(f"wrote {a.out}", flush=True)
 
 

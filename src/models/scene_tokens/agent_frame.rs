@@ -7,13 +7,13 @@
 //! the age of its frame in seconds, then the element's pose-free features
 //! ([`super::FeatureLayout`]): [`POSE_LEN`] + `layout.len()` values.
 //!
-//! **Drop rule**: elements whose centre lies within `range` of the agent, at most
-//! `max_tokens`: agents first, then objects, then ground tiles; within a kind the newest
-//! frame first, then the nearest to the agent.
+//! **Drop rule**: elements of the selected kinds whose centre lies within `range` of the
+//! agent, at most `max_tokens`: agents first, then objects, then ground tiles; within a kind
+//! the newest frame first, then the nearest to the agent.
 
 use ndarray::Array2;
 
-use super::SceneElements;
+use super::{ElementKind, SceneElements};
 use crate::models::motion::transformer::SceneTokens;
 use crate::scene::Transform;
 
@@ -41,18 +41,36 @@ pub struct AgentPose {
     pub heading: f64,
 }
 
-/// The cap and the range of [`tokens_for_agent`].
+/// The cap, the range and the kinds of [`tokens_for_agent`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TokenSelection {
     /// At most this many tokens per agent (512).
     pub max_tokens: usize,
     /// Only elements whose centre is within this of the agent, metres (60).
     pub range: f64,
+    /// Which kinds of element become tokens (all three; a model trained on objects only
+    /// leaves out the agents, which its boxes give, and the ground, which its map gives).
+    pub kinds: [bool; 3],
+}
+
+impl TokenSelection {
+    /// Only these kinds (none given: all).
+    pub fn with_kinds(self, kinds: &[ElementKind]) -> Self {
+        let mut keep = [kinds.is_empty(); 3];
+        for &k in kinds {
+            keep[k as usize] = true;
+        }
+        TokenSelection { kinds: keep, ..self }
+    }
+
+    fn keeps(&self, kind: ElementKind) -> bool {
+        self.kinds[kind as usize]
+    }
 }
 
 impl Default for TokenSelection {
     fn default() -> Self {
-        TokenSelection { max_tokens: 512, range: 60.0 }
+        TokenSelection { max_tokens: 512, range: 60.0, kinds: [true; 3] }
     }
 }
 
@@ -75,7 +93,7 @@ pub fn tokens_for_agent(frames: &[FrameElements<'_>], agent: AgentPose, sel: Tok
             let (ax, ay) = (c * dx + s * dy, -s * dx + c * dy);
             let dist = (ax * ax + ay * ay).sqrt();
             // NaN centres fail the test too.
-            if dist.is_nan() || dist > sel.range {
+            if dist.is_nan() || dist > sel.range || !sel.keeps(el.kind) {
                 continue;
             }
             let rel = el.heading as f64 + yaw - agent.heading;
@@ -179,7 +197,12 @@ mod tests {
             t.tokens.rows().into_iter().map(|r| r[POSE_LEN + 3]).collect()
         };
         assert_eq!(tags(TokenSelection::default()), vec![4.0, 3.0, 2.0, 6.0, 1.0]);
-        assert_eq!(tags(TokenSelection { max_tokens: 3, range: 60.0 }), vec![4.0, 3.0, 2.0]);
+        assert_eq!(tags(TokenSelection { max_tokens: 3, ..TokenSelection::default() }), vec![4.0, 3.0, 2.0]);
+        // Objects only: the cap then counts objects alone.
+        let objects = TokenSelection::default().with_kinds(&[ElementKind::Object]);
+        assert_eq!(tags(objects), vec![3.0, 2.0, 6.0]);
+        assert_eq!(tags(TokenSelection { max_tokens: 2, ..objects }), vec![3.0, 2.0]);
+        assert_eq!(TokenSelection::default().with_kinds(&[]), TokenSelection::default());
         // Nothing in range: no tokens, the model's no-token path.
         let far = AgentPose { x: 1000.0, ..agent };
         assert!(tokens_for_agent(&frames, far, TokenSelection::default()).is_none());

@@ -38,7 +38,8 @@ use ground::{GroundModel, fit_ground_on};
 pub use pool::{DenseRows, PointFeatureSource};
 
 /// What an element is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ElementKind {
     Agent = 0,
     Object = 1,
@@ -46,6 +47,8 @@ pub enum ElementKind {
 }
 
 impl ElementKind {
+    pub const ALL: [ElementKind; 3] = [ElementKind::Agent, ElementKind::Object, ElementKind::Ground];
+
     pub fn name(self) -> &'static str {
         match self {
             ElementKind::Agent => "agent",

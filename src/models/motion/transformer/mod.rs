@@ -148,7 +148,7 @@ pub trait SceneTokenSource: Send + Sync + std::fmt::Debug {
 
 /// How a token model's tokens were made in training (the weights' `scene_tokens` metadata):
 /// which feature blocks (a [`crate::models::scene_tokens::FeatureLayout`]), which history
-/// frames, the cap and the range.
+/// frames, the cap, the range and the element kinds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SceneTokenSpec {
     /// `all`, `lidar` or `image`.
@@ -159,6 +159,9 @@ pub struct SceneTokenSpec {
     pub history: Vec<usize>,
     pub max_tokens: usize,
     pub range: f64,
+    /// The element kinds that became tokens (absent: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<crate::models::scene_tokens::ElementKind>,
 }
 
 impl SceneTokenSpec {

@@ -31,7 +31,11 @@ pub struct TransformerPredictor {
 impl TransformerPredictor {
     pub fn new(model: MotionTransformer) -> Self {
         let name = match model.scene_spec() {
-            Some(s) => format!("transformer+tokens({})", s.features),
+            Some(s) if s.kinds.is_empty() => format!("transformer+tokens({})", s.features),
+            Some(s) => {
+                let kinds: Vec<&str> = s.kinds.iter().map(|k| k.name()).collect();
+                format!("transformer+tokens({}; {})", s.features, kinds.join("+"))
+            }
             None => "transformer".into(),
         };
         TransformerPredictor { model, name, tokens: None, warned: Default::default() }

@@ -141,18 +141,21 @@ for a in constant-velocity ctra lane-follower; do
     step "motion_compare_$a" "$bin" compare --data "$work/motion_test" --a "$a" --b transformer --resamples 1000
 done
 # The shipped weights against the earlier ones (README "Why the anchors", "The fine-tunes"):
-# winner-take-all at 3,500 steps (a52d818), the anchored 6,000-step run (3b95e8e) and its
-# cyclist fine-tune (1259e45), the stages the shipped weights were fine-tuned through; the
-# errors of each split by whether the truth turns.
+# winner-take-all at 3,500 steps (a52d818), the anchored 6,000-step run (3b95e8e), its
+# cyclist fine-tune (1259e45) and turn fine-tune (490cd70), the stages the shipped weights were
+# fine-tuned through (the last on 3x the training worlds); the errors of each split by whether
+# the truth turns.
 if wanted_prefix motion_error_split motion_compare_previous motion_compare_anchors motion_compare_cyclist \
-    motion_control motion_compare_control motion_turn_control motion_compare_turn_control; then
+    motion_compare_turn_9000 motion_control motion_compare_control motion_turn_control \
+    motion_compare_turn_control; then
     git show a52d818:data/weights/motion_transformer.safetensors > "$work/motion_wta_3500.safetensors"
     git show 3b95e8e:data/weights/motion_transformer.safetensors > "$work/motion_anchors_6000.safetensors"
     git show 1259e45:data/weights/motion_transformer.safetensors > "$work/motion_cyclist_7000.safetensors"
+    git show 490cd70:data/weights/motion_transformer.safetensors > "$work/motion_turn_9000.safetensors"
 fi
 step motion_error_split .venv-train/bin/python tools/train/motion_error_split.py --data "$work/motion_dataset" \
     --weights wta-3500="$work/motion_wta_3500.safetensors" --weights anchors-6000="$work/motion_anchors_6000.safetensors" \
-    --weights cyclist-7000="$work/motion_cyclist_7000.safetensors" \
+    --weights cyclist-7000="$work/motion_cyclist_7000.safetensors" --weights turn-9000="$work/motion_turn_9000.safetensors" \
     --weights shipped=data/weights/motion_transformer.safetensors --run lane-follower="$work/motion_test_lane-follower"
 step motion_compare_previous_weights "$bin" compare --data "$work/motion_test" --a transformer \
     --a-weights "$work/motion_wta_3500.safetensors" --b transformer --resamples 1000
@@ -160,6 +163,8 @@ step motion_compare_anchors_6000 "$bin" compare --data "$work/motion_test" --a t
     --a-weights "$work/motion_anchors_6000.safetensors" --b transformer --resamples 1000
 step motion_compare_cyclist_7000 "$bin" compare --data "$work/motion_test" --a transformer \
     --a-weights "$work/motion_cyclist_7000.safetensors" --b transformer --resamples 1000
+step motion_compare_turn_9000 "$bin" compare --data "$work/motion_test" --a transformer \
+    --a-weights "$work/motion_turn_9000.safetensors" --b transformer --resamples 1000
 # The control for the cyclist fine-tune: the same 1,000 steps from the same weights without
 # --type-weight (~13 min), then paired against that stage's weights: what the weighting did.
 step motion_control_finetune .venv-train/bin/python tools/train/train_motion.py --data "$work/motion_dataset" \
@@ -169,12 +174,13 @@ step motion_compare_control "$bin" compare --data "$work/motion_test" --a transf
     --a-weights "$work/motion_control.safetensors" --b transformer --b-weights "$work/motion_cyclist_7000.safetensors" \
     --resamples 1000
 # The control for the turn fine-tune: the same 2,000 steps from the same weights with the
-# cyclist weighting but without --turn-weight (~35 min), paired against the shipped weights.
+# cyclist weighting but without --turn-weight (~35 min), paired against that stage's weights.
 step motion_turn_control .venv-train/bin/python tools/train/train_motion.py --data "$work/motion_dataset" \
     --steps 2000 --seed 0 --init "$work/motion_cyclist_7000.safetensors" --type-weight 3=4 --lr 3e-4 --warmup 100 \
     --eval-every 500 --quiet --out "$work/motion_turn_control.safetensors"
 step motion_compare_turn_control "$bin" compare --data "$work/motion_test" --a transformer \
-    --a-weights "$work/motion_turn_control.safetensors" --b transformer --resamples 1000
+    --a-weights "$work/motion_turn_control.safetensors" --b transformer --b-weights "$work/motion_turn_9000.safetensors" \
+    --resamples 1000
 step lidar_seg_heldout "$bin" eval --task lidar-seg --data "$work/lidar_heldout" --out "$work/lidar_seg_heldout"
 for p in bf16 int8 auto; do
     step "lidar_seg_heldout_$p" "$bin" eval --task lidar-seg --data "$work/lidar_heldout" --out "$work/lidar_seg_heldout_$p" \

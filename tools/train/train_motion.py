@@ -25,7 +25,9 @@ Each token column is standardised by its mean and std over the tokens of --token
 training samples (a seeded draw; `--token-norm none`: raw, as the first token experiment), folded
 into the token projection when the weights are written. --init may then name weights without
 the scene-token slot (e.g. the shipped motion weights): everything else starts from them and
-the token projection starts fresh.
+the token projection starts fresh. --token-kinds object keeps only the open-set object elements
+(not the agents, which the boxes give, nor the ground tiles, which the map gives); the weights
+record it and the Rust token source selects the same.
 """
 import argparse
 import glob

@@ -237,7 +237,7 @@ impl MotionTransformer {
             Some(text) => Some(serde_json::from_str::<SceneTokenSpec>(text).map_err(|e| {
                 Error::invalid(
                     Location::file(path).detail("safetensors metadata `scene_tokens`"),
-                    "the tokens' features, channels, history, cap and range",
+                    "the tokens' features, channels, history, cap, range and element kinds",
                     e.to_string(),
                 )
             })?),

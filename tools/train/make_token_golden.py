@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 import scene_tokens as sctok  # noqa: E402
 import stio  # noqa: E402
-from train_motion import load_split  # noqa: E402
+from train_motion import load_split, sample_tokens  # noqa: E402
 
 
 def main():
@@ -45,8 +45,7 @@ def main():
     for prefix, store in (("", d["tokens"]), ("object_", objects)):
         rows, offsets = [], [0]
         for i in range(len(d["agents"])):
-            t = store.tokens(d["shard"][i], d["start"][i],
-                             (d["frame_x"][i], d["frame_y"][i], d["agent_z"][i], d["frame_heading"][i]))
+            t = sample_tokens(d, i, store)
             rows.append(t)
             offsets.append(offsets[-1] + len(t))
         tokens = np.concatenate(rows) if rows else np.zeros((0, store.width), np.float32)

@@ -234,7 +234,6 @@ class MotionTransformer(nn.Module):
         rho = torch.tanh(raw[..., 4]) * RHO_SCALE
         return mu, sigma, rho, self.logit(m)[..., 0]
 
-
     def set_scene_norm(self, mean, std):
         """Standardise every scene-token column by the training tokens' mean and std (a column
         that does not vary keeps scale 1): the token features span 1e-2 to ~20 unscaled."""

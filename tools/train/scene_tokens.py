@@ -70,8 +70,8 @@ class TokenStore:
     def __init__(self, root, split, shard_names, which="all", history=(10, 0), current_index=10,
                  max_tokens=MAX_TOKENS, kinds=()):
         self.history, self.current_index, self.max_tokens = list(history), current_index, max_tokens
-        # Kind ids that become tokens (none named: all), as TokenSelection::with_kinds.
-        self.kinds = [KINDS.index(k) for k in kinds] if kinds else list(range(len(KINDS)))
+        # Kind ids that become tokens (None: all), as TokenSelection::with_kinds.
+        self.kinds = [KINDS.index(k) for k in kinds] if kinds else None
         self.shards = []
         self.layout = None
         for name in shard_names:
@@ -118,7 +118,10 @@ class TokenStore:
             dx, dy = s["xyz"][lo:hi, 0] - ax, s["xyz"][lo:hi, 1] - ay
             lx, ly = c * dx + si * dy, -si * dx + c * dy
             dist = np.sqrt(lx * lx + ly * ly)
-            keep = np.flatnonzero((dist <= RANGE) & np.isin(s["kind"][lo:hi], self.kinds))
+            ok = dist <= RANGE
+            if self.kinds is not None:
+                ok &= np.isin(s["kind"][lo:hi], self.kinds)
+            keep = np.flatnonzero(ok)
             parts.append((np.full(len(keep), h * 0.1), keep + lo, lx[keep], ly[keep], dist[keep]))
         if not parts:
             return np.zeros((0, self.width), np.float32)

@@ -108,14 +108,17 @@ def load_split(root, split, limit=None, required=True, tokens=None, manifest=Non
     return out
 
 
+def sample_tokens(data, i, store=None):
+    """Sample i's scene tokens ([S, width]) from `store` (default: the split's own)."""
+    store = store or data["tokens"]
+    return store.tokens(data["shard"][i], data["start"][i],
+                        (data["frame_x"][i], data["frame_y"][i], data["agent_z"][i], data["frame_heading"][i]))
+
+
 def batch_of(data, idx):
     b = [torch.from_numpy(np.ascontiguousarray(data[c][idx])) for c in COLUMNS]
-    store = data.get("tokens")
-    if store is not None:
-        toks = [store.tokens(data["shard"][i], data["start"][i],
-                             (data["frame_x"][i], data["frame_y"][i], data["agent_z"][i], data["frame_heading"][i]))
-                for i in idx]
-        x, v = sctok.pad(toks)
+    if data.get("tokens") is not None:
+        x, v = sctok.pad([sample_tokens(data, i) for i in idx])
         b += [torch.from_numpy(x), torch.from_numpy(v)]
     return b
 
@@ -291,12 +294,10 @@ def token_stats(data, samples, seed):
     the seed, so a resumed run gets the same), and the number of tokens they hold."""
     n = len(data["agents"])
     idx = np.sort(np.random.default_rng([seed, 7]).choice(n, size=min(samples, n), replace=False))
-    store = data["tokens"]
-    rows = np.concatenate([store.tokens(data["shard"][i], data["start"][i],
-                                        (data["frame_x"][i], data["frame_y"][i], data["agent_z"][i],
-                                         data["frame_heading"][i])) for i in idx]).astype(np.float64)
+    rows = np.concatenate([sample_tokens(data, i) for i in idx]).astype(np.float64)
     if not len(rows):
-        return np.zeros(store.width, np.float32), np.ones(store.width, np.float32), 0
+        width = data["tokens"].width
+        return np.zeros(width, np.float32), np.ones(width, np.float32), 0
     return rows.mean(0).astype(np.float32), rows.std(0).astype(np.float32), len(rows)
 
 

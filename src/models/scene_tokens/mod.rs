@@ -47,8 +47,6 @@ pub enum ElementKind {
 }
 
 impl ElementKind {
-    pub const ALL: [ElementKind; 3] = [ElementKind::Agent, ElementKind::Object, ElementKind::Ground];
-
     pub fn name(self) -> &'static str {
         match self {
             ElementKind::Agent => "agent",

@@ -288,29 +288,54 @@ impl KernelMap {
         self.plans.lock().unwrap_or_else(|p| p.into_inner()).entry(order).or_insert(plan).clone()
     }
 
-    /// Row `o`'s neighbour bitmask (volume ≤ 64).
+    /// Row `o`'s neighbour bitmask (volume ≤ 64): bit `k` set where offset `k` has an input.
+    /// Plans take it twice per row (window sort, micro-tile union), so four entries at a time
+    /// from their sign bits where the CPU allows (SSE2: every x86-64).
     fn mask(&self, o: u32) -> u64 {
-        self.row(o as usize).iter().enumerate().fold(0u64, |m, (k, &i)| m | (((i >= 0) as u64) << k))
+        let row = self.row(o as usize);
+        let mut absent = 0u64;
+        let mut k = 0;
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{__m128i, _mm_castsi128_ps, _mm_loadu_si128, _mm_movemask_ps};
+            while k + 4 <= row.len() {
+                // SAFETY: SSE2 is part of x86-64; the four values lie inside `row`.
+                let signs =
+                    unsafe { _mm_movemask_ps(_mm_castsi128_ps(_mm_loadu_si128(row[k..].as_ptr() as *const __m128i))) };
+                absent |= (signs as u64) << k;
+                k += 4;
+            }
+        }
+        for (j, &i) in row.iter().enumerate().skip(k) {
+            absent |= ((i < 0) as u64) << j;
+        }
+        let all = if row.len() >= 64 { u64::MAX } else { (1u64 << row.len()) - 1 };
+        !absent & all
     }
 
     fn build_plan(&self, order: RowOrder) -> TilePlan {
         let (kv, n_in) = (self.volume, self.n_in);
         assert!(kv <= 1 << 16 && n_in < u32::MAX as usize, "a map of volume {kv} over {n_in} inputs");
-        let masks: Vec<u64> =
-            if kv <= 64 { (0..self.n_out as u32).into_par_iter().map(|o| self.mask(o)).collect() } else { Vec::new() };
+        let bitmasks = kv <= 64;
         let rows: Vec<u32> = match order {
             RowOrder::Sorted if kv <= 32 => self.sorted(1).reorder[0].clone(),
-            RowOrder::Window if kv <= 64 => {
+            RowOrder::Window if bitmasks => {
                 let mut rows: Vec<u32> = (0..self.n_out as u32).collect();
-                rows.par_chunks_mut(ROW_TILE).for_each(|c| c.sort_by_key(|&o| masks[o as usize]));
+                rows.par_chunks_mut(ROW_TILE).for_each(|c| {
+                    // By mask, ties in row order; a window's map rows stay in cache for the
+                    // tiles built from them next.
+                    let mut keyed: Vec<(u64, u32)> = c.iter().map(|&o| (self.mask(o), o)).collect();
+                    keyed.sort_unstable();
+                    c.iter_mut().zip(keyed).for_each(|(o, (_, k))| *o = k);
+                });
                 rows
             }
             _ => (0..self.n_out as u32).collect(),
         };
         // A map entry past the inputs cannot occur (maps are built here); reading it as
         // absent keeps every kernel access in bounds regardless.
-        let input = |o: u32, k: usize| -> u32 {
-            let i = self.row(o as usize)[k];
+        let input = |row: &[i32], k: usize| -> u32 {
+            let i = row[k];
             if i >= 0 && (i as usize) < n_in { i as u32 } else { TilePlan::ABSENT }
         };
         // Per chunk: entries per micro-tile, offsets, inputs.
@@ -318,19 +343,24 @@ impl KernelMap {
         let chunks: Vec<ChunkPlan> = rows
             .par_chunks(ROW_TILE)
             .map(|chunk| {
-                let (mut lens, mut ks, mut inputs) = (Vec::new(), Vec::new(), Vec::new());
+                let tiles = chunk.len().div_ceil(MICRO_ROWS);
+                let guess = tiles * if bitmasks { 16 } else { kv };
+                let (mut lens, mut ks, mut inputs) =
+                    (Vec::with_capacity(tiles), Vec::with_capacity(guess), Vec::with_capacity(guess));
                 for tile in chunk.chunks(MICRO_ROWS) {
                     let before = ks.len();
+                    let map_rows: [Option<&[i32]>; MICRO_ROWS] =
+                        std::array::from_fn(|r| tile.get(r).map(|&o| self.row(o as usize)));
                     let mut push = |k: usize| {
                         let idx: [u32; MICRO_ROWS] =
-                            std::array::from_fn(|r| tile.get(r).map_or(TilePlan::ABSENT, |&o| input(o, k)));
+                            std::array::from_fn(|r| map_rows[r].map_or(TilePlan::ABSENT, |row| input(row, k)));
                         if idx.iter().any(|&i| i != TilePlan::ABSENT) {
                             ks.push(k as u16);
                             inputs.push(idx);
                         }
                     };
-                    if kv <= 64 {
-                        let mut union = tile.iter().fold(0u64, |m, &o| m | masks[o as usize]);
+                    if bitmasks {
+                        let mut union = tile.iter().fold(0u64, |m, &o| m | self.mask(o));
                         while union != 0 {
                             let k = union.trailing_zeros() as usize;
                             union &= union - 1;

@@ -48,6 +48,18 @@ impl Activation {
     }
 }
 
+/// What a conv does to its sums before they are stored: `act(y + bias + residual)`, in
+/// that order (the bias, then a residual connection's row, then the activation), so a
+/// residual block's second conv, its skip and the block's ReLU are one pass over the output.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// `[1 × cout]`.
+    pub bias: Option<&'a Tensor>,
+    /// `[n_out × cout]`, added row by row.
+    pub residual: Option<&'a Tensor>,
+    pub act: Activation,
+}
+
 /// A shared two-layer MLP over sets, max-pooled per set (PointNet; the motion transformer's
 /// agent-history and polyline encoders, per step / per point): for every valid row `r`,
 /// `h = relu(x[r]·w1 + b1 + Σ table[index[r]])` and `y = h·w2 + b2`; per group of `group`
@@ -196,9 +208,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn kernel_map(&self, coords: &[[i32; 4]], range: [i32; 3], geom: &ConvGeom, kind: MapKind) -> Result<BuiltMap>;
     /// The map of the transposed conv (its outputs are `map`'s inputs).
     fn transpose_map(&self, map: &KernelMap) -> Result<KernelMap>;
-    /// `Y[o] = Σ_k X[map(o, k)] · W[k]` with `dataflow`: `x [n_in × cin]`, `w [K·cin × cout]`
-    /// (weight `k`'s rows `k·cin .. (k+1)·cin`).
-    fn sparse_conv(&self, dataflow: &Dataflow, map: &KernelMap, x: &Tensor, w: &Tensor) -> Result<Tensor>;
+    /// `Y[o] = epi(Σ_k X[map(o, k)] · W[k])` with `dataflow`: `x [n_in × cin]`,
+    /// `w [K·cin × cout]` (weight `k`'s rows `k·cin .. (k+1)·cin`).
+    fn sparse_conv(
+        &self,
+        dataflow: &Dataflow,
+        map: &KernelMap,
+        x: &Tensor,
+        w: &Tensor,
+        epi: &Epilogue<'_>,
+    ) -> Result<Tensor>;
     /// `act(conv(x) + bias)` in `precision` (BF16 or INT8) with the weights packed when the
     /// model was prepared ([`lowp`]); the gather is fused into the kernel (no dataflow
     /// choice). A precision `w` lacks, or F32, is an error.

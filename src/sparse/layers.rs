@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::calib::{Calibration, LayerCalib, ProbeRow};
 use super::tensor::{KmapKey, SparseTensor};
 use crate::backend::lowp::{ActQuant, Bf16Conv, Int8Conv};
-use crate::backend::{Activation, ConvGeom, Dataflow, Device, LowpConv, Precision, Tensor};
+use crate::backend::{Activation, ConvGeom, Dataflow, Device, Epilogue, LowpConv, Precision, Tensor};
 use crate::error::{Error, Result};
 
 /// One conv's timing, for benchmarks.
@@ -179,6 +179,20 @@ impl SparseConv3d {
 
     /// Runs the conv with `act` fused after the bias.
     pub fn forward(&self, x: &SparseTensor, ctx: &RunCtx, act: Activation) -> Result<SparseTensor> {
+        self.forward_residual(x, ctx, act, None)
+    }
+
+    /// `act(conv(x) + bias + residual)`: a residual block's last conv with its skip
+    /// connection (on the conv's output coordinates) and the block's activation. FP32
+    /// convs fuse both into the store of each output row; the other paths add the
+    /// residual in a pass of its own.
+    pub fn forward_residual(
+        &self,
+        x: &SparseTensor,
+        ctx: &RunCtx,
+        act: Activation,
+        residual: Option<&SparseTensor>,
+    ) -> Result<SparseTensor> {
         let s = &self.spec;
         if x.channels() != s.cin {
             return Err(Error::device(
@@ -191,13 +205,24 @@ impl SparseConv3d {
             let feats = backend.download(&x.feats)?;
             c.lock().unwrap_or_else(|p| p.into_inner()).observe(&s.name, &feats, s.cin);
         }
+        // Where the residual is not fused, the conv stops at its bias and `then` adds it.
+        let (conv_act, then) = match residual {
+            Some(r) => (Activation::None, Some(r)),
+            None => (act, None),
+        };
+        let finish = |mut y: SparseTensor, then: Option<&SparseTensor>| -> Result<SparseTensor> {
+            if let Some(r) = then {
+                backend.add_act(&mut y.feats, &r.feats, act)?;
+            }
+            Ok(y)
+        };
         if self.is_pointwise() {
             // A 1×1×1 conv is a plain matmul on the same coordinates.
             let t = Instant::now();
-            let y = backend.matmul(&x.feats, &self.weight, self.bias.as_ref(), act)?;
+            let y = backend.matmul(&x.feats, &self.weight, self.bias.as_ref(), conv_act)?;
             let flops = 2.0 * (x.len() * s.cin * s.cout) as f64;
             ctx.record(self.stat(None, flops, t.elapsed().as_secs_f64(), 0.0, Precision::F32));
-            return x.with_feats(y);
+            return finish(x.with_feats(y)?, then);
         }
         let t0 = Instant::now();
         let plan = x.plan(&s.geom, s.transposed, s.generative)?;
@@ -206,19 +231,23 @@ impl SparseConv3d {
         let precision = ctx.precision(&s.name);
         if let Some(lowp) = self.lowp.as_ref().filter(|l| l.has(precision)) {
             let t = Instant::now();
-            let y = backend.sparse_conv_lowp(&plan.map, &x.feats, lowp, precision, self.bias.as_ref(), act)?;
+            let y = backend.sparse_conv_lowp(&plan.map, &x.feats, lowp, precision, self.bias.as_ref(), conv_act)?;
+            let y = finish(x.on_plan(&plan, y)?, then)?;
             let seconds = t.elapsed().as_secs_f64();
             if ctx.stats.is_some() {
                 ctx.record(self.stat(Some(plan.key), flops(), seconds, map_seconds, precision));
             }
-            return x.on_plan(&plan, y);
+            return Ok(y);
         }
         let df = ctx.dataflow(&plan.key);
+        // The accuracy probe compares each precision's conv alone: nothing fused then.
+        let fuse = ctx.probe.is_none();
+        let epi = match (residual, fuse) {
+            (Some(r), true) => Epilogue { bias: self.bias.as_ref(), residual: Some(&r.feats), act },
+            _ => Epilogue { bias: self.bias.as_ref(), residual: None, act: conv_act },
+        };
         let t = Instant::now();
-        let mut y = backend.sparse_conv(&df, &plan.map, &x.feats, &self.weight)?;
-        if self.bias.is_some() || act != Activation::None {
-            backend.bias_act(&mut y, self.bias.as_ref(), act)?;
-        }
+        let y = backend.sparse_conv(&df, &plan.map, &x.feats, &self.weight, &epi)?;
         let seconds = t.elapsed().as_secs_f64();
         if ctx.stats.is_some() {
             ctx.record(self.stat(Some(plan.key), flops(), seconds, map_seconds, Precision::F32));
@@ -234,7 +263,8 @@ impl SparseConv3d {
                 probe.lock().unwrap_or_else(|p| p.into_inner()).push(row);
             }
         }
-        x.on_plan(&plan, y)
+        let y = x.on_plan(&plan, y)?;
+        if fuse { Ok(y) } else { finish(y, then) }
     }
 
     fn stat(
@@ -262,11 +292,8 @@ pub struct ResBlock {
 impl ResBlock {
     pub fn forward(&self, x: &SparseTensor, ctx: &RunCtx) -> Result<SparseTensor> {
         let h = self.conv1.forward(x, ctx, Activation::Relu)?;
-        let mut h = self.conv2.forward(&h, ctx, Activation::None)?;
         let skip = self.proj.as_ref().map(|p| p.forward(x, ctx, Activation::None)).transpose()?;
-        let s = skip.as_ref().unwrap_or(x);
-        x.device.backend().add_act(&mut h.feats, &s.feats, Activation::Relu)?;
-        Ok(h)
+        self.conv2.forward_residual(&h, ctx, Activation::Relu, Some(skip.as_ref().unwrap_or(x)))
     }
 }
 

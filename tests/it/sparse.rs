@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use scenetok::backend::cpu::kmap;
-use scenetok::backend::{ConvGeom, Dataflow, Device, KernelMap, PointsRef, ROW_TILE, kernel_indices};
+use scenetok::backend::{
+    Activation, ConvGeom, Dataflow, Device, Epilogue, KernelMap, PointsRef, ROW_TILE, kernel_indices,
+};
 use scenetok::sparse::{SparseTensor, voxelize};
 
 /// A stride-1 tensor on the CPU from host features `[N × channels]`.
@@ -22,11 +24,29 @@ fn host(x: &SparseTensor) -> Vec<f32> {
 
 /// One conv on the CPU backend with host inputs and outputs.
 fn conv(df: &Dataflow, map: &KernelMap, x: &[f32], cin: usize, w: &[f32], cout: usize) -> Vec<f32> {
+    conv_then(df, map, x, cin, w, cout, None)
+}
+
+/// [`conv`] with its epilogue: `relu(conv + bias + residual)` for `Some((bias, residual))`.
+fn conv_then(
+    df: &Dataflow,
+    map: &KernelMap,
+    x: &[f32],
+    cin: usize,
+    w: &[f32],
+    cout: usize,
+    epi: Option<(&[f32], &[f32])>,
+) -> Vec<f32> {
     let d = Device::cpu();
     let b = d.backend();
     let x = b.upload(x, map.n_in, cin).unwrap();
     let w = b.upload(w, map.volume * cin, cout).unwrap();
-    b.download(&b.sparse_conv(df, map, &x, &w).unwrap()).unwrap()
+    let epi = epi.map(|(bias, res)| (b.upload(bias, 1, cout).unwrap(), b.upload(res, map.n_out, cout).unwrap()));
+    let epilogue = match &epi {
+        Some((bias, res)) => Epilogue { bias: Some(bias), residual: Some(res), act: Activation::Relu },
+        None => Epilogue::default(),
+    };
+    b.download(&b.sparse_conv(df, map, &x, &w, &epilogue).unwrap()).unwrap()
 }
 
 /// A random sparse grid: unique coordinates in `[0, range)` over `batches`, with `density`.
@@ -120,14 +140,24 @@ fn index(coords: &[[i32; 4]]) -> BTreeMap<[i32; 4], usize> {
 fn check_dataflows(what: &str, map: &KernelMap, x: &[f32], cin: usize, w: &[f32], cout: usize, want: &[f32]) {
     assert_eq!(want.len(), map.n_out * cout);
     let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    // The fused epilogue (bias, a residual row, ReLU) on every dataflow, against the same
+    // sums finished on the host.
+    let bias: Vec<f32> = (0..cout).map(|c| c as f32 * 0.25 - 0.5).collect();
+    let residual: Vec<f32> = (0..want.len()).map(|i| ((i * 7919) % 13) as f32 * 0.1 - 0.6).collect();
+    let finished: Vec<f32> =
+        want.iter().enumerate().map(|(i, &v)| (v + bias[i % cout] + residual[i]).max(0.0)).collect();
     for df in Dataflow::candidates() {
-        let got = conv(&df, map, x, cin, w, cout);
-        let err = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        assert!(
-            err <= 1e-5 * scale * (cin as f32).sqrt().max(1.0) * 4.0,
-            "{what}: {} differs by {err} (scale {scale})",
-            df.label()
-        );
+        for (got, want, how) in [
+            (conv(&df, map, x, cin, w, cout), want, ""),
+            (conv_then(&df, map, x, cin, w, cout, Some((&bias, &residual))), &finished[..], " with its epilogue"),
+        ] {
+            let err = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(
+                err <= 1e-5 * scale * (cin as f32).sqrt().max(1.0) * 4.0,
+                "{what}: {}{how} differs by {err} (scale {scale})",
+                df.label()
+            );
+        }
     }
 }
 

@@ -12,8 +12,8 @@ use rayon::prelude::*;
 
 use super::tensor::Storage;
 use super::{
-    Activation, Backend, BuiltMap, ConvGeom, Dataflow, KernelMap, LowpConv, MapKind, PointsRef, Precision, SetEncoder,
-    Tensor, Voxels,
+    Activation, Backend, BuiltMap, ConvGeom, Dataflow, Epilogue, KernelMap, LowpConv, MapKind, PointsRef, Precision,
+    SetEncoder, Tensor, Voxels,
 };
 use crate::error::{Error, Result};
 
@@ -53,6 +53,24 @@ fn bias_row(bias: Option<&Tensor>, cols: usize) -> Result<Option<&[f32]>> {
         return Err(mismatch(format!("a bias of {} values for {cols} columns", v.len())));
     }
     Ok(Some(v))
+}
+
+/// `row ← act(row + bias + residual row)` on every row of `y`, in parallel (the plain
+/// [`epilogue`] without a residual).
+fn epilogue_with_residual(y: &mut [f32], cols: usize, epi: &dataflow::HostEpilogue<'_>) {
+    let Some(res) = epi.residual else { return epilogue(y, cols, epi.bias, epi.act) };
+    if cols == 0 {
+        return;
+    }
+    let tile = cols * ROWS_PER_TASK;
+    y.par_chunks_mut(tile).zip(res.par_chunks(tile)).for_each(|(y, res)| {
+        for (row, res) in y.chunks_exact_mut(cols).zip(res.chunks_exact(cols)) {
+            if let Some(b) = epi.bias {
+                row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+            }
+            row.iter_mut().zip(res).for_each(|(v, r)| *v = epi.act.apply(*v + r));
+        }
+    });
 }
 
 /// `row ← act(row + bias)` on every row of `y`, in parallel.
@@ -370,7 +388,14 @@ impl Backend for CpuBackend {
         Ok(map.transposed())
     }
 
-    fn sparse_conv(&self, df: &Dataflow, map: &KernelMap, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    fn sparse_conv(
+        &self,
+        df: &Dataflow,
+        map: &KernelMap,
+        x: &Tensor,
+        w: &Tensor,
+        epi: &Epilogue<'_>,
+    ) -> Result<Tensor> {
         let cin = x.cols();
         let cout = w.cols();
         if x.rows() != map.n_in || w.rows() != map.volume * cin {
@@ -382,8 +407,19 @@ impl Backend for CpuBackend {
                 w.rows()
             )));
         }
+        let residual = match epi.residual {
+            Some(r) if r.shape() != [map.n_out, cout] => {
+                return Err(mismatch(format!(
+                    "a residual of {:?} for a conv's {} × {cout} outputs",
+                    r.shape(),
+                    map.n_out
+                )));
+            }
+            r => r.map(|r| host(r, "the residual")).transpose()?,
+        };
+        let host_epi = dataflow::HostEpilogue { bias: bias_row(epi.bias, cout)?, residual, act: epi.act };
         let p = dataflow::ConvProblem { map, x: host(x, "conv input")?, cin, w: host(w, "conv weight")?, cout };
-        Ok(tensor(dataflow::run(df, &p), map.n_out, cout))
+        Ok(tensor(dataflow::run(df, &p, &host_epi), map.n_out, cout))
     }
 
     fn sparse_conv_lowp(

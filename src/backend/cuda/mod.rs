@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use super::{
-    Activation, Backend, BuiltMap, ConvGeom, Dataflow, KernelMap, LowpConv, MapKind, PointsRef, Precision, SetEncoder,
-    Tensor, Voxels,
+    Activation, Backend, BuiltMap, ConvGeom, Dataflow, Epilogue, KernelMap, LowpConv, MapKind, PointsRef, Precision,
+    SetEncoder, Tensor, Voxels,
 };
 use crate::error::{Error, Result};
 
@@ -113,7 +113,7 @@ impl Backend for CudaBackend {
     fn transpose_map(&self, _: &KernelMap) -> Result<KernelMap> {
         match *self {}
     }
-    fn sparse_conv(&self, _: &Dataflow, _: &KernelMap, _: &Tensor, _: &Tensor) -> Result<Tensor> {
+    fn sparse_conv(&self, _: &Dataflow, _: &KernelMap, _: &Tensor, _: &Tensor, _: &Epilogue<'_>) -> Result<Tensor> {
         match *self {}
     }
     fn sparse_conv_lowp(

@@ -6,7 +6,7 @@ mod fused_gather;
 mod gather_scatter;
 mod implicit_gemm;
 
-use crate::backend::{Dataflow, KernelMap};
+use crate::backend::{Activation, Dataflow, KernelMap};
 
 /// One conv to run: input rows `x [n_in × cin]`, weights `w [K × cin × cout]`, the map.
 #[derive(Clone, Copy)]
@@ -18,16 +18,30 @@ pub struct ConvProblem<'a> {
     pub cout: usize,
 }
 
-/// `Y [n_out × cout]` of the conv, computed with `dataflow`. The caller checked the shapes.
-pub fn run(dataflow: &Dataflow, p: &ConvProblem<'_>) -> Vec<f32> {
+/// A conv's epilogue on host values (see [`crate::backend::Epilogue`]): `bias [cout]`,
+/// `residual [n_out × cout]`.
+#[derive(Clone, Copy, Default)]
+pub struct HostEpilogue<'a> {
+    pub bias: Option<&'a [f32]>,
+    pub residual: Option<&'a [f32]>,
+    pub act: Activation,
+}
+
+/// `Y [n_out × cout]` of the conv, computed with `dataflow`, its epilogue applied. The
+/// caller checked the shapes. The fused-gather kernels apply the epilogue as they store
+/// each row; the other dataflows scatter-add into their output, so it follows in one pass.
+pub fn run(dataflow: &Dataflow, p: &ConvProblem<'_>, epi: &HostEpilogue<'_>) -> Vec<f32> {
     debug_assert_eq!(p.x.len(), p.map.n_in * p.cin);
     debug_assert_eq!(p.w.len(), p.map.volume * p.cin * p.cout);
-    match *dataflow {
+    debug_assert!(epi.residual.is_none_or(|r| r.len() == p.map.n_out * p.cout));
+    let mut y = match *dataflow {
         Dataflow::GatherScatter { epsilon, mm_thresh } => gather_scatter::run(p, epsilon, mm_thresh),
         Dataflow::FetchOnDemand { tile } => fetch_on_demand::run(p, tile.max(1)),
         Dataflow::ImplicitGemm { sorted, split } => implicit_gemm::run(p, sorted, split),
-        Dataflow::FusedGather { sorted } => fused_gather::run(p, sorted),
-    }
+        Dataflow::FusedGather { sorted } => return fused_gather::run(p, sorted, epi),
+    };
+    super::epilogue_with_residual(&mut y, p.cout, epi);
+    y
 }
 
 /// A raw pointer to output rows, shared by threads that write disjoint rows (each output
@@ -46,6 +60,23 @@ unsafe impl Sync for RowsPtr {}
 impl RowsPtr {
     pub(in crate::backend::cpu) fn new(y: &mut [f32], cols: usize) -> Self {
         RowsPtr { ptr: y.as_mut_ptr(), rows: y.len() / cols.max(1), cols }
+    }
+    /// Rows of `cols` values at `ptr`, which need not be initialised yet.
+    ///
+    /// # Safety
+    /// `ptr` is valid for writes of `rows × cols` values while the `RowsPtr` is used.
+    pub(in crate::backend::cpu) unsafe fn from_raw(ptr: *mut f32, rows: usize, cols: usize) -> Self {
+        RowsPtr { ptr, rows, cols }
+    }
+    /// Row `r`'s first value, to write `cols` values through (initialised or not).
+    ///
+    /// # Safety
+    /// No other thread may touch row `r` while the pointer is used.
+    #[inline]
+    pub(in crate::backend::cpu) unsafe fn row_ptr(&self, r: usize) -> *mut f32 {
+        assert!(r < self.rows);
+        // SAFETY: in bounds (checked above).
+        unsafe { self.ptr.add(r * self.cols) }
     }
     /// Row `r`, to write.
     ///

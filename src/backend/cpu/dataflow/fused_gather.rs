@@ -297,18 +297,19 @@ mod x86 {
             }
         }
         // SAFETY: the caller's contract.
-        unsafe { store(a, &cz, &cy) };
+        unsafe { store(a, cz, cy) };
     }
 
     /// The epilogue and store of a micro-tile's accumulators. Kept out of [`tile`]: inlined
     /// there, it changed how the compiler scheduled the main loop (all eight broadcasts
-    /// first), and the 24 accumulators of a three-ymm block spilled to the stack.
+    /// first), and the 24 accumulators of a three-ymm block spilled to the stack. They are
+    /// passed by value: a reference would pin them to the stack for the whole loop.
     ///
     /// # Safety
     /// As [`tile`].
     #[inline(never)]
     #[target_feature(enable = "avx512f,avx512vl")]
-    unsafe fn store<const NZ: usize, const NY: usize>(a: &Args<'_>, cz: &[[__m512; NZ]; MR], cy: &[[__m256; NY]; MR]) {
+    unsafe fn store<const NZ: usize, const NY: usize>(a: &Args<'_>, cz: [[__m512; NZ]; MR], cy: [[__m256; NY]; MR]) {
         let zmask = |v: usize| if v + 1 == NZ && NY == 0 { a.last_mask } else { u16::MAX };
         let ymask = |v: usize| if v + 1 == NY { a.last_mask as u8 } else { u8::MAX };
         for r in 0..MR {

@@ -317,72 +317,92 @@ impl KernelMap {
         let (kv, n_in) = (self.volume, self.n_in);
         assert!(kv <= 1 << 16 && n_in < u32::MAX as usize, "a map of volume {kv} over {n_in} inputs");
         let bitmasks = kv <= 64;
+        // Each row's neighbour mask, once: the window sort and every micro-tile's union read it.
+        let masks: Vec<u64> =
+            if bitmasks { (0..self.n_out as u32).into_par_iter().map(|o| self.mask(o)).collect() } else { Vec::new() };
         let rows: Vec<u32> = match order {
             RowOrder::Sorted if kv <= 32 => self.sorted(1).reorder[0].clone(),
             RowOrder::Window if bitmasks => {
                 let mut rows: Vec<u32> = (0..self.n_out as u32).collect();
                 rows.par_chunks_mut(ROW_TILE).for_each(|c| {
-                    // By mask, ties in row order; a window's map rows stay in cache for the
-                    // tiles built from them next.
-                    let mut keyed: Vec<(u64, u32)> = c.iter().map(|&o| (self.mask(o), o)).collect();
+                    // By mask, ties in row order.
+                    let mut keyed = [(0u64, 0u32); ROW_TILE];
+                    let keyed = &mut keyed[..c.len()];
+                    keyed.iter_mut().zip(c.iter()).for_each(|(k, &o)| *k = (masks[o as usize], o));
                     keyed.sort_unstable();
-                    c.iter_mut().zip(keyed).for_each(|(o, (_, k))| *o = k);
+                    c.iter_mut().zip(keyed.iter()).for_each(|(o, &(_, k))| *o = k);
                 });
                 rows
             }
             _ => (0..self.n_out as u32).collect(),
         };
-        // A map entry past the inputs cannot occur (maps are built here); reading it as
-        // absent keeps every kernel access in bounds regardless.
-        let input = |row: &[i32], k: usize| -> u32 {
-            let i = row[k];
-            if i >= 0 && (i as usize) < n_in { i as u32 } else { TilePlan::ABSENT }
+        let tiles = rows.len().div_ceil(MICRO_ROWS);
+        // The offsets a micro-tile visits: those any of its rows has an input at.
+        let offsets = |t: usize| -> u64 {
+            let tile = &rows[t * MICRO_ROWS..((t + 1) * MICRO_ROWS).min(rows.len())];
+            tile.iter().fold(0u64, |m, &o| m | masks[o as usize])
         };
-        // Per chunk: entries per micro-tile, offsets, inputs.
-        type ChunkPlan = (Vec<u32>, Vec<u16>, Vec<[u32; MICRO_ROWS]>);
-        let chunks: Vec<ChunkPlan> = rows
-            .par_chunks(ROW_TILE)
-            .map(|chunk| {
-                let tiles = chunk.len().div_ceil(MICRO_ROWS);
-                let guess = tiles * if bitmasks { 16 } else { kv };
-                let (mut lens, mut ks, mut inputs) =
-                    (Vec::with_capacity(tiles), Vec::with_capacity(guess), Vec::with_capacity(guess));
-                for tile in chunk.chunks(MICRO_ROWS) {
-                    let before = ks.len();
-                    let map_rows: [Option<&[i32]>; MICRO_ROWS] =
-                        std::array::from_fn(|r| tile.get(r).map(|&o| self.row(o as usize)));
-                    let mut push = |k: usize| {
-                        let idx: [u32; MICRO_ROWS] =
-                            std::array::from_fn(|r| map_rows[r].map_or(TilePlan::ABSENT, |row| input(row, k)));
-                        if idx.iter().any(|&i| i != TilePlan::ABSENT) {
-                            ks.push(k as u16);
-                            inputs.push(idx);
-                        }
-                    };
-                    if bitmasks {
-                        let mut union = tile.iter().fold(0u64, |m, &o| m | self.mask(o));
-                        while union != 0 {
-                            let k = union.trailing_zeros() as usize;
-                            union &= union - 1;
-                            push(k);
-                        }
-                    } else {
-                        (0..kv).for_each(&mut push);
-                    }
-                    lens.push((ks.len() - before) as u32);
-                }
-                (lens, ks, inputs)
-            })
+        let visits = |t: usize| -> Vec<u16> {
+            let tile = &rows[t * MICRO_ROWS..((t + 1) * MICRO_ROWS).min(rows.len())];
+            (0..kv).filter(|&k| tile.iter().any(|&o| self.row(o as usize)[k] >= 0)).map(|k| k as u16).collect()
+        };
+        // Two passes without intermediate buffers: the entry count of every micro-tile, then
+        // every chunk of micro-tiles fills its own slice of the offsets and inputs.
+        let counts: Vec<u32> = (0..tiles)
+            .into_par_iter()
+            .map(|t| if bitmasks { offsets(t).count_ones() } else { visits(t).len() as u32 })
             .collect();
-        let mut spans = vec![0u32];
-        let (mut ks, mut inputs) = (Vec::new(), Vec::new());
-        for (lens, k, i) in chunks {
-            for l in lens {
-                spans.push(spans[spans.len() - 1] + l);
-            }
-            ks.extend(k);
-            inputs.extend(i);
+        let mut spans = Vec::with_capacity(tiles + 1);
+        spans.push(0u32);
+        for c in &counts {
+            spans.push(spans[spans.len() - 1] + c);
         }
+        let total = spans[tiles] as usize;
+        let mut ks = vec![0u16; total];
+        let mut inputs = vec![[TilePlan::ABSENT; MICRO_ROWS]; total];
+        let per_chunk = ROW_TILE / MICRO_ROWS;
+        let mut parts = Vec::with_capacity(tiles.div_ceil(per_chunk));
+        let (mut ks_rest, mut in_rest) = (&mut ks[..], &mut inputs[..]);
+        for c in 0..tiles.div_ceil(per_chunk) {
+            let t = c * per_chunk..((c + 1) * per_chunk).min(tiles);
+            let len = (spans[t.end] - spans[t.start]) as usize;
+            let (k, kr) = std::mem::take(&mut ks_rest).split_at_mut(len);
+            let (i, ir) = std::mem::take(&mut in_rest).split_at_mut(len);
+            (ks_rest, in_rest) = (kr, ir);
+            parts.push((t, k, i));
+        }
+        // A map entry past the inputs cannot occur (maps are built here); reading it as
+        // absent keeps every kernel access in bounds regardless. −1 (no input) is u32::MAX,
+        // ABSENT itself.
+        let limit = n_in as u32;
+        parts.into_par_iter().for_each(|(range, ks, inputs)| {
+            let mut e = 0;
+            for t in range {
+                let tile = &rows[t * MICRO_ROWS..((t + 1) * MICRO_ROWS).min(rows.len())];
+                let map_rows: [Option<&[i32]>; MICRO_ROWS] =
+                    std::array::from_fn(|r| tile.get(r).map(|&o| self.row(o as usize)));
+                let mut put = |k: usize| {
+                    ks[e] = k as u16;
+                    inputs[e] = std::array::from_fn(|r| match map_rows[r] {
+                        Some(row) => {
+                            let i = row[k] as u32;
+                            if i < limit { i } else { TilePlan::ABSENT }
+                        }
+                        None => TilePlan::ABSENT,
+                    });
+                    e += 1;
+                };
+                if bitmasks {
+                    let mut union = offsets(t);
+                    while union != 0 {
+                        put(union.trailing_zeros() as usize);
+                        union &= union - 1;
+                    }
+                } else {
+                    visits(t).into_iter().for_each(|k| put(k as usize));
+                }
+            }
+        });
         TilePlan { rows, spans, ks, inputs }
     }
 

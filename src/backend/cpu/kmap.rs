@@ -10,92 +10,147 @@ use crate::backend::kmap::{ConvGeom, KernelMap, kernel_indices};
 /// with `c₀ = (k−1)/2` per odd axis and 0 per even axis.
 ///
 /// Coordinates in ascending ravel order without duplicates (what voxelization and every
-/// strided or transposed map produce) take a merge join: the ravel key is linear in the
-/// coordinate, so per offset the neighbours' keys `key(c) + Δ_k` ascend with the rows, and
-/// offsets that differ only in z (the ravel's fastest axis) have adjacent keys: one forward
-/// scan over the sorted keys per (x, y) column of the kernel finds them all, chunks of rows
-/// in parallel, with no random access. Other coordinate sets are hashed
-/// ([`submanifold_hashed`]).
+/// strided or transposed map produce) are looked up through a **column grid**: the ravel key
+/// runs z fastest, so the rows of one (b, x, y) column are a contiguous run, and an array over
+/// all columns of the box holds where each run starts. A neighbour at (dx, dy, dz) is then
+/// one read of that array (the column at (x + dx, y + dy)) and a scan of its short run for
+/// z + dz; offsets that differ only in z share the read. Rows are independent, so chunks of
+/// them run in parallel. A box with far more columns than rows (the array would cost more
+/// than the rows), and other coordinate sets, are hashed ([`submanifold_hashed`]).
 pub fn submanifold(coords: &[[i32; 4]], range: [i32; 3], geom: &ConvGeom) -> KernelMap {
     let offsets = submanifold_offsets(geom);
     let kv = offsets.len();
     let ravel = Ravel::covering(coords, range);
-    let keys: Option<Vec<u64>> = coords.iter().map(|&c| ravel.key(c)).collect();
-    let Some(keys) = keys.filter(|k| k.windows(2).all(|w| w[0] < w[1])) else {
+    let n = coords.len();
+    let size = ravel.size;
+    let columns_in_box = size[0].saturating_mul(size[1]).saturating_mul(size[2]);
+    if n == 0 || n >= u32::MAX as usize || columns_in_box > (COLUMNS_PER_ROW * n as u64).max(MIN_COLUMNS) {
+        return submanifold_hashed(coords, range, geom);
+    }
+    let keys: Option<Vec<u64>> = coords.par_iter().map(|&c| ravel.key(c)).collect();
+    let Some(keys) = keys.filter(|k| k.par_windows(2).all(|w| w[0] < w[1])) else {
         return submanifold_hashed(coords, range, geom);
     };
-    let n = coords.len();
     let identity = geom.kernel.iter().all(|k| k % 2 == 1).then_some(kv / 2);
-    let size = ravel.size;
-    let span = |a: usize| (ravel.min[a + 1] as i64, size[a + 1] as i64);
-    // Offsets that differ only along z have neighbours at adjacent keys (z is the ravel's
-    // fastest axis): one scan per (x, y) column of the kernel finds them all, 9 scans for a
-    // 3×3×3 kernel instead of 27. Per column: its key difference at dz = 0 and its offsets
-    // as (k, dz) ascending in dz.
+    let column_of = |i: usize| (keys[i] / size[3]) as usize;
+    let start = column_starts(n, columns_in_box as usize, &column_of);
+
+    // Offsets grouped by kernel column (dx, dy): its step in the column array and, per z
+    // difference from its lowest dz, the offset's index k (`kv`, a scratch slot, for a
+    // difference that is no offset of the kernel: dilation's gaps).
     struct Column {
         dxy: [i32; 2],
-        delta: i64,
-        /// `(k, dz)`, ascending in dz.
-        dzs: Vec<(usize, i32)>,
+        step: i64,
+        dz_min: i64,
+        slot_of_dz: Vec<usize>,
     }
     let mut columns: Vec<Column> = Vec::new();
-    for (k, o) in offsets.iter().enumerate() {
-        let delta = (o[0] as i64 * size[2] as i64 + o[1] as i64) * size[3] as i64;
-        match columns.iter_mut().find(|c| c.dxy == [o[0], o[1]]) {
-            Some(c) => c.dzs.push((k, o[2])),
-            None => columns.push(Column { dxy: [o[0], o[1]], delta, dzs: vec![(k, o[2])] }),
+    for o in &offsets {
+        if !columns.iter().any(|c| c.dxy == [o[0], o[1]]) {
+            let step = o[0] as i64 * size[2] as i64 + o[1] as i64;
+            let dzs = offsets.iter().enumerate().filter(|(_, p)| p[..2] == o[..2]).map(|(k, p)| (k, p[2] as i64));
+            let dz_min = dzs.clone().map(|(_, dz)| dz).min().unwrap_or(0);
+            let dz_max = dzs.clone().map(|(_, dz)| dz).max().unwrap_or(0);
+            let mut slot_of_dz = vec![kv; (dz_max - dz_min + 1) as usize];
+            for (k, dz) in dzs {
+                slot_of_dz[(dz - dz_min) as usize] = k;
+            }
+            columns.push(Column { dxy: [o[0], o[1]], step, dz_min, slot_of_dz });
         }
     }
-    for c in &mut columns {
-        c.dzs.sort_unstable_by_key(|&(_, dz)| dz);
-    }
     let inside = |v: i32, d: i32, a: usize| {
-        let (lo, len) = span(a);
-        let v = v as i64 + d as i64 - lo;
-        v >= 0 && v < len
+        let v = v as i64 + d as i64 - ravel.min[a + 1] as i64;
+        v >= 0 && v < size[a + 1] as i64
     };
-    const CHUNK: usize = 2048;
-    let mut rows = Vec::with_capacity(n.div_ceil(crate::backend::ROW_TILE) * crate::backend::ROW_TILE * kv);
-    rows.resize(n * kv, -1i32);
-
+    // Zeroed by the allocator (no serial fill): every row is written whole below.
+    let mut rows = vec![0i32; n.div_ceil(crate::backend::ROW_TILE) * crate::backend::ROW_TILE * kv];
+    rows.truncate(n * kv);
+    const CHUNK: usize = 1024;
+    // The keys with `span` sentinels after them, so the fixed-length checks below may read
+    // past the last row.
+    let span = columns.iter().map(|c| c.slot_of_dz.len()).max().unwrap_or(1);
+    let padded: Vec<u64> = keys.iter().copied().chain(std::iter::repeat_n(u64::MAX, span)).collect();
     rows.par_chunks_mut(CHUNK * kv).enumerate().for_each(|(ci, out)| {
-        let lo = ci * CHUNK;
-        let rows_here = out.len() / kv;
-        for Column { dxy: [dx, dy], delta, dzs } in &columns {
-            let dz_min = dzs[0].1 as i64;
-            let mut j: Option<usize> = None;
-            for r in 0..rows_here {
-                let i = lo + r;
-                let c = &coords[i];
+        let mut scratch = vec![-1i32; kv + 1];
+        // Per kernel column, where the previous row's search ended: rows of one column come
+        // in ascending z, so their neighbours' lower bounds ascend too.
+        let mut from = vec![0usize; columns.len()];
+        let mut previous = usize::MAX;
+        for (r, row) in out.chunks_exact_mut(kv).enumerate() {
+            scratch.fill(-1);
+            let i = ci * CHUNK + r;
+            let c = &coords[i];
+            let here = column_of(i);
+            let same_column = here == previous;
+            previous = here;
+            for (q, Column { dxy: [dx, dy], step, dz_min, slot_of_dz }) in columns.iter().enumerate() {
                 if !inside(c[1], *dx, 0) || !inside(c[2], *dy, 1) {
                     continue;
                 }
-                // Inside the box along x and y the column's keys are exact and ascend with
-                // `i`; each dz is checked against z's bounds (past them a key would wrap).
-                let base = keys[i] as i64 + delta;
-                // Not below the column's lowest z (a key there would wrap); still ascending.
-                let first = (base + dz_min).max(base - (c[3] as i64 - span(2).0)) as u64;
-                let j = j.get_or_insert_with(|| keys.partition_point(|&x| x < first));
-                while *j < n && keys[*j] < first {
-                    *j += 1;
+                let col = (here as i64 + step) as usize;
+                let end = start[col + 1] as usize;
+                let mut m = if same_column { from[q] } else { start[col] as usize };
+                // The first row of the neighbouring column at or above z + dz_min. Its key
+                // differs from this row's column-shifted key by exactly the z difference
+                // (same b, x, y), so nothing wraps.
+                // Signed: below the box's lowest z, `lo` is negative.
+                let lo = keys[i] as i64 + step * size[3] as i64 + dz_min;
+                while m < end && (keys[m] as i64) < lo {
+                    m += 1;
                 }
-                let mut m = *j;
-                for &(k, dz) in dzs {
-                    if !inside(c[3], dz, 2) {
-                        continue;
-                    }
-                    let t = (base + dz as i64) as u64;
-                    while m < n && keys[m] < t {
-                        m += 1;
-                    }
-                    if m < n && keys[m] == t {
-                        out[r * kv + k] = m as i32;
-                    }
+                from[q] = m;
+                // The next `span` rows from there, without branches: a row past the column's
+                // end or a z difference that is no offset goes to the scratch slot.
+                for j in 0..span {
+                    let d = (padded[m + j] as i64).wrapping_sub(lo) as u64;
+                    let slot = if m + j < end && d < slot_of_dz.len() as u64 { slot_of_dz[d as usize] } else { kv };
+                    scratch[slot] = (m + j) as i32;
                 }
             }
+            row.copy_from_slice(&scratch[..kv]);
         }
     });
     KernelMap::from_rows(n, n, kv, rows, identity)
+}
+
+/// The column grid's size limit: columns per row of the coordinate set (or this many in all,
+/// whichever is more). A 0.1 m LiDAR frame has ~15 columns in its box per voxel.
+const COLUMNS_PER_ROW: u64 = 64;
+const MIN_COLUMNS: u64 = 1 << 20;
+
+/// For rows sorted by column (`column_of` ascending), `start[c]` = the first row whose column
+/// is at least `c`, for `c` in `0..=columns`: the rows of column `c` are
+/// `start[c]..start[c + 1]`. Chunks of rows fill disjoint ranges of the array in parallel.
+fn column_starts(n: usize, columns: usize, column_of: &(impl Fn(usize) -> usize + Sync)) -> Vec<u32> {
+    const CHUNK: usize = 4096;
+    let mut start = vec![0u32; columns + 1];
+    // Chunk `j` (rows a..b) owns the cells after the column of row a − 1 up to the column of
+    // row b − 1; the last chunk also owns the cells after the last row's column.
+    let mut pieces = Vec::with_capacity(n.div_ceil(CHUNK));
+    let mut rest = &mut start[..];
+    let mut first_cell = 0usize;
+    for a in (0..n).step_by(CHUNK) {
+        let b = (a + CHUNK).min(n);
+        let last_cell = if b == n { columns } else { column_of(b - 1) };
+        let (mine, tail) = rest.split_at_mut(last_cell + 1 - first_cell);
+        pieces.push((a, b, first_cell, mine));
+        rest = tail;
+        first_cell = last_cell + 1;
+    }
+    pieces.into_par_iter().for_each(|(a, b, first_cell, cells)| {
+        let mut cell = first_cell;
+        for i in a..b {
+            let c = column_of(i);
+            while cell <= c {
+                cells[cell - first_cell] = i as u32;
+                cell += 1;
+            }
+        }
+        for v in &mut cells[cell - first_cell..] {
+            *v = b as u32;
+        }
+    });
+    start
 }
 
 /// A submanifold conv's offsets `(k − c₀)·d` in kernel order.
@@ -235,11 +290,11 @@ fn scatter_map(
 mod tests {
     use super::*;
 
-    /// The merge join and the hash table give the same maps on sorted coordinates (with a
+    /// The column grid and the hash table give the same maps on sorted coordinates (with a
     /// batch axis, odd / even / mixed kernels, dilation, neighbours outside the box), and
     /// unsorted or duplicated coordinates fall back to hashing.
     #[test]
-    fn merge_join_equals_hashing() {
+    fn column_grid_equals_hashing() {
         let mut s = 7u64;
         let mut next = |m: i32| {
             s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -249,13 +304,16 @@ mod tests {
         coords.sort_unstable();
         coords.dedup();
         let range = [17, 15, 9];
-        for (kernel, dilation) in [([3, 3, 3], [1, 1, 1]), ([2, 2, 2], [1, 1, 1]), ([3, 1, 5], [2, 1, 1])] {
+        // The last: z offsets −2, 0, 2, whose gaps fall in the scratch slot.
+        for (kernel, dilation) in
+            [([3, 3, 3], [1, 1, 1]), ([2, 2, 2], [1, 1, 1]), ([3, 1, 5], [2, 1, 1]), ([3, 3, 3], [1, 1, 2])]
+        {
             let geom = ConvGeom { kernel, dilation, ..ConvGeom::cube(3, 1) };
-            let merged = submanifold(&coords, range, &geom);
+            let grid = submanifold(&coords, range, &geom);
             let hashed = submanifold_hashed(&coords, range, &geom);
-            assert_eq!(merged.out_in_map, hashed.out_in_map, "kernel {kernel:?} dilation {dilation:?}");
-            assert_eq!(merged.identity, hashed.identity);
-            assert!(merged.n_pairs() > coords.len(), "neighbours were found");
+            assert_eq!(grid.out_in_map, hashed.out_in_map, "kernel {kernel:?} dilation {dilation:?}");
+            assert_eq!(grid.identity, hashed.identity);
+            assert!(grid.n_pairs() > coords.len(), "neighbours were found");
         }
         let mut shuffled = coords.clone();
         shuffled.swap(0, 100);

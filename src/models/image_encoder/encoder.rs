@@ -64,8 +64,8 @@ impl Default for EncoderOptions {
     }
 }
 
-/// The input and output tensors of the last batch shape, bound once and reused: the model
-/// writes straight into them, with no per-run allocation on either side.
+/// The input and output tensors of one batch shape, bound once and reused: the model writes
+/// straight into them, with no per-run allocation on either side.
 struct BoundIo {
     shape: [usize; 4],
     input: Tensor<f32>,
@@ -76,7 +76,10 @@ struct BoundIo {
 pub struct ImageEncoder {
     config: ModelConfig,
     session: Session,
-    io: Option<BoundIo>,
+    /// The bindings of the last [`BOUND_SHAPES`] batch shapes, the current one first: a frame's
+    /// cameras come in two sizes (front and side), and binding a shape anew each time costs
+    /// far more than the run at full resolution (fresh tensors, the arena's huge pages again).
+    io: Vec<BoundIo>,
     /// The last batch's shape and geometry (its data is written into the bound input).
     batch: Batch,
     /// Seconds spent inside the last `Session::run` (benchmarks split time with it).
@@ -88,6 +91,9 @@ pub struct ImageEncoder {
     promote_pending: bool,
     promoted: HugePages,
 }
+
+/// Batch shapes whose bindings are kept.
+const BOUND_SHAPES: usize = 4;
 
 /// Mappings smaller than this keep their pages (thread stacks are 8 MiB at most).
 const HUGE_PAGE_MIN_MAPPING: usize = 16 << 20;
@@ -144,7 +150,7 @@ impl ImageEncoder {
         let enc = ImageEncoder {
             config,
             session,
-            io: None,
+            io: Vec::new(),
             batch: empty_batch(),
             last_session_s: 0.0,
             last_preprocess_s: 0.0,
@@ -282,10 +288,11 @@ impl ImageEncoder {
 
     /// Binds an input and outputs for `batch`'s shape unless they are bound already.
     fn bind(&mut self, batch: &Batch) -> Result<()> {
-        if self.io.as_ref().is_some_and(|io| io.shape == batch.shape) {
+        if let Some(k) = self.io.iter().position(|io| io.shape == batch.shape) {
+            self.io[..=k].rotate_right(1);
             return Ok(());
         }
-        self.io = None;
+        self.io.truncate(BOUND_SHAPES - 1);
         let at = || Location::file(&self.config.model_file);
         let err = |what: &str, e: ort::Error| Error::model(at(), format!("{what}: {e}"));
         let input = Tensor::<f32>::new(self.session.allocator(), batch.shape)
@@ -300,14 +307,14 @@ impl ImageEncoder {
                 .map_err(|e| err("cannot allocate an output", e))?;
             binding.bind_output(&spec.name, t).map_err(|e| err("cannot bind an output", e))?;
         }
-        self.io = Some(BoundIo { shape: batch.shape, input, binding });
+        self.io.insert(0, BoundIo { shape: batch.shape, input, binding });
         self.promote_pending = self.huge_pages;
         Ok(())
     }
 
     /// The bound input tensor's data (after [`ImageEncoder::bind`]).
-    fn bound_input(io: &mut Option<BoundIo>) -> &mut [f32] {
-        match io {
+    fn bound_input(io: &mut [BoundIo]) -> &mut [f32] {
+        match io.first_mut() {
             Some(io) => io.input.extract_tensor_mut().1,
             None => unreachable!("bound before"),
         }
@@ -316,7 +323,7 @@ impl ImageEncoder {
     /// Runs the session on the bound input and copies the outputs into `out`.
     fn run_bound(&mut self, batch: &Batch, out: &mut Outputs) -> Result<()> {
         let at = || Location::file(&self.config.model_file);
-        let Some(io) = self.io.as_ref() else { unreachable!("run_bound follows bind") };
+        let Some(io) = self.io.first() else { unreachable!("run_bound follows bind") };
         let t = std::time::Instant::now();
         let outputs = self.session.run_binding(&io.binding);
         self.last_session_s = t.elapsed().as_secs_f64();

@@ -91,8 +91,9 @@ impl DenseSegModel {
             })?;
             let t = Instant::now();
             for (n, &i) in idx.iter().enumerate() {
-                let cl = map.channels_last(n);
-                let cells = LogitCells::new(cl.width, cl.height, cl.channels, map.stride as usize, &cl.data);
+                let (cw, ch) = map.content_cells(n);
+                let planes = map.data.index_axis(ndarray::Axis(0), n);
+                let cells = LogitCells::from_planes(planes, cw, ch, map.stride as usize);
                 let g = &map.geometry[n];
                 let (cw, ch) = (g.content_width as usize, g.content_height as usize);
                 let pixels = classify(&cells, cw, ch, entropy);

@@ -34,6 +34,26 @@ impl LogitCells {
         LogitCells { width, height, classes, stride, data }
     }
 
+    /// From a model's channel planes `[classes][rows][columns]`, their first `height` rows and
+    /// `width` columns (the content; the rest is the batch's padding). One pass, rows in
+    /// parallel: the transpose to channels last and the padding together.
+    pub fn from_planes(planes: ndarray::ArrayView3<'_, f32>, width: usize, height: usize, stride: usize) -> Self {
+        let classes = planes.shape()[0];
+        assert!(classes <= LANES && height <= planes.shape()[1] && width <= planes.shape()[2]);
+        let mut data = vec![0f32; width * height * LANES];
+        data.par_chunks_mut((width * LANES).max(1)).enumerate().for_each(|(r, row)| {
+            for (k, plane) in planes.outer_iter().enumerate() {
+                for (cell, &v) in row.chunks_exact_mut(LANES).zip(plane.row(r).iter().take(width)) {
+                    cell[k] = v;
+                }
+            }
+            for cell in row.chunks_exact_mut(LANES) {
+                cell[classes..].fill(PAD_LOGIT);
+            }
+        });
+        LogitCells { width, height, classes, stride, data }
+    }
+
     /// The interpolated logits at input pixel `(x, y)` (its centre), `out` of length `classes`.
     pub fn logits_at(&self, x: usize, y: usize, out: &mut [f32]) {
         let (x0, x1, fx) = tap(x, self.stride, self.width);
@@ -74,30 +94,7 @@ pub fn classify(cells: &LogitCells, width: usize, height: usize, entropy: bool) 
     let xtaps: Vec<(usize, usize, f32)> = (0..width).map(|x| tap(x, cells.stride, cells.width)).collect();
     let rows_per_task = (16384 / width.max(1)).max(1);
     let work = |(chunk, (cls, ent)): (usize, (&mut [u8], &mut [f32]))| {
-        // The vertical blend of the two cell rows, once per pixel row (shared by all its pixels).
-        let mut row = vec![0f32; cells.width * LANES];
-        for r in 0..cls.len() / width {
-            let y = chunk * rows_per_task + r;
-            let (y0, y1, fy) = tap(y, cells.stride, cells.height);
-            let a = &cells.data[y0 * cells.width * LANES..][..cells.width * LANES];
-            let b = &cells.data[y1 * cells.width * LANES..][..cells.width * LANES];
-            for ((o, &p), &q) in row.iter_mut().zip(a).zip(b) {
-                *o = p + fy * (q - p);
-            }
-            for (x, &(x0, x1, fx)) in xtaps.iter().enumerate() {
-                let l: &[f32; LANES] = row[x0 * LANES..][..LANES].try_into().expect("LANES");
-                let h: &[f32; LANES] = row[x1 * LANES..][..LANES].try_into().expect("LANES");
-                let mut z = [0f32; LANES];
-                for k in 0..LANES {
-                    z[k] = l[k] + fx * (h[k] - l[k]);
-                }
-                let (best, max) = argmax(&z);
-                cls[r * width + x] = best as u8;
-                if !ent.is_empty() {
-                    ent[r * width + x] = softmax_entropy(&z, max);
-                }
-            }
-        }
+        classify_rows_dispatch(cells, &xtaps, chunk * rows_per_task, cls, ent)
     };
     let chunk = rows_per_task * width;
     if entropy {
@@ -108,27 +105,85 @@ pub fn classify(cells: &LogitCells, width: usize, height: usize, entropy: bool) 
     PixelClasses { width, height, classes, entropy: entropy.then_some(ent) }
 }
 
-/// Argmax by halving: each level keeps, per lane, the larger of lanes `i` and `i + half`
-/// (the lower one on a tie) with its index. Branch-free, so it vectorises; a serial scan is a
-/// 32-step dependency chain per pixel.
+/// [`classify_rows`] compiled for AVX2 + FMA where the CPU has them (the build targets
+/// baseline x86-64, whose 4-lane SSE2 makes this kernel 3× slower). No float contraction
+/// either way, so both give the same bits.
+fn classify_rows_dispatch(
+    cells: &LogitCells,
+    xtaps: &[(usize, usize, f32)],
+    y0: usize,
+    cls: &mut [u8],
+    ent: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the features were just detected.
+        return unsafe { classify_rows_avx2(cells, xtaps, y0, cls, ent) };
+    }
+    classify_rows(cells, xtaps, y0, cls, ent)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn classify_rows_avx2(cells: &LogitCells, xtaps: &[(usize, usize, f32)], y0: usize, cls: &mut [u8], ent: &mut [f32]) {
+    classify_rows(cells, xtaps, y0, cls, ent)
+}
+
+/// Pixel rows `y0..` (as many as `cls` holds, `xtaps.len()` pixels each): classes into `cls`
+/// and, when `ent` is not empty, entropies into it.
+#[inline(always)]
+fn classify_rows(cells: &LogitCells, xtaps: &[(usize, usize, f32)], y0: usize, cls: &mut [u8], ent: &mut [f32]) {
+    let width = xtaps.len();
+    // The vertical blend of the two cell rows, once per pixel row (shared by all its pixels).
+    let mut row = vec![0f32; cells.width * LANES];
+    for r in 0..cls.len() / width {
+        let (ya, yb, fy) = tap(y0 + r, cells.stride, cells.height);
+        let a = &cells.data[ya * cells.width * LANES..][..cells.width * LANES];
+        let b = &cells.data[yb * cells.width * LANES..][..cells.width * LANES];
+        for ((o, &p), &q) in row.iter_mut().zip(a).zip(b) {
+            *o = p + fy * (q - p);
+        }
+        for (x, &(x0, x1, fx)) in xtaps.iter().enumerate() {
+            let l: &[f32; LANES] = row[x0 * LANES..][..LANES].try_into().expect("LANES");
+            let h: &[f32; LANES] = row[x1 * LANES..][..LANES].try_into().expect("LANES");
+            let mut z = [0f32; LANES];
+            for k in 0..LANES {
+                z[k] = l[k] + fx * (h[k] - l[k]);
+            }
+            let (best, max) = argmax(&z);
+            cls[r * width + x] = best as u8;
+            if !ent.is_empty() {
+                ent[r * width + x] = softmax_entropy(&z, max);
+            }
+        }
+    }
+}
+
+/// Argmax by halving: the maximum by lane-wise maxima, then the lowest lane that holds it from
+/// the mask of lanes equal to it (NumPy's tie rule). Branch-free, so it vectorises; a
+/// serial scan is a 32-step dependency chain per pixel.
+#[inline(always)]
 fn argmax(z: &[f32; LANES]) -> (usize, f32) {
     let mut v = *z;
-    let mut idx: [u32; LANES] = std::array::from_fn(|k| k as u32);
     let mut half = LANES / 2;
     while half > 0 {
         for i in 0..half {
-            let right = v[i + half] > v[i];
-            v[i] = if right { v[i + half] } else { v[i] };
-            idx[i] = if right { idx[i + half] } else { idx[i] };
+            v[i] = if v[i + half] > v[i] { v[i + half] } else { v[i] };
         }
         half /= 2;
     }
-    (idx[0] as usize, v[0])
+    let max = v[0];
+    let mut hits = 0u32;
+    for (k, &x) in z.iter().enumerate() {
+        hits |= ((x == max) as u32) << k;
+    }
+    (hits.trailing_zeros() as usize, max)
 }
 
 /// `H = log S − Σ e^{z_k − m} (z_k − m) / S` with `S = Σ e^{z_k − m}`: the entropy of
 /// softmax(z) in nats, written so padded channels (e^{−10⁴} = 0) add nothing. The sums are
 /// taken by halving (lane-wise adds) so they vectorise; a running sum is a serial chain.
+#[inline(always)]
 fn softmax_entropy(z: &[f32; LANES], max: f32) -> f32 {
     let mut e = [0f32; LANES];
     let mut ed = [0f32; LANES];
@@ -141,6 +196,7 @@ fn softmax_entropy(z: &[f32; LANES], max: f32) -> f32 {
     (s.ln() - sz / s).max(0.0)
 }
 
+#[inline(always)]
 fn halving_sum(mut v: [f32; LANES]) -> f32 {
     let mut half = LANES / 2;
     while half > 0 {
@@ -163,11 +219,15 @@ pub fn exp_neg(x: f32) -> f32 {
     // Round to nearest with the 1.5·2^23 trick (vectorises; `round()` may not).
     const MAGIC: f32 = 12_582_912.0;
     let x = x.max(-87.0);
-    let n = (x * LOG2E + MAGIC) - MAGIC;
+    let t = x * LOG2E + MAGIC;
+    let n = t - MAGIC;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    // n as an integer from t's bits (t and MAGIC share their exponent, so the difference of
+    // the bit patterns is n): `n as i32` is a saturating conversion that does not vectorise.
     // Wrapping: no overflow check in the loop (n ∈ [−126, 0] after the clamp).
-    let bits = ((n as i32).wrapping_add(127) << 23) as u32;
+    let ni = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
+    let bits = (ni.wrapping_add(127) << 23) as u32;
     p * f32::from_bits(bits)
 }
 
@@ -230,6 +290,12 @@ mod tests {
                 }
             }
         }
+        // The same cells from channel planes with padding around the content.
+        let mut planes = ndarray::Array3::<f32>::zeros((c, h + 2, w + 3));
+        for ((r, q), k) in (0..h).flat_map(|r| (0..w).map(move |q| (r, q))).flat_map(|p| (0..c).map(move |k| (p, k))) {
+            planes[[k, r, q]] = cells[(r * w + q) * c + k];
+        }
+        assert_eq!(LogitCells::from_planes(planes.view(), w, h, s), lc);
         let no_entropy = classify(&lc, pw, ph, false);
         assert_eq!(no_entropy.classes, got.classes);
         assert!(no_entropy.entropy.is_none());

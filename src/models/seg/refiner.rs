@@ -20,6 +20,7 @@ use crate::sparse::nets::{conv_bn, res_block};
 use crate::sparse::weights::{Init, Params};
 
 use super::dense::{CLASSES, DenseOutput};
+use super::logits::exp_neg;
 
 /// The shipped refiner weights' files under the data folder's `weights/`, per input scale.
 pub fn weights_file(scale: f64) -> String {
@@ -173,7 +174,7 @@ impl Refiner {
         if n == 0 {
             return Ok(Refined { refiner: Vec::new(), ensemble: Vec::new() });
         }
-        let p1 = softmax_rows(l1);
+        let (p1, h1) = softmax_rows(l1);
         let mut feats = vec![0f32; n * IN_CHANNELS];
         feats.par_chunks_mut(IN_CHANNELS).enumerate().for_each(|(i, f)| {
             for k in 0..3 {
@@ -200,22 +201,22 @@ impl Refiner {
         }
         let backend = self.device.backend();
         let l2 = backend.download(&self.head.forward(&self.device, &h.feats, Activation::None)?)?;
-        let ensemble = self.ensemble(l1, &p1, &l2)?;
+        let ensemble = self.ensemble(l1, &p1, &h1, &l2)?;
         Ok(Refined { refiner: l2, ensemble })
     }
 
     /// The gated ensembler: `w = softmax(gate([p1, H1, p2, H2]))`, `post(w0·l1 + w1·l2)`.
-    fn ensemble(&self, l1: &[f32], p1: &[f32], l2: &[f32]) -> Result<Vec<f32>> {
+    fn ensemble(&self, l1: &[f32], p1: &[f32], h1: &[f32], l2: &[f32]) -> Result<Vec<f32>> {
         let n = l1.len() / CLASSES;
-        let p2 = softmax_rows(l2);
+        let (p2, h2) = softmax_rows(l2);
         let width = 2 * (CLASSES + 1);
         let mut x = vec![0f32; n * width];
         x.par_chunks_mut(width).enumerate().for_each(|(i, row)| {
             let (a, b) = (&p1[i * CLASSES..][..CLASSES], &p2[i * CLASSES..][..CLASSES]);
             row[..CLASSES].copy_from_slice(a);
-            row[CLASSES] = entropy(a);
+            row[CLASSES] = h1[i];
             row[CLASSES + 1..2 * CLASSES + 1].copy_from_slice(b);
-            row[2 * CLASSES + 1] = entropy(b);
+            row[2 * CLASSES + 1] = h2[i];
         });
         let backend = self.device.backend();
         let d = &self.device;
@@ -264,24 +265,27 @@ pub fn refine_image(
     Ok((out, gather_s, t.elapsed().as_secs_f64()))
 }
 
-/// Row-wise softmax of `[n × 29]` logits.
-fn softmax_rows(l: &[f32]) -> Vec<f32> {
+/// Row-wise softmax of `[n × 29]` logits and each row's entropy −Σ p log p (nats; the
+/// twin's `-(exp(logp) * logp).sum()`), the latter as `log S − Σ e^{z−m} (z − m) / S` with
+/// `S = Σ e^{z−m}`: one logarithm per row instead of one per class. Branch-free exponentials
+/// ([`exp_neg`]), so the rows vectorise.
+fn softmax_rows(l: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let mut p = vec![0f32; l.len()];
-    p.par_chunks_mut(CLASSES).zip(l.par_chunks(CLASSES)).for_each(|(p, l)| {
+    let mut h = vec![0f32; l.len() / CLASSES];
+    p.par_chunks_mut(CLASSES).zip(h.par_iter_mut()).zip(l.par_chunks(CLASSES)).for_each(|((p, h), l)| {
         let m = l.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        let mut s = 0.0;
+        let (mut s, mut sd) = (0f32, 0f32);
         for (q, &v) in p.iter_mut().zip(l) {
-            *q = (v - m).exp();
+            let d = v - m;
+            *q = exp_neg(d);
             s += *q;
+            sd += *q * d;
         }
+        let inv = 1.0 / s;
         for q in p.iter_mut() {
-            *q /= s;
+            *q *= inv;
         }
+        *h = (s.ln() - sd * inv).max(0.0);
     });
-    p
-}
-
-/// −Σ p log p (nats), as the twin's `-(exp(logp) * logp).sum()` (0 · log 0 = 0).
-fn entropy(p: &[f32]) -> f32 {
-    -p.iter().filter(|&&q| q > 0.0).map(|&q| q * q.ln()).sum::<f32>()
+    (p, h)
 }

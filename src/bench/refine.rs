@@ -20,10 +20,10 @@ use crate::eval::camera_seg::labelled_images;
 use crate::models::image_encoder::EncoderOptions;
 use crate::models::image_encoder::decode_frame_images;
 use crate::models::image_encoder::preprocess::RgbView;
-use crate::models::seg::DenseSegModel;
 use crate::models::seg::refiner::refine_image;
 use crate::models::seg::refiner::{Refiner, weights_file};
 use crate::models::seg::selector::select;
+use crate::models::seg::{DenseSegModel, Entropy};
 use crate::pipeline::{FrameSelection, Source};
 use crate::sparse::layers::RunCtx;
 
@@ -79,7 +79,8 @@ struct Method {
 fn run_once(m: &mut Method, images: &[image::RgbImage], ctx: &RunCtx) -> Result<[f64; 6]> {
     let views: Vec<RgbView<'_>> = images.iter().map(RgbView::from).collect();
     let t = Instant::now();
-    let (outs, _) = m.dense.run(&views, m.refiner.is_some())?;
+    let entropy = m.refiner.as_ref().map_or(Entropy::None, |(_, tau)| Entropy::Above(*tau));
+    let (outs, _) = m.dense.run(&views, entropy)?;
     let mut s = [0f64; 6];
     for (out, img) in outs.iter().zip(images) {
         let pred = out.full_classes();

@@ -361,7 +361,7 @@ fn refine(args: &Args, data: &std::path::Path, ctx: &Context, stdout: &mut impl 
     use scenetok::models::image_encoder::preprocess::RgbView;
     use scenetok::models::seg::refiner::refine_image;
     use scenetok::models::seg::refiner::{Refiner, weights_file};
-    use scenetok::models::seg::{CONFIG_FILE, DenseSegModel, selector::select};
+    use scenetok::models::seg::{CONFIG_FILE, DenseSegModel, Entropy, selector::select};
     use scenetok::pipeline::{FrameSelection, Segments, Source};
     use scenetok::viz::refine::{RefineView, grid, log, panels};
 
@@ -381,7 +381,7 @@ fn refine(args: &Args, data: &std::path::Path, ctx: &Context, stdout: &mut impl 
     let images = labelled_images(&frame.frame, &frame.at)?;
     anyhow::ensure!(!images.is_empty(), "{}: the frame has no labelled camera image", data.display());
     let views: Vec<RgbView<'_>> = images.iter().map(|i| RgbView::from(&i.rgb)).collect();
-    let (outs, _) = model.run(&views, true)?;
+    let (outs, _) = model.run(&views, Entropy::Exact)?;
     let rec = match (&args.save, args.spawn, &args.connect) {
         (Some(p), _, _) => Some(rerun::RecordingStreamBuilder::new("scenetok refine").save(p)?),
         (_, true, _) => Some(rerun::RecordingStreamBuilder::new("scenetok refine").spawn()?),

@@ -274,7 +274,7 @@ use crate::models::image_encoder::decode_frame_images;
 use crate::models::image_encoder::preprocess::RgbView;
 use crate::models::seg::refiner::{Refiner, refine_image};
 use crate::models::seg::selector::{TauChoice, TauChooser};
-use crate::models::seg::{DenseOutput, DenseSegModel};
+use crate::models::seg::{DenseOutput, DenseSegModel, Entropy};
 use crate::pipeline::{FrameSelection, Source};
 use crate::scene::Frame;
 use crate::sparse::layers::RunCtx;
@@ -505,7 +505,7 @@ pub fn evaluate(
         let mut rows = Vec::new();
         for m in methods.iter_mut() {
             let t = Instant::now();
-            let (outs, times) = m.model.run(&views, m.tau.is_some())?;
+            let (outs, times) = m.model.run(&views, m.tau.map_or(Entropy::None, Entropy::Above))?;
             let t_full = Instant::now();
             let preds: Vec<Vec<u8>> = outs.iter().map(DenseOutput::full_classes).collect();
             let full_s = t_full.elapsed().as_secs_f64();
@@ -746,7 +746,7 @@ pub fn choose_tau(
         if views.is_empty() {
             continue;
         }
-        let (outs, _) = model.run(&views, true)?;
+        let (outs, _) = model.run(&views, Entropy::Exact)?;
         for (img, out) in images.iter().zip(&outs) {
             chooser.add(out, &img.classes);
             seen += 1;

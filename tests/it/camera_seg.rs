@@ -9,7 +9,7 @@ use scenetok::models::image_encoder::preprocess::RgbView;
 use scenetok::models::seg::refiner::Refiner;
 use scenetok::models::seg::refiner::refine_image;
 use scenetok::models::seg::selector::select;
-use scenetok::models::seg::{CLASSES, CONFIG_FILE, DenseSegModel};
+use scenetok::models::seg::{CLASSES, CONFIG_FILE, DenseSegModel, Entropy};
 use scenetok::pipeline::{FrameSelection, Source};
 use scenetok::sim::generate::{GenerateConfig, Preset, generate};
 use scenetok::sparse::layers::RunCtx;
@@ -73,7 +73,7 @@ fn dense_model_selector_and_refinement_on_a_generated_frame() {
     assert_eq!(images.len(), 5, "five labelled cameras");
     let views: Vec<RgbView<'_>> = images.iter().map(|i| RgbView::from(&i.rgb)).collect();
     let mut half = dense(0.5);
-    let (outs, _) = half.run(&views, true).unwrap();
+    let (outs, _) = half.run(&views, Entropy::Exact).unwrap();
     let (w, h) = images[0].rgb.dimensions();
     let out = &outs[0];
     assert_eq!((out.width, out.height), (w as usize, h as usize));
@@ -90,7 +90,7 @@ fn dense_model_selector_and_refinement_on_a_generated_frame() {
     }
     // The trained model at full resolution (the ¼ scale of a Waymo camera) is far better than
     // chance on a generated frame (29 classes).
-    let (at_full, _) = dense(1.0).run(&views[..1], false).unwrap();
+    let (at_full, _) = dense(1.0).run(&views[..1], Entropy::None).unwrap();
     let right = at_full[0].full_classes().iter().zip(&images[0].classes).filter(|(p, g)| **g != 0 && p == g).count();
     let labelled = images[0].classes.iter().filter(|g| **g != 0).count();
     assert!(right as f64 > 0.5 * labelled as f64, "{right} of {labelled} right");

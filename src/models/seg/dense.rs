@@ -12,7 +12,7 @@ use crate::models::image_encoder::config::OutputKind;
 use crate::models::image_encoder::preprocess::RgbView;
 use crate::models::image_encoder::{EncoderOptions, ImageEncoder, ModelConfig};
 
-use super::logits::{LogitCells, PixelClasses, classify};
+use super::logits::{Entropy, LogitCells, PixelClasses, classify};
 
 /// The config of the shipped dense model, under the data folder's `models/`.
 pub const CONFIG_FILE: &str = "camera_seg_lite0.toml";
@@ -71,8 +71,8 @@ impl DenseSegModel {
     }
 
     /// Runs the model on `images` (one batch per distinct size, so no image pays for another's
-    /// padding); classes at the input resolution, with the entropy if `entropy`.
-    pub fn run(&mut self, images: &[RgbView<'_>], entropy: bool) -> Result<(Vec<DenseOutput>, DenseTimes)> {
+    /// padding); classes at the input resolution, with the entropy as `entropy` asks.
+    pub fn run(&mut self, images: &[RgbView<'_>], entropy: Entropy) -> Result<(Vec<DenseOutput>, DenseTimes)> {
         let mut times = DenseTimes::default();
         let mut out: Vec<Option<DenseOutput>> = (0..images.len()).map(|_| None).collect();
         let mut sizes: Vec<(u32, u32)> = images.iter().map(|i| (i.width, i.height)).collect();

@@ -82,27 +82,80 @@ pub struct PixelClasses {
     pub width: usize,
     pub height: usize,
     pub classes: Vec<u8>,
-    /// Entropy of the softmax in nats, when asked for.
+    /// Entropy of the softmax in nats, when asked for ([`Entropy`]: exact, or exact only
+    /// where it may exceed a threshold).
     pub entropy: Option<Vec<f32>>,
 }
 
-/// Resamples `cells` at every pixel of a `width × height` input grid: argmax and, if
-/// `entropy`, the softmax's entropy. Rows run in parallel.
-pub fn classify(cells: &LogitCells, width: usize, height: usize, entropy: bool) -> PixelClasses {
+/// What [`classify`] computes besides the classes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Entropy {
+    /// Classes only.
+    None,
+    /// Every pixel's entropy (choosing τ needs them all).
+    Exact,
+    /// What SparseRefine's selector `H > τ` needs: the exact entropy wherever it may exceed
+    /// τ, and 0 where the logits' margin proves `H ≤ τ` ([`certain_margin`]) without an
+    /// exponential. The selection is the same as with exact entropies.
+    Above(f32),
+}
+
+/// The logit margin (best − second best) from which `H ≤ tau − 1e-4` holds for any logits
+/// over `classes` classes, or infinity where no margin does (`tau` below 1e-4).
+///
+/// With margin δ the best class's probability is at least `p = 1 / (1 + (K−1)e^{−δ})`,
+/// and over distributions whose largest probability is `q ≥ 1/K` the entropy is at most
+/// `−q ln q − (1−q) ln((1−q)/(K−1))` (the rest spread evenly), which falls as `q` grows.
+/// The 1e-4 nats of slack cover the rounding of the computed entropy (~1e-6), so a pixel
+/// whose computed entropy is above τ is never certified.
+pub fn certain_margin(tau: f32, classes: usize) -> f32 {
+    let k = classes.max(2) as f64;
+    let target = tau as f64 - 1e-4;
+    let bound = |delta: f64| {
+        let q = 1.0 / (1.0 + (k - 1.0) * (-delta).exp());
+        let rest = 1.0 - q;
+        let spread = if rest > 0.0 { -rest * (rest / (k - 1.0)).ln() } else { 0.0 };
+        -q * q.ln() + spread
+    };
+    if target <= 0.0 {
+        return f32::INFINITY;
+    }
+    // The bound falls with δ; bisect for where it meets the target (past 80 it is ~0).
+    let (mut lo, mut hi) = (0.0f64, 80.0f64);
+    if bound(hi) > target {
+        return f32::INFINITY;
+    }
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if bound(mid) > target { lo = mid } else { hi = mid }
+    }
+    // Rounded up to the next float, so the f32 comparison never certifies less margin.
+    let m = hi as f32;
+    if (m as f64) < hi { f32::from_bits(m.to_bits() + 1) } else { m }
+}
+
+/// Resamples `cells` at every pixel of a `width × height` input grid: argmax and the
+/// softmax's entropy as `entropy` asks. Rows run in parallel.
+pub fn classify(cells: &LogitCells, width: usize, height: usize, entropy: Entropy) -> PixelClasses {
     let mut classes = vec![0u8; width * height];
-    let mut ent = if entropy { vec![0f32; width * height] } else { Vec::new() };
+    let margin = match entropy {
+        Entropy::Above(tau) => certain_margin(tau, cells.classes),
+        _ => f32::INFINITY,
+    };
+    let with_entropy = entropy != Entropy::None;
+    let mut ent = if with_entropy { vec![0f32; width * height] } else { Vec::new() };
     let xtaps: Vec<(usize, usize, f32)> = (0..width).map(|x| tap(x, cells.stride, cells.width)).collect();
     let rows_per_task = (16384 / width.max(1)).max(1);
     let work = |(chunk, (cls, ent)): (usize, (&mut [u8], &mut [f32]))| {
-        classify_rows_dispatch(cells, &xtaps, chunk * rows_per_task, cls, ent)
+        classify_rows_dispatch(cells, &xtaps, chunk * rows_per_task, margin, cls, ent)
     };
     let chunk = rows_per_task * width;
-    if entropy {
+    if with_entropy {
         classes.par_chunks_mut(chunk).zip(ent.par_chunks_mut(chunk)).enumerate().for_each(work);
     } else {
         classes.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| work((i, (c, &mut [][..]))));
     }
-    PixelClasses { width, height, classes, entropy: entropy.then_some(ent) }
+    PixelClasses { width, height, classes, entropy: with_entropy.then_some(ent) }
 }
 
 /// [`classify_rows`] compiled for AVX2 + FMA where the CPU has them (the build targets
@@ -112,27 +165,43 @@ fn classify_rows_dispatch(
     cells: &LogitCells,
     xtaps: &[(usize, usize, f32)],
     y0: usize,
+    margin: f32,
     cls: &mut [u8],
     ent: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the features were just detected.
-        return unsafe { classify_rows_avx2(cells, xtaps, y0, cls, ent) };
+        return unsafe { classify_rows_avx2(cells, xtaps, y0, margin, cls, ent) };
     }
-    classify_rows(cells, xtaps, y0, cls, ent)
+    classify_rows(cells, xtaps, y0, margin, cls, ent)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn classify_rows_avx2(cells: &LogitCells, xtaps: &[(usize, usize, f32)], y0: usize, cls: &mut [u8], ent: &mut [f32]) {
-    classify_rows(cells, xtaps, y0, cls, ent)
+fn classify_rows_avx2(
+    cells: &LogitCells,
+    xtaps: &[(usize, usize, f32)],
+    y0: usize,
+    margin: f32,
+    cls: &mut [u8],
+    ent: &mut [f32],
+) {
+    classify_rows(cells, xtaps, y0, margin, cls, ent)
 }
 
 /// Pixel rows `y0..` (as many as `cls` holds, `xtaps.len()` pixels each): classes into `cls`
-/// and, when `ent` is not empty, entropies into it.
+/// and, when `ent` is not empty, entropies into it (0 where the best logit leads the second
+/// by at least `margin`).
 #[inline(always)]
-fn classify_rows(cells: &LogitCells, xtaps: &[(usize, usize, f32)], y0: usize, cls: &mut [u8], ent: &mut [f32]) {
+fn classify_rows(
+    cells: &LogitCells,
+    xtaps: &[(usize, usize, f32)],
+    y0: usize,
+    margin: f32,
+    cls: &mut [u8],
+    ent: &mut [f32],
+) {
     let width = xtaps.len();
     // The vertical blend of the two cell rows, once per pixel row (shared by all its pixels).
     let mut row = vec![0f32; cells.width * LANES];
@@ -153,7 +222,8 @@ fn classify_rows(cells: &LogitCells, xtaps: &[(usize, usize, f32)], y0: usize, c
             let (best, max) = argmax(&z);
             cls[r * width + x] = best as u8;
             if !ent.is_empty() {
-                ent[r * width + x] = softmax_entropy(&z, max);
+                let second = second_max(&z, best);
+                ent[r * width + x] = if max - second >= margin { 0.0 } else { softmax_entropy(&z, max) };
             }
         }
     }
@@ -178,6 +248,20 @@ fn argmax(z: &[f32; LANES]) -> (usize, f32) {
         hits |= ((x == max) as u32) << k;
     }
     (hits.trailing_zeros() as usize, max)
+}
+
+/// The largest value outside lane `best`, by halving like [`argmax`].
+#[inline(always)]
+fn second_max(z: &[f32; LANES], best: usize) -> f32 {
+    let mut v: [f32; LANES] = std::array::from_fn(|k| if k == best { f32::NEG_INFINITY } else { z[k] });
+    let mut half = LANES / 2;
+    while half > 0 {
+        for i in 0..half {
+            v[i] = if v[i + half] > v[i] { v[i + half] } else { v[i] };
+        }
+        half /= 2;
+    }
+    v[0]
 }
 
 /// `H = log S − Σ e^{z_k − m} (z_k − m) / S` with `S = Σ e^{z_k − m}`: the entropy of
@@ -259,7 +343,7 @@ mod tests {
             .collect();
         let lc = LogitCells::new(w, h, c, s, &cells);
         let (pw, ph) = (27, 18); // not a multiple of the stride: the last cells clamp
-        let got = classify(&lc, pw, ph, true);
+        let got = classify(&lc, pw, ph, Entropy::Exact);
         let mut z = vec![0f32; c];
         for y in 0..ph {
             for x in 0..pw {
@@ -296,8 +380,68 @@ mod tests {
             planes[[k, r, q]] = cells[(r * w + q) * c + k];
         }
         assert_eq!(LogitCells::from_planes(planes.view(), w, h, s), lc);
-        let no_entropy = classify(&lc, pw, ph, false);
+        let no_entropy = classify(&lc, pw, ph, Entropy::None);
         assert_eq!(no_entropy.classes, got.classes);
         assert!(no_entropy.entropy.is_none());
+    }
+
+    /// `Entropy::Above(τ)` selects exactly the pixels exact entropies select, and where it
+    /// computes an entropy it is the exact one; logit vectors with the certified margin have
+    /// entropy at most τ.
+    #[test]
+    fn entropy_above_tau_selects_as_exact_entropy() {
+        let (w, h, c, s) = (40, 30, 29, 4);
+        let mut state = 11u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        // Cells with a clear winner of varying lead over a noisy rest: every entropy from ~0 to ~2.
+        let mut cells = vec![0f32; w * h * c];
+        for cell in cells.chunks_exact_mut(c) {
+            let lead = 12.0 * next();
+            for v in cell.iter_mut() {
+                *v = 3.0 * next();
+            }
+            cell[(next() * c as f32) as usize % c] += lead;
+        }
+        let lc = LogitCells::new(w, h, c, s, &cells);
+        let exact = classify(&lc, w * s, h * s, Entropy::Exact);
+        let exact_h = exact.entropy.as_ref().unwrap();
+        for tau in [0.05f32, 0.3, 0.64, 1.2, 3.0, -1.0] {
+            let above = classify(&lc, w * s, h * s, Entropy::Above(tau));
+            assert_eq!(above.classes, exact.classes);
+            let above_h = above.entropy.as_ref().unwrap();
+            let mut certified = 0;
+            for (a, e) in above_h.iter().zip(exact_h) {
+                assert_eq!(*a > tau, *e > tau, "τ {tau}: {a} vs exact {e}");
+                if *a == 0.0 && *e != 0.0 {
+                    certified += 1;
+                } else {
+                    assert_eq!(a, e);
+                }
+            }
+            if (0.3..=1.2).contains(&tau) {
+                assert!(certified > 0, "τ {tau}: some pixels certified");
+            }
+        }
+        // The bound itself on random logit vectors at exactly the margin.
+        for tau in [0.1f32, 0.64, 1.5] {
+            let m = certain_margin(tau, c);
+            assert!(m.is_finite() && m > 0.0);
+            for _ in 0..2000 {
+                let mut z: Vec<f64> = (0..c).map(|_| (next() as f64 - 1.0) * 20.0 * next() as f64).collect();
+                z[0] = z[1..].iter().cloned().fold(f64::MIN, f64::max) + m as f64;
+                let mx = z[0];
+                let sum: f64 = z.iter().map(|v| (v - mx).exp()).sum();
+                let ent: f64 = -z
+                    .iter()
+                    .map(|v| (v - mx).exp() / sum)
+                    .map(|p| if p > 0.0 { p * p.ln() } else { 0.0 })
+                    .sum::<f64>();
+                assert!(ent <= tau as f64, "τ {tau}, margin {m}: entropy {ent}");
+            }
+        }
+        assert_eq!(certain_margin(0.0, c), f32::INFINITY);
     }
 }

@@ -12,3 +12,4 @@ pub mod refiner;
 pub mod selector;
 
 pub use dense::{CLASSES, CONFIG_FILE, DenseOutput, DenseSegModel};
+pub use logits::Entropy;

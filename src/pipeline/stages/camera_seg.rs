@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::io::v2::{Component, FrameRequest};
 use crate::models::image_encoder::RgbView;
 use crate::models::seg::refiner::{Refiner, refine_image};
-use crate::models::seg::{DenseSegModel, selector::select};
+use crate::models::seg::{DenseSegModel, Entropy, selector::select};
 use crate::pipeline::context::{CameraSegOutput, FrameContext};
 use crate::pipeline::stage::{Stage, StageKind};
 use crate::sparse::layers::RunCtx;
@@ -57,7 +57,8 @@ impl Stage for CameraSegStage {
             return Ok(());
         }
         let views: Vec<RgbView<'_>> = images.images.iter().map(RgbView::from).collect();
-        let (dense, _) = self.dense.run(&views, self.refiner.is_some())?;
+        let entropy = self.refiner.as_ref().map_or(Entropy::None, |(_, tau)| Entropy::Above(*tau));
+        let (dense, _) = self.dense.run(&views, entropy)?;
         for (((camera, _), rgb), d) in images.cameras.iter().zip(&images.images).zip(&dense) {
             let classes = d.full_classes();
             let (classes, refined) = match &self.refiner {

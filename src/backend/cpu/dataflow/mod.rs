@@ -5,6 +5,7 @@ mod fetch_on_demand;
 mod fused_gather;
 mod gather_scatter;
 mod implicit_gemm;
+mod one_to_one;
 
 use crate::backend::{Activation, Dataflow, KernelMap};
 
@@ -30,10 +31,17 @@ pub struct HostEpilogue<'a> {
 /// `Y [n_out × cout]` of the conv, computed with `dataflow`, its epilogue applied. The
 /// caller checked the shapes. The fused-gather kernels apply the epilogue as they store
 /// each row; the other dataflows scatter-add into their output, so it follows in one pass.
+/// A map whose outputs each have one input, densely ([`one_to_one`]), runs as one GEMM
+/// whatever the dataflow.
 pub fn run(dataflow: &Dataflow, p: &ConvProblem<'_>, epi: &HostEpilogue<'_>) -> Vec<f32> {
     debug_assert_eq!(p.x.len(), p.map.n_in * p.cin);
     debug_assert_eq!(p.w.len(), p.map.volume * p.cin * p.cout);
     debug_assert!(epi.residual.is_none_or(|r| r.len() == p.map.n_out * p.cout));
+    if let Some(single) = one_to_one::single_inputs(p.map) {
+        let mut y = one_to_one::run(p, &single);
+        super::epilogue_with_residual(&mut y, p.cout, epi);
+        return y;
+    }
     let mut y = match *dataflow {
         Dataflow::GatherScatter { epsilon, mm_thresh } => gather_scatter::run(p, epsilon, mm_thresh),
         Dataflow::FetchOnDemand { tile } => fetch_on_demand::run(p, tile.max(1)),

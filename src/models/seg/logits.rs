@@ -144,10 +144,14 @@ pub fn classify(cells: &LogitCells, width: usize, height: usize, entropy: Entrop
     };
     let with_entropy = entropy != Entropy::None;
     let mut ent = if with_entropy { vec![0f32; width * height] } else { Vec::new() };
+    let quads = match entropy {
+        Entropy::Exact => Vec::new(),
+        _ => certain_quads(cells, margin),
+    };
     let xtaps: Vec<(usize, usize, f32)> = (0..width).map(|x| tap(x, cells.stride, cells.width)).collect();
     let rows_per_task = (16384 / width.max(1)).max(1);
     let work = |(chunk, (cls, ent)): (usize, (&mut [u8], &mut [f32]))| {
-        classify_rows_dispatch(cells, &xtaps, chunk * rows_per_task, margin, cls, ent)
+        classify_rows_dispatch(cells, &quads, &xtaps, chunk * rows_per_task, margin, cls, ent)
     };
     let chunk = rows_per_task * width;
     if with_entropy {
@@ -158,11 +162,60 @@ pub fn classify(cells: &LogitCells, width: usize, height: usize, entropy: Entrop
     PixelClasses { width, height, classes, entropy: with_entropy.then_some(ent) }
 }
 
+/// A quad of cells (the four a pixel's taps read, named by its top-left cell) whose pixels
+/// need no work of their own: [`CLASS_ONLY`] + the class where every corner has the same best
+/// class by a margin that survives interpolation, [`CLASS_AND_ENTROPY`] + the class where the
+/// margin also proves `H ≤ τ` (`margin`); [`UNKNOWN`] otherwise.
+///
+/// Interpolated logits are convex combinations of the corners', so the best corner class's lead
+/// over any other class is at least the smallest corner margin. The extra `1e-2 + 1e-6·|z|`
+/// covers the interpolation's rounding (a few ulp of the largest logit), so the pixels' own
+/// computation would find the same class and margin.
+fn certain_quads(cells: &LogitCells, margin: f32) -> Vec<u8> {
+    let (w, h) = (cells.width, cells.height);
+    // Per cell: best class, its lead over the second, the largest |logit|.
+    let mut best = vec![(0u8, 0f32, 0f32); w * h];
+    best.par_chunks_mut(w.max(1)).enumerate().for_each(|(r, row)| {
+        for (q, b) in row.iter_mut().enumerate() {
+            let z: &[f32; LANES] = cells.data[(r * w + q) * LANES..][..LANES].try_into().expect("LANES");
+            let (c, max) = argmax(z);
+            let amax = z[..cells.classes].iter().fold(0f32, |m, v| m.max(v.abs()));
+            *b = (c as u8, max - second_max(z, c), amax);
+        }
+    });
+    let mut quads = vec![UNKNOWN; w * h];
+    quads.par_chunks_mut(w.max(1)).enumerate().for_each(|(r, row)| {
+        let r1 = (r + 1).min(h - 1);
+        for (q, out) in row.iter_mut().enumerate() {
+            let q1 = (q + 1).min(w - 1);
+            let corners = [best[r * w + q], best[r * w + q1], best[r1 * w + q], best[r1 * w + q1]];
+            let class = corners[0].0;
+            if corners.iter().any(|c| c.0 != class) {
+                continue;
+            }
+            let lead = corners.iter().fold(f32::INFINITY, |m, c| m.min(c.1));
+            let slack = 1e-2 + 1e-6 * corners.iter().fold(0f32, |m, c| m.max(c.2));
+            if lead - slack >= margin {
+                *out = CLASS_AND_ENTROPY + class;
+            } else if lead > slack {
+                *out = CLASS_ONLY + class;
+            }
+        }
+    });
+    quads
+}
+
+/// [`certain_quads`]' codes (classes are below 64).
+const UNKNOWN: u8 = 255;
+const CLASS_ONLY: u8 = 0;
+const CLASS_AND_ENTROPY: u8 = 64;
+
 /// [`classify_rows`] compiled for AVX2 + FMA where the CPU has them (the build targets
 /// baseline x86-64, whose 4-lane SSE2 makes this kernel 3× slower). No float contraction
 /// either way, so both give the same bits.
 fn classify_rows_dispatch(
     cells: &LogitCells,
+    quads: &[u8],
     xtaps: &[(usize, usize, f32)],
     y0: usize,
     margin: f32,
@@ -172,30 +225,33 @@ fn classify_rows_dispatch(
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the features were just detected.
-        return unsafe { classify_rows_avx2(cells, xtaps, y0, margin, cls, ent) };
+        return unsafe { classify_rows_avx2(cells, quads, xtaps, y0, margin, cls, ent) };
     }
-    classify_rows(cells, xtaps, y0, margin, cls, ent)
+    classify_rows(cells, quads, xtaps, y0, margin, cls, ent)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn classify_rows_avx2(
     cells: &LogitCells,
+    quads: &[u8],
     xtaps: &[(usize, usize, f32)],
     y0: usize,
     margin: f32,
     cls: &mut [u8],
     ent: &mut [f32],
 ) {
-    classify_rows(cells, xtaps, y0, margin, cls, ent)
+    classify_rows(cells, quads, xtaps, y0, margin, cls, ent)
 }
 
 /// Pixel rows `y0..` (as many as `cls` holds, `xtaps.len()` pixels each): classes into `cls`
 /// and, when `ent` is not empty, entropies into it (0 where the best logit leads the second
-/// by at least `margin`).
+/// by at least `margin`). Pixels of a certain quad ([`certain_quads`]; none if `quads` is
+/// empty) take its class without interpolating.
 #[inline(always)]
 fn classify_rows(
     cells: &LogitCells,
+    quads: &[u8],
     xtaps: &[(usize, usize, f32)],
     y0: usize,
     margin: f32,
@@ -212,7 +268,18 @@ fn classify_rows(
         for ((o, &p), &q) in row.iter_mut().zip(a).zip(b) {
             *o = p + fy * (q - p);
         }
+        let quad_row = if quads.is_empty() { &[][..] } else { &quads[ya * cells.width..][..cells.width] };
         for (x, &(x0, x1, fx)) in xtaps.iter().enumerate() {
+            if let Some(&q) = quad_row.get(x0)
+                && q != UNKNOWN
+                && (q >= CLASS_AND_ENTROPY || ent.is_empty())
+            {
+                cls[r * width + x] = q % CLASS_AND_ENTROPY;
+                if !ent.is_empty() {
+                    ent[r * width + x] = 0.0;
+                }
+                continue;
+            }
             let l: &[f32; LANES] = row[x0 * LANES..][..LANES].try_into().expect("LANES");
             let h: &[f32; LANES] = row[x1 * LANES..][..LANES].try_into().expect("LANES");
             let mut z = [0f32; LANES];
@@ -408,6 +475,9 @@ mod tests {
         let lc = LogitCells::new(w, h, c, s, &cells);
         let exact = classify(&lc, w * s, h * s, Entropy::Exact);
         let exact_h = exact.entropy.as_ref().unwrap();
+        // Classes alone (quads certain of their class skip the pixels' own work) are the same.
+        assert_eq!(classify(&lc, w * s, h * s, Entropy::None).classes, exact.classes);
+        assert!(certain_quads(&lc, f32::INFINITY).iter().any(|&q| q != UNKNOWN), "some quads are certain");
         for tau in [0.05f32, 0.3, 0.64, 1.2, 3.0, -1.0] {
             let above = classify(&lc, w * s, h * s, Entropy::Above(tau));
             assert_eq!(above.classes, exact.classes);

@@ -150,8 +150,9 @@ pub fn classify(cells: &LogitCells, width: usize, height: usize, entropy: Entrop
     };
     let xtaps: Vec<(usize, usize, f32)> = (0..width).map(|x| tap(x, cells.stride, cells.width)).collect();
     let rows_per_task = (16384 / width.max(1)).max(1);
+    let rows = Rows { cells, quads: &quads, xtaps: &xtaps, margin };
     let work = |(chunk, (cls, ent)): (usize, (&mut [u8], &mut [f32]))| {
-        classify_rows_dispatch(cells, &quads, &xtaps, chunk * rows_per_task, margin, cls, ent)
+        classify_rows_dispatch(&rows, chunk * rows_per_task, cls, ent)
     };
     let chunk = rows_per_task * width;
     if with_entropy {
@@ -210,54 +211,41 @@ const UNKNOWN: u8 = 255;
 const CLASS_ONLY: u8 = 0;
 const CLASS_AND_ENTROPY: u8 = 64;
 
+/// What every pixel row of one [`classify`] call reads.
+struct Rows<'a> {
+    cells: &'a LogitCells,
+    /// [`certain_quads`], or empty: none.
+    quads: &'a [u8],
+    /// Per pixel column: its two cell columns and the second's weight.
+    xtaps: &'a [(usize, usize, f32)],
+    /// The margin from which a pixel's entropy is 0 ([`certain_margin`]; infinity: none).
+    margin: f32,
+}
+
 /// [`classify_rows`] compiled for AVX2 + FMA where the CPU has them (the build targets
 /// baseline x86-64, whose 4-lane SSE2 makes this kernel 3× slower). No float contraction
 /// either way, so both give the same bits.
-fn classify_rows_dispatch(
-    cells: &LogitCells,
-    quads: &[u8],
-    xtaps: &[(usize, usize, f32)],
-    y0: usize,
-    margin: f32,
-    cls: &mut [u8],
-    ent: &mut [f32],
-) {
+fn classify_rows_dispatch(rows: &Rows<'_>, y0: usize, cls: &mut [u8], ent: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the features were just detected.
-        return unsafe { classify_rows_avx2(cells, quads, xtaps, y0, margin, cls, ent) };
+        return unsafe { classify_rows_avx2(rows, y0, cls, ent) };
     }
-    classify_rows(cells, quads, xtaps, y0, margin, cls, ent)
+    classify_rows(rows, y0, cls, ent)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn classify_rows_avx2(
-    cells: &LogitCells,
-    quads: &[u8],
-    xtaps: &[(usize, usize, f32)],
-    y0: usize,
-    margin: f32,
-    cls: &mut [u8],
-    ent: &mut [f32],
-) {
-    classify_rows(cells, quads, xtaps, y0, margin, cls, ent)
+fn classify_rows_avx2(rows: &Rows<'_>, y0: usize, cls: &mut [u8], ent: &mut [f32]) {
+    classify_rows(rows, y0, cls, ent)
 }
 
 /// Pixel rows `y0..` (as many as `cls` holds, `xtaps.len()` pixels each): classes into `cls`
 /// and, when `ent` is not empty, entropies into it (0 where the best logit leads the second
-/// by at least `margin`). Pixels of a certain quad ([`certain_quads`]; none if `quads` is
-/// empty) take its class without interpolating.
+/// by at least the margin). Pixels of a certain quad take its class without interpolating.
 #[inline(always)]
-fn classify_rows(
-    cells: &LogitCells,
-    quads: &[u8],
-    xtaps: &[(usize, usize, f32)],
-    y0: usize,
-    margin: f32,
-    cls: &mut [u8],
-    ent: &mut [f32],
-) {
+fn classify_rows(rows: &Rows<'_>, y0: usize, cls: &mut [u8], ent: &mut [f32]) {
+    let Rows { cells, quads, xtaps, margin } = *rows;
     let width = xtaps.len();
     // The vertical blend of the two cell rows, once per pixel row (shared by all its pixels).
     let mut row = vec![0f32; cells.width * LANES];

@@ -267,10 +267,8 @@ impl KernelMap {
                     ks.clone().enumerate().fold(0u32, |m, (i, k)| m | (((row[k] >= 0) as u32) << i))
                 })
                 .collect();
-            let mut order: Vec<u32> = (0..self.n_out as u32).collect();
-            // Descending mask; equal masks keep their (spatially coherent) order: the row
-            // index breaks ties, so an unstable sort gives the stable order.
-            order.par_sort_unstable_by_key(|&o| (std::cmp::Reverse(masks[o as usize]), o));
+            // Descending mask; equal masks keep their (spatially coherent) order.
+            let order = order_by_descending_mask(&masks, ks.len());
             let tiles = order.chunks(ROW_TILE).map(|t| t.iter().fold(0, |m, &o| m | masks[o as usize])).collect();
             reorder.push(order);
             reduced_mask.push(tiles);
@@ -422,6 +420,36 @@ impl KernelMap {
     }
 }
 
+/// Row indices ordered by descending mask, ties in ascending row order (a stable order).
+/// Masks of at most 16 bits (kernels of up to 16 offsets per group: the 2-D 3×3 convs, the
+/// k2 s2 down-sampling) are counted into buckets, one pass each way; wider ones are sorted.
+fn order_by_descending_mask(masks: &[u32], bits: usize) -> Vec<u32> {
+    if bits > 16 {
+        let mut order: Vec<u32> = (0..masks.len() as u32).collect();
+        // The row index breaks ties, so an unstable sort gives the stable order.
+        order.par_sort_unstable_by_key(|&o| (std::cmp::Reverse(masks[o as usize]), o));
+        return order;
+    }
+    let buckets = 1usize << bits;
+    let mut next = vec![0u32; buckets];
+    for &m in masks {
+        next[m as usize] += 1;
+    }
+    // Each bucket's first position, the highest mask first.
+    let mut at = 0u32;
+    for slot in next.iter_mut().rev() {
+        let count = *slot;
+        *slot = at;
+        at += count;
+    }
+    let mut order = vec![0u32; masks.len()];
+    for (o, &m) in masks.iter().enumerate() {
+        order[next[m as usize] as usize] = o as u32;
+        next[m as usize] += 1;
+    }
+    order
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,6 +457,17 @@ mod tests {
     /// Every plan runs every output row once and visits every (row, offset) pair of the map
     /// exactly once with its input, each micro-tile's offsets ascending; windows keep their
     /// 128 rows.
+    #[test]
+    fn counted_mask_order_equals_the_sorted_one() {
+        for (n, bits) in [(0, 9), (1, 4), (5000, 9), (5000, 16), (3000, 27)] {
+            let masks: Vec<u32> =
+                (0..n as u64).map(|i| ((i * 2654435761) >> 7) as u32 & ((1u32 << bits) - 1)).collect();
+            let mut want: Vec<u32> = (0..n as u32).collect();
+            want.sort_by_key(|&o| (std::cmp::Reverse(masks[o as usize]), o));
+            assert_eq!(order_by_descending_mask(&masks, bits), want, "{n} rows, {bits} bits");
+        }
+    }
+
     #[test]
     fn tile_plans_cover_every_pair_once() {
         for (n_out, volume) in [(1, 27), (203, 27), (300, 8), (130, 125), (64, 1)] {

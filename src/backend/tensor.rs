@@ -57,4 +57,11 @@ impl Tensor {
             Storage::Cuda(_) => None,
         }
     }
+    /// The values, moved out, when they are in host memory; the tensor back otherwise.
+    pub fn into_host(self) -> Result<Vec<f32>, Tensor> {
+        match self.storage {
+            Storage::Cpu(v) => Ok(v),
+            Storage::Cuda(_) => Err(self),
+        }
+    }
 }

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 /// Logits are padded to this many channels so the per-pixel loops are whole vectors.
 pub const LANES: usize = 32;
 /// The padded channels' logit: far below any real one, so exp() of it is 0 and it never wins.
-const PAD_LOGIT: f32 = -1.0e4;
+pub(crate) const PAD_LOGIT: f32 = -1.0e4;
 
 /// One image's logit cells, channels last and padded to [`LANES`]: `[height][width][LANES]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -333,6 +333,26 @@ fn softmax_entropy(z: &[f32; LANES], max: f32) -> f32 {
     }
     let (s, sz) = (halving_sum(e), halving_sum(ed));
     (s.ln() - sz / s).max(0.0)
+}
+
+/// The softmax of `z` (channels past the model's padded with [`PAD_LOGIT`]) into `p` and
+/// its entropy in nats, as [`softmax_entropy`] computes it. For code that needs the
+/// probabilities too (the refiner's features and ensembler), one row at a time.
+#[inline(always)]
+pub(crate) fn softmax_padded(z: &[f32; LANES], p: &mut [f32; LANES]) -> f32 {
+    let (_, max) = argmax(z);
+    let mut ed = [0f32; LANES];
+    for k in 0..LANES {
+        let d = z[k] - max;
+        p[k] = exp_neg(d);
+        ed[k] = p[k] * d;
+    }
+    let (s, sz) = (halving_sum(*p), halving_sum(ed));
+    let inv = 1.0 / s;
+    for v in p.iter_mut() {
+        *v *= inv;
+    }
+    (s.ln() - sz * inv).max(0.0)
 }
 
 #[inline(always)]

@@ -12,7 +12,8 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::backend::{Activation, ConvGeom, Device, Tensor};
+use crate::backend::cpu::gemm::sgemm;
+use crate::backend::{Activation, ConvGeom, Device};
 use crate::error::{Error, Location, Result};
 use crate::sparse::SparseTensor;
 use crate::sparse::layers::{ResBlock, RunCtx, SparseConv3d, concat};
@@ -20,7 +21,7 @@ use crate::sparse::nets::{conv_bn, res_block};
 use crate::sparse::weights::{Init, Params};
 
 use super::dense::{CLASSES, DenseOutput};
-use super::logits::exp_neg;
+use super::logits::{LANES, PAD_LOGIT, softmax_padded};
 
 /// The shipped refiner weights' files under the data folder's `weights/`, per input scale.
 pub fn weights_file(scale: f64) -> String {
@@ -35,23 +36,39 @@ pub fn scale_label(scale: f64) -> String {
 /// Input features per pixel: RGB and the low-resolution softmax.
 pub const IN_CHANNELS: usize = 3 + CLASSES;
 
-/// A dense `[in × out]` layer on the device (PyTorch's `[out, in]` transposed at load).
+/// Rows per chunk of the per-pixel passes on the host (input features, head and ensembler):
+/// every intermediate of a chunk stays in cache, and no `[N × …]` array is made for it.
+const CHUNK: usize = 256;
+
+/// A dense `[in × out]` layer (PyTorch's `[out, in]` transposed at load). The head and the
+/// ensembler run on the host, a chunk of rows at a time: they are a few small products per
+/// pixel, and whole-array passes spent more time writing and re-reading their outputs
+/// (tens of MB per image) than multiplying.
 #[derive(Debug, Clone)]
 struct Linear {
-    w: Tensor,
-    b: Tensor,
+    w: Vec<f32>,
+    b: Vec<f32>,
+    cin: usize,
+    cout: usize,
 }
 
 impl Linear {
-    fn load(p: &mut Params, device: &Device, name: &str, cin: usize, cout: usize) -> Result<Self> {
+    fn load(p: &mut Params, name: &str, cin: usize, cout: usize) -> Result<Self> {
         let w = p.get(&format!("{name}.weight"), &[cout, cin], Init::Uniform(1.0 / (cin as f32).sqrt()))?;
         let b = p.get(&format!("{name}.bias"), &[cout], Init::Const(0.0))?;
-        let wt: Vec<f32> = (0..cin * cout).map(|j| w[(j % cout) * cin + j / cout]).collect();
-        let backend = device.backend();
-        Ok(Linear { w: backend.upload(&wt, cin, cout)?, b: backend.upload(&b, 1, cout)? })
+        let w = (0..cin * cout).map(|j| w[(j / cout) + (j % cout) * cin]).collect();
+        Ok(Linear { w, b, cin, cout })
     }
-    fn forward(&self, device: &Device, x: &Tensor, act: Activation) -> Result<Tensor> {
-        device.backend().matmul(x, &self.w, Some(&self.b), act)
+
+    /// `y = act(x·W + b)` for `rows` rows on this thread.
+    fn apply(&self, rows: usize, x: &[f32], y: &mut [f32], relu: bool) {
+        let y = &mut y[..rows * self.cout];
+        sgemm(rows, self.cin, self.cout, &x[..rows * self.cin], &self.w, 0.0, y);
+        for row in y.chunks_exact_mut(self.cout) {
+            for (v, &b) in row.iter_mut().zip(&self.b) {
+                *v = if relu { (*v + b).max(0.0) } else { *v + b };
+            }
+        }
     }
 }
 
@@ -109,13 +126,9 @@ impl Refiner {
                 res_block(p, device, &format!("dec.{j}.res"), 2 * c[i - 1], c[i - 1], k3)?,
             ));
         }
-        let head = Linear::load(p, device, "head", c[0], CLASSES)?;
-        let gate = [
-            Linear::load(p, device, "gate.0", 2 * (CLASSES + 1), hidden)?,
-            Linear::load(p, device, "gate.2", hidden, 2)?,
-        ];
-        let post =
-            [Linear::load(p, device, "post.0", CLASSES, hidden)?, Linear::load(p, device, "post.2", hidden, CLASSES)?];
+        let head = Linear::load(p, "head", c[0], CLASSES)?;
+        let gate = [Linear::load(p, "gate.0", GATE_IN, hidden)?, Linear::load(p, "gate.2", hidden, 2)?];
+        let post = [Linear::load(p, "post.0", CLASSES, hidden)?, Linear::load(p, "post.2", hidden, CLASSES)?];
         Ok(Refiner {
             channels: c.to_vec(),
             device: device.clone(),
@@ -164,6 +177,57 @@ impl Refiner {
         ctx: &RunCtx,
     ) -> Result<Refined> {
         let n = pixels.len();
+        let mut refined = Refined { refiner: vec![0f32; n * CLASSES], ensemble: vec![0f32; n * CLASSES] };
+        let Some(body) = self.body(pixels, rgb, l1, width, height, ctx)? else { return Ok(refined) };
+        let chunks =
+            refined.refiner.par_chunks_mut(CHUNK * CLASSES).zip(refined.ensemble.par_chunks_mut(CHUNK * CLASSES));
+        chunks.enumerate().for_each_init(
+            || Scratch::new(self.post[0].cout.max(self.gate[0].cout)),
+            |s, (c, (l2, z))| {
+                self.tail(&body, c * CHUNK, l2.len() / CLASSES, s);
+                l2.copy_from_slice(&s.l2[..l2.len()]);
+                z.copy_from_slice(&s.z[..z.len()]);
+            },
+        );
+        Ok(refined)
+    }
+
+    /// The ensembler's class at each pixel (the argmax of [`Refined::ensemble`]; ties to the
+    /// lowest class), what replaces the low-resolution prediction. Arguments as [`Refiner::forward`].
+    pub fn classify(
+        &self,
+        pixels: &[(u32, u32)],
+        rgb: &[u8],
+        l1: &[f32],
+        width: u32,
+        height: u32,
+        ctx: &RunCtx,
+    ) -> Result<Vec<u8>> {
+        let mut classes = vec![0u8; pixels.len()];
+        let Some(body) = self.body(pixels, rgb, l1, width, height, ctx)? else { return Ok(classes) };
+        classes.par_chunks_mut(CHUNK).enumerate().for_each_init(
+            || Scratch::new(self.post[0].cout.max(self.gate[0].cout)),
+            |s, (c, out)| {
+                self.tail(&body, c * CHUNK, out.len(), s);
+                for (o, z) in out.iter_mut().zip(s.z.chunks_exact(CLASSES)) {
+                    *o = z.iter().enumerate().fold(0, |b, (k, &x)| if x > z[b] { k } else { b }) as u8;
+                }
+            },
+        );
+        Ok(classes)
+    }
+
+    /// The input features and the U-Net up to its last block's features; `None` for no pixels.
+    fn body<'a>(
+        &self,
+        pixels: &[(u32, u32)],
+        rgb: &[u8],
+        l1: &'a [f32],
+        width: u32,
+        height: u32,
+        ctx: &RunCtx,
+    ) -> Result<Option<Body<'a>>> {
+        let n = pixels.len();
         if rgb.len() != 3 * n || l1.len() != CLASSES * n {
             return Err(Error::invalid(
                 Location::default().detail("refiner input"),
@@ -172,16 +236,9 @@ impl Refiner {
             ));
         }
         if n == 0 {
-            return Ok(Refined { refiner: Vec::new(), ensemble: Vec::new() });
+            return Ok(None);
         }
-        let (p1, h1) = softmax_rows(l1);
-        let mut feats = vec![0f32; n * IN_CHANNELS];
-        feats.par_chunks_mut(IN_CHANNELS).enumerate().for_each(|(i, f)| {
-            for k in 0..3 {
-                f[k] = (rgb[3 * i + k] as f32 - 127.0) / 128.0;
-            }
-            f[3..].copy_from_slice(&p1[i * CLASSES..][..CLASSES]);
-        });
+        let (feats, h1) = input_features(rgb, l1);
         let coords: Vec<[i32; 4]> = pixels.iter().map(|&(u, v)| [0, u as i32, v as i32, 0]).collect();
         let x = SparseTensor::from_host(&self.device, coords, &feats, IN_CHANNELS, [width as i32, height as i32, 1])?;
         let mut h = self.stem.forward(&x, ctx, Activation::Relu)?;
@@ -199,40 +256,130 @@ impl Refiner {
             h = concat(&h, &skip)?;
             h = block.forward(&h, ctx)?;
         }
-        let backend = self.device.backend();
-        let l2 = backend.download(&self.head.forward(&self.device, &h.feats, Activation::None)?)?;
-        let ensemble = self.ensemble(l1, &p1, &h1, &l2)?;
-        Ok(Refined { refiner: l2, ensemble })
+        let last = match h.feats.into_host() {
+            Ok(v) => v,
+            Err(t) => self.device.backend().download(&t)?,
+        };
+        Ok(Some(Body { l1, feats, h1, last }))
     }
 
-    /// The gated ensembler: `w = softmax(gate([p1, H1, p2, H2]))`, `post(w0·l1 + w1·l2)`.
-    fn ensemble(&self, l1: &[f32], p1: &[f32], h1: &[f32], l2: &[f32]) -> Result<Vec<f32>> {
-        let n = l1.len() / CLASSES;
-        let (p2, h2) = softmax_rows(l2);
-        let width = 2 * (CLASSES + 1);
-        let mut x = vec![0f32; n * width];
-        x.par_chunks_mut(width).enumerate().for_each(|(i, row)| {
-            let (a, b) = (&p1[i * CLASSES..][..CLASSES], &p2[i * CLASSES..][..CLASSES]);
-            row[..CLASSES].copy_from_slice(a);
-            row[CLASSES] = h1[i];
-            row[CLASSES + 1..2 * CLASSES + 1].copy_from_slice(b);
-            row[2 * CLASSES + 1] = h2[i];
-        });
-        let backend = self.device.backend();
-        let d = &self.device;
-        let g = self.gate[0].forward(d, &backend.upload(&x, n, width)?, Activation::Relu)?;
-        let w = backend.download(&self.gate[1].forward(d, &g, Activation::None)?)?;
-        let mut y = vec![0f32; n * CLASSES];
-        y.par_chunks_mut(CLASSES).enumerate().for_each(|(i, row)| {
-            // softmax over the two gate logits = sigmoid of their difference.
-            let w0 = 1.0 / (1.0 + (w[2 * i + 1] - w[2 * i]).exp());
-            for k in 0..CLASSES {
-                row[k] = w0 * l1[i * CLASSES + k] + (1.0 - w0) * l2[i * CLASSES + k];
-            }
-        });
-        let h = self.post[0].forward(d, &backend.upload(&y, n, CLASSES)?, Activation::Relu)?;
-        backend.download(&self.post[1].forward(d, &h, Activation::None)?)
+    /// The head and the gated ensembler on rows `r0 .. r0 + rows` (at most [`CHUNK`]):
+    /// `l2 = head(h)`, `w = softmax(gate([p1, H1, p2, H2]))`, `z = post(w0·l1 + w1·l2)`;
+    /// `l2` and `z` are left in `s`. The per-row loops compiled for AVX2 where the CPU has
+    /// it (see [`with_avx2`]).
+    fn tail(&self, b: &Body<'_>, r0: usize, rows: usize, s: &mut Scratch) {
+        with_avx2(|| self.tail_rows(b, r0, rows, s))
     }
+
+    #[inline(always)]
+    fn tail_rows(&self, b: &Body<'_>, r0: usize, rows: usize, s: &mut Scratch) {
+        let c0 = self.head.cin;
+        self.head.apply(rows, &b.last[r0 * c0..], &mut s.l2, false);
+        for r in 0..rows {
+            let (i, x) = (r0 + r, &mut s.x[r * GATE_IN..][..GATE_IN]);
+            x[..CLASSES].copy_from_slice(&b.feats[i * IN_CHANNELS + 3..][..CLASSES]);
+            x[CLASSES] = b.h1[i];
+            let mut z = [PAD_LOGIT; LANES];
+            z[..CLASSES].copy_from_slice(&s.l2[r * CLASSES..][..CLASSES]);
+            let mut p2 = [0f32; LANES];
+            x[2 * CLASSES + 1] = softmax_padded(&z, &mut p2);
+            x[CLASSES + 1..2 * CLASSES + 1].copy_from_slice(&p2[..CLASSES]);
+        }
+        self.gate[0].apply(rows, &s.x, &mut s.hidden, true);
+        self.gate[1].apply(rows, &s.hidden, &mut s.w, false);
+        for r in 0..rows {
+            // softmax over the two gate logits = sigmoid of their difference.
+            let w0 = 1.0 / (1.0 + (s.w[2 * r + 1] - s.w[2 * r]).exp());
+            let (l1, l2) = (&b.l1[(r0 + r) * CLASSES..][..CLASSES], &s.l2[r * CLASSES..][..CLASSES]);
+            for ((y, &a), &c) in s.y[r * CLASSES..][..CLASSES].iter_mut().zip(l1).zip(l2) {
+                *y = w0 * a + (1.0 - w0) * c;
+            }
+        }
+        self.post[0].apply(rows, &s.y, &mut s.hidden, true);
+        self.post[1].apply(rows, &s.hidden, &mut s.z, false);
+    }
+}
+
+/// Width of the gate's input: both softmaxes and their entropies.
+const GATE_IN: usize = 2 * (CLASSES + 1);
+
+/// What the head and the ensembler read per pixel.
+struct Body<'a> {
+    /// The low-resolution logits `[n × 29]`.
+    l1: &'a [f32],
+    /// The input features `[n × 32]` (RGB, then the low-resolution softmax `p1`).
+    feats: Vec<f32>,
+    /// The low-resolution entropies `H1`.
+    h1: Vec<f32>,
+    /// The last block's features `[n × c0]`, on the host.
+    last: Vec<f32>,
+}
+
+/// One thread's buffers for a chunk of [`CHUNK`] rows.
+struct Scratch {
+    l2: Vec<f32>,
+    x: Vec<f32>,
+    hidden: Vec<f32>,
+    w: Vec<f32>,
+    y: Vec<f32>,
+    z: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(hidden: usize) -> Self {
+        Scratch {
+            l2: vec![0.0; CHUNK * CLASSES],
+            x: vec![0.0; CHUNK * GATE_IN],
+            hidden: vec![0.0; CHUNK * hidden],
+            w: vec![0.0; CHUNK * 2],
+            y: vec![0.0; CHUNK * CLASSES],
+            z: vec![0.0; CHUNK * CLASSES],
+        }
+    }
+}
+
+/// Per pixel: `[(rgb − 127) / 128, softmax(l1)]` and the entropy of `softmax(l1)` (nats; the
+/// twin's `-(exp(logp) * logp).sum()`).
+fn input_features(rgb: &[u8], l1: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let n = rgb.len() / 3;
+    let mut feats = vec![0f32; n * IN_CHANNELS];
+    let mut h1 = vec![0f32; n];
+    let chunks = feats.par_chunks_mut(CHUNK * IN_CHANNELS).zip(h1.par_chunks_mut(CHUNK));
+    chunks.enumerate().for_each(|(c, (f, h))| with_avx2(|| input_rows(rgb, l1, c * CHUNK, f, h)));
+    (feats, h1)
+}
+
+/// [`input_features`] of rows `r0 ..` (as many as `h` holds).
+#[inline(always)]
+fn input_rows(rgb: &[u8], l1: &[f32], r0: usize, f: &mut [f32], h: &mut [f32]) {
+    for (r, (f, h)) in f.chunks_exact_mut(IN_CHANNELS).zip(h.iter_mut()).enumerate() {
+        let i = r0 + r;
+        for k in 0..3 {
+            f[k] = (rgb[3 * i + k] as f32 - 127.0) / 128.0;
+        }
+        let mut z = [PAD_LOGIT; LANES];
+        z[..CLASSES].copy_from_slice(&l1[i * CLASSES..][..CLASSES]);
+        let mut p = [0f32; LANES];
+        *h = softmax_padded(&z, &mut p);
+        f[3..].copy_from_slice(&p[..CLASSES]);
+    }
+}
+
+/// Runs `f` in a function compiled for AVX2 + FMA where the CPU has them: the build targets
+/// baseline x86-64, and the row loops `f` inlines (softmax, exponentials, halving sums) run
+/// 4 lanes wide there. No float contraction either way, so both give the same bits.
+#[inline(always)]
+fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        // SAFETY: the features were just detected.
+        return unsafe { avx2(f) };
+    }
+    f()
 }
 
 /// The refined full-resolution classes of one image: the dense ones with the selected pixels
@@ -256,36 +403,10 @@ pub fn refine_image(
     });
     let gather_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let refined = refiner.forward(pixels, &colours, &l1, rgb.width(), rgb.height(), ctx)?;
+    let classes = refiner.classify(pixels, &colours, &l1, rgb.width(), rgb.height(), ctx)?;
     let mut out = pred.to_vec();
-    for (&(u, v), z) in pixels.iter().zip(refined.ensemble.chunks_exact(CLASSES)) {
-        let best = z.iter().enumerate().fold(0, |b, (k, &x)| if x > z[b] { k } else { b });
-        out[v as usize * dense.width + u as usize] = best as u8;
+    for (&(u, v), &c) in pixels.iter().zip(&classes) {
+        out[v as usize * dense.width + u as usize] = c;
     }
     Ok((out, gather_s, t.elapsed().as_secs_f64()))
-}
-
-/// Row-wise softmax of `[n × 29]` logits and each row's entropy −Σ p log p (nats; the
-/// twin's `-(exp(logp) * logp).sum()`), the latter as `log S − Σ e^{z−m} (z − m) / S` with
-/// `S = Σ e^{z−m}`: one logarithm per row instead of one per class. Branch-free exponentials
-/// ([`exp_neg`]), so the rows vectorise.
-fn softmax_rows(l: &[f32]) -> (Vec<f32>, Vec<f32>) {
-    let mut p = vec![0f32; l.len()];
-    let mut h = vec![0f32; l.len() / CLASSES];
-    p.par_chunks_mut(CLASSES).zip(h.par_iter_mut()).zip(l.par_chunks(CLASSES)).for_each(|((p, h), l)| {
-        let m = l.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        let (mut s, mut sd) = (0f32, 0f32);
-        for (q, &v) in p.iter_mut().zip(l) {
-            let d = v - m;
-            *q = exp_neg(d);
-            s += *q;
-            sd += *q * d;
-        }
-        let inv = 1.0 / s;
-        for q in p.iter_mut() {
-            *q *= inv;
-        }
-        *h = (s.ln() - sd * inv).max(0.0);
-    });
-    (p, h)
 }

@@ -23,8 +23,13 @@ pub fn submanifold(coords: &[[i32; 4]], range: [i32; 3], geom: &ConvGeom) -> Ker
     let ravel = Ravel::covering(coords, range);
     let n = coords.len();
     let size = ravel.size;
-    let columns_in_box = size[0].saturating_mul(size[1]).saturating_mul(size[2]);
-    if n == 0 || n >= u32::MAX as usize || columns_in_box > (COLUMNS_PER_ROW * n as u64).max(MIN_COLUMNS) {
+    // A flat set (one z: an image's pixels) has at most one row per column, so most of the
+    // column array would be empty cells (an image's box is all of its pixels): its rows are
+    // grouped by line (b, x) instead, and a neighbour is found by walking the neighbouring
+    // line, whose rows ascend in y as this line's do (the carried lower bounds below).
+    let by_line = size[3] == 1;
+    let units_in_box = size[0].saturating_mul(size[1]).saturating_mul(if by_line { 1 } else { size[2] });
+    if n == 0 || n >= u32::MAX as usize || units_in_box > (COLUMNS_PER_ROW * n as u64).max(MIN_COLUMNS) {
         return submanifold_hashed(coords, range, geom);
     }
     let keys: Option<Vec<u64>> = coords.par_iter().map(|&c| ravel.key(c)).collect();
@@ -32,30 +37,41 @@ pub fn submanifold(coords: &[[i32; 4]], range: [i32; 3], geom: &ConvGeom) -> Ker
         return submanifold_hashed(coords, range, geom);
     };
     let identity = geom.kernel.iter().all(|k| k % 2 == 1).then_some(kv / 2);
-    let column_of = |i: usize| (keys[i] / size[3]) as usize;
-    let start = column_starts(n, columns_in_box as usize, &column_of);
+    let keys_per_unit = if by_line { size[2] * size[3] } else { size[3] };
+    let column_of = |i: usize| (keys[i] / keys_per_unit) as usize;
+    let start = column_starts(n, units_in_box as usize, &column_of);
 
     // Offsets grouped by kernel column (dx, dy): its step in the column array and, per z
     // difference from its lowest dz, the offset's index k (`kv`, a scratch slot, for a
     // difference that is no offset of the kernel: dilation's gaps).
+    // `step`: the neighbouring column's (or line's) index minus this row's; `key_step`: the
+    // difference of their keys at the same z.
     struct Column {
         dxy: [i32; 2],
         step: i64,
+        key_step: i64,
         dz_min: i64,
         slot_of_dz: Vec<usize>,
     }
     let mut columns: Vec<Column> = Vec::new();
     for o in &offsets {
         if !columns.iter().any(|c| c.dxy == [o[0], o[1]]) {
-            let step = o[0] as i64 * size[2] as i64 + o[1] as i64;
-            let dzs = offsets.iter().enumerate().filter(|(_, p)| p[..2] == o[..2]).map(|(k, p)| (k, p[2] as i64));
+            let key_step = (o[0] as i64 * size[2] as i64 + o[1] as i64) * size[3] as i64;
+            let step = if by_line { o[0] as i64 } else { key_step / size[3] as i64 };
+            // In a flat set only dz = 0 can have a neighbour (and along a line, a z step
+            // would alias a y step).
+            let dzs = offsets
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p[..2] == o[..2] && (!by_line || p[2] == 0))
+                .map(|(k, p)| (k, p[2] as i64));
             let dz_min = dzs.clone().map(|(_, dz)| dz).min().unwrap_or(0);
             let dz_max = dzs.clone().map(|(_, dz)| dz).max().unwrap_or(0);
             let mut slot_of_dz = vec![kv; (dz_max - dz_min + 1) as usize];
             for (k, dz) in dzs {
                 slot_of_dz[(dz - dz_min) as usize] = k;
             }
-            columns.push(Column { dxy: [o[0], o[1]], step, dz_min, slot_of_dz });
+            columns.push(Column { dxy: [o[0], o[1]], step, key_step, dz_min, slot_of_dz });
         }
     }
     let inside = |v: i32, d: i32, a: usize| {
@@ -83,18 +99,18 @@ pub fn submanifold(coords: &[[i32; 4]], range: [i32; 3], geom: &ConvGeom) -> Ker
             let here = column_of(i);
             let same_column = here == previous;
             previous = here;
-            for (q, Column { dxy: [dx, dy], step, dz_min, slot_of_dz }) in columns.iter().enumerate() {
+            for (q, Column { dxy: [dx, dy], step, key_step, dz_min, slot_of_dz }) in columns.iter().enumerate() {
                 if !inside(c[1], *dx, 0) || !inside(c[2], *dy, 1) {
                     continue;
                 }
                 let col = (here as i64 + step) as usize;
                 let end = start[col + 1] as usize;
                 let mut m = if same_column { from[q] } else { start[col] as usize };
-                // The first row of the neighbouring column at or above z + dz_min. Its key
-                // differs from this row's column-shifted key by exactly the z difference
-                // (same b, x, y), so nothing wraps.
+                // The first row of the neighbouring column (or line) at or above the key of
+                // (x + dx, y + dy, z + dz_min), which `inside` keeps in the box, so nothing
+                // wraps into another column or line.
                 // Signed: below the box's lowest z, `lo` is negative.
-                let lo = keys[i] as i64 + step * size[3] as i64 + dz_min;
+                let lo = keys[i] as i64 + key_step + dz_min;
                 while m < end && (keys[m] as i64) < lo {
                     m += 1;
                 }
@@ -420,6 +436,18 @@ mod tests {
             assert_eq!(grid.out_in_map, hashed.out_in_map, "kernel {kernel:?} dilation {dilation:?}");
             assert_eq!(grid.identity, hashed.identity);
             assert!(grid.n_pairs() > coords.len(), "neighbours were found");
+        }
+        // A flat set (an image's pixels: one z), grouped by line.
+        let mut flat: Vec<[i32; 4]> = (0..2500).map(|_| [next(2), next(40), next(30), 0]).collect();
+        flat.sort_unstable();
+        flat.dedup();
+        for (kernel, dilation) in
+            [([3, 3, 1], [1, 1, 1]), ([2, 2, 1], [1, 1, 1]), ([3, 5, 1], [2, 1, 1]), ([3, 3, 3], [1; 3])]
+        {
+            let geom = ConvGeom { kernel, dilation, ..ConvGeom::cube(3, 1) };
+            let grid = submanifold(&flat, [40, 30, 1], &geom);
+            assert_eq!(grid.out_in_map, submanifold_hashed(&flat, [40, 30, 1], &geom).out_in_map, "flat {kernel:?}");
+            assert!(grid.n_pairs() > flat.len(), "neighbours were found");
         }
         let mut shuffled = coords.clone();
         shuffled.swap(0, 100);

@@ -38,9 +38,7 @@ pub fn run(dataflow: &Dataflow, p: &ConvProblem<'_>, epi: &HostEpilogue<'_>) -> 
     debug_assert_eq!(p.w.len(), p.map.volume * p.cin * p.cout);
     debug_assert!(epi.residual.is_none_or(|r| r.len() == p.map.n_out * p.cout));
     if let Some(single) = one_to_one::single_inputs(p.map) {
-        let mut y = one_to_one::run(p, &single);
-        super::epilogue_with_residual(&mut y, p.cout, epi);
-        return y;
+        return one_to_one::run(p, &single, epi);
     }
     let mut y = match *dataflow {
         Dataflow::GatherScatter { epsilon, mm_thresh } => gather_scatter::run(p, epsilon, mm_thresh),

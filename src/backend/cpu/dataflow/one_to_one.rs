@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::ConvProblem;
+use super::{ConvProblem, HostEpilogue};
 use crate::backend::KernelMap;
 use crate::backend::cpu::gemm::sgemm_vec;
 
@@ -40,10 +40,11 @@ pub fn single_inputs(map: &KernelMap) -> Option<Vec<(u32, u32)>> {
         .collect()
 }
 
-/// `Y [n_out × cout]` of the conv (no epilogue) through one GEMM, `single` from
-/// [`single_inputs`].
-pub fn run(p: &ConvProblem<'_>, single: &[(u32, u32)]) -> Vec<f32> {
+/// `Y [n_out × cout]` of the conv through one GEMM, `single` from [`single_inputs`], with
+/// the epilogue applied as each chunk of output rows is written (no pass of its own).
+pub fn run(p: &ConvProblem<'_>, single: &[(u32, u32)], epi: &HostEpilogue<'_>) -> Vec<f32> {
     let (cin, cout, kv) = (p.cin, p.cout, p.map.volume);
+    let n_out = p.map.n_out;
     // Weights `[K][cin][cout]` side by side: `[cin][K·cout]`.
     let mut wide = vec![0f32; cin * kv * cout];
     for k in 0..kv {
@@ -52,12 +53,35 @@ pub fn run(p: &ConvProblem<'_>, single: &[(u32, u32)]) -> Vec<f32> {
         }
     }
     let all = sgemm_vec(p.map.n_in, cin, kv * cout, p.x, &wide, true);
-    let mut y = vec![0f32; p.map.n_out * cout];
-    y.par_chunks_mut(cout.max(1)).zip(single.par_iter()).for_each(|(row, &(i, k))| {
-        if i != NONE {
-            row.copy_from_slice(&all[(i as usize * kv + k as usize) * cout..][..cout]);
-        }
-    });
+    let mut y: Vec<f32> = Vec::with_capacity(n_out * cout);
+    if cout > 0 {
+        const ROWS: usize = 512;
+        let chunks = y.spare_capacity_mut()[..n_out * cout].par_chunks_mut(ROWS * cout);
+        chunks.zip(single.par_chunks(ROWS)).enumerate().for_each(|(c, (out, single))| {
+            for (row, &(i, k)) in out.chunks_exact_mut(cout).zip(single) {
+                let from = if i == NONE { None } else { Some(&all[(i as usize * kv + k as usize) * cout..][..cout]) };
+                for (j, v) in row.iter_mut().enumerate() {
+                    v.write(from.map_or(0.0, |f| f[j]));
+                }
+            }
+            // SAFETY: every value of the chunk was written just above; `MaybeUninit<f32>`
+            // has `f32`'s layout.
+            let out = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<f32>(), out.len()) };
+            match epi.residual {
+                None => super::super::epilogue_rows(out, cout, epi.bias, epi.act),
+                // In the other dataflows' order: `act((y + b) + r)`.
+                Some(res) => {
+                    for (row, res) in out.chunks_exact_mut(cout).zip(res[c * ROWS * cout..].chunks_exact(cout)) {
+                        for (j, (v, r)) in row.iter_mut().zip(res).enumerate() {
+                            *v = epi.act.apply(*v + epi.bias.map_or(0.0, |b| b[j]) + r);
+                        }
+                    }
+                }
+            }
+        });
+    }
+    // SAFETY: all n_out × cout values were written (none when cout = 0).
+    unsafe { y.set_len(n_out * cout) };
     y
 }
 
@@ -86,7 +110,8 @@ mod tests {
         let w: Vec<f32> = (0..up.volume * cin * cout).map(|i| ((i * 53 % 29) as f32 - 14.0) / 9.0).collect();
         let p = ConvProblem { map: &up, x: &x, cin, w: &w, cout };
         let want = super::super::implicit_gemm::run(&p, false, 1);
-        let got = run(&p, &single);
+        let none = HostEpilogue { bias: None, residual: None, act: crate::backend::Activation::None };
+        let got = run(&p, &single, &none);
         assert_eq!(got.len(), want.len());
         for (a, b) in got.iter().zip(&want) {
             assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");

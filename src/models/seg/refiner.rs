@@ -265,10 +265,20 @@ impl Refiner {
 
     /// The head and the gated ensembler on rows `r0 .. r0 + rows` (at most [`CHUNK`]):
     /// `l2 = head(h)`, `w = softmax(gate([p1, H1, p2, H2]))`, `z = post(w0·l1 + w1·l2)`;
-    /// `l2` and `z` are left in `s`. The per-row loops compiled for AVX2 where the CPU has
-    /// it (see [`with_avx2`]).
+    /// `l2` and `z` are left in `s`. Compiled for AVX2 where the CPU has it ([`has_avx2`]).
     fn tail(&self, b: &Body<'_>, r0: usize, rows: usize, s: &mut Scratch) {
-        with_avx2(|| self.tail_rows(b, r0, rows, s))
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { self.tail_avx2(b, r0, rows, s) };
+        }
+        self.tail_rows(b, r0, rows, s)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn tail_avx2(&self, b: &Body<'_>, r0: usize, rows: usize, s: &mut Scratch) {
+        self.tail_rows(b, r0, rows, s)
     }
 
     #[inline(always)]
@@ -345,8 +355,21 @@ fn input_features(rgb: &[u8], l1: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let mut feats = vec![0f32; n * IN_CHANNELS];
     let mut h1 = vec![0f32; n];
     let chunks = feats.par_chunks_mut(CHUNK * IN_CHANNELS).zip(h1.par_chunks_mut(CHUNK));
-    chunks.enumerate().for_each(|(c, (f, h))| with_avx2(|| input_rows(rgb, l1, c * CHUNK, f, h)));
+    chunks.enumerate().for_each(|(c, (f, h))| {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { input_rows_avx2(rgb, l1, c * CHUNK, f, h) };
+        }
+        input_rows(rgb, l1, c * CHUNK, f, h)
+    });
     (feats, h1)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn input_rows_avx2(rgb: &[u8], l1: &[f32], r0: usize, f: &mut [f32], h: &mut [f32]) {
+    input_rows(rgb, l1, r0, f, h)
 }
 
 /// [`input_features`] of rows `r0 ..` (as many as `h` holds).
@@ -365,21 +388,12 @@ fn input_rows(rgb: &[u8], l1: &[f32], r0: usize, f: &mut [f32], h: &mut [f32]) {
     }
 }
 
-/// Runs `f` in a function compiled for AVX2 + FMA where the CPU has them: the build targets
-/// baseline x86-64, and the row loops `f` inlines (softmax, exponentials, halving sums) run
-/// 4 lanes wide there. No float contraction either way, so both give the same bits.
-#[inline(always)]
-fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        #[target_feature(enable = "avx2,fma")]
-        fn avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        // SAFETY: the features were just detected.
-        return unsafe { avx2(f) };
-    }
-    f()
+/// Whether the per-row passes run compiled for AVX2 + FMA: the build targets baseline
+/// x86-64, where the row loops (softmax, exponentials, halving sums) run 4 lanes wide. No
+/// float contraction either way, so both give the same bits.
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
 /// The refined full-resolution classes of one image: the dense ones with the selected pixels

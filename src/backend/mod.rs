@@ -137,6 +137,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// Copies host values `[rows × cols]` (row-major) onto the device.
     fn upload(&self, host: &[f32], rows: usize, cols: usize) -> Result<Tensor>;
+    /// [`Backend::upload`] of values the caller gives up: the CPU keeps them without a copy.
+    fn upload_vec(&self, host: Vec<f32>, rows: usize, cols: usize) -> Result<Tensor> {
+        self.upload(&host, rows, cols)
+    }
     /// Copies a tensor to the host, row-major.
     fn download(&self, x: &Tensor) -> Result<Vec<f32>>;
 

@@ -118,6 +118,19 @@ impl SparseTensor {
         SparseTensor::new(device, coords, feats, range)
     }
 
+    /// [`SparseTensor::from_host`] of features the caller gives up (the CPU keeps them
+    /// without a copy).
+    pub fn from_host_vec(
+        device: &Device,
+        coords: Vec<[i32; 4]>,
+        feats: Vec<f32>,
+        channels: usize,
+        range: [i32; 3],
+    ) -> Result<Self> {
+        let feats = device.backend().upload_vec(feats, coords.len(), channels)?;
+        SparseTensor::new(device, coords, feats, range)
+    }
+
     pub fn len(&self) -> usize {
         self.coords.len()
     }

@@ -96,6 +96,13 @@ impl Backend for CpuBackend {
         Ok(tensor(host.to_vec(), rows, cols))
     }
 
+    fn upload_vec(&self, host: Vec<f32>, rows: usize, cols: usize) -> Result<Tensor> {
+        if host.len() != rows * cols {
+            return Err(mismatch(format!("{} values for a {rows}×{cols} tensor", host.len())));
+        }
+        Ok(tensor(host, rows, cols))
+    }
+
     fn download(&self, x: &Tensor) -> Result<Vec<f32>> {
         host(x, "the tensor").map(<[f32]>::to_vec)
     }
@@ -159,13 +166,17 @@ impl Backend for CpuBackend {
         let (ca, cb) = (a.cols(), b.cols());
         let (va, vb) = (host(a, "the first input")?, host(b, "the second input")?);
         let c = ca + cb;
-        let mut out = vec![0.0f32; a.rows() * c];
+        // Every value is written once below (no zeroing pass first).
+        let mut out: Vec<f32> = Vec::with_capacity(a.rows() * c);
         if c > 0 {
-            out.par_chunks_mut(c).enumerate().for_each(|(i, row)| {
-                row[..ca].copy_from_slice(&va[i * ca..(i + 1) * ca]);
-                row[ca..].copy_from_slice(&vb[i * cb..(i + 1) * cb]);
+            out.spare_capacity_mut()[..a.rows() * c].par_chunks_mut(c).enumerate().for_each(|(i, row)| {
+                for (o, &v) in row.iter_mut().zip(va[i * ca..(i + 1) * ca].iter().chain(&vb[i * cb..(i + 1) * cb])) {
+                    o.write(v);
+                }
             });
         }
+        // SAFETY: each of the rows × (ca + cb) values was written above.
+        unsafe { out.set_len(a.rows() * c) };
         Ok(tensor(out, a.rows(), c))
     }
 

@@ -240,8 +240,15 @@ impl Refiner {
         }
         let (feats, h1) = input_features(rgb, l1);
         let coords: Vec<[i32; 4]> = pixels.iter().map(|&(u, v)| [0, u as i32, v as i32, 0]).collect();
-        let x = SparseTensor::from_host(&self.device, coords, &feats, IN_CHANNELS, [width as i32, height as i32, 1])?;
+        let size = [width as i32, height as i32, 1];
+        let x = SparseTensor::from_host_vec(&self.device, coords, feats, IN_CHANNELS, size)?;
         let mut h = self.stem.forward(&x, ctx, Activation::Relu)?;
+        // The ensembler reads `p1` from the input features: back from the device (on the
+        // CPU, the same values without a copy).
+        let feats = match x.feats.into_host() {
+            Ok(v) => v,
+            Err(t) => self.device.backend().download(&t)?,
+        };
         h = self.enc0.forward(&h, ctx)?;
         let mut skips = vec![h.clone()];
         for (down, block) in &self.enc {

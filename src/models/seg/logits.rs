@@ -340,7 +340,16 @@ fn softmax_entropy(z: &[f32; LANES], max: f32) -> f32 {
 /// probabilities too (the refiner's features and ensembler), one row at a time.
 #[inline(always)]
 pub(crate) fn softmax_padded(z: &[f32; LANES], p: &mut [f32; LANES]) -> f32 {
-    let (_, max) = argmax(z);
+    // The maximum by halving, as in `argmax` (whose index is not needed here).
+    let mut v = *z;
+    let mut half = LANES / 2;
+    while half > 0 {
+        for i in 0..half {
+            v[i] = if v[i + half] > v[i] { v[i + half] } else { v[i] };
+        }
+        half /= 2;
+    }
+    let max = v[0];
     let mut ed = [0f32; LANES];
     for k in 0..LANES {
         let d = z[k] - max;

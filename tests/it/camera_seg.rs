@@ -45,7 +45,18 @@ fn refiner_reproduces_the_pytorch_twin() {
             let err = got.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
             assert!(err / scale < 1e-4, "{} {name}: max relative error {:e}", df.label(), err / scale);
         }
+        // The classes-only path (what `refine_image` runs) is the ensemble's argmax, ties to
+        // the lowest class; the golden pixels span several 256-pixel chunks of the tail.
+        let classes =
+            refiner.classify(&pixels, &rgb, &l1, size[0] as u32, size[1] as u32, &RunCtx::with_default(df)).unwrap();
+        let argmax: Vec<u8> = got
+            .ensemble
+            .chunks_exact(29)
+            .map(|z| z.iter().enumerate().fold(0, |b, (k, &x)| if x > z[b] { k } else { b }) as u8)
+            .collect();
+        assert_eq!(classes, argmax, "{}", df.label());
     }
+    assert!(pixels.len() > 256, "the golden set covers more than one chunk");
 }
 
 fn tiny_world() -> tempfile::TempDir {

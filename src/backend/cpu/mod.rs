@@ -532,6 +532,17 @@ mod tests {
     /// Every path of `matmul` (one product split by the crate, row tiles, no columns, an
     /// empty inner dimension) equals the plain triple loop with bias and ReLU.
     #[test]
+    fn owned_uploads_keep_their_values_and_check_their_shape() {
+        let be = CpuBackend;
+        let t = be.upload_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3).unwrap();
+        assert_eq!((t.rows(), t.cols()), (2, 3));
+        assert_eq!(t.into_host().unwrap(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert!(be.upload_vec(vec![1.0; 5], 2, 3).is_err(), "5 values for a 2×3 tensor");
+        let (a, b) = (be.upload(&[1.0, 2.0, 3.0, 4.0], 2, 2).unwrap(), be.upload(&[5.0, 6.0], 2, 1).unwrap());
+        assert_eq!(be.download(&be.concat_cols(&a, &b).unwrap()).unwrap(), vec![1.0, 2.0, 5.0, 3.0, 4.0, 6.0]);
+    }
+
+    #[test]
     fn matmul_equals_the_naive_product_on_every_path() {
         let be = CpuBackend;
         let value = |i: usize| ((i * 7919 % 1000) as f32 - 500.0) / 250.0;

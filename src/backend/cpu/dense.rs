@@ -27,9 +27,10 @@ pub fn layer_norm(x: &[f32], cols: usize, gamma: &[f32], beta: &[f32], eps: f32)
     out
 }
 
-/// Whether the `_avx2` variants here may run (the build targets baseline x86-64: SSE2).
+/// Whether `_avx2` variants may run (the build targets baseline x86-64: SSE2); the host
+/// passes of the models outside the backend ask it too.
 #[cfg(target_arch = "x86_64")]
-pub(super) fn avx2_fma() -> bool {
+pub(crate) fn avx2_fma() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 

@@ -227,7 +227,7 @@ struct Rows<'a> {
 /// either way, so both give the same bits.
 fn classify_rows_dispatch(rows: &Rows<'_>, y0: usize, cls: &mut [u8], ent: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if crate::backend::cpu::dense::avx2_fma() {
         // SAFETY: the features were just detected.
         return unsafe { classify_rows_avx2(rows, y0, cls, ent) };
     }
@@ -289,15 +289,7 @@ fn classify_rows(rows: &Rows<'_>, y0: usize, cls: &mut [u8], ent: &mut [f32]) {
 /// serial scan is a 32-step dependency chain per pixel.
 #[inline(always)]
 fn argmax(z: &[f32; LANES]) -> (usize, f32) {
-    let mut v = *z;
-    let mut half = LANES / 2;
-    while half > 0 {
-        for i in 0..half {
-            v[i] = if v[i + half] > v[i] { v[i + half] } else { v[i] };
-        }
-        half /= 2;
-    }
-    let max = v[0];
+    let max = halving_max(*z);
     let mut hits = 0u32;
     for (k, &x) in z.iter().enumerate() {
         hits |= ((x == max) as u32) << k;
@@ -308,15 +300,7 @@ fn argmax(z: &[f32; LANES]) -> (usize, f32) {
 /// The largest value outside lane `best`, by halving like [`argmax`].
 #[inline(always)]
 fn second_max(z: &[f32; LANES], best: usize) -> f32 {
-    let mut v: [f32; LANES] = std::array::from_fn(|k| if k == best { f32::NEG_INFINITY } else { z[k] });
-    let mut half = LANES / 2;
-    while half > 0 {
-        for i in 0..half {
-            v[i] = if v[i + half] > v[i] { v[i + half] } else { v[i] };
-        }
-        half /= 2;
-    }
-    v[0]
+    halving_max(std::array::from_fn(|k| if k == best { f32::NEG_INFINITY } else { z[k] }))
 }
 
 /// `H = log S − Σ e^{z_k − m} (z_k − m) / S` with `S = Σ e^{z_k − m}`: the entropy of
@@ -340,16 +324,7 @@ fn softmax_entropy(z: &[f32; LANES], max: f32) -> f32 {
 /// probabilities too (the refiner's features and ensembler), one row at a time.
 #[inline(always)]
 pub(crate) fn softmax_padded(z: &[f32; LANES], p: &mut [f32; LANES]) -> f32 {
-    // The maximum by halving, as in `argmax` (whose index is not needed here).
-    let mut v = *z;
-    let mut half = LANES / 2;
-    while half > 0 {
-        for i in 0..half {
-            v[i] = if v[i + half] > v[i] { v[i + half] } else { v[i] };
-        }
-        half /= 2;
-    }
-    let max = v[0];
+    let max = halving_max(*z);
     let mut ed = [0f32; LANES];
     for k in 0..LANES {
         let d = z[k] - max;
@@ -362,6 +337,19 @@ pub(crate) fn softmax_padded(z: &[f32; LANES], p: &mut [f32; LANES]) -> f32 {
         *v *= inv;
     }
     (s.ln() - sz * inv).max(0.0)
+}
+
+/// The maximum by lane-wise maxima (halving, as [`halving_sum`]).
+#[inline(always)]
+fn halving_max(mut v: [f32; LANES]) -> f32 {
+    let mut half = LANES / 2;
+    while half > 0 {
+        for i in 0..half {
+            v[i] = if v[i + half] > v[i] { v[i + half] } else { v[i] };
+        }
+        half /= 2;
+    }
+    v[0]
 }
 
 #[inline(always)]

@@ -177,19 +177,20 @@ impl Refiner {
         ctx: &RunCtx,
     ) -> Result<Refined> {
         let n = pixels.len();
-        let mut refined = Refined { refiner: vec![0f32; n * CLASSES], ensemble: vec![0f32; n * CLASSES] };
-        let Some(body) = self.body(pixels, rgb, l1, width, height, ctx)? else { return Ok(refined) };
-        let chunks =
-            refined.refiner.par_chunks_mut(CHUNK * CLASSES).zip(refined.ensemble.par_chunks_mut(CHUNK * CLASSES));
-        chunks.enumerate().for_each_init(
-            || Scratch::new(self.post[0].cout.max(self.gate[0].cout)),
-            |s, (c, (l2, z))| {
-                self.tail(&body, c * CHUNK, l2.len() / CLASSES, s);
-                l2.copy_from_slice(&s.l2[..l2.len()]);
-                z.copy_from_slice(&s.z[..z.len()]);
-            },
-        );
-        Ok(refined)
+        // Each pixel's `l2` then its ensemble logits, split in two at the end (this path
+        // serves the twin test; `classify` is what images run).
+        let mut both = vec![0f32; n * 2 * CLASSES];
+        if let Some(body) = self.body(pixels, rgb, l1, width, height, ctx)? {
+            self.per_chunk(&body, &mut both, 2 * CLASSES, |s, out| {
+                for (r, row) in out.chunks_exact_mut(2 * CLASSES).enumerate() {
+                    row[..CLASSES].copy_from_slice(&s.l2[r * CLASSES..][..CLASSES]);
+                    row[CLASSES..].copy_from_slice(&s.z[r * CLASSES..][..CLASSES]);
+                }
+            });
+        }
+        let (refiner, ensemble) =
+            both.chunks_exact(2 * CLASSES).map(|r| r.split_at(CLASSES)).unzip::<_, _, Vec<_>, Vec<_>>();
+        Ok(Refined { refiner: refiner.concat(), ensemble: ensemble.concat() })
     }
 
     /// The ensembler's class at each pixel (the argmax of [`Refined::ensemble`]; ties to the
@@ -204,17 +205,32 @@ impl Refiner {
         ctx: &RunCtx,
     ) -> Result<Vec<u8>> {
         let mut classes = vec![0u8; pixels.len()];
-        let Some(body) = self.body(pixels, rgb, l1, width, height, ctx)? else { return Ok(classes) };
-        classes.par_chunks_mut(CHUNK).enumerate().for_each_init(
-            || Scratch::new(self.post[0].cout.max(self.gate[0].cout)),
-            |s, (c, out)| {
-                self.tail(&body, c * CHUNK, out.len(), s);
+        if let Some(body) = self.body(pixels, rgb, l1, width, height, ctx)? {
+            self.per_chunk(&body, &mut classes, 1, |s, out| {
                 for (o, z) in out.iter_mut().zip(s.z.chunks_exact(CLASSES)) {
                     *o = z.iter().enumerate().fold(0, |b, (k, &x)| if x > z[b] { k } else { b }) as u8;
                 }
+            });
+        }
+        Ok(classes)
+    }
+
+    /// Runs the head and ensembler on every chunk of [`CHUNK`] pixels in parallel, and
+    /// `emit` on each chunk's results and its part of `out` (`per_pixel` values a pixel).
+    fn per_chunk<T: Send>(
+        &self,
+        body: &Body<'_>,
+        out: &mut [T],
+        per_pixel: usize,
+        emit: impl Fn(&Scratch, &mut [T]) + Sync,
+    ) {
+        out.par_chunks_mut(CHUNK * per_pixel).enumerate().for_each_init(
+            || Scratch::new(self.post[0].cout.max(self.gate[0].cout)),
+            |s, (c, out)| {
+                self.tail(body, c * CHUNK, out.len() / per_pixel, s);
+                emit(s, out);
             },
         );
-        Ok(classes)
     }
 
     /// The input features and the U-Net up to its last block's features; `None` for no pixels.
@@ -272,10 +288,10 @@ impl Refiner {
 
     /// The head and the gated ensembler on rows `r0 .. r0 + rows` (at most [`CHUNK`]):
     /// `l2 = head(h)`, `w = softmax(gate([p1, H1, p2, H2]))`, `z = post(w0·l1 + w1·l2)`;
-    /// `l2` and `z` are left in `s`. Compiled for AVX2 where the CPU has it ([`has_avx2`]).
+    /// `l2` and `z` are left in `s`. Compiled for AVX2 where the CPU has it.
     fn tail(&self, b: &Body<'_>, r0: usize, rows: usize, s: &mut Scratch) {
         #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
+        if crate::backend::cpu::dense::avx2_fma() {
             // SAFETY: the CPU has AVX2 and FMA.
             return unsafe { self.tail_avx2(b, r0, rows, s) };
         }
@@ -364,7 +380,7 @@ fn input_features(rgb: &[u8], l1: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let chunks = feats.par_chunks_mut(CHUNK * IN_CHANNELS).zip(h1.par_chunks_mut(CHUNK));
     chunks.enumerate().for_each(|(c, (f, h))| {
         #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
+        if crate::backend::cpu::dense::avx2_fma() {
             // SAFETY: the CPU has AVX2 and FMA.
             return unsafe { input_rows_avx2(rgb, l1, c * CHUNK, f, h) };
         }
@@ -393,14 +409,6 @@ fn input_rows(rgb: &[u8], l1: &[f32], r0: usize, f: &mut [f32], h: &mut [f32]) {
         *h = softmax_padded(&z, &mut p);
         f[3..].copy_from_slice(&p[..CLASSES]);
     }
-}
-
-/// Whether the per-row passes run compiled for AVX2 + FMA: the build targets baseline
-/// x86-64, where the row loops (softmax, exponentials, halving sums) run 4 lanes wide. No
-/// float contraction either way, so both give the same bits.
-#[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
 /// The refined full-resolution classes of one image: the dense ones with the selected pixels

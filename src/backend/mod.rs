@@ -222,16 +222,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         w: &Tensor,
         epi: &Epilogue<'_>,
     ) -> Result<Tensor>;
-    /// `act(conv(x) + bias)` in `precision` (BF16 or INT8) with the weights packed when the
-    /// model was prepared ([`lowp`]); the gather is fused into the kernel (no dataflow
-    /// choice). A precision `w` lacks, or F32, is an error.
+    /// `act(conv(x) + bias + residual)` ([`Epilogue`]; ReLU or none) in `precision` (BF16 or
+    /// INT8) with the weights packed when the model was prepared ([`lowp`]); the gather is
+    /// fused into the kernel (no dataflow choice), the epilogue into its store. A precision
+    /// `w` lacks, or F32, is an error.
     fn sparse_conv_lowp(
         &self,
         map: &KernelMap,
         x: &Tensor,
         w: &LowpConv,
         precision: Precision,
-        bias: Option<&Tensor>,
-        act: Activation,
+        epi: &Epilogue<'_>,
     ) -> Result<Tensor>;
 }

@@ -183,9 +183,9 @@ impl SparseConv3d {
     }
 
     /// `act(conv(x) + bias + residual)`: a residual block's last conv with its skip
-    /// connection (on the conv's output coordinates) and the block's activation. FP32
-    /// convs fuse both into the store of each output row; the other paths add the
-    /// residual in a pass of its own.
+    /// connection (on the conv's output coordinates) and the block's activation, fused
+    /// into the store of each output row (FP32, BF16, INT8); pointwise convs and the
+    /// accuracy probe add the residual in a pass of its own.
     pub fn forward_residual(
         &self,
         x: &SparseTensor,
@@ -231,8 +231,9 @@ impl SparseConv3d {
         let precision = ctx.precision(&s.name);
         if let Some(lowp) = self.lowp.as_ref().filter(|l| l.has(precision)) {
             let t = Instant::now();
-            let y = backend.sparse_conv_lowp(&plan.map, &x.feats, lowp, precision, self.bias.as_ref(), conv_act)?;
-            let y = finish(x.on_plan(&plan, y)?, then)?;
+            let epi = Epilogue { bias: self.bias.as_ref(), residual: residual.map(|r| &r.feats), act };
+            let y = backend.sparse_conv_lowp(&plan.map, &x.feats, lowp, precision, &epi)?;
+            let y = x.on_plan(&plan, y)?;
             let seconds = t.elapsed().as_secs_f64();
             if ctx.stats.is_some() {
                 ctx.record(self.stat(Some(plan.key), flops(), seconds, map_seconds, precision));
@@ -256,7 +257,8 @@ impl SparseConv3d {
             let want = backend.download(&y)?;
             for p in [Precision::Bf16, Precision::Int8].into_iter().filter(|&p| lowp.has(p)) {
                 let t = Instant::now();
-                let got = backend.sparse_conv_lowp(&plan.map, &x.feats, lowp, p, self.bias.as_ref(), act)?;
+                let epi = Epilogue { bias: self.bias.as_ref(), residual: None, act };
+                let got = backend.sparse_conv_lowp(&plan.map, &x.feats, lowp, p, &epi)?;
                 let lowp_seconds = t.elapsed().as_secs_f64();
                 let got = backend.download(&got)?;
                 let row = ProbeRow::new(&s.name, p, &got, &want, lowp_seconds, seconds);

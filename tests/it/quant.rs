@@ -3,7 +3,7 @@
 //! INT8 against itself in FP32 on a held-out world.
 
 use scenetok::backend::lowp::{ActQuant, Int8Conv, LowpConv};
-use scenetok::backend::{Activation, Device, KernelMap, Precision};
+use scenetok::backend::{Activation, Device, Epilogue, KernelMap, Precision};
 
 struct GoldenCase {
     x: Vec<f32>,
@@ -63,7 +63,8 @@ fn int8_conv_matches_the_numpy_reference_bit_for_bit() {
         let lowp = LowpConv { int8: Some(int8), bf16: None };
         let x = b.upload(&g.x, g.n_in, g.cin).unwrap();
         let bias = b.upload(&g.bias, 1, g.cout).unwrap();
-        let y = b.sparse_conv_lowp(&map, &x, &lowp, Precision::Int8, Some(&bias), act).unwrap();
+        let epi = Epilogue { bias: Some(&bias), residual: None, act };
+        let y = b.sparse_conv_lowp(&map, &x, &lowp, Precision::Int8, &epi).unwrap();
         let y = b.download(&y).unwrap();
         assert_eq!(y.len(), g.y.len());
         let differ =
@@ -72,7 +73,7 @@ fn int8_conv_matches_the_numpy_reference_bit_for_bit() {
         // Not a vacuous match: the outputs are spread, with ReLU zeros only where expected.
         assert!(g.y.iter().filter(|v| **v != 0.0).count() > g.y.len() / 3, "{name}: a degenerate golden case");
         // A conv asked for a precision it has no weights for is an error, not a panic.
-        assert!(b.sparse_conv_lowp(&map, &x, &lowp, Precision::Bf16, Some(&bias), act).is_err());
+        assert!(b.sparse_conv_lowp(&map, &x, &lowp, Precision::Bf16, &epi).is_err());
     }
 }
 

@@ -229,10 +229,12 @@ pub fn strided(coords: &[[i32; 4]], range: [i32; 3], geom: &ConvGeom) -> (Vec<[i
 }
 
 /// [`strided`] where the kernel tiles the grid (kernel = stride, no padding, no dilation):
-/// each input feeds exactly one output, `c div s` through offset `c mod s`. The outputs are
-/// marked in an array over the output box, whose running count numbers them in key order: no
-/// sort. `None` where the kernel does not tile or the box has far more cells than inputs
-/// (LiDAR levels: the sort is cheaper there).
+/// each input feeds exactly one output, `c div s` through offset `c mod s`, so the outputs
+/// are the inputs' distinct parents in key order. Where the output box has few cells per
+/// input (images), they are marked in an array over the box whose running count numbers
+/// them; elsewhere (LiDAR levels: 80-300 cells per input) the inputs' (parent key, row)
+/// pairs are sorted, one per input. `None` where the kernel does not tile, or the box's keys
+/// do not fit 32 bits.
 fn strided_disjoint(
     coords: &[[i32; 4]],
     range: [i32; 3],
@@ -244,7 +246,7 @@ fn strided_disjoint(
     let ravel =
         Ravel { min: [0; 4], size: [batches as u64, out_range[0] as u64, out_range[1] as u64, out_range[2] as u64] };
     let cells = ravel.size.iter().try_fold(1u64, |p, &s| p.checked_mul(s))?;
-    if !tiles || coords.is_empty() || cells > CELLS_PER_INPUT * coords.len() as u64 {
+    if !tiles || coords.is_empty() || cells > 1 << 32 || coords.len() >= 1 << 31 {
         return None;
     }
     let s: [i32; 3] = std::array::from_fn(|a| geom.stride[a] as i32);
@@ -253,43 +255,90 @@ fn strided_disjoint(
     for (k, ix) in kernel_indices(geom.kernel).iter().enumerate() {
         index[(ix[0] * geom.kernel[1] + ix[1]) * geom.kernel[2] + ix[2]] = k as u32;
     }
-    // Per input: its output's key and its offset (or none: outside the output box).
-    let fed: Vec<Option<(u64, u32)>> = coords
-        .par_iter()
-        .map(|c| {
-            let o = [c[0], c[1].div_euclid(s[0]), c[2].div_euclid(s[1]), c[3].div_euclid(s[2])];
-            let key = ravel.key(o)?;
-            let ix: [usize; 3] = std::array::from_fn(|a| c[a + 1].rem_euclid(s[a]) as usize);
-            Some((key, index[(ix[0] * geom.kernel[1] + ix[1]) * geom.kernel[2] + ix[2]]))
-        })
-        .collect();
-    let mut number = vec![0u32; cells as usize];
-    for &(key, _) in fed.iter().flatten() {
-        number[key as usize] = 1;
-    }
-    let mut out = Vec::new();
-    let mut count = 0u32;
-    for (key, v) in number.iter_mut().enumerate() {
-        if *v != 0 {
-            out.push(ravel.unravel(key as u64));
-            *v = count;
-            count += 1;
-        }
-    }
+    // An input's output (its parent) and its offset in that output's kernel.
+    let parent = |c: &[i32; 4]| -> ([i32; 4], u32) {
+        let (x, y, z) = (div_mod(c[1], s[0]), div_mod(c[2], s[1]), div_mod(c[3], s[2]));
+        let ix = (x.1 as usize * geom.kernel[1] + y.1 as usize) * geom.kernel[2] + z.1 as usize;
+        ([c[0], x.0, y.0, z.0], index[ix])
+    };
     let kv = geom.volume();
-    let mut rows = vec![-1i32; out.len() * kv];
-    for (i, f) in fed.iter().enumerate() {
-        if let Some((key, k)) = *f {
-            rows[number[key as usize] as usize * kv + k as usize] = i as i32;
+    let (out, rows) = if cells <= CELLS_PER_INPUT * coords.len() as u64 {
+        // Per input: its output's key and its offset (or none: outside the output box).
+        let fed: Vec<Option<(u64, u32)>> = coords
+            .par_iter()
+            .map(|c| {
+                let (o, k) = parent(c);
+                Some((ravel.key(o)?, k))
+            })
+            .collect();
+        let mut number = vec![0u32; cells as usize];
+        for &(key, _) in fed.iter().flatten() {
+            number[key as usize] = 1;
         }
-    }
+        let mut out = Vec::new();
+        let mut count = 0u32;
+        for (key, v) in number.iter_mut().enumerate() {
+            if *v != 0 {
+                out.push(ravel.unravel(key as u64));
+                *v = count;
+                count += 1;
+            }
+        }
+        let mut rows = vec![-1i32; out.len() * kv];
+        for (i, f) in fed.iter().enumerate() {
+            if let Some((key, k)) = *f {
+                rows[number[key as usize] as usize * kv + k as usize] = i as i32;
+            }
+        }
+        (out, rows)
+    } else {
+        // Key above, row below: sorting the words sorts by parent, then by row. Inputs
+        // outside the output box get the largest word and are dropped after the sort.
+        let mut keyed: Vec<u64> = coords
+            .par_iter()
+            .enumerate()
+            .map(|(i, c)| ravel.key(parent(c).0).map_or(u64::MAX, |key| (key << 32) | i as u64))
+            .collect();
+        // Inputs in ravel order (voxelization's, every map's outputs) have their parents'
+        // slabs (b, x div s) ascending already: only each slab's words need sorting, small
+        // sorts side by side instead of one large one.
+        let slab_cells = ravel.size[2] * ravel.size[3];
+        let slab = |w: u64| if w == u64::MAX { u64::MAX } else { (w >> 32) / slab_cells };
+        if keyed.par_windows(2).all(|p| slab(p[0]) <= slab(p[1])) {
+            keyed.par_chunk_by_mut(|a, b| slab(*a) == slab(*b)).for_each(<[u64]>::sort_unstable);
+        } else {
+            keyed.par_sort_unstable();
+        }
+        let fed = keyed.partition_point(|&w| w != u64::MAX);
+        let n_out = keyed[..fed].chunk_by(|a, b| a >> 32 == b >> 32).count();
+        let (mut out, mut rows) = (Vec::with_capacity(n_out), vec![-1i32; n_out * kv]);
+        let mut last = u64::MAX;
+        for &w in &keyed[..fed] {
+            let i = (w & u32::MAX as u64) as usize;
+            let (o, k) = parent(&coords[i]);
+            if w >> 32 != last {
+                out.push(o);
+                last = w >> 32;
+            }
+            rows[(out.len() - 1) * kv + k as usize] = i as i32;
+        }
+        (out, rows)
+    };
     let n_out = out.len();
     Some((out, out_range, KernelMap::from_rows(coords.len(), n_out, kv, rows, None)))
 }
 
-/// The output box's size limit for [`strided_disjoint`], in cells per input: a pass over the
-/// box costs about what sorting the inputs' keys does at ~16 cells per input (2-D images at
-/// 3-4% of their pixels: ~8; LiDAR levels: 80-300).
+/// `(c div s, c mod s)`, Euclidean, for a stride `s > 0`: shifts where it is a power of two
+/// (every U-Net's), a division otherwise (a division per axis and input was most of the
+/// down-sampling map's time).
+#[inline]
+fn div_mod(c: i32, s: i32) -> (i32, i32) {
+    if s & (s - 1) == 0 { (c >> s.trailing_zeros(), c & (s - 1)) } else { (c.div_euclid(s), c.rem_euclid(s)) }
+}
+
+/// The output box's size limit for the array in [`strided_disjoint`], in cells per input: a
+/// pass over the box costs about what sorting the inputs' keys does at ~16 cells per input
+/// (2-D images at 3-4% of their pixels: ~8; LiDAR levels: 80-300).
 const CELLS_PER_INPUT: u64 = 16;
 
 /// [`strided`] for any kernel: every (input, offset) pair's output, sorted.
@@ -375,8 +424,9 @@ fn scatter_map(
 mod tests {
     use super::*;
 
-    /// Kernels that tile the grid build the same strided maps without sorting: 2-D pixels and
-    /// a small 3-D box with a batch axis (a large sparse box sorts).
+    /// Kernels that tile the grid build the same strided maps as the general path: 2-D pixels
+    /// and a small 3-D box with a batch axis (marked in an array), a large sparse box (one
+    /// sorted key per input).
     #[test]
     fn disjoint_strided_maps_equal_the_sorted_ones() {
         let pixels: Vec<[i32; 4]> = (0..31)
@@ -407,8 +457,26 @@ mod tests {
             assert_eq!(fast.2.out_in_map, sorted.2.out_in_map);
             assert_eq!(fast.2.n_out, sorted.2.n_out);
         }
-        let far: Vec<[i32; 4]> = (0..10).map(|i| [0, 1000 * i, 1000 * i, 1000 * i]).collect();
-        assert!(strided_disjoint(&far, [10_000; 3], &ConvGeom::cube(2, 2)).is_none());
+        // A box with far more cells than inputs (LiDAR levels) sorts the parents' keys: two
+        // batches, several children per parent, and inputs on the odd range's last plane,
+        // whose parent lies outside the output box.
+        let mut far: Vec<[i32; 4]> = (0..400)
+            .map(|_| {
+                let (b, x, y, z) = (next(2), next(40) * 25, next(30) * 33, next(21) * 3);
+                [b, x + next(2), y + next(2), (z + next(2)).min(60)]
+            })
+            .collect();
+        far.sort_unstable();
+        far.dedup();
+        let range = [1001, 1000, 61];
+        let geom = ConvGeom::cube(2, 2);
+        let fast = strided_disjoint(&far, range, &geom).expect("tiles: sorted parents");
+        let sorted = strided_by_sorting(&far, range, &geom);
+        assert_eq!(fast.0, sorted.0);
+        assert_eq!(fast.1, sorted.1);
+        assert_eq!(fast.2.out_in_map, sorted.2.out_in_map);
+        assert!(fast.0.len() < far.len(), "some parents have several children");
+        assert!(far.iter().any(|c| c[3] == 60), "an input without a parent");
         assert!(strided_disjoint(&voxels, [12, 10, 9], &ConvGeom::cube(3, 2)).is_none());
     }
 

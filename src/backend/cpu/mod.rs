@@ -439,8 +439,7 @@ impl Backend for CpuBackend {
         x: &Tensor,
         w: &LowpConv,
         precision: Precision,
-        bias: Option<&Tensor>,
-        act: Activation,
+        epi: &Epilogue<'_>,
     ) -> Result<Tensor> {
         let check = |volume: usize, cin: usize| {
             if x.rows() != map.n_in || x.cols() != cin || map.volume != volume {
@@ -455,28 +454,29 @@ impl Backend for CpuBackend {
             }
             host(x, "conv input")
         };
-        if act == Activation::Gelu {
+        if epi.act == Activation::Gelu {
             return Err(mismatch(format!("a {} conv with a fused GELU (ReLU or none only)", precision.label())));
         }
+        let host_epi = |cout: usize| -> Result<dataflow::HostEpilogue<'_>> {
+            let residual = match epi.residual {
+                Some(r) if r.shape() != [map.n_out, cout] => {
+                    return Err(mismatch(format!(
+                        "a residual of {:?} for a conv's {} × {cout} outputs",
+                        r.shape(),
+                        map.n_out
+                    )));
+                }
+                r => r.map(|r| host(r, "the residual")).transpose()?,
+            };
+            Ok(dataflow::HostEpilogue { bias: bias_row(epi.bias, cout)?, residual, act: epi.act })
+        };
         match (precision, &w.int8, &w.bf16) {
             (Precision::Int8, Some(q), _) => {
-                let y = lowp::conv_int8(
-                    map,
-                    check(q.weights.volume, q.weights.cin)?,
-                    q,
-                    bias_row(bias, q.weights.cout)?,
-                    act,
-                );
+                let y = lowp::conv_int8(map, check(q.weights.volume, q.weights.cin)?, q, &host_epi(q.weights.cout)?);
                 Ok(tensor(y, map.n_out, q.weights.cout))
             }
             (Precision::Bf16, _, Some(b)) => {
-                let y = lowp::conv_bf16(
-                    map,
-                    check(b.weights.volume, b.weights.cin)?,
-                    b,
-                    bias_row(bias, b.weights.cout)?,
-                    act,
-                );
+                let y = lowp::conv_bf16(map, check(b.weights.volume, b.weights.cin)?, b, &host_epi(b.weights.cout)?);
                 Ok(tensor(y, map.n_out, b.weights.cout))
             }
             _ => Err(mismatch(format!("a conv in {} without weights packed for it", precision.label()))),

@@ -122,8 +122,7 @@ impl Backend for CudaBackend {
         _: &Tensor,
         _: &LowpConv,
         _: Precision,
-        _: Option<&Tensor>,
-        _: Activation,
+        _: &Epilogue<'_>,
     ) -> Result<Tensor> {
         match *self {}
     }

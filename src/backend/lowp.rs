@@ -163,15 +163,17 @@ impl Int8Conv {
     }
 }
 
+/// 1.5·2²³: `(v + M) − M` rounds `|v| < 2²²` to the nearest integer, ties to even.
+pub const ROUNDING_MAGIC: f32 = 12_582_912.0;
+
 /// Quantizes one activation: `clamp(rint(x · inv) + z, 0, 255)`.
 #[inline]
 pub fn quantize_u8(x: f32, inv: f32, zero_point: u8) -> u8 {
     // Round half to even by adding and subtracting 1.5·2²³ (exact for |v| < 2²²: clamped to
     // ±512 first, past every level, which changes no result): `round_ties_even` is a libm
     // call on baseline x86-64 and this loop quantizes every input value of every conv.
-    const MAGIC: f32 = 12_582_912.0;
     let v = (x * inv).clamp(-512.0, 512.0);
-    let q = ((v + MAGIC) - MAGIC) + zero_point as f32;
+    let q = ((v + ROUNDING_MAGIC) - ROUNDING_MAGIC) + zero_point as f32;
     // NaN (kept by clamp) becomes the zero point.
     if q.is_nan() { zero_point } else { q.clamp(0.0, 255.0) as u8 }
 }

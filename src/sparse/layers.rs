@@ -257,7 +257,10 @@ impl SparseConv3d {
             let want = backend.download(&y)?;
             for p in [Precision::Bf16, Precision::Int8].into_iter().filter(|&p| lowp.has(p)) {
                 let t = Instant::now();
-                let epi = Epilogue { bias: self.bias.as_ref(), residual: None, act };
+                // The FP32 output above stops where this conv's own part does (before a
+                // residual block's add and ReLU): the same here, or the two would differ by the
+                // ReLU alone and the guard would turn every block's second conv away.
+                let epi = Epilogue { bias: self.bias.as_ref(), residual: None, act: conv_act };
                 let got = backend.sparse_conv_lowp(&plan.map, &x.feats, lowp, p, &epi)?;
                 let lowp_seconds = t.elapsed().as_secs_f64();
                 let got = backend.download(&got)?;

@@ -135,3 +135,33 @@ fn shipped_lidar_encoder_in_low_precision_keeps_its_accuracy() {
         assert!(r.miou >= fp32.miou - bound, "{label}: mIoU {:.4} vs fp32 {:.4}", r.miou, fp32.miou);
     }
 }
+
+/// The accuracy probe compares each conv's low-precision output with the same conv's FP32
+/// output: for a residual block's second conv both stop before the block's add and ReLU
+/// (comparing a ReLU'd output with one that is not made every such conv look inaccurate). On
+/// random weights BF16 stays within its rounding everywhere.
+#[test]
+fn the_accuracy_probe_compares_like_with_like() {
+    use scenetok::sparse::SparseTensor;
+    use scenetok::sparse::nets::{MinkUNet, MinkUNetConfig};
+    use scenetok::sparse::quant::{Guard, prepare};
+    use scenetok::sparse::weights::Params;
+
+    let device = Device::cpu();
+    let mut p = Params::random(3);
+    let config = MinkUNetConfig { in_channels: 4, num_classes: 5, width: 0.25 };
+    let mut net = MinkUNet::build(config, &mut p, &device).unwrap();
+    let coords: Vec<[i32; 4]> = (0..24)
+        .flat_map(|x| (0..24).flat_map(move |y| (0..4).map(move |z| [0, x, y, z])))
+        .filter(|c| (c[1] * 7 + c[2] * 3 + c[3]) % 3 != 0)
+        .collect();
+    let feats: Vec<f32> = (0..coords.len() * 4).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();
+    let feats = device.backend().upload(&feats, coords.len(), 4).unwrap();
+    let x = SparseTensor::new(&device, coords, feats, [24, 24, 4]).unwrap();
+    let plan = prepare(&mut net, &device, &[x], Some(0.5), Guard::default()).unwrap();
+    let bf16: Vec<_> = plan.probe.iter().filter(|r| r.precision == Precision::Bf16).collect();
+    assert!(bf16.iter().any(|r| r.conv.ends_with(".c2")), "residual convs are probed");
+    for r in bf16 {
+        assert!(r.rel_err < 0.02, "{}: relative error {} in BF16", r.conv, r.rel_err);
+    }
+}

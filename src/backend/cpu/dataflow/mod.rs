@@ -32,13 +32,13 @@ pub struct HostEpilogue<'a> {
 /// caller checked the shapes. The fused-gather kernels apply the epilogue as they store
 /// each row; the other dataflows scatter-add into their output, so it follows in one pass.
 /// A map whose outputs each have at most one input ([`one_to_one`]: a transposed conv whose
-/// kernel equals its stride) runs as one GEMM (dense) or row by row (sparse) whatever the
-/// dataflow.
+/// kernel equals its stride) runs as one GEMM (dense) or row by row (sparse and narrow)
+/// whatever the dataflow.
 pub fn run(dataflow: &Dataflow, p: &ConvProblem<'_>, epi: &HostEpilogue<'_>) -> Vec<f32> {
     debug_assert_eq!(p.x.len(), p.map.n_in * p.cin);
     debug_assert_eq!(p.w.len(), p.map.volume * p.cin * p.cout);
     debug_assert!(epi.residual.is_none_or(|r| r.len() == p.map.n_out * p.cout));
-    match one_to_one::classify(p.map) {
+    match one_to_one::classify(p.map, p.cin, p.cout) {
         Some(one_to_one::OneInput::Gemm(single)) => return one_to_one::run(p, &single, epi),
         Some(one_to_one::OneInput::Rows(single)) => return one_to_one::run_rows(p, &single, epi),
         None => {}

@@ -29,10 +29,16 @@ pub enum OneInput {
 
 /// The input and offset of every output row (`NONE` for a row without one) if none has more
 /// than one, with the form to run it in: the GEMM where at least half of its `n_in × K`
-/// products would be used, row by row otherwise. `None` for maps with several inputs per
-/// output (every map but a transposed kernel-equals-stride one; rejected at the first rows).
-pub fn classify(map: &KernelMap) -> Option<OneInput> {
+/// products would be used, row by row otherwise if the layer is narrow (`cin · cout` ≤
+/// [`ROWS_MAX_WEIGHTS`]). `None` for maps with several inputs per output (every map but a
+/// transposed kernel-equals-stride one; rejected at the first rows) and for wide sparse layers,
+/// which the dataflows run faster.
+pub fn classify(map: &KernelMap, cin: usize, cout: usize) -> Option<OneInput> {
     if map.n_out == 0 || map.volume < 2 || map.identity.is_some() {
+        return None;
+    }
+    let dense = 2 * map.n_out >= map.volume * map.n_in;
+    if !dense && cin * cout > ROWS_MAX_WEIGHTS {
         return None;
     }
     let several = |o: usize| map.row(o).iter().filter(|&&i| i >= 0).count() > 1;
@@ -40,8 +46,15 @@ pub fn classify(map: &KernelMap) -> Option<OneInput> {
         return None;
     }
     let single = single_inputs(map)?;
-    Some(if 2 * map.n_out >= map.volume * map.n_in { OneInput::Gemm(single) } else { OneInput::Rows(single) })
+    Some(if dense { OneInput::Gemm(single) } else { OneInput::Rows(single) })
 }
+
+/// The widest layer (`cin · cout` weights per offset) that runs row by row. The row kernel
+/// loads each weight vector once per output row, the fused-gather tiles once per 8 rows: in
+/// the LiDAR U-Nets' up-sampling, rows won at 24 → 24 and 32 → 24 (4.2 against 5.6 ms, 2.0
+/// against 2.4), tied at 64 → 32 and 64 → 64, and lost from 48 → 48 on (13.3 against 10.3
+/// ms; 256 → 256: 18.0 against 5.8).
+pub const ROWS_MAX_WEIGHTS: usize = 32 * 32;
 
 /// The input and offset of every output row (`NONE` for a row without one), if none has
 /// more than one; otherwise `None`.
@@ -333,7 +346,7 @@ mod tests {
         let geom = ConvGeom { kernel: [2, 2, 1], stride: [2, 2, 1], padding: [0; 3], dilation: [1; 3] };
         let (_, _, down) = strided(&coords, [9, 7, 1], &geom);
         let up = down.transposed();
-        let Some(OneInput::Gemm(single)) = classify(&up) else { panic!("one input per output, densely") };
+        let Some(OneInput::Gemm(single)) = classify(&up, 5, 3) else { panic!("one input per output, densely") };
         assert_eq!(single.len(), coords.len());
         // The last column and row (odd sizes) have no coarse parent.
         assert!(single.iter().any(|&(i, _)| i == NONE) && single.iter().any(|&(i, _)| i != NONE));
@@ -368,11 +381,12 @@ mod tests {
         fine.dedup();
         let range = [40, 40, 41];
         let (_, _, down) = strided(&fine, range, &ConvGeom::cube(2, 2));
-        assert!(classify(&down).is_none(), "several children per coarse voxel");
+        assert!(classify(&down, 4, 3).is_none(), "several children per coarse voxel");
         let sub = crate::backend::cpu::kmap::submanifold(&fine, range, &ConvGeom::cube(3, 1));
-        assert!(classify(&sub).is_none());
+        assert!(classify(&sub, 4, 3).is_none());
         let up = down.transposed();
-        let Some(OneInput::Rows(single)) = classify(&up) else { panic!("sparse one-input map") };
+        assert!(classify(&up, 48, 48).is_none(), "wide layers run through the dataflows");
+        let Some(OneInput::Rows(single)) = classify(&up, 24, 24) else { panic!("sparse one-input map") };
         assert!(single.iter().any(|&(i, _)| i == NONE), "z = 40 has no parent");
         for (cin, cout) in [(4, 3), (24, 24), (7, 37)] {
             let x: Vec<f32> = (0..up.n_in * cin).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();

@@ -436,9 +436,9 @@ impl KernelMap {
 
 /// Row indices ordered by descending mask, ties in ascending row order (a stable order).
 /// Masks of at most 16 bits (kernels of up to 16 offsets per group: the 2-D 3×3 convs, the
-/// k2 s2 down-sampling) are counted into buckets, one pass each way; wider ones (3×3×3: 27)
-/// in two such stable passes, the low half of the bits, then the high half (a sort of the
-/// full-resolution LiDAR level's rows took 4-5 ms of its 12 ms plan).
+/// k2 s2 down-sampling) are counted into buckets in one stable pass; wider ones (3×3×3: 27)
+/// in two, the low half of the bits, then the high half (a sort of the full-resolution LiDAR
+/// level's rows took 4-5 ms of its 12 ms plan).
 fn order_by_descending_mask(masks: &[u32], bits: usize) -> Vec<u32> {
     assert!(bits <= 32, "masks of {bits} bits");
     if bits > 16 {
@@ -450,24 +450,9 @@ fn order_by_descending_mask(masks: &[u32], bits: usize) -> Vec<u32> {
         let by_low = counting_pass(0..masks.len() as u32, masks.len(), 1 << low, |o| digit(o, 0, low));
         return counting_pass(by_low.into_iter(), masks.len(), 1 << (bits - low), |o| digit(o, low, bits - low));
     }
-    let buckets = 1usize << bits;
-    let mut next = vec![0u32; buckets];
-    for &m in masks {
-        next[m as usize] += 1;
-    }
-    // Each bucket's first position, the highest mask first.
-    let mut at = 0u32;
-    for slot in next.iter_mut().rev() {
-        let count = *slot;
-        *slot = at;
-        at += count;
-    }
-    let mut order = vec![0u32; masks.len()];
-    for (o, &m) in masks.iter().enumerate() {
-        order[next[m as usize] as usize] = o as u32;
-        next[m as usize] += 1;
-    }
-    order
+    // One counting pass: ascending `!mask` is descending mask.
+    let full = (1u32 << bits) - 1;
+    counting_pass(0..masks.len() as u32, masks.len(), 1 << bits, |o| (!masks[o as usize] & full) as usize)
 }
 
 /// The `n` rows of `rows` ordered by `bucket(row)` ascending, stably (one counting pass).

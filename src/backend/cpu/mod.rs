@@ -55,6 +55,18 @@ fn bias_row(bias: Option<&Tensor>, cols: usize) -> Result<Option<&[f32]>> {
     Ok(Some(v))
 }
 
+/// A conv's epilogue on host values, its bias and residual checked against the conv's
+/// `rows × cols` output.
+fn host_epilogue<'a>(epi: &Epilogue<'a>, rows: usize, cols: usize) -> Result<dataflow::HostEpilogue<'a>> {
+    let residual = match epi.residual {
+        Some(r) if r.shape() != [rows, cols] => {
+            return Err(mismatch(format!("a residual of {:?} for a conv's {rows} × {cols} outputs", r.shape())));
+        }
+        r => r.map(|r| host(r, "the residual")).transpose()?,
+    };
+    Ok(dataflow::HostEpilogue { bias: bias_row(epi.bias, cols)?, residual, act: epi.act })
+}
+
 /// `row ← act(row + bias + residual row)` on every row of `y`, in parallel (the plain
 /// [`epilogue`] without a residual).
 fn epilogue_with_residual(y: &mut [f32], cols: usize, epi: &dataflow::HostEpilogue<'_>) {
@@ -418,17 +430,7 @@ impl Backend for CpuBackend {
                 w.rows()
             )));
         }
-        let residual = match epi.residual {
-            Some(r) if r.shape() != [map.n_out, cout] => {
-                return Err(mismatch(format!(
-                    "a residual of {:?} for a conv's {} × {cout} outputs",
-                    r.shape(),
-                    map.n_out
-                )));
-            }
-            r => r.map(|r| host(r, "the residual")).transpose()?,
-        };
-        let host_epi = dataflow::HostEpilogue { bias: bias_row(epi.bias, cout)?, residual, act: epi.act };
+        let host_epi = host_epilogue(epi, map.n_out, cout)?;
         let p = dataflow::ConvProblem { map, x: host(x, "conv input")?, cin, w: host(w, "conv weight")?, cout };
         Ok(tensor(dataflow::run(df, &p, &host_epi), map.n_out, cout))
     }
@@ -457,19 +459,7 @@ impl Backend for CpuBackend {
         if epi.act == Activation::Gelu {
             return Err(mismatch(format!("a {} conv with a fused GELU (ReLU or none only)", precision.label())));
         }
-        let host_epi = |cout: usize| -> Result<dataflow::HostEpilogue<'_>> {
-            let residual = match epi.residual {
-                Some(r) if r.shape() != [map.n_out, cout] => {
-                    return Err(mismatch(format!(
-                        "a residual of {:?} for a conv's {} × {cout} outputs",
-                        r.shape(),
-                        map.n_out
-                    )));
-                }
-                r => r.map(|r| host(r, "the residual")).transpose()?,
-            };
-            Ok(dataflow::HostEpilogue { bias: bias_row(epi.bias, cout)?, residual, act: epi.act })
-        };
+        let host_epi = |cout: usize| host_epilogue(epi, map.n_out, cout);
         match (precision, &w.int8, &w.bf16) {
             (Precision::Int8, Some(q), _) => {
                 let y = lowp::conv_int8(map, check(q.weights.volume, q.weights.cin)?, q, &host_epi(q.weights.cout)?);

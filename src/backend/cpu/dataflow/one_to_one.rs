@@ -137,16 +137,8 @@ pub fn run_rows(p: &ConvProblem<'_>, single: &[(u32, u32)], epi: &HostEpilogue<'
     if cout == 0 {
         return y;
     }
-    let padded = cout.next_multiple_of(8);
-    let mut w = vec![0f32; p.map.volume * cin * padded];
-    for (dst, src) in w.chunks_exact_mut(padded).zip(p.w.chunks_exact(cout)) {
-        dst[..cout].copy_from_slice(src);
-    }
-    let mut bias = vec![0f32; padded];
-    if let Some(b) = epi.bias {
-        bias[..cout].copy_from_slice(b);
-    }
-    let block = RowBlock { x: p.x, cin, cout, w: &w, padded, bias: &bias, act: epi.act };
+    let (w, bias) = padded_operands(p.w, cout, epi.bias);
+    let block = RowBlock { x: p.x, cin, cout, w: &w, padded: bias.len(), bias: &bias, act: epi.act };
     y.par_chunks_mut(ROWS * cout).zip(single.par_chunks(ROWS)).enumerate().for_each(|(c, (out, single))| {
         let res = epi.residual.map(|r| &r[c * ROWS * cout..][..out.len()]);
         #[cfg(target_arch = "x86_64")]
@@ -157,6 +149,21 @@ pub fn run_rows(p: &ConvProblem<'_>, single: &[(u32, u32)], epi: &HostEpilogue<'
         block.rows(out, single, res);
     });
     y
+}
+
+/// The weights `[K·cin × cout]` and bias `[cout]` (zeros without one) with every row padded
+/// with zeros to whole vectors of 8.
+fn padded_operands(w: &[f32], cout: usize, bias: Option<&[f32]>) -> (Vec<f32>, Vec<f32>) {
+    let padded = cout.next_multiple_of(8);
+    let mut wp = vec![0f32; w.len() / cout * padded];
+    for (dst, src) in wp.chunks_exact_mut(padded).zip(w.chunks_exact(cout)) {
+        dst[..cout].copy_from_slice(src);
+    }
+    let mut bp = vec![0f32; padded];
+    if let Some(b) = bias {
+        bp[..cout].copy_from_slice(b);
+    }
+    (wp, bp)
 }
 
 /// [`run_rows`]'s operands: weights `[K][cin][padded]` and bias `[padded]` padded with zeros.
@@ -405,16 +412,8 @@ mod tests {
                 crate::backend::cpu::epilogue_with_residual(&mut want, cout, &epi);
                 let got = run_rows(&p, &single, &epi);
                 // The portable path over the same operands.
-                let padded = cout.next_multiple_of(8);
-                let mut wp = vec![0f32; up.volume * cin * padded];
-                for (d, s) in wp.chunks_exact_mut(padded).zip(w.chunks_exact(cout)) {
-                    d[..cout].copy_from_slice(s);
-                }
-                let mut bp = vec![0f32; padded];
-                if let Some(b) = bias {
-                    bp[..cout].copy_from_slice(b);
-                }
-                let block = RowBlock { x: &x, cin, cout, w: &wp, padded, bias: &bp, act };
+                let (wp, bp) = padded_operands(&w, cout, bias);
+                let block = RowBlock { x: &x, cin, cout, w: &wp, padded: bp.len(), bias: &bp, act };
                 let mut portable = vec![f32::NAN; up.n_out * cout];
                 block.rows(&mut portable, &single, residual);
                 for (i, ((a, p), b)) in got.iter().zip(&portable).zip(&want).enumerate() {

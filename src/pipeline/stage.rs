@@ -103,4 +103,16 @@ impl Pipeline {
     pub fn times(&self) -> &StageTimes {
         &self.times
     }
+
+    /// The stages' names, in order.
+    pub fn stage_names(&self) -> Vec<&'static str> {
+        self.stages.iter().map(|s| s.name()).collect()
+    }
+
+    /// One pipeline per stage, in order, so that each can run on a thread of its own with a
+    /// queue between them (the streaming server): running them in turn on a context is
+    /// running this one.
+    pub fn into_single_stages(self) -> Vec<Pipeline> {
+        self.stages.into_iter().map(|stage| Pipeline { stages: vec![stage], times: StageTimes::default() }).collect()
+    }
 }

@@ -2,10 +2,10 @@
 //! components, the pipeline run on each within a deadline, results out as Arrow streams.
 //!
 //! ```text
-//! DoPut (v2 component batches) ─► assembler ─► frame queue ─► pipeline worker ─► results hub
-//!            │ rejected, counted        │ incomplete: rejected    │ full: oldest dropped    ├► DoGet subscribers
-//!            ▼                          ▼                         ▼                         ├► parquet parts
-//!          stats ◄──────────────────────────────────────────────────────────────────────── └► rerun
+//! DoPut (v2 component batches) ─► assembler ─► frame queue ─► stage ─► stage ─► … ─► results hub
+//!            │ rejected, counted        │ incomplete: rejected    │ full: oldest dropped          ├► DoGet subscribers
+//!            ▼                          ▼                         ▼                               ├► parquet parts
+//!          stats ◄────────────────────────────────────────────────────────────────────────────── └► rerun
 //! ```
 //!
 //! **Protocol.** Every `DoPut` stream carries record batches in the v2 component schemas
@@ -26,7 +26,9 @@
 //! length, an unknown enum); every rejection is counted by reason and logged, and the stream goes on.
 //!
 //! **Load.** Complete frames wait in a bounded queue; when it is full the oldest waiting frame
-//! is dropped (the receiver never blocks) and counted. Results go to each subscriber through
+//! is dropped (the receiver never blocks) and counted. Each stage runs on its own thread with
+//! a bounded queue before the next: a slow stage makes the earlier ones wait, which backs
+//! frames up into the front queue, so the frames dropped are always ones not yet started. Results go to each subscriber through
 //! its own bounded buffer; a subscriber that does not keep up loses results, counted, and never
 //! stalls the pipeline. Every frame ends exactly once as processed (on time or late), dropped or
 //! rejected, so `received = processed + dropped + rejected` once the server is idle.

@@ -1,13 +1,15 @@
 //! The server: the Flight service (`service.rs`) feeds the assembler, one thread prepares
-//! complete frames (their JPEGs decoded ahead), one runs the pipeline on them, results go to
-//! the hub, parquet parts and a sink; what they share is in `shared.rs`. Shutdown follows one
-//! rule: frames complete when it starts are finished (the queued ones, the prepared one and
-//! the running one), incomplete ones are dropped and counted, then the results are flushed.
+//! complete frames (their JPEGs decoded ahead), each pipeline stage runs on a thread of its
+//! own with a bounded queue before the next ([`STAGE_QUEUE`]), so a frame's later stages
+//! overlap the next frame's earlier ones; a last thread sends results to the hub, parquet
+//! parts and a sink. What they share is in `shared.rs`. Shutdown follows one rule: frames
+//! complete when it starts are finished (the queued ones, the prepared one and those in the
+//! stages), incomplete ones are dropped and counted, then the results are flushed.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,7 +19,7 @@ use tokio::sync::watch;
 use crate::error::{Error, Location, Result};
 use crate::models::image_encoder::{FrameImages, decode_frame_images_into};
 use crate::pipeline::stages::SegmentMaps;
-use crate::pipeline::{FrameContext, Pipeline, SourceFrame};
+use crate::pipeline::{FrameContext, Pipeline};
 
 use super::assembler::{Assembler, AssemblyConfig};
 use super::hub::{ParquetParts, ResultsHub};
@@ -68,7 +70,7 @@ impl ServeOptions {
     }
 }
 
-/// Takes every processed frame besides the subscribers (a live viewer). Runs on the pipeline
+/// Takes every processed frame besides the subscribers (a live viewer). Runs on the results
 /// thread: an implementation that does real work hands it to a thread of its own.
 pub trait FrameSink: Send {
     fn frame(&mut self, ctx: &FrameContext, result: &FrameResult);
@@ -115,22 +117,36 @@ impl Server {
         let worker = {
             let (shared, deadline) = (shared.clone(), opts.deadline);
             let spawn = move || {
-                // One frame ready ahead; decoded images come back to be reused.
-                let (to_pipeline, prepared) = sync_channel(0);
-                let (spent_tx, spent) = sync_channel(2);
+                let stages = pipeline.into_single_stages();
+                // The first stage takes a frame only when it is free (a rendezvous): the one
+                // frame prepared ahead waits in the preparing thread, where it can be dropped.
+                let (to_first, mut input) = sync_channel::<InFlight>(0);
+                // Decoded images and contexts come back to be reused.
+                let (spent_tx, spent) = sync_channel(stages.len() * (STAGE_QUEUE + 1) + 2);
+                let (recycle_tx, recycle) = channel::<FrameContext>();
                 std::thread::scope(|s| {
                     let shared = &shared;
+                    let spawn_err = |what: &str, e| Error::io(Location::default().detail(what.to_string()), e);
                     std::thread::Builder::new()
                         .name("scenetok-prepare".into())
-                        .spawn_scoped(s, move || run_prepare(shared, to_pipeline, spent))
-                        .map_err(|e| Error::io(Location::default().detail("frame-preparing thread"), e))?;
-                    run_pipeline(shared, pipeline, deadline, prepared, spent_tx, parts, sink)
+                        .spawn_scoped(s, move || run_prepare(shared, to_first, spent, recycle))
+                        .map_err(|e| spawn_err("frame-preparing thread", e))?;
+                    for stage in stages {
+                        let (tx, rx) = sync_channel::<InFlight>(STAGE_QUEUE);
+                        let name = stage.stage_names().first().copied().unwrap_or("stage");
+                        std::thread::Builder::new()
+                            .name(format!("scenetok-{name}"))
+                            .spawn_scoped(s, move || run_stage(stage, input, tx))
+                            .map_err(|e| spawn_err("stage thread", e))?;
+                        input = rx;
+                    }
+                    run_finish(shared, deadline, input, spent_tx, recycle_tx, parts, sink)
                 })
             };
             std::thread::Builder::new()
-                .name("scenetok-pipeline".into())
+                .name("scenetok-results".into())
                 .spawn(spawn)
-                .map_err(|e| Error::io(Location::default().detail("pipeline thread"), e))?
+                .map_err(|e| Error::io(Location::default().detail("results thread"), e))?
         };
         let ticker = {
             let (shared, every) = (shared.clone(), opts.log_every);
@@ -200,7 +216,7 @@ impl Server {
         let worker = self.worker.take();
         let result = tokio::task::spawn_blocking(move || worker.map(|w| w.join()))
             .await
-            .map_err(|e| Error::model(Location::default().detail("pipeline thread"), e.to_string()))?;
+            .map_err(|e| Error::model(Location::default().detail("results thread"), e.to_string()))?;
         self.shared.hub.close();
         if let Some(t) = self.ticker.take() {
             let _ = t.await;
@@ -213,7 +229,7 @@ impl Server {
         }
         match result {
             Some(Ok(r)) => r?,
-            Some(Err(_)) => return Err(Error::model(Location::default().detail("pipeline thread"), "panicked")),
+            Some(Err(_)) => return Err(Error::model(Location::default().detail("results thread"), "panicked")),
             None => {}
         }
         let report = self.shared.report();
@@ -226,26 +242,42 @@ fn log_stats(r: &StatsReport) {
     tracing::info!("{}", r.summary());
 }
 
-/// A frame taken from the queue, its camera images decoded ahead.
-struct Prepared {
-    frame: SourceFrame,
+/// Frames that may wait between two stages (beyond, the earlier stage waits for the later one,
+/// so a slow stage backs the frames up into the front queue, where the oldest unstarted one is
+/// dropped: a frame that has started is never dropped).
+pub const STAGE_QUEUE: usize = 1;
+
+/// A frame on its way through the stage threads.
+struct InFlight {
+    ctx: FrameContext,
     arrival: Instant,
     enqueued: Instant,
-    images: Option<FrameImages>,
-    decode: Duration,
+    /// When its first stage took it.
+    started: Option<Instant>,
+    /// How long its images took to decode ahead (`None`: not decoded ahead).
+    decode: Option<Duration>,
+    /// A stage's error: the later stages pass the frame on without running.
+    failed: Option<Error>,
 }
 
-/// The thread before the pipeline: takes complete frames until the queue is closed and empty,
+/// The thread before the stages: takes complete frames until the queue is closed and empty,
 /// keeps the sensors the preset uses and decodes their camera images, so a frame's JPEG
-/// decode runs on the other core while the pipeline runs the frame before (a decode is about
-/// a tenth of a streamed frame's work, and single-threaded). It holds one frame ready and
-/// hands it over when the pipeline is free. That frame is the oldest not yet started: when
-/// the queue fills behind it, it is the one dropped (`queue_full`), and the next ones are held
+/// decode runs while the stages run the frames before (a decode is about a tenth of a
+/// streamed frame's work, and single-threaded). It holds one frame ready and hands it over
+/// when the first stage is free. That frame is the oldest not yet started: when the queue
+/// fills behind it, it is the one dropped (`queue_full`), and the next ones are held
 /// undecoded (nothing decoded in vain) until one is handed over without a drop. A frame whose
-/// images do not decode goes on without them, and the pipeline reports the same error.
-fn run_prepare(shared: &Shared, to_pipeline: SyncSender<Prepared>, spent: Receiver<FrameImages>) {
+/// images do not decode goes on without them, and the stage that reads them reports the same
+/// error.
+fn run_prepare(
+    shared: &Shared,
+    to_first: SyncSender<InFlight>,
+    spent: Receiver<FrameImages>,
+    recycle: Receiver<FrameContext>,
+) {
     let spec = &shared.spec;
     let mut spare: Option<FrameImages> = None;
+    let mut spare_ctx: Option<FrameContext> = None;
     let mut behind = false;
     loop {
         let Some(q) = shared.queue.pop(Duration::from_millis(100)) else {
@@ -260,35 +292,41 @@ fn run_prepare(shared: &Shared, to_pipeline: SyncSender<Prepared>, spent: Receiv
         frame.frame.lasers.retain(|l| spec.lasers.contains(&l.laser));
         frame.frame.cameras.retain(|c| spec.cameras.contains(&c.camera));
         let t = Instant::now();
-        let images = (spec.uses_cameras() && !behind).then(|| {
+        let images = if spec.uses_cameras() && !behind {
             let mut images = spare.take().or_else(|| spent.try_recv().ok()).unwrap_or_default();
             decode_frame_images_into(&frame.frame, &frame.at, &mut images).ok().map(|()| images)
-        });
-        let decode = t.elapsed();
-        let mut p =
-            Prepared { frame, arrival: q.arrived.arrival, enqueued: q.enqueued, images: images.flatten(), decode };
+        } else {
+            None
+        };
+        let decode = images.is_some().then(|| t.elapsed());
+        let mut ctx = spare_ctx.take().or_else(|| recycle.try_recv().ok()).unwrap_or_default();
+        ctx.load(frame);
+        ctx.decoded = images;
+        let mut f =
+            InFlight { ctx, arrival: q.arrived.arrival, enqueued: q.enqueued, started: None, decode, failed: None };
         loop {
-            match to_pipeline.try_send(p) {
+            match to_first.try_send(f) {
                 Ok(()) => {
                     behind = false;
                     break;
                 }
                 Err(TrySendError::Disconnected(_)) => return,
-                Err(TrySendError::Full(back)) if shared.queue.is_full() && !shared.queue.is_closed() => {
+                Err(TrySendError::Full(mut back)) if shared.queue.is_full() && !shared.queue.is_closed() => {
                     shared.stats.frame_dropped(DropReason::QueueFull);
                     shared.running.fetch_sub(1, Ordering::SeqCst);
                     tracing::warn!(
                         "dropped frame {} of segment {} (QueueFull): the pipeline is behind",
-                        back.frame.frame.timestamp_micros,
-                        back.frame.segment
+                        back.ctx.frame.timestamp_micros,
+                        back.ctx.segment
                     );
-                    spare = back.images;
+                    spare = back.ctx.decoded.take();
+                    spare_ctx = Some(back.ctx);
                     behind = true;
                     break;
                 }
                 Err(TrySendError::Full(back)) => {
-                    // The pipeline is busy: look again shortly (a hand-over waits ≤ 1 ms more).
-                    p = back;
+                    // The first stage is busy: look again shortly (a hand-over waits ≤ 1 ms more).
+                    f = back;
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
@@ -296,35 +334,48 @@ fn run_prepare(shared: &Shared, to_pipeline: SyncSender<Prepared>, spent: Receiv
     }
 }
 
-/// The pipeline thread: runs each prepared frame until the preparing thread is done.
-fn run_pipeline(
+/// A stage's thread: runs its stage on each frame and passes it on, until the thread before
+/// it is done. Both channels are bounded, so it waits for the next stage when that one is
+/// behind.
+fn run_stage(mut stage: Pipeline, input: Receiver<InFlight>, output: SyncSender<InFlight>) {
+    while let Ok(mut f) = input.recv() {
+        f.started.get_or_insert_with(Instant::now);
+        if f.failed.is_none()
+            && let Err(e) = stage.run(&mut f.ctx)
+        {
+            f.failed = Some(e);
+        }
+        if output.send(f).is_err() {
+            return;
+        }
+    }
+}
+
+/// The last thread: counts each frame as processed or rejected, writes and publishes its
+/// result, until the stages are done.
+fn run_finish(
     shared: &Shared,
-    mut pipeline: Pipeline,
     deadline: Duration,
-    prepared: Receiver<Prepared>,
+    input: Receiver<InFlight>,
     spent: SyncSender<FrameImages>,
+    recycle: Sender<FrameContext>,
     mut parts: Option<ParquetParts>,
     mut sink: Option<Box<dyn FrameSink>>,
 ) -> Result<()> {
-    let mut ctx = FrameContext::default();
-    while let Ok(p) = prepared.recv() {
-        let queue_wait = p.enqueued.elapsed();
-        let (segment, ts) = (p.frame.segment.clone(), p.frame.frame.timestamp_micros);
-        ctx.load(p.frame);
-        let decoded_ahead = p.images.is_some();
-        ctx.decoded = p.images;
-        let ran = pipeline.run(&mut ctx);
-        if decoded_ahead {
-            ctx.times.insert(0, ("decode_ahead", p.decode));
-        }
-        match ran {
-            Ok(()) => {
-                let latency = p.enqueued.elapsed();
+    while let Ok(f) = input.recv() {
+        let InFlight { mut ctx, arrival, enqueued, started, decode, failed } = f;
+        match failed {
+            None => {
+                if let Some(d) = decode {
+                    ctx.times.insert(0, ("decode_ahead", d));
+                }
+                let latency = enqueued.elapsed();
+                let queue_wait = started.map_or(Duration::ZERO, |t| t.duration_since(enqueued));
                 let mut r = FrameResult::from_context(&ctx);
                 r.late = latency > deadline;
                 r.latency_ms = latency.as_secs_f64() * 1e3;
                 r.queue_ms = queue_wait.as_secs_f64() * 1e3;
-                let assembly = p.enqueued.duration_since(p.arrival);
+                let assembly = enqueued.duration_since(arrival);
                 r.assembly_ms = assembly.as_secs_f64() * 1e3;
                 let times = FrameTimes { latency, assembly, queue_wait };
                 shared.stats.frame_processed(times, r.late, &ctx.times);
@@ -339,15 +390,20 @@ fn run_pipeline(
                 }
                 shared.hub.publish(r);
             }
-            Err(e) => {
+            Some(e) => {
                 shared.stats.frame_rejected(RejectReason::PipelineError);
-                tracing::warn!("frame rejected (pipeline_error): segment {segment}, frame {ts}: {e}");
+                tracing::warn!(
+                    "frame rejected (pipeline_error): segment {}, frame {}: {e}",
+                    ctx.segment,
+                    ctx.frame.timestamp_micros
+                );
             }
         }
-        // The images' memory goes back to be decoded into again.
+        // The images' and the context's memory go back to be filled again.
         if let Some(images) = ctx.decoded.take() {
             let _ = spent.try_send(images);
         }
+        let _ = recycle.send(ctx);
         shared.running.fetch_sub(1, Ordering::SeqCst);
     }
     if let Some(s) = &mut sink {

@@ -480,3 +480,67 @@ fn live_view_logs_every_frame_it_keeps_up_with() {
     assert_eq!(crate::viz::entity(&s, "/metrics/stream/latency_ms")["rows"].as_u64(), Some(logged));
     assert_eq!(crate::viz::entity(&s, "/world/motion/predicted")["rows"].as_u64(), Some(logged));
 }
+
+/// (stage, frame timestamp, start, end) of every stage run.
+type RunLog = Arc<std::sync::Mutex<Vec<(&'static str, i64, Instant, Instant)>>>;
+
+/// A stage that takes `ms` and records when it ran on which frame.
+struct Sleepy {
+    name: &'static str,
+    ms: u64,
+    log: RunLog,
+}
+
+impl scenetok::pipeline::Stage for Sleepy {
+    fn kind(&self) -> scenetok::pipeline::StageKind {
+        scenetok::pipeline::StageKind::Heads
+    }
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn run(&mut self, ctx: &mut scenetok::pipeline::FrameContext) -> scenetok::error::Result<()> {
+        let t = Instant::now();
+        std::thread::sleep(Duration::from_millis(self.ms));
+        self.log.lock().unwrap().push((self.name, ctx.frame.timestamp_micros, t, Instant::now()));
+        Ok(())
+    }
+}
+
+#[test]
+fn stages_overlap_frames_and_a_slow_stage_drops_only_unstarted_frames() {
+    let w = world(24, 20);
+    let log: RunLog = Arc::default();
+    let stage = |name, ms| Sleepy { name, ms, log: log.clone() };
+    let p = Pipeline::new().then(stage("first", 30)).unwrap().then(stage("second", 30)).unwrap();
+    runtime().block_on(async {
+        let mut opts = ServeOptions::new("127.0.0.1:0".parse().unwrap(), spec());
+        opts.queue_capacity = 1;
+        let server = Server::start(p, SegmentMaps::default(), None, opts).await.unwrap();
+        let client = connect(&server.local_addr().to_string()).await.unwrap();
+        // As fast as possible: far faster than 30 ms a frame, so frames must be dropped.
+        let opts = ReplayOptions { rate: Rate::Max, looped: false, duration: None, segment: None, frames: None };
+        replay(w.path(), client, &opts).await.unwrap();
+        let r = settle(&server, |r| r.frames_processed + r.dropped() + r.rejected() == 24).await;
+        assert_balanced(&r);
+        assert!(r.dropped() > 0, "the stages cannot keep up with an unpaced replay: {r:?}");
+        assert_eq!(r.rejected(), 0, "{r:?}");
+        let got = results(&server, r.frames_processed as usize).await;
+        let processed: Vec<i64> = got
+            .iter()
+            .flat_map(|b| b.column(1).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec())
+            .collect();
+        assert_eq!(processed.len() as u64, r.frames_processed);
+        server.shutdown().await.unwrap();
+        let log = log.lock().unwrap();
+        let runs = |name| log.iter().filter(|e| e.0 == name).collect::<Vec<_>>();
+        let (first, second) = (runs("first"), runs("second"));
+        // Every frame a stage started went through every stage and came out: drops happen
+        // only in front of the first stage.
+        let started: Vec<i64> = first.iter().map(|e| e.1).collect();
+        assert_eq!(started, processed, "frames started = frames processed, in order");
+        assert_eq!(second.iter().map(|e| e.1).collect::<Vec<_>>(), processed);
+        // The second stage of one frame ran while the first stage ran a later frame.
+        let overlapped = second.iter().filter(|b| first.iter().any(|a| a.1 > b.1 && a.2 < b.3 && b.2 < a.3)).count();
+        assert!(overlapped * 2 >= second.len(), "{overlapped} of {} frames overlapped the next", second.len());
+    });
+}

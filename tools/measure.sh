@@ -229,6 +229,8 @@ wanted_prefix bench_stream && gen "$work/stream_full50" --segments 1 --frames 50
 step bench_stream "$bin" bench stream --data "$work/stream_full50" --duration 600 --work "$work/bench_stream"
 step bench_stream_full "$bin" bench stream --data "$work/stream_full50" --duration 120 --work "$work/bench_stream_full" \
     -- --preset full
+# The streaming preset's headroom: the same segment replayed 1.5× as fast (15 Hz).
+step bench_stream_x15 "$bin" bench stream --data "$work/stream_full50" --duration 120 --rate 1.5 --work "$work/bench_stream_x15"
 step ray_scaleout tools/ray/bench.sh --json "$work/ray_scaleout.json"
 step python_wheel tools/python/bench.sh --reps 50
 step camera_det_scale035 "$bin" eval --task camera-det --data "$work/camseg_test" --det-scale 0.35 \

@@ -517,8 +517,9 @@ fn stages_overlap_frames_and_a_slow_stage_drops_only_unstarted_frames() {
         opts.queue_capacity = 1;
         let server = Server::start(p, SegmentMaps::default(), None, opts).await.unwrap();
         let client = connect(&server.local_addr().to_string()).await.unwrap();
-        // As fast as possible: far faster than 30 ms a frame, so frames must be dropped.
-        let opts = ReplayOptions { rate: Rate::Max, looped: false, duration: None, segment: None, frames: None };
+        // A frame every 20 ms: faster than a stage's 30 ms, so frames must be dropped, and
+        // always one waiting when the first stage is free.
+        let opts = ReplayOptions { rate: Rate::Times(5.0), looped: false, duration: None, segment: None, frames: None };
         replay(w.path(), client, &opts).await.unwrap();
         let r = settle(&server, |r| r.frames_processed + r.dropped() + r.rejected() == 24).await;
         assert_balanced(&r);

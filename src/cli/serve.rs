@@ -50,10 +50,11 @@ pub struct Args {
     #[arg(long, default_value_t = 2)]
     queue: usize,
     /// Frames in the stages at once (started, not finished; each stage runs on a thread of its
-    /// own): 2 lets one frame's later stages overlap the next one's earlier stages; more only
-    /// makes frames wait between stages when the stages fall behind.
-    #[arg(long, default_value_t = 2)]
-    in_flight: usize,
+    /// own). Default: the preset's (streaming 2: one frame's detector overlaps the next one's
+    /// points and motion; full 1: its stages each fill both cores, and a second frame in them
+    /// only halves the speed of both).
+    #[arg(long)]
+    in_flight: Option<usize>,
     /// An incomplete frame is rejected this long after its first part arrived.
     #[arg(long, default_value_t = 2000)]
     frame_timeout_ms: u64,
@@ -192,7 +193,7 @@ pub fn run(args: Args, ctx: &Context, stdout: &mut impl Write) -> Result<()> {
     opts.assembly.timeout = Duration::from_millis(args.frame_timeout_ms);
     opts.assembly.tolerance_micros = (args.tolerance_ms * 1e3).round() as i64;
     opts.queue_capacity = args.queue;
-    opts.in_flight = args.in_flight.max(1);
+    opts.in_flight = args.in_flight.unwrap_or(args.stages.preset.in_flight()).max(1);
     opts.deadline = Duration::from_millis(args.deadline_ms);
     opts.subscriber_buffer = args.subscriber_buffer;
     opts.out = args.out.clone();

@@ -47,6 +47,18 @@ pub struct PresetSpec {
 }
 
 impl Preset {
+    /// Frames in the stages at once (`ServeOptions::in_flight`). The streaming preset's
+    /// stages leave a core idle much of a frame (the points and motion are mostly one
+    /// thread), so the next frame's run beside the detector: 2 (p99 108 against 125 ms with
+    /// 1 in an A/B of 150 s each). The full preset's each fill both cores: a second frame in
+    /// them halves the speed of both and doubles the latency (p50 3.5 s against 1.6 s), so 1.
+    pub fn in_flight(self) -> usize {
+        match self {
+            Preset::Streaming => 2,
+            Preset::Full => 1,
+        }
+    }
+
     pub fn spec(self) -> PresetSpec {
         match self {
             Preset::Streaming => PresetSpec {

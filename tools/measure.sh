@@ -256,13 +256,15 @@ doc = {
     "commit": sh("git", "rev-parse", "HEAD"),
     "dirty": bool(sh("git", "status", "--porcelain", "--untracked-files=no")),
     "machine": {"cores": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem_kb / 2**20, 1),
-                "simd": [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16") if f in flags],
+                "simd": [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8") if f in flags],
                 "kernel": platform.release(), "rustc": sh("rustc", "--version")},
     "steps": new,
 }
-# Every step names the commit it ran on (a file updated by several partial runs mixes them).
+# Every step names the commit and the CPU it ran on (a file updated by several partial runs
+# mixes them, and the project's machine is not always the same model).
 for s in new:
     s["commit"] = doc["commit"]
+    s["cpu"] = cpu
 # A partial run (--only) keeps the other steps of the file it updates, and says so.
 partial = os.environ.get("MEASURE_ONLY")
 if partial and os.path.exists(out):
@@ -272,8 +274,13 @@ if partial and os.path.exists(out):
     for s in kept:
         # Files written before steps carried their commit: the old file's own commit.
         s.setdefault("commit", old.get("commit"))
+        s.setdefault("cpu", old.get("machine", {}).get("cpu"))
     doc["steps"] = kept + new
     doc["partial_update"] = {"of_commit": old.get("commit"), "of_date": old.get("date"), "steps": sorted(names)}
+    # The machine of the run this one updates, when it was another one (the steps kept from
+    # it name their CPU).
+    if old.get("machine") and old["machine"] != doc["machine"]:
+        doc["partial_update"]["of_machine"] = old["machine"]
 json.dump(doc, open(out, "w"), indent=1)
 failed = [s["name"] for s in new if s["status"] != 0]
 print(f"wrote {out}: {len(new)} step(s) measured on {doc['commit'][:10]}" + (f"; FAILED: {failed}" if failed else ""))

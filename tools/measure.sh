@@ -204,7 +204,7 @@ wanted camera_det_search && rm -rf "$work/tuning_det"
 step camera_det_search "$bin" search sparsevit --data "$work/camdet_val" --budgets 0.7,0.65 --images 100 \
     --population 16 --parents 4 --generations 3 --rescore-data "$work/camdet_val2" --rescore-images 100 \
     --finalists 5 --out-dir "$work/tuning_det"
-det_record=$(ls "$work"/tuning_det/sparsevit__*.json 2>/dev/null | head -1)
+det_record=$(ls "$work"/tuning_det/sparsevit__*.json 2>/dev/null | head -1 || true)
 step camera_det_heldout "$bin" eval --task camera-det --data "$work/camseg_test" ${det_record:+--searched "$det_record"} \
     --out "$work/camera_det_heldout"
 [ -d "$samples" ] && step camera_det_pvps "$bin" eval --task camera-det \

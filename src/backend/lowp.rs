@@ -90,6 +90,9 @@ pub struct PackedWeights {
     pub words: usize,
     pub cout_p: usize,
     pub w: Vec<u32>,
+    /// The same weights with `words` padded to a multiple of 16 (zeros), as the AMX tile
+    /// kernels read them: made on first use, on CPUs that run them.
+    pub tiles: std::sync::OnceLock<Vec<u32>>,
 }
 
 impl PackedWeights {
@@ -106,7 +109,7 @@ impl PackedWeights {
                 }
             }
         }
-        PackedWeights { volume, cin, cout, words, cout_p, w }
+        PackedWeights { volume, cin, cout, words, cout_p, w, tiles: std::sync::OnceLock::new() }
     }
 }
 

@@ -16,6 +16,7 @@
 
 use rayon::prelude::*;
 
+use super::amx;
 use super::dataflow::{HostEpilogue, RowsPtr};
 use crate::backend::lowp::{Bf16Conv, Int8Conv, PackedWeights, from_bf16, quantize_u8, to_bf16};
 use crate::backend::{Activation, KernelMap, MICRO_ROWS as MR, ROW_TILE, RowOrder, TilePlan};
@@ -46,18 +47,47 @@ fn has_simd(dot: Dot) -> bool {
     }
 }
 
-/// Which micro-kernels the CPU runs: `(int8, bf16)`, "avx512" or "portable".
+/// Which micro-kernels run a conv.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kernel {
+    Portable,
+    /// `vpdpbusd` / `vdpbf16ps` on zmm registers.
+    Avx512,
+    /// AMX tiles ([`amx`]), the AVX-512 epilogue.
+    Amx,
+}
+
+impl Kernel {
+    /// The fastest this CPU (and process) runs for `dot`: AMX where granted and on
+    /// ([`amx::set_enabled`]), else AVX-512, else the portable loops.
+    fn best(dot: Dot) -> Kernel {
+        match (has_simd(dot), amx::available()) {
+            (true, true) => Kernel::Amx,
+            (true, false) => Kernel::Avx512,
+            _ => Kernel::Portable,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kernel::Portable => "portable",
+            Kernel::Avx512 => "avx512",
+            Kernel::Amx => "amx",
+        }
+    }
+}
+
+/// Which micro-kernels the CPU runs now: `(int8, bf16)`, "amx", "avx512" or "portable".
 pub fn kernels() -> (&'static str, &'static str) {
-    let name = |d| if has_simd(d) { "avx512" } else { "portable" };
-    (name(Dot::U8S8), name(Dot::Bf16))
+    (Kernel::best(Dot::U8S8).name(), Kernel::best(Dot::Bf16).name())
 }
 
 /// `Y = act(conv(X) + bias)` in INT8: `x [n_in × cin]` f32 is quantized here.
 pub fn conv_int8(map: &KernelMap, x: &[f32], w: &Int8Conv, epi: &HostEpilogue<'_>) -> Vec<f32> {
-    conv_int8_with(map, x, w, epi, has_simd(Dot::U8S8))
+    conv_int8_with(map, x, w, epi, Kernel::best(Dot::U8S8))
 }
 
-fn conv_int8_with(map: &KernelMap, x: &[f32], w: &Int8Conv, epi: &HostEpilogue<'_>, simd: bool) -> Vec<f32> {
+fn conv_int8_with(map: &KernelMap, x: &[f32], w: &Int8Conv, epi: &HostEpilogue<'_>, kernel: Kernel) -> Vec<f32> {
     let (cin, words, z) = (w.weights.cin, w.weights.words, w.zero_point);
     // Quantized rows, 4 channels a word (padding channels hold the zero point and meet zero
     // weights), then one zero row for missing neighbours.
@@ -74,7 +104,7 @@ fn conv_int8_with(map: &KernelMap, x: &[f32], w: &Int8Conv, epi: &HostEpilogue<'
     let bias = epi.bias.map_or_else(|| vec![0.0; w.weights.cout], <[f32]>::to_vec);
     let epi = Epilogue { scale: Some(&w.out_scale), bias: &bias, residual: epi.residual, relu: relu(epi.act) };
     let conv = Packed { x: &xq, w: &w.weights, zero_sum: Some(&w.zero_sum) };
-    run(map, &conv, Dot::U8S8, simd, &epi)
+    run(map, &conv, Dot::U8S8, kernel, &epi)
 }
 
 /// Quantizes input rows `x [rows × cin]` into their words `dst [rows][words]`: channel `j`
@@ -128,10 +158,10 @@ fn quantize_rows_avx2(dst: &mut [u32], x: &[f32], cin: usize, words: usize, inv:
 
 /// `Y = act(conv(X) + bias)` in BF16 with f32 accumulation.
 pub fn conv_bf16(map: &KernelMap, x: &[f32], w: &Bf16Conv, epi: &HostEpilogue<'_>) -> Vec<f32> {
-    conv_bf16_with(map, x, w, epi, has_simd(Dot::Bf16))
+    conv_bf16_with(map, x, w, epi, Kernel::best(Dot::Bf16))
 }
 
-fn conv_bf16_with(map: &KernelMap, x: &[f32], w: &Bf16Conv, epi: &HostEpilogue<'_>, simd: bool) -> Vec<f32> {
+fn conv_bf16_with(map: &KernelMap, x: &[f32], w: &Bf16Conv, epi: &HostEpilogue<'_>, kernel: Kernel) -> Vec<f32> {
     let (cin, words) = (w.weights.cin, w.weights.words);
     let mut xb = vec![0u32; (map.n_in + 1) * words];
     xb.par_chunks_mut(words * QUANT_ROWS).zip(x.par_chunks(cin * QUANT_ROWS)).for_each(|(dst, rows)| {
@@ -144,7 +174,7 @@ fn conv_bf16_with(map: &KernelMap, x: &[f32], w: &Bf16Conv, epi: &HostEpilogue<'
     let bias = epi.bias.map_or_else(|| vec![0.0; w.weights.cout], <[f32]>::to_vec);
     let epi = Epilogue { scale: None, bias: &bias, residual: epi.residual, relu: relu(epi.act) };
     let conv = Packed { x: &xb, w: &w.weights, zero_sum: None };
-    run(map, &conv, Dot::Bf16, simd, &epi)
+    run(map, &conv, Dot::Bf16, kernel, &epi)
 }
 
 fn relu(act: Activation) -> bool {
@@ -210,7 +240,7 @@ impl Epilogue<'_> {
 /// The driver shared by both precisions: parallel over chunks of the map's cached
 /// [`TilePlan`] (micro-tiles of [`MR`] rows in bitmask-sorted order), each micro-tile
 /// summing the offsets its rows use.
-fn run(map: &KernelMap, p: &Packed<'_>, dot: Dot, simd: bool, epi: &Epilogue<'_>) -> Vec<f32> {
+fn run(map: &KernelMap, p: &Packed<'_>, dot: Dot, kernel: Kernel, epi: &Epilogue<'_>) -> Vec<f32> {
     let (cout, cout_p, words) = (p.w.cout, p.w.cout_p, p.w.words);
     let mut y = vec![0.0f32; map.n_out * cout];
     if map.n_out == 0 || cout == 0 {
@@ -221,12 +251,33 @@ fn run(map: &KernelMap, p: &Packed<'_>, dot: Dot, simd: bool, epi: &Epilogue<'_>
     let plan = map.tile_plan(RowOrder::Sorted);
     let out = RowsPtr::new(&mut y, cout);
     let per_chunk = ROW_TILE / MR;
+    // The AMX tiles read the weights padded for them, once per conv; narrow convs stay on
+    // AVX-512 (see `amx::pays`).
+    let kernel = if kernel == Kernel::Amx && !amx::pays(words, cout_p) { Kernel::Avx512 } else { kernel };
+    let amx_w = (kernel == Kernel::Amx)
+        .then(|| &p.w.tiles.get_or_init(|| amx::pad_weights(&p.w.w, p.w.volume, words, cout_p))[..]);
+    let tile_dot = match dot {
+        Dot::U8S8 => amx::TileDot::U8S8,
+        Dot::Bf16 => amx::TileDot::Bf16,
+    };
     (0..plan.tiles().div_ceil(per_chunk)).into_par_iter().for_each_init(
-        || (vec![0u32; ROW_TILE * cout_p], vec![0i32; cout_p]),
-        |(acc, zero), c| {
+        || (vec![0u32; ROW_TILE * cout_p], vec![0i32; cout_p], amx_w.map(|_| amx::Gather::new(p.w.volume, words))),
+        |(acc, zero, gather), c| {
             let tiles = c * per_chunk..((c + 1) * per_chunk).min(plan.tiles());
             let rows = Rows { plan: &plan, zero_row: map.n_in, tiles: tiles.clone() };
-            if simd {
+            if let (Some(w), Some(gather)) = (amx_w, gather.as_mut()) {
+                let args = amx::TileArgs {
+                    x: p.x,
+                    words,
+                    zero_row: map.n_in,
+                    w,
+                    volume: p.w.volume,
+                    cout_p,
+                    plan: &plan,
+                    tiles: tiles.clone(),
+                };
+                amx::chunk(tile_dot, &args, gather, acc);
+            } else if kernel == Kernel::Avx512 {
                 simd_chunk(dot, p, &rows, acc);
             } else {
                 for (i, t) in tiles.clone().enumerate() {
@@ -563,11 +614,26 @@ mod tests {
         }
     }
 
-    /// The SIMD and portable INT8 paths agree bit for bit, and both approximate the f32 conv;
-    /// BF16 agrees with f32 to its precision. Shapes cover partial tiles and vectors.
+    /// The kernels this CPU can run for `dot`, whatever [`amx::set_enabled`] says.
+    fn kernels_here(dot: Dot) -> Vec<Kernel> {
+        let mut k = vec![Kernel::Portable];
+        if has_simd(dot) {
+            k.push(Kernel::Avx512);
+            if amx::granted() {
+                k.push(Kernel::Amx);
+            }
+        }
+        k
+    }
+
+    /// Every INT8 path (portable, AVX-512 VNNI, AMX) agrees bit for bit, and they approximate
+    /// the f32 conv; BF16 agrees with f32 to its precision on every path. Shapes cover partial
+    /// micro-tiles, vectors, 16-word blocks (cin 96: 24 INT8 words, 48 BF16 words) and AMX
+    /// column passes (cout 96: four accumulator tiles, then two).
     #[test]
     fn quantized_convs_match_the_f32_conv() {
-        for (cin, cout, volume, lo) in [(4, 16, 27, 0.0), (13, 40, 8, -0.5), (64, 96, 27, 0.0), (24, 64, 27, 0.0)] {
+        let shapes = [(4, 16, 27, 0.0), (13, 40, 8, -0.5), (64, 96, 27, 0.0), (24, 64, 27, 0.0), (96, 80, 27, 0.0)];
+        for (cin, cout, volume, lo) in shapes {
             let m = KernelMap::random(300, 203, volume, cin as u64);
             let x = values(300 * cin, 7, lo);
             let w = values(volume * cin * cout, 3, -0.5);
@@ -577,36 +643,68 @@ mod tests {
             let act = ActQuant::calibrate(&absmax, lo, &w, cout, Some(0.5));
             let q = Int8Conv::quantize(&w, volume, cin, cout, &act);
             let plain = HostEpilogue::default();
-            let portable = conv_int8_with(&m, &x, &q, &plain, false);
+            let portable = conv_int8_with(&m, &x, &q, &plain, Kernel::Portable);
             let e = rel_err(&portable, &want);
             assert!(e < 0.02, "int8 {cin}→{cout} K{volume}: relative error {e}");
-            if has_simd(Dot::U8S8) {
-                let simd = conv_int8_with(&m, &x, &q, &plain, true);
-                assert!(simd.iter().zip(&portable).all(|(a, b)| a.to_bits() == b.to_bits()), "vnni ≠ portable");
+            for kernel in kernels_here(Dot::U8S8) {
+                let got = conv_int8_with(&m, &x, &q, &plain, kernel);
+                assert!(got.iter().zip(&portable).all(|(a, b)| a.to_bits() == b.to_bits()), "{kernel:?} ≠ portable");
             }
             // The residual and ReLU fused into the store give the bits of a pass after it.
             let bias = values(cout, 5, -0.5);
             let residual = values(203 * cout, 9, -0.5);
             let fused = HostEpilogue { bias: Some(&bias), residual: Some(&residual), act: Activation::Relu };
             let with_bias = HostEpilogue { bias: Some(&bias), ..plain };
-            for simd in [false, true] {
-                if simd && !has_simd(Dot::U8S8) {
-                    continue;
-                }
-                let got = conv_int8_with(&m, &x, &q, &fused, simd);
-                let then = conv_int8_with(&m, &x, &q, &with_bias, simd);
+            for kernel in kernels_here(Dot::U8S8) {
+                let got = conv_int8_with(&m, &x, &q, &fused, kernel);
+                let then = conv_int8_with(&m, &x, &q, &with_bias, kernel);
                 let want: Vec<f32> = then.iter().zip(&residual).map(|(y, r)| (y + r).max(0.0)).collect();
-                assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "fused residual (simd {simd})");
+                assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "fused residual ({kernel:?})");
                 assert!(got.contains(&0.0) && got.iter().any(|v| *v > 0.0));
             }
             let b = Bf16Conv::pack(&w, volume, cin, cout);
-            for simd in [false, true] {
-                if simd && !has_simd(Dot::Bf16) {
-                    continue;
-                }
-                let y = conv_bf16_with(&m, &x, &b, &HostEpilogue::default(), simd);
+            let portable = conv_bf16_with(&m, &x, &b, &plain, Kernel::Portable);
+            for kernel in kernels_here(Dot::Bf16) {
+                let y = conv_bf16_with(&m, &x, &b, &plain, kernel);
                 let e = rel_err(&y, &want);
-                assert!(e < 0.01, "bf16 (simd {simd}) {cin}→{cout}: relative error {e}");
+                assert!(e < 0.01, "bf16 ({kernel:?}) {cin}→{cout}: relative error {e}");
+                // The same bf16 products (exact in f32), summed in another order.
+                let e = rel_err(&y, &portable);
+                assert!(e < 1e-5, "bf16 ({kernel:?}) {cin}→{cout}: {e} from the portable sums");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::backend::lowp::ActQuant;
+
+    /// Times every INT8 / BF16 kernel this CPU runs on one wide conv (not a test of
+    /// behaviour: `cargo test --lib lowp_kernel_timing -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn lowp_kernel_timing() {
+        let (n, cin, cout, volume) = (133_465, 96, 96, 27);
+        let m = KernelMap::random(n, n, volume, 1);
+        let x: Vec<f32> = (0..n * cin).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
+        let w: Vec<f32> = (0..volume * cin * cout).map(|i| ((i * 104_729) % 2000) as f32 / 1000.0 - 1.0).collect();
+        let act = ActQuant::calibrate(&vec![1.0; cin], 0.0, &w, cout, None);
+        let q = Int8Conv::quantize(&w, volume, cin, cout, &act);
+        let b = Bf16Conv::pack(&w, volume, cin, cout);
+        let epi = HostEpilogue::default();
+        for kernel in [Kernel::Avx512, Kernel::Amx] {
+            for _ in 0..3 {
+                let t = Instant::now();
+                let y = conv_int8_with(&m, &x, &q, &epi, kernel);
+                let ti = t.elapsed().as_secs_f64() * 1e3;
+                let t = Instant::now();
+                let z = conv_bf16_with(&m, &x, &b, &epi, kernel);
+                let tb = t.elapsed().as_secs_f64() * 1e3;
+                println!("{kernel:?}: int8 {ti:.1} ms, bf16 {tb:.1} ms ({} {})", y[5], z[5]);
             }
         }
     }

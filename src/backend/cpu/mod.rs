@@ -1,5 +1,6 @@
 //! The CPU backend: every op on rayon's pool, GEMMs through [`gemm::sgemm`] in row tiles.
 
+pub mod amx;
 pub mod dataflow;
 pub mod dense;
 pub mod gemm;

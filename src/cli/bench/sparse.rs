@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use scenetok::backend::cpu::{amx, lowp};
 use scenetok::backend::{Dataflow, Device, Precision};
 use scenetok::models::lidar_seg::{CLASSES, FEATURES};
 use scenetok::sparse::layers::{LayerStat, RunCtx};
@@ -57,6 +58,8 @@ struct Config {
     dataflow: Dataflow,
     precision: Precision,
     precisions: BTreeMap<String, Precision>,
+    /// Whether INT8 / BF16 convs may use AMX tiles (where the CPU has them).
+    amx: bool,
 }
 
 impl Config {
@@ -67,6 +70,7 @@ impl Config {
             dataflow: df,
             precision: Precision::F32,
             precisions: BTreeMap::new(),
+            amx: true,
         }
     }
 }
@@ -80,11 +84,12 @@ fn pass(net: &Net, inputs: &[SparseTensor], config: &Config) -> Result<(f64, Vec
         ..RunCtx::with_default(config.dataflow).with_precision(config.precision)
     }
     .with_stats();
+    amx::set_enabled(config.amx);
     let t = Instant::now();
-    for x in inputs {
-        net.forward(&x.fresh()?, &ctx)?;
-    }
+    let run = inputs.iter().try_for_each(|x| net.forward(&x.fresh()?, &ctx).map(drop));
     let ms = t.elapsed().as_secs_f64() * 1e3 / inputs.len() as f64;
+    amx::set_enabled(true);
+    run?;
     Ok((ms, ctx.take_stats()))
 }
 
@@ -93,9 +98,10 @@ pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
     let reps = args.reps.max(1);
     let frames = load_frames(&args.data, args.frames)?;
     let points: usize = frames.iter().map(|f| f.len()).sum::<usize>() / frames.len();
+    let (int8_kernel, bf16_kernel) = lowp::kernels();
     writeln!(
         stdout,
-        "sparse bench: {} frame(s), {points} points/frame (all lidars), device {} ({})",
+        "sparse bench: {} frame(s), {points} points/frame (all lidars), device {} ({}); low-precision kernels: int8 {int8_kernel}, bf16 {bf16_kernel}",
         frames.len(),
         device.name(),
         device.backend().tuning_key()
@@ -150,16 +156,25 @@ pub fn run(args: Args, stdout: &mut impl Write) -> Result<()> {
             let t = Instant::now();
             let plan = net.prepare_lowp(&device, &inputs[..1])?;
             let quant_s = t.elapsed().as_secs_f64();
-            for (label, precision, precisions) in [
-                ("bf16".to_string(), Precision::Bf16, BTreeMap::new()),
-                ("int8".to_string(), Precision::Int8, BTreeMap::new()),
-                (format!("guarded mix ({quant_s:.0} s to calibrate)"), Precision::F32, plan),
-            ] {
+            let (int8_kernel, bf16_kernel) = lowp::kernels();
+            let mut low = vec![
+                (format!("bf16 ({bf16_kernel})"), Precision::Bf16, BTreeMap::new(), true),
+                (format!("int8 ({int8_kernel})"), Precision::Int8, BTreeMap::new(), true),
+                (format!("guarded mix ({quant_s:.0} s to calibrate)"), Precision::F32, plan, true),
+            ];
+            // Where AMX runs them, the AVX-512 kernels too: what the tiles add, in the same
+            // rounds.
+            if amx::available() {
+                low.push(("bf16 (avx512, no AMX)".to_string(), Precision::Bf16, BTreeMap::new(), false));
+                low.push(("int8 (avx512, no AMX)".to_string(), Precision::Int8, BTreeMap::new(), false));
+            }
+            for (label, precision, precisions, amx) in low {
                 configs.push(Config {
                     label,
                     choices: choices.clone(),
                     precision,
                     precisions,
+                    amx,
                     ..Config::dataflow(Dataflow::DEFAULT)
                 });
             }

@@ -50,10 +50,15 @@ pub fn available() -> bool {
     ENABLED.load(Ordering::Relaxed) && granted()
 }
 
-/// The CPU's AMX and the kernel's permission, asked once.
+/// The CPU's AMX and the kernel's permission, asked once; `SCENETOK_AMX=off` (or `0`) in
+/// the environment says no without asking (e.g. under a hypervisor that advertises AMX but
+/// handles its state badly).
 pub(super) fn granted() -> bool {
     static GRANTED: OnceLock<bool> = OnceLock::new();
     *GRANTED.get_or_init(|| {
+        if std::env::var("SCENETOK_AMX").is_ok_and(|v| matches!(v.as_str(), "off" | "0" | "false")) {
+            return false;
+        }
         #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
         {
             // CPUID leaf 7, sub-leaf 0, EDX: bit 22 AMX-BF16, bit 24 AMX-TILE, bit 25 AMX-INT8.

@@ -683,8 +683,8 @@ mod timing {
     use super::*;
     use crate::backend::lowp::ActQuant;
 
-    /// Times every INT8 / BF16 kernel this CPU runs on one wide conv (not a test of
-    /// behaviour: `cargo test --lib lowp_kernel_timing -- --ignored --nocapture`).
+    /// Times the AVX-512 and AMX INT8 / BF16 kernels this CPU runs on one wide conv (not a
+    /// test of behaviour: `cargo test --lib lowp_kernel_timing -- --ignored --nocapture`).
     #[test]
     #[ignore]
     fn lowp_kernel_timing() {
@@ -696,7 +696,12 @@ mod timing {
         let q = Int8Conv::quantize(&w, volume, cin, cout, &act);
         let b = Bf16Conv::pack(&w, volume, cin, cout);
         let epi = HostEpilogue::default();
-        for kernel in [Kernel::Avx512, Kernel::Amx] {
+        let here = |k: Kernel| match k {
+            Kernel::Portable => false,
+            Kernel::Avx512 => has_simd(Dot::U8S8) && has_simd(Dot::Bf16),
+            Kernel::Amx => has_simd(Dot::U8S8) && has_simd(Dot::Bf16) && amx::granted(),
+        };
+        for kernel in [Kernel::Avx512, Kernel::Amx].into_iter().filter(|&k| here(k)) {
             for _ in 0..3 {
                 let t = Instant::now();
                 let y = conv_int8_with(&m, &x, &q, &epi, kernel);

@@ -85,8 +85,8 @@ pub(super) fn granted() -> bool {
 /// `cout_p` outputs: a tile product costs the same however much of its 16-word depth and
 /// 16-column width is padding, and below half a block of input words (INT8 under 32 input
 /// channels, BF16 under 16) or two column tiles the padding costs more than the tiles save
-/// (MinkUNet width 0.25's 8-24-channel layers ran 1.2-1.4× slower in INT8 on AMX than on
-/// VNNI; its 64-384-channel layers at width 1.0 1.1-2.3× faster; `scenetok bench sparse`).
+/// (`scenetok bench sparse` times both kernels: MinkUNet's narrow shipped width ran slower
+/// in INT8 with every conv on the tiles).
 pub(super) fn pays(words: usize, cout_p: usize) -> bool {
     2 * words >= BLOCK && cout_p >= 2 * COLS
 }
@@ -158,8 +158,7 @@ pub(super) fn chunk(dot: TileDot, a: &TileArgs<'_>, gather: &mut Gather, acc: &m
     unsafe { x86::load_config(&config) };
     let mut ks: Vec<u16> = Vec::with_capacity(a.volume);
     // Two micro-tiles at a time: 16-row A and accumulator tiles (a product costs about the
-    // same for 8 rows as for 16), over the union of the pair's offsets, a row of the pair
-    // without an offset reading the zero row.
+    // same for 8 rows as for 16), over the union of the pair's offsets.
     for (pair, t) in a.tiles.clone().step_by(PAIR).enumerate() {
         let first = a.plan.tile(t);
         let second = (t + 1 < a.tiles.end).then(|| a.plan.tile(t + 1));
@@ -303,8 +302,8 @@ mod x86 {
 
     /// Loads the A tile from `a` (rows `a_stride` bytes apart), then for each of the first `n`
     /// accumulators `c` the B tile of its 16 columns (`b + 16·c` words, rows `b_stride`
-    /// bytes apart) and `acc_c += A · B`, alternating two B tiles so a load overlaps the
-    /// previous product.
+    /// bytes apart) and `acc_c += A · B`, three B tiles in turn so a load need not wait for
+    /// the product before.
     ///
     /// # Safety
     /// Tiles configured; `a` readable for the A tile's rows, `b` for 16 rows of `n × 64`
@@ -344,10 +343,10 @@ mod x86 {
     }
 
     /// Copies one micro-tile's `MR` input rows (`words` words each; the zero row for an
-    /// absent one or an offset the tile lacks) for each offset of `ks` (a sorted superset
-    /// of the tile's sorted offsets) to slot s of `buf`, rows `words_p` apart within a slot
-    /// and slots `ROWS` rows apart, 16 words at a time in zmm registers (a `memmove` call
-    /// per row cost more than the copy on these short rows).
+    /// absent neighbour, zeros for an offset the micro-tile lacks) for each offset of `ks`
+    /// (a sorted superset of the micro-tile's sorted offsets) to slot s of `buf`, rows
+    /// `words_p` apart within a slot and slots `ROWS` rows apart, in zmm registers (a
+    /// `memmove` call per row cost more than the copy on these short rows).
     ///
     /// # Safety
     /// The CPU has AVX-512F (every AMX CPU has); `x` holds `zero_row + 1` rows of `words`
@@ -364,46 +363,30 @@ mod x86 {
         (tile_ks, inputs): (&[u16], &[[u32; MR]]),
     ) {
         use std::arch::x86_64::*;
-        let tail = words % 16;
-        let m: __mmask16 = ((1u32 << tail) - 1) as u16;
+        // `words` words from `src` to `dst`, 16 at a time (the last vector masked); zeros
+        // where there is no source.
+        let copy = |dst: *mut u32, src: Option<*const u32>| {
+            for j in (0..words).step_by(16) {
+                let m = if words - j >= 16 { u16::MAX } else { ((1u32 << (words - j)) - 1) as u16 };
+                let v = match src {
+                    Some(src) => unsafe { _mm512_maskz_loadu_epi32(m, src.add(j).cast()) },
+                    None => _mm512_setzero_si512(),
+                };
+                unsafe { _mm512_mask_storeu_epi32(dst.add(j).cast(), m, v) };
+            }
+        };
         let mut own = tile_ks.iter().zip(inputs).peekable();
         for (s, &k) in ks.iter().enumerate() {
-            let idx = match own.peek() {
-                Some(&(&tk, idx)) if tk == k => {
-                    own.next();
-                    idx
-                }
-                _ => {
-                    // An offset only the other tile has: zero words, which add nothing in
-                    // either precision (the zero row holds INT8's zero point, whose sums the
-                    // epilogue takes off for the tile's own offsets only).
-                    for r in 0..MR {
-                        let dst = unsafe { buf.add((s * ROWS + r) * words_p) };
-                        let mut j = 0;
-                        while j + 16 <= words {
-                            unsafe { _mm512_storeu_si512(dst.add(j).cast(), _mm512_setzero_si512()) };
-                            j += 16;
-                        }
-                        if tail != 0 {
-                            unsafe { _mm512_mask_storeu_epi32(dst.add(j).cast(), m, _mm512_setzero_si512()) };
-                        }
-                    }
-                    continue;
-                }
-            };
-            for (r, &i) in idx.iter().enumerate() {
-                let row = if i == TilePlan::ABSENT { zero_row } else { i as usize };
-                let (src, dst) = unsafe { (x.add(row * words), buf.add((s * ROWS + r) * words_p)) };
-                let mut j = 0;
-                while j + 16 <= words {
-                    unsafe { _mm512_storeu_si512(dst.add(j).cast(), _mm512_loadu_si512(src.add(j).cast())) };
-                    j += 16;
-                }
-                if tail != 0 {
-                    unsafe {
-                        _mm512_mask_storeu_epi32(dst.add(j).cast(), m, _mm512_maskz_loadu_epi32(m, src.add(j).cast()))
-                    };
-                }
+            // An offset only the other micro-tile has gets zero words, which add nothing in
+            // either precision (the zero row holds INT8's zero point, whose sums the
+            // epilogue takes off for the micro-tile's own offsets only).
+            let idx = own.next_if(|&(&tk, _)| tk == k).map(|(_, idx)| idx);
+            for r in 0..MR {
+                let src = idx.map(|idx| {
+                    let row = if idx[r] == TilePlan::ABSENT { zero_row } else { idx[r] as usize };
+                    unsafe { x.add(row * words) }
+                });
+                copy(unsafe { buf.add((s * ROWS + r) * words_p) }, src);
             }
         }
     }

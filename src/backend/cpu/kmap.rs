@@ -78,15 +78,15 @@ pub fn submanifold(coords: &[[i32; 4]], range: [i32; 3], geom: &ConvGeom) -> Ker
         let v = v as i64 + d as i64 - ravel.min[a + 1] as i64;
         v >= 0 && v < size[a + 1] as i64
     };
-    // Zeroed by the allocator (no serial fill): every row is written whole below.
-    let mut rows = vec![0i32; n.div_ceil(crate::backend::ROW_TILE) * crate::backend::ROW_TILE * kv];
-    rows.truncate(n * kv);
+    // Every row is written whole below, in parallel: the allocation is not filled first (a
+    // serial fill, or the allocator's zeroing, of a full-resolution map cost ~1.5 ms).
+    let mut rows: Vec<i32> = Vec::with_capacity(n.div_ceil(crate::backend::ROW_TILE) * crate::backend::ROW_TILE * kv);
     const CHUNK: usize = 1024;
     // The keys with `span` sentinels after them, so the fixed-length checks below may read
     // past the last row.
     let span = columns.iter().map(|c| c.slot_of_dz.len()).max().unwrap_or(1);
     let padded: Vec<u64> = keys.iter().copied().chain(std::iter::repeat_n(u64::MAX, span)).collect();
-    rows.par_chunks_mut(CHUNK * kv).enumerate().for_each(|(ci, out)| {
+    rows.spare_capacity_mut()[..n * kv].par_chunks_mut(CHUNK * kv).enumerate().for_each(|(ci, out)| {
         let mut scratch = vec![-1i32; kv + 1];
         // Per kernel column, where the previous row's search ended: rows of one column come
         // in ascending z, so their neighbours' lower bounds ascend too.
@@ -123,9 +123,13 @@ pub fn submanifold(coords: &[[i32; 4]], range: [i32; 3], geom: &ConvGeom) -> Ker
                     scratch[slot] = (m + j) as i32;
                 }
             }
-            row.copy_from_slice(&scratch[..kv]);
+            for (o, &v) in row.iter_mut().zip(&scratch[..kv]) {
+                o.write(v);
+            }
         }
     });
+    // SAFETY: the loop above wrote all `n · kv` values.
+    unsafe { rows.set_len(n * kv) };
     KernelMap::from_rows(n, n, kv, rows, identity)
 }
 

@@ -216,15 +216,17 @@ step camera_det_heldout_500 "$bin" eval --task camera-det --data "$work/camdet_t
 # on the two machines chose different sets.
 step camera_det_heldout_500_amd_set "$bin" eval --task camera-det --data "$work/camdet_test" \
     --ratios "amd_b0.70=0.5,0.5/0.2,0.2/0.3,0.3,0.7,0.7/0.2,0.2" --out "$work/camera_det_heldout_500_amd_set"
-# The search with a latency band (a set is chosen only between 0.65 and 0.7 of the dense
-# latency), then the 500 held-out images with its choice.
+# The search with a latency band (a set is chosen only within 0.05 below each budget: 0.65-0.7
+# and 0.6-0.65 of the dense latency), then both held-out sets with its choices.
 wanted camera_det_search_band && rm -rf "$work/tuning_det_band"
-step camera_det_search_band "$bin" search sparsevit --data "$work/camdet_val" --budgets 0.7 --band 0.05 --images 100 \
+step camera_det_search_band "$bin" search sparsevit --data "$work/camdet_val" --budgets 0.7,0.65 --band 0.05 --images 100 \
     --population 16 --parents 4 --generations 3 --rescore-data "$work/camdet_val2" --rescore-images 100 \
     --finalists 5 --out-dir "$work/tuning_det_band"
 band_record=$(ls "$work"/tuning_det_band/sparsevit__*.json 2>/dev/null | head -1 || true)
 step camera_det_heldout_500_band "$bin" eval --task camera-det --data "$work/camdet_test" \
     ${band_record:+--searched "$band_record"} --out "$work/camera_det_heldout_500_band"
+step camera_det_heldout_band "$bin" eval --task camera-det --data "$work/camseg_test" \
+    ${band_record:+--searched "$band_record"} --out "$work/camera_det_heldout_band"
 [ -d "$samples" ] && step camera_det_pvps "$bin" eval --task camera-det \
     --data "$samples/v1/pvps_data_one_frame.tfrecord" ${det_record:+--searched "$det_record"}
 # The trained backbone with the searched ratios, and the same weights in ONNX Runtime, at 896×672

@@ -78,8 +78,8 @@ pub fn submanifold(coords: &[[i32; 4]], range: [i32; 3], geom: &ConvGeom) -> Ker
         let v = v as i64 + d as i64 - ravel.min[a + 1] as i64;
         v >= 0 && v < size[a + 1] as i64
     };
-    // Every row is written whole below, in parallel: the allocation is not filled first (a
-    // serial fill, or the allocator's zeroing, of a full-resolution map cost ~1.5 ms).
+    // Every row is written whole below, in parallel: the allocation is not filled first (the
+    // allocator's zeroing of a reused block runs on one thread, before the parallel work).
     let mut rows: Vec<i32> = Vec::with_capacity(n.div_ceil(crate::backend::ROW_TILE) * crate::backend::ROW_TILE * kv);
     const CHUNK: usize = 1024;
     // The keys with `span` sentinels after them, so the fixed-length checks below may read
